@@ -81,3 +81,8 @@ pub use wire::MAX_VARIABLE_BYTE_INTEGER;
 
 /// Re-export of the `bytes` crate, whose types appear in this crate's API.
 pub use bytes;
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
