@@ -234,7 +234,8 @@ fn connack(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<ConnAck<Bytes
     } else {
         ReasonCode::from_v311_connack(u.int_in_range(0..=5)?).unwrap_or(ReasonCode::SUCCESS)
     };
-    let mut c = ConnAck::new(!reason.is_error() && u.arbitrary()?, reason);
+    let present = !reason.is_error() && v != ProtocolVersion::V31 && u.arbitrary()?;
+    let mut c = ConnAck::new(present, reason);
     if v.is_v5() {
         let p = &mut c.props;
         p.session_expiry_interval = opt(u, |u| u.arbitrary())?;
@@ -386,15 +387,14 @@ fn disconnect(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Disconnect
 }
 
 fn auth(u: &mut Unstructured<'_>) -> Result<Auth<Bytes>> {
-    let mut props = AuthProps::default();
-    props.authentication_method = opt(u, string)?;
-    props.authentication_data = opt(u, |u| binary(u, 16))?;
-    props.reason_string = opt(u, string)?;
-    props.user_properties = user_properties(u)?;
-    Ok(Auth {
-        reason: reason_for(u, PacketType::Auth)?,
-        props,
-    })
+    let props = AuthProps {
+        authentication_method: opt(u, string)?,
+        authentication_data: opt(u, |u| binary(u, 16))?,
+        reason_string: opt(u, string)?,
+        user_properties: user_properties(u)?,
+    };
+    let reason = reason_for(u, PacketType::Auth)?;
+    Ok(Auth { reason, props })
 }
 
 /// Any packet valid under `v`.

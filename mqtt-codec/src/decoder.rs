@@ -6,6 +6,9 @@ use crate::error::DecodeError;
 use crate::packet::{FixedHeader, Packet, MAX_PACKET_SIZE};
 use crate::types::ProtocolVersion;
 
+/// A packet borrowed from the caller's buffer, and the bytes it took there.
+pub type Borrowed<'a> = (Packet<&'a [u8]>, usize);
+
 /// Splits a byte stream into packets.
 ///
 /// Feed it the bytes read so far; it returns one whole packet, or `None`
@@ -82,7 +85,9 @@ impl Decoder {
     /// Decodes one packet from the front of `buf`, splitting it off without copying.
     ///
     /// On `Ok(None)` nothing is consumed; if the fixed header is complete, `buf`
-    /// has reserved room for the rest of the packet. The returned packet's
+    /// has reserved room for the rest of the packet. On an error in a packet's
+    /// body that packet has already been split off `buf`; the connection is
+    /// over at that point anyway. The returned packet's
     /// strings and payload share `buf`'s memory.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet<Bytes>>, DecodeError> {
         let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
@@ -116,10 +121,7 @@ impl Decoder {
 
     /// Decodes one packet borrowed from the front of `buf`, returning it with
     /// the number of bytes it took. Allocates nothing for topics and payloads.
-    pub fn decode_slice<'a>(
-        &mut self,
-        buf: &'a [u8],
-    ) -> Result<Option<(Packet<&'a [u8]>, usize)>, DecodeError> {
+    pub fn decode_slice<'a>(&mut self, buf: &'a [u8]) -> Result<Option<Borrowed<'a>>, DecodeError> {
         let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
             return Ok(None);
         };

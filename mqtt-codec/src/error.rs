@@ -74,6 +74,10 @@ pub enum DecodeError {
     /// Reserved bits of a subscription options byte are set [MQTT-3.8.3-5].
     #[error("reserved bits set in subscription options 0x{0:02X} [MQTT-3.8.3-5]")]
     InvalidSubscriptionOptions(u8),
+    /// Maximum QoS 3 in subscription options: malformed in 3.1.1 [MQTT-3-8.3-4],
+    /// a protocol error in 5.0 (section 3.8.3.1).
+    #[error("maximum QoS 3 in subscription options under {0}")]
+    InvalidSubscriptionQoS(ProtocolVersion),
     /// Retain Handling 3 is reserved (section 3.8.3.1).
     #[error("retain handling 3 is reserved")]
     InvalidRetainHandling,
@@ -151,6 +155,8 @@ impl DecodeError {
             PayloadFormatInvalid => ReasonCode::PAYLOAD_FORMAT_INVALID,
             InvalidTopicName(e) => e.name_reason(),
             InvalidTopicFilter(e) => e.filter_reason(),
+            InvalidSubscriptionQoS(ProtocolVersion::V5) => ReasonCode::PROTOCOL_ERROR,
+            InvalidSubscriptionQoS(_) => ReasonCode::MALFORMED_PACKET,
             ExpectedConnect(_)
             | PacketNotInVersion { .. }
             | MissingTopic

@@ -63,7 +63,7 @@ mod topic;
 mod types;
 mod wire;
 
-pub use decoder::Decoder;
+pub use decoder::{Borrowed, Decoder};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Ack, Auth, ConnAck, Connect, Disconnect, FixedHeader, Packet, Publish, RetainHandling, SubAck,

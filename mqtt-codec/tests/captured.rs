@@ -1,7 +1,9 @@
 //! Packets captured from real clients nobody here wrote (Mosquitto's
 //! `mosquitto_pub`/`mosquitto_sub` 2.0 and Python paho-mqtt 1.6, all three
 //! protocol versions), by `tests/fixtures/capture.py`. Each must decode as a
-//! server decodes it and re-encode to the very same bytes.
+//! server decodes it and re-encode to the very same packet: to the very same
+//! bytes, except that 5.0 properties other than user properties may come out
+//! in another order (the specification fixes no order for them).
 
 use std::path::Path;
 
@@ -55,7 +57,16 @@ fn every_captured_packet_decodes_and_reencodes_byte_for_byte() {
         for (wire, packet) in &packets {
             let mut again = BytesMut::new();
             packet.encode(version, &mut again).unwrap();
-            assert_eq!(&again[..], &wire[..], "{name}: {packet:?}");
+            assert_eq!(again.len(), wire.len(), "{name}: {packet:?}");
+            if version != ProtocolVersion::V5 {
+                assert_eq!(&again[..], &wire[..], "{name}: {packet:?}");
+            }
+            let mut d = Decoder::with_version(version);
+            assert_eq!(
+                d.decode(&mut again).unwrap().as_ref(),
+                Some(packet),
+                "{name}"
+            );
         }
     }
     assert_eq!(files, 12, "all captures are present");

@@ -19,7 +19,9 @@ fn decoder_for(p: &Packet, v: ProtocolVersion) -> Decoder {
 
 fn encode(p: &Packet, v: ProtocolVersion) -> BytesMut {
     let mut out = BytesMut::new();
-    let n = p.encode(v, &mut out).expect("generated packets are encodable");
+    let n = p
+        .encode(v, &mut out)
+        .expect("generated packets are encodable");
     assert_eq!(n, out.len(), "encode reports what it wrote");
     assert_eq!(p.encoded_len(v), Ok(n), "encoded_len is exact");
     out
@@ -134,10 +136,8 @@ proptest! {
 
 #[test]
 fn a_server_decoder_adopts_the_version_of_connect() {
-    let connect = mqtt_codec::Connect::new(
-        ProtocolVersion::V311,
-        mqtt_codec::Str::from_static("c1"),
-    );
+    let connect =
+        mqtt_codec::Connect::new(ProtocolVersion::V311, mqtt_codec::Str::from_static("c1"));
     let mut wire = encode(&Packet::from(connect), ProtocolVersion::V311);
     Packet::<Bytes>::PingReq
         .encode(ProtocolVersion::V311, &mut wire)

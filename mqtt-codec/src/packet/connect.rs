@@ -275,6 +275,8 @@ impl<B> ConnAck<B> {
 impl<B: Storage> ConnAck<B> {
     pub(crate) fn read(r: &mut Reader<'_, B>, v: ProtocolVersion) -> Result<Self, DecodeError> {
         let flags = r.u8()?;
+        // 3.1 has no Session Present: the first byte is "reserved, not used".
+        let flags = if v == ProtocolVersion::V31 { 0 } else { flags };
         if flags & !1 != 0 {
             return Err(DecodeError::InvalidConnAckFlags);
         }
@@ -339,7 +341,7 @@ impl<B: AsRef<[u8]>> ConnAck<B> {
     }
 
     pub(crate) fn write(&self, v: ProtocolVersion, out: &mut impl BufMut, props_len: usize) {
-        out.put_u8(u8::from(self.session_present));
+        out.put_u8(u8::from(self.session_present && v != ProtocolVersion::V31));
         // Invariant: `body_len` already checked that the code exists in `v`.
         out.put_u8(self.code(v).unwrap_or(0x80));
         if v.is_v5() {

@@ -123,12 +123,16 @@ impl<B: AsRef<[u8]>> Disconnect<B> {
 
 impl<B: Storage> Auth<B> {
     pub(crate) fn read(r: &mut Reader<'_, B>) -> Result<Self, DecodeError> {
+        // Either nothing (success, no properties) or a reason code followed by
+        // a property block: AUTH has no reason-only form (section 3.15.2.1).
+        if r.is_empty() {
+            return Ok(Auth {
+                reason: ReasonCode::SUCCESS,
+                props: AuthProps::default(),
+            });
+        }
         let reason = read_reason(r, PacketType::Auth)?;
-        let props = if r.is_empty() {
-            AuthProps::default()
-        } else {
-            AuthProps::read(r)?
-        };
+        let props = AuthProps::read(r)?;
         r.finish()?;
         Ok(Auth { reason, props })
     }
@@ -137,7 +141,9 @@ impl<B: Storage> Auth<B> {
 impl<B: AsRef<[u8]>> Auth<B> {
     pub(crate) fn body_len(&self) -> Result<(usize, usize), EncodeError> {
         let p = self.props.len()?;
-        Ok((reason_and_props_len(self.reason, PacketType::Auth, p)?, p))
+        let n = reason_and_props_len(self.reason, PacketType::Auth, p)?;
+        // No reason-only form: a reason code is always followed by a property block.
+        Ok((if n == 1 { 1 + block_len(0) } else { n }, p))
     }
 
     pub(crate) fn write(&self, out: &mut impl BufMut, body_len: usize, props_len: usize) {

@@ -121,7 +121,11 @@ impl FixedHeader {
             _ => {}
         }
         if let Some(required) = packet_type.required_flags() {
-            if flags != required {
+            // MQTT 3.1 (section 2.1, DUP) re-delivers PUBREL, SUBSCRIBE and
+            // UNSUBSCRIBE like PUBLISH, with the DUP bit set; 3.1.1 forbids it.
+            let v31_dup =
+                version == Some(ProtocolVersion::V31) && required == 0b0010 && flags == 0b1010;
+            if flags != required && !v31_dup {
                 return Err(DecodeError::InvalidFixedHeaderFlags {
                     packet: packet_type,
                     flags,

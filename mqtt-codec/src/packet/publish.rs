@@ -90,7 +90,6 @@ impl<B: Storage> Publish<B> {
             PublishProps::default()
         };
         let payload_start = r.position();
-        drop(r);
         let mut payload = frame.into_tail(payload_start);
         if payload.as_ref().len() > end - payload_start {
             payload = payload.slice(0..end - payload_start);

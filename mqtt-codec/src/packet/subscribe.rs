@@ -53,7 +53,7 @@ impl SubscriptionOptions {
         if b & reserved != 0 {
             return Err(DecodeError::InvalidSubscriptionOptions(b));
         }
-        let qos = QoS::from_u8(b & 0b11).ok_or(DecodeError::InvalidQoS)?;
+        let qos = QoS::from_u8(b & 0b11).ok_or(DecodeError::InvalidSubscriptionQoS(v))?;
         let retain_handling = match (b >> 4) & 0b11 {
             0 => RetainHandling::SendAtSubscribe,
             1 => RetainHandling::SendAtSubscribeIfNew,
