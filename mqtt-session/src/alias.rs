@@ -1,0 +1,144 @@
+//! Topic aliases (section 3.3.2.3.4): per-connection maps in each direction.
+
+use alloc::vec::Vec;
+use core::num::NonZeroU16;
+
+use mqtt_codec::TopicName;
+
+use crate::error::Violation;
+
+/// Aliases the peer set on this connection, resolved before any event.
+#[derive(Debug, Default)]
+pub(crate) struct InboundAliases {
+    /// Index `alias - 1`; grows only up to the maximum we announced.
+    topics: Vec<Option<TopicName>>,
+}
+
+impl InboundAliases {
+    /// Resolves the topic of a received PUBLISH: sets the alias when a topic
+    /// comes with it, looks it up when the topic is empty [MQTT-3.3.2-12].
+    pub(crate) fn resolve(
+        &mut self,
+        topic: Option<TopicName>,
+        alias: Option<NonZeroU16>,
+        maximum: u16,
+    ) -> Result<TopicName, Violation> {
+        let Some(alias) = alias else {
+            // The decoder guarantees a topic when there is no alias.
+            return topic.ok_or(Violation::TopicAliasUnknown(0));
+        };
+        let a = alias.get();
+        if a > maximum {
+            return Err(Violation::TopicAliasInvalid(a));
+        }
+        let slot = usize::from(a - 1);
+        match topic {
+            Some(t) => {
+                if self.topics.len() <= slot {
+                    self.topics.resize(slot + 1, None);
+                }
+                self.topics[slot] = Some(t.clone());
+                Ok(t)
+            }
+            None => self
+                .topics
+                .get(slot)
+                .and_then(Clone::clone)
+                .ok_or(Violation::TopicAliasUnknown(a)),
+        }
+    }
+}
+
+/// Aliases this side assigns to outgoing topics, least recently used giving way.
+#[derive(Debug, Default)]
+pub(crate) struct OutboundAliases {
+    /// Index `alias - 1`: the topic and when it was last used.
+    slots: Vec<(TopicName, u64)>,
+    clock: u64,
+}
+
+/// What to put in an outgoing PUBLISH.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AliasUse {
+    /// Send the topic and set this alias for it.
+    Set(NonZeroU16),
+    /// Send only the alias: the peer already knows the topic.
+    Reuse(NonZeroU16),
+}
+
+impl OutboundAliases {
+    /// Picks an alias for `topic` within `maximum` (the peer's Topic Alias Maximum).
+    pub(crate) fn assign(&mut self, topic: &TopicName, maximum: u16) -> Option<AliasUse> {
+        if maximum == 0 {
+            return None;
+        }
+        self.clock += 1;
+        let alias = |i: usize| NonZeroU16::new(u16::try_from(i + 1).ok()?);
+        if let Some(i) = self.slots.iter().position(|(t, _)| t == topic) {
+            self.slots[i].1 = self.clock;
+            return alias(i).map(AliasUse::Reuse);
+        }
+        let i = if self.slots.len() < usize::from(maximum) {
+            self.slots.push((topic.clone(), self.clock));
+            self.slots.len() - 1
+        } else {
+            let (i, _) = self
+                .slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, used))| *used)?;
+            self.slots[i] = (topic.clone(), self.clock);
+            i
+        };
+        alias(i).map(AliasUse::Set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &'static str) -> TopicName {
+        TopicName::from_static(s)
+    }
+    fn nz(n: u16) -> Option<NonZeroU16> {
+        NonZeroU16::new(n)
+    }
+
+    #[test]
+    fn mqtt_3_3_2_12_an_alias_is_set_then_used() {
+        let mut a = InboundAliases::default();
+        assert_eq!(a.resolve(Some(t("a/b")), nz(2), 5), Ok(t("a/b")));
+        assert_eq!(a.resolve(None, nz(2), 5), Ok(t("a/b")));
+        assert_eq!(a.resolve(Some(t("c")), nz(2), 5), Ok(t("c")));
+        assert_eq!(a.resolve(None, nz(2), 5), Ok(t("c")));
+    }
+
+    #[test]
+    fn unknown_and_out_of_range_aliases_are_refused() {
+        let mut a = InboundAliases::default();
+        assert_eq!(
+            a.resolve(None, nz(1), 5),
+            Err(Violation::TopicAliasUnknown(1))
+        );
+        assert_eq!(
+            a.resolve(Some(t("x")), nz(6), 5),
+            Err(Violation::TopicAliasInvalid(6))
+        );
+        assert_eq!(
+            a.resolve(Some(t("x")), nz(1), 0),
+            Err(Violation::TopicAliasInvalid(1))
+        );
+    }
+
+    #[test]
+    fn outbound_aliases_reuse_and_evict_the_least_recently_used() {
+        let mut o = OutboundAliases::default();
+        assert_eq!(o.assign(&t("a"), 2), Some(AliasUse::Set(nz(1).unwrap())));
+        assert_eq!(o.assign(&t("b"), 2), Some(AliasUse::Set(nz(2).unwrap())));
+        assert_eq!(o.assign(&t("a"), 2), Some(AliasUse::Reuse(nz(1).unwrap())));
+        // "b" is least recently used, so "c" takes its alias.
+        assert_eq!(o.assign(&t("c"), 2), Some(AliasUse::Set(nz(2).unwrap())));
+        assert_eq!(o.assign(&t("x"), 0), None);
+    }
+}

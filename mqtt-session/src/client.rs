@@ -1,0 +1,513 @@
+//! The client side of a connection: what every client adapter runs.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use mqtt_codec::{
+    AuthProps, ConnAck, Connect, Decoder, Disconnect, Packet, PacketId, PacketType, QoS,
+    ReasonCode, SubAck, Subscribe, SubscriptionId, SubscriptionOptions, TopicFilter, Unsubscribe,
+    MAX_PACKET_SIZE,
+};
+
+use crate::config::{ClientConfig, ServerCaps};
+use crate::connection::{Connection, Role, State};
+use crate::error::{Close, Initiator, UsageError, Violation};
+use crate::message::{Forward, Message};
+use crate::session::{Inflight, Session};
+use crate::time::Instant;
+
+/// The client role.
+#[derive(Debug)]
+pub enum Client {}
+
+/// What the client side reports to the application.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// CONNACK accepted the connection.
+    Connected {
+        /// Whether the server resumed the session.
+        session_present: bool,
+        /// The limits the server announced.
+        caps: ServerCaps,
+    },
+    /// A message arrived (already acknowledged to the server).
+    Message {
+        /// The message.
+        msg: Message,
+        /// Identifiers of the subscriptions it matched (5.0).
+        subscription_identifiers: Vec<SubscriptionId>,
+    },
+    /// A QoS 1/2 publish completed: PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived,
+    /// or a failure PUBREC ended it.
+    Published {
+        /// The publish's packet identifier.
+        id: PacketId,
+        /// The server's reason code (always success under 3.1.1).
+        reason: ReasonCode,
+    },
+    /// SUBACK: one result per filter, the granted QoS or a failure.
+    Subscribed {
+        /// The SUBSCRIBE's packet identifier.
+        id: PacketId,
+        /// Results in filter order.
+        results: Vec<ReasonCode>,
+    },
+    /// UNSUBACK: one result per filter under 5.0, none under 3.1.1.
+    Unsubscribed {
+        /// The UNSUBSCRIBE's packet identifier.
+        id: PacketId,
+        /// Results in filter order.
+        results: Vec<ReasonCode>,
+    },
+    /// A step of enhanced authentication from the server (5.0); answer with
+    /// [`Connection::auth`].
+    Auth {
+        /// Continue authentication, re-authenticate or success.
+        reason: ReasonCode,
+        /// Method, data and diagnostics.
+        props: AuthProps,
+    },
+    /// The connection ended; always the last event.
+    Closed(Close),
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ClientState {
+    clean_start: bool,
+    connack_deadline: Option<Instant>,
+    ping_timeout: Duration,
+    ping_sent: Option<Instant>,
+    configured_keep_alive: u16,
+    /// SUBSCRIBE (false) and UNSUBSCRIBE (true) waiting for their answer.
+    pending: BTreeMap<PacketId, bool>,
+    caps: Option<ServerCaps>,
+    authenticating: bool,
+}
+
+impl Role for Client {
+    type Event = ClientEvent;
+    type State = ClientState;
+    const IS_CLIENT: bool = true;
+
+    fn on_detach(c: &mut Connection<Self>) {
+        // SUBSCRIBE/UNSUBSCRIBE answers never survive the connection.
+        let pending: Vec<PacketId> = c.role.pending.keys().copied().collect();
+        for id in pending {
+            c.release_id(id);
+        }
+        c.role.pending.clear();
+    }
+
+    fn handle_packet(c: &mut Connection<Self>, now: Instant, p: Packet) {
+        match (c.state, p) {
+            (State::AwaitingConnAck, Packet::ConnAck(ack)) => c.on_connack(now, *ack),
+            (State::AwaitingConnAck | State::Connected, Packet::Auth(a))
+                if c.role.authenticating =>
+            {
+                c.events.push_back(ClientEvent::Auth {
+                    reason: a.reason,
+                    props: a.props,
+                })
+            }
+            (State::Connected, Packet::Publish(p)) => c.on_publish(now, p),
+            (State::Connected, Packet::SubAck(s)) => c.on_suback(now, s, false),
+            (State::Connected, Packet::UnsubAck(s)) => c.on_suback(now, s, true),
+            (State::Connected, Packet::PingResp) => c.role.ping_sent = None,
+            (State::Connected, Packet::Disconnect(d)) if c.version.is_v5() => c.finish(
+                now,
+                Close {
+                    initiator: Initiator::Peer,
+                    reason: d.reason,
+                    violation: None,
+                    will: None,
+                },
+                false,
+            ),
+            (
+                State::Connected,
+                p
+                @ (Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)),
+            ) => c.handle_common(now, p),
+            // The server's first packet is CONNACK [MQTT-3.2.0-1]; CONNECT,
+            // SUBSCRIBE, UNSUBSCRIBE and PINGREQ never go to a client.
+            (_, p) => c.violation(now, Violation::UnexpectedPacket(p.packet_type())),
+        }
+    }
+
+    fn handle_role_timeout(c: &mut Connection<Self>, now: Instant) {
+        if c.role.connack_deadline.is_some_and(|d| now >= d) {
+            c.role.connack_deadline = None;
+            c.tx.clear();
+            return c.finish(
+                now,
+                Close {
+                    initiator: Initiator::Local,
+                    reason: ReasonCode::UNSPECIFIED_ERROR,
+                    violation: None,
+                    will: None,
+                },
+                false,
+            );
+        }
+        if let Some(sent) = c.role.ping_sent {
+            if now >= sent.saturating_add(c.role.ping_timeout) {
+                // No PINGRESP in time: the server or the path is gone.
+                c.tx.clear();
+                return c.finish(
+                    now,
+                    Close {
+                        initiator: Initiator::Local,
+                        reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
+                        violation: None,
+                        will: None,
+                    },
+                    false,
+                );
+            }
+        }
+        if ping_due(c).is_some_and(|d| now >= d) {
+            c.tx.push_back(Packet::PingReq);
+            c.role.ping_sent = Some(now);
+        }
+    }
+
+    fn role_timeout(c: &Connection<Self>) -> Option<Instant> {
+        let ping_timeout = c
+            .role
+            .ping_sent
+            .map(|s| s.saturating_add(c.role.ping_timeout));
+        [c.role.connack_deadline, ping_timeout, ping_due(c)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn on_message(
+        c: &mut Connection<Self>,
+        msg: Message,
+        id: Option<PacketId>,
+        subscription_identifiers: Vec<SubscriptionId>,
+    ) {
+        c.events.push_back(ClientEvent::Message {
+            msg,
+            subscription_identifiers,
+        });
+        if let Some(id) = id {
+            // Invariant: `on_publish` recorded `id` as awaiting an answer.
+            let _ = c.answer_publish(id, ReasonCode::SUCCESS);
+        }
+    }
+
+    fn on_outbound_complete(c: &mut Connection<Self>, id: PacketId, reason: ReasonCode) {
+        c.events.push_back(ClientEvent::Published { id, reason });
+    }
+
+    fn closed_event(c: &mut Connection<Self>, _: Instant, close: Close, _: bool) -> ClientEvent {
+        c.role.connack_deadline = None;
+        c.role.ping_sent = None;
+        ClientEvent::Closed(close)
+    }
+}
+
+/// The client sends PINGREQ when it has sent nothing for a keep alive period
+/// [MQTT-3.1.2-23].
+fn ping_due(c: &Connection<Client>) -> Option<Instant> {
+    if c.state != State::Connected || c.keep_alive == 0 || c.role.ping_sent.is_some() {
+        return None;
+    }
+    Some(c.last_tx.plus_secs(u64::from(c.keep_alive)))
+}
+
+impl Connection<Client> {
+    /// A client connection: CONNECT is queued at once. `resume` is the session
+    /// of an earlier connection, whose in-flight messages are resent once the
+    /// server confirms it still has the session.
+    pub fn new(config: ClientConfig, now: Instant, resume: Option<Session>) -> Self {
+        let mut connect = Connect::new(config.version, config.client_id.clone());
+        connect.clean_start = config.clean_start;
+        connect.keep_alive = config.keep_alive;
+        connect.will = config.will.clone();
+        connect.username = config.username.clone();
+        connect.password = config.password.clone();
+        if config.version.is_v5() {
+            let p = &mut connect.props;
+            let l = &config.limits;
+            if config.session_expiry_interval > 0 {
+                p.session_expiry_interval = Some(config.session_expiry_interval);
+            }
+            if l.receive_maximum < u16::MAX {
+                p.receive_maximum = core::num::NonZeroU16::new(l.receive_maximum);
+            }
+            if l.max_packet_size < MAX_PACKET_SIZE {
+                p.maximum_packet_size = core::num::NonZeroU32::new(l.max_packet_size);
+            }
+            if l.topic_alias_maximum > 0 {
+                p.topic_alias_maximum = Some(l.topic_alias_maximum);
+            }
+            p.user_properties = config.user_properties.clone();
+            if let Some((method, data)) = &config.authentication {
+                p.authentication_method = Some(method.clone());
+                p.authentication_data = data.clone();
+            }
+        }
+        let mut c = Connection::with_state(
+            config.version,
+            Decoder::with_version(config.version),
+            State::AwaitingConnAck,
+            config.limits.clone(),
+            now,
+            ClientState {
+                clean_start: config.clean_start,
+                connack_deadline: Some(now.saturating_add(config.connect_timeout)),
+                ping_timeout: config.ping_timeout,
+                ping_sent: None,
+                configured_keep_alive: config.keep_alive,
+                pending: BTreeMap::new(),
+                caps: None,
+                authenticating: config.authentication.is_some(),
+            },
+        );
+        let max_queued = config.limits.max_queued;
+        c.session = Some(resume.unwrap_or_else(|| Session::new(max_queued)));
+        c.tx.push_back(Packet::Connect(Box::new(connect)));
+        c
+    }
+
+    fn on_connack(&mut self, now: Instant, ack: ConnAck) {
+        if ack.reason.is_error() {
+            return self.finish(
+                now,
+                Close {
+                    initiator: Initiator::Peer,
+                    reason: ack.reason,
+                    violation: None,
+                    will: None,
+                },
+                false,
+            );
+        }
+        if ack.session_present && self.role.clean_start {
+            return self.violation(now, Violation::UnexpectedSessionPresent);
+        }
+        let p = ack.props;
+        let caps = ServerCaps {
+            receive_maximum: p.receive_maximum.map_or(u16::MAX, |n| n.get()),
+            maximum_qos: p.maximum_qos.unwrap_or(QoS::ExactlyOnce),
+            retain_available: p.retain_available.unwrap_or(true),
+            maximum_packet_size: p.maximum_packet_size.map_or(MAX_PACKET_SIZE, |n| n.get()),
+            topic_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
+            wildcard_subscription_available: p.wildcard_subscription_available.unwrap_or(true),
+            subscription_identifiers_available: p
+                .subscription_identifiers_available
+                .unwrap_or(true),
+            shared_subscription_available: p.shared_subscription_available.unwrap_or(true),
+            keep_alive: p
+                .server_keep_alive
+                .unwrap_or(self.role.configured_keep_alive),
+            assigned_client_identifier: p.assigned_client_identifier,
+            session_expiry_interval: p.session_expiry_interval.unwrap_or(0),
+        };
+        self.peer.receive_maximum = caps.receive_maximum;
+        self.peer.max_packet_size = caps.maximum_packet_size;
+        self.peer.topic_alias_maximum = caps.topic_alias_maximum;
+        self.keep_alive = caps.keep_alive;
+        self.state = State::Connected;
+        self.role.connack_deadline = None;
+        if !ack.session_present {
+            self.restart_session();
+        }
+        self.events.push_back(ClientEvent::Connected {
+            session_present: ack.session_present,
+            caps: caps.clone(),
+        });
+        self.role.caps = Some(caps);
+        self.resume(now);
+    }
+
+    /// The server has no session for us: what was in flight starts over as new
+    /// publishes (nothing the application handed over is dropped), a release
+    /// already under way completes, and received QoS 2 state is forgotten.
+    fn restart_session(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        session.inbound_qos2.clear();
+        let mut completed = Vec::new();
+        let mut restart = Vec::new();
+        for e in session.inflight.drain(..) {
+            match e {
+                Inflight::Publish(o) => restart.push(o),
+                Inflight::PubRel(id) => completed.push(id),
+            }
+        }
+        for o in restart.into_iter().rev() {
+            session.queue.push_front(o);
+        }
+        for id in completed {
+            session.release_id(id);
+            self.events.push_back(ClientEvent::Published {
+                id,
+                reason: ReasonCode::SUCCESS,
+            });
+        }
+    }
+
+    fn on_suback(&mut self, now: Instant, s: SubAck, unsubscribe: bool) {
+        match self.role.pending.get(&s.id) {
+            Some(&u) if u == unsubscribe => {}
+            _ => {
+                let t = if unsubscribe {
+                    PacketType::UnsubAck
+                } else {
+                    PacketType::SubAck
+                };
+                return self.violation(now, Violation::UnexpectedPacket(t));
+            }
+        }
+        self.role.pending.remove(&s.id);
+        self.release_id(s.id);
+        self.events.push_back(if unsubscribe {
+            ClientEvent::Unsubscribed {
+                id: s.id,
+                results: s.reasons,
+            }
+        } else {
+            ClientEvent::Subscribed {
+                id: s.id,
+                results: s.reasons,
+            }
+        });
+    }
+
+    /// What the server announced in CONNACK, once connected.
+    pub fn server_caps(&self) -> Option<&ServerCaps> {
+        self.role.caps.as_ref()
+    }
+
+    /// Publishes a message. QoS 0 is handed over at once; QoS 1/2 returns the
+    /// packet identifier that [`ClientEvent::Published`] will name, and waits
+    /// in the session queue if the in-flight window is full.
+    pub fn publish(&mut self, now: Instant, msg: Message) -> Result<Option<PacketId>, UsageError> {
+        if self.state != State::Connected {
+            return Err(UsageError::NotConnected);
+        }
+        if let Some(caps) = &self.role.caps {
+            if msg.qos > caps.maximum_qos {
+                return Err(UsageError::QosNotSupported {
+                    max: caps.maximum_qos,
+                });
+            }
+            if msg.retain && !caps.retain_available {
+                return Err(UsageError::RetainNotSupported);
+            }
+        }
+        let fwd = Forward {
+            qos: msg.qos,
+            retain: msg.retain,
+            subscription_identifiers: Vec::new(),
+        };
+        self.submit(now, msg, fwd).map_err(|e| match e {
+            crate::error::DeliverError::TooLarge { len, max } => {
+                UsageError::PacketTooLarge { len, max }
+            }
+            crate::error::DeliverError::QueueFull { limit } => UsageError::QueueFull { limit },
+            _ => UsageError::NotConnected,
+        })
+    }
+
+    /// Subscribes to `filters`; [`ClientEvent::Subscribed`] reports the result.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        subscription_identifier: Option<SubscriptionId>,
+    ) -> Result<PacketId, UsageError> {
+        let _ = now;
+        if filters.is_empty() {
+            return Err(UsageError::NoTopicFilters);
+        }
+        self.request(false, |id| {
+            let mut s = Subscribe {
+                id,
+                props: Default::default(),
+                filters,
+            };
+            s.props.subscription_identifier = subscription_identifier;
+            Packet::Subscribe(s)
+        })
+    }
+
+    /// Unsubscribes from `filters`; [`ClientEvent::Unsubscribed`] reports the result.
+    pub fn unsubscribe(
+        &mut self,
+        now: Instant,
+        filters: Vec<TopicFilter>,
+    ) -> Result<PacketId, UsageError> {
+        let _ = now;
+        if filters.is_empty() {
+            return Err(UsageError::NoTopicFilters);
+        }
+        self.request(true, |id| {
+            Packet::Unsubscribe(Unsubscribe {
+                id,
+                props: Default::default(),
+                filters,
+            })
+        })
+    }
+
+    fn request(
+        &mut self,
+        unsubscribe: bool,
+        build: impl FnOnce(PacketId) -> Packet,
+    ) -> Result<PacketId, UsageError> {
+        if self.state != State::Connected {
+            return Err(UsageError::NotConnected);
+        }
+        let id = self
+            .alloc_id()
+            .ok_or(UsageError::QueueFull { limit: 65535 })?;
+        let p = build(id);
+        if let Err(e) = self.check_size(&p) {
+            self.release_id(id);
+            return Err(e);
+        }
+        self.role.pending.insert(id, unsubscribe);
+        self.tx.push_back(p);
+        Ok(id)
+    }
+
+    /// Disconnects cleanly: DISCONNECT with `reason` (5.0; 0x04 asks the
+    /// server to publish the will), then `Closed`.
+    pub fn disconnect(&mut self, now: Instant, reason: ReasonCode) {
+        if self.state == State::AwaitingConnAck {
+            self.tx
+                .push_back(Packet::Disconnect(Disconnect::new(reason)));
+        }
+        self.close(now, reason);
+    }
+
+    /// Sends an AUTH step of enhanced authentication (5.0).
+    pub fn auth(
+        &mut self,
+        now: Instant,
+        reason: ReasonCode,
+        props: AuthProps,
+    ) -> Result<(), UsageError> {
+        let _ = now;
+        if !self.version.is_v5() {
+            return Err(UsageError::NotInVersion(self.version));
+        }
+        if !matches!(self.state, State::Connected | State::AwaitingConnAck) {
+            return Err(UsageError::NotConnected);
+        }
+        let p = Packet::Auth(mqtt_codec::Auth { reason, props });
+        self.check_size(&p)?;
+        self.tx.push_back(p);
+        Ok(())
+    }
+}

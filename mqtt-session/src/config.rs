@@ -1,0 +1,168 @@
+//! Configuration of a connection, for each role.
+
+use core::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::{ProtocolVersion, QoS, Str, UserProperties, Will, MAX_PACKET_SIZE};
+
+/// Limits this side imposes on itself and on its peer; the same for both roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// How many QoS 1/2 publishes from the peer may be unacknowledged at once
+    /// (announced as Receive Maximum under 5.0; a peer that exceeds it is
+    /// disconnected with 0x93).
+    pub receive_maximum: u16,
+    /// The largest packet accepted from the peer (announced under 5.0); larger
+    /// ones are refused from their fixed header alone.
+    pub max_packet_size: u32,
+    /// The highest topic alias the peer may use (5.0; 0 turns aliases off).
+    pub topic_alias_maximum: u16,
+    /// This side's own cap on QoS 1/2 publishes in flight to the peer. Under
+    /// 5.0 the window is the smaller of this and the peer's Receive Maximum;
+    /// under 3.1/3.1.1, which have no Receive Maximum, it is this value.
+    pub max_inflight: u16,
+    /// The bounded outgoing queue: messages waiting for the in-flight window
+    /// plus QoS 0 publishes not yet written. When it is full, publishing or
+    /// delivering fails with `QueueFull` instead of growing memory.
+    pub max_queued: usize,
+    /// Assign topic aliases to outgoing publishes (5.0), least recently used
+    /// topics giving way, within the peer's Topic Alias Maximum.
+    pub outbound_topic_aliases: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            receive_maximum: 100,
+            max_packet_size: 1024 * 1024,
+            topic_alias_maximum: 16,
+            max_inflight: 100,
+            max_queued: 1000,
+            outbound_topic_aliases: false,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits that never refuse anything the protocol allows.
+    pub fn unlimited() -> Self {
+        Limits {
+            receive_maximum: u16::MAX,
+            max_packet_size: MAX_PACKET_SIZE,
+            topic_alias_maximum: u16::MAX,
+            max_inflight: u16::MAX,
+            max_queued: usize::MAX,
+            outbound_topic_aliases: false,
+        }
+    }
+}
+
+/// Configuration of the client side of a connection.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The protocol version to speak.
+    pub version: ProtocolVersion,
+    /// The client identifier; empty asks the server to assign one (5.0, or
+    /// 3.1.1 with a clean session).
+    pub client_id: Str,
+    /// Clean Start (5.0) / Clean Session (3.1.1).
+    pub clean_start: bool,
+    /// Keep alive in seconds (0: off).
+    pub keep_alive: u16,
+    /// How long the session outlives the connection, in seconds (5.0).
+    pub session_expiry_interval: u32,
+    /// The Last Will and Testament.
+    pub will: Option<Will>,
+    /// User name.
+    pub username: Option<Str>,
+    /// Password.
+    pub password: Option<Bytes>,
+    /// User properties of the CONNECT (5.0).
+    pub user_properties: UserProperties,
+    /// Enhanced authentication method and initial data (5.0).
+    pub authentication: Option<(Str, Option<Bytes>)>,
+    /// Local limits.
+    pub limits: Limits,
+    /// How long to wait for CONNACK.
+    pub connect_timeout: Duration,
+    /// How long to wait for PINGRESP after a PINGREQ before giving up.
+    pub ping_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// A configuration with the given version and client identifier, clean
+    /// start, a 60-second keep alive and default limits.
+    pub fn new(version: ProtocolVersion, client_id: Str) -> Self {
+        ClientConfig {
+            version,
+            client_id,
+            clean_start: true,
+            keep_alive: 60,
+            session_expiry_interval: 0,
+            will: None,
+            username: None,
+            password: None,
+            user_properties: UserProperties::new(),
+            authentication: None,
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Configuration of the server side of a connection.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Local limits (announced in CONNACK under 5.0).
+    pub limits: Limits,
+    /// Time from the transport's opening to CONNACK: a client that sends no
+    /// CONNECT, or a CONNECT the application leaves unanswered, is dropped then.
+    pub connect_timeout: Duration,
+    /// The highest QoS accepted from clients (announced as Maximum QoS).
+    pub maximum_qos: QoS,
+    /// Whether retained messages are accepted (announced as Retain Available).
+    pub retain_available: bool,
+    /// The largest keep alive a client may ask for; a larger or zero one is
+    /// replaced by this through Server Keep Alive (5.0). `None`: any.
+    pub max_keep_alive: Option<u16>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(10),
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            max_keep_alive: None,
+        }
+    }
+}
+
+/// What the server announced in CONNACK: the limits a client must respect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCaps {
+    /// How many QoS 1/2 publishes the server accepts in flight.
+    pub receive_maximum: u16,
+    /// The highest QoS the server accepts.
+    pub maximum_qos: QoS,
+    /// Whether the server accepts retained messages.
+    pub retain_available: bool,
+    /// The largest packet the server accepts.
+    pub maximum_packet_size: u32,
+    /// The highest topic alias the server accepts.
+    pub topic_alias_maximum: u16,
+    /// Whether wildcard subscriptions are supported.
+    pub wildcard_subscription_available: bool,
+    /// Whether subscription identifiers are supported.
+    pub subscription_identifiers_available: bool,
+    /// Whether shared subscriptions are supported.
+    pub shared_subscription_available: bool,
+    /// The keep alive in force (the server's, if it set one).
+    pub keep_alive: u16,
+    /// The client identifier the server assigned, if the client sent an empty one.
+    pub assigned_client_identifier: Option<Str>,
+    /// The session expiry interval in force.
+    pub session_expiry_interval: u32,
+}

@@ -1,0 +1,849 @@
+//! The role-independent core of a connection: reading, writing, timers,
+//! QoS flows in both directions, and closing.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use core::fmt;
+
+use bytes::{BufMut, BytesMut};
+use mqtt_codec::{
+    Ack, ConnAck, DecodeError, Decoder, Disconnect, EncodeError, Packet, PacketId, PacketType,
+    ProtocolVersion, Publish, QoS, QosPid, ReasonCode, SubscriptionId, MAX_PACKET_SIZE,
+};
+
+use crate::alias::{AliasUse, InboundAliases, OutboundAliases};
+use crate::config::Limits;
+use crate::error::{Close, DeliverError, Initiator, UsageError, Violation};
+use crate::message::{Forward, Message};
+use crate::session::{Inflight, Outgoing, Session};
+use crate::time::Instant;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::super::Client {}
+    impl Sealed for super::super::Server {}
+}
+
+/// The side of the connection a [`Connection`] plays: [`Client`](crate::Client)
+/// or [`Server`](crate::Server). Sealed: the two roles are all there is.
+pub trait Role: sealed::Sealed + Sized {
+    /// The events this role emits.
+    type Event: fmt::Debug;
+    #[doc(hidden)]
+    type State: fmt::Debug;
+    #[doc(hidden)]
+    const IS_CLIENT: bool;
+    #[doc(hidden)]
+    fn on_detach(c: &mut Connection<Self>);
+    #[doc(hidden)]
+    fn handle_packet(c: &mut Connection<Self>, now: Instant, p: Packet);
+    #[doc(hidden)]
+    fn handle_role_timeout(c: &mut Connection<Self>, now: Instant);
+    #[doc(hidden)]
+    fn role_timeout(c: &Connection<Self>) -> Option<Instant>;
+    #[doc(hidden)]
+    fn on_message(
+        c: &mut Connection<Self>,
+        msg: Message,
+        id: Option<PacketId>,
+        subscription_identifiers: alloc::vec::Vec<SubscriptionId>,
+    );
+    #[doc(hidden)]
+    fn on_outbound_complete(c: &mut Connection<Self>, id: PacketId, reason: ReasonCode);
+    #[doc(hidden)]
+    fn closed_event(
+        c: &mut Connection<Self>,
+        now: Instant,
+        close: Close,
+        will_due: bool,
+    ) -> Self::Event;
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Server: waiting for CONNECT.
+    AwaitingConnect,
+    /// Server: CONNECT received, waiting for the application's accept or reject.
+    AwaitingAccept,
+    /// Client: CONNECT queued, waiting for CONNACK.
+    AwaitingConnAck,
+    /// Connected.
+    Connected,
+    /// Closed; the last packets are still being written.
+    Closing,
+    /// Closed and drained.
+    Closed,
+}
+
+/// The peer's limits, as announced in CONNECT (to a server) or CONNACK (to a client).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerLimits {
+    pub(crate) receive_maximum: u16,
+    pub(crate) max_packet_size: u32,
+    pub(crate) topic_alias_maximum: u16,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            receive_maximum: u16::MAX,
+            max_packet_size: MAX_PACKET_SIZE,
+            topic_alias_maximum: 0,
+        }
+    }
+}
+
+/// One MQTT connection's protocol state, for the client or the server side.
+///
+/// It does no IO. Feed it what the transport delivers with
+/// [`handle_read`](Connection::handle_read) / [`handle_eof`](Connection::handle_eof)
+/// and the passing of time with [`handle_timeout`](Connection::handle_timeout);
+/// after each input or command, drain it: [`poll_transmit`](Connection::poll_transmit)
+/// for bytes to write, [`poll_event`](Connection::poll_event) until `None`, then
+/// [`poll_timeout`](Connection::poll_timeout) for the next deadline.
+pub struct Connection<R: Role> {
+    pub(crate) version: ProtocolVersion,
+    pub(crate) decoder: Decoder,
+    pub(crate) state: State,
+    pub(crate) session: Option<Session>,
+    pub(crate) tx: VecDeque<Packet>,
+    pub(crate) tx_qos0: usize,
+    pub(crate) events: VecDeque<R::Event>,
+    pub(crate) limits: Limits,
+    pub(crate) peer: PeerLimits,
+    pub(crate) last_rx: Instant,
+    pub(crate) last_tx: Instant,
+    /// The keep alive in force, in seconds (0: off).
+    pub(crate) keep_alive: u16,
+    /// Received QoS 1/2 publishes handed to the application and not yet answered.
+    pub(crate) awaiting_ack: BTreeMap<PacketId, QoS>,
+    pub(crate) aliases_in: InboundAliases,
+    pub(crate) aliases_out: OutboundAliases,
+    /// Server: bytes that arrived after CONNECT, held until it is accepted.
+    pub(crate) stash: BytesMut,
+    pub(crate) role: R::State,
+}
+
+impl<R: Role> fmt::Debug for Connection<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("version", &self.version)
+            .field("state", &self.state)
+            .field("keep_alive", &self.keep_alive)
+            .field("tx", &self.tx.len())
+            .field("events", &self.events.len())
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Role> Connection<R> {
+    pub(crate) fn with_state(
+        version: ProtocolVersion,
+        decoder: Decoder,
+        state: State,
+        limits: Limits,
+        now: Instant,
+        role: R::State,
+    ) -> Self {
+        Connection {
+            version,
+            decoder: decoder.with_max_packet_size(limits.max_packet_size),
+            state,
+            session: None,
+            tx: VecDeque::new(),
+            tx_qos0: 0,
+            events: VecDeque::new(),
+            limits,
+            peer: PeerLimits::default(),
+            last_rx: now,
+            last_tx: now,
+            keep_alive: 0,
+            awaiting_ack: BTreeMap::new(),
+            aliases_in: InboundAliases::default(),
+            aliases_out: OutboundAliases::default(),
+            stash: BytesMut::new(),
+            role,
+        }
+    }
+
+    /// The protocol version (fixed by CONNECT; a server reports 3.1.1 until then).
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// True between a successful CONNECT/CONNACK exchange and the close.
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// True once the connection has closed and its last bytes were handed to
+    /// [`poll_transmit`](Connection::poll_transmit): the adapter drops the transport then.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The keep alive in force, in seconds.
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    /// The session state, once the connection has one.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Takes the session out of the connection, to resume it on the next one.
+    pub fn detach(mut self) -> Option<Session> {
+        R::on_detach(&mut self);
+        self.session.take()
+    }
+
+    fn is_ending(&self) -> bool {
+        matches!(self.state, State::Closing | State::Closed)
+    }
+
+    /// Consumes every whole packet in `rbuf`, leaving a partial one in place.
+    ///
+    /// Afterwards drain [`poll_transmit`](Connection::poll_transmit),
+    /// [`poll_event`](Connection::poll_event) and [`poll_timeout`](Connection::poll_timeout).
+    pub fn handle_read(&mut self, now: Instant, rbuf: &mut BytesMut) {
+        if self.is_ending() {
+            rbuf.clear();
+            return;
+        }
+        if !rbuf.is_empty() {
+            self.last_rx = now;
+        }
+        if self.stash.is_empty() {
+            return self.process(now, rbuf);
+        }
+        // Bytes are held from before the CONNECT was accepted: new ones go behind them.
+        if !self.stash_more(now, rbuf) {
+            return;
+        }
+        let mut buf = core::mem::take(&mut self.stash);
+        self.process(now, &mut buf);
+        if !self.is_ending() && self.stash.is_empty() {
+            self.stash = buf;
+        }
+    }
+
+    /// Decodes and handles packets until `buf` holds no whole one.
+    pub(crate) fn process(&mut self, now: Instant, buf: &mut BytesMut) {
+        loop {
+            if self.is_ending() {
+                buf.clear();
+                return;
+            }
+            if self.state == State::AwaitingAccept {
+                // [MQTT-3.1.4-5]: nothing after CONNECT is processed before the
+                // application accepts it; it waits, bounded.
+                self.stash_more(now, buf);
+                return;
+            }
+            match self.decoder.decode(buf) {
+                Ok(Some(p)) => R::handle_packet(self, now, p),
+                Ok(None) => return,
+                Err(e) => {
+                    self.violation(now, Violation::Decode(e));
+                    buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Holds bytes that arrived before the CONNECT was answered, up to two
+    /// maximum-size packets; a client that sends more is dropped (0x89).
+    /// Returns whether the connection is still open.
+    fn stash_more(&mut self, now: Instant, buf: &mut BytesMut) -> bool {
+        let limit = (self.limits.max_packet_size as usize).saturating_mul(2);
+        if self.stash.len() + buf.len() > limit {
+            buf.clear();
+            self.stash.clear();
+            self.finish(
+                now,
+                Close {
+                    initiator: Initiator::Local,
+                    reason: ReasonCode::SERVER_BUSY,
+                    violation: None,
+                    will: None,
+                },
+                false,
+            );
+            return false;
+        }
+        self.stash.extend_from_slice(buf);
+        buf.clear();
+        true
+    }
+
+    /// The transport ended (end of stream or an IO error).
+    pub fn handle_eof(&mut self, now: Instant) {
+        if self.is_ending() {
+            self.state = State::Closed;
+            return;
+        }
+        let will = self.state == State::Connected;
+        self.tx.clear();
+        self.finish(
+            now,
+            Close {
+                initiator: Initiator::Transport,
+                reason: ReasonCode::UNSPECIFIED_ERROR,
+                violation: None,
+                will: None,
+            },
+            will,
+        );
+        self.state = State::Closed;
+    }
+
+    /// Acts on every deadline that has passed. Spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_ending() {
+            return;
+        }
+        R::handle_role_timeout(self, now);
+    }
+
+    /// The next instant [`handle_timeout`](Connection::handle_timeout) must be
+    /// called at; `None` when no timer is armed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_ending() {
+            return None;
+        }
+        R::role_timeout(self)
+    }
+
+    /// The next event for the application. `Closed` is always the last.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<R::Event> {
+        self.events.pop_front()
+    }
+
+    /// Appends whole packets to `wbuf` while each fits in its remaining
+    /// capacity, returning the bytes written. A `BytesMut` or `Vec` takes all;
+    /// a fixed `&mut [u8]` or `(&mut buf).limit(n)` gives back-pressure.
+    #[must_use = "the written bytes must be sent"]
+    pub fn poll_transmit(&mut self, now: Instant, wbuf: &mut impl BufMut) -> usize {
+        let mut written = 0;
+        while let Some(p) = self.tx.front() {
+            let n = match p.encode_limited(self.version, self.peer.max_packet_size, wbuf) {
+                Ok(n) => n,
+                Err(EncodeError::BufferTooSmall { .. }) => break,
+                Err(EncodeError::PacketTooLarge { .. }) if !matches!(p, Packet::Publish(_)) => {
+                    // Diagnostics are the first thing to go when an answer would
+                    // exceed the peer's maximum packet size [MQTT-3.1.2-25].
+                    let mut p = self.tx.pop_front().unwrap_or(Packet::PingResp);
+                    strip_diagnostics(&mut p);
+                    if p.encoded_len(self.version)
+                        .is_ok_and(|n| n <= self.peer.max_packet_size as usize)
+                    {
+                        self.tx.push_front(p);
+                    }
+                    continue;
+                }
+                // Checked when queued; dropping is all that is left to do.
+                Err(_) => 0,
+            };
+            if matches!(self.tx.pop_front(), Some(Packet::Publish(ref pb)) if pb.qos == QosPid::AtMostOnce)
+            {
+                self.tx_qos0 = self.tx_qos0.saturating_sub(1);
+            }
+            written += n;
+        }
+        if written > 0 {
+            self.last_tx = now;
+        }
+        if self.state == State::Closing && self.tx.is_empty() {
+            self.state = State::Closed;
+        }
+        written
+    }
+
+    /// Closes the connection, telling the peer `reason` where the version
+    /// allows (5.0 DISCONNECT from either side; 3.1.1 DISCONNECT from a client
+    /// only). `Closed` is emitted; keep draining until [`is_closed`](Connection::is_closed).
+    pub fn close(&mut self, now: Instant, reason: ReasonCode) {
+        if self.is_ending() {
+            return;
+        }
+        let connected = self.state == State::Connected;
+        if connected {
+            self.queue_disconnect(reason);
+        }
+        // A client that closes with 0x04 asks for its will; the server's own
+        // closes (take-over, shutdown, administrative) leave the will due.
+        let will = connected && reason != ReasonCode::NORMAL_DISCONNECTION;
+        self.finish(
+            now,
+            Close {
+                initiator: Initiator::Local,
+                reason,
+                violation: None,
+                will: None,
+            },
+            will,
+        );
+    }
+
+    /// Queues the DISCONNECT this role may send in this version.
+    pub(crate) fn queue_disconnect(&mut self, reason: ReasonCode) {
+        let client = R::IS_CLIENT;
+        if self.version.is_v5() {
+            let reason = if reason.valid_for(PacketType::Disconnect) {
+                reason
+            } else {
+                ReasonCode::UNSPECIFIED_ERROR
+            };
+            self.tx
+                .push_back(Packet::Disconnect(Disconnect::new(reason)));
+        } else if client {
+            self.tx.push_back(Packet::Disconnect(Disconnect::default()));
+        }
+    }
+
+    /// The peer broke the protocol: tell it why where the version allows, and close.
+    pub(crate) fn violation(&mut self, now: Instant, v: Violation) {
+        let reason = v.reason();
+        let connected = self.state == State::Connected;
+        if connected && self.version.is_v5() {
+            self.tx
+                .push_back(Packet::Disconnect(Disconnect::new(reason)));
+        } else if !R::IS_CLIENT && self.state == State::AwaitingConnect {
+            // A refused first packet gets the CONNACK that says why, where the
+            // version has a code for it [MQTT-3.1.2-2]; otherwise just the close.
+            if let Violation::Decode(e) = &v {
+                if let Some(r) = connack_for_decode_error(e) {
+                    self.tx
+                        .push_back(Packet::ConnAck(alloc::boxed::Box::new(ConnAck::new(
+                            false, r,
+                        ))));
+                }
+            }
+        }
+        self.finish(
+            now,
+            Close {
+                initiator: Initiator::Peer,
+                reason,
+                violation: Some(v),
+                will: None,
+            },
+            connected,
+        );
+    }
+
+    /// Emits `Closed` and moves to closing; `will_due` tells the server role
+    /// whether to attach the will.
+    pub(crate) fn finish(&mut self, now: Instant, close: Close, will_due: bool) {
+        self.state = State::Closing;
+        let ev = R::closed_event(self, now, close, will_due);
+        self.events.push_back(ev);
+        if self.tx.is_empty() {
+            self.state = State::Closed;
+        }
+    }
+
+    pub(crate) fn session_mut(&mut self) -> &mut Session {
+        self.session
+            .get_or_insert_with(|| Session::new(self.limits.max_queued))
+    }
+
+    // ----- outgoing messages -------------------------------------------------
+
+    /// The in-flight window: the peer's Receive Maximum (5.0) and our own cap.
+    fn window(&self) -> usize {
+        usize::from(self.peer.receive_maximum.min(self.limits.max_inflight)).max(1)
+    }
+
+    /// Sends or queues a message; returns its packet identifier for QoS 1/2.
+    pub(crate) fn submit(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        fwd: Forward,
+    ) -> Result<Option<PacketId>, DeliverError> {
+        if msg.is_expired(now) {
+            return Err(DeliverError::Expired);
+        }
+        // Built once: measured here, then sent as is when there is room.
+        let mut p = msg.to_publish(
+            QosPid::from_qos(fwd.qos, PLACEHOLDER_ID),
+            fwd.retain,
+            false,
+            now,
+            &fwd.subscription_identifiers,
+        );
+        let len = p.encoded_len(self.version).unwrap_or(usize::MAX);
+        if len > self.peer.max_packet_size as usize {
+            return Err(DeliverError::TooLarge {
+                len,
+                max: self.peer.max_packet_size,
+            });
+        }
+        let max_queued = self.limits.max_queued;
+        let queued = self.tx_qos0 + self.session.as_ref().map_or(0, Session::queued);
+        if fwd.qos == QoS::AtMostOnce {
+            if queued >= max_queued {
+                return Err(DeliverError::QueueFull { limit: max_queued });
+            }
+            self.push_packet(&msg.topic, p);
+            self.tx_qos0 += 1;
+            return Ok(None);
+        }
+        let window = self.window();
+        let session = self.session_mut();
+        let room = session.inflight.len() < window && session.queue.is_empty();
+        if !room && queued >= max_queued {
+            return Err(DeliverError::QueueFull { limit: max_queued });
+        }
+        let id = session
+            .alloc_id()
+            .ok_or(DeliverError::QueueFull { limit: max_queued })?;
+        let out = Outgoing { id, msg, fwd };
+        if room {
+            p.qos = QosPid::from_qos(out.fwd.qos, id);
+            self.push_packet(&out.msg.topic, p);
+            self.session_mut()
+                .inflight
+                .push_back(Inflight::Publish(out));
+        } else {
+            self.session_mut().queue.push_back(out);
+        }
+        Ok(Some(id))
+    }
+
+    /// Puts one QoS 1/2 message in flight.
+    fn send_outgoing(&mut self, now: Instant, out: Outgoing, dup: bool) {
+        let qos = QosPid::from_qos(out.fwd.qos, out.id);
+        self.push_publish(now, &out.msg, qos, &out.fwd, dup);
+        self.session_mut()
+            .inflight
+            .push_back(Inflight::Publish(out));
+    }
+
+    /// Queues the PUBLISH packet for a message.
+    fn push_publish(&mut self, now: Instant, msg: &Message, qos: QosPid, fwd: &Forward, dup: bool) {
+        let p = msg.to_publish(qos, fwd.retain, dup, now, &fwd.subscription_identifiers);
+        self.push_packet(&msg.topic, p);
+    }
+
+    /// Queues a PUBLISH, assigning a topic alias if enabled (5.0) and dropping
+    /// properties the version cannot carry.
+    fn push_packet(&mut self, topic: &mqtt_codec::TopicName, mut p: Publish) {
+        if self.version.is_v5() && self.limits.outbound_topic_aliases {
+            match self
+                .aliases_out
+                .assign(topic, self.peer.topic_alias_maximum)
+            {
+                Some(AliasUse::Set(a)) => p.props.topic_alias = Some(a),
+                Some(AliasUse::Reuse(a)) => {
+                    p.props.topic_alias = Some(a);
+                    p.topic = None;
+                }
+                None => {}
+            }
+        }
+        if !self.version.is_v5() {
+            p.props = Default::default();
+        }
+        self.tx.push_back(Packet::Publish(p));
+    }
+
+    /// Moves queued messages into the window as it opens; expired ones are dropped.
+    pub(crate) fn fill_window(&mut self, now: Instant) {
+        let window = self.window();
+        loop {
+            let Some(session) = self.session.as_mut() else {
+                return;
+            };
+            if session.inflight.len() >= window {
+                return;
+            }
+            let Some(out) = session.queue.pop_front() else {
+                return;
+            };
+            if out.msg.is_expired(now) {
+                session.release_id(out.id);
+                continue;
+            }
+            self.send_outgoing(now, out, false);
+        }
+    }
+
+    /// Resends what a resumed session had in flight, with DUP, in the original
+    /// order [MQTT-4.4.0-1], then sends what was queued meanwhile.
+    pub(crate) fn resume(&mut self, now: Instant) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let inflight: alloc::vec::Vec<Inflight> = session.inflight.iter().cloned().collect();
+        let offline: alloc::vec::Vec<(Message, Forward)> = session.offline_qos0.drain(..).collect();
+        for e in inflight {
+            match e {
+                Inflight::Publish(o) => {
+                    let qos = QosPid::from_qos(o.fwd.qos, o.id);
+                    self.push_publish(now, &o.msg, qos, &o.fwd, true);
+                }
+                Inflight::PubRel(id) => self.tx.push_back(Packet::PubRel(Ack::new(id))),
+            }
+        }
+        for (msg, fwd) in offline {
+            if !msg.is_expired(now) {
+                self.push_publish(now, &msg, QosPid::AtMostOnce, &fwd, false);
+                self.tx_qos0 += 1;
+            }
+        }
+        self.fill_window(now);
+    }
+
+    // ----- acknowledgements of what we sent ----------------------------------
+
+    pub(crate) fn on_puback(&mut self, now: Instant, ack: Ack) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let Some(i) = session.find_inflight(ack.id) else {
+            return;
+        };
+        if !matches!(&session.inflight[i], Inflight::Publish(o) if o.fwd.qos == QoS::AtLeastOnce) {
+            return;
+        }
+        session.inflight.remove(i);
+        session.release_id(ack.id);
+        R::on_outbound_complete(self, ack.id, ack.reason);
+        self.fill_window(now);
+    }
+
+    pub(crate) fn on_pubrec(&mut self, now: Instant, ack: Ack) {
+        let v5 = self.version.is_v5();
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        match session.find_inflight(ack.id) {
+            Some(i) => match &session.inflight[i] {
+                Inflight::Publish(o) if o.fwd.qos == QoS::ExactlyOnce => {
+                    if ack.reason.is_error() {
+                        // A failure PUBREC ends the QoS 2 flow (section 4.3.3).
+                        session.inflight.remove(i);
+                        session.release_id(ack.id);
+                        R::on_outbound_complete(self, ack.id, ack.reason);
+                        self.fill_window(now);
+                    } else {
+                        session.inflight[i] = Inflight::PubRel(ack.id);
+                        self.tx.push_back(Packet::PubRel(Ack::new(ack.id)));
+                    }
+                }
+                // A repeated PUBREC: answer it again.
+                Inflight::PubRel(_) => self.tx.push_back(Packet::PubRel(Ack::new(ack.id))),
+                Inflight::Publish(_) => {}
+            },
+            None if v5 => self.tx.push_back(Packet::PubRel(Ack::with_reason(
+                ack.id,
+                ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+            ))),
+            None => self.tx.push_back(Packet::PubRel(Ack::new(ack.id))),
+        }
+    }
+
+    pub(crate) fn on_pubcomp(&mut self, now: Instant, ack: Ack) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let Some(i) = session.find_inflight(ack.id) else {
+            return;
+        };
+        if !matches!(session.inflight[i], Inflight::PubRel(_)) {
+            return;
+        }
+        session.inflight.remove(i);
+        session.release_id(ack.id);
+        R::on_outbound_complete(self, ack.id, ack.reason);
+        self.fill_window(now);
+    }
+
+    // ----- publishes we receive ----------------------------------------------
+
+    /// Handles a received PUBLISH after the role's own checks.
+    pub(crate) fn on_publish(&mut self, now: Instant, p: Publish) {
+        let alias_max = if self.version.is_v5() {
+            self.limits.topic_alias_maximum
+        } else {
+            0
+        };
+        let topic = match self
+            .aliases_in
+            .resolve(p.topic.clone(), p.props.topic_alias, alias_max)
+        {
+            Ok(t) => t,
+            Err(v) => return self.violation(now, v),
+        };
+        let id = p.qos.packet_id();
+        let qos = p.qos.qos();
+        if let Some(id) = id {
+            let session = self
+                .session
+                .get_or_insert_with(|| Session::new(self.limits.max_queued));
+            if qos == QoS::ExactlyOnce && session.inbound_qos2.contains(&id) {
+                // Already received and answered: answer again, deliver nothing
+                // twice [MQTT-4.3.3-9].
+                self.tx.push_back(Packet::PubRec(Ack::new(id)));
+                return;
+            }
+            if self.awaiting_ack.contains_key(&id) {
+                // A resend of a message the application has not answered yet.
+                if qos == QoS::ExactlyOnce {
+                    return;
+                }
+            } else {
+                let unacked = self.awaiting_ack.len() + session.inbound_qos2.len();
+                if self.version.is_v5() && unacked >= usize::from(self.limits.receive_maximum) {
+                    return self.violation(now, Violation::ReceiveMaximumExceeded);
+                }
+                self.awaiting_ack.insert(id, qos);
+            }
+        }
+        let sub_ids = p.props.subscription_identifiers.clone();
+        let msg = Message::from_publish(p, topic, now);
+        R::on_message(self, msg, id, sub_ids);
+    }
+
+    /// Answers a received QoS 1/2 publish: PUBACK, or PUBREC for QoS 2.
+    pub(crate) fn answer_publish(
+        &mut self,
+        id: PacketId,
+        reason: ReasonCode,
+    ) -> Result<(), UsageError> {
+        if self.is_ending() {
+            return Err(UsageError::NotConnected);
+        }
+        let qos = self
+            .awaiting_ack
+            .get(&id)
+            .copied()
+            .ok_or(UsageError::UnknownPacketId(id))?;
+        let reason = if self.version.is_v5() {
+            reason
+        } else {
+            // 3.1.1 has no negative acknowledgement: the message is simply not
+            // forwarded, and the flow completes.
+            ReasonCode::SUCCESS
+        };
+        let kind = if qos == QoS::AtLeastOnce {
+            PacketType::PubAck
+        } else {
+            PacketType::PubRec
+        };
+        if !reason.valid_for(kind) {
+            return Err(UsageError::Encode(EncodeError::InvalidReasonCode {
+                packet: kind,
+                code: reason.0,
+            }));
+        }
+        self.awaiting_ack.remove(&id);
+        let ack = Ack::with_reason(id, reason);
+        if qos == QoS::AtLeastOnce {
+            self.tx.push_back(Packet::PubAck(ack));
+        } else {
+            if !reason.is_error() {
+                self.session_mut().inbound_qos2.insert(id);
+            }
+            self.tx.push_back(Packet::PubRec(ack));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_pubrel(&mut self, ack: Ack) {
+        let known = self
+            .session
+            .as_mut()
+            .is_some_and(|s| s.inbound_qos2.remove(&ack.id));
+        let reason = if known || !self.version.is_v5() {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.tx
+            .push_back(Packet::PubComp(Ack::with_reason(ack.id, reason)));
+    }
+
+    /// Routes the packets both roles handle alike; anything else is unexpected.
+    pub(crate) fn handle_common(&mut self, now: Instant, p: Packet) {
+        match p {
+            Packet::PubAck(a) => self.on_puback(now, a),
+            Packet::PubRec(a) => self.on_pubrec(now, a),
+            Packet::PubRel(a) => self.on_pubrel(a),
+            Packet::PubComp(a) => self.on_pubcomp(now, a),
+            other => self.violation(now, Violation::UnexpectedPacket(other.packet_type())),
+        }
+    }
+
+    /// Whether `id` may be used for a new outgoing packet.
+    pub(crate) fn alloc_id(&mut self) -> Option<PacketId> {
+        self.session_mut().alloc_id()
+    }
+
+    pub(crate) fn release_id(&mut self, id: PacketId) {
+        if let Some(s) = self.session.as_mut() {
+            s.release_id(id);
+        }
+    }
+
+    /// Bytes of payload a packet may not exceed for the peer, for callers
+    /// that check before building.
+    pub(crate) fn check_size(&self, p: &Packet) -> Result<(), UsageError> {
+        let len = p.encoded_len(self.version).map_err(UsageError::Encode)?;
+        if len > self.peer.max_packet_size as usize {
+            return Err(UsageError::PacketTooLarge {
+                len,
+                max: self.peer.max_packet_size,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Stands in for the real identifier while a PUBLISH is only being measured.
+const PLACEHOLDER_ID: PacketId = match PacketId::new(1) {
+    Some(id) => id,
+    None => panic!("1 is a valid packet identifier"),
+};
+
+/// Drops the reason string and user properties of an answer (never of a PUBLISH).
+fn strip_diagnostics(p: &mut Packet) {
+    match p {
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            a.props = Default::default();
+        }
+        Packet::SubAck(s) | Packet::UnsubAck(s) => s.props = Default::default(),
+        Packet::Disconnect(d) => {
+            d.props.reason_string = None;
+            d.props.user_properties.clear();
+        }
+        Packet::ConnAck(c) => {
+            c.props.reason_string = None;
+            c.props.user_properties.clear();
+        }
+        Packet::Auth(a) => {
+            a.props.reason_string = None;
+            a.props.user_properties.clear();
+        }
+        _ => {}
+    }
+}
+
+/// Maps a decode error of the very first packet to the CONNACK a server owes,
+/// if any: 3.1.1 only has codes for a few refusals [MQTT-3.2.2-6].
+pub(crate) fn connack_for_decode_error(e: &DecodeError) -> Option<ReasonCode> {
+    match e {
+        DecodeError::UnsupportedProtocolVersion(_) => {
+            Some(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION)
+        }
+        DecodeError::InvalidClientIdV31 => Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
+        _ => None,
+    }
+}

@@ -1,0 +1,134 @@
+//! Application messages: what a PUBLISH carries, free of wire details.
+
+use bytes::Bytes;
+use mqtt_codec::{
+    PayloadFormat, Publish, PublishProps, QoS, QosPid, Str, SubscriptionId, TopicName,
+    UserProperties,
+};
+
+use crate::time::Instant;
+
+/// An application message, free of wire details (packet id, DUP, topic alias,
+/// version). What a publisher sends and a subscriber receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The topic it was published to (never an alias).
+    pub topic: TopicName,
+    /// The payload; shared, never copied when forwarded.
+    pub payload: Bytes,
+    /// The QoS it was published with.
+    pub qos: QoS,
+    /// The RETAIN flag.
+    pub retain: bool,
+    /// The 5.0 properties that travel with the message.
+    pub props: MessageProps,
+}
+
+/// The 5.0 PUBLISH properties that belong to the message itself and are
+/// forwarded to subscribers untouched (section 3.3.2.3), with the expiry kept
+/// as an absolute deadline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageProps {
+    /// Payload Format Indicator.
+    pub payload_format_indicator: Option<PayloadFormat>,
+    /// When the message expires; re-expressed as a remaining interval on each send.
+    pub expires_at: Option<Instant>,
+    /// Content Type.
+    pub content_type: Option<Str>,
+    /// Response Topic (request/response).
+    pub response_topic: Option<TopicName>,
+    /// Correlation Data (request/response).
+    pub correlation_data: Option<Bytes>,
+    /// User Properties, in order.
+    pub user_properties: UserProperties,
+}
+
+impl Message {
+    /// A message with no properties.
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Self {
+        Message {
+            topic,
+            payload: payload.into(),
+            qos,
+            retain,
+            props: MessageProps::default(),
+        }
+    }
+
+    /// True once the message's expiry deadline has passed.
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.props.expires_at.is_some_and(|t| now >= t)
+    }
+
+    /// The message a received PUBLISH carries, its topic already resolved.
+    pub(crate) fn from_publish(p: Publish, topic: TopicName, now: Instant) -> Self {
+        let pr = p.props;
+        Message {
+            topic,
+            payload: p.payload,
+            qos: p.qos.qos(),
+            retain: p.retain,
+            props: MessageProps {
+                payload_format_indicator: pr.payload_format_indicator,
+                expires_at: pr
+                    .message_expiry_interval
+                    .map(|s| now.plus_secs(u64::from(s))),
+                content_type: pr.content_type,
+                response_topic: pr.response_topic,
+                correlation_data: pr.correlation_data,
+                user_properties: pr.user_properties,
+            },
+        }
+    }
+
+    /// The PUBLISH that sends this message now, with the remaining expiry
+    /// interval rounded up (section 3.3.2.3.3).
+    pub(crate) fn to_publish(
+        &self,
+        qos: QosPid,
+        retain: bool,
+        dup: bool,
+        now: Instant,
+        subscription_identifiers: &[SubscriptionId],
+    ) -> Publish {
+        let mut props = PublishProps::default();
+        props.payload_format_indicator = self.props.payload_format_indicator;
+        props.message_expiry_interval = self.props.expires_at.map(|t| {
+            let ms = t.as_millis().saturating_sub(now.as_millis());
+            u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+        });
+        props.content_type = self.props.content_type.clone();
+        props.response_topic = self.props.response_topic.clone();
+        props.correlation_data = self.props.correlation_data.clone();
+        props.user_properties = self.props.user_properties.clone();
+        props.subscription_identifiers = subscription_identifiers.to_vec();
+        let mut p = Publish::new(self.topic.clone(), self.payload.clone());
+        p.qos = qos;
+        p.retain = retain;
+        p.dup = dup;
+        p.props = props;
+        p
+    }
+}
+
+/// How the server forwards one message to one subscriber (section 3.3.2):
+/// the result of matching it against the subscriber's subscriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// The QoS to deliver with: the minimum of the message's and the granted QoS.
+    pub qos: QoS,
+    /// The RETAIN flag to send (Retain As Published, or a retained message sent on subscribe).
+    pub retain: bool,
+    /// Identifiers of the subscriptions that matched (5.0).
+    pub subscription_identifiers: alloc::vec::Vec<SubscriptionId>,
+}
+
+impl Forward {
+    /// Forwarding at `qos`, RETAIN clear, no subscription identifiers.
+    pub fn new(qos: QoS) -> Self {
+        Forward {
+            qos,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The server side of a connection: what a broker runs for each client.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use mqtt_codec::{
+    AuthProps, ConnAck, ConnAckProps, Connect, Decoder, Packet, PacketId, PacketType,
+    ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubscriptionId, SubscriptionOptions,
+    TopicFilter, Will, MAX_PACKET_SIZE,
+};
+
+use crate::config::ServerConfig;
+use crate::connection::{Connection, Role, State};
+use crate::error::{Close, DeliverError, Initiator, UsageError, Violation};
+use crate::message::{Forward, Message, MessageProps};
+use crate::session::Session;
+use crate::time::Instant;
+
+/// The server role: the broker's end of a client connection.
+#[derive(Debug)]
+pub enum Server {}
+
+/// What the server side reports to the application (the broker).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A client asks to connect: answer with [`Connection::accept`] or
+    /// [`Connection::reject`]. Nothing else the client sent is processed until then.
+    Connect(Box<Connect>),
+    /// A client published a message (topic aliases resolved, QoS 2 duplicates
+    /// filtered). For QoS 1/2 answer with [`Connection::ack`].
+    Publish {
+        /// The message.
+        msg: Message,
+        /// Its packet identifier (QoS 1/2).
+        id: Option<PacketId>,
+    },
+    /// A client subscribes: answer with [`Connection::suback`].
+    Subscribe {
+        /// Packet identifier to answer.
+        id: PacketId,
+        /// The 5.0 subscription identifier for these subscriptions.
+        subscription_identifier: Option<SubscriptionId>,
+        /// The filters and their options.
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+    },
+    /// A client unsubscribes: answer with [`Connection::unsuback`].
+    Unsubscribe {
+        /// Packet identifier to answer.
+        id: PacketId,
+        /// The filters to remove.
+        filters: Vec<TopicFilter>,
+    },
+    /// A step of enhanced authentication (5.0): answer with [`Connection::auth`],
+    /// or accept/reject while connecting.
+    Auth {
+        /// Continue authentication (0x18) or re-authenticate (0x19).
+        reason: ReasonCode,
+        /// Method, data and diagnostics.
+        props: AuthProps,
+    },
+    /// The connection ended; always the last event.
+    Closed(Close),
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ServerState {
+    config: ServerConfig,
+    connect_deadline: Option<Instant>,
+    client_id: Str,
+    clean_start: bool,
+    requested_keep_alive: u16,
+    session_expiry_interval: u32,
+    will: Option<Will>,
+    auth_method: Option<Str>,
+    pending_subscribe: BTreeSet<PacketId>,
+    pending_unsubscribe: BTreeSet<PacketId>,
+}
+
+impl Role for Server {
+    type Event = ServerEvent;
+    type State = ServerState;
+    const IS_CLIENT: bool = false;
+
+    fn on_detach(_: &mut Connection<Self>) {}
+
+    fn handle_packet(c: &mut Connection<Self>, now: Instant, p: Packet) {
+        match (c.state, p) {
+            (State::AwaitingConnect, Packet::Connect(connect)) => c.on_connect(connect),
+            (_, Packet::Connect(_)) => {
+                c.violation(now, Violation::UnexpectedPacket(PacketType::Connect))
+            }
+            (State::Connected, Packet::Publish(p)) => {
+                let v5 = c.version.is_v5();
+                if v5 && p.qos.qos() > c.role.config.maximum_qos {
+                    return c.violation(now, Violation::QosNotSupported(p.qos.qos()));
+                }
+                if v5 && p.retain && !c.role.config.retain_available {
+                    return c.violation(now, Violation::RetainNotSupported);
+                }
+                c.on_publish(now, p);
+            }
+            (State::Connected, Packet::Subscribe(s)) => {
+                c.role.pending_subscribe.insert(s.id);
+                c.events.push_back(ServerEvent::Subscribe {
+                    id: s.id,
+                    subscription_identifier: s.props.subscription_identifier,
+                    filters: s.filters,
+                });
+            }
+            (State::Connected, Packet::Unsubscribe(u)) => {
+                c.role.pending_unsubscribe.insert(u.id);
+                c.events.push_back(ServerEvent::Unsubscribe {
+                    id: u.id,
+                    filters: u.filters,
+                });
+            }
+            (State::Connected, Packet::PingReq) => c.tx.push_back(Packet::PingResp),
+            (State::Connected, Packet::Disconnect(d)) => {
+                let requested = d.props.session_expiry_interval;
+                if let Some(interval) = requested {
+                    if c.role.session_expiry_interval == 0 && interval != 0 {
+                        return c.violation(now, Violation::SessionExpiryAfterZero);
+                    }
+                    c.role.session_expiry_interval = interval;
+                }
+                // The will is discarded on a normal disconnection only [MQTT-3.14.4-3].
+                let will_due = d.reason != ReasonCode::NORMAL_DISCONNECTION;
+                c.finish(
+                    now,
+                    Close {
+                        initiator: Initiator::Peer,
+                        reason: d.reason,
+                        violation: None,
+                        will: None,
+                    },
+                    will_due,
+                );
+            }
+            (State::Connected | State::AwaitingAccept, Packet::Auth(a)) => {
+                if c.role.auth_method.is_none() {
+                    return c.violation(now, Violation::BadAuthenticationMethod);
+                }
+                c.events.push_back(ServerEvent::Auth {
+                    reason: a.reason,
+                    props: a.props,
+                });
+            }
+            (
+                State::Connected,
+                p
+                @ (Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)),
+            ) => c.handle_common(now, p),
+            (_, p) => c.violation(now, Violation::UnexpectedPacket(p.packet_type())),
+        }
+    }
+
+    fn handle_role_timeout(c: &mut Connection<Self>, now: Instant) {
+        if let Some(deadline) = c.role.connect_deadline {
+            if now >= deadline {
+                c.role.connect_deadline = None;
+                if c.state == State::AwaitingAccept {
+                    // The application never answered: the client hears "busy".
+                    c.reject(now, ReasonCode::SERVER_BUSY);
+                } else {
+                    c.finish(
+                        now,
+                        Close {
+                            initiator: Initiator::Local,
+                            reason: ReasonCode::MAXIMUM_CONNECT_TIME,
+                            violation: None,
+                            will: None,
+                        },
+                        false,
+                    );
+                }
+                return;
+            }
+        }
+        if let Some(deadline) = keep_alive_deadline(c) {
+            if now >= deadline {
+                // [MQTT-3.1.2-24]: silent for one and a half keep alive periods.
+                if c.version.is_v5() {
+                    c.queue_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT);
+                }
+                c.finish(
+                    now,
+                    Close {
+                        initiator: Initiator::Local,
+                        reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
+                        violation: None,
+                        will: None,
+                    },
+                    true,
+                );
+            }
+        }
+    }
+
+    fn role_timeout(c: &Connection<Self>) -> Option<Instant> {
+        c.role.connect_deadline.or_else(|| keep_alive_deadline(c))
+    }
+
+    fn on_message(
+        c: &mut Connection<Self>,
+        msg: Message,
+        id: Option<PacketId>,
+        _subscription_identifiers: Vec<SubscriptionId>,
+    ) {
+        c.events.push_back(ServerEvent::Publish { msg, id });
+    }
+
+    fn on_outbound_complete(_: &mut Connection<Self>, _: PacketId, _: ReasonCode) {}
+
+    fn closed_event(
+        c: &mut Connection<Self>,
+        now: Instant,
+        mut close: Close,
+        will_due: bool,
+    ) -> ServerEvent {
+        c.role.connect_deadline = None;
+        if will_due {
+            close.will = c.role.will.take().map(|w| will_message(w, now));
+        }
+        ServerEvent::Closed(close)
+    }
+}
+
+/// The will as a message to publish after its delay, with its expiry counted
+/// from the moment it is published (section 3.1.3.2).
+fn will_message(w: Will, now: Instant) -> (Message, Duration) {
+    let delay = w.props.will_delay_interval.unwrap_or(0);
+    let published_at = now.plus_secs(u64::from(delay));
+    let msg = Message {
+        topic: w.topic,
+        payload: w.payload,
+        qos: w.qos,
+        retain: w.retain,
+        props: MessageProps {
+            payload_format_indicator: w.props.payload_format_indicator,
+            expires_at: w
+                .props
+                .message_expiry_interval
+                .map(|s| published_at.plus_secs(u64::from(s))),
+            content_type: w.props.content_type,
+            response_topic: w.props.response_topic,
+            correlation_data: w.props.correlation_data,
+            user_properties: w.props.user_properties,
+        },
+    };
+    (msg, Duration::from_secs(u64::from(delay)))
+}
+
+/// 1.5 times the keep alive after the last packet received [MQTT-3.1.2-24].
+fn keep_alive_deadline(c: &Connection<Server>) -> Option<Instant> {
+    if c.state != State::Connected || c.keep_alive == 0 {
+        return None;
+    }
+    Some(Instant::from_millis(
+        c.last_rx.as_millis() + u64::from(c.keep_alive) * 1500,
+    ))
+}
+
+impl Connection<Server> {
+    /// A connection for a transport the adapter just accepted; the CONNECT
+    /// deadline starts now.
+    pub fn new(config: ServerConfig, now: Instant) -> Self {
+        let limits = config.limits.clone();
+        let deadline = now.saturating_add(config.connect_timeout);
+        Connection::with_state(
+            ProtocolVersion::V311,
+            Decoder::new(),
+            State::AwaitingConnect,
+            limits,
+            now,
+            ServerState {
+                config,
+                connect_deadline: Some(deadline),
+                client_id: Str::default(),
+                clean_start: true,
+                requested_keep_alive: 0,
+                session_expiry_interval: 0,
+                will: None,
+                auth_method: None,
+                pending_subscribe: BTreeSet::new(),
+                pending_unsubscribe: BTreeSet::new(),
+            },
+        )
+    }
+
+    fn on_connect(&mut self, connect: Box<Connect>) {
+        self.version = connect.protocol;
+        self.decoder.set_version(connect.protocol);
+        self.state = State::AwaitingAccept;
+        let r = &mut self.role;
+        r.client_id = connect.client_id.clone();
+        r.clean_start = connect.clean_start;
+        r.requested_keep_alive = connect.keep_alive;
+        r.will = connect.will.clone();
+        r.auth_method = connect.props.authentication_method.clone();
+        // 3.1.1 has no session expiry: a session lasts until a clean start.
+        r.session_expiry_interval = if connect.protocol.is_v5() {
+            connect.props.session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        self.peer.receive_maximum = connect.props.receive_maximum.map_or(u16::MAX, |n| n.get());
+        self.peer.max_packet_size = connect
+            .props
+            .maximum_packet_size
+            .map_or(MAX_PACKET_SIZE, |n| n.get());
+        self.peer.topic_alias_maximum = connect.props.topic_alias_maximum.unwrap_or(0);
+        self.events.push_back(ServerEvent::Connect(connect));
+    }
+
+    /// The client identifier from CONNECT (empty until it arrives, or if the
+    /// client sent an empty one and none was assigned).
+    pub fn client_id(&self) -> &Str {
+        &self.role.client_id
+    }
+
+    /// Whether the client asked for a clean start.
+    pub fn clean_start(&self) -> bool {
+        self.role.clean_start
+    }
+
+    /// The session expiry interval in force, in seconds (`u32::MAX`: never;
+    /// 3.1.1 sessions without clean session never expire on their own).
+    pub fn session_expiry_interval(&self) -> u32 {
+        self.role.session_expiry_interval
+    }
+
+    /// Accepts the CONNECT: sends CONNACK, resumes `session` if the client did
+    /// not ask for a clean start (Session Present is set then), resends what it
+    /// had in flight, and processes what the client sent meanwhile.
+    ///
+    /// The session's limits are announced through `ack` (5.0) unless the
+    /// application set them there itself.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        session: Option<Session>,
+        mut ack: ConnAckProps,
+    ) -> Result<(), UsageError> {
+        if self.state != State::AwaitingAccept {
+            return Err(UsageError::WrongState);
+        }
+        let resumed = if self.role.clean_start { None } else { session };
+        let session_present = resumed.is_some();
+        let v5 = self.version.is_v5();
+        let cfg = &self.role.config;
+        let mut keep_alive = self.role.requested_keep_alive;
+        if v5 {
+            let l = &self.limits;
+            if ack.receive_maximum.is_none() && l.receive_maximum < u16::MAX {
+                ack.receive_maximum = core::num::NonZeroU16::new(l.receive_maximum);
+            }
+            if ack.maximum_packet_size.is_none() && l.max_packet_size < MAX_PACKET_SIZE {
+                ack.maximum_packet_size = core::num::NonZeroU32::new(l.max_packet_size);
+            }
+            if ack.topic_alias_maximum.is_none() && l.topic_alias_maximum > 0 {
+                ack.topic_alias_maximum = Some(l.topic_alias_maximum);
+            }
+            if ack.maximum_qos.is_none() && cfg.maximum_qos < QoS::ExactlyOnce {
+                ack.maximum_qos = Some(cfg.maximum_qos);
+            }
+            if ack.retain_available.is_none() && !cfg.retain_available {
+                ack.retain_available = Some(false);
+            }
+            if let Some(max) = cfg.max_keep_alive {
+                if ack.server_keep_alive.is_none() && (keep_alive == 0 || keep_alive > max) {
+                    ack.server_keep_alive = Some(max);
+                }
+            }
+            if let Some(ska) = ack.server_keep_alive {
+                keep_alive = ska;
+            }
+            if let Some(id) = &ack.assigned_client_identifier {
+                self.role.client_id = id.clone();
+            }
+            if let Some(interval) = ack.session_expiry_interval {
+                self.role.session_expiry_interval = interval;
+            }
+        } else {
+            ack = ConnAckProps::default();
+        }
+        let mut connack = ConnAck::new(session_present, ReasonCode::SUCCESS);
+        connack.props = ack;
+        self.tx.push_back(Packet::ConnAck(Box::new(connack)));
+        self.state = State::Connected;
+        self.role.connect_deadline = None;
+        self.keep_alive = keep_alive;
+        self.last_rx = now;
+        let max_queued = self.limits.max_queued;
+        let mut session = resumed.unwrap_or_else(|| Session::new(max_queued));
+        session.set_max_queued(max_queued);
+        self.session = Some(session);
+        self.resume(now);
+        let mut stash = core::mem::take(&mut self.stash);
+        self.process(now, &mut stash);
+        if self.stash.is_empty() {
+            self.stash = stash;
+        }
+        Ok(())
+    }
+
+    /// Refuses the CONNECT with `reason` and closes: a 5.0 client gets CONNACK
+    /// with the reason; a 3.1/3.1.1 client gets the return code that says the
+    /// same, or no CONNACK where there is none [MQTT-3.2.2-6].
+    pub fn reject(&mut self, now: Instant, reason: ReasonCode) {
+        if self.state != State::AwaitingAccept {
+            return;
+        }
+        let reason = if !reason.is_error() {
+            ReasonCode::UNSPECIFIED_ERROR
+        } else {
+            reason
+        };
+        let send = if self.version.is_v5() {
+            Some(if reason.valid_for(PacketType::ConnAck) {
+                reason
+            } else {
+                ReasonCode::UNSPECIFIED_ERROR
+            })
+        } else {
+            reason.to_v311_connack().map(|_| reason)
+        };
+        if let Some(r) = send {
+            self.tx
+                .push_back(Packet::ConnAck(Box::new(ConnAck::new(false, r))));
+        }
+        self.stash.clear();
+        self.finish(
+            now,
+            Close {
+                initiator: Initiator::Local,
+                reason,
+                violation: None,
+                will: None,
+            },
+            false,
+        );
+    }
+
+    /// Answers a QoS 1 publish with PUBACK, or a QoS 2 publish with PUBREC,
+    /// carrying `reason` under 5.0 (0x10 No matching subscribers, 0x87 Not
+    /// authorized, …). Under 3.1.1 there is no negative acknowledgement: the
+    /// acknowledgement is sent as success and the message simply not forwarded.
+    pub fn ack(&mut self, id: PacketId, reason: ReasonCode) -> Result<(), UsageError> {
+        self.answer_publish(id, reason)
+    }
+
+    /// Answers a SUBSCRIBE: one result per filter, the granted QoS or a
+    /// failure. Under 3.1.1 any failure is sent as 0x80.
+    pub fn suback(&mut self, id: PacketId, results: &[ReasonCode]) -> Result<(), UsageError> {
+        if !self.role.pending_subscribe.remove(&id) {
+            return Err(UsageError::UnknownPacketId(id));
+        }
+        self.push_suback(Packet::SubAck(SubAck {
+            id,
+            props: Default::default(),
+            reasons: results.to_vec(),
+        }))
+    }
+
+    /// Answers an UNSUBSCRIBE: one result per filter under 5.0 (ignored under 3.1.1).
+    pub fn unsuback(&mut self, id: PacketId, results: &[ReasonCode]) -> Result<(), UsageError> {
+        if !self.role.pending_unsubscribe.remove(&id) {
+            return Err(UsageError::UnknownPacketId(id));
+        }
+        self.push_suback(Packet::UnsubAck(SubAck {
+            id,
+            props: Default::default(),
+            reasons: results.to_vec(),
+        }))
+    }
+
+    fn push_suback(&mut self, p: Packet) -> Result<(), UsageError> {
+        let mut p = p;
+        if self.version == ProtocolVersion::V31 {
+            // 3.1 has no SUBACK failure code; a refused subscription is
+            // reported as granted QoS 0 and simply receives nothing.
+            if let Packet::SubAck(s) = &mut p {
+                for r in &mut s.reasons {
+                    if r.is_error() {
+                        *r = ReasonCode::GRANTED_QOS_0;
+                    }
+                }
+            }
+        }
+        p.encoded_len(self.version).map_err(UsageError::Encode)?;
+        self.tx.push_back(p);
+        Ok(())
+    }
+
+    /// Sends a message to this client: at once when the in-flight window has
+    /// room, otherwise queued in the session (bounded). Returns the packet
+    /// identifier for QoS 1/2.
+    pub fn deliver(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        fwd: Forward,
+    ) -> Result<Option<PacketId>, DeliverError> {
+        if self.state != State::Connected {
+            return Err(DeliverError::Closed);
+        }
+        self.submit(now, msg, fwd)
+    }
+
+    /// Sends an AUTH step of enhanced authentication (5.0).
+    pub fn auth(
+        &mut self,
+        now: Instant,
+        reason: ReasonCode,
+        props: AuthProps,
+    ) -> Result<(), UsageError> {
+        let _ = now;
+        if !self.version.is_v5() {
+            return Err(UsageError::NotInVersion(self.version));
+        }
+        if !matches!(self.state, State::Connected | State::AwaitingAccept) {
+            return Err(UsageError::NotConnected);
+        }
+        let p = Packet::Auth(mqtt_codec::Auth { reason, props });
+        p.encoded_len(self.version).map_err(UsageError::Encode)?;
+        self.tx.push_back(p);
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! The state that outlives one network connection: the MQTT "Session".
+
+use alloc::collections::{BTreeSet, VecDeque};
+
+use mqtt_codec::{PacketId, QoS};
+
+use crate::error::DeliverError;
+use crate::message::{Forward, Message};
+use crate::time::Instant;
+
+/// A QoS 1/2 message on its way out, with its packet identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outgoing {
+    pub(crate) id: PacketId,
+    pub(crate) msg: Message,
+    pub(crate) fwd: Forward,
+}
+
+/// One entry of the in-flight window, in the order the packets were first sent.
+// Not boxed: entries live in a VecDeque whose slots are as large as the
+// largest variant anyway, and boxing would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Inflight {
+    /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Publish(Outgoing),
+    /// PUBREL sent, waiting for PUBCOMP; the message itself is no longer needed.
+    PubRel(PacketId),
+}
+
+impl Inflight {
+    pub(crate) fn id(&self) -> PacketId {
+        match self {
+            Inflight::Publish(o) => o.id,
+            Inflight::PubRel(id) => *id,
+        }
+    }
+}
+
+/// State that outlives a network connection (MQTT "Session", section 4.1):
+/// outgoing QoS 1/2 messages in flight and queued, the identifiers of QoS 2
+/// messages received but not yet released, and QoS 0 messages queued while
+/// the client was away.
+///
+/// Take it out of a closed connection with `Connection::detach` and put it
+/// into the next one; that connection resends what was in flight, with DUP
+/// set and in the original order [MQTT-4.4.0-1].
+#[derive(Debug, Clone)]
+pub struct Session {
+    next_id: u16,
+    /// Packet identifiers in use on the way out: in flight, queued, and
+    /// (client side) SUBSCRIBE/UNSUBSCRIBE waiting for their answer.
+    ids: BTreeSet<PacketId>,
+    pub(crate) inflight: VecDeque<Inflight>,
+    pub(crate) queue: VecDeque<Outgoing>,
+    pub(crate) offline_qos0: VecDeque<(Message, Forward)>,
+    /// QoS 2 messages received and answered with PUBREC, until PUBREL.
+    pub(crate) inbound_qos2: BTreeSet<PacketId>,
+    max_queued: usize,
+}
+
+impl Session {
+    /// An empty session that queues at most `max_queued` messages.
+    pub fn new(max_queued: usize) -> Self {
+        Session {
+            next_id: 0,
+            ids: BTreeSet::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            offline_qos0: VecDeque::new(),
+            inbound_qos2: BTreeSet::new(),
+            max_queued,
+        }
+    }
+
+    /// Queues a message for a client that is not connected. QoS 1/2 messages
+    /// get their packet identifier now and are sent when the client resumes.
+    pub fn enqueue(&mut self, msg: Message, fwd: Forward) -> Result<(), DeliverError> {
+        if self.queued() >= self.max_queued {
+            return Err(DeliverError::QueueFull {
+                limit: self.max_queued,
+            });
+        }
+        if fwd.qos == QoS::AtMostOnce {
+            self.offline_qos0.push_back((msg, fwd));
+            return Ok(());
+        }
+        let id = self.alloc_id().ok_or(DeliverError::QueueFull {
+            limit: self.max_queued,
+        })?;
+        self.queue.push_back(Outgoing { id, msg, fwd });
+        Ok(())
+    }
+
+    /// Messages waiting to be sent: queued behind the in-flight window, or
+    /// queued while the client was away.
+    pub fn queued(&self) -> usize {
+        self.queue.len() + self.offline_qos0.len()
+    }
+
+    /// QoS 1/2 exchanges started and not yet complete.
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// QoS 2 messages received and not yet released by PUBREL.
+    pub fn incomplete_inbound(&self) -> usize {
+        self.inbound_qos2.len()
+    }
+
+    /// The queue limit.
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+
+    /// Changes the queue limit (messages already queued stay).
+    pub fn set_max_queued(&mut self, max_queued: usize) {
+        self.max_queued = max_queued;
+    }
+
+    /// Removes queued messages that expired, returning how many.
+    pub fn drop_expired(&mut self, now: Instant) -> usize {
+        let before = self.queued();
+        let mut freed = alloc::vec::Vec::new();
+        self.queue.retain(|o| {
+            let keep = !o.msg.is_expired(now);
+            if !keep {
+                freed.push(o.id);
+            }
+            keep
+        });
+        for id in freed {
+            self.release_id(id);
+        }
+        self.offline_qos0.retain(|(m, _)| !m.is_expired(now));
+        before - self.queued()
+    }
+
+    /// Removes the oldest queued QoS 0 message, if any (a queue-full policy's
+    /// first choice). Returns whether one was removed.
+    pub fn drop_oldest_qos0(&mut self) -> bool {
+        self.offline_qos0.pop_front().is_some()
+    }
+
+    /// Removes the oldest queued message of any QoS. Returns whether one was removed.
+    pub fn drop_oldest(&mut self) -> bool {
+        if self.offline_qos0.pop_front().is_some() {
+            return true;
+        }
+        match self.queue.pop_front() {
+            Some(o) => {
+                self.release_id(o.id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next free packet identifier: a cyclic counter that skips identifiers
+    /// still in use [MQTT-2.2.1-3]. `None` when all 65,535 are in use.
+    pub(crate) fn alloc_id(&mut self) -> Option<PacketId> {
+        if self.ids.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            let id = PacketId::new(self.next_id)?;
+            if self.ids.insert(id) {
+                return Some(id);
+            }
+        }
+    }
+
+    pub(crate) fn release_id(&mut self, id: PacketId) {
+        self.ids.remove(&id);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn id_in_use(&self, id: PacketId) -> bool {
+        self.ids.contains(&id)
+    }
+
+    /// Position of the in-flight entry with this identifier; acks usually
+    /// arrive in order, so the search starts at the front.
+    pub(crate) fn find_inflight(&self, id: PacketId) -> Option<usize> {
+        self.inflight.iter().position(|e| e.id() == id)
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_codec::TopicName;
+
+    fn msg() -> Message {
+        Message::new(TopicName::from_static("t"), "x", QoS::AtLeastOnce, false)
+    }
+
+    #[test]
+    fn packet_ids_skip_those_in_use_and_wrap() {
+        let mut s = Session::new(10);
+        let a = s.alloc_id().unwrap();
+        assert_eq!(a.get(), 1);
+        s.next_id = u16::MAX - 1;
+        assert_eq!(s.alloc_id().unwrap().get(), u16::MAX);
+        // Wraps past 0 and skips 1, which is still in use.
+        assert_eq!(s.alloc_id().unwrap().get(), 2);
+        s.release_id(a);
+        assert!(!s.id_in_use(a));
+    }
+
+    #[test]
+    fn all_ids_in_use_is_reported_not_looped_on() {
+        let mut s = Session::new(usize::MAX);
+        for _ in 0..u16::MAX {
+            assert!(s.alloc_id().is_some());
+        }
+        assert_eq!(s.alloc_id(), None);
+    }
+
+    #[test]
+    fn the_queue_is_bounded() {
+        let mut s = Session::new(2);
+        s.enqueue(msg(), Forward::new(QoS::AtLeastOnce)).unwrap();
+        s.enqueue(msg(), Forward::new(QoS::AtMostOnce)).unwrap();
+        assert_eq!(
+            s.enqueue(msg(), Forward::new(QoS::AtLeastOnce)),
+            Err(DeliverError::QueueFull { limit: 2 })
+        );
+        assert_eq!(s.queued(), 2);
+        assert!(s.drop_oldest_qos0());
+        assert_eq!(s.queued(), 1);
+    }
+
+    #[test]
+    fn expired_queued_messages_are_dropped_and_their_ids_freed() {
+        let mut s = Session::new(10);
+        let mut m = msg();
+        m.props.expires_at = Some(Instant::from_millis(1000));
+        s.enqueue(m, Forward::new(QoS::AtLeastOnce)).unwrap();
+        s.enqueue(msg(), Forward::new(QoS::AtLeastOnce)).unwrap();
+        assert_eq!(s.drop_expired(Instant::from_millis(999)), 0);
+        assert_eq!(s.drop_expired(Instant::from_millis(1000)), 1);
+        assert!(!s.id_in_use(PacketId::new(1).unwrap()));
+        assert!(s.id_in_use(PacketId::new(2).unwrap()));
+    }
+}
