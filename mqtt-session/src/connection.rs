@@ -199,6 +199,17 @@ impl<R: Role> Connection<R> {
         self.session.take()
     }
 
+    /// Takes the session out of a connection that has closed, leaving the
+    /// connection to drain its last bytes; `None` while it is still open (a
+    /// live connection keeps its session) or if it had none.
+    pub fn take_session(&mut self) -> Option<Session> {
+        if !self.is_ending() {
+            return None;
+        }
+        R::on_detach(self);
+        self.session.take()
+    }
+
     fn is_ending(&self) -> bool {
         matches!(self.state, State::Closing | State::Closed)
     }

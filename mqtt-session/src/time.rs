@@ -38,7 +38,7 @@ impl Instant {
     }
 
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
-    pub const fn saturating_since(self, earlier: Instant) -> Duration {
+    pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 }
@@ -54,7 +54,7 @@ mod tests {
             t.saturating_add(Duration::from_secs(5)).as_millis(),
             u64::MAX
         );
-        assert_eq!(Instant::from_millis(5).saturating_since(t), Duration::ZERO);
+        assert_eq!(Instant::from_millis(5).saturating_duration_since(t), Duration::ZERO);
         assert_eq!(Instant::from_millis(1500).plus_secs(2).as_millis(), 3500);
     }
 }

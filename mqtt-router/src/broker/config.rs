@@ -1,0 +1,63 @@
+//! Broker-wide configuration.
+
+use alloc::string::String;
+use core::time::Duration;
+
+use mqtt_session::ServerConfig;
+
+use crate::SharedStrategy;
+
+/// What to do when a message arrives for a session whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueFullPolicy {
+    /// Drop the oldest queued QoS 0 message, else the oldest of any QoS, to
+    /// make room; the new message is kept. Every drop is counted.
+    #[default]
+    DropOldest,
+    /// Keep what is queued and drop the new message (a 5.0 publisher whose
+    /// message reached nobody else hears 0x97 Quota exceeded). Every drop is counted.
+    DropNew,
+}
+
+/// Configuration of a [`Broker`](super::Broker); every limit has a default.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Seeds every hash table and random choice (tests fix it; a broker
+    /// binary draws it from the operating system).
+    pub seed: u64,
+    /// Limits and timeouts of each client connection.
+    pub server: ServerConfig,
+    /// Most connections open at once; more are refused at `open`.
+    pub max_connections: usize,
+    /// Cap on a session's expiry interval, in seconds (`u32::MAX`: no cap).
+    pub max_session_expiry: u32,
+    /// Most retained messages kept.
+    pub max_retained: usize,
+    /// Largest retained payload kept, in bytes.
+    pub max_retained_payload: usize,
+    /// What to do when a session's queue is full.
+    pub queue_full: QueueFullPolicy,
+    /// How often the `$SYS/broker/...` statistics are published; `None`: never.
+    pub sys_interval: Option<Duration>,
+    /// Reported as `$SYS/broker/version`.
+    pub version: String,
+    /// How shared subscription groups pick a member.
+    pub shared_strategy: SharedStrategy,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            seed: 0,
+            server: ServerConfig::default(),
+            max_connections: 100_000,
+            max_session_expiry: u32::MAX,
+            max_retained: 1_000_000,
+            max_retained_payload: 256 * 1024,
+            queue_full: QueueFullPolicy::default(),
+            sys_interval: Some(Duration::from_secs(10)),
+            version: String::from(concat!("mqtt-router ", env!("CARGO_PKG_VERSION"))),
+            shared_strategy: SharedStrategy::default(),
+        }
+    }
+}

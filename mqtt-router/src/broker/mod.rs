@@ -1,0 +1,942 @@
+//! The broker core: a sans-IO machine owning every client connection, the
+//! subscription index, the retained store, detached sessions and wills.
+//!
+//! An adapter accepts sockets and moves bytes; everything MQTT happens here.
+//! After any call, drain it: [`Broker::poll_writable`] and
+//! [`Broker::poll_transmit`] for bytes to write, [`Broker::poll_event`] for
+//! connections to drop, [`Broker::poll_timeout`] for the next deadline.
+
+mod config;
+mod policy;
+mod stats;
+
+use alloc::boxed::Box;
+use alloc::collections::{BinaryHeap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::fmt::Write as _;
+use core::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use hashbrown::HashMap;
+use mqtt_codec::{
+    ConnAckProps, PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling, Str,
+    SubscriptionId, SubscriptionOptions, TopicFilter,
+};
+use mqtt_session::mqtt_codec::Connect;
+use mqtt_session::{
+    Close, Connection, DeliverError, Forward, Message, Server, ServerEvent, Session,
+};
+
+pub use config::{BrokerConfig, QueueFullPolicy};
+pub use policy::{AllowAll, ClientInfo, Policy};
+pub use stats::Stats;
+
+use crate::retained::RetainedMessage;
+use crate::seed::{KeyedState, SplitMix64};
+use crate::{Instant, Matches, Retained, Subscription, SubscriptionIndex};
+
+/// Identifies one client connection; stale once its connection is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// What the adapter knows about the peer of a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The remote address, as text (for logs and policies).
+    pub remote: String,
+    /// The subject of a verified TLS client certificate, if any.
+    pub certificate_subject: Option<String>,
+}
+
+/// Something the adapter must act on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BrokerEvent {
+    /// A connection ended: write what [`Broker::poll_transmit`] still gives
+    /// for it, then close the socket. The id is stale afterwards.
+    Closed {
+        /// The connection.
+        id: ConnId,
+        /// How it ended.
+        close: Close,
+    },
+}
+
+/// Why [`Broker::open`] refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The configured connection limit is reached.
+    #[error("the broker already has its maximum of {0} connections")]
+    TooManyConnections(usize),
+}
+
+impl RetainedMessage for Message {
+    fn is_empty_payload(&self) -> bool {
+        self.payload.is_empty()
+    }
+}
+
+/// The connection slab: slots reused under a new generation, so a stale
+/// [`ConnId`] never reaches a newer connection.
+#[derive(Default)]
+struct Conns {
+    slots: Vec<Option<Conn>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    open: usize,
+}
+
+impl Conns {
+    fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slots
+            .get_mut(id.index as usize)?
+            .as_mut()
+            .filter(|c| c.generation == id.generation)
+    }
+
+    fn insert(&mut self, make: impl FnOnce(u32) -> Conn) -> ConnId {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.generations[index as usize].wrapping_add(1);
+        self.generations[index as usize] = generation;
+        self.slots[index as usize] = Some(make(generation));
+        self.open += 1;
+        ConnId { index, generation }
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        if self.get_mut(id).is_some() {
+            self.slots[id.index as usize] = None;
+            self.free.push(id.index);
+            self.open -= 1;
+        }
+    }
+
+    fn ids(&self) -> Vec<ConnId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref().map(|c| ConnId {
+                    index: i as u32,
+                    generation: c.generation,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Index of a client's session: the key of its subscriptions in the index.
+type SessionKey = u32;
+
+struct Conn {
+    generation: u32,
+    conn: Connection<Server>,
+    session: Option<SessionKey>,
+    peer: PeerInfo,
+    username: Option<Str>,
+    /// The deadline last pushed on the timer heap for this connection.
+    timer_at: Option<Instant>,
+    ready: bool,
+    closed: bool,
+}
+
+struct SessionEntry {
+    client_id: Str,
+    username: Option<Str>,
+    peer: PeerInfo,
+    conn: Option<ConnId>,
+    /// The session while no connection holds it.
+    stored: Option<Session>,
+    /// When a detached session ends (`None` while connected, or never).
+    expires_at: Option<Instant>,
+    /// A will waiting for its delay, and when it is due.
+    will: Option<(Message, Instant)>,
+    /// Bumped whenever the session is reused, so stale timers are ignored.
+    generation: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Conn(ConnId),
+    Session(SessionKey, u32),
+    Sys,
+}
+
+/// The broker core. See the [module documentation](self).
+pub struct Broker<P: Policy = AllowAll> {
+    config: BrokerConfig,
+    policy: P,
+    conns: Conns,
+    sessions: Vec<Option<SessionEntry>>,
+    free_sessions: Vec<SessionKey>,
+    client_ids: HashMap<Str, SessionKey, KeyedState>,
+    index: SubscriptionIndex<SessionKey>,
+    retained: Retained<Message>,
+    matches: Matches<SessionKey>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    ready: VecDeque<ConnId>,
+    events: VecDeque<BrokerEvent>,
+    rng: SplitMix64,
+    stats: Stats,
+    started: Option<Instant>,
+    sys_at: Option<Instant>,
+}
+
+impl<P: Policy> core::fmt::Debug for Broker<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Broker")
+            .field("connections", &self.conns.open)
+            .field("sessions", &self.client_ids.len())
+            .field("subscriptions", &self.index.len())
+            .field("retained", &self.retained.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Policy> Broker<P> {
+    /// A broker with no connections; `config.seed` drives all its randomness.
+    pub fn new(config: BrokerConfig, policy: P) -> Self {
+        let mut rng = SplitMix64::new(config.seed);
+        let index = SubscriptionIndex::with_strategy(rng.next_u64(), config.shared_strategy);
+        let retained = Retained::new(rng.next_u64());
+        let client_ids = HashMap::with_hasher(rng.keyed_state());
+        Broker {
+            config,
+            policy,
+            conns: Conns::default(),
+            sessions: Vec::new(),
+            free_sessions: Vec::new(),
+            client_ids,
+            index,
+            retained,
+            matches: Matches::new(),
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            rng,
+            stats: Stats::default(),
+            started: None,
+            sys_at: None,
+        }
+    }
+
+    /// The broker's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The policy, for reloading its data.
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.open
+    }
+
+    fn start(&mut self, now: Instant) {
+        if self.started.is_none() {
+            self.started = Some(now);
+            if let Some(every) = self.config.sys_interval {
+                let at = now.saturating_add(every);
+                self.sys_at = Some(at);
+                self.timers.push(Reverse((at, Timer::Sys)));
+            }
+        }
+    }
+
+    // ----- adapter inputs ----------------------------------------------------
+
+    /// A transport was accepted; its CONNECT deadline starts now.
+    pub fn open(&mut self, now: Instant, peer: PeerInfo) -> Result<ConnId, OpenError> {
+        self.start(now);
+        if self.conns.open >= self.config.max_connections {
+            return Err(OpenError::TooManyConnections(self.config.max_connections));
+        }
+        let conn = Connection::<Server>::new(self.config.server.clone(), now);
+        let id = self.conns.insert(|generation| Conn {
+            generation,
+            conn,
+            session: None,
+            peer,
+            username: None,
+            timer_at: None,
+            ready: false,
+            closed: false,
+        });
+        self.after(id);
+        Ok(id)
+    }
+
+    /// Bytes arrived on a connection: every whole packet in `rbuf` is handled.
+    pub fn handle_read(&mut self, id: ConnId, now: Instant, rbuf: &mut BytesMut) {
+        let n = rbuf.len();
+        let Some(c) = self.conns.get_mut(id) else {
+            rbuf.clear();
+            return;
+        };
+        c.conn.handle_read(now, rbuf);
+        self.stats.bytes_received += n as u64;
+        self.drain(id, now);
+    }
+
+    /// The transport ended (end of stream or error).
+    pub fn handle_eof(&mut self, id: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.conn.handle_eof(now);
+        self.drain(id, now);
+    }
+
+    /// Acts on every deadline that has passed: connection timers, wills,
+    /// session expiry and `$SYS` publication.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Conn(id) => {
+                    let Some(c) = self.conns.get_mut(id) else {
+                        continue;
+                    };
+                    if c.timer_at != Some(at) {
+                        continue;
+                    }
+                    c.timer_at = None;
+                    c.conn.handle_timeout(now);
+                    self.drain(id, now);
+                }
+                Timer::Session(key, generation) => self.session_timer(key, generation, now),
+                Timer::Sys => {
+                    if self.sys_at == Some(at) {
+                        self.publish_sys(now);
+                        if let Some(every) = self.config.sys_interval {
+                            let next = now.saturating_add(every);
+                            self.sys_at = Some(next);
+                            self.timers.push(Reverse((next, Timer::Sys)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) is due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// A connection with bytes to write, each at most once per change.
+    #[must_use]
+    pub fn poll_writable(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.ready.pop_front() {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.ready = false;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Writes what connection `id` has to send into `wbuf`, returning the
+    /// bytes written. A closed connection whose last bytes are out is freed.
+    #[must_use = "the written bytes must be sent"]
+    pub fn poll_transmit(&mut self, id: ConnId, now: Instant, wbuf: &mut impl BufMut) -> usize {
+        let Some(c) = self.conns.get_mut(id) else {
+            return 0;
+        };
+        let n = c.conn.poll_transmit(now, wbuf);
+        let done = c.closed && c.conn.is_closed();
+        self.stats.bytes_sent += n as u64;
+        if done {
+            self.free_conn(id);
+        } else {
+            self.after(id);
+        }
+        n
+    }
+
+    /// The next event for the adapter.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<BrokerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Publishes a message from the broker itself (`$SYS`, bridges): it is
+    /// retained if flagged and routed like any client's message.
+    pub fn publish(&mut self, now: Instant, msg: Message) -> usize {
+        self.start(now);
+        if msg.retain {
+            self.retain(now, &msg);
+        }
+        self.route(now, &msg, None)
+    }
+
+    /// Closes a connection from the broker side (administrative action,
+    /// shutdown): `reason` goes out in a 5.0 DISCONNECT.
+    pub fn close(&mut self, id: ConnId, now: Instant, reason: ReasonCode) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.conn.close(now, reason);
+        self.drain(id, now);
+    }
+
+    /// Every open connection, e.g. to close them all at shutdown.
+    pub fn connections(&self) -> Vec<ConnId> {
+        self.conns.ids()
+    }
+
+    // ----- bookkeeping after each change ---------------------------------------
+
+    /// Re-arms the connection's timer and marks it writable if it has bytes.
+    fn after(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let at = c.conn.poll_timeout();
+        let push = at.filter(|_| c.timer_at != at);
+        c.timer_at = at;
+        let enqueue = !c.ready;
+        c.ready = true;
+        if let Some(at) = push {
+            self.timers.push(Reverse((at, Timer::Conn(id))));
+        }
+        if enqueue {
+            self.ready.push_back(id);
+        }
+    }
+
+    fn free_conn(&mut self, id: ConnId) {
+        self.conns.remove(id);
+    }
+
+    /// Handles everything the connection reported.
+    fn drain(&mut self, id: ConnId, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get_mut(id) else {
+                return;
+            };
+            let Some(ev) = c.conn.poll_event() else {
+                break;
+            };
+            match ev {
+                ServerEvent::Connect(connect) => self.on_connect(id, now, connect),
+                ServerEvent::Publish { msg, id: pid } => self.on_publish(id, now, msg, pid),
+                ServerEvent::Subscribe {
+                    id: pid,
+                    subscription_identifier,
+                    filters,
+                } => self.on_subscribe(id, now, pid, subscription_identifier, filters),
+                ServerEvent::Unsubscribe { id: pid, filters } => {
+                    self.on_unsubscribe(id, pid, filters)
+                }
+                ServerEvent::Auth { .. } => {
+                    // No enhanced authentication method is supported.
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.conn.close(now, ReasonCode::BAD_AUTHENTICATION_METHOD);
+                    }
+                }
+                ServerEvent::Closed(close) => self.on_closed(id, now, close),
+                _ => {}
+            }
+        }
+        self.after(id);
+    }
+
+    // ----- CONNECT ----------------------------------------------------------------
+
+    fn on_connect(&mut self, id: ConnId, now: Instant, connect: Box<Connect>) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let mut ack = ConnAckProps::default();
+        let mut client_id = connect.client_id.clone();
+        if client_id.is_empty() {
+            // 5.0 always, 3.1.1 only with a clean session [MQTT-3.1.3-7], [MQTT-3.1.3-8].
+            if connect.protocol == ProtocolVersion::V5 || connect.clean_start {
+                let mut s = String::from("auto-");
+                let _ = write!(s, "{:016x}", self.rng.next_u64());
+                client_id = Str::try_from(s).unwrap_or_default();
+                if connect.protocol.is_v5() {
+                    ack.assigned_client_identifier = Some(client_id.clone());
+                }
+            } else {
+                c.conn.reject(now, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+                return;
+            }
+        }
+        let verdict = self.policy.authenticate(&connect, client_id.as_str(), &c.peer);
+        if verdict != ReasonCode::SUCCESS {
+            c.conn.reject(now, verdict);
+            self.stats.connections_refused += 1;
+            return;
+        }
+        c.username = connect.username.clone();
+        let username = c.username.clone();
+        let peer = c.peer.clone();
+        let requested = c.conn.session_expiry_interval();
+        if requested > self.config.max_session_expiry {
+            ack.session_expiry_interval = Some(self.config.max_session_expiry);
+        }
+
+        // Take over: the client's previous connection ends with 0x8E, and its
+        // will is handled as for any other close [MQTT-3.1.4-3].
+        let existing = self.client_ids.get(&client_id).copied();
+        if let Some(key) = existing {
+            if let Some(old) = self.sessions[key as usize].as_ref().and_then(|s| s.conn) {
+                if old != id {
+                    if let Some(oc) = self.conns.get_mut(old) {
+                        oc.conn.close(now, ReasonCode::SESSION_TAKEN_OVER);
+                    }
+                    self.drain(old, now);
+                }
+            }
+        }
+        let existing = self.client_ids.get(&client_id).copied();
+        let (key, stored) = match existing {
+            Some(key) if !connect.clean_start => {
+                let entry = self.sessions[key as usize]
+                    .as_mut()
+                    .expect("client_ids only names live sessions");
+                (key, entry.stored.take())
+            }
+            Some(key) => {
+                // Clean start: the old session and its subscriptions go.
+                self.end_session(key, now, false);
+                (self.new_session(client_id.clone()), None)
+            }
+            None => (self.new_session(client_id.clone()), None),
+        };
+        if let Some(entry) = self.sessions[key as usize].as_mut() {
+            // A reconnection before the will delay cancels the will
+            // (section 3.1.3.2.2).
+            entry.will = None;
+            entry.expires_at = None;
+            entry.generation = entry.generation.wrapping_add(1);
+            entry.conn = Some(id);
+            entry.username = username;
+            entry.peer = peer;
+        }
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.session = Some(key);
+        // Invariant: the connection is awaiting acceptance, having just sent CONNECT.
+        let _ = c.conn.accept(now, stored, ack);
+        self.stats.connections_total += 1;
+    }
+
+    fn new_session(&mut self, client_id: Str) -> SessionKey {
+        let entry = SessionEntry {
+            client_id: client_id.clone(),
+            username: None,
+            peer: PeerInfo::default(),
+            conn: None,
+            stored: None,
+            expires_at: None,
+            will: None,
+            generation: 0,
+        };
+        let key = match self.free_sessions.pop() {
+            Some(k) => {
+                self.sessions[k as usize] = Some(entry);
+                k
+            }
+            None => {
+                self.sessions.push(Some(entry));
+                (self.sessions.len() - 1) as SessionKey
+            }
+        };
+        self.client_ids.insert(client_id, key);
+        key
+    }
+
+    /// Ends a session: its subscriptions and queued messages go; a pending
+    /// will is published now if `publish_will` (the session ending before the
+    /// will delay, section 3.1.2.5).
+    fn end_session(&mut self, key: SessionKey, now: Instant, publish_will: bool) {
+        let Some(entry) = self.sessions[key as usize].take() else {
+            return;
+        };
+        self.index.remove_client(key);
+        if self.client_ids.get(&entry.client_id) == Some(&key) {
+            self.client_ids.remove(&entry.client_id);
+        }
+        self.free_sessions.push(key);
+        if publish_will {
+            if let Some((will, _)) = entry.will {
+                self.publish_will(now, will, &entry.client_id, entry.username.as_ref(), &entry.peer);
+            }
+        }
+    }
+
+    // ----- close, wills, session expiry ----------------------------------------
+
+    fn on_closed(&mut self, id: ConnId, now: Instant, close: Close) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.closed = true;
+        let session = c.conn.take_session();
+        let expiry = c.conn.session_expiry_interval();
+        let key = c.session.take();
+        let drained = c.conn.is_closed();
+        self.events.push_back(BrokerEvent::Closed {
+            id,
+            close: close.clone(),
+        });
+        if drained {
+            self.free_conn(id);
+        }
+        let Some(key) = key else {
+            return;
+        };
+        let Some(entry) = self.sessions[key as usize].as_mut() else {
+            return;
+        };
+        if entry.conn != Some(id) {
+            return;
+        }
+        entry.conn = None;
+        let expiry = expiry.min(self.config.max_session_expiry);
+        let will = close.will;
+        if expiry == 0 {
+            // The session ends with the connection: a will is published now.
+            if let Some((msg, _)) = will {
+                entry.will = Some((msg, now));
+            }
+            self.end_session(key, now, true);
+            return;
+        }
+        entry.stored = session;
+        entry.generation = entry.generation.wrapping_add(1);
+        let generation = entry.generation;
+        entry.expires_at = (expiry != u32::MAX).then(|| now.saturating_add(Duration::from_secs(u64::from(expiry))));
+        if let Some(at) = entry.expires_at {
+            self.timers.push(Reverse((at, Timer::Session(key, generation))));
+        }
+        if let Some((msg, delay)) = will {
+            if delay.is_zero() {
+                let (client_id, username, peer) =
+                    (entry.client_id.clone(), entry.username.clone(), entry.peer.clone());
+                self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+            } else {
+                let due = now.saturating_add(delay);
+                entry.will = Some((msg, due));
+                self.timers.push(Reverse((due, Timer::Session(key, generation))));
+            }
+        }
+    }
+
+    fn session_timer(&mut self, key: SessionKey, generation: u32, now: Instant) {
+        let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if entry.generation != generation || entry.conn.is_some() {
+            return;
+        }
+        if entry.will.as_ref().is_some_and(|(_, due)| *due <= now) {
+            if let Some((msg, _)) = entry.will.take() {
+                let (client_id, username, peer) =
+                    (entry.client_id.clone(), entry.username.clone(), entry.peer.clone());
+                self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+            }
+        }
+        let expired = self.sessions[key as usize]
+            .as_ref()
+            .and_then(|e| e.expires_at)
+            .is_some_and(|at| at <= now);
+        if expired {
+            self.end_session(key, now, true);
+        }
+    }
+
+    fn publish_will(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        client_id: &Str,
+        username: Option<&Str>,
+        peer: &PeerInfo,
+    ) {
+        let info = ClientInfo {
+            client_id: client_id.as_str(),
+            username: username.map(Str::as_str),
+            peer,
+        };
+        if msg.topic.is_dollar() || !self.policy.may_publish(&info, &msg.topic) {
+            return;
+        }
+        self.stats.wills_published += 1;
+        if msg.retain {
+            self.retain(now, &msg);
+        }
+        self.route(now, &msg, None);
+    }
+
+    // ----- PUBLISH ----------------------------------------------------------------
+
+    fn on_publish(&mut self, id: ConnId, now: Instant, msg: Message, pid: Option<PacketId>) {
+        self.stats.messages_received += 1;
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let key = c.session;
+        let info = ClientInfo {
+            client_id: c.conn.client_id().as_str(),
+            username: c.username.as_ref().map(Str::as_str),
+            peer: &c.peer,
+        };
+        // Clients do not publish into `$` topics, which belong to the server
+        // (section 4.7.2); and the policy may refuse the topic.
+        let allowed = !msg.topic.is_dollar() && self.policy.may_publish(&info, &msg.topic);
+        if !allowed {
+            self.stats.publishes_denied += 1;
+            if let Some(pid) = pid {
+                let _ = c.conn.ack(pid, ReasonCode::NOT_AUTHORIZED);
+            }
+            return;
+        }
+        let mut quota = false;
+        if msg.retain {
+            quota = !self.retain(now, &msg);
+        }
+        let delivered = self.route(now, &msg, key);
+        if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
+            let reason = if quota {
+                ReasonCode::QUOTA_EXCEEDED
+            } else if delivered == 0 {
+                ReasonCode::NO_MATCHING_SUBSCRIBERS
+            } else {
+                ReasonCode::SUCCESS
+            };
+            let _ = c.conn.ack(pid, reason);
+        }
+    }
+
+    /// Applies a retained message; false if a limit kept it out.
+    fn retain(&mut self, now: Instant, msg: &Message) -> bool {
+        if !msg.payload.is_empty()
+            && (msg.payload.len() > self.config.max_retained_payload
+                || (self.retained.len() >= self.config.max_retained
+                    && self.retained.get(now, &msg.topic).is_none()))
+        {
+            self.stats.retained_refused += 1;
+            return false;
+        }
+        let mut stored = msg.clone();
+        // The copy in the store keeps its own memory, not the read buffer.
+        stored.payload = bytes::Bytes::copy_from_slice(&msg.payload);
+        self.retained
+            .store(now, &msg.topic, stored, msg.props.expires_at)
+            .is_ok()
+    }
+
+    /// Delivers `msg` to every matching subscriber; returns how many.
+    fn route(&mut self, now: Instant, msg: &Message, publisher: Option<SessionKey>) -> usize {
+        let mut matches = core::mem::take(&mut self.matches);
+        self.index.match_topic(&msg.topic, publisher, &mut matches);
+        let mut delivered = 0;
+        for d in matches.subscribers().chain(matches.shared()) {
+            let fwd = Forward {
+                qos: msg.qos.min(d.qos),
+                // Cleared unless Retain As Published [MQTT-3.3.1-12].
+                retain: msg.retain && d.retain_as_published,
+                subscription_identifiers: d.subscription_ids.to_vec(),
+            };
+            if self.deliver_to(d.client, now, msg.clone(), fwd) {
+                delivered += 1;
+            }
+        }
+        self.matches = matches;
+        delivered
+    }
+
+    /// Hands one message to one session, connected or not; false if dropped.
+    fn deliver_to(&mut self, key: SessionKey, now: Instant, msg: Message, fwd: Forward) -> bool {
+        let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        if let Some(cid) = entry.conn {
+            let Some(c) = self.conns.get_mut(cid) else {
+                return false;
+            };
+            let r = c.conn.deliver(now, msg, fwd);
+            self.after(cid);
+            return match r {
+                Ok(_) => {
+                    self.stats.messages_sent += 1;
+                    true
+                }
+                Err(e) => {
+                    self.count_drop(e);
+                    false
+                }
+            };
+        }
+        let Some(session) = entry.stored.as_mut() else {
+            return false;
+        };
+        match session.enqueue(msg.clone(), fwd.clone()) {
+            Ok(()) => true,
+            Err(DeliverError::QueueFull { .. }) => {
+                let made_room = self.config.queue_full == QueueFullPolicy::DropOldest
+                    && (session.drop_oldest_qos0() || session.drop_oldest());
+                self.stats.messages_dropped += 1;
+                made_room && session.enqueue(msg, fwd).is_ok()
+            }
+            Err(e) => {
+                self.count_drop(e);
+                false
+            }
+        }
+    }
+
+    fn count_drop(&mut self, _: DeliverError) {
+        self.stats.messages_dropped += 1;
+    }
+
+    // ----- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------
+
+    fn on_subscribe(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        pid: PacketId,
+        subscription_identifier: Option<SubscriptionId>,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+    ) {
+        let max_qos = self.config.server.maximum_qos;
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(key) = c.session else {
+            return;
+        };
+        let v5 = c.conn.version().is_v5();
+        let mut results = Vec::with_capacity(filters.len());
+        let mut retained_for = Vec::new();
+        for (filter, mut opts) in filters {
+            let info = ClientInfo {
+                client_id: c.conn.client_id().as_str(),
+                username: c.username.as_ref().map(Str::as_str),
+                peer: &c.peer,
+            };
+            if !self.policy.may_subscribe(&info, &filter) {
+                results.push(ReasonCode::NOT_AUTHORIZED);
+                continue;
+            }
+            opts.qos = opts.qos.min(max_qos);
+            let sub = Subscription::new(opts, subscription_identifier.filter(|_| v5));
+            match self.index.insert(key, &filter, sub) {
+                Ok(ins) => {
+                    results.push(ReasonCode(opts.qos as u8));
+                    // Retained messages are not sent for shared subscriptions
+                    // (section 4.8.2); otherwise per Retain Handling (3.8.3.1).
+                    let send = !filter.is_shared()
+                        && match opts.retain_handling {
+                            RetainHandling::SendAtSubscribe => true,
+                            RetainHandling::SendAtSubscribeIfNew => ins.is_new(),
+                            RetainHandling::DoNotSend => false,
+                        };
+                    if send {
+                        retained_for.push((filter, opts.qos));
+                    }
+                }
+                Err(e) => results.push(e.reason_code()),
+            }
+        }
+        self.stats.subscribes += 1;
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let _ = c.conn.suback(pid, &results);
+        let ids: Vec<SubscriptionId> = subscription_identifier.filter(|_| v5).into_iter().collect();
+        for (filter, qos) in retained_for {
+            let mut found = Vec::new();
+            self.retained
+                .for_each_match(now, &filter, |r| found.push(r.message.clone()));
+            for msg in found {
+                let fwd = Forward {
+                    qos: msg.qos.min(qos),
+                    // Retained messages sent on subscribe keep RETAIN set [MQTT-3.3.1-8].
+                    retain: true,
+                    subscription_identifiers: ids.clone(),
+                };
+                self.deliver_to(key, now, msg, fwd);
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, id: ConnId, pid: PacketId, filters: Vec<TopicFilter>) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(key) = c.session else {
+            return;
+        };
+        let results: Vec<ReasonCode> = filters
+            .iter()
+            .map(|f| match self.index.remove(key, f) {
+                Some(_) => ReasonCode::SUCCESS,
+                None => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+            })
+            .collect();
+        if let Some(c) = self.conns.get_mut(id) {
+            let _ = c.conn.unsuback(pid, &results);
+        }
+    }
+
+    // ----- $SYS ----------------------------------------------------------------------
+
+    fn publish_sys(&mut self, now: Instant) {
+        let uptime = self
+            .started
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+            .as_secs();
+        let connected = self.sessions.iter().flatten().filter(|s| s.conn.is_some()).count();
+        let total = self.client_ids.len();
+        let values: [(&str, String); 12] = [
+            ("uptime", alloc::format!("{uptime} seconds")),
+            ("version", self.config.version.clone()),
+            ("clients/connected", alloc::format!("{connected}")),
+            ("clients/disconnected", alloc::format!("{}", total - connected)),
+            ("clients/total", alloc::format!("{total}")),
+            ("messages/received", alloc::format!("{}", self.stats.messages_received)),
+            ("messages/sent", alloc::format!("{}", self.stats.messages_sent)),
+            ("messages/dropped", alloc::format!("{}", self.stats.messages_dropped)),
+            ("bytes/received", alloc::format!("{}", self.stats.bytes_received)),
+            ("bytes/sent", alloc::format!("{}", self.stats.bytes_sent)),
+            ("subscriptions/count", alloc::format!("{}", self.index.len())),
+            ("retained messages/count", alloc::format!("{}", self.retained.len())),
+        ];
+        for (name, value) in values {
+            let topic = alloc::format!("$SYS/broker/{name}");
+            let Ok(topic) = mqtt_codec::TopicName::try_from(topic.as_str()) else {
+                continue;
+            };
+            let msg = Message::new(topic, bytes::Bytes::from(value.into_bytes()), QoS::AtMostOnce, true);
+            self.retain(now, &msg);
+            self.route(now, &msg, None);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Counters the broker keeps, published under `$SYS/broker/...`.
+
+/// What the broker has counted since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// PUBLISH packets received from clients.
+    pub messages_received: u64,
+    /// Messages handed to subscribers' connections.
+    pub messages_sent: u64,
+    /// Messages dropped: a full queue, too large for the subscriber, expired.
+    pub messages_dropped: u64,
+    /// Publishes refused by the policy or aimed at `$` topics.
+    pub publishes_denied: u64,
+    /// Retained messages kept out by the retained limits.
+    pub retained_refused: u64,
+    /// Bytes read from clients.
+    pub bytes_received: u64,
+    /// Bytes written to clients.
+    pub bytes_sent: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Connections refused by the policy.
+    pub connections_refused: u64,
+    /// SUBSCRIBE packets handled.
+    pub subscribes: u64,
+    /// Wills published.
+    pub wills_published: u64,
+}
