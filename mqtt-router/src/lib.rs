@@ -50,9 +50,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod broker;
 mod error;
 mod index;
-mod instant;
 mod level;
 mod matches;
 mod retained;
@@ -62,7 +62,7 @@ mod subscribers;
 
 pub use error::{RetainError, SubscribeError};
 pub use index::{Insertion, Subscription, SubscriptionIndex};
-pub use instant::Instant;
-pub use matches::{Delivery, Matches};
+pub use matches::{Deliveries, Delivery, Matches};
+pub use mqtt_session::Instant;
 pub use retained::{Retained, RetainedMessage, RetainedRef};
 pub use shared::SharedStrategy;

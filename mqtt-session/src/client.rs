@@ -6,9 +6,9 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use mqtt_codec::{
-    AuthProps, ConnAck, Connect, Decoder, Disconnect, Packet, PacketId, PacketType, QoS,
-    ReasonCode, SubAck, Subscribe, SubscriptionId, SubscriptionOptions, TopicFilter, Unsubscribe,
-    MAX_PACKET_SIZE,
+    AuthProps, ConnAck, Connect, Decoder, Disconnect, Packet, PacketId, PacketType,
+    ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe, SubscriptionId, SubscriptionOptions,
+    TopicFilter, Unsubscribe, MAX_PACKET_SIZE,
 };
 
 use crate::config::{ClientConfig, ServerCaps};
@@ -28,7 +28,8 @@ pub enum Client {}
 pub enum ClientEvent {
     /// CONNACK accepted the connection.
     Connected {
-        /// Whether the server resumed the session.
+        /// Whether the server resumed the session (under 3.1, which has no
+        /// such flag: whether the client asked to keep it).
         session_present: bool,
         /// The limits the server announced.
         caps: ServerCaps,
@@ -82,6 +83,9 @@ pub struct ClientState {
     ping_timeout: Duration,
     ping_sent: Option<Instant>,
     configured_keep_alive: u16,
+    /// The Session Expiry Interval sent in CONNECT: in force unless CONNACK
+    /// names another (section 3.2.2.3.2).
+    configured_session_expiry: u32,
     /// SUBSCRIBE (false) and UNSUBSCRIBE (true) waiting for their answer.
     pending: BTreeMap<PacketId, bool>,
     caps: Option<ServerCaps>,
@@ -266,6 +270,7 @@ impl Connection<Client> {
                 ping_timeout: config.ping_timeout,
                 ping_sent: None,
                 configured_keep_alive: config.keep_alive,
+                configured_session_expiry: config.session_expiry_interval,
                 pending: BTreeMap::new(),
                 caps: None,
                 authenticating: config.authentication.is_some(),
@@ -293,6 +298,11 @@ impl Connection<Client> {
         if ack.session_present && self.role.clean_start {
             return self.violation(now, Violation::UnexpectedSessionPresent);
         }
+        // MQTT 3.1 has no Session Present flag: a server that accepts a clean
+        // session 0 keeps the session, and both sides redeliver what was in
+        // flight (3.1 section 4.2), so the session counts as present.
+        let session_present =
+            ack.session_present || (self.version == ProtocolVersion::V31 && !self.role.clean_start);
         let p = ack.props;
         let caps = ServerCaps {
             receive_maximum: p.receive_maximum.map_or(u16::MAX, |n| n.get()),
@@ -309,7 +319,9 @@ impl Connection<Client> {
                 .server_keep_alive
                 .unwrap_or(self.role.configured_keep_alive),
             assigned_client_identifier: p.assigned_client_identifier,
-            session_expiry_interval: p.session_expiry_interval.unwrap_or(0),
+            session_expiry_interval: p
+                .session_expiry_interval
+                .unwrap_or(self.role.configured_session_expiry),
         };
         self.peer.receive_maximum = caps.receive_maximum;
         self.peer.max_packet_size = caps.maximum_packet_size;
@@ -317,11 +329,11 @@ impl Connection<Client> {
         self.keep_alive = caps.keep_alive;
         self.state = State::Connected;
         self.role.connack_deadline = None;
-        if !ack.session_present {
+        if !session_present {
             self.restart_session();
         }
         self.events.push_back(ClientEvent::Connected {
-            session_present: ack.session_present,
+            session_present,
             caps: caps.clone(),
         });
         self.role.caps = Some(caps);

@@ -229,6 +229,17 @@ impl<R: Role> Connection<R> {
         if self.stash.is_empty() {
             return self.process(now, rbuf);
         }
+        if self.state != State::AwaitingAccept {
+            // What is left of the bytes held before the CONNECT was accepted
+            // is the start of a packet: it goes back in front of the new bytes,
+            // into the caller's buffer, which from now on holds the partial
+            // tail as usual. (Holding it here instead would put every later
+            // read through the bound meant for the time before the accept.)
+            let mut held = core::mem::take(&mut self.stash);
+            held.extend_from_slice(rbuf);
+            *rbuf = held;
+            return self.process(now, rbuf);
+        }
         // Bytes are held from before the CONNECT was accepted: new ones go behind them.
         if !self.stash_more(now, rbuf) {
             return;
@@ -247,15 +258,25 @@ impl<R: Role> Connection<R> {
                 buf.clear();
                 return;
             }
-            if self.state == State::AwaitingAccept {
+            let awaiting_accept = self.state == State::AwaitingAccept;
+            if awaiting_accept && !starts_with_auth(buf) {
                 // [MQTT-3.1.4-5]: nothing after CONNECT is processed before the
-                // application accepts it; it waits, bounded.
+                // application accepts it; it waits, bounded. AUTH is the
+                // exception: enhanced authentication happens before CONNACK
+                // (section 4.12, [MQTT-3.1.4-6] of 5.0), and a client that
+                // named a method sends nothing else until then [MQTT-3.1.2-30].
                 self.stash_more(now, buf);
                 return;
             }
             match self.decoder.decode(buf) {
                 Ok(Some(p)) => R::handle_packet(self, now, p),
-                Ok(None) => return,
+                Ok(None) => {
+                    if awaiting_accept {
+                        // The start of an AUTH: held with the rest.
+                        self.stash_more(now, buf);
+                    }
+                    return;
+                }
                 Err(e) => {
                     self.violation(now, Violation::Decode(e));
                     buf.clear();
@@ -332,7 +353,12 @@ impl<R: Role> Connection<R> {
     /// The next event for the application. `Closed` is always the last.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<R::Event> {
-        self.events.pop_front()
+        let ev = self.events.pop_front();
+        if ev.is_none() && self.events.capacity() > 0 {
+            // Likewise for the event queue of an idle connection.
+            self.events = VecDeque::new();
+        }
+        ev
     }
 
     /// Appends whole packets to `wbuf` while each fits in its remaining
@@ -368,6 +394,10 @@ impl<R: Role> Connection<R> {
         }
         if written > 0 {
             self.last_tx = now;
+        }
+        if self.tx.is_empty() && self.tx.capacity() > 0 {
+            // An idle connection holds no packet buffer (a slot is 200+ bytes).
+            self.tx = VecDeque::new();
         }
         if self.state == State::Closing && self.tx.is_empty() {
             self.state = State::Closed;
@@ -422,6 +452,12 @@ impl<R: Role> Connection<R> {
         let reason = v.reason();
         let connected = self.state == State::Connected;
         if connected && self.version.is_v5() {
+            self.tx
+                .push_back(Packet::Disconnect(Disconnect::new(reason)));
+        } else if R::IS_CLIENT && self.state == State::AwaitingConnAck && self.version.is_v5() {
+            // A 5.0 client has sent CONNECT and may send DISCONNECT before
+            // CONNACK: it tells the server why it gives up (section 4.13.1,
+            // a client SHOULD send DISCONNECT with the reason code).
             self.tx
                 .push_back(Packet::Disconnect(Disconnect::new(reason)));
         } else if !R::IS_CLIENT && self.state == State::AwaitingConnect {
@@ -699,23 +735,39 @@ impl<R: Role> Connection<R> {
             let session = self
                 .session
                 .get_or_insert_with(|| Session::new(self.limits.max_queued));
-            if qos == QoS::ExactlyOnce && session.inbound_qos2.contains(&id) {
-                // Already received and answered: answer again, deliver nothing
-                // twice [MQTT-4.3.3-9].
-                self.tx.push_back(Packet::PubRec(Ack::new(id)));
-                return;
-            }
             if self.awaiting_ack.contains_key(&id) {
-                // A resend of a message the application has not answered yet.
+                // A resend of a message the application has not answered yet:
+                // QoS 2 is not delivered twice [MQTT-4.3.3-10].
                 if qos == QoS::ExactlyOnce {
                     return;
                 }
+            } else if qos == QoS::ExactlyOnce && session.inbound_qos2.contains(&id) {
+                // Already received, on this connection or on an earlier one of
+                // a resumed session: answer again, deliver nothing twice
+                // [MQTT-4.3.3-10] (3.1.1: [MQTT-4.3.3-2]).
+                self.tx.push_back(Packet::PubRec(Ack::new(id)));
+                return;
             } else {
-                let unacked = self.awaiting_ack.len() + session.inbound_qos2.len();
+                // QoS 2 messages count until PUBREL, QoS 1 until answered.
+                let unacked_qos1 = self
+                    .awaiting_ack
+                    .values()
+                    .filter(|q| **q == QoS::AtLeastOnce)
+                    .count();
+                let unacked = unacked_qos1 + session.inbound_qos2.len();
                 if self.version.is_v5() && unacked >= usize::from(self.limits.receive_maximum) {
                     return self.violation(now, Violation::ReceiveMaximumExceeded);
                 }
                 self.awaiting_ack.insert(id, qos);
+                if qos == QoS::ExactlyOnce {
+                    // The identifier joins the session state the moment the
+                    // message is handed on, not when the application answers:
+                    // a QoS 2 message received but not completely acknowledged
+                    // is session state (section 4.1), so a resend after a
+                    // reconnection is recognised even if the connection broke
+                    // before the application answered.
+                    session.inbound_qos2.insert(id);
+                }
             }
         }
         let sub_ids = p.props.subscription_identifiers.clone();
@@ -760,8 +812,10 @@ impl<R: Role> Connection<R> {
         if qos == QoS::AtLeastOnce {
             self.tx.push_back(Packet::PubAck(ack));
         } else {
-            if !reason.is_error() {
-                self.session_mut().inbound_qos2.insert(id);
+            if reason.is_error() {
+                // A failure PUBREC ends the flow: the identifier is free for a
+                // new message [MQTT-4.3.3-9].
+                self.session_mut().inbound_qos2.remove(&id);
             }
             self.tx.push_back(Packet::PubRec(ack));
         }
@@ -845,6 +899,12 @@ fn strip_diagnostics(p: &mut Packet) {
         }
         _ => {}
     }
+}
+
+/// Whether `buf` starts with an AUTH packet (type 15), judged from its first byte.
+fn starts_with_auth(buf: &[u8]) -> bool {
+    buf.first()
+        .is_some_and(|b| b >> 4 == PacketType::Auth as u8)
 }
 
 /// Maps a decode error of the very first packet to the CONNACK a server owes,

@@ -5,10 +5,11 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use bytes::Bytes;
 use mqtt_codec::{
     AuthProps, ConnAck, ConnAckProps, Connect, Decoder, Packet, PacketId, PacketType,
     ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubscriptionId, SubscriptionOptions,
-    TopicFilter, Will, MAX_PACKET_SIZE,
+    TopicFilter, TopicName, Will, MAX_PACKET_SIZE,
 };
 
 use crate::config::ServerConfig;
@@ -254,6 +255,41 @@ fn will_message(w: Will, now: Instant) -> (Message, Duration) {
     (msg, Duration::from_secs(u64::from(delay)))
 }
 
+/// A copy of `s` in memory of its own.
+fn own_str(s: &Str) -> Str {
+    Str::try_from(s.as_str()).unwrap_or_default()
+}
+
+/// A copy of `t` in memory of its own.
+fn own_topic(t: &TopicName) -> TopicName {
+    TopicName::try_from(t.as_str()).unwrap_or_else(|_| t.clone())
+}
+
+/// A copy of a will in memory of its own (it may wait for a long time).
+fn own_will(w: &Will) -> Will {
+    let mut props = w.props.clone();
+    props.content_type = w.props.content_type.as_ref().map(own_str);
+    props.response_topic = w.props.response_topic.as_ref().map(own_topic);
+    props.correlation_data = w
+        .props
+        .correlation_data
+        .as_ref()
+        .map(|b| Bytes::copy_from_slice(b));
+    props.user_properties = w
+        .props
+        .user_properties
+        .iter()
+        .map(|(k, v)| (own_str(k), own_str(v)))
+        .collect();
+    Will {
+        topic: own_topic(&w.topic),
+        payload: Bytes::copy_from_slice(&w.payload),
+        qos: w.qos,
+        retain: w.retain,
+        props,
+    }
+}
+
 /// 1.5 times the keep alive after the last packet received [MQTT-3.1.2-24].
 fn keep_alive_deadline(c: &Connection<Server>) -> Option<Instant> {
     if c.state != State::Connected || c.keep_alive == 0 {
@@ -296,11 +332,13 @@ impl Connection<Server> {
         self.decoder.set_version(connect.protocol);
         self.state = State::AwaitingAccept;
         let r = &mut self.role;
-        r.client_id = connect.client_id.clone();
+        // What the connection keeps is copied out of the read buffer, so a
+        // long-lived connection does not pin the buffer its CONNECT came in.
+        r.client_id = own_str(&connect.client_id);
         r.clean_start = connect.clean_start;
         r.requested_keep_alive = connect.keep_alive;
-        r.will = connect.will.clone();
-        r.auth_method = connect.props.authentication_method.clone();
+        r.will = connect.will.as_ref().map(own_will);
+        r.auth_method = connect.props.authentication_method.as_ref().map(own_str);
         // 3.1.1 has no session expiry: a session lasts until a clean start.
         r.session_expiry_interval = if connect.protocol.is_v5() {
             connect.props.session_expiry_interval.unwrap_or(0)

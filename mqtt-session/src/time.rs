@@ -54,7 +54,10 @@ mod tests {
             t.saturating_add(Duration::from_secs(5)).as_millis(),
             u64::MAX
         );
-        assert_eq!(Instant::from_millis(5).saturating_duration_since(t), Duration::ZERO);
+        assert_eq!(
+            Instant::from_millis(5).saturating_duration_since(t),
+            Duration::ZERO
+        );
         assert_eq!(Instant::from_millis(1500).plus_secs(2).as_millis(), 3500);
     }
 }

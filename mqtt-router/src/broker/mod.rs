@@ -21,8 +21,8 @@ use core::time::Duration;
 use bytes::{BufMut, BytesMut};
 use hashbrown::HashMap;
 use mqtt_codec::{
-    ConnAckProps, PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling, Str,
-    SubscriptionId, SubscriptionOptions, TopicFilter,
+    ConnAckProps, PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling, Str, SubscriptionId,
+    SubscriptionOptions, TopicFilter,
 };
 use mqtt_session::mqtt_codec::Connect;
 use mqtt_session::{
@@ -136,6 +136,15 @@ impl Conns {
             })
             .collect()
     }
+}
+
+/// What came of routing one message.
+#[derive(Debug, Default, Clone, Copy)]
+struct Routed {
+    /// Sessions that took it (sent, or queued for later).
+    delivered: usize,
+    /// Sessions that missed it because their queue was full.
+    queue_full: usize,
 }
 
 /// Index of a client's session: the key of its subscriptions in the index.
@@ -369,7 +378,9 @@ impl<P: Policy> Broker<P> {
         if done {
             self.free_conn(id);
         } else {
-            self.after(id);
+            // Writing moves the connection's own timers (keep alive), never
+            // makes it writable again: that would loop the adapter.
+            self.rearm(id);
         }
         n
     }
@@ -387,7 +398,7 @@ impl<P: Policy> Broker<P> {
         if msg.retain {
             self.retain(now, &msg);
         }
-        self.route(now, &msg, None)
+        self.route(now, &msg, None).delivered
     }
 
     /// Closes a connection from the broker side (administrative action,
@@ -407,21 +418,29 @@ impl<P: Policy> Broker<P> {
 
     // ----- bookkeeping after each change ---------------------------------------
 
-    /// Re-arms the connection's timer and marks it writable if it has bytes.
+    /// After an input or command: re-arms the connection's timer and marks it
+    /// writable (it may have produced packets).
     fn after(&mut self, id: ConnId) {
+        self.rearm(id);
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !c.ready {
+            c.ready = true;
+            self.ready.push_back(id);
+        }
+    }
+
+    /// Pushes the connection's next deadline on the timer heap if it changed.
+    fn rearm(&mut self, id: ConnId) {
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
         let at = c.conn.poll_timeout();
         let push = at.filter(|_| c.timer_at != at);
         c.timer_at = at;
-        let enqueue = !c.ready;
-        c.ready = true;
         if let Some(at) = push {
             self.timers.push(Reverse((at, Timer::Conn(id))));
-        }
-        if enqueue {
-            self.ready.push_back(id);
         }
     }
 
@@ -484,7 +503,9 @@ impl<P: Policy> Broker<P> {
                 return;
             }
         }
-        let verdict = self.policy.authenticate(&connect, client_id.as_str(), &c.peer);
+        let verdict = self
+            .policy
+            .authenticate(&connect, client_id.as_str(), &c.peer);
         if verdict != ReasonCode::SUCCESS {
             c.conn.reject(now, verdict);
             self.stats.connections_refused += 1;
@@ -520,8 +541,13 @@ impl<P: Policy> Broker<P> {
                 (key, entry.stored.take())
             }
             Some(key) => {
-                // Clean start: the old session and its subscriptions go.
-                self.end_session(key, now, false);
+                // Clean start: the old session and its subscriptions go
+                // [MQTT-3.1.2-4]. That ends the session, so a will still
+                // waiting for its delay is published now (section 3.1.3.2.2:
+                // "until the Will Delay Interval has passed or the Session
+                // ends, whichever happens first"); this is not a connection
+                // *to that session*, which would cancel it [MQTT-3.1.3-9].
+                self.end_session(key, now, true);
                 (self.new_session(client_id.clone()), None)
             }
             None => (self.new_session(client_id.clone()), None),
@@ -584,7 +610,13 @@ impl<P: Policy> Broker<P> {
         self.free_sessions.push(key);
         if publish_will {
             if let Some((will, _)) = entry.will {
-                self.publish_will(now, will, &entry.client_id, entry.username.as_ref(), &entry.peer);
+                self.publish_will(
+                    now,
+                    will,
+                    &entry.client_id,
+                    entry.username.as_ref(),
+                    &entry.peer,
+                );
             }
         }
     }
@@ -630,19 +662,25 @@ impl<P: Policy> Broker<P> {
         entry.stored = session;
         entry.generation = entry.generation.wrapping_add(1);
         let generation = entry.generation;
-        entry.expires_at = (expiry != u32::MAX).then(|| now.saturating_add(Duration::from_secs(u64::from(expiry))));
+        entry.expires_at = (expiry != u32::MAX)
+            .then(|| now.saturating_add(Duration::from_secs(u64::from(expiry))));
         if let Some(at) = entry.expires_at {
-            self.timers.push(Reverse((at, Timer::Session(key, generation))));
+            self.timers
+                .push(Reverse((at, Timer::Session(key, generation))));
         }
         if let Some((msg, delay)) = will {
             if delay.is_zero() {
-                let (client_id, username, peer) =
-                    (entry.client_id.clone(), entry.username.clone(), entry.peer.clone());
+                let (client_id, username, peer) = (
+                    entry.client_id.clone(),
+                    entry.username.clone(),
+                    entry.peer.clone(),
+                );
                 self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
             } else {
                 let due = now.saturating_add(delay);
                 entry.will = Some((msg, due));
-                self.timers.push(Reverse((due, Timer::Session(key, generation))));
+                self.timers
+                    .push(Reverse((due, Timer::Session(key, generation))));
             }
         }
     }
@@ -656,8 +694,11 @@ impl<P: Policy> Broker<P> {
         }
         if entry.will.as_ref().is_some_and(|(_, due)| *due <= now) {
             if let Some((msg, _)) = entry.will.take() {
-                let (client_id, username, peer) =
-                    (entry.client_id.clone(), entry.username.clone(), entry.peer.clone());
+                let (client_id, username, peer) = (
+                    entry.client_id.clone(),
+                    entry.username.clone(),
+                    entry.peer.clone(),
+                );
                 self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
             }
         }
@@ -720,11 +761,13 @@ impl<P: Policy> Broker<P> {
         if msg.retain {
             quota = !self.retain(now, &msg);
         }
-        let delivered = self.route(now, &msg, key);
+        let routed = self.route(now, &msg, key);
         if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
-            let reason = if quota {
+            // A message that reached nobody because queues were full is
+            // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
+            let reason = if quota || (routed.delivered == 0 && routed.queue_full > 0) {
                 ReasonCode::QUOTA_EXCEEDED
-            } else if delivered == 0 {
+            } else if routed.delivered == 0 {
                 ReasonCode::NO_MATCHING_SUBSCRIBERS
             } else {
                 ReasonCode::SUCCESS
@@ -751,11 +794,12 @@ impl<P: Policy> Broker<P> {
             .is_ok()
     }
 
-    /// Delivers `msg` to every matching subscriber; returns how many.
-    fn route(&mut self, now: Instant, msg: &Message, publisher: Option<SessionKey>) -> usize {
+    /// Delivers `msg` to every matching subscriber: how many it reached, and
+    /// how many it missed because a queue was full.
+    fn route(&mut self, now: Instant, msg: &Message, publisher: Option<SessionKey>) -> Routed {
         let mut matches = core::mem::take(&mut self.matches);
         self.index.match_topic(&msg.topic, publisher, &mut matches);
-        let mut delivered = 0;
+        let mut routed = Routed::default();
         for d in matches.subscribers().chain(matches.shared()) {
             let fwd = Forward {
                 qos: msg.qos.min(d.qos),
@@ -763,56 +807,75 @@ impl<P: Policy> Broker<P> {
                 retain: msg.retain && d.retain_as_published,
                 subscription_identifiers: d.subscription_ids.to_vec(),
             };
-            if self.deliver_to(d.client, now, msg.clone(), fwd) {
-                delivered += 1;
+            match self.deliver_to(d.client, now, msg.clone(), fwd) {
+                Ok(()) => routed.delivered += 1,
+                Err(DeliverError::QueueFull { .. }) => routed.queue_full += 1,
+                Err(_) => {}
             }
         }
         self.matches = matches;
-        delivered
+        routed
     }
 
-    /// Hands one message to one session, connected or not; false if dropped.
-    fn deliver_to(&mut self, key: SessionKey, now: Instant, msg: Message, fwd: Forward) -> bool {
+    /// Hands one message to one session, connected or not; every message
+    /// not taken is counted as dropped.
+    fn deliver_to(
+        &mut self,
+        key: SessionKey,
+        now: Instant,
+        msg: Message,
+        fwd: Forward,
+    ) -> Result<(), DeliverError> {
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
-            return false;
+            return Err(DeliverError::Closed);
         };
         if let Some(cid) = entry.conn {
             let Some(c) = self.conns.get_mut(cid) else {
-                return false;
+                return Err(DeliverError::Closed);
             };
             let r = c.conn.deliver(now, msg, fwd);
             self.after(cid);
             return match r {
                 Ok(_) => {
                     self.stats.messages_sent += 1;
-                    true
+                    Ok(())
                 }
                 Err(e) => {
-                    self.count_drop(e);
-                    false
+                    self.stats.messages_dropped += 1;
+                    Err(e)
                 }
             };
         }
         let Some(session) = entry.stored.as_mut() else {
-            return false;
+            return Err(DeliverError::Closed);
         };
         match session.enqueue(msg.clone(), fwd.clone()) {
-            Ok(()) => true,
-            Err(DeliverError::QueueFull { .. }) => {
-                let made_room = self.config.queue_full == QueueFullPolicy::DropOldest
-                    && (session.drop_oldest_qos0() || session.drop_oldest());
+            Ok(()) => Ok(()),
+            Err(e @ DeliverError::QueueFull { .. }) => {
+                // At the limit, queued QoS 0 messages give way first (to a
+                // QoS 1/2 message under `DropNew`, which otherwise keeps
+                // what is queued); `DropOldest` then drops the oldest of
+                // any QoS. Either way exactly one message is dropped.
+                let made_room = match self.config.queue_full {
+                    QueueFullPolicy::DropOldest => {
+                        session.drop_oldest_qos0() || session.drop_oldest()
+                    }
+                    QueueFullPolicy::DropNew => {
+                        fwd.qos != QoS::AtMostOnce && session.drop_oldest_qos0()
+                    }
+                };
                 self.stats.messages_dropped += 1;
-                made_room && session.enqueue(msg, fwd).is_ok()
+                if made_room && session.enqueue(msg, fwd).is_ok() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             }
             Err(e) => {
-                self.count_drop(e);
-                false
+                self.stats.messages_dropped += 1;
+                Err(e)
             }
         }
-    }
-
-    fn count_drop(&mut self, _: DeliverError) {
-        self.stats.messages_dropped += 1;
     }
 
     // ----- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------
@@ -882,7 +945,7 @@ impl<P: Policy> Broker<P> {
                     retain: true,
                     subscription_identifiers: ids.clone(),
                 };
-                self.deliver_to(key, now, msg, fwd);
+                let _ = self.deliver_to(key, now, msg, fwd);
             }
         }
     }
@@ -913,28 +976,59 @@ impl<P: Policy> Broker<P> {
             .started
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
             .as_secs();
-        let connected = self.sessions.iter().flatten().filter(|s| s.conn.is_some()).count();
+        let connected = self
+            .sessions
+            .iter()
+            .flatten()
+            .filter(|s| s.conn.is_some())
+            .count();
         let total = self.client_ids.len();
         let values: [(&str, String); 12] = [
             ("uptime", alloc::format!("{uptime} seconds")),
             ("version", self.config.version.clone()),
             ("clients/connected", alloc::format!("{connected}")),
-            ("clients/disconnected", alloc::format!("{}", total - connected)),
+            (
+                "clients/disconnected",
+                alloc::format!("{}", total - connected),
+            ),
             ("clients/total", alloc::format!("{total}")),
-            ("messages/received", alloc::format!("{}", self.stats.messages_received)),
-            ("messages/sent", alloc::format!("{}", self.stats.messages_sent)),
-            ("messages/dropped", alloc::format!("{}", self.stats.messages_dropped)),
-            ("bytes/received", alloc::format!("{}", self.stats.bytes_received)),
+            (
+                "messages/received",
+                alloc::format!("{}", self.stats.messages_received),
+            ),
+            (
+                "messages/sent",
+                alloc::format!("{}", self.stats.messages_sent),
+            ),
+            (
+                "messages/dropped",
+                alloc::format!("{}", self.stats.messages_dropped),
+            ),
+            (
+                "bytes/received",
+                alloc::format!("{}", self.stats.bytes_received),
+            ),
             ("bytes/sent", alloc::format!("{}", self.stats.bytes_sent)),
-            ("subscriptions/count", alloc::format!("{}", self.index.len())),
-            ("retained messages/count", alloc::format!("{}", self.retained.len())),
+            (
+                "subscriptions/count",
+                alloc::format!("{}", self.index.len()),
+            ),
+            (
+                "retained messages/count",
+                alloc::format!("{}", self.retained.len()),
+            ),
         ];
         for (name, value) in values {
             let topic = alloc::format!("$SYS/broker/{name}");
             let Ok(topic) = mqtt_codec::TopicName::try_from(topic.as_str()) else {
                 continue;
             };
-            let msg = Message::new(topic, bytes::Bytes::from(value.into_bytes()), QoS::AtMostOnce, true);
+            let msg = Message::new(
+                topic,
+                bytes::Bytes::from(value.into_bytes()),
+                QoS::AtMostOnce,
+                true,
+            );
             self.retain(now, &msg);
             self.route(now, &msg, None);
         }

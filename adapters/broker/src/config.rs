@@ -1,0 +1,256 @@
+//! The broker's configuration file (TOML) and its built-in defaults.
+//!
+//! Every field is optional; a missing one takes the default documented on it.
+//! With no file at all the broker listens on 127.0.0.1:1883 only and lets
+//! anonymous clients in.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mqtt_codec::QoS;
+use mqtt_router::broker::{BrokerConfig, QueueFullPolicy};
+use mqtt_session::{Limits, ServerConfig};
+use serde::Deserialize;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid configuration in {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// Listeners; default: one MQTT/TCP listener on 127.0.0.1:1883.
+    #[serde(rename = "listener")]
+    pub(crate) listeners: Vec<Listener>,
+    /// Limits; see [`LimitsConfig`].
+    pub(crate) limits: LimitsConfig,
+    /// `$SYS` publication.
+    pub(crate) sys: SysConfig,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Listener {
+    /// Address and port to bind, e.g. `"127.0.0.1:1883"` or `"[::]:1883"`.
+    pub(crate) bind: SocketAddr,
+    /// Transport: `"mqtt"` (plain TCP; the only one this build serves).
+    #[serde(default = "default_protocol")]
+    pub(crate) protocol: String,
+}
+
+fn default_protocol() -> String {
+    "mqtt".to_string()
+}
+
+/// Limits, each with its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsConfig {
+    /// Most client connections at once (default 10000).
+    pub(crate) max_connections: usize,
+    /// Largest packet accepted, in bytes, fixed header included (default 1 MiB).
+    pub(crate) max_packet_size: u32,
+    /// QoS 1/2 messages in flight to one client (default 100).
+    pub(crate) max_inflight: u16,
+    /// QoS 1/2 messages from one client unacknowledged at once, announced as
+    /// Receive Maximum (default 100).
+    pub(crate) receive_maximum: u16,
+    /// Messages queued per client beyond the in-flight window, online or
+    /// offline (default 1000).
+    pub(crate) max_queued_messages: usize,
+    /// What to drop when a queue is full: `"oldest"` (default) or `"new"`.
+    pub(crate) queue_full: String,
+    /// Highest topic alias a 5.0 client may use (default 16; 0: none).
+    pub(crate) topic_alias_maximum: u16,
+    /// Highest keep alive granted, in seconds; 5.0 clients asking for more or
+    /// for none get this (default 3600).
+    pub(crate) max_keep_alive: u16,
+    /// Seconds a client has to send CONNECT (default 10).
+    pub(crate) connect_timeout: u64,
+    /// Longest session expiry interval granted, in seconds (default 86400;
+    /// 3.1.1 persistent sessions expire after this too).
+    pub(crate) max_session_expiry: u32,
+    /// Most retained messages kept (default 100000).
+    pub(crate) max_retained: usize,
+    /// Largest retained payload kept, in bytes (default 256 KiB).
+    pub(crate) max_retained_payload: usize,
+    /// Highest QoS accepted from publishers (default 2).
+    pub(crate) maximum_qos: u8,
+    /// Whether retained messages are accepted (default true).
+    pub(crate) retain_available: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 10_000,
+            max_packet_size: 1024 * 1024,
+            max_inflight: 100,
+            receive_maximum: 100,
+            max_queued_messages: 1000,
+            queue_full: "oldest".to_string(),
+            topic_alias_maximum: 16,
+            max_keep_alive: 3600,
+            connect_timeout: 10,
+            max_session_expiry: 86_400,
+            max_retained: 100_000,
+            max_retained_payload: 256 * 1024,
+            maximum_qos: 2,
+            retain_available: true,
+        }
+    }
+}
+
+/// `$SYS/broker/...` statistics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SysConfig {
+    /// Seconds between publications (default 10; 0 turns them off).
+    pub(crate) interval: u64,
+}
+
+impl Default for SysConfig {
+    fn default() -> Self {
+        SysConfig { interval: 10 }
+    }
+}
+
+impl Config {
+    /// Reads a configuration file.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for l in &self.listeners {
+            if l.protocol != "mqtt" {
+                return Err(ConfigError::Invalid(format!(
+                    "listener {}: protocol {:?} is not supported by this build (use \"mqtt\")",
+                    l.bind, l.protocol
+                )));
+            }
+        }
+        let l = &self.limits;
+        if l.maximum_qos > 2 {
+            return Err(ConfigError::Invalid("limits.maximum_qos must be 0, 1 or 2".into()));
+        }
+        if l.max_inflight == 0 || l.receive_maximum == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_inflight and limits.receive_maximum must be at least 1".into(),
+            ));
+        }
+        if l.max_packet_size < 64 {
+            return Err(ConfigError::Invalid("limits.max_packet_size must be at least 64".into()));
+        }
+        if !matches!(l.queue_full.as_str(), "oldest" | "new") {
+            return Err(ConfigError::Invalid(
+                "limits.queue_full must be \"oldest\" or \"new\"".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listeners, or the built-in default one.
+    pub(crate) fn listeners(&self) -> Vec<Listener> {
+        if self.listeners.is_empty() {
+            vec![Listener {
+                bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
+                protocol: default_protocol(),
+            }]
+        } else {
+            self.listeners.clone()
+        }
+    }
+
+    /// The broker core's configuration.
+    pub(crate) fn broker_config(&self, seed: u64) -> BrokerConfig {
+        let l = &self.limits;
+        let limits = Limits {
+            receive_maximum: l.receive_maximum,
+            max_packet_size: l.max_packet_size,
+            topic_alias_maximum: l.topic_alias_maximum,
+            max_inflight: l.max_inflight,
+            max_queued: l.max_queued_messages,
+            outbound_topic_aliases: false,
+        };
+        let server = ServerConfig {
+            limits,
+            connect_timeout: Duration::from_secs(l.connect_timeout),
+            maximum_qos: QoS::from_u8(l.maximum_qos).unwrap_or(QoS::ExactlyOnce),
+            retain_available: l.retain_available,
+            max_keep_alive: Some(l.max_keep_alive).filter(|&k| k > 0),
+        };
+        BrokerConfig {
+            seed,
+            server,
+            max_connections: l.max_connections,
+            max_session_expiry: l.max_session_expiry,
+            max_retained: l.max_retained,
+            max_retained_payload: l.max_retained_payload,
+            queue_full: if l.queue_full == "new" {
+                QueueFullPolicy::DropNew
+            } else {
+                QueueFullPolicy::DropOldest
+            },
+            sys_interval: (self.sys.interval > 0).then(|| Duration::from_secs(self.sys.interval)),
+            version: format!("mqtt-broker {}", env!("CARGO_PKG_VERSION")),
+            ..BrokerConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_means_the_safe_defaults() {
+        let c: Config = toml::from_str("").unwrap();
+        let l = c.listeners();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].bind, SocketAddr::from(([127, 0, 0, 1], 1883)));
+        assert_eq!(c.broker_config(1).server.limits.max_packet_size, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("[limits]\nmax_packets = 1").is_err());
+        let c: Config = toml::from_str("[limits]\nmaximum_qos = 3").unwrap();
+        assert!(c.check().is_err());
+        let c: Config =
+            toml::from_str("[[listener]]\nbind = \"127.0.0.1:9\"\nprotocol = \"ws\"").unwrap();
+        assert!(c.check().is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! Starting the broker binary on a free loopback port, and finding the real
+//! peers (Mosquitto's clients, Python paho-mqtt) the tests drive it with.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A broker process, killed when dropped.
+pub struct BrokerProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl BrokerProcess {
+    /// Starts `mqtt-broker` with `config` (TOML text, `{port}` replaced) on a
+    /// free port, and waits until it accepts connections.
+    pub fn start_with(config: &str) -> BrokerProcess {
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = std::env::temp_dir().join(format!("mqtt-broker-test-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("broker.toml");
+        let config = format!(
+            "[[listener]]\nbind = \"127.0.0.1:{port}\"\n\n{}",
+            config.replace("{port}", &port.to_string())
+        );
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .arg("-c")
+            .arg(&path)
+            .arg("--seed")
+            .arg("7")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the broker binary starts");
+        let broker = BrokerProcess { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "the broker did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
+    /// Starts the broker with the default limits and `$SYS` every second.
+    pub fn start() -> BrokerProcess {
+        Self::start_with("[sys]\ninterval = 1\n")
+    }
+
+    /// The port, as text for command lines.
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the broker did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether a program is on the PATH. With `CI=true` a missing real peer fails
+/// the test instead of skipping it: CI installs them all.
+pub fn require(program: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is required when CI=true (apt-get install mosquitto-clients python3-paho-mqtt)"
+        );
+        eprintln!("skipping: {program} is not installed");
+    }
+    found
+}
+
+/// Python with paho-mqtt: Debian's python3 (the package python3-paho-mqtt).
+pub fn paho_python() -> Option<PathBuf> {
+    for python in ["/usr/bin/python3", "python3"] {
+        let ok = Command::new(python)
+            .arg("-c")
+            .arg("import paho.mqtt.client")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(PathBuf::from(python));
+        }
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "python3-paho-mqtt is required when CI=true"
+    );
+    eprintln!("skipping: paho-mqtt is not installed");
+    None
+}
+
+/// Runs a command to completion within `timeout`, killing it past that.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("the command's output")
+}
+
+/// A child process that is killed when dropped (a subscriber left running).
+pub struct Running(pub Child);
+
+impl Running {
+    /// Starts `cmd` with its output captured.
+    pub fn spawn(cmd: &mut Command) -> Running {
+        Running(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the command starts"),
+        )
+    }
+
+    /// Waits (bounded) for the process to end and returns its standard output.
+    pub fn output_within(mut self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut out = String::new();
+        if let Some(mut s) = self.0.stdout.take() {
+            let _ = s.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

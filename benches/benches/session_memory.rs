@@ -1,0 +1,77 @@
+//! Heap bytes a connected, idle connection costs, on each side: the state
+//! machine, its session, its decoder, but not the adapter's socket buffers
+//! (which an adapter sizes itself and frees while idle).
+//!
+//! Run with `cargo bench -p mqtt-benches --bench session_memory`.
+#![allow(missing_docs)]
+
+use std::alloc::System;
+
+use bytes::BytesMut;
+use mqtt_codec::{ConnAckProps, ProtocolVersion, Str};
+use mqtt_session::{Client, ClientConfig, Connection, Instant, Server, ServerConfig, ServerEvent};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const N: usize = 10_000;
+
+fn main() {
+    if std::env::args().skip(1).any(|a| !a.starts_with('-')) {
+        return;
+    }
+    println!("| version | server side, bytes per connection | client side, bytes per connection |");
+    println!("|---|---:|---:|");
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let now = Instant::ZERO;
+        // Every CONNECT is encoded before measuring, so only the connections count.
+        let mut wires: Vec<BytesMut> = (0..N)
+            .map(|i| {
+                let id = Str::try_from(format!("client-{i:06}")).unwrap();
+                let mut c = Connection::<Client>::new(ClientConfig::new(version, id), now, None);
+                let mut w = BytesMut::new();
+                let _ = c.poll_transmit(now, &mut w);
+                w
+            })
+            .collect();
+        let region = Region::new(GLOBAL);
+        let mut servers = Vec::with_capacity(N);
+        for w in &mut wires {
+            let mut s = Connection::<Server>::new(ServerConfig::default(), now);
+            s.handle_read(now, w);
+            match s.poll_event() {
+                Some(ServerEvent::Connect(_)) => {}
+                other => panic!("expected CONNECT, got {other:?}"),
+            }
+            s.accept(now, None, ConnAckProps::default()).unwrap();
+            // Drained as an adapter drains it: events until `None`, bytes out.
+            while s.poll_event().is_some() {}
+            let mut out = BytesMut::new();
+            let _ = s.poll_transmit(now, &mut out);
+            servers.push(s);
+        }
+        let st = region.change();
+        let server_bytes = (st.bytes_allocated as isize - st.bytes_deallocated as isize
+            + st.bytes_reallocated) as f64
+            / N as f64;
+
+        let region = Region::new(GLOBAL);
+        let mut clients = Vec::with_capacity(N);
+        for i in 0..N {
+            let id = Str::try_from(format!("client-{i:06}")).unwrap();
+            let mut c = Connection::<Client>::new(ClientConfig::new(version, id), now, None);
+            let mut out = BytesMut::new();
+            let _ = c.poll_transmit(now, &mut out);
+            while c.poll_event().is_some() {}
+            clients.push(c);
+        }
+        let st = region.change();
+        let client_bytes = (st.bytes_allocated as isize - st.bytes_deallocated as isize
+            + st.bytes_reallocated) as f64
+            / N as f64;
+        println!("| {version} | {server_bytes:.0} | {client_bytes:.0} |");
+        drop(servers);
+        drop(clients);
+    }
+}
