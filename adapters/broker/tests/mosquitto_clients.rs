@@ -111,21 +111,42 @@ fn a_killed_client_s_will_is_published_and_a_clean_one_s_is_not() {
     for v in VERSIONS {
         let will_topic = format!("will/{v}");
         let watcher = Running::spawn(sub_cmd(&b, v).args([
-            "-t", &will_topic, "-C", "1", "-W", "10", "-F", "%t %p",
+            "-t",
+            &will_topic,
+            "-C",
+            "1",
+            "-W",
+            "10",
+            "-F",
+            "%t %p",
         ]));
         // A clean disconnect: its will must not be published.
         let out = run(
             pub_cmd(&b, v).args([
-                "-t", "will/other", "-m", "x", "--will-topic", &will_topic,
-                "--will-payload", "clean", "-i", "will-clean",
+                "-t",
+                "will/other",
+                "-m",
+                "x",
+                "--will-topic",
+                &will_topic,
+                "--will-payload",
+                "clean",
+                "-i",
+                "will-clean",
             ]),
             Duration::from_secs(5),
         );
         assert!(out.status.success());
         // A client that is killed: its will must be published.
         let mut victim = Running::spawn(sub_cmd(&b, v).args([
-            "-t", "will/none", "--will-topic", &will_topic, "--will-payload", "gone",
-            "-i", "will-victim",
+            "-t",
+            "will/none",
+            "--will-topic",
+            &will_topic,
+            "--will-payload",
+            "gone",
+            "-i",
+            "will-victim",
         ]));
         std::thread::sleep(Duration::from_millis(500));
         let _ = victim.0.kill();
@@ -162,7 +183,11 @@ fn a_persistent_session_receives_what_was_queued_while_away() {
             sub_cmd(&b, v).args(&session).args(["-C", "1", "-W", "5"]),
             Duration::from_secs(8),
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "while-away", "{v}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "while-away",
+            "{v}"
+        );
     }
 }
 
@@ -174,19 +199,30 @@ fn a_second_connection_with_the_same_client_id_takes_over() {
     let b = BrokerProcess::start();
     // The first connection: a raw 5.0 CONNECT for client id "twin".
     let mut first = TcpStream::connect(b.addr).unwrap();
-    first.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     first
-        .write_all(&[0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 4, b't', b'w', b'i', b'n'])
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut connack = [0u8; 5];
-    first.read_exact(&mut connack).unwrap();
-    assert_eq!(connack, [0x20, 3, 0, 0, 0], "CONNACK: accepted, no session present");
+    first
+        .write_all(&[
+            0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 4, b't', b'w', b'i', b'n',
+        ])
+        .unwrap();
+    let mut head = [0u8; 2];
+    first.read_exact(&mut head).unwrap();
+    let mut body = vec![0u8; usize::from(head[1])];
+    first.read_exact(&mut body).unwrap();
+    assert_eq!(head[0], 0x20, "CONNACK");
+    assert_eq!(&body[..2], [0, 0], "accepted, no session present");
     // The second, from mosquitto_sub with the same identifier.
     let _second = Running::spawn(sub_cmd(&b, "mqttv5").args(["-t", "x", "-i", "twin"]));
     // The first gets DISCONNECT 0x8E (session taken over), then the end of the stream.
     let mut rest = Vec::new();
     let _ = first.read_to_end(&mut rest);
-    assert_eq!(rest, [0xE0, 1, 0x8E], "DISCONNECT with reason 0x8E [MQTT-3.1.4-3]");
+    assert_eq!(
+        rest,
+        [0xE0, 1, 0x8E],
+        "DISCONNECT with reason 0x8E [MQTT-3.1.4-3]"
+    );
 }
 
 #[test]
@@ -195,8 +231,10 @@ fn shared_subscriptions_split_the_messages() {
         return;
     }
     let b = BrokerProcess::start();
-    let a = Running::spawn(sub_cmd(&b, "mqttv5").args(["-t", "$share/g/jobs", "-q", "1", "-W", "4"]));
-    let c = Running::spawn(sub_cmd(&b, "mqttv5").args(["-t", "$share/g/jobs", "-q", "1", "-W", "4"]));
+    let a =
+        Running::spawn(sub_cmd(&b, "mqttv5").args(["-t", "$share/g/jobs", "-q", "1", "-W", "4"]));
+    let c =
+        Running::spawn(sub_cmd(&b, "mqttv5").args(["-t", "$share/g/jobs", "-q", "1", "-W", "4"]));
     std::thread::sleep(Duration::from_millis(700));
     for i in 0..10 {
         let out = run(
@@ -209,7 +247,10 @@ fn shared_subscriptions_split_the_messages() {
     let got_c = c.output_within(Duration::from_secs(6));
     let (na, nc) = (got_a.lines().count(), got_c.lines().count());
     assert_eq!(na + nc, 10, "each job exactly once: {got_a:?} {got_c:?}");
-    assert!(na >= 4 && nc >= 4, "round robin shares the jobs: {na} and {nc}");
+    assert!(
+        na >= 4 && nc >= 4,
+        "round robin shares the jobs: {na} and {nc}"
+    );
 }
 
 #[test]
@@ -237,11 +278,16 @@ fn a_malformed_packet_closes_only_its_own_connection() {
     // A CONNECT with the reserved flag set [MQTT-3.1.2-3], then garbage.
     let mut raw = TcpStream::connect(b.addr).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    raw.write_all(&[0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'x'])
-        .unwrap();
+    raw.write_all(&[
+        0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'x',
+    ])
+    .unwrap();
     let mut buf = [0u8; 16];
     let n = raw.read(&mut buf).unwrap_or(0);
-    assert_eq!(n, 0, "the broker closes the malformed connection without answering");
+    assert_eq!(
+        n, 0,
+        "the broker closes the malformed connection without answering"
+    );
     let got = publish_until_received(&b, "mqttv311", "ok", "0", "still-alive", sub);
     assert_eq!(got.trim(), "still-alive");
 }
