@@ -383,6 +383,15 @@ impl<R: Role> Connection<R> {
                     }
                     continue;
                 }
+                Err(EncodeError::PacketTooLarge { .. }) => {
+                    // A message that no longer fits the peer's limit (a smaller
+                    // one after resumption) is treated as delivered, so its
+                    // identifier and window slot are freed [MQTT-3.1.2-25].
+                    if let Some(Packet::Publish(pb)) = self.tx.pop_front() {
+                        self.drop_unsendable(now, &pb);
+                    }
+                    continue;
+                }
                 // Checked when queued; dropping is all that is left to do.
                 Err(_) => 0,
             };
@@ -646,6 +655,27 @@ impl<R: Role> Connection<R> {
             }
         }
         self.fill_window(now);
+    }
+
+    /// Forgets an in-flight PUBLISH that can no longer be sent, reporting it
+    /// as completed with 0x95.
+    fn drop_unsendable(&mut self, now: Instant, p: &Publish) {
+        if p.qos == QosPid::AtMostOnce {
+            self.tx_qos0 = self.tx_qos0.saturating_sub(1);
+            return;
+        }
+        let Some(id) = p.qos.packet_id() else {
+            return;
+        };
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if let Some(i) = session.find_inflight(id) {
+            session.inflight.remove(i);
+            session.release_id(id);
+            R::on_outbound_complete(self, id, ReasonCode::PACKET_TOO_LARGE);
+            self.fill_window(now);
+        }
     }
 
     // ----- acknowledgements of what we sent ----------------------------------

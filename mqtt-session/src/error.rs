@@ -146,20 +146,24 @@ impl Violation {
         }
     }
 
-    /// The normative statement broken, as the specification numbers it.
+    /// The normative statement broken, as the specification numbers it (or
+    /// the section, where the rule has no number).
     pub const fn spec_ref(&self) -> &'static str {
         match self {
             Violation::Decode(_) => "MQTT-4.13.1-1",
             Violation::UnexpectedPacket(PacketType::Connect) => "MQTT-3.1.0-2",
             Violation::UnexpectedPacket(_) => "MQTT-4.13.1-1",
-            Violation::ReceiveMaximumExceeded => "MQTT-3.3.4-9",
-            Violation::TopicAliasInvalid(_) => "MQTT-3.3.2-9",
-            Violation::TopicAliasUnknown(_) => "MQTT-3.3.2-12",
+            // Client to server, server to client.
+            Violation::ReceiveMaximumExceeded => "MQTT-3.3.4-7, MQTT-3.3.4-9",
+            Violation::TopicAliasInvalid(_) => "MQTT-3.3.2-9, MQTT-3.3.2-11",
+            // No numbered statement: section 3.3.2.3.4.
+            Violation::TopicAliasUnknown(_) => "3.3.2.3.4",
             Violation::QosNotSupported(_) => "MQTT-3.2.2-11",
             Violation::RetainNotSupported => "MQTT-3.2.2-14",
-            Violation::SessionExpiryAfterZero => "MQTT-3.14.2-2",
+            // No numbered statement: section 3.14.2.2.2.
+            Violation::SessionExpiryAfterZero => "3.14.2.2.2",
             Violation::UnexpectedSessionPresent => "MQTT-3.2.2-4",
-            Violation::BadAuthenticationMethod => "MQTT-4.12.0-1",
+            Violation::BadAuthenticationMethod => "MQTT-4.12.0-7",
         }
     }
 }

@@ -118,6 +118,14 @@ impl Session {
         self.max_queued = max_queued;
     }
 
+    /// Makes the next packet identifier allocated the one after `last`
+    /// (after 65,535 comes 1); identifiers still in use are skipped as
+    /// always. An adapter may start from a random point; tests use it to
+    /// reach the wrap-around quickly.
+    pub fn set_last_packet_id(&mut self, last: u16) {
+        self.next_id = last;
+    }
+
     /// Removes queued messages that expired, returning how many.
     pub fn drop_expired(&mut self, now: Instant) -> usize {
         let before = self.queued();

@@ -66,7 +66,12 @@ pub fn pid(n: u16) -> PacketId {
 
 /// A message without properties, not retained.
 pub fn msg(t: &str, payload: &str, qos: QoS) -> Message {
-    Message::new(topic(t), Bytes::copy_from_slice(payload.as_bytes()), qos, false)
+    Message::new(
+        topic(t),
+        Bytes::copy_from_slice(payload.as_bytes()),
+        qos,
+        false,
+    )
 }
 
 /// A client configuration: client id "c1", clean start, keep alive 60 s.
@@ -157,7 +162,10 @@ pub fn decode_all(v: ProtocolVersion, bytes: &[u8]) -> Vec<Packet> {
     let mut d = Decoder::with_version(v).with_max_packet_size(MAX_PACKET_SIZE);
     let mut buf = BytesMut::from(bytes);
     let mut out = Vec::new();
-    while let Some(p) = d.decode(&mut buf).expect("the connection writes valid packets") {
+    while let Some(p) = d
+        .decode(&mut buf)
+        .expect("the connection writes valid packets")
+    {
         out.push(p);
     }
     assert!(buf.is_empty(), "the connection wrote a partial packet");
@@ -198,7 +206,12 @@ pub fn accepted_server(
 ) -> Connection<Server> {
     let v = connect.protocol;
     let mut server = Connection::<Server>::new(cfg, Instant::ZERO);
-    feed(&mut server, Instant::ZERO, v, &[Packet::Connect(Box::new(connect))]);
+    feed(
+        &mut server,
+        Instant::ZERO,
+        v,
+        &[Packet::Connect(Box::new(connect))],
+    );
     let evs = events(&mut server);
     assert!(
         matches!(evs.as_slice(), [ServerEvent::Connect(_)]),
@@ -219,7 +232,12 @@ pub fn connected_client(cfg: ClientConfig, connack: ConnAck) -> Connection<Clien
     let mut client = Connection::<Client>::new(cfg, Instant::ZERO, None);
     let out = sent(&mut client, Instant::ZERO, v);
     assert!(matches!(out.as_slice(), [Packet::Connect(_)]), "{out:?}");
-    feed(&mut client, Instant::ZERO, v, &[Packet::ConnAck(Box::new(connack))]);
+    feed(
+        &mut client,
+        Instant::ZERO,
+        v,
+        &[Packet::ConnAck(Box::new(connack))],
+    );
     let evs = events(&mut client);
     assert!(
         matches!(evs.as_slice(), [ClientEvent::Connected { .. }]),
@@ -269,6 +287,25 @@ pub fn assert_deadline_after<R: Role>(c: &Connection<R>, now: Instant) {
     if let Some(t) = c.poll_timeout() {
         assert!(t > now, "poll_timeout {t:?} is not after now {now:?}");
     }
+}
+
+/// How many QoS 1/2 PUBLISHes in the transcript `sent` the answers in the
+/// transcript `answers` have not completed yet (PUBACK, PUBCOMP, or a failure
+/// PUBREC completes one). Counts first sends only: for flows without resends.
+pub fn outstanding(sent: &[Packet], answers: &[Packet]) -> usize {
+    let out = sent
+        .iter()
+        .filter(|p| matches!(p, Packet::Publish(x) if x.qos != QosPid::AtMostOnce && !x.dup))
+        .count();
+    let done = answers
+        .iter()
+        .filter(|p| match p {
+            Packet::PubAck(_) | Packet::PubComp(_) => true,
+            Packet::PubRec(a) => a.reason.is_error(),
+            _ => false,
+        })
+        .count();
+    out.saturating_sub(done)
 }
 
 // ----- randomness for chunking -----------------------------------------------
@@ -392,7 +429,9 @@ impl Broker {
                         ReasonCode::SUCCESS
                     });
                 }
-                server.unsuback(*id, &results).expect("answering UNSUBSCRIBE");
+                server
+                    .unsuback(*id, &results)
+                    .expect("answering UNSUBSCRIBE");
             }
             ServerEvent::Publish { msg, id } => {
                 let granted = self
@@ -425,6 +464,15 @@ impl Broker {
 
 // ----- the pair ----------------------------------------------------------------
 
+/// Which side wrote a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client.
+    Client,
+    /// The server.
+    Server,
+}
+
 /// A client and a server connection back to back in memory, on a virtual clock.
 #[derive(Debug)]
 pub struct Pair {
@@ -448,6 +496,8 @@ pub struct Pair {
     pub c2s: Vec<Packet>,
     /// Every packet the server wrote, decoded.
     pub s2c: Vec<Packet>,
+    /// Every packet either side wrote, in the order written, with its writer.
+    pub wire: Vec<(Side, Packet)>,
     /// When set, each byte stream is re-split into chunks of 1..=max bytes.
     pub chunking: Option<(Rng, usize)>,
     /// How many connections were opened (1 for the first).
@@ -477,6 +527,7 @@ impl Pair {
             server_events: Vec::new(),
             c2s: Vec::new(),
             s2c: Vec::new(),
+            wire: Vec::new(),
             chunking: None,
             connections: 1,
             c2s_decoder: Decoder::new().with_max_packet_size(MAX_PACKET_SIZE),
@@ -491,7 +542,11 @@ impl Pair {
     /// A pair with default server configuration, connected; transcripts and
     /// event logs are cleared.
     pub fn connected(v: ProtocolVersion) -> Self {
-        Pair::connected_with(client_config(v), ServerConfig::default(), Broker::accept_only())
+        Pair::connected_with(
+            client_config(v),
+            ServerConfig::default(),
+            Broker::accept_only(),
+        )
     }
 
     /// A connected pair with the given configurations and policy; transcripts
@@ -525,6 +580,7 @@ impl Pair {
     pub fn clear(&mut self) {
         self.c2s.clear();
         self.s2c.clear();
+        self.wire.clear();
         self.client_events.clear();
         self.server_events.clear();
     }
@@ -537,6 +593,11 @@ impl Pair {
     /// Takes the server-to-client transcript.
     pub fn take_s2c(&mut self) -> Vec<Packet> {
         core::mem::take(&mut self.s2c)
+    }
+
+    /// Takes the interleaved transcript of both directions.
+    pub fn take_wire(&mut self) -> Vec<(Side, Packet)> {
+        core::mem::take(&mut self.wire)
     }
 
     /// Takes the client's event log.
@@ -571,7 +632,11 @@ impl Pair {
         let n = self.client.poll_transmit(now, &mut out);
         let mut moved = n > 0;
         if n > 0 {
+            let before = self.c2s.len();
             record(&mut self.c2s_decoder, &out, &mut self.c2s);
+            for p in &self.c2s[before..] {
+                self.wire.push((Side::Client, p.clone()));
+            }
             deliver_bytes(
                 &mut self.server,
                 now,
@@ -596,7 +661,11 @@ impl Pair {
         let n = self.server.poll_transmit(now, &mut out);
         let mut moved = n > 0;
         if n > 0 {
+            let before = self.s2c.len();
             record(&mut self.s2c_decoder, &out, &mut self.s2c);
+            for p in &self.s2c[before..] {
+                self.wire.push((Side::Server, p.clone()));
+            }
             deliver_bytes(
                 &mut self.client,
                 now,
@@ -693,14 +762,21 @@ impl Pair {
     /// connections (the server's through the broker, which passes it to
     /// `accept`). Nothing is moved yet.
     pub fn reconnect(&mut self) {
+        self.reconnect_with(|_, _| {});
+    }
+
+    /// [`Pair::reconnect`], letting `f` look at or change the client's and
+    /// the server's detached sessions before they are resumed.
+    pub fn reconnect_with(&mut self, f: impl FnOnce(&mut Option<Session>, &mut Option<Session>)) {
         self.drop_connection();
         let now = self.now;
         let fresh_client = Connection::<Client>::new(self.client_config.clone(), now, None);
         let fresh_server = Connection::<Server>::new(self.server_config.clone(), now);
-        let client_session = core::mem::replace(&mut self.client, fresh_client).detach();
+        let mut client_session = core::mem::replace(&mut self.client, fresh_client).detach();
         if let Some(s) = core::mem::replace(&mut self.server, fresh_server).detach() {
             self.broker.session = Some(s);
         }
+        f(&mut client_session, &mut self.broker.session);
         self.client = Connection::<Client>::new(self.client_config.clone(), now, client_session);
         self.connections += 1;
         self.c2s_decoder = Decoder::new().with_max_packet_size(MAX_PACKET_SIZE);
