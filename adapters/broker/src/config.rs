@@ -164,7 +164,9 @@ impl Config {
         }
         let l = &self.limits;
         if l.maximum_qos > 2 {
-            return Err(ConfigError::Invalid("limits.maximum_qos must be 0, 1 or 2".into()));
+            return Err(ConfigError::Invalid(
+                "limits.maximum_qos must be 0, 1 or 2".into(),
+            ));
         }
         if l.max_inflight == 0 || l.receive_maximum == 0 {
             return Err(ConfigError::Invalid(
@@ -172,7 +174,9 @@ impl Config {
             ));
         }
         if l.max_packet_size < 64 {
-            return Err(ConfigError::Invalid("limits.max_packet_size must be at least 64".into()));
+            return Err(ConfigError::Invalid(
+                "limits.max_packet_size must be at least 64".into(),
+            ));
         }
         if !matches!(l.queue_full.as_str(), "oldest" | "new") {
             return Err(ConfigError::Invalid(
@@ -241,7 +245,10 @@ mod tests {
         let l = c.listeners();
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].bind, SocketAddr::from(([127, 0, 0, 1], 1883)));
-        assert_eq!(c.broker_config(1).server.limits.max_packet_size, 1024 * 1024);
+        assert_eq!(
+            c.broker_config(1).server.limits.max_packet_size,
+            1024 * 1024
+        );
     }
 
     #[test]

@@ -66,7 +66,10 @@ fn main() -> ExitCode {
     let seed = args.seed.unwrap_or_else(server::seed);
     let broker_config = config.broker_config(seed);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             error!("cannot start the runtime: {e}");

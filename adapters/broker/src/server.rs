@@ -277,19 +277,17 @@ fn flush(
         }
     }
     while let Some(ev) = broker.poll_event() {
-        match ev {
-            BrokerEvent::Closed { id, close } => {
-                debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
-                // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
-                write_one(broker, conns, blocked, clock, id);
-                if let Some(h) = conns.get_mut(&id) {
-                    h.closing = true;
-                    let _ = h.writer.try_send(ToConn::Close);
-                }
-                conns.remove(&id);
-                blocked.retain(|b| *b != id);
+        // `BrokerEvent` is non-exhaustive: other events are not acted on here.
+        if let BrokerEvent::Closed { id, close } = ev {
+            debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
+            // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
+            write_one(broker, conns, blocked, clock, id);
+            if let Some(h) = conns.get_mut(&id) {
+                h.closing = true;
+                let _ = h.writer.try_send(ToConn::Close);
             }
-            _ => {}
+            conns.remove(&id);
+            blocked.retain(|b| *b != id);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Starting the broker binary on a free loopback port, and finding the real
 //! peers (Mosquitto's clients, Python paho-mqtt) the tests drive it with.
 
-#![allow(dead_code)]
+// Each test file uses part of this module, as its own crate.
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,6 +15,8 @@ pub struct BrokerProcess {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The folder holding its configuration file, removed on drop.
+    dir: PathBuf,
 }
 
 impl BrokerProcess {
@@ -41,10 +44,13 @@ impl BrokerProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("the broker binary starts");
-        let broker = BrokerProcess { child, addr };
+        let broker = BrokerProcess { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "the broker did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         broker
@@ -76,7 +82,10 @@ impl BrokerProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the broker did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -86,6 +95,7 @@ impl Drop for BrokerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
