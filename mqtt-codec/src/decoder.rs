@@ -3,8 +3,9 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::error::DecodeError;
-use crate::packet::{FixedHeader, Packet, MAX_PACKET_SIZE};
-use crate::types::ProtocolVersion;
+use crate::packet::{FixedHeader, Packet, Publish, MAX_PACKET_SIZE};
+use crate::string::Storage;
+use crate::types::{PacketType, ProtocolVersion};
 
 /// A packet borrowed from the caller's buffer, and the bytes it took there.
 pub type Borrowed<'a> = (Packet<&'a [u8]>, usize);
@@ -89,6 +90,7 @@ impl Decoder {
     /// body that packet has already been split off `buf`; the connection is
     /// over at that point anyway. The returned packet's
     /// strings and payload share `buf`'s memory.
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet<Bytes>>, DecodeError> {
         let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
             return Ok(None);
@@ -98,13 +100,14 @@ impl Decoder {
             buf.reserve(len - buf.len());
             return Ok(None);
         }
+        // Split here: `freeze` builds the handle from plain values, so moving
+        // it on costs nothing (unlike `Bytes::split_to`, see `decode_bytes`).
         let frame = buf.split_to(len).freeze();
-        let p = Packet::decode_frame(frame, &header, self.version)?;
-        self.adopt(&p);
-        Ok(Some(p))
+        self.decode_frame(|| frame, &header, Some)
     }
 
     /// Decodes one packet from the front of a frozen buffer, advancing it.
+    #[inline]
     pub fn decode_bytes(&mut self, buf: &mut Bytes) -> Result<Option<Packet<Bytes>>, DecodeError> {
         let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
             return Ok(None);
@@ -113,24 +116,61 @@ impl Decoder {
         if buf.len() < len {
             return Ok(None);
         }
-        let frame = buf.split_to(len);
-        let p = Packet::decode_frame(frame, &header, self.version)?;
-        self.adopt(&p);
-        Ok(Some(p))
+        // Split where the frame is used (see `Publish::read_into`).
+        self.decode_frame(|| split(buf, len), &header, Some)
     }
 
     /// Decodes one packet borrowed from the front of `buf`, returning it with
     /// the number of bytes it took. Allocates nothing for topics and payloads.
+    #[inline]
     pub fn decode_slice<'a>(&mut self, buf: &'a [u8]) -> Result<Option<Borrowed<'a>>, DecodeError> {
         let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
             return Ok(None);
         };
         let len = header.packet_len();
-        if buf.len() < len {
+        let Some(frame) = buf.get(..len) else {
             return Ok(None);
-        }
-        let p = Packet::decode_frame(&buf[..len], &header, self.version)?;
-        self.adopt(&p);
-        Ok(Some((p, len)))
+        };
+        self.decode_frame(|| frame, &header, |p| Some((p, len)))
     }
+
+    /// Decodes the packet whose bytes (exactly those) `frame()` splits off
+    /// and returns `wrap(packet)`: the `decode*` methods' own return value,
+    /// so that a PUBLISH is built right where the caller receives it instead
+    /// of being moved out through several enums (see [`Publish::read_into`]).
+    /// The other packets are rarer or boxed (CONNECT) and take the general,
+    /// out-of-line path.
+    #[inline(always)]
+    fn decode_frame<B: Storage, R>(
+        &mut self,
+        frame: impl FnOnce() -> B,
+        header: &FixedHeader,
+        wrap: impl FnOnce(Packet<B>) -> R,
+    ) -> Result<R, DecodeError> {
+        if let (PacketType::Publish, Some(v)) = (header.packet_type, self.version) {
+            return Publish::read_into(frame, header.header_len, header.flags, v, |p| {
+                wrap(Packet::Publish(p))
+            });
+        }
+        self.decode_other(frame(), header).map(wrap)
+    }
+
+    /// Every packet but a PUBLISH, and adopting the version of a CONNECT.
+    #[inline(never)]
+    fn decode_other<B: Storage>(
+        &mut self,
+        frame: B,
+        header: &FixedHeader,
+    ) -> Result<Packet<B>, DecodeError> {
+        let p = Packet::decode_frame(frame, header, self.version)?;
+        self.adopt(&p);
+        Ok(p)
+    }
+}
+
+/// The first `len` bytes of `buf`, split off. Always inlined, so that the
+/// closure calling it is small enough to be inlined too.
+#[inline(always)]
+fn split(buf: &mut Bytes, len: usize) -> Bytes {
+    buf.split_to(len)
 }

@@ -58,6 +58,7 @@ mod error;
 pub mod packet;
 pub mod properties;
 mod reason;
+mod scan;
 mod string;
 mod topic;
 mod types;

@@ -7,6 +7,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use crate::scan::{any_byte, nul_or_non_ascii};
+
 /// The bytes behind a decoded packet: [`Bytes`] (shared with the read buffer,
 /// zero-copy) or `&[u8]` (borrowed from the caller's buffer, no allocation for
 /// topics and payloads).
@@ -18,14 +20,26 @@ pub trait Storage: AsRef<[u8]> + Clone {
     fn into_tail(self, start: usize) -> Self;
 }
 
+// Each method below first makes the bounds check `bytes` makes, panicking
+// with a fixed message: `bytes` formats the bounds into its panic message,
+// which needs them in memory, on every packet, and their stack slot ended up
+// shared with the packet being decoded (which was then read back with a
+// store-forwarding stall). With the check made first, the compiler drops
+// `bytes`'s own. Out-of-bounds calls panic as before.
 impl Storage for Bytes {
     #[inline]
     fn slice(&self, range: Range<usize>) -> Self {
+        if range.start > range.end || range.end > self.len() {
+            panic!("Storage::slice: range out of bounds");
+        }
         Bytes::slice(self, range)
     }
 
     #[inline]
     fn into_tail(mut self, start: usize) -> Self {
+        if start > self.len() {
+            panic!("Storage::into_tail: start past the end");
+        }
         bytes::Buf::advance(&mut self, start);
         self
     }
@@ -67,16 +81,21 @@ pub(crate) fn check_str(b: &[u8]) -> Result<(), StrError> {
     if b.len() > u16::MAX as usize {
         return Err(StrError::TooLong { len: b.len() });
     }
-    // ASCII fast path: most topics and identifiers are ASCII.
-    if b.is_ascii() {
-        return if b.contains(&0) {
-            Err(StrError::ContainsNull)
-        } else {
-            Ok(())
-        };
+    // Most strings (identifiers, topics, user names) are ASCII: one vectorised
+    // pass finds that nothing more is to be checked.
+    if !any_byte(b, nul_or_non_ascii) {
+        return Ok(());
     }
+    check_str_exact(b)
+}
+
+/// The full check, for strings with a U+0000 or non-ASCII byte. UTF-8 is
+/// judged first, so a string both malformed and holding a U+0000 is reported
+/// as [`StrError::InvalidUtf8`].
+#[inline(never)]
+fn check_str_exact(b: &[u8]) -> Result<(), StrError> {
     core::str::from_utf8(b).map_err(|_| StrError::InvalidUtf8)?;
-    if b.contains(&0) {
+    if any_byte(b, |c| c == 0) {
         return Err(StrError::ContainsNull);
     }
     Ok(())

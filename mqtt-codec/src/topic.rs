@@ -5,6 +5,7 @@ use core::fmt;
 use bytes::Bytes;
 
 use crate::reason::ReasonCode;
+use crate::scan::{any_byte, filter_scan, is_wildcard, nul_or_non_ascii, FilterScan};
 use crate::string::{check_str, Str, StrError};
 
 /// Why a string is not a valid topic name or topic filter.
@@ -58,8 +59,20 @@ pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), TopicError> {
     if b.is_empty() {
         return Err(TopicError::Empty);
     }
+    // One vectorised pass settles the common case, an ASCII topic: no U+0000,
+    // no wildcard and nothing that needs the UTF-8 check.
+    if b.len() <= u16::MAX as usize && !any_byte(b, |c| nul_or_non_ascii(c) || is_wildcard(c)) {
+        return Ok(());
+    }
+    check_topic_name_exact(b)
+}
+
+/// The rules one at a time, in the order that decides which error a topic
+/// breaking several of them gets: string rules first, then wildcards.
+#[inline(never)]
+fn check_topic_name_exact(b: &[u8]) -> Result<(), TopicError> {
     check_str(b)?;
-    if b.iter().any(|&c| c == b'+' || c == b'#') {
+    if any_byte(b, is_wildcard) {
         return Err(TopicError::WildcardInName);
     }
     Ok(())
@@ -68,16 +81,32 @@ pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), TopicError> {
 const SHARE_PREFIX: &[u8] = b"$share/";
 
 /// Checks a topic filter's bytes, including the `$share/{ShareName}/{filter}` form.
+#[inline]
 pub(crate) fn check_topic_filter(b: &[u8]) -> Result<(), TopicError> {
     if b.is_empty() {
         return Err(TopicError::Empty);
     }
+    // The common case, an ordinary ASCII filter with well-placed wildcards,
+    // in one pass; anything else gets the exact checks and their errors.
+    if b.len() <= u16::MAX as usize
+        && !b.starts_with(SHARE_PREFIX)
+        && filter_scan(b) == FilterScan::Valid
+    {
+        return Ok(());
+    }
+    check_topic_filter_exact(b)
+}
+
+/// The rules one at a time, in the order that decides the error: string
+/// rules, then the shared-subscription form, then the levels.
+#[inline(never)]
+fn check_topic_filter_exact(b: &[u8]) -> Result<(), TopicError> {
     check_str(b)?;
     let filter = match b.strip_prefix(SHARE_PREFIX) {
         Some(rest) => {
             let slash = rest.iter().position(|&c| c == b'/');
             let name = &rest[..slash.unwrap_or(rest.len())];
-            if name.is_empty() || name.iter().any(|&c| c == b'+' || c == b'#') {
+            if name.is_empty() || any_byte(name, is_wildcard) {
                 return Err(TopicError::InvalidShareName);
             }
             match slash {
@@ -87,9 +116,14 @@ pub(crate) fn check_topic_filter(b: &[u8]) -> Result<(), TopicError> {
         }
         None => b,
     };
+    if filter_scan(filter) == FilterScan::Valid {
+        return Ok(());
+    }
     check_filter_levels(filter)
 }
 
+/// Level by level, so that the first offending level decides the error, and
+/// within a level a misplaced '#' before a misplaced '+'.
 fn check_filter_levels(b: &[u8]) -> Result<(), TopicError> {
     let mut levels = b.split(|&c| c == b'/').peekable();
     while let Some(level) = levels.next() {
@@ -320,6 +354,128 @@ impl<B: AsRef<[u8]>> TopicFilter<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
+
+    /// The checks as they were written before the fast paths, one rule at a
+    /// time: the fast paths must give the same answer, error included.
+    mod reference {
+        use super::super::*;
+
+        pub(super) fn check_str(b: &[u8]) -> Result<(), StrError> {
+            if b.len() > u16::MAX as usize {
+                return Err(StrError::TooLong { len: b.len() });
+            }
+            if b.is_ascii() {
+                return if b.contains(&0) {
+                    Err(StrError::ContainsNull)
+                } else {
+                    Ok(())
+                };
+            }
+            core::str::from_utf8(b).map_err(|_| StrError::InvalidUtf8)?;
+            if b.contains(&0) {
+                return Err(StrError::ContainsNull);
+            }
+            Ok(())
+        }
+
+        pub(super) fn check_topic_name(b: &[u8]) -> Result<(), TopicError> {
+            if b.is_empty() {
+                return Err(TopicError::Empty);
+            }
+            check_str(b)?;
+            if b.iter().any(|&c| c == b'+' || c == b'#') {
+                return Err(TopicError::WildcardInName);
+            }
+            Ok(())
+        }
+
+        pub(super) fn check_topic_filter(b: &[u8]) -> Result<(), TopicError> {
+            if b.is_empty() {
+                return Err(TopicError::Empty);
+            }
+            check_str(b)?;
+            let filter = match b.strip_prefix(SHARE_PREFIX) {
+                Some(rest) => {
+                    let slash = rest.iter().position(|&c| c == b'/');
+                    let name = &rest[..slash.unwrap_or(rest.len())];
+                    if name.is_empty() || name.iter().any(|&c| c == b'+' || c == b'#') {
+                        return Err(TopicError::InvalidShareName);
+                    }
+                    match slash {
+                        Some(i) if i + 1 < rest.len() => &rest[i + 1..],
+                        _ => return Err(TopicError::MissingSharedFilter),
+                    }
+                }
+                None => b,
+            };
+            check_filter_levels(filter)
+        }
+    }
+
+    /// Every string of up to five bytes over the bytes that matter to some
+    /// rule (including a two-byte UTF-8 sequence, its halves and U+0000),
+    /// alone, behind a `$share/` prefix and in longer topics, so that each
+    /// scan block size and overlap is exercised.
+    #[test]
+    fn fast_paths_agree_with_the_rules_one_at_a_time() {
+        let alphabet: [&[u8]; 8] = [b"a", b"/", b"+", b"#", b"\0", "é".as_bytes(), b"\xC3", b"$"];
+        let mut all: Vec<Vec<u8>> = alloc::vec![Vec::new()];
+        let mut shorter = all.clone();
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = shorter
+                .iter()
+                .flat_map(|p| {
+                    alphabet.iter().map(move |c| {
+                        let mut q = p.clone();
+                        q.extend_from_slice(c);
+                        q
+                    })
+                })
+                .collect();
+            all.extend_from_slice(&longer);
+            shorter = longer;
+        }
+        let affixes: [&[u8]; 5] = [
+            b"",
+            b"$share/g/",
+            b"$share/",
+            b"sensors/building-7/",
+            b"x/y",
+        ];
+        for p in &all {
+            for before in affixes {
+                for after in [&b""[..], b"/level/and/more/room-12", b"/#"] {
+                    let mut b = before.to_vec();
+                    b.extend_from_slice(p);
+                    b.extend_from_slice(after);
+                    assert_eq!(check_str(&b), reference::check_str(&b), "{b:?}");
+                    assert_eq!(
+                        check_topic_name(&b),
+                        reference::check_topic_name(&b),
+                        "{b:?}"
+                    );
+                    assert_eq!(
+                        check_topic_filter(&b),
+                        reference::check_topic_filter(&b),
+                        "{b:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_strings_are_judged_by_length_first() {
+        for len in [65_535, 65_536] {
+            for fill in [b'a', b'+', 0] {
+                let b = alloc::vec![fill; len];
+                assert_eq!(check_str(&b), reference::check_str(&b));
+                assert_eq!(check_topic_name(&b), reference::check_topic_name(&b));
+                assert_eq!(check_topic_filter(&b), reference::check_topic_filter(&b));
+            }
+        }
+    }
 
     fn filter(s: &str) -> Result<TopicFilter<&[u8]>, TopicError> {
         TopicFilter::new(s.as_bytes())

@@ -106,6 +106,28 @@ impl<'s, B: Storage> Reader<'s, B> {
         self.pos
     }
 
+    /// The bytes not yet read.
+    #[inline]
+    pub(crate) fn rest(&self) -> &'s [u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// The next byte, without consuming it.
+    #[inline]
+    pub(crate) fn peek_u8(&self) -> Option<u8> {
+        if self.pos < self.end {
+            self.buf.get(self.pos).copied()
+        } else {
+            None
+        }
+    }
+
+    /// Skips `n` bytes the caller has seen (with [`Reader::peek_u8`]) are there.
+    #[inline]
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.pos == self.end
@@ -181,7 +203,9 @@ impl<'s, B: Storage> Reader<'s, B> {
     }
 
     /// A topic name; `Ok(None)` for a zero-length one (allowed only with a 5.0 topic alias).
-    #[inline]
+    // Always inlined: it is on every PUBLISH, and out of line it kept the
+    // reader in memory, read back (with stalls) right after being written.
+    #[inline(always)]
     pub(crate) fn topic_name_or_empty(&mut self) -> Result<Option<TopicName<B>>, DecodeError> {
         let (a, b) = self.prefixed_range()?;
         if a == b {

@@ -84,6 +84,7 @@ pub struct FixedHeader {
 
 impl FixedHeader {
     /// Bytes of the whole packet.
+    #[inline]
     pub fn packet_len(&self) -> usize {
         self.header_len + self.remaining_length as usize
     }
@@ -96,7 +97,10 @@ impl FixedHeader {
     /// accepted [MQTT-3.1.0-1]), the reserved flags [MQTT-2.1.3-1], and the size
     /// against `max_packet_size`, so an oversized packet is refused after at most
     /// five bytes.
-    #[inline]
+    // Always inlined: called out of line, its `Result<Option<FixedHeader>, _>`
+    // went through memory and was read back right after being written, a
+    // store-forwarding stall on every packet.
+    #[inline(always)]
     pub fn parse(
         buf: &[u8],
         version: Option<ProtocolVersion>,
@@ -221,7 +225,8 @@ struct Plan {
     will_props_len: usize,
 }
 
-fn check_size(body_len: usize, max_packet_size: u32) -> Result<usize, EncodeError> {
+#[inline]
+pub(crate) fn check_size(body_len: usize, max_packet_size: u32) -> Result<usize, EncodeError> {
     let total = 1 + variable_byte_integer_len(body_len.min(u32::MAX as usize) as u32) + body_len;
     if body_len > MAX_VARIABLE_BYTE_INTEGER as usize || total > max_packet_size as usize {
         return Err(EncodeError::PacketTooLarge {
@@ -232,7 +237,8 @@ fn check_size(body_len: usize, max_packet_size: u32) -> Result<usize, EncodeErro
     Ok(total)
 }
 
-fn check_room(out: &impl BufMut, needed: usize) -> Result<(), EncodeError> {
+#[inline]
+pub(crate) fn check_room(out: &impl BufMut, needed: usize) -> Result<(), EncodeError> {
     let available = out.remaining_mut();
     if available < needed {
         return Err(EncodeError::BufferTooSmall { needed, available });
@@ -319,12 +325,28 @@ impl<B: AsRef<[u8]>> Packet<B> {
     /// Properties are a 5.0 feature and are not written under 3.1 and 3.1.1;
     /// a value those versions cannot express (a failure reason code in an
     /// acknowledgement, AUTH) is an error. Nothing is written on error.
+    #[inline]
     pub fn encode(&self, v: ProtocolVersion, out: &mut impl BufMut) -> Result<usize, EncodeError> {
         self.encode_limited(v, MAX_PACKET_SIZE, out)
     }
 
     /// Like [`Packet::encode`], refusing a packet over the peer's `max_packet_size`.
+    #[inline]
     pub fn encode_limited(
+        &self,
+        v: ProtocolVersion,
+        max_packet_size: u32,
+        out: &mut impl BufMut,
+    ) -> Result<usize, EncodeError> {
+        // PUBLISH, by far the most frequent, skips the general size planning.
+        if let Packet::Publish(p) = self {
+            return p.encode_packet(v, max_packet_size, out);
+        }
+        self.encode_other(v, max_packet_size, out)
+    }
+
+    /// Every packet but a PUBLISH: planned, checked, then written.
+    fn encode_other(
         &self,
         v: ProtocolVersion,
         max_packet_size: u32,
@@ -344,10 +366,8 @@ impl<B: AsRef<[u8]>> Packet<B> {
         match self {
             Packet::Connect(c) => c.write(out, p, plan.will_props_len),
             Packet::ConnAck(c) => c.write(v, out, p),
-            Packet::Publish(pb) => {
-                pb.write_head(v, out, p);
-                out.put_slice(pb.payload.as_ref());
-            }
+            // `encode_limited` hands PUBLISH to `Publish::encode_packet`.
+            Packet::Publish(_) => unreachable!("PUBLISH is encoded by Publish::encode_packet"),
             Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
                 a.write(out, plan.body_len, p)
             }
@@ -367,6 +387,7 @@ impl<B: AsRef<[u8]>> Publish<B> {
     /// write: send the bytes written here, then the payload itself, so a large
     /// payload is never copied. Returns the bytes written; the packet's full
     /// size is that plus the payload length.
+    #[inline]
     pub fn encode_head(
         &self,
         v: ProtocolVersion,
@@ -378,9 +399,7 @@ impl<B: AsRef<[u8]>> Publish<B> {
         let total = check_size(body_len, max_packet_size)?;
         let head_total = total - self.payload.as_ref().len();
         check_room(out, head_total)?;
-        out.put_u8(self.first_byte());
-        put_variable_byte_integer(out, body_len as u32);
-        self.write_head(v, out, props_len);
+        self.write_head(v, body_len, props_len, out);
         Ok(head_total)
     }
 

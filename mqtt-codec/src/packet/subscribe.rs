@@ -117,6 +117,31 @@ pub struct SubAck<B = Bytes> {
 /// UNSUBACK has the same shape as SUBACK.
 pub type UnsubAck<B = Bytes> = SubAck<B>;
 
+/// Most entries preallocated for a SUBSCRIBE or UNSUBSCRIBE; past that
+/// (hundreds of filters in one packet) the vector grows as usual. The bound
+/// keeps a large malformed packet from reserving much before it is refused.
+const MAX_PREALLOCATED: usize = 256;
+
+/// The number of entries in a SUBSCRIBE or UNSUBSCRIBE payload `b`, each a
+/// length-prefixed filter followed by `trailing` bytes (the options byte),
+/// found by hopping over the length prefixes without validating anything,
+/// and capped at [`MAX_PREALLOCATED`]. The filter vector is sized with it:
+/// grown one push at a time it was reallocated three times for ten filters
+/// (about a tenth of a SUBSCRIBE's decoding), and sized from the remaining
+/// length alone it would overshoot many times for typical filters.
+fn count_entries(b: &[u8], trailing: usize) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while n < MAX_PREALLOCATED {
+        let Some(&[hi, lo]) = b.get(at..at + 2) else {
+            break;
+        };
+        at += 2 + usize::from(u16::from_be_bytes([hi, lo])) + trailing;
+        n += 1;
+    }
+    n
+}
+
 impl<B: Storage> Subscribe<B> {
     pub(crate) fn read(r: &mut Reader<'_, B>, v: ProtocolVersion) -> Result<Self, DecodeError> {
         let id = r.packet_id()?;
@@ -125,7 +150,7 @@ impl<B: Storage> Subscribe<B> {
         } else {
             SubscribeProps::default()
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(count_entries(r.rest(), 1));
         while !r.is_empty() {
             let filter = r.topic_filter()?;
             let opts = SubscriptionOptions::from_byte(r.u8()?, v)?;
@@ -176,7 +201,7 @@ impl<B: Storage> Unsubscribe<B> {
         } else {
             UnsubscribeProps::default()
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(count_entries(r.rest(), 0));
         while !r.is_empty() {
             filters.push(r.topic_filter()?);
         }
