@@ -9,9 +9,9 @@ use hashbrown::HashMap;
 use mqtt_codec::{SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
 
 use crate::error::SubscribeError;
-use crate::level::{Edges, LevelStr, NodeIdx, NIL, ROOT};
-use crate::matches::{Hit, Matches, Slot};
-use crate::seed::{KeyedState, SplitMix64};
+use crate::level::{levels, Edges, LevelKey, LevelStr, NodeIdx, Slab, NIL, ROOT};
+use crate::matches::{Hit, Matches, Run};
+use crate::seed::{KeyedState, QuickHasher, SplitMix64};
 use crate::shared::{Group, SharedStrategy};
 use crate::subscribers::{Entry, PackedOptions, Subscribers};
 
@@ -59,26 +59,47 @@ impl Insertion {
     }
 }
 
-/// One trie node: a topic filter prefix.
+/// One trie node: a topic filter prefix. 48 bytes for a `u32` client key.
 ///
-/// Literal children are found through the shared [`Edges`] table; the `+` and
-/// `#` children, at most one each, are linked directly so that matching
-/// reaches them without hashing. 64 bytes for a `u32` client key.
+/// Most nodes are leaves holding one or a few subscriptions, so everything a
+/// leaf does not need (the `+` and `#` children, the count of literal
+/// children, shared groups) lives in a separate [`Links`] record that only
+/// inner nodes and nodes with shared groups have. Those records are few and
+/// small, so the slab of them stays in cache while matching.
 struct Node<C> {
     /// The level this node stands for under its parent (empty for `+`, `#`).
     level: LevelStr,
     parent: NodeIdx,
+    /// Index of this node's [`Links`], or NIL.
+    links: u32,
+    /// The non-shared subscriptions whose filter ends here.
+    subscribers: Subscribers<C>,
+}
+
+/// The part of a node that leaves do not need.
+#[derive(Clone, Copy)]
+struct Links {
     /// The `+` child, or NIL.
     plus: NodeIdx,
     /// The `#` child, or NIL: a leaf, since `#` is always the last level.
     hash: NodeIdx,
-    /// Number of literal children, so that an empty node is recognised without
-    /// looking into the edge table, and leaves skip the edge lookup entirely.
-    children: u32,
     /// First shared-subscription group on this filter, or NIL.
     groups: u32,
-    /// The non-shared subscriptions whose filter ends here.
-    subscribers: Subscribers<C>,
+    /// Number of literal children (found through the edge table).
+    children: u32,
+}
+
+impl Links {
+    const NONE: Links = Links {
+        plus: NIL,
+        hash: NIL,
+        groups: NIL,
+        children: 0,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.plus == NIL && self.hash == NIL && self.groups == NIL && self.children == 0
+    }
 }
 
 impl<C> Node<C> {
@@ -86,21 +107,17 @@ impl<C> Node<C> {
         Node {
             level,
             parent,
-            plus: NIL,
-            hash: NIL,
-            children: 0,
-            groups: NIL,
+            links: NIL,
             subscribers: Subscribers::Empty,
         }
     }
+}
 
-    fn is_unused(&self) -> bool {
-        self.subscribers.is_empty()
-            && self.plus == NIL
-            && self.hash == NIL
-            && self.children == 0
-            && self.groups == NIL
-    }
+/// One entry of a client's list of subscriptions: a node index (non-shared)
+/// or `GROUP_BIT | group`, and the next entry of the same client.
+struct ClientRef {
+    target: u32,
+    next: u32,
 }
 
 /// In a client's list of subscriptions, marks a shared-group reference (the
@@ -117,13 +134,14 @@ const MAX_SLOTS: usize = (GROUP_BIT - 1) as usize;
 /// a session slot): small, `Copy`, hashable and ordered.
 ///
 /// # Structure
-/// A trie keyed by topic level, whose nodes live in one slab `Vec` linked by
-/// `u32` indices; each level string is stored once, in its node. Literal
-/// edges share one hash table keyed from the seed; `+` and `#` children are
-/// direct links. A node keeps its non-shared subscriptions inline when there
-/// is one, in a vector (indexed by client beyond 16) when there are more, and
-/// links its shared-subscription groups. Nodes left empty by an unsubscribe
-/// are removed at once. Each client has the list of its subscriptions, so
+/// A trie keyed by topic level, whose nodes live in a slab (one vector)
+/// linked by `u32` indices; each level string is stored once, in its node,
+/// inline when it is up to 15 bytes. Literal edges of the whole trie share
+/// one hash table keyed from the seed; `+` and `#` children are direct
+/// links. A node keeps one non-shared subscription inline, up to 16 in an
+/// exact-size slice, more in a vector indexed by client, and links its
+/// shared-subscription groups. Nodes left empty by an unsubscribe are
+/// removed at once. Each client has a linked list of its subscriptions, so
 /// [`remove_client`](Self::remove_client) does not scan the index.
 ///
 /// # Cost
@@ -132,7 +150,7 @@ const MAX_SLOTS: usize = (GROUP_BIT - 1) as usize;
 /// `#` links, then one step per matching subscription. It does not depend on
 /// the number of subscriptions in the index and does not allocate once the
 /// [`Matches`] buffers have grown. Insert and remove cost one hash probe per
-/// filter level.
+/// filter level (plus, for remove, a walk of that client's own list).
 ///
 /// # Example
 /// ```
@@ -155,16 +173,18 @@ const MAX_SLOTS: usize = (GROUP_BIT - 1) as usize;
 /// # Ok::<(), mqtt_router::SubscribeError>(())
 /// ```
 pub struct SubscriptionIndex<C> {
-    nodes: Vec<Node<C>>,
-    free_nodes: Vec<NodeIdx>,
+    nodes: Slab<Node<C>>,
+    links: Slab<Links>,
     edges: Edges,
     /// Shared-subscription groups; a free slot has no members and node NIL.
-    groups: Vec<Group<C>>,
-    free_groups: Vec<u32>,
-    /// Each client's subscriptions: node indices, or `GROUP_BIT | group`.
-    clients: HashMap<C, Vec<u32>, KeyedState>,
+    groups: Slab<Group<C>>,
+    /// Each client's first [`ClientRef`].
+    clients: HashMap<C, u32, KeyedState>,
+    refs: Slab<ClientRef>,
     /// Hashes client keys inside nodes with many subscribers.
     state: KeyedState,
+    /// Hashes client keys in the per-match merge.
+    merge_hasher: QuickHasher,
     strategy: SharedStrategy,
     rng: SplitMix64,
     len: usize,
@@ -175,7 +195,7 @@ impl<C> fmt::Debug for SubscriptionIndex<C> {
         f.debug_struct("SubscriptionIndex")
             .field("subscriptions", &self.len)
             .field("clients", &self.clients.len())
-            .field("nodes", &(self.nodes.len() - self.free_nodes.len()))
+            .field("nodes", &self.nodes.live())
             .field("strategy", &self.strategy)
             .finish_non_exhaustive()
     }
@@ -196,14 +216,18 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         let edges = Edges::new(rng.keyed_state());
         let clients = HashMap::with_hasher(rng.keyed_state());
         let state = rng.keyed_state();
+        let merge_hasher = QuickHasher::new(rng.next_u64());
+        let mut nodes = Slab::new();
+        nodes.insert(Node::new(NIL, LevelStr::EMPTY));
         SubscriptionIndex {
-            nodes: alloc::vec![Node::new(NIL, LevelStr::EMPTY)],
-            free_nodes: Vec::new(),
+            nodes,
+            links: Slab::new(),
             edges,
-            groups: Vec::new(),
-            free_groups: Vec::new(),
+            groups: Slab::new(),
             clients,
+            refs: Slab::new(),
             state,
+            merge_hasher,
             strategy,
             rng,
             len: 0,
@@ -248,39 +272,44 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             id: subscription.id,
             options: PackedOptions::pack(subscription.options),
         };
-        let Some(shared) = filter.shared() else {
-            let n = self.ensure_path(filter.as_str())?;
+        let shared = filter.shared();
+        if shared.is_some() && subscription.options.no_local {
+            return Err(SubscribeError::NoLocalOnSharedSubscription);
+        }
+        let path = shared.map_or(filter.as_str(), |s| s.filter);
+        // Room for a new node per level, each with links, one group and one
+        // client reference, checked before anything changes.
+        let levels = levels(path).count();
+        if !(self.nodes.has_room(levels, MAX_SLOTS)
+            && self.links.has_room(levels, MAX_SLOTS)
+            && self.groups.has_room(1, MAX_SLOTS)
+            && self.refs.has_room(1, MAX_SLOTS))
+        {
+            return Err(SubscribeError::CapacityExceeded);
+        }
+        let n = self.ensure_path(path);
+        let Some(shared) = shared else {
             return Ok(
-                match self.nodes[n as usize]
-                    .subscribers
-                    .upsert(entry, &self.state)
-                {
+                match self.nodes.get_mut(n).subscribers.upsert(entry, &self.state) {
                     Some(previous) => Insertion::Replaced(previous.into()),
                     None => {
-                        self.clients.entry(client).or_default().push(n);
+                        self.remember(client, n);
                         self.len += 1;
                         Insertion::New
                     }
                 },
             );
         };
-        if subscription.options.no_local {
-            return Err(SubscribeError::NoLocalOnSharedSubscription);
-        }
-        if self.free_groups.is_empty() && self.groups.len() >= MAX_SLOTS {
-            return Err(SubscribeError::CapacityExceeded);
-        }
-        let n = self.ensure_path(shared.filter)?;
         let g = match self.find_group(n, shared.share_name) {
             Some(g) => g,
             None => self.add_group(n, shared.share_name),
         };
-        let group = &mut self.groups[g as usize];
+        let group = self.groups.get_mut(g);
         Ok(match group.position(client) {
             Some(p) => Insertion::Replaced(core::mem::replace(&mut group.members[p], entry).into()),
             None => {
                 group.members.push(entry);
-                self.clients.entry(client).or_default().push(GROUP_BIT | g);
+                self.remember(client, GROUP_BIT | g);
                 self.len += 1;
                 Insertion::New
             }
@@ -297,7 +326,9 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         let removed = match filter.shared() {
             None => {
                 let n = self.find_node(filter.as_str())?;
-                let removed = self.nodes[n as usize]
+                let removed = self
+                    .nodes
+                    .get_mut(n)
                     .subscribers
                     .remove(client, &self.state)?;
                 self.forget(client, n);
@@ -307,7 +338,7 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             Some(shared) => {
                 let n = self.find_node(shared.filter)?;
                 let g = self.find_group(n, shared.share_name)?;
-                let p = self.groups[g as usize].position(client)?;
+                let p = self.groups.get(g).position(client)?;
                 let removed = self.leave_group(g, p);
                 self.forget(client, GROUP_BIT | g);
                 removed
@@ -320,26 +351,32 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
     /// Removes every subscription of `client` (session end), returning how
     /// many there were. Costs one step per subscription of that client.
     pub fn remove_client(&mut self, client: C) -> usize {
-        let Some(refs) = self.clients.remove(&client) else {
+        let Some(mut r) = self.clients.remove(&client) else {
             return 0;
         };
+        let mut count = 0;
         // Each reference names a node or group where this client still has a
         // subscription, so none of them is freed before its turn comes.
-        for &r in &refs {
-            if r & GROUP_BIT == 0 {
-                self.nodes[r as usize]
+        while r != NIL {
+            let ClientRef { target, next } = *self.refs.get(r);
+            self.refs.release(r);
+            if target & GROUP_BIT == 0 {
+                self.nodes
+                    .get_mut(target)
                     .subscribers
                     .remove(client, &self.state);
-                self.prune(r);
+                self.prune(target);
             } else {
-                let g = r & !GROUP_BIT;
-                if let Some(p) = self.groups[g as usize].position(client) {
+                let g = target & !GROUP_BIT;
+                if let Some(p) = self.groups.get(g).position(client) {
                     self.leave_group(g, p);
                 }
             }
+            count += 1;
+            r = next;
         }
-        self.len -= refs.len();
-        refs.len()
+        self.len -= count;
+        count
     }
 
     /// The subscription of `client` to exactly `filter`, if it has one.
@@ -347,14 +384,15 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         match filter.shared() {
             None => {
                 let n = self.find_node(filter.as_str())?;
-                self.nodes[n as usize]
+                self.nodes
+                    .get(n)
                     .subscribers
                     .get(client, &self.state)
                     .map(|e| (*e).into())
             }
             Some(shared) => {
                 let n = self.find_node(shared.filter)?;
-                let group = &self.groups[self.find_group(n, shared.share_name)? as usize];
+                let group = self.groups.get(self.find_group(n, shared.share_name)?);
                 group.position(client).map(|p| group.members[p].into())
             }
         }
@@ -385,78 +423,90 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         out.clear();
         let SubscriptionIndex {
             nodes,
+            links,
             edges,
             groups,
             strategy,
             rng,
+            merge_hasher,
+            state,
             ..
         } = self;
-        let nodes = &nodes[..];
-        let dollar = topic.is_dollar();
-        let mut hit_nodes = 0u32;
         {
             let Matches {
-                shared,
-                ids,
                 hits,
+                runs,
+                shared,
                 frontier,
                 next,
                 ..
             } = &mut *out;
+            // Collects the subscriptions ending at node `n`, and serves its groups.
             let mut visit = |n: NodeIdx, hits: &mut Vec<Hit<C>>| {
-                let node = &nodes[n as usize];
-                let before = hits.len();
-                for e in node.subscribers.as_slice() {
-                    if e.options.no_local() && Some(e.client) == publisher {
-                        continue;
+                let node = nodes.get(n);
+                let entries = node.subscribers.as_slice();
+                let start = hits.len() as u32;
+                let mut skipped = NIL;
+                match publisher {
+                    None => hits.extend(entries.iter().map(|&e| Hit::new(e))),
+                    Some(p) => {
+                        for (i, &e) in entries.iter().enumerate() {
+                            if e.options.no_local() && e.client == p {
+                                skipped = i as u32;
+                            } else {
+                                hits.push(Hit::new(e));
+                            }
+                        }
                     }
-                    hits.push(Hit {
-                        client: e.client,
-                        qos: e.options.qos(),
-                        retain_as_published: e.options.retain_as_published(),
-                        id: e.id,
+                }
+                if hits.len() as u32 > start {
+                    runs.push(Run {
+                        node: n,
+                        start,
+                        skipped,
                     });
                 }
-                hit_nodes += u32::from(hits.len() > before);
-                let mut g = node.groups;
+                if node.links == NIL {
+                    return;
+                }
+                let mut g = links.get(node.links).groups;
                 while g != NIL {
-                    let group = &mut groups[g as usize];
-                    if let Some(m) = group.pick(*strategy, rng) {
-                        let ids_start = ids.len() as u32;
-                        ids.extend(m.id);
-                        shared.push(Slot {
-                            client: m.client,
-                            qos: m.options.qos(),
-                            retain_as_published: m.options.retain_as_published(),
-                            ids_start,
-                            ids_len: ids.len() as u32 - ids_start,
-                        });
-                    }
+                    let group = groups.get_mut(g);
+                    shared.extend(group.pick(*strategy, rng).copied());
                     g = group.next;
                 }
             };
 
             frontier.clear();
             frontier.push(ROOT);
-            for level in topic.as_str().split('/') {
-                let level_hash = edges.level_hash(level);
+            for level in levels(topic.as_str()) {
+                let key = LevelKey::new(level, edges);
                 next.clear();
                 for &n in frontier.iter() {
-                    let node = &nodes[n as usize];
+                    let l = nodes.get(n).links;
+                    if l == NIL {
+                        continue; // a leaf: nothing below it
+                    }
+                    let Links {
+                        plus,
+                        hash,
+                        children,
+                        ..
+                    } = *links.get(l);
                     // [MQTT-4.7.2-1]: at the root, a '$' topic skips '+' and '#'.
-                    if !(dollar && n == ROOT) {
-                        if node.hash != NIL {
+                    if !(n == ROOT && key.is_dollar()) {
+                        if hash != NIL {
                             // '#' matches the remaining levels, however many.
-                            visit(node.hash, hits);
+                            visit(hash, hits);
                         }
-                        if node.plus != NIL {
-                            next.push(node.plus);
+                        if plus != NIL {
+                            next.push(plus);
                         }
                     }
-                    if node.children != 0 {
-                        let child = edges.find(Edges::edge_hash(level_hash, n), |&c| {
-                            let c = &nodes[c as usize];
-                            c.parent == n && c.level.is(level)
+                    if children != 0 {
+                        let child = edges.find(Edges::edge_hash(key.hash, n), |&c| {
+                            let c = nodes.get(c);
+                            c.parent == n && c.level.is(&key)
                         });
                         next.extend(child);
                     }
@@ -469,24 +519,53 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             for &n in frontier.iter() {
                 visit(n, hits);
                 // "sport/#" also matches "sport": '#' includes the parent level.
-                let hash = nodes[n as usize].hash;
-                if hash != NIL {
-                    visit(hash, hits);
+                let l = nodes.get(n).links;
+                if l != NIL && links.get(l).hash != NIL {
+                    visit(links.get(l).hash, hits);
                 }
             }
         }
-        out.merge_hits(hit_nodes <= 1);
+        out.merge_hits(*merge_hasher, |n, client| {
+            nodes.get(n).subscribers.position(client, state)
+        });
+    }
+
+    fn links_of(&self, n: NodeIdx) -> Links {
+        match self.nodes.get(n).links {
+            NIL => Links::NONE,
+            l => *self.links.get(l),
+        }
+    }
+
+    /// The links of node `n`, created if it has none.
+    fn links_mut(&mut self, n: NodeIdx) -> &mut Links {
+        let mut l = self.nodes.get(n).links;
+        if l == NIL {
+            l = self.links.insert(Links::NONE);
+            self.nodes.get_mut(n).links = l;
+        }
+        self.links.get_mut(l)
+    }
+
+    /// Frees the links of node `n` if they link nothing any more.
+    fn trim_links(&mut self, n: NodeIdx) {
+        let l = self.nodes.get(n).links;
+        if l != NIL && self.links.get(l).is_empty() {
+            self.links.release(l);
+            self.nodes.get_mut(n).links = NIL;
+        }
     }
 
     /// The node of `filter` (no `$share` prefix), if it exists.
     fn find_node(&self, filter: &str) -> Option<NodeIdx> {
         let mut n = ROOT;
-        for level in filter.split('/') {
-            let node = &self.nodes[n as usize];
+        for level in levels(filter) {
+            let links = self.links_of(n);
             n = match level {
-                "+" => node.plus,
-                "#" => node.hash,
-                _ => self.literal_child(n, level, self.edges.level_hash(level))?,
+                b"+" => links.plus,
+                b"#" => links.hash,
+                _ if links.children == 0 => NIL,
+                _ => self.literal_child(n, &LevelKey::new(level, &self.edges))?,
             };
             if n == NIL {
                 return None;
@@ -495,53 +574,49 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         Some(n)
     }
 
-    fn literal_child(&self, parent: NodeIdx, level: &str, level_hash: u64) -> Option<NodeIdx> {
-        if self.nodes[parent as usize].children == 0 {
-            return None;
-        }
+    fn literal_child(&self, parent: NodeIdx, key: &LevelKey<'_>) -> Option<NodeIdx> {
         let nodes = &self.nodes;
-        self.edges.find(Edges::edge_hash(level_hash, parent), |&c| {
-            let c = &nodes[c as usize];
-            c.parent == parent && c.level.is(level)
+        self.edges.find(Edges::edge_hash(key.hash, parent), |&c| {
+            let c = nodes.get(c);
+            c.parent == parent && c.level.is(key)
         })
     }
 
-    /// The node of `filter`, created with its missing ancestors.
-    fn ensure_path(&mut self, filter: &str) -> Result<NodeIdx, SubscribeError> {
-        let levels = filter.split('/').count();
-        if self.free_nodes.len() < levels && self.nodes.len() + levels > MAX_SLOTS {
-            return Err(SubscribeError::CapacityExceeded);
-        }
+    /// The node of `filter`, created with its missing ancestors. The caller
+    /// checked that there is room.
+    fn ensure_path(&mut self, filter: &str) -> NodeIdx {
         let mut n = ROOT;
-        for level in filter.split('/') {
+        for level in levels(filter) {
+            let links = self.links_of(n);
             n = match level {
-                "+" => match self.nodes[n as usize].plus {
-                    NIL => {
-                        let c = self.alloc_node(n, LevelStr::EMPTY);
-                        self.nodes[n as usize].plus = c;
-                        c
-                    }
-                    c => c,
-                },
-                "#" => match self.nodes[n as usize].hash {
-                    NIL => {
-                        let c = self.alloc_node(n, LevelStr::EMPTY);
-                        self.nodes[n as usize].hash = c;
-                        c
-                    }
-                    c => c,
-                },
+                b"+" if links.plus != NIL => links.plus,
+                b"+" => {
+                    let c = self.nodes.insert(Node::new(n, LevelStr::EMPTY));
+                    self.links_mut(n).plus = c;
+                    c
+                }
+                b"#" if links.hash != NIL => links.hash,
+                b"#" => {
+                    let c = self.nodes.insert(Node::new(n, LevelStr::EMPTY));
+                    self.links_mut(n).hash = c;
+                    c
+                }
                 _ => {
-                    let level_hash = self.edges.level_hash(level);
-                    match self.literal_child(n, level, level_hash) {
+                    let key = LevelKey::new(level, &self.edges);
+                    let existing = if links.children == 0 {
+                        None
+                    } else {
+                        self.literal_child(n, &key)
+                    };
+                    match existing {
                         Some(c) => c,
                         None => {
-                            let c = self.alloc_node(n, LevelStr::new(level));
-                            self.nodes[n as usize].children += 1;
+                            let c = self.nodes.insert(Node::new(n, LevelStr::new(&key)));
+                            self.links_mut(n).children += 1;
                             let nodes = &self.nodes;
-                            self.edges.insert(Edges::edge_hash(level_hash, n), c, |i| {
-                                let node = &nodes[i as usize];
-                                (node.parent, node.level.as_str())
+                            self.edges.insert(Edges::edge_hash(key.hash, n), c, |i| {
+                                let node = nodes.get(i);
+                                (node.parent, node.level.as_bytes())
                             });
                             c
                         }
@@ -549,49 +624,37 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
                 }
             };
         }
-        Ok(n)
-    }
-
-    fn alloc_node(&mut self, parent: NodeIdx, level: LevelStr) -> NodeIdx {
-        let node = Node::new(parent, level);
-        match self.free_nodes.pop() {
-            Some(n) => {
-                self.nodes[n as usize] = node;
-                n
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as NodeIdx
-            }
-        }
+        n
     }
 
     /// Removes `n` and its ancestors as long as they hold nothing.
     fn prune(&mut self, mut n: NodeIdx) {
-        while n != ROOT && self.nodes[n as usize].is_unused() {
-            let node = &mut self.nodes[n as usize];
-            let parent = node.parent;
-            let level = core::mem::replace(&mut node.level, LevelStr::EMPTY);
-            node.parent = NIL;
-            let p = &mut self.nodes[parent as usize];
-            if p.plus == n {
-                p.plus = NIL;
-            } else if p.hash == n {
-                p.hash = NIL;
-            } else {
-                p.children -= 1;
-                let hash = Edges::edge_hash(self.edges.level_hash(level.as_str()), parent);
-                self.edges.remove(hash, n);
+        loop {
+            let node = self.nodes.get(n);
+            if n == ROOT || node.links != NIL || !node.subscribers.is_empty() {
+                return;
             }
-            self.free_nodes.push(n);
+            let parent = node.parent;
+            let node = core::mem::replace(self.nodes.get_mut(n), Node::new(NIL, LevelStr::EMPTY));
+            self.nodes.release(n);
+            let links = self.links_mut(parent);
+            if links.plus == n {
+                links.plus = NIL;
+            } else if links.hash == n {
+                links.hash = NIL;
+            } else {
+                links.children -= 1;
+                self.edges.remove(parent, node.level.as_bytes(), n);
+            }
+            self.trim_links(parent);
             n = parent;
         }
     }
 
     fn find_group(&self, n: NodeIdx, share_name: &str) -> Option<u32> {
-        let mut g = self.nodes[n as usize].groups;
+        let mut g = self.links_of(n).groups;
         while g != NIL {
-            let group = &self.groups[g as usize];
+            let group = self.groups.get(g);
             if &*group.share_name == share_name {
                 return Some(g);
             }
@@ -602,36 +665,28 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
 
     fn add_group(&mut self, n: NodeIdx, share_name: &str) -> u32 {
         let mut group = Group::new(n, share_name);
-        group.next = self.nodes[n as usize].groups;
-        let g = match self.free_groups.pop() {
-            Some(g) => {
-                self.groups[g as usize] = group;
-                g
-            }
-            None => {
-                self.groups.push(group);
-                (self.groups.len() - 1) as u32
-            }
-        };
-        self.nodes[n as usize].groups = g;
+        group.next = self.links_of(n).groups;
+        let g = self.groups.insert(group);
+        self.links_mut(n).groups = g;
         g
     }
 
     /// Removes member `p` of group `g`; an empty group is removed with it,
     /// and so is its node if nothing else holds it.
     fn leave_group(&mut self, g: u32, p: usize) -> Entry<C> {
-        let group = &mut self.groups[g as usize];
+        let group = self.groups.get_mut(g);
         let removed = group.remove_at(p);
         if group.members.is_empty() {
-            let n = group.node;
-            let next = group.next;
-            self.groups[g as usize] = Group::new(NIL, "");
-            let mut link = self.nodes[n as usize].groups;
-            if link == g {
-                self.nodes[n as usize].groups = next;
+            let (n, next) = (group.node, group.next);
+            *group = Group::new(NIL, "");
+            self.groups.release(g);
+            let links = self.links_mut(n);
+            if links.groups == g {
+                links.groups = next;
             } else {
+                let mut link = links.groups;
                 while link != NIL {
-                    let group = &mut self.groups[link as usize];
+                    let group = self.groups.get_mut(link);
                     if group.next == g {
                         group.next = next;
                         break;
@@ -639,23 +694,42 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
                     link = group.next;
                 }
             }
-            self.free_groups.push(g);
+            self.trim_links(n);
             self.prune(n);
         }
         removed
     }
 
-    /// Drops `r` from the list of `client`'s subscriptions.
-    fn forget(&mut self, client: C, r: u32) {
-        if let Some(refs) = self.clients.get_mut(&client) {
-            if let Some(p) = refs.iter().position(|&x| x == r) {
-                refs.swap_remove(p);
+    /// Adds `target` to the list of `client`'s subscriptions.
+    fn remember(&mut self, client: C, target: u32) {
+        let head = self.clients.entry(client).or_insert(NIL);
+        *head = self.refs.insert(ClientRef {
+            target,
+            next: *head,
+        });
+    }
+
+    /// Drops `target` from the list of `client`'s subscriptions.
+    fn forget(&mut self, client: C, target: u32) {
+        let Some(head) = self.clients.get_mut(&client) else {
+            return;
+        };
+        let (mut prev, mut r) = (NIL, *head);
+        while r != NIL {
+            let ClientRef { target: t, next } = *self.refs.get(r);
+            if t == target {
+                if prev == NIL {
+                    *head = next;
+                } else {
+                    self.refs.get_mut(prev).next = next;
+                }
+                self.refs.release(r);
+                break;
             }
-            if refs.is_empty() {
-                self.clients.remove(&client);
-            } else if refs.capacity() > 4 * refs.len() {
-                refs.shrink_to(2 * refs.len());
-            }
+            (prev, r) = (r, next);
+        }
+        if *head == NIL {
+            self.clients.remove(&client);
         }
     }
 }
@@ -678,12 +752,13 @@ mod tests {
     ];
 
     fn live_nodes<C>(index: &SubscriptionIndex<C>) -> usize {
-        index.nodes.len() - index.free_nodes.len()
+        index.nodes.live()
     }
 
     #[test]
-    fn a_node_is_64_bytes_for_u32_client_keys() {
-        assert_eq!(core::mem::size_of::<Node<u32>>(), 64);
+    fn a_node_is_48_bytes_for_u32_client_keys() {
+        assert_eq!(core::mem::size_of::<Node<u32>>(), 48);
+        assert_eq!(core::mem::size_of::<Links>(), 16);
     }
 
     #[test]
@@ -699,7 +774,7 @@ mod tests {
                         .is_new());
                 }
             }
-            let slots = index.nodes.len();
+            let slots = index.nodes.iter().count();
             assert!(live_nodes(&index) > 1);
             // Half by UNSUBSCRIBE, half by session end.
             for f in FILTERS {
@@ -710,12 +785,14 @@ mod tests {
             assert_eq!(index.remove_client(3), FILTERS.len());
             assert_eq!(live_nodes(&index), 1, "round {round}");
             assert_eq!(index.edges.len(), 0);
-            assert_eq!(index.free_groups.len(), index.groups.len());
+            assert_eq!(index.groups.live(), 0);
+            assert_eq!(index.links.live(), 0);
+            assert_eq!(index.refs.live(), 0);
             assert!(index.clients.is_empty() && index.is_empty());
-            let root = &index.nodes[ROOT as usize];
-            assert!(root.is_unused());
+            let root = index.nodes.get(ROOT);
+            assert!(root.links == NIL && root.subscribers.is_empty());
             // Freed slots are reused rather than the slab growing.
-            assert!(round == 0 || index.nodes.len() == slots);
+            assert!(round == 0 || index.nodes.iter().count() == slots);
         }
     }
 
@@ -730,6 +807,6 @@ mod tests {
             Err(SubscribeError::NoLocalOnSharedSubscription)
         );
         assert_eq!(live_nodes(&index), 1);
-        assert!(index.groups.is_empty() && index.clients.is_empty());
+        assert!(index.groups.live() == 0 && index.clients.is_empty());
     }
 }

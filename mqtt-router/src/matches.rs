@@ -1,10 +1,16 @@
 //! The result of matching a topic: who receives a message, and how.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::hash::Hash;
+use core::iter::FusedIterator;
+use core::slice;
 
 use mqtt_codec::{QoS, SubscriptionId};
 
-use crate::level::NodeIdx;
+use crate::level::{NodeIdx, NIL};
+use crate::seed::QuickHasher;
+use crate::subscribers::Entry;
 
 /// One receiver of a message, as reported by [`Matches`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,23 +30,69 @@ pub struct Delivery<'a, C> {
     pub subscription_ids: &'a [SubscriptionId],
 }
 
-/// A delivery before its identifiers are resolved into a slice.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Slot<C> {
-    pub(crate) client: C,
-    pub(crate) qos: QoS,
-    pub(crate) retain_as_published: bool,
-    pub(crate) ids_start: u32,
-    pub(crate) ids_len: u32,
+impl<'a, C: Copy> Delivery<'a, C> {
+    /// The delivery for exactly one subscription.
+    fn of(e: &'a Entry<C>) -> Self {
+        Delivery {
+            client: e.client,
+            qos: e.options.qos(),
+            retain_as_published: e.options.retain_as_published(),
+            subscription_ids: e.id.as_slice(),
+        }
+    }
 }
 
-/// One matching subscription, before the per-client merge.
+/// A client with several matching subscriptions, merged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<C> {
+    client: C,
+    qos: QoS,
+    retain_as_published: bool,
+    ids_start: u32,
+    ids_len: u32,
+}
+
+/// One matching subscription.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Hit<C> {
-    pub(crate) client: C,
-    pub(crate) qos: QoS,
-    pub(crate) retain_as_published: bool,
-    pub(crate) id: Option<SubscriptionId>,
+    pub(crate) entry: Entry<C>,
+    /// The client's bit in the merge filter.
+    bit: u16,
+    /// The client may have other hits: reported through a merged slot.
+    merged: bool,
+}
+
+impl<C> Hit<C> {
+    #[inline]
+    pub(crate) fn new(entry: Entry<C>) -> Self {
+        Hit {
+            entry,
+            bit: 0,
+            merged: false,
+        }
+    }
+}
+
+/// Bits of the client filter used by the merge: 2^14, so that a fan-out of
+/// a few hundred clients rarely has two of them on one bit.
+const FILTER_BITS: u32 = 14;
+const FILTER_WORDS: usize = 1 << (FILTER_BITS - 6);
+
+/// The merge filter: which bits hits have set, and which were set twice.
+#[derive(Debug, Clone)]
+struct Filter {
+    seen: [u64; FILTER_WORDS],
+    repeated: [u64; FILTER_WORDS],
+}
+
+/// The hits that one trie node contributed: `hits[start..]` up to the next
+/// run, in the order of the node's entries, less the entry at `skipped`
+/// (a No Local subscription of the publisher) if that is not NIL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    pub(crate) node: NodeIdx,
+    pub(crate) start: u32,
+    pub(crate) skipped: u32,
 }
 
 /// Reusable output and scratch space of
@@ -51,10 +103,20 @@ pub(crate) struct Hit<C> {
 /// allocate in the steady state.
 #[derive(Debug, Clone)]
 pub struct Matches<C> {
-    pub(crate) deliveries: Vec<Slot<C>>,
-    pub(crate) shared: Vec<Slot<C>>,
-    pub(crate) ids: Vec<SubscriptionId>,
+    /// Every matching non-shared subscription.
     pub(crate) hits: Vec<Hit<C>>,
+    /// Which node each stretch of `hits` came from.
+    pub(crate) runs: Vec<Run>,
+    /// Allocated on first use; all zero between matches.
+    filter: Option<Box<Filter>>,
+    /// How many hits are `merged`.
+    merged_hits: usize,
+    /// One slot per client that had several hits.
+    slots: Vec<Slot<C>>,
+    ids: Vec<SubscriptionId>,
+    /// The member picked in each matching shared group.
+    pub(crate) shared: Vec<Entry<C>>,
+    suspects: Vec<Entry<C>>,
     pub(crate) frontier: Vec<NodeIdx>,
     pub(crate) next: Vec<NodeIdx>,
 }
@@ -62,10 +124,14 @@ pub struct Matches<C> {
 impl<C> Default for Matches<C> {
     fn default() -> Self {
         Matches {
-            deliveries: Vec::new(),
-            shared: Vec::new(),
-            ids: Vec::new(),
             hits: Vec::new(),
+            runs: Vec::new(),
+            filter: None,
+            merged_hits: 0,
+            slots: Vec::new(),
+            ids: Vec::new(),
+            shared: Vec::new(),
+            suspects: Vec::new(),
             frontier: Vec::new(),
             next: Vec::new(),
         }
@@ -80,15 +146,17 @@ impl<C: Copy> Matches<C> {
 
     /// Forgets the previous result, keeping the buffers.
     pub fn clear(&mut self) {
-        self.deliveries.clear();
-        self.shared.clear();
-        self.ids.clear();
         self.hits.clear();
+        self.runs.clear();
+        self.merged_hits = 0;
+        self.slots.clear();
+        self.ids.clear();
+        self.shared.clear();
     }
 
     /// Number of deliveries: non-shared subscribers plus shared groups served.
     pub fn len(&self) -> usize {
-        self.deliveries.len() + self.shared.len()
+        self.hits.len() - self.merged_hits + self.slots.len() + self.shared.len()
     }
 
     /// True if the message goes nowhere.
@@ -100,8 +168,13 @@ impl<C: Copy> Matches<C> {
     /// highest QoS and every Subscription Identifier of its matching
     /// subscriptions, clients whose only matches are No Local subscriptions of
     /// the publisher left out [MQTT-3.8.3-3]. In no particular order.
-    pub fn subscribers(&self) -> impl ExactSizeIterator<Item = Delivery<'_, C>> + '_ {
-        self.deliveries.iter().map(|s| self.resolve(s))
+    pub fn subscribers(&self) -> Deliveries<'_, C> {
+        Deliveries {
+            hits: self.hits.iter(),
+            slots: self.slots.iter(),
+            ids: &self.ids,
+            remaining: self.hits.len() - self.merged_hits + self.slots.len(),
+        }
     }
 
     /// The shared subscriptions served: one delivery per matching
@@ -110,57 +183,161 @@ impl<C: Copy> Matches<C> {
     /// shared subscription is delivered separately (section 4.8.2); it
     /// carries that member's Subscription Identifier, if any.
     pub fn shared(&self) -> impl ExactSizeIterator<Item = Delivery<'_, C>> + '_ {
-        self.shared.iter().map(|s| self.resolve(s))
-    }
-
-    fn resolve(&self, s: &Slot<C>) -> Delivery<'_, C> {
-        let start = s.ids_start as usize;
-        Delivery {
-            client: s.client,
-            qos: s.qos,
-            retain_as_published: s.retain_as_published,
-            subscription_ids: &self.ids[start..start + s.ids_len as usize],
-        }
+        self.shared.iter().map(Delivery::of)
     }
 }
 
-impl<C: Copy + Ord> Matches<C> {
-    /// Merges the collected hits into one delivery per client.
-    /// `single_node`: every hit came from one trie node, so the clients are
-    /// already distinct and no sort is needed.
-    pub(crate) fn merge_hits(&mut self, single_node: bool) {
+impl<C: Copy + Ord + Hash> Matches<C> {
+    /// Merges the hits of clients that matched more than once.
+    ///
+    /// A client can appear once per matching filter, that is once per run.
+    /// Sorting every hit to find those repeats would cost O(n log n) on every
+    /// fan-out. Instead:
+    /// - the largest run is left alone: a node has one entry per client, so
+    ///   its hits are distinct, and a repeat involving it shows up as a hit
+    ///   of another run whose client `position_in(node, client)` finds there
+    ///   (an index probe on a crowded node);
+    /// - the other hits are hashed into a 16384-bit filter, and those whose bit
+    ///   was set twice (real repeats, and rare collisions) are suspects too.
+    ///
+    /// Only the suspects are sorted and merged into one slot per client; every
+    /// other hit is reported as it is. A broadcast filter with thousands of
+    /// subscribers therefore costs a copy, not a hash, per subscriber.
+    pub(crate) fn merge_hits(
+        &mut self,
+        hasher: QuickHasher,
+        position_in: impl Fn(NodeIdx, C) -> Option<usize>,
+    ) {
+        if self.runs.len() <= 1 {
+            return;
+        }
         let Matches {
-            deliveries,
-            ids,
             hits,
+            runs,
+            filter,
+            merged_hits,
+            slots,
+            ids,
+            suspects,
             ..
         } = self;
-        if !single_node {
-            hits.sort_unstable_by_key(|h| h.client);
+        let filter = filter.get_or_insert_with(|| {
+            Box::new(Filter {
+                seen: [0; FILTER_WORDS],
+                repeated: [0; FILTER_WORDS],
+            })
+        });
+        let end = |i: usize| runs.get(i + 1).map_or(hits.len(), |r| r.start as usize);
+        let largest = (0..runs.len())
+            .max_by_key(|&i| end(i) - runs[i].start as usize)
+            .unwrap_or(0);
+        let big = runs[largest];
+        let big_hits = big.start as usize..end(largest);
+        let others = (0..hits.len()).filter(|i| !big_hits.contains(i));
+
+        suspects.clear();
+        let mut suspect = |h: &mut Hit<C>| {
+            if !h.merged {
+                h.merged = true;
+                suspects.push(h.entry);
+            }
+        };
+        let mut any_repeat = false;
+        for i in others.clone() {
+            let h = &mut hits[i];
+            h.bit = (hasher.hash(&h.entry.client) >> (64 - FILTER_BITS)) as u16;
+            let (w, m) = (usize::from(h.bit >> 6) % FILTER_WORDS, 1u64 << (h.bit & 63));
+            if filter.seen[w] & m != 0 {
+                filter.repeated[w] |= m;
+                any_repeat = true;
+            }
+            filter.seen[w] |= m;
+            // Also a subscriber of the largest run's node, with a hit there?
+            if let Some(p) = position_in(big.node, h.entry.client) {
+                if p as u32 != big.skipped {
+                    let p = if big.skipped != NIL && p as u32 > big.skipped {
+                        p - 1
+                    } else {
+                        p
+                    };
+                    suspect(h);
+                    suspect(&mut hits[big_hits.start + p]);
+                }
+            }
         }
-        let mut i = 0;
-        while i < hits.len() {
-            let first = hits[i];
+        if any_repeat {
+            for i in others.clone() {
+                let h = &mut hits[i];
+                let (w, m) = (usize::from(h.bit >> 6) % FILTER_WORDS, 1u64 << (h.bit & 63));
+                if filter.repeated[w] & m != 0 {
+                    suspect(h);
+                }
+            }
+        }
+        // Leave the filter all zero for the next match.
+        for i in others {
+            let w = usize::from(hits[i].bit >> 6) % FILTER_WORDS;
+            filter.seen[w] = 0;
+            filter.repeated[w] = 0;
+        }
+        *merged_hits = suspects.len();
+        suspects.sort_unstable_by_key(|e| e.client);
+        for run in suspects.chunk_by(|a, b| a.client == b.client) {
             let mut slot = Slot {
-                client: first.client,
-                qos: first.qos,
-                retain_as_published: first.retain_as_published,
+                client: run[0].client,
+                qos: QoS::AtMostOnce,
+                retain_as_published: false,
                 ids_start: ids.len() as u32,
                 ids_len: 0,
             };
-            let mut j = i;
-            while j < hits.len() && hits[j].client == first.client {
-                let h = hits[j];
-                slot.qos = slot.qos.max(h.qos);
-                slot.retain_as_published |= h.retain_as_published;
-                if let Some(id) = h.id {
+            for e in run {
+                slot.qos = slot.qos.max(e.options.qos());
+                slot.retain_as_published |= e.options.retain_as_published();
+                if let Some(id) = e.id {
                     ids.push(id);
                     slot.ids_len += 1;
                 }
-                j += 1;
             }
-            deliveries.push(slot);
-            i = j;
+            slots.push(slot);
         }
     }
 }
+
+/// The non-shared deliveries of a [`Matches`], from [`Matches::subscribers`].
+#[derive(Debug, Clone)]
+pub struct Deliveries<'a, C> {
+    hits: slice::Iter<'a, Hit<C>>,
+    slots: slice::Iter<'a, Slot<C>>,
+    ids: &'a [SubscriptionId],
+    remaining: usize,
+}
+
+impl<'a, C: Copy> Iterator for Deliveries<'a, C> {
+    type Item = Delivery<'a, C>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let d = match self.hits.find(|h| !h.merged) {
+            Some(h) => Delivery::of(&h.entry),
+            None => {
+                let s = self.slots.next()?;
+                let start = s.ids_start as usize;
+                Delivery {
+                    client: s.client,
+                    qos: s.qos,
+                    retain_as_published: s.retain_as_published,
+                    subscription_ids: &self.ids[start..start + s.ids_len as usize],
+                }
+            }
+        };
+        self.remaining -= 1;
+        Some(d)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<C: Copy> ExactSizeIterator for Deliveries<'_, C> {}
+
+impl<C: Copy> FusedIterator for Deliveries<'_, C> {}

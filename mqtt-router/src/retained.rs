@@ -9,9 +9,9 @@ use mqtt_codec::bytes::Bytes;
 use mqtt_codec::{Publish, TopicFilter, TopicName};
 
 use crate::error::RetainError;
-use crate::instant::Instant;
-use crate::level::{Edges, LevelStr, NodeIdx, NIL, ROOT};
+use crate::level::{levels, Edges, LevelKey, LevelStr, NodeIdx, Slab, NIL, ROOT};
 use crate::seed::SplitMix64;
+use crate::Instant;
 
 /// What the store needs to know about a message: whether its payload is empty.
 ///
@@ -107,6 +107,10 @@ impl<M> Node<M> {
             .filter(|_| self.expires_at == NEVER || now.as_millis() < self.expires_at)
     }
 
+    fn is_expired(&self, now: Instant) -> bool {
+        self.message.is_some() && self.live(now).is_none()
+    }
+
     fn expiry(&self) -> Option<Instant> {
         (self.expires_at != NEVER).then_some(Instant::from_millis(self.expires_at))
     }
@@ -162,8 +166,7 @@ impl<M> Node<M> {
 /// # Ok::<(), mqtt_router::RetainError>(())
 /// ```
 pub struct Retained<M> {
-    nodes: Vec<Node<M>>,
-    free: Vec<NodeIdx>,
+    nodes: Slab<Node<M>>,
     edges: Edges,
     len: usize,
     scratch: Scratch,
@@ -184,7 +187,7 @@ impl<M> fmt::Debug for Retained<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retained")
             .field("messages", &self.len)
-            .field("nodes", &(self.nodes.len() - self.free.len()))
+            .field("nodes", &self.nodes.live())
             .finish_non_exhaustive()
     }
 }
@@ -192,9 +195,10 @@ impl<M> fmt::Debug for Retained<M> {
 impl<M> Retained<M> {
     /// An empty store; `seed` keys the hash of topic levels.
     pub fn new(seed: u64) -> Self {
+        let mut nodes = Slab::new();
+        nodes.insert(Node::new(NIL, LevelStr::EMPTY));
         Retained {
-            nodes: alloc::vec![Node::new(NIL, LevelStr::EMPTY)],
-            free: Vec::new(),
+            nodes,
             edges: Edges::new(SplitMix64::new(seed).keyed_state()),
             len: 0,
             scratch: Scratch::default(),
@@ -227,8 +231,14 @@ impl<M> Retained<M> {
         message: M,
         expires_at: Option<Instant>,
     ) -> Result<Option<M>, RetainError> {
-        let n = self.ensure_path(topic.as_str())?;
-        let node = &mut self.nodes[n as usize];
+        if !self
+            .nodes
+            .has_room(levels(topic.as_str()).count(), MAX_NODES)
+        {
+            return Err(RetainError::CapacityExceeded);
+        }
+        let n = self.ensure_path(topic.as_str());
+        let node = self.nodes.get_mut(n);
         let live = node.live(now).is_some();
         let previous = node.message.replace(message);
         node.expires_at = expires_at.map_or(NEVER, Instant::as_millis);
@@ -242,7 +252,7 @@ impl<M> Retained<M> {
     /// expired by `now`.
     pub fn remove<B: AsRef<[u8]>>(&mut self, now: Instant, topic: &TopicName<B>) -> Option<M> {
         let n = self.find(topic.as_str())?;
-        let live = self.nodes[n as usize].live(now).is_some();
+        let live = self.nodes.get(n).live(now).is_some();
         let message = self.take(n)?;
         live.then_some(message)
     }
@@ -255,13 +265,13 @@ impl<M> Retained<M> {
         topic: &TopicName<B>,
     ) -> Option<RetainedRef<'_, M>> {
         let n = self.find(topic.as_str())?;
-        if self.nodes[n as usize].message.is_some() && self.nodes[n as usize].live(now).is_none() {
+        if self.nodes.get(n).is_expired(now) {
             self.take(n);
             return None;
         }
         self.scratch.topic.clear();
         self.scratch.topic.push_str(topic.as_str());
-        let node = &self.nodes[n as usize];
+        let node = self.nodes.get(n);
         Some(RetainedRef {
             topic: &self.scratch.topic,
             message: node.message.as_ref()?,
@@ -291,7 +301,7 @@ impl<M> Retained<M> {
             scratch,
             ..
         } = self;
-        let nodes = &nodes[..];
+        let nodes = &*nodes;
         let Scratch {
             frontier,
             next,
@@ -302,7 +312,7 @@ impl<M> Retained<M> {
         } = scratch;
         expired.clear();
         let mut emit = |n: NodeIdx| {
-            let node = &nodes[n as usize];
+            let node = nodes.get(n);
             let Some(message) = node.message.as_ref() else {
                 return;
             };
@@ -325,10 +335,10 @@ impl<M> Retained<M> {
         frontier.clear();
         frontier.push(ROOT);
         let mut multi_level = false;
-        for level in filter.split('/') {
+        for level in levels(filter) {
             next.clear();
             match level {
-                "#" => {
+                b"#" => {
                     // '#' matches the parent level and everything below it.
                     multi_level = true;
                     for &n in frontier.iter() {
@@ -342,17 +352,20 @@ impl<M> Retained<M> {
                     }
                     break;
                 }
-                "+" => {
+                b"+" => {
                     for &n in frontier.iter() {
                         push_children(nodes, n, next, |c| visible(n, c));
                     }
                 }
                 _ => {
-                    let level_hash = edges.level_hash(level);
+                    let key = LevelKey::new(level, edges);
                     for &n in frontier.iter() {
-                        let child = edges.find(Edges::edge_hash(level_hash, n), |&c| {
-                            let c = &nodes[c as usize];
-                            c.parent == n && c.level.is(level)
+                        if nodes.get(n).first_child == NIL {
+                            continue;
+                        }
+                        let child = edges.find(Edges::edge_hash(key.hash, n), |&c| {
+                            let c = nodes.get(c);
+                            c.parent == n && c.level.is(&key)
                         });
                         next.extend(child);
                     }
@@ -384,9 +397,8 @@ impl<M> Retained<M> {
         expired.extend(
             self.nodes
                 .iter()
-                .enumerate()
-                .filter(|(_, node)| node.message.is_some() && node.live(now).is_none())
-                .map(|(n, _)| n as NodeIdx),
+                .filter(|(_, node)| node.is_expired(now))
+                .map(|(n, _)| n),
         );
         let count = expired.len();
         for &n in &expired {
@@ -399,8 +411,9 @@ impl<M> Retained<M> {
 
     /// Takes the message out of node `n` and prunes what is left empty.
     fn take(&mut self, n: NodeIdx) -> Option<M> {
-        let message = self.nodes[n as usize].message.take()?;
-        self.nodes[n as usize].expires_at = NEVER;
+        let node = self.nodes.get_mut(n);
+        let message = node.message.take()?;
+        node.expires_at = NEVER;
         self.len -= 1;
         self.prune(n);
         Some(message)
@@ -408,87 +421,74 @@ impl<M> Retained<M> {
 
     fn find(&self, topic: &str) -> Option<NodeIdx> {
         let mut n = ROOT;
-        for level in topic.split('/') {
-            n = self.child(n, level, self.edges.level_hash(level))?;
+        for level in levels(topic) {
+            n = self.child(n, &LevelKey::new(level, &self.edges))?;
         }
         Some(n)
     }
 
-    fn child(&self, parent: NodeIdx, level: &str, level_hash: u64) -> Option<NodeIdx> {
-        if self.nodes[parent as usize].first_child == NIL {
+    fn child(&self, parent: NodeIdx, key: &LevelKey<'_>) -> Option<NodeIdx> {
+        if self.nodes.get(parent).first_child == NIL {
             return None;
         }
         let nodes = &self.nodes;
-        self.edges.find(Edges::edge_hash(level_hash, parent), |&c| {
-            let c = &nodes[c as usize];
-            c.parent == parent && c.level.is(level)
+        self.edges.find(Edges::edge_hash(key.hash, parent), |&c| {
+            let c = nodes.get(c);
+            c.parent == parent && c.level.is(key)
         })
     }
 
-    fn ensure_path(&mut self, topic: &str) -> Result<NodeIdx, RetainError> {
-        let levels = topic.split('/').count();
-        if self.free.len() < levels && self.nodes.len() + levels > MAX_NODES {
-            return Err(RetainError::CapacityExceeded);
-        }
+    /// The node of `topic`, created with its missing ancestors. The caller
+    /// checked that there is room.
+    fn ensure_path(&mut self, topic: &str) -> NodeIdx {
         let mut n = ROOT;
-        for level in topic.split('/') {
-            let level_hash = self.edges.level_hash(level);
-            n = match self.child(n, level, level_hash) {
+        for level in levels(topic) {
+            let key = LevelKey::new(level, &self.edges);
+            n = match self.child(n, &key) {
                 Some(c) => c,
-                None => self.add_child(n, level, level_hash),
+                None => self.add_child(n, &key),
             };
         }
-        Ok(n)
+        n
     }
 
-    fn add_child(&mut self, parent: NodeIdx, level: &str, level_hash: u64) -> NodeIdx {
-        let mut node = Node::new(parent, LevelStr::new(level));
-        let first = self.nodes[parent as usize].first_child;
+    fn add_child(&mut self, parent: NodeIdx, key: &LevelKey<'_>) -> NodeIdx {
+        let mut node = Node::new(parent, LevelStr::new(key));
+        let first = self.nodes.get(parent).first_child;
         node.next_sibling = first;
-        let c = match self.free.pop() {
-            Some(c) => {
-                self.nodes[c as usize] = node;
-                c
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as NodeIdx
-            }
-        };
+        let c = self.nodes.insert(node);
         if first != NIL {
-            self.nodes[first as usize].prev_sibling = c;
+            self.nodes.get_mut(first).prev_sibling = c;
         }
-        self.nodes[parent as usize].first_child = c;
+        self.nodes.get_mut(parent).first_child = c;
         let nodes = &self.nodes;
         self.edges
-            .insert(Edges::edge_hash(level_hash, parent), c, |i| {
-                let node = &nodes[i as usize];
-                (node.parent, node.level.as_str())
+            .insert(Edges::edge_hash(key.hash, parent), c, |i| {
+                let node = nodes.get(i);
+                (node.parent, node.level.as_bytes())
             });
         c
     }
 
     /// Removes `n` and its ancestors as long as they hold nothing.
     fn prune(&mut self, mut n: NodeIdx) {
-        while n != ROOT
-            && self.nodes[n as usize].message.is_none()
-            && self.nodes[n as usize].first_child == NIL
-        {
-            let node = &mut self.nodes[n as usize];
+        loop {
+            let node = self.nodes.get(n);
+            if n == ROOT || node.message.is_some() || node.first_child != NIL {
+                return;
+            }
+            let node = core::mem::replace(self.nodes.get_mut(n), Node::new(NIL, LevelStr::EMPTY));
+            self.nodes.release(n);
             let (parent, prev, next) = (node.parent, node.prev_sibling, node.next_sibling);
-            let level = core::mem::replace(&mut node.level, LevelStr::EMPTY);
-            *node = Node::new(NIL, LevelStr::EMPTY);
             if prev == NIL {
-                self.nodes[parent as usize].first_child = next;
+                self.nodes.get_mut(parent).first_child = next;
             } else {
-                self.nodes[prev as usize].next_sibling = next;
+                self.nodes.get_mut(prev).next_sibling = next;
             }
             if next != NIL {
-                self.nodes[next as usize].prev_sibling = prev;
+                self.nodes.get_mut(next).prev_sibling = prev;
             }
-            let hash = Edges::edge_hash(self.edges.level_hash(level.as_str()), parent);
-            self.edges.remove(hash, n);
-            self.free.push(n);
+            self.edges.remove(parent, node.level.as_bytes(), n);
             n = parent;
         }
     }
@@ -520,14 +520,14 @@ impl<M: RetainedMessage> Retained<M> {
 
 /// Pushes the children of `n` that pass `keep` onto `out`.
 fn push_children<M>(
-    nodes: &[Node<M>],
+    nodes: &Slab<Node<M>>,
     n: NodeIdx,
     out: &mut Vec<NodeIdx>,
     keep: impl Fn(&Node<M>) -> bool,
 ) {
-    let mut c = nodes[n as usize].first_child;
+    let mut c = nodes.get(n).first_child;
     while c != NIL {
-        let child = &nodes[c as usize];
+        let child = nodes.get(c);
         if keep(child) {
             out.push(c);
         }
@@ -536,19 +536,19 @@ fn push_children<M>(
 }
 
 /// Writes the topic name of node `n` into `topic`, from its parent chain.
-fn build_topic<M>(nodes: &[Node<M>], n: NodeIdx, path: &mut Vec<NodeIdx>, topic: &mut String) {
+fn build_topic<M>(nodes: &Slab<Node<M>>, n: NodeIdx, path: &mut Vec<NodeIdx>, topic: &mut String) {
     path.clear();
     let mut i = n;
     while i != ROOT {
         path.push(i);
-        i = nodes[i as usize].parent;
+        i = nodes.get(i).parent;
     }
     topic.clear();
     for (k, &i) in path.iter().rev().enumerate() {
         if k > 0 {
             topic.push('/');
         }
-        topic.push_str(nodes[i as usize].level.as_str());
+        topic.push_str(nodes.get(i).level.as_str());
     }
 }
 
@@ -568,17 +568,17 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(store.len(), topics.len());
-            let slots = store.nodes.len();
+            let slots = store.nodes.iter().count();
             for t in topics {
                 assert!(store
                     .remove(Instant::ZERO, &TopicName::from_static(t))
                     .is_some());
             }
             assert!(store.is_empty());
-            assert_eq!(store.nodes.len() - store.free.len(), 1, "round {round}");
+            assert_eq!(store.nodes.live(), 1, "round {round}");
             assert_eq!(store.edges.len(), 0);
-            assert_eq!(store.nodes[ROOT as usize].first_child, NIL);
-            assert!(round == 0 || store.nodes.len() == slots);
+            assert_eq!(store.nodes.get(ROOT).first_child, NIL);
+            assert!(round == 0 || store.nodes.iter().count() == slots);
         }
     }
 
@@ -611,6 +611,6 @@ mod tests {
         );
         assert_eq!((seen, store.len()), (2, 1));
         assert_eq!(store.purge_expired(Instant::from_millis(10)), 1);
-        assert_eq!(store.nodes.len() - store.free.len(), 1);
+        assert_eq!(store.nodes.live(), 1);
     }
 }

@@ -66,24 +66,28 @@ pub(crate) struct Entry<C> {
     pub(crate) options: PackedOptions,
 }
 
-/// Above this many subscribers a node keeps a hash index from client to
-/// position, so that subscribing and unsubscribing stay O(1) on filters that
-/// whole fleets share (`devices/all/commands`); below it a linear scan of the
-/// contiguous entries is faster than hashing.
+/// Up to this many subscribers a node keeps them in an exact-size boxed
+/// slice, found by a linear scan; beyond it, in a vector with a hash index
+/// from client to position, so that subscribing and unsubscribing stay O(1)
+/// on filters that whole fleets share (`devices/all/commands`).
 const LINEAR_MAX: usize = 16;
 
-/// The subscriptions ending at a node. A single subscriber, by far the most
-/// common case for exact filters, is stored inline without a heap allocation.
+/// The subscriptions ending at a node: 24 bytes for a `u32` client key.
+///
+/// A single subscriber, by far the most common case for exact filters, is
+/// stored inline. A few are one exact-size heap slice, one cache miss away
+/// from the node. Only crowded nodes pay for a growable vector and an index.
 #[derive(Debug, Default)]
 pub(crate) enum Subscribers<C> {
     #[default]
     Empty,
     One(Entry<C>),
+    Few(Box<[Entry<C>]>),
     Many(Box<Many<C>>),
 }
 
-/// Two or more subscribers: contiguous entries (what matching iterates), plus
-/// a client → position index once there are more than [`LINEAR_MAX`].
+/// More than [`LINEAR_MAX`] subscribers: contiguous entries (what matching
+/// iterates) and a client → position index.
 #[derive(Debug)]
 pub(crate) struct Many<C> {
     entries: Vec<Entry<C>>,
@@ -91,67 +95,55 @@ pub(crate) struct Many<C> {
 }
 
 impl<C: Copy + Eq + Hash> Many<C> {
-    fn position(&self, client: C, state: &KeyedState) -> Option<usize> {
-        if self.entries.len() <= LINEAR_MAX {
-            self.entries.iter().position(|e| e.client == client)
-        } else {
-            let entries = &self.entries;
-            self.positions
-                .find(hash_one(state, &client), |&p| {
-                    entries[p as usize].client == client
-                })
-                .map(|&p| p as usize)
-        }
-    }
-
-    fn index(&mut self, pos: usize, state: &KeyedState) {
-        let entries = &self.entries;
-        self.positions
-            .insert_unique(hash_one(state, &entries[pos].client), pos as u32, |&p| {
+    fn new(entries: Vec<Entry<C>>, state: &KeyedState) -> Self {
+        let mut positions = HashTable::with_capacity(entries.len());
+        for (p, e) in entries.iter().enumerate() {
+            positions.insert_unique(hash_one(state, &e.client), p as u32, |&p| {
                 hash_one(state, &entries[p as usize].client)
             });
+        }
+        Many { entries, positions }
+    }
+
+    fn position(&self, client: C, state: &KeyedState) -> Option<usize> {
+        let entries = &self.entries;
+        self.positions
+            .find(hash_one(state, &client), |&p| {
+                entries[p as usize].client == client
+            })
+            .map(|&p| p as usize)
     }
 
     fn push(&mut self, entry: Entry<C>, state: &KeyedState) {
         self.entries.push(entry);
-        let len = self.entries.len();
-        if len == LINEAR_MAX + 1 {
-            for pos in 0..len {
-                self.index(pos, state);
-            }
-        } else if len > LINEAR_MAX + 1 {
-            self.index(len - 1, state);
-        }
+        let last = self.entries.len() - 1;
+        let entries = &self.entries;
+        self.positions
+            .insert_unique(hash_one(state, &entry.client), last as u32, |&p| {
+                hash_one(state, &entries[p as usize].client)
+            });
     }
 
     fn swap_remove(&mut self, pos: usize, state: &KeyedState) -> Entry<C> {
-        let indexed = self.entries.len() > LINEAR_MAX;
         let last = self.entries.len() - 1;
-        if indexed {
-            let client = self.entries[pos].client;
-            if let Ok(e) = self
+        let client = self.entries[pos].client;
+        if let Ok(e) = self
+            .positions
+            .find_entry(hash_one(state, &client), |&p| p as usize == pos)
+        {
+            e.remove();
+        }
+        if pos != last {
+            // The last entry moves into `pos`: repoint its index entry.
+            let moved = self.entries[last].client;
+            if let Some(p) = self
                 .positions
-                .find_entry(hash_one(state, &client), |&p| p as usize == pos)
+                .find_mut(hash_one(state, &moved), |&p| p as usize == last)
             {
-                e.remove();
-            }
-            if pos != last {
-                // The last entry moves into `pos`: repoint its index entry.
-                let moved = self.entries[last].client;
-                if let Some(p) = self
-                    .positions
-                    .find_mut(hash_one(state, &moved), |&p| p as usize == last)
-                {
-                    *p = pos as u32;
-                }
+                *p = pos as u32;
             }
         }
-        let removed = self.entries.swap_remove(pos);
-        if indexed && self.entries.len() <= LINEAR_MAX {
-            // Back to linear scans: drop the index and its memory.
-            self.positions = HashTable::new();
-        }
-        removed
+        self.entries.swap_remove(pos)
     }
 }
 
@@ -168,66 +160,85 @@ impl<C: Copy + Eq + Hash> Subscribers<C> {
         match self {
             Subscribers::Empty => &[],
             Subscribers::One(e) => core::slice::from_ref(e),
+            Subscribers::Few(f) => f,
             Subscribers::Many(m) => &m.entries,
         }
     }
 
-    pub(crate) fn get(&self, client: C, state: &KeyedState) -> Option<&Entry<C>> {
+    fn as_mut_slice(&mut self) -> &mut [Entry<C>] {
         match self {
-            Subscribers::Empty => None,
-            Subscribers::One(e) => (e.client == client).then_some(e),
-            Subscribers::Many(m) => m.position(client, state).map(|p| &m.entries[p]),
+            Subscribers::Empty => &mut [],
+            Subscribers::One(e) => core::slice::from_mut(e),
+            Subscribers::Few(f) => f,
+            Subscribers::Many(m) => &mut m.entries,
         }
+    }
+
+    pub(crate) fn position(&self, client: C, state: &KeyedState) -> Option<usize> {
+        match self {
+            Subscribers::Many(m) => m.position(client, state),
+            _ => self.as_slice().iter().position(|e| e.client == client),
+        }
+    }
+
+    pub(crate) fn get(&self, client: C, state: &KeyedState) -> Option<&Entry<C>> {
+        self.position(client, state).map(|p| &self.as_slice()[p])
     }
 
     /// Adds `entry`, or replaces the client's existing subscription here and
     /// returns it [MQTT-3.8.4-3].
     pub(crate) fn upsert(&mut self, entry: Entry<C>, state: &KeyedState) -> Option<Entry<C>> {
-        match self {
-            Subscribers::Empty => {
-                *self = Subscribers::One(entry);
-                None
-            }
-            Subscribers::One(e) if e.client == entry.client => Some(core::mem::replace(e, entry)),
-            Subscribers::One(e) => {
-                let first = *e;
-                *self = Subscribers::Many(Box::new(Many {
-                    entries: alloc::vec![first, entry],
-                    positions: HashTable::new(),
-                }));
-                None
-            }
-            Subscribers::Many(m) => match m.position(entry.client, state) {
-                Some(p) => Some(core::mem::replace(&mut m.entries[p], entry)),
-                None => {
-                    m.push(entry, state);
-                    None
-                }
-            },
+        if let Some(p) = self.position(entry.client, state) {
+            return Some(core::mem::replace(&mut self.as_mut_slice()[p], entry));
         }
+        *self = match core::mem::take(self) {
+            Subscribers::Empty => Subscribers::One(entry),
+            Subscribers::One(e) => Subscribers::Few(Box::new([e, entry])),
+            Subscribers::Few(f) if f.len() < LINEAR_MAX => {
+                Subscribers::Few(f.iter().copied().chain([entry]).collect())
+            }
+            Subscribers::Few(f) => {
+                let mut entries = Vec::with_capacity(2 * LINEAR_MAX);
+                entries.extend_from_slice(&f);
+                entries.push(entry);
+                Subscribers::Many(Box::new(Many::new(entries, state)))
+            }
+            Subscribers::Many(mut m) => {
+                m.push(entry, state);
+                Subscribers::Many(m)
+            }
+        };
+        None
     }
 
     /// Removes the client's subscription here, if it has one.
     pub(crate) fn remove(&mut self, client: C, state: &KeyedState) -> Option<Entry<C>> {
-        match self {
-            Subscribers::Empty => None,
-            Subscribers::One(e) if e.client == client => {
-                let e = *e;
-                *self = Subscribers::Empty;
-                Some(e)
-            }
-            Subscribers::One(_) => None,
-            Subscribers::Many(m) => {
-                let pos = m.position(client, state)?;
-                let removed = m.swap_remove(pos, state);
-                if m.entries.len() == 1 {
-                    *self = Subscribers::One(m.entries[0]);
-                } else if m.entries.capacity() > 4 * m.entries.len() {
-                    m.entries.shrink_to(2 * m.entries.len());
+        let p = self.position(client, state)?;
+        let removed = self.as_slice()[p];
+        *self = match core::mem::take(self) {
+            Subscribers::Few(f) if f.len() == 2 => Subscribers::One(f[1 - p]),
+            Subscribers::Few(f) => Subscribers::Few(
+                f.iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != p)
+                    .map(|(_, e)| *e)
+                    .collect(),
+            ),
+            Subscribers::Many(mut m) => {
+                m.swap_remove(p, state);
+                if m.entries.len() <= LINEAR_MAX {
+                    Subscribers::Few(m.entries.as_slice().into())
+                } else {
+                    if m.entries.capacity() > 2 * m.entries.len() {
+                        m.entries.shrink_to(m.entries.len() + m.entries.len() / 2);
+                    }
+                    Subscribers::Many(m)
                 }
-                Some(removed)
             }
-        }
+            // One (the client's own) or Empty (unreachable: a position was found).
+            _ => Subscribers::Empty,
+        };
+        Some(removed)
     }
 }
 
@@ -269,7 +280,7 @@ mod tests {
     #[test]
     fn one_subscriber_is_inline_and_small() {
         assert_eq!(core::mem::size_of::<Entry<u32>>(), 12);
-        assert_eq!(core::mem::size_of::<Subscribers<u32>>(), 16);
+        assert_eq!(core::mem::size_of::<Subscribers<u32>>(), 24);
     }
 
     #[test]

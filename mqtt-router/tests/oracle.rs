@@ -446,3 +446,68 @@ proptest! {
         prop_assert!(!any);
     }
 }
+
+/// The merge reports the largest matching filter's subscribers without
+/// hashing them and finds their other matches through that node; an entry it
+/// skipped (the publisher's No Local subscription) shifts the positions after
+/// it. Both paths are exercised here with known answers.
+#[test]
+fn overlapping_matches_merge_across_the_largest_filter_and_a_skipped_entry() {
+    let sub = |qos, no_local, id| {
+        let mut options = SubscriptionOptions::new(qos);
+        options.no_local = no_local;
+        Subscription::new(options, SubscriptionId::new(id))
+    };
+    let mut index = SubscriptionIndex::<u8>::new(1);
+    let ab = filt("a/b");
+    index.insert(1, &ab, sub(QoS::AtMostOnce, true, 1)).unwrap();
+    for c in 2..=6 {
+        index
+            .insert(c, &ab, sub(QoS::AtMostOnce, false, 10 + u32::from(c)))
+            .unwrap();
+    }
+    index
+        .insert(4, &filt("a/+"), sub(QoS::ExactlyOnce, false, 40))
+        .unwrap();
+    index
+        .insert(6, &filt("#"), sub(QoS::AtLeastOnce, false, 60))
+        .unwrap();
+    index
+        .insert(1, &filt("#"), sub(QoS::AtLeastOnce, false, 99))
+        .unwrap();
+    index
+        .insert(7, &filt("#"), sub(QoS::AtMostOnce, false, 70))
+        .unwrap();
+
+    let mut m = Matches::new();
+    for publisher in [Some(1), None, Some(4)] {
+        index.match_topic(&name("a/b"), publisher, &mut m);
+        let mut got: Vec<(u8, QoS, Vec<u32>)> = m
+            .subscribers()
+            .map(|d| {
+                let mut ids: Vec<u32> = d.subscription_ids.iter().map(|i| i.get()).collect();
+                ids.sort_unstable();
+                (d.client, d.qos, ids)
+            })
+            .collect();
+        got.sort();
+        let one = if publisher == Some(1) {
+            (1, QoS::AtLeastOnce, vec![99])
+        } else {
+            (1, QoS::AtLeastOnce, vec![1, 99])
+        };
+        assert_eq!(
+            got,
+            [
+                one,
+                (2, QoS::AtMostOnce, vec![12]),
+                (3, QoS::AtMostOnce, vec![13]),
+                (4, QoS::ExactlyOnce, vec![14, 40]),
+                (5, QoS::AtMostOnce, vec![15]),
+                (6, QoS::AtLeastOnce, vec![16, 60]),
+                (7, QoS::AtMostOnce, vec![70]),
+            ],
+            "publisher {publisher:?}"
+        );
+    }
+}

@@ -15,7 +15,8 @@ pub enum QueueFullPolicy {
     #[default]
     DropOldest,
     /// Keep what is queued and drop the new message (a 5.0 publisher whose
-    /// message reached nobody else hears 0x97 Quota exceeded). Every drop is counted.
+    /// message reached nobody else hears 0x97 Quota exceeded); only a queued
+    /// QoS 0 message gives way, to a new QoS 1/2 one. Every drop is counted.
     DropNew,
 }
 

@@ -9,6 +9,8 @@
 mod config;
 mod policy;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use alloc::boxed::Box;
 use alloc::collections::{BinaryHeap, VecDeque};
@@ -156,7 +158,8 @@ struct Conn {
     session: Option<SessionKey>,
     peer: PeerInfo,
     username: Option<Str>,
-    /// The deadline last pushed on the timer heap for this connection.
+    /// The one live entry of this connection on the timer heap: never later
+    /// than the connection's deadline (see [`Broker::rearm`]).
     timer_at: Option<Instant>,
     ready: bool,
     closed: bool,
@@ -329,8 +332,14 @@ impl<P: Policy> Broker<P> {
                         continue;
                     }
                     c.timer_at = None;
-                    c.conn.handle_timeout(now);
-                    self.drain(id, now);
+                    if c.conn.poll_timeout().is_some_and(|due| due <= now) {
+                        c.conn.handle_timeout(now);
+                        self.drain(id, now);
+                    } else {
+                        // The deadline moved later since this entry was
+                        // queued (keep alive after each read): queue it now.
+                        self.rearm(id);
+                    }
                 }
                 Timer::Session(key, generation) => self.session_timer(key, generation, now),
                 Timer::Sys => {
@@ -431,15 +440,23 @@ impl<P: Policy> Broker<P> {
         }
     }
 
-    /// Pushes the connection's next deadline on the timer heap if it changed.
+    /// Makes sure the timer heap wakes the connection by its next deadline.
+    ///
+    /// Only a deadline *earlier* than the entry already queued is pushed: the
+    /// keep-alive deadline moves later with every packet read, and pushing
+    /// each move would grow the heap by one entry per read until those
+    /// entries came due (1.5 × keep alive later). A later deadline is queued
+    /// when the earlier entry fires (see `handle_timeout`), so each
+    /// connection has one live entry and few stale ones.
     fn rearm(&mut self, id: ConnId) {
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
-        let at = c.conn.poll_timeout();
-        let push = at.filter(|_| c.timer_at != at);
-        c.timer_at = at;
-        if let Some(at) = push {
+        let Some(at) = c.conn.poll_timeout() else {
+            return;
+        };
+        if c.timer_at.is_none_or(|queued| at < queued) {
+            c.timer_at = Some(at);
             self.timers.push(Reverse((at, Timer::Conn(id))));
         }
     }
