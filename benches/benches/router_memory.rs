@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use mqtt_codec::{QoS, SubscriptionOptions, TopicFilter, TopicName};
-use mqtt_router::{Instant, Retained, Subscription, SubscriptionIndex};
+use mqtt_router::{Instant, Matches, Retained, Subscription, SubscriptionIndex};
 use mqtt_topic_engine::{CacheStrategy, TopicPatternPath, TopicRouter};
 use rmqtt::topic::Topic as RTopic;
 use rmqtt::trie::TopicTree;
@@ -35,7 +35,9 @@ fn held<T>(build: impl FnOnce() -> T) -> (T, usize) {
     let region = Region::new(GLOBAL);
     let value = build();
     let s = region.change();
-    let bytes = s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated;
+    // stats_alloc already counts a reallocation's growth (or shrink) in
+    // bytes_allocated (bytes_deallocated); bytes_reallocated repeats it.
+    let bytes = s.bytes_allocated as isize - s.bytes_deallocated as isize;
     (value, bytes.max(0) as usize)
 }
 
@@ -111,6 +113,44 @@ fn main() {
         );
     }
 
+    // Steady state: once the buffers have grown, matching and retained
+    // lookups allocate nothing.
+    {
+        let subs = fixtures::subscriptions(100_000);
+        let mut index = SubscriptionIndex::<u32>::new(1);
+        let sub = Subscription::new(SubscriptionOptions::new(QoS::AtLeastOnce), None);
+        for s in &subs {
+            index
+                .insert(
+                    s.client,
+                    &TopicFilter::<Bytes>::try_from(s.filter.as_str()).unwrap(),
+                    sub,
+                )
+                .unwrap();
+        }
+        let topics: Vec<TopicName> = fixtures::topics(256)
+            .iter()
+            .map(|t| TopicName::try_from(t.as_str()).unwrap())
+            .collect();
+        let mut m = Matches::new();
+        let mut route = |index: &mut SubscriptionIndex<u32>| {
+            topics
+                .iter()
+                .map(|t| {
+                    index.match_topic(t, None, &mut m);
+                    m.len()
+                })
+                .sum::<usize>()
+        };
+        route(&mut index);
+        let region = Region::new(GLOBAL);
+        let delivered = route(&mut index);
+        let allocations = region.change().allocations;
+        println!();
+        println!("steady-state allocations while matching 256 topics ({delivered} deliveries): {allocations}");
+        assert_eq!(allocations, 0);
+    }
+
     // Retained: 1 M topics with a static payload, so only the store's own
     // bytes are counted (a real payload adds its length plus `Bytes` overhead).
     let topics: Vec<TopicName> = fixtures::all_topics()
@@ -132,4 +172,22 @@ fn main() {
         store.len(),
         bytes as f64 / store.len() as f64
     );
+    let mut store = store;
+    let filters: Vec<TopicFilter> = fixtures::retained_filters(100)
+        .iter()
+        .map(|f| TopicFilter::try_from(f.as_str()).unwrap())
+        .collect();
+    let lookup = |store: &mut Retained<Bytes>| {
+        let mut n = 0;
+        for f in &filters {
+            store.for_each_match(Instant::ZERO, f, |r| n += r.topic.len());
+        }
+        n
+    };
+    lookup(&mut store);
+    let region = Region::new(GLOBAL);
+    lookup(&mut store);
+    let allocations = region.change().allocations;
+    println!("steady-state allocations during 100 retained lookups: {allocations}");
+    assert_eq!(allocations, 0);
 }
