@@ -9,8 +9,8 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mqtt_codec::{ConnAckProps, ProtocolVersion, QoS, ReasonCode, Str, TopicName};
 use mqtt_session::{
-    Client, ClientConfig, ClientEvent, Connection, Instant, Limits, Message, Server,
-    ServerConfig, ServerEvent,
+    Client, ClientConfig, ClientEvent, Connection, Instant, Limits, Message, Server, ServerConfig,
+    ServerEvent,
 };
 
 /// Messages per measured batch.
