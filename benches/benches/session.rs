@@ -28,14 +28,16 @@ impl Pair {
         let mut cfg = ClientConfig::new(version, Str::from_static("bench"));
         cfg.keep_alive = 0;
         cfg.limits = Limits::unlimited();
-        let mut server_cfg = ServerConfig::default();
-        server_cfg.limits = Limits::unlimited();
+        let server_cfg = ServerConfig {
+            limits: Limits::unlimited(),
+            ..ServerConfig::default()
+        };
         let mut p = Pair {
             client: Connection::<Client>::new(cfg, now, None),
             server: Connection::<Server>::new(server_cfg, now),
             wire: BytesMut::with_capacity(64 * 1024),
         };
-        p.to_server();
+        p.flush_to_server();
         match p.server.poll_event() {
             Some(ServerEvent::Connect(_)) => {}
             other => panic!("expected CONNECT, got {other:?}"),
@@ -43,7 +45,7 @@ impl Pair {
         p.server
             .accept(now, None, ConnAckProps::default())
             .expect("accept");
-        p.to_client();
+        p.flush_to_client();
         assert!(matches!(
             p.client.poll_event(),
             Some(ClientEvent::Connected { .. })
@@ -51,12 +53,12 @@ impl Pair {
         p
     }
 
-    fn to_server(&mut self) {
+    fn flush_to_server(&mut self) {
         let _ = self.client.poll_transmit(Instant::ZERO, &mut self.wire);
         self.server.handle_read(Instant::ZERO, &mut self.wire);
     }
 
-    fn to_client(&mut self) {
+    fn flush_to_client(&mut self) {
         let _ = self.server.poll_transmit(Instant::ZERO, &mut self.wire);
         self.client.handle_read(Instant::ZERO, &mut self.wire);
     }
@@ -71,7 +73,7 @@ impl Pair {
         let mut received = 0;
         let mut completed = 0;
         for _ in 0..8 {
-            self.to_server();
+            self.flush_to_server();
             while let Some(ev) = self.server.poll_event() {
                 if let ServerEvent::Publish { id, .. } = ev {
                     received += 1;
@@ -80,7 +82,7 @@ impl Pair {
                     }
                 }
             }
-            self.to_client();
+            self.flush_to_client();
             while let Some(ev) = self.client.poll_event() {
                 if let ClientEvent::Published { .. } = ev {
                     completed += 1;
