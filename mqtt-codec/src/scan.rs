@@ -3,9 +3,9 @@
 //! Validating topics and strings was most of the work of decoding a PUBLISH:
 //! a separate pass each for wildcards, U+0000 and non-ASCII bytes, one byte at
 //! a time. These helpers look at many bytes per step instead, without
-//! `unsafe` and without target-specific intrinsics: [`any_byte`] is written so
-//! that LLVM turns it into 16-byte vector compares on the baseline of any
-//! 64-bit target (SSE2, NEON), and [`filter_scan`] works on `u64` words.
+//! `unsafe` and without target-specific intrinsics: [`any_byte`] and
+//! [`any_inner`] are written so that LLVM turns them into 16-byte vector
+//! compares on the baseline of any 64-bit target (SSE2, NEON).
 //! Both only answer "is there anything unusual here"; the callers keep the
 //! exact, byte-by-byte rules (and their error precedence) for the rare inputs
 //! where the answer is yes.
@@ -61,28 +61,48 @@ pub(crate) fn is_wildcard(c: u8) -> bool {
     c | 0x08 == b'+'
 }
 
-const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-const HIGH: u64 = !LOW7;
-const ONES: u64 = 0x0101_0101_0101_0101;
-
-/// Bit 7 set in exactly those bytes of `x` that are zero.
+/// True if `hit(previous, byte, next)` holds for any byte of `b` but the
+/// first and the last, which have only one neighbour.
 ///
-/// The textbook `(x - 0x01..) & !x & 0x80..` can also flag the byte above a
-/// zero byte (through the borrow); this form adds within each byte's low
-/// seven bits, which cannot carry into the next byte, so every flag is exact
-/// and can be used as a position.
+/// Blocked like [`any_byte`]: three overlapping loads (the bytes, shifted one
+/// left and one right) give every byte's neighbours, 16 bytes at a time.
 #[inline(always)]
-const fn zero_bytes(x: u64) -> u64 {
-    !(((x & LOW7) + LOW7) | x) & HIGH
-}
+pub(crate) fn any_inner(b: &[u8], hit: impl Fn(u8, u8, u8) -> bool + Copy) -> bool {
+    /// The `N` bytes from `b[i]` on, as an array.
+    #[inline(always)]
+    fn at<const N: usize>(b: &[u8], i: usize) -> &[u8; N] {
+        match b[i..].first_chunk() {
+            Some(a) => a,
+            None => panic!("scan block out of bounds"),
+        }
+    }
+    /// True if `hit` holds for any of the bytes `i..i + N` of `b` (which
+    /// the caller keeps off both ends: `1 <= i` and `i + N < b.len()`).
+    #[inline(always)]
+    fn block<const N: usize>(b: &[u8], i: usize, hit: impl Fn(u8, u8, u8) -> bool) -> bool {
+        let (prev, this, next) = (at::<N>(b, i - 1), at::<N>(b, i), at::<N>(b, i + 1));
+        (0..N).fold(false, |found, k| found | hit(prev[k], this[k], next[k]))
+    }
 
-/// Flags of one little-endian word: bit 7 of each wildcard byte, and whether
-/// any byte is U+0000 or non-ASCII.
-#[inline(always)]
-const fn word_flags(w: u64) -> (u64, bool) {
-    let wildcards = zero_bytes((w | (ONES * 0x08)) ^ (ONES * b'+' as u64));
-    let unusual = (w & HIGH) | zero_bytes(w);
-    (wildcards, unusual != 0)
+    let n = b.len();
+    let inner = n.saturating_sub(2);
+    if inner >= 16 {
+        let mut i = 1;
+        while i + 16 < n {
+            if block::<16>(b, i, hit) {
+                return true;
+            }
+            i += 16;
+        }
+        return i < n - 1 && block::<16>(b, n - 17, hit);
+    }
+    if inner >= 8 {
+        return block::<8>(b, 1, hit) | block::<8>(b, n - 9, hit);
+    }
+    if inner >= 4 {
+        return block::<4>(b, 1, hit) | block::<4>(b, n - 5, hit);
+    }
+    (1..n.saturating_sub(1)).any(|i| hit(b[i - 1], b[i], b[i + 1]))
 }
 
 /// The outcome of [`filter_scan`].
@@ -94,62 +114,33 @@ pub(crate) enum FilterScan {
     Unsure,
 }
 
-/// One pass over a topic filter's bytes, eight at a time, checking the
-/// neighbours of each wildcard it meets.
-///
-/// Filters usually have a wildcard or two, so unlike [`any_byte`] this needs
-/// their positions; a `u64` word gives them exactly (see [`zero_bytes`]).
+/// Whether a topic filter is plainly valid, in two vectorised passes: one
+/// for bytes that need the string checks, and one over each byte with its
+/// neighbours for a wildcard that is not a whole level (between two `'/'`,
+/// or between one and an end of the filter) or a `'#'` that is not last.
 #[inline]
 pub(crate) fn filter_scan(b: &[u8]) -> FilterScan {
-    let n = b.len();
-    // A wildcard at `p` must fill its level: '/' (or the start) before it, and
-    // after it '/' or the end for '+', the end for '#'.
-    let placed = |p: usize| {
-        let starts_level = p == 0 || b[p - 1] == b'/';
-        let ends_level = if b[p] == b'#' {
-            p + 1 == n
-        } else {
-            p + 1 == n || b[p + 1] == b'/'
-        };
-        starts_level && ends_level
+    let misplaced_inside = |prev: u8, c: u8, next: u8| {
+        // Inside the filter, a '#' always has something after it.
+        (c == b'#') | ((c == b'+') & ((prev != b'/') | (next != b'/')))
     };
-    if n < 8 {
-        for (p, &c) in b.iter().enumerate() {
-            if nul_or_non_ascii(c) || (is_wildcard(c) && !placed(p)) {
-                return FilterScan::Unsure;
-            }
+    let ends_ok = match b {
+        [] | [_] => true,
+        [first, second, ..] => {
+            let (before_last, last) = (b[b.len() - 2], b[b.len() - 1]);
+            let first_ok = match first {
+                b'#' => false,
+                b'+' => *second == b'/',
+                _ => true,
+            };
+            first_ok && (!is_wildcard(last) || before_last == b'/')
         }
-        return FilterScan::Valid;
+    };
+    if ends_ok && !any_byte(b, nul_or_non_ascii) && !any_inner(b, misplaced_inside) {
+        FilterScan::Valid
+    } else {
+        FilterScan::Unsure
     }
-    let mut at = 0;
-    while at < n {
-        // The last word is the last eight bytes; the ones already seen are
-        // masked out of its wildcard flags (testing them again for unusual
-        // bytes is harmless).
-        let (start, seen) = if at + 8 <= n {
-            (at, 0)
-        } else {
-            (n - 8, at + 8 - n)
-        };
-        let word = match b[start..].first_chunk::<8>() {
-            Some(w) => u64::from_le_bytes(*w),
-            None => return FilterScan::Unsure,
-        };
-        let (mut wildcards, unusual) = word_flags(word);
-        if unusual {
-            return FilterScan::Unsure;
-        }
-        wildcards &= u64::MAX << (8 * seen);
-        while wildcards != 0 {
-            let p = start + (wildcards.trailing_zeros() / 8) as usize;
-            if !placed(p) {
-                return FilterScan::Unsure;
-            }
-            wildcards &= wildcards - 1;
-        }
-        at = start + 8;
-    }
-    FilterScan::Valid
 }
 
 #[cfg(test)]
@@ -187,18 +178,22 @@ mod tests {
         assert_eq!(all, [b'#', b'+']);
     }
 
+    /// Every length from 0 to 40 and every position of a marked byte: it is
+    /// seen, with both its neighbours, exactly when it is not at an end.
     #[test]
-    fn zero_bytes_flags_exactly_the_zero_bytes() {
-        for w in [
-            0u64,
-            u64::MAX,
-            0x0100_0100_0001_0001,
-            0x0001_0203_0405_0607,
-            0x8000_0080_0100_FF00,
-        ] {
-            let flags = zero_bytes(w);
-            for (i, byte) in w.to_le_bytes().into_iter().enumerate() {
-                assert_eq!(flags >> (8 * i + 7) & 1 == 1, byte == 0, "{w:#x} byte {i}");
+    fn any_inner_sees_every_inner_byte_with_its_neighbours() {
+        for len in 0..=40usize {
+            let clean: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(!any_inner(&clean, |_, c, _| c == b'*'), "{len}");
+            for at in 0..len {
+                let mut b = clean.clone();
+                b[at] = b'*';
+                let inner = at > 0 && at + 1 < len;
+                let (p, x) = (b.get(at.wrapping_sub(1)).copied(), b.get(at + 1).copied());
+                let seen = any_inner(&b, |prev, c, next| {
+                    c == b'*' && Some(prev) == p && Some(next) == x
+                });
+                assert_eq!(seen, inner, "{len} {at}");
             }
         }
     }

@@ -35,7 +35,7 @@ impl Storage for Bytes {
         Bytes::slice(self, range)
     }
 
-    #[inline]
+    #[inline(always)]
     fn into_tail(mut self, start: usize) -> Self {
         if start > self.len() {
             panic!("Storage::into_tail: start past the end");

@@ -82,6 +82,9 @@ pub(crate) struct Reader<'s, B> {
     end: usize,
 }
 
+// The small readers on a PUBLISH's path are always inlined: left out of line
+// (as LLVM sometimes chose, depending on the caller), each forced the reader,
+// and with it the frame's handle, into memory.
 impl<'s, B: Storage> Reader<'s, B> {
     /// A reader over `src[pos..end]`.
     #[inline]
@@ -133,7 +136,7 @@ impl<'s, B: Storage> Reader<'s, B> {
         self.pos == self.end
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<usize, DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::Truncated);
@@ -149,7 +152,7 @@ impl<'s, B: Storage> Reader<'s, B> {
         Ok(self.buf[at])
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
         let at = self.take(2)?;
         Ok(u16::from_be_bytes([self.buf[at], self.buf[at + 1]]))
@@ -174,13 +177,13 @@ impl<'s, B: Storage> Reader<'s, B> {
     }
 
     /// A packet identifier, refusing 0 [MQTT-2.2.1-3].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn packet_id(&mut self) -> Result<PacketId, DecodeError> {
         PacketId::new(self.u16()?).ok_or(DecodeError::ZeroPacketId)
     }
 
     /// The byte range of a two-byte-length-prefixed field.
-    #[inline]
+    #[inline(always)]
     fn prefixed_range(&mut self) -> Result<(usize, usize), DecodeError> {
         let len = usize::from(self.u16()?);
         let at = self.take(len)?;
