@@ -511,15 +511,6 @@ impl Connection<Client> {
         props: AuthProps,
     ) -> Result<(), UsageError> {
         let _ = now;
-        if !self.version.is_v5() {
-            return Err(UsageError::NotInVersion(self.version));
-        }
-        if !matches!(self.state, State::Connected | State::AwaitingConnAck) {
-            return Err(UsageError::NotConnected);
-        }
-        let p = Packet::Auth(mqtt_codec::Auth { reason, props });
-        self.check_size(&p)?;
-        self.tx.push_back(p);
-        Ok(())
+        self.send_auth(State::AwaitingConnAck, reason, props)
     }
 }

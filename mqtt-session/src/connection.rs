@@ -877,6 +877,26 @@ impl<R: Role> Connection<R> {
         }
     }
 
+    /// Queues an AUTH packet (5.0 only), while connected or during the
+    /// role's `handshake` state.
+    pub(crate) fn send_auth(
+        &mut self,
+        handshake: State,
+        reason: ReasonCode,
+        props: mqtt_codec::AuthProps,
+    ) -> Result<(), UsageError> {
+        if !self.version.is_v5() {
+            return Err(UsageError::NotInVersion(self.version));
+        }
+        if self.state != State::Connected && self.state != handshake {
+            return Err(UsageError::NotConnected);
+        }
+        let p = Packet::Auth(mqtt_codec::Auth { reason, props });
+        self.check_size(&p)?;
+        self.tx.push_back(p);
+        Ok(())
+    }
+
     /// Whether `id` may be used for a new outgoing packet.
     pub(crate) fn alloc_id(&mut self) -> Option<PacketId> {
         self.session_mut().alloc_id()

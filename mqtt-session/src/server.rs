@@ -559,15 +559,6 @@ impl Connection<Server> {
         props: AuthProps,
     ) -> Result<(), UsageError> {
         let _ = now;
-        if !self.version.is_v5() {
-            return Err(UsageError::NotInVersion(self.version));
-        }
-        if !matches!(self.state, State::Connected | State::AwaitingAccept) {
-            return Err(UsageError::NotConnected);
-        }
-        let p = Packet::Auth(mqtt_codec::Auth { reason, props });
-        p.encoded_len(self.version).map_err(UsageError::Encode)?;
-        self.tx.push_back(p);
-        Ok(())
+        self.send_auth(State::AwaitingAccept, reason, props)
     }
 }
