@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConfigError {
+pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -40,25 +40,35 @@ pub(crate) enum ConfigError {
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// Listeners; default: one MQTT/TCP listener on 127.0.0.1:1883.
     #[serde(rename = "listener")]
-    pub(crate) listeners: Vec<Listener>,
+    pub listeners: Vec<Listener>,
     /// Limits; see [`LimitsConfig`].
-    pub(crate) limits: LimitsConfig,
+    pub limits: LimitsConfig,
     /// `$SYS` publication.
-    pub(crate) sys: SysConfig,
+    pub sys: SysConfig,
 }
 
 /// One listening socket.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Listener {
+pub struct Listener {
     /// Address and port to bind, e.g. `"127.0.0.1:1883"` or `"[::]:1883"`.
-    pub(crate) bind: SocketAddr,
+    pub bind: SocketAddr,
     /// Transport: `"mqtt"` (plain TCP; the only one this build serves).
     #[serde(default = "default_protocol")]
-    pub(crate) protocol: String,
+    pub protocol: String,
+}
+
+impl Listener {
+    /// A plain MQTT/TCP listener on `bind`.
+    pub fn tcp(bind: SocketAddr) -> Listener {
+        Listener {
+            bind,
+            protocol: default_protocol(),
+        }
+    }
 }
 
 fn default_protocol() -> String {
@@ -68,39 +78,39 @@ fn default_protocol() -> String {
 /// Limits, each with its default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct LimitsConfig {
+pub struct LimitsConfig {
     /// Most client connections at once (default 10000).
-    pub(crate) max_connections: usize,
+    pub max_connections: usize,
     /// Largest packet accepted, in bytes, fixed header included (default 1 MiB).
-    pub(crate) max_packet_size: u32,
+    pub max_packet_size: u32,
     /// QoS 1/2 messages in flight to one client (default 100).
-    pub(crate) max_inflight: u16,
+    pub max_inflight: u16,
     /// QoS 1/2 messages from one client unacknowledged at once, announced as
     /// Receive Maximum (default 100).
-    pub(crate) receive_maximum: u16,
+    pub receive_maximum: u16,
     /// Messages queued per client beyond the in-flight window, online or
     /// offline (default 1000).
-    pub(crate) max_queued_messages: usize,
+    pub max_queued_messages: usize,
     /// What to drop when a queue is full: `"oldest"` (default) or `"new"`.
-    pub(crate) queue_full: String,
+    pub queue_full: String,
     /// Highest topic alias a 5.0 client may use (default 16; 0: none).
-    pub(crate) topic_alias_maximum: u16,
+    pub topic_alias_maximum: u16,
     /// Highest keep alive granted, in seconds; 5.0 clients asking for more or
     /// for none get this (default 3600).
-    pub(crate) max_keep_alive: u16,
+    pub max_keep_alive: u16,
     /// Seconds a client has to send CONNECT (default 10).
-    pub(crate) connect_timeout: u64,
+    pub connect_timeout: u64,
     /// Longest session expiry interval granted, in seconds (default 86400;
     /// 3.1.1 persistent sessions expire after this too).
-    pub(crate) max_session_expiry: u32,
+    pub max_session_expiry: u32,
     /// Most retained messages kept (default 100000).
-    pub(crate) max_retained: usize,
+    pub max_retained: usize,
     /// Largest retained payload kept, in bytes (default 256 KiB).
-    pub(crate) max_retained_payload: usize,
+    pub max_retained_payload: usize,
     /// Highest QoS accepted from publishers (default 2).
-    pub(crate) maximum_qos: u8,
+    pub maximum_qos: u8,
     /// Whether retained messages are accepted (default true).
-    pub(crate) retain_available: bool,
+    pub retain_available: bool,
 }
 
 impl Default for LimitsConfig {
@@ -127,9 +137,9 @@ impl Default for LimitsConfig {
 /// `$SYS/broker/...` statistics.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct SysConfig {
+pub struct SysConfig {
     /// Seconds between publications (default 10; 0 turns them off).
-    pub(crate) interval: u64,
+    pub interval: u64,
 }
 
 impl Default for SysConfig {
@@ -140,12 +150,21 @@ impl Default for SysConfig {
 
 impl Config {
     /// Reads a configuration file.
-    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        Self::parse(&text, path)
+    }
+
+    /// Reads a configuration from TOML text (errors name `<string>` as the file).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::parse(text, Path::new("<string>"))
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
         })?;
@@ -187,19 +206,16 @@ impl Config {
     }
 
     /// The listeners, or the built-in default one.
-    pub(crate) fn listeners(&self) -> Vec<Listener> {
+    pub fn listeners(&self) -> Vec<Listener> {
         if self.listeners.is_empty() {
-            vec![Listener {
-                bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
-                protocol: default_protocol(),
-            }]
+            vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], 1883)))]
         } else {
             self.listeners.clone()
         }
     }
 
     /// The broker core's configuration.
-    pub(crate) fn broker_config(&self, seed: u64) -> BrokerConfig {
+    pub fn broker_config(&self, seed: u64) -> BrokerConfig {
         let l = &self.limits;
         let limits = Limits {
             receive_maximum: l.receive_maximum,

@@ -6,19 +6,13 @@
 //! mqtt-broker -p 1884 -v       # another port, debug logging
 //! ```
 
-mod config;
-mod server;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use tokio::sync::Notify;
+use mqtt_broker::{Config, Listener, Server};
 use tracing::{error, info, warn};
-
-use crate::config::Config;
 
 /// The reference MQTT 3.1 / 3.1.1 / 5.0 broker.
 #[derive(Debug, Parser)]
@@ -46,7 +40,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
@@ -59,12 +53,10 @@ fn main() -> ExitCode {
             Config::default()
         }
     };
-    let addrs: Vec<SocketAddr> = match args.port {
-        Some(port) => vec![SocketAddr::from(([127, 0, 0, 1], port))],
-        None => config.listeners().iter().map(|l| l.bind).collect(),
-    };
-    let seed = args.seed.unwrap_or_else(server::seed);
-    let broker_config = config.broker_config(seed);
+    if let Some(port) = args.port {
+        config.listeners = vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], port)))];
+    }
+    let seed = args.seed.unwrap_or_else(mqtt_broker::random_seed);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,30 +69,23 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listeners = match server::bind(&addrs).await {
-            Ok(l) => l,
+        let addrs: Vec<SocketAddr> = config.listeners().iter().map(|l| l.bind).collect();
+        let server = match Server::start(config, seed).await {
+            Ok(s) => s,
             Err(e) => {
                 error!("cannot listen on {addrs:?}: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let shutdown = Arc::new(Notify::new());
-        let signal = shutdown.clone();
+        let signal = server.shutdown_handle();
         tokio::spawn(async move {
             wait_for_signal().await;
             info!("signal received");
             signal.notify_one();
         });
-        match server::run(broker_config, listeners, shutdown).await {
-            Ok(()) => {
-                info!("stopped");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                error!("{e}");
-                ExitCode::FAILURE
-            }
-        }
+        server.wait().await;
+        info!("stopped");
+        ExitCode::SUCCESS
     })
 }
 

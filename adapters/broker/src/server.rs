@@ -78,18 +78,13 @@ impl Clock {
 
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
 /// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B.
-pub(crate) async fn run(
-    config: BrokerConfig,
-    listeners: Vec<TcpListener>,
-    shutdown: Arc<Notify>,
-) -> std::io::Result<()> {
+pub(crate) async fn run(config: BrokerConfig, listeners: Vec<TcpListener>, shutdown: Arc<Notify>) {
     let (to_core, from_conns) = mpsc::channel::<ToCore>(4096);
     for listener in listeners {
         tokio::spawn(accept_loop(listener, to_core.clone()));
     }
     drop(to_core);
     core(config, from_conns, shutdown).await;
-    Ok(())
 }
 
 async fn accept_loop(listener: TcpListener, to_core: mpsc::Sender<ToCore>) {

@@ -1,0 +1,99 @@
+//! The reference MQTT 3.1 / 3.1.1 / 5.0 broker, as a library: the sans-IO
+//! broker core of `mqtt-router` run on tokio.
+//!
+//! The `mqtt-broker` binary is a thin `main` around [`Server`]; tests, the
+//! client adapters' test suites and custom deployments start the same server
+//! in their own process:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use mqtt_broker::{Config, Server};
+//!
+//! let config = Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n")?;
+//! let server = Server::start(config, mqtt_broker::random_seed()).await?;
+//! println!("listening on {:?}", server.local_addrs());
+//! server.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub use crate::config::{Config, ConfigError, Listener};
+
+/// A broker running on the current tokio runtime: its listeners are bound
+/// and its core task is serving.
+#[derive(Debug)]
+pub struct Server {
+    local_addrs: Vec<SocketAddr>,
+    shutdown: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds every listener of `config` and starts serving. `seed` keys the
+    /// core's hashers and random choices (see [`random_seed`]).
+    ///
+    /// Fails when a listener cannot be bound; nothing is left running then.
+    pub async fn start(config: Config, seed: u64) -> std::io::Result<Server> {
+        let addrs: Vec<SocketAddr> = config.listeners().iter().map(|l| l.bind).collect();
+        let listeners = server::bind(&addrs).await?;
+        let local_addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let shutdown = Arc::new(Notify::new());
+        let task = tokio::spawn(server::run(
+            config.broker_config(seed),
+            listeners,
+            shutdown.clone(),
+        ));
+        Ok(Server {
+            local_addrs,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The bound addresses, one per listener, in the configuration's order
+    /// (with the real port where the configuration asked for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Asks the broker to stop: 5.0 clients get DISCONNECT 0x8B (server
+    /// shutting down), every connection is closed. Returns at once; see
+    /// [`Server::wait`].
+    pub fn shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// A handle that asks the broker to stop when notified (for a signal
+    /// handler running in another task).
+    pub fn shutdown_handle(&self) -> Arc<Notify> {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the broker has stopped.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// Asks the broker to stop and waits until it has.
+    pub async fn stop(self) {
+        self.shutdown();
+        self.wait().await;
+    }
+}
+
+/// A random seed from the operating system for [`Server::start`].
+pub fn random_seed() -> u64 {
+    server::seed()
+}
