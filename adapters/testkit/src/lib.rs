@@ -1,0 +1,78 @@
+//! Test helpers shared by the client adapters' integration tests.
+//!
+//! - [`Mosquitto`]: a real Eclipse Mosquitto on a free loopback port, killed
+//!   when dropped. Missing Mosquitto skips the test, except under `CI=true`,
+//!   where it fails it.
+//! - [`OurBroker`]: the reference broker (`mqtt-broker`) in this process, on
+//!   its own thread and tokio runtime, so tests of any runtime (or none) can
+//!   use it.
+//! - [`Relay`]: a TCP relay on loopback between a client and a broker that a
+//!   test can cut, stall or make refuse connections, to simulate outages.
+//!
+//! Everything is bounded in time and cleans up after itself on drop.
+
+mod broker;
+mod mosquitto;
+mod relay;
+
+pub use crate::broker::OurBroker;
+pub use crate::mosquitto::{Mosquitto, MOSQUITTO};
+pub use crate::relay::Relay;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Whether `CI=true`: then a missing real peer fails a test instead of
+/// skipping it, because CI installs every peer.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Waits until `addr` accepts TCP connections, up to `timeout`.
+pub fn wait_listening(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns
+/// whether it held. For tests waiting on another thread's progress.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A unique name for topics and client identifiers, so concurrent tests
+/// against one broker do not see each other's messages.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

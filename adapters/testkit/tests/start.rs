@@ -1,0 +1,60 @@
+//! The brokers the testkit starts answer a real MQTT CONNECT.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use mqtt_testkit::{Mosquitto, OurBroker, Relay};
+
+/// CONNECT, MQTT 3.1.1, clean session, keep alive 10 s, client id "tk".
+const CONNECT: &[u8] = &[
+    0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 2, b't', b'k',
+];
+
+fn connack(addr: SocketAddr) -> [u8; 4] {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(CONNECT).unwrap();
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).unwrap();
+    ack
+}
+
+#[test]
+fn our_broker_accepts_a_connect() {
+    let broker = OurBroker::start();
+    assert_eq!(connack(broker.addr()), [0x20, 2, 0, 0]);
+    assert!(broker.url().starts_with("mqtt://127.0.0.1:"));
+}
+
+#[test]
+fn mosquitto_accepts_a_connect() {
+    let Some(mosquitto) = Mosquitto::start() else {
+        return;
+    };
+    assert_eq!(connack(mosquitto.addr()), [0x20, 2, 0, 0]);
+}
+
+#[test]
+fn mosquitto_takes_extra_configuration() {
+    // Anonymous access off: CONNACK 0x05 (not authorized) for 3.1.1.
+    let Some(mosquitto) = Mosquitto::start_with("allow_anonymous false") else {
+        return;
+    };
+    assert_eq!(connack(mosquitto.addr()), [0x20, 2, 0, 5]);
+}
+
+#[test]
+fn relay_reaches_the_broker_and_cuts() {
+    let broker = OurBroker::start();
+    let relay = Relay::start(broker.addr());
+    let mut s = TcpStream::connect(relay.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(CONNECT).unwrap();
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).unwrap();
+    assert_eq!(ack, [0x20, 2, 0, 0]);
+    assert_eq!(relay.cut(), 1);
+    let mut buf = [0u8; 4];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+}
