@@ -23,6 +23,7 @@ mod server;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use mqtt_router::broker::Policy;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -43,6 +44,17 @@ impl Server {
     ///
     /// Fails when a listener cannot be bound; nothing is left running then.
     pub async fn start(config: Config, seed: u64) -> std::io::Result<Server> {
+        Self::start_with_policy(config, seed, mqtt_router::broker::AllowAll).await
+    }
+
+    /// Like [`Server::start`], with `policy` deciding who may connect, publish
+    /// and subscribe instead of the configuration's `[auth]` section: the hook
+    /// for a custom broker's own authentication.
+    pub async fn start_with_policy<P: Policy + Send + 'static>(
+        config: Config,
+        seed: u64,
+        policy: P,
+    ) -> std::io::Result<Server> {
         let addrs: Vec<SocketAddr> = config.listeners().iter().map(|l| l.bind).collect();
         let listeners = server::bind(&addrs).await?;
         let local_addrs = listeners
@@ -52,6 +64,7 @@ impl Server {
         let shutdown = Arc::new(Notify::new());
         let task = tokio::spawn(server::run(
             config.broker_config(seed),
+            policy,
             listeners,
             shutdown.clone(),
         ));

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::ReasonCode;
-use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo};
+use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
 use mqtt_session::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,13 +78,18 @@ impl Clock {
 
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
 /// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B.
-pub(crate) async fn run(config: BrokerConfig, listeners: Vec<TcpListener>, shutdown: Arc<Notify>) {
+pub(crate) async fn run<P: Policy + Send + 'static>(
+    config: BrokerConfig,
+    policy: P,
+    listeners: Vec<TcpListener>,
+    shutdown: Arc<Notify>,
+) {
     let (to_core, from_conns) = mpsc::channel::<ToCore>(4096);
     for listener in listeners {
         tokio::spawn(accept_loop(listener, to_core.clone()));
     }
     drop(to_core);
-    core(config, from_conns, shutdown).await;
+    core(config, policy, from_conns, shutdown).await;
 }
 
 async fn accept_loop(listener: TcpListener, to_core: mpsc::Sender<ToCore>) {
@@ -163,9 +168,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, to_core: mpsc::Sender<T
     let _ = writer.await;
 }
 
-async fn core(config: BrokerConfig, mut rx: mpsc::Receiver<ToCore>, shutdown: Arc<Notify>) {
+async fn core<P: Policy + Send + 'static>(
+    config: BrokerConfig,
+    policy: P,
+    mut rx: mpsc::Receiver<ToCore>,
+    shutdown: Arc<Notify>,
+) {
     let clock = Clock(tokio::time::Instant::now());
-    let mut broker = Broker::new(config, AllowAll);
+    let mut broker = Broker::new(config, policy);
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
     let mut blocked: Vec<ConnId> = Vec::new();
     let mut stopping = false;
@@ -203,8 +213,8 @@ async fn core(config: BrokerConfig, mut rx: mpsc::Receiver<ToCore>, shutdown: Ar
     }
 }
 
-fn handle(
-    broker: &mut Broker<AllowAll>,
+fn handle<P: Policy>(
+    broker: &mut Broker<P>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     blocked: &mut Vec<ConnId>,
     clock: Clock,
@@ -260,8 +270,8 @@ fn handle(
 }
 
 /// Writes every connection that has bytes, then acts on closes.
-fn flush(
-    broker: &mut Broker<AllowAll>,
+fn flush<P: Policy>(
+    broker: &mut Broker<P>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     blocked: &mut Vec<ConnId>,
     clock: Clock,
@@ -287,8 +297,8 @@ fn flush(
     }
 }
 
-fn write_one(
-    broker: &mut Broker<AllowAll>,
+fn write_one<P: Policy>(
+    broker: &mut Broker<P>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     blocked: &mut Vec<ConnId>,
     clock: Clock,
