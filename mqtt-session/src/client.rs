@@ -6,9 +6,9 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use mqtt_codec::{
-    AuthProps, ConnAck, Connect, Decoder, Disconnect, Packet, PacketId, PacketType,
-    ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe, SubscriptionId, SubscriptionOptions,
-    TopicFilter, Unsubscribe, MAX_PACKET_SIZE,
+    AckProps, AuthProps, ConnAck, Connect, Decoder, DisconnectProps, Packet, PacketId, PacketType,
+    ProtocolVersion, QoS, ReasonCode, SubAck, SubAckProps, Subscribe, SubscriptionId,
+    SubscriptionOptions, TopicFilter, Unsubscribe, MAX_PACKET_SIZE,
 };
 
 use crate::config::{ClientConfig, ServerCaps};
@@ -48,6 +48,16 @@ pub enum ClientEvent {
         id: PacketId,
         /// The server's reason code (always success under 3.1.1).
         reason: ReasonCode,
+        /// 5.0 diagnostics of the acknowledgement: reason string and user
+        /// properties (empty under 3.1.1).
+        props: AckProps,
+    },
+    /// A queued QoS 1/2 publish expired (its Message Expiry Interval passed)
+    /// before it could be sent, and was dropped [MQTT-3.3.2-5]: it never
+    /// completes. Its identifier is free again.
+    Expired {
+        /// The identifier [`Connection::publish`] returned for it.
+        id: PacketId,
     },
     /// SUBACK: one result per filter, the granted QoS or a failure.
     Subscribed {
@@ -55,6 +65,8 @@ pub enum ClientEvent {
         id: PacketId,
         /// Results in filter order.
         results: Vec<ReasonCode>,
+        /// 5.0 diagnostics: reason string and user properties.
+        props: SubAckProps,
     },
     /// UNSUBACK: one result per filter under 5.0, none under 3.1.1.
     Unsubscribed {
@@ -62,6 +74,8 @@ pub enum ClientEvent {
         id: PacketId,
         /// Results in filter order.
         results: Vec<ReasonCode>,
+        /// 5.0 diagnostics: reason string and user properties.
+        props: SubAckProps,
     },
     /// A step of enhanced authentication from the server (5.0); answer with
     /// [`Connection::auth`].
@@ -128,6 +142,7 @@ impl Role for Client {
                     reason: d.reason,
                     violation: None,
                     will: None,
+                    props: d.props,
                 },
                 false,
             ),
@@ -153,6 +168,7 @@ impl Role for Client {
                     reason: ReasonCode::UNSPECIFIED_ERROR,
                     violation: None,
                     will: None,
+                    props: DisconnectProps::default(),
                 },
                 false,
             );
@@ -168,6 +184,7 @@ impl Role for Client {
                         reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
                         violation: None,
                         will: None,
+                        props: DisconnectProps::default(),
                     },
                     false,
                 );
@@ -202,12 +219,26 @@ impl Role for Client {
         });
         if let Some(id) = id {
             // Invariant: `on_publish` recorded `id` as awaiting an answer.
-            let _ = c.answer_publish(id, ReasonCode::SUCCESS);
+            let _ = c.answer_publish(id, ReasonCode::SUCCESS, AckProps::default());
         }
     }
 
-    fn on_outbound_complete(c: &mut Connection<Self>, id: PacketId, reason: ReasonCode) {
-        c.events.push_back(ClientEvent::Published { id, reason });
+    fn on_outbound_complete(
+        c: &mut Connection<Self>,
+        id: PacketId,
+        reason: ReasonCode,
+        props: AckProps,
+    ) {
+        c.events
+            .push_back(ClientEvent::Published { id, reason, props });
+    }
+
+    fn on_queued_expired(c: &mut Connection<Self>, id: PacketId) {
+        c.events.push_back(ClientEvent::Expired { id });
+    }
+
+    fn session_expiry_is_zero(c: &Connection<Self>) -> bool {
+        c.role.configured_session_expiry == 0
     }
 
     fn closed_event(c: &mut Connection<Self>, _: Instant, close: Close, _: bool) -> ClientEvent {
@@ -253,6 +284,10 @@ impl Connection<Client> {
                 p.topic_alias_maximum = Some(l.topic_alias_maximum);
             }
             p.user_properties = config.user_properties.clone();
+            // Absent means 1, so only the refusal is sent.
+            if !config.request_problem_information {
+                p.request_problem_information = Some(false);
+            }
             if let Some((method, data)) = &config.authentication {
                 p.authentication_method = Some(method.clone());
                 p.authentication_data = data.clone();
@@ -291,6 +326,7 @@ impl Connection<Client> {
                     reason: ack.reason,
                     violation: None,
                     will: None,
+                    props: refusal_diagnostics(ack),
                 },
                 false,
             );
@@ -364,6 +400,7 @@ impl Connection<Client> {
             self.events.push_back(ClientEvent::Published {
                 id,
                 reason: ReasonCode::SUCCESS,
+                props: AckProps::default(),
             });
         }
     }
@@ -386,11 +423,13 @@ impl Connection<Client> {
             ClientEvent::Unsubscribed {
                 id: s.id,
                 results: s.reasons,
+                props: s.props,
             }
         } else {
             ClientEvent::Subscribed {
                 id: s.id,
                 results: s.reasons,
+                props: s.props,
             }
         });
     }
@@ -496,11 +535,32 @@ impl Connection<Client> {
     /// Disconnects cleanly: DISCONNECT with `reason` (5.0; 0x04 asks the
     /// server to publish the will), then `Closed`.
     pub fn disconnect(&mut self, now: Instant, reason: ReasonCode) {
+        // Default properties are always allowed.
+        let _ = self.disconnect_with(now, reason, DisconnectProps::default());
+    }
+
+    /// Like [`Connection::disconnect`], with 5.0 DISCONNECT properties: a
+    /// reason string, user properties, or a new session expiry interval
+    /// (refused with [`UsageError::PropertyNotAllowed`] when the CONNECT's was
+    /// zero, or for a server reference [MQTT-3.14.2-2]).
+    pub fn disconnect_with(
+        &mut self,
+        now: Instant,
+        reason: ReasonCode,
+        props: DisconnectProps,
+    ) -> Result<(), UsageError> {
         if self.state == State::AwaitingConnAck {
-            self.tx
-                .push_back(Packet::Disconnect(Disconnect::new(reason)));
+            // CONNECT is out and the client may send DISCONNECT before the
+            // CONNACK arrives; `close` only sends one when connected.
+            if props.server_reference.is_some()
+                || props.session_expiry_interval.is_some_and(|i| i != 0)
+                    && self.role.configured_session_expiry == 0
+            {
+                return Err(UsageError::PropertyNotAllowed);
+            }
+            self.queue_disconnect(reason, props.clone());
         }
-        self.close(now, reason);
+        self.close_with(now, reason, props)
     }
 
     /// Sends an AUTH step of enhanced authentication (5.0).
@@ -513,4 +573,12 @@ impl Connection<Client> {
         let _ = now;
         self.send_auth(State::AwaitingConnAck, reason, props)
     }
+}
+
+/// The diagnostics of a refusing CONNACK, kept in the [`Close`] it causes.
+fn refusal_diagnostics(ack: ConnAck) -> DisconnectProps {
+    let mut props = DisconnectProps::default();
+    props.reason_string = ack.props.reason_string;
+    props.user_properties = ack.props.user_properties;
+    props
 }

@@ -79,6 +79,10 @@ pub struct ClientConfig {
     pub password: Option<Bytes>,
     /// User properties of the CONNECT (5.0).
     pub user_properties: UserProperties,
+    /// Whether the server may send reason strings and user properties on
+    /// acknowledgements (5.0 Request Problem Information; default true). When
+    /// false they only come on PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
+    pub request_problem_information: bool,
     /// Enhanced authentication method and initial data (5.0).
     pub authentication: Option<(Str, Option<Bytes>)>,
     /// Local limits.
@@ -103,6 +107,7 @@ impl ClientConfig {
             username: None,
             password: None,
             user_properties: UserProperties::new(),
+            request_problem_information: true,
             authentication: None,
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(30),

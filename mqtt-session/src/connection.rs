@@ -6,8 +6,9 @@ use core::fmt;
 
 use bytes::{BufMut, BytesMut};
 use mqtt_codec::{
-    Ack, ConnAck, DecodeError, Decoder, Disconnect, EncodeError, Packet, PacketId, PacketType,
-    ProtocolVersion, Publish, QoS, QosPid, ReasonCode, SubscriptionId, MAX_PACKET_SIZE,
+    Ack, AckProps, ConnAck, DecodeError, Decoder, Disconnect, DisconnectProps, EncodeError, Packet,
+    PacketId, PacketType, ProtocolVersion, Publish, QoS, QosPid, ReasonCode, SubscriptionId,
+    MAX_PACKET_SIZE,
 };
 
 use crate::alias::{AliasUse, InboundAliases, OutboundAliases};
@@ -48,7 +49,16 @@ pub trait Role: sealed::Sealed + Sized {
         subscription_identifiers: alloc::vec::Vec<SubscriptionId>,
     );
     #[doc(hidden)]
-    fn on_outbound_complete(c: &mut Connection<Self>, id: PacketId, reason: ReasonCode);
+    fn on_outbound_complete(
+        c: &mut Connection<Self>,
+        id: PacketId,
+        reason: ReasonCode,
+        props: AckProps,
+    );
+    #[doc(hidden)]
+    fn on_queued_expired(c: &mut Connection<Self>, id: PacketId);
+    #[doc(hidden)]
+    fn session_expiry_is_zero(c: &Connection<Self>) -> bool;
     #[doc(hidden)]
     fn closed_event(
         c: &mut Connection<Self>,
@@ -81,6 +91,9 @@ pub(crate) struct PeerLimits {
     pub(crate) receive_maximum: u16,
     pub(crate) max_packet_size: u32,
     pub(crate) topic_alias_maximum: u16,
+    /// Whether the peer accepts reason strings and user properties on
+    /// packets other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
+    pub(crate) problem_information: bool,
 }
 
 impl Default for PeerLimits {
@@ -89,6 +102,7 @@ impl Default for PeerLimits {
             receive_maximum: u16::MAX,
             max_packet_size: MAX_PACKET_SIZE,
             topic_alias_maximum: 0,
+            problem_information: true,
         }
     }
 }
@@ -301,6 +315,7 @@ impl<R: Role> Connection<R> {
                     reason: ReasonCode::SERVER_BUSY,
                     violation: None,
                     will: None,
+                    props: DisconnectProps::default(),
                 },
                 false,
             );
@@ -326,6 +341,7 @@ impl<R: Role> Connection<R> {
                 reason: ReasonCode::UNSPECIFIED_ERROR,
                 violation: None,
                 will: None,
+                props: DisconnectProps::default(),
             },
             will,
         );
@@ -367,6 +383,18 @@ impl<R: Role> Connection<R> {
     #[must_use = "the written bytes must be sent"]
     pub fn poll_transmit(&mut self, now: Instant, wbuf: &mut impl BufMut) -> usize {
         let mut written = 0;
+        if !self.peer.problem_information {
+            // Only PUBLISH, CONNACK and DISCONNECT may carry diagnostics to a
+            // client that asked for no problem information [MQTT-3.1.2-29].
+            for p in self.tx.iter_mut() {
+                if !matches!(
+                    p,
+                    Packet::Publish(_) | Packet::ConnAck(_) | Packet::Disconnect(_)
+                ) {
+                    strip_diagnostics(p);
+                }
+            }
+        }
         while let Some(p) = self.tx.front() {
             let n = match p.encode_limited(self.version, self.peer.max_packet_size, wbuf) {
                 Ok(n) => n,
@@ -418,12 +446,49 @@ impl<R: Role> Connection<R> {
     /// allows (5.0 DISCONNECT from either side; 3.1.1 DISCONNECT from a client
     /// only). `Closed` is emitted; keep draining until [`is_closed`](Connection::is_closed).
     pub fn close(&mut self, now: Instant, reason: ReasonCode) {
+        self.close_inner(now, reason, DisconnectProps::default());
+    }
+
+    /// Like [`Connection::close`], with 5.0 DISCONNECT properties: a reason
+    /// string, user properties, a server reference (server side), a new
+    /// session expiry interval (client side). Under 3.1.1 they are not sent.
+    ///
+    /// A server may not send a session expiry interval [MQTT-3.14.2-2];
+    /// a client whose CONNECT had a zero interval may not set a non-zero one
+    /// [MQTT-3.14.2-2]; a server reference only comes from a server.
+    pub fn close_with(
+        &mut self,
+        now: Instant,
+        reason: ReasonCode,
+        props: DisconnectProps,
+    ) -> Result<(), UsageError> {
+        if R::IS_CLIENT && props.server_reference.is_some()
+            || !R::IS_CLIENT && props.session_expiry_interval.is_some()
+        {
+            return Err(UsageError::PropertyNotAllowed);
+        }
+        if R::IS_CLIENT
+            && props.session_expiry_interval.is_some_and(|i| i != 0)
+            && R::session_expiry_is_zero(self)
+        {
+            return Err(UsageError::PropertyNotAllowed);
+        }
+        self.close_inner(now, reason, props);
+        Ok(())
+    }
+
+    fn close_inner(&mut self, now: Instant, reason: ReasonCode, props: DisconnectProps) {
         if self.is_ending() {
             return;
         }
         let connected = self.state == State::Connected;
+        let props = if self.version.is_v5() {
+            props
+        } else {
+            DisconnectProps::default()
+        };
         if connected {
-            self.queue_disconnect(reason);
+            self.queue_disconnect(reason, props.clone());
         }
         // A client that closes with 0x04 asks for its will; the server's own
         // closes (take-over, shutdown, administrative) leave the will due.
@@ -435,13 +500,14 @@ impl<R: Role> Connection<R> {
                 reason,
                 violation: None,
                 will: None,
+                props,
             },
             will,
         );
     }
 
     /// Queues the DISCONNECT this role may send in this version.
-    pub(crate) fn queue_disconnect(&mut self, reason: ReasonCode) {
+    pub(crate) fn queue_disconnect(&mut self, reason: ReasonCode, props: DisconnectProps) {
         let client = R::IS_CLIENT;
         if self.version.is_v5() {
             let reason = if reason.valid_for(PacketType::Disconnect) {
@@ -449,8 +515,9 @@ impl<R: Role> Connection<R> {
             } else {
                 ReasonCode::UNSPECIFIED_ERROR
             };
-            self.tx
-                .push_back(Packet::Disconnect(Disconnect::new(reason)));
+            let mut d = Disconnect::new(reason);
+            d.props = props;
+            self.tx.push_back(Packet::Disconnect(d));
         } else if client {
             self.tx.push_back(Packet::Disconnect(Disconnect::default()));
         }
@@ -488,6 +555,7 @@ impl<R: Role> Connection<R> {
                 reason,
                 violation: Some(v),
                 will: None,
+                props: DisconnectProps::default(),
             },
             connected,
         );
@@ -624,7 +692,9 @@ impl<R: Role> Connection<R> {
                 return;
             };
             if out.msg.is_expired(now) {
+                // Never started onward: dropped [MQTT-3.3.2-5].
                 session.release_id(out.id);
+                R::on_queued_expired(self, out.id);
                 continue;
             }
             self.send_outgoing(now, out, false);
@@ -673,7 +743,7 @@ impl<R: Role> Connection<R> {
         if let Some(i) = session.find_inflight(id) {
             session.inflight.remove(i);
             session.release_id(id);
-            R::on_outbound_complete(self, id, ReasonCode::PACKET_TOO_LARGE);
+            R::on_outbound_complete(self, id, ReasonCode::PACKET_TOO_LARGE, AckProps::default());
             self.fill_window(now);
         }
     }
@@ -692,7 +762,7 @@ impl<R: Role> Connection<R> {
         }
         session.inflight.remove(i);
         session.release_id(ack.id);
-        R::on_outbound_complete(self, ack.id, ack.reason);
+        R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
         self.fill_window(now);
     }
 
@@ -708,7 +778,7 @@ impl<R: Role> Connection<R> {
                         // A failure PUBREC ends the QoS 2 flow (section 4.3.3).
                         session.inflight.remove(i);
                         session.release_id(ack.id);
-                        R::on_outbound_complete(self, ack.id, ack.reason);
+                        R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
                         self.fill_window(now);
                     } else {
                         session.inflight[i] = Inflight::PubRel(ack.id);
@@ -739,7 +809,7 @@ impl<R: Role> Connection<R> {
         }
         session.inflight.remove(i);
         session.release_id(ack.id);
-        R::on_outbound_complete(self, ack.id, ack.reason);
+        R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
         self.fill_window(now);
     }
 
@@ -810,6 +880,7 @@ impl<R: Role> Connection<R> {
         &mut self,
         id: PacketId,
         reason: ReasonCode,
+        props: AckProps,
     ) -> Result<(), UsageError> {
         if self.is_ending() {
             return Err(UsageError::NotConnected);
@@ -838,7 +909,10 @@ impl<R: Role> Connection<R> {
             }));
         }
         self.awaiting_ack.remove(&id);
-        let ack = Ack::with_reason(id, reason);
+        let mut ack = Ack::with_reason(id, reason);
+        if self.version.is_v5() {
+            ack.props = props;
+        }
         if qos == QoS::AtLeastOnce {
             self.tx.push_back(Packet::PubAck(ack));
         } else {

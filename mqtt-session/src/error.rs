@@ -3,7 +3,9 @@
 
 use core::time::Duration;
 
-use mqtt_codec::{DecodeError, PacketId, PacketType, ProtocolVersion, QoS, ReasonCode};
+use mqtt_codec::{
+    DecodeError, DisconnectProps, PacketId, PacketType, ProtocolVersion, QoS, ReasonCode,
+};
 
 use crate::message::Message;
 
@@ -18,6 +20,11 @@ pub enum UsageError {
     /// The command does not fit the connection's state (such as accepting twice).
     #[error("the command does not fit the connection's current state")]
     WrongState,
+    /// A property that this side may not send in this packet (a session
+    /// expiry interval in a server's DISCONNECT, a non-zero one after a zero
+    /// one, a server reference from a client) [MQTT-3.14.2-2].
+    #[error("this property may not be sent here")]
+    PropertyNotAllowed,
     /// The bounded outgoing queue is full.
     #[error("the outgoing queue is full ({limit} messages)")]
     QueueFull {
@@ -192,4 +199,8 @@ pub struct Close {
     /// Server side: the Will Message to publish and the delay before publishing
     /// it, if the will is due (it is unless the client disconnected normally).
     pub will: Option<(Message, Duration)>,
+    /// 5.0 diagnostics of the end: the properties of the DISCONNECT received
+    /// (initiator [`Initiator::Peer`]) or sent (initiator [`Initiator::Local`]),
+    /// or the reason string of a refusing CONNACK; empty otherwise.
+    pub props: DisconnectProps,
 }

@@ -95,7 +95,10 @@ impl Message {
         props.payload_format_indicator = self.props.payload_format_indicator;
         props.message_expiry_interval = self.props.expires_at.map(|t| {
             let ms = t.as_millis().saturating_sub(now.as_millis());
-            u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+            // An in-flight message is resent even after its expiry, since its
+            // delivery had started (section 3.3.2.3.3); 0 would read as
+            // "already gone", so it goes out with the smallest interval.
+            u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1)
         });
         props.content_type = self.props.content_type.clone();
         props.response_topic = self.props.response_topic.clone();

@@ -7,9 +7,9 @@ use core::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{
-    AuthProps, ConnAck, ConnAckProps, Connect, Decoder, Packet, PacketId, PacketType,
-    ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubscriptionId, SubscriptionOptions,
-    TopicFilter, TopicName, Will, MAX_PACKET_SIZE,
+    AckProps, AuthProps, ConnAck, ConnAckProps, Connect, Decoder, DisconnectProps, Packet,
+    PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubAckProps,
+    SubscriptionId, SubscriptionOptions, TopicFilter, TopicName, Will, MAX_PACKET_SIZE,
 };
 
 use crate::config::ServerConfig;
@@ -137,6 +137,7 @@ impl Role for Server {
                         reason: d.reason,
                         violation: None,
                         will: None,
+                        props: d.props,
                     },
                     will_due,
                 );
@@ -174,6 +175,7 @@ impl Role for Server {
                             reason: ReasonCode::MAXIMUM_CONNECT_TIME,
                             violation: None,
                             will: None,
+                            props: DisconnectProps::default(),
                         },
                         false,
                     );
@@ -185,7 +187,7 @@ impl Role for Server {
             if now >= deadline {
                 // [MQTT-3.1.2-24]: silent for one and a half keep alive periods.
                 if c.version.is_v5() {
-                    c.queue_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT);
+                    c.queue_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT, DisconnectProps::default());
                 }
                 c.finish(
                     now,
@@ -194,6 +196,7 @@ impl Role for Server {
                         reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
                         violation: None,
                         will: None,
+                        props: DisconnectProps::default(),
                     },
                     true,
                 );
@@ -214,7 +217,13 @@ impl Role for Server {
         c.events.push_back(ServerEvent::Publish { msg, id });
     }
 
-    fn on_outbound_complete(_: &mut Connection<Self>, _: PacketId, _: ReasonCode) {}
+    fn on_outbound_complete(_: &mut Connection<Self>, _: PacketId, _: ReasonCode, _: AckProps) {}
+
+    fn on_queued_expired(_: &mut Connection<Self>, _: PacketId) {}
+
+    fn session_expiry_is_zero(c: &Connection<Self>) -> bool {
+        c.role.session_expiry_interval == 0
+    }
 
     fn closed_event(
         c: &mut Connection<Self>,
@@ -353,6 +362,7 @@ impl Connection<Server> {
             .maximum_packet_size
             .map_or(MAX_PACKET_SIZE, |n| n.get());
         self.peer.topic_alias_maximum = connect.props.topic_alias_maximum.unwrap_or(0);
+        self.peer.problem_information = connect.props.request_problem_information.unwrap_or(true);
         self.events.push_back(ServerEvent::Connect(connect));
     }
 
@@ -451,6 +461,13 @@ impl Connection<Server> {
     /// with the reason; a 3.1/3.1.1 client gets the return code that says the
     /// same, or no CONNACK where there is none [MQTT-3.2.2-6].
     pub fn reject(&mut self, now: Instant, reason: ReasonCode) {
+        self.reject_with(now, reason, ConnAckProps::default());
+    }
+
+    /// Like [`Connection::reject`], with 5.0 CONNACK properties (a reason
+    /// string, user properties, a server reference for 0x9C/0x9D); not sent
+    /// under 3.1.1.
+    pub fn reject_with(&mut self, now: Instant, reason: ReasonCode, props: ConnAckProps) {
         if self.state != State::AwaitingAccept {
             return;
         }
@@ -469,8 +486,11 @@ impl Connection<Server> {
             reason.to_v311_connack().map(|_| reason)
         };
         if let Some(r) = send {
-            self.tx
-                .push_back(Packet::ConnAck(Box::new(ConnAck::new(false, r))));
+            let mut ack = ConnAck::new(false, r);
+            if self.version.is_v5() {
+                ack.props = props;
+            }
+            self.tx.push_back(Packet::ConnAck(Box::new(ack)));
         }
         self.stash.clear();
         self.finish(
@@ -480,6 +500,7 @@ impl Connection<Server> {
                 reason,
                 violation: None,
                 will: None,
+                props: DisconnectProps::default(),
             },
             false,
         );
@@ -490,30 +511,65 @@ impl Connection<Server> {
     /// authorized, …). Under 3.1.1 there is no negative acknowledgement: the
     /// acknowledgement is sent as success and the message simply not forwarded.
     pub fn ack(&mut self, id: PacketId, reason: ReasonCode) -> Result<(), UsageError> {
-        self.answer_publish(id, reason)
+        self.answer_publish(id, reason, AckProps::default())
+    }
+
+    /// Like [`Connection::ack`], with 5.0 properties (a reason string, user
+    /// properties). They are left out under 3.1.1, when the client asked for
+    /// no problem information [MQTT-3.1.2-29], and when they would make the
+    /// packet exceed the client's maximum packet size [MQTT-3.4.2-2].
+    pub fn ack_with(
+        &mut self,
+        id: PacketId,
+        reason: ReasonCode,
+        props: AckProps,
+    ) -> Result<(), UsageError> {
+        self.answer_publish(id, reason, props)
     }
 
     /// Answers a SUBSCRIBE: one result per filter, the granted QoS or a
     /// failure. Under 3.1.1 any failure is sent as 0x80.
     pub fn suback(&mut self, id: PacketId, results: &[ReasonCode]) -> Result<(), UsageError> {
+        self.suback_with(id, results, SubAckProps::default())
+    }
+
+    /// Like [`Connection::suback`], with 5.0 properties (reason string, user
+    /// properties), left out where [`Connection::ack_with`] leaves them out.
+    pub fn suback_with(
+        &mut self,
+        id: PacketId,
+        results: &[ReasonCode],
+        props: SubAckProps,
+    ) -> Result<(), UsageError> {
         if !self.role.pending_subscribe.remove(&id) {
             return Err(UsageError::UnknownPacketId(id));
         }
         self.push_suback(Packet::SubAck(SubAck {
             id,
-            props: Default::default(),
+            props,
             reasons: results.to_vec(),
         }))
     }
 
     /// Answers an UNSUBSCRIBE: one result per filter under 5.0 (ignored under 3.1.1).
     pub fn unsuback(&mut self, id: PacketId, results: &[ReasonCode]) -> Result<(), UsageError> {
+        self.unsuback_with(id, results, SubAckProps::default())
+    }
+
+    /// Like [`Connection::unsuback`], with 5.0 properties (reason string,
+    /// user properties), left out where [`Connection::ack_with`] leaves them out.
+    pub fn unsuback_with(
+        &mut self,
+        id: PacketId,
+        results: &[ReasonCode],
+        props: SubAckProps,
+    ) -> Result<(), UsageError> {
         if !self.role.pending_unsubscribe.remove(&id) {
             return Err(UsageError::UnknownPacketId(id));
         }
         self.push_suback(Packet::UnsubAck(SubAck {
             id,
-            props: Default::default(),
+            props,
             reasons: results.to_vec(),
         }))
     }

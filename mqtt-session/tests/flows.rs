@@ -140,7 +140,9 @@ fn qos1_both_directions(v: ProtocolVersion) {
         .iter()
         .map(|e| match e {
             ClientEvent::Message { msg, .. } => format!("message {:?}", msg.payload),
-            ClientEvent::Published { id, reason } => format!("published {} {:?}", id.get(), reason),
+            ClientEvent::Published { id, reason, .. } => {
+                format!("published {} {:?}", id.get(), reason)
+            }
             other => format!("{other:?}"),
         })
         .collect();
@@ -184,7 +186,7 @@ fn qos2_both_directions(v: ProtocolVersion) {
     assert_eq!(payloads(&p), [Bytes::from("once")]);
     assert!(matches!(
         p.client_events.last(),
-        Some(ClientEvent::Published { id, reason: ReasonCode::SUCCESS }) if *id == pid(2)
+        Some(ClientEvent::Published { id, reason: ReasonCode::SUCCESS, .. }) if *id == pid(2)
     ));
     assert_eq!(p.client.session().unwrap().incomplete_inbound(), 0);
     assert_eq!(p.server.session().unwrap().incomplete_inbound(), 0);
@@ -205,7 +207,9 @@ fn unsubscribe_stops_delivery(v: ProtocolVersion) {
         .client_events
         .iter()
         .find_map(|e| match e {
-            ClientEvent::Unsubscribed { id: done, results } if *done == id => Some(results.clone()),
+            ClientEvent::Unsubscribed {
+                id: done, results, ..
+            } if *done == id => Some(results.clone()),
             _ => None,
         })
         .expect("UNSUBACK");

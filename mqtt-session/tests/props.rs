@@ -292,7 +292,7 @@ impl Run {
         for ev in &p.client_events[self.client_seen..] {
             assert!(!self.client_closed, "client event after Closed: {ev:?}");
             match ev {
-                ClientEvent::Subscribed { id, results } => {
+                ClientEvent::Subscribed { id, results, .. } => {
                     let (f, q) = self.pending.remove(id).expect("SUBACK for a request");
                     assert_eq!(
                         results,

@@ -644,7 +644,7 @@ fn mqtt_4_3_2_1_the_qos1_sender_sends_dup_0_and_waits_for_puback() {
     assert_eq!(p.take_s2c(), vec![Packet::PubAck(Ack::new(id))]);
     assert!(matches!(
         p.take_client_events().as_slice(),
-        [ClientEvent::Published { id: done, reason: ReasonCode::SUCCESS }] if *done == id
+        [ClientEvent::Published { id: done, reason: ReasonCode::SUCCESS, .. }] if *done == id
     ));
     assert_eq!(p.client.session().unwrap().inflight(), 0);
 }
@@ -701,7 +701,7 @@ fn mqtt_4_3_3_1_the_qos2_sender_flow_on_the_wire() {
     assert_eq!(p.take_c2s(), vec![pubrel(id.get())]);
     let evs = p.take_client_events();
     assert!(
-        matches!(evs.as_slice(), [ClientEvent::Published { id: done, reason: ReasonCode::SUCCESS }] if *done == id),
+        matches!(evs.as_slice(), [ClientEvent::Published { id: done, reason: ReasonCode::SUCCESS, .. }] if *done == id),
         "{evs:?}"
     );
     assert_eq!(p.server_messages().len(), 1);

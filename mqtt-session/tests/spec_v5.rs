@@ -544,7 +544,7 @@ fn mqtt_3_4_2_1_and_4_4_0_2_a_failure_puback_reaches_the_publisher_and_ends_the_
     );
     assert!(p.client_events.iter().any(|e| matches!(
         e,
-        ClientEvent::Published { id: done, reason: ReasonCode::NOT_AUTHORIZED } if *done == id
+        ClientEvent::Published { id: done, reason: ReasonCode::NOT_AUTHORIZED, .. } if *done == id
     )));
     assert_eq!(p.client.session().unwrap().inflight(), 0);
     p.reconnect();
@@ -593,7 +593,7 @@ fn mqtt_4_4_0_2_a_failure_pubrec_ends_the_qos2_flow() {
     );
     assert!(p.client_events.iter().any(|e| matches!(
         e,
-        ClientEvent::Published { id, reason: ReasonCode::QUOTA_EXCEEDED } if *id == a
+        ClientEvent::Published { id, reason: ReasonCode::QUOTA_EXCEEDED, .. } if *id == a
     )));
     // Only b is left: received, not yet released.
     assert_eq!(p.server.session().unwrap().incomplete_inbound(), 1);
@@ -1844,7 +1844,7 @@ fn mqtt_3_1_2_25_an_unsendable_resend_completes_and_frees_its_slot() {
     );
     let evs = events(&mut client);
     assert!(
-        matches!(evs.as_slice(), [ClientEvent::Published { id: done, reason }] if *done == id && *reason == ReasonCode::PACKET_TOO_LARGE),
+        matches!(evs.as_slice(), [ClientEvent::Published { id: done, reason, .. }] if *done == id && *reason == ReasonCode::PACKET_TOO_LARGE),
         "{evs:?}"
     );
     assert_eq!(client.session().unwrap().inflight(), 0);
