@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use mqtt_codec::{
     AckProps, AuthProps, ConnAck, Connect, Decoder, DisconnectProps, Packet, PacketId, PacketType,
-    ProtocolVersion, QoS, ReasonCode, SubAck, SubAckProps, Subscribe, SubscriptionId,
+    ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubAckProps, Subscribe, SubscriptionId,
     SubscriptionOptions, TopicFilter, Unsubscribe, MAX_PACKET_SIZE,
 };
 
@@ -103,7 +103,9 @@ pub struct ClientState {
     /// SUBSCRIBE (false) and UNSUBSCRIBE (true) waiting for their answer.
     pending: BTreeMap<PacketId, bool>,
     caps: Option<ServerCaps>,
-    authenticating: bool,
+    /// The enhanced authentication method of the CONNECT, if any: every AUTH
+    /// and the successful CONNACK must name the same one [MQTT-4.12.0-5].
+    auth_method: Option<Str>,
 }
 
 impl Role for Client {
@@ -124,8 +126,11 @@ impl Role for Client {
         match (c.state, p) {
             (State::AwaitingConnAck, Packet::ConnAck(ack)) => c.on_connack(now, *ack),
             (State::AwaitingConnAck | State::Connected, Packet::Auth(a))
-                if c.role.authenticating =>
+                if c.role.auth_method.is_some() =>
             {
+                if a.props.authentication_method != c.role.auth_method {
+                    return c.violation(now, Violation::BadAuthenticationMethod);
+                }
                 c.events.push_back(ClientEvent::Auth {
                     reason: a.reason,
                     props: a.props,
@@ -308,7 +313,7 @@ impl Connection<Client> {
                 configured_session_expiry: config.session_expiry_interval,
                 pending: BTreeMap::new(),
                 caps: None,
-                authenticating: config.authentication.is_some(),
+                auth_method: config.authentication.as_ref().map(|(m, _)| m.clone()),
             },
         );
         let max_queued = config.limits.max_queued;
@@ -333,6 +338,11 @@ impl Connection<Client> {
         }
         if ack.session_present && self.role.clean_start {
             return self.violation(now, Violation::UnexpectedSessionPresent);
+        }
+        if self.role.auth_method.is_some()
+            && ack.props.authentication_method != self.role.auth_method
+        {
+            return self.violation(now, Violation::BadAuthenticationMethod);
         }
         // MQTT 3.1 has no Session Present flag: a server that accepts a clean
         // session 0 keeps the session, and both sides redeliver what was in

@@ -143,7 +143,11 @@ impl Role for Server {
                 );
             }
             (State::Connected | State::AwaitingAccept, Packet::Auth(a)) => {
-                if c.role.auth_method.is_none() {
+                // Only after a CONNECT with a method, and always the same one
+                // [MQTT-4.12.0-5] [MQTT-4.12.0-7].
+                if c.role.auth_method.is_none()
+                    || a.props.authentication_method != c.role.auth_method
+                {
                     return c.violation(now, Violation::BadAuthenticationMethod);
                 }
                 c.events.push_back(ServerEvent::Auth {

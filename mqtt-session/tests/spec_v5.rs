@@ -1463,6 +1463,63 @@ fn mqtt_4_12_0_7_auth_without_an_authentication_method_ends_the_connection() {
     );
 }
 
+/// [MQTT-4.12.0-5]: every AUTH, and the successful CONNACK, name the method
+/// of the CONNECT; another one ends the connection with 0x8C on either side.
+#[test]
+fn mqtt_4_12_0_5_auth_with_another_method_ends_the_connection() {
+    let mut other = auth_props("x");
+    other.authentication_method = Some(s("PLAIN"));
+    let start = |p: &mut Pair| {
+        p.broker = Broker::passive();
+        p.pump();
+        p.clear();
+    };
+    let mut cfg = client_config(V5);
+    cfg.authentication = Some((s("SCRAM-SHA-1"), None));
+
+    // Server side: the client's AUTH names PLAIN.
+    let mut p = Pair::new(cfg.clone(), ServerConfig::default());
+    start(&mut p);
+    feed(
+        &mut p.server,
+        T0,
+        V5,
+        &[Packet::Auth(Auth {
+            reason: ReasonCode::CONTINUE_AUTHENTICATION,
+            props: other.clone(),
+        })],
+    );
+    let evs = events(&mut p.server);
+    assert_eq!(
+        server_close(&evs).violation,
+        Some(Violation::BadAuthenticationMethod)
+    );
+
+    // Client side: the server's AUTH names PLAIN.
+    let mut p = Pair::new(cfg.clone(), ServerConfig::default());
+    start(&mut p);
+    p.server
+        .auth(p.now, ReasonCode::CONTINUE_AUTHENTICATION, other)
+        .unwrap();
+    p.pump();
+    let close = client_close(&p.client_events);
+    assert_eq!(close.violation, Some(Violation::BadAuthenticationMethod));
+    assert_eq!(close.reason, ReasonCode::BAD_AUTHENTICATION_METHOD);
+
+    // Client side: a successful CONNACK without the method.
+    let mut p = Pair::new(cfg, ServerConfig::default());
+    start(&mut p);
+    p.server
+        .accept(p.now, None, ConnAckProps::default())
+        .unwrap();
+    p.pump();
+    assert!(!p.client.is_connected());
+    assert_eq!(
+        client_close(&p.client_events).violation,
+        Some(Violation::BadAuthenticationMethod)
+    );
+}
+
 // ----- the will ------------------------------------------------------------------
 
 /// [MQTT-3.1.2-8]: the will, with its Will Delay Interval, is due when the
