@@ -1,6 +1,7 @@
 //! The role-independent core of a connection: reading, writing, timers,
 //! QoS flows in both directions, and closing.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use core::fmt;
 
@@ -135,7 +136,18 @@ pub struct Connection<R: Role> {
     pub(crate) aliases_out: OutboundAliases,
     /// Server: bytes that arrived after CONNECT, held until it is accepted.
     pub(crate) stash: BytesMut,
+    /// Server: packets decoded by the adapter ([`Connection::handle_packet`])
+    /// that arrived after CONNECT, held until it is accepted, with their
+    /// total size on the wire. Boxed: an idle connection pays one pointer.
+    pub(crate) held: Option<Box<HeldPackets>>,
     pub(crate) role: R::State,
+}
+
+/// Packets held before the CONNECT is accepted, and their size on the wire.
+#[derive(Debug, Default)]
+pub(crate) struct HeldPackets {
+    packets: VecDeque<Result<Packet, DecodeError>>,
+    bytes: usize,
 }
 
 impl<R: Role> fmt::Debug for Connection<R> {
@@ -177,6 +189,7 @@ impl<R: Role> Connection<R> {
             aliases_in: InboundAliases::default(),
             aliases_out: OutboundAliases::default(),
             stash: BytesMut::new(),
+            held: None,
             role,
         }
     }
@@ -262,6 +275,93 @@ impl<R: Role> Connection<R> {
         self.process(now, &mut buf);
         if !self.is_ending() && self.stash.is_empty() {
             self.stash = buf;
+        }
+    }
+
+    /// A packet the adapter decoded itself arrived; `wire_len` is its size on
+    /// the wire. The alternative to [`Connection::handle_read`] for adapters
+    /// that decode in the connection's own task, in parallel with others:
+    /// decode with [`Connection::decoder`]'s configuration, hand over each
+    /// packet in order, and report a decoding failure with
+    /// [`Connection::handle_decode_error`]. Do not mix the two on one
+    /// connection.
+    pub fn handle_packet(&mut self, now: Instant, packet: Packet, wire_len: usize) {
+        if self.is_ending() {
+            return;
+        }
+        self.last_rx = now;
+        self.dispatch(now, Ok(packet), wire_len);
+    }
+
+    /// The adapter's decoder refused the peer's bytes: the connection ends
+    /// as [`Connection::handle_read`] would end it (with a DISCONNECT or
+    /// CONNACK carrying the error's reason code where the version allows).
+    pub fn handle_decode_error(&mut self, now: Instant, error: DecodeError) {
+        if self.is_ending() {
+            return;
+        }
+        self.dispatch(now, Err(error), 0);
+    }
+
+    /// A decoder configured the way this connection decodes (version and
+    /// maximum packet size), for adapters that decode in their own task.
+    pub fn decoder(&self) -> Decoder {
+        let d = if R::IS_CLIENT || self.state != State::AwaitingConnect {
+            Decoder::with_version(self.version)
+        } else {
+            // The server's decoder adopts the version of the CONNECT.
+            Decoder::new()
+        };
+        d.with_max_packet_size(self.limits.max_packet_size)
+    }
+
+    fn dispatch(&mut self, now: Instant, packet: Result<Packet, DecodeError>, wire_len: usize) {
+        let holding = self.state == State::AwaitingAccept || self.held.is_some();
+        if holding && !matches!(packet, Ok(Packet::Auth(_))) {
+            // As for bytes: nothing after CONNECT is processed before the
+            // application accepts it, except AUTH [MQTT-3.1.4-5].
+            let limit = (self.limits.max_packet_size as usize).saturating_mul(2);
+            let held = self.held.get_or_insert_with(Default::default);
+            held.bytes = held.bytes.saturating_add(wire_len);
+            if held.bytes > limit {
+                self.held = None;
+                return self.finish(
+                    now,
+                    Close {
+                        initiator: Initiator::Local,
+                        reason: ReasonCode::SERVER_BUSY,
+                        violation: None,
+                        will: None,
+                        props: DisconnectProps::default(),
+                    },
+                    false,
+                );
+            }
+            held.packets.push_back(packet);
+            if self.state != State::AwaitingAccept {
+                self.release_held(now);
+            }
+            return;
+        }
+        match packet {
+            Ok(p) => R::handle_packet(self, now, p),
+            Err(e) => self.violation(now, Violation::Decode(e)),
+        }
+    }
+
+    /// Handles the packets held while the CONNECT waited for its answer.
+    pub(crate) fn release_held(&mut self, now: Instant) {
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
+        while let Some(p) = held.packets.pop_front() {
+            if self.is_ending() {
+                return;
+            }
+            match p {
+                Ok(p) => R::handle_packet(self, now, p),
+                Err(e) => return self.violation(now, Violation::Decode(e)),
+            }
         }
     }
 
@@ -382,10 +482,69 @@ impl<R: Role> Connection<R> {
     /// a fixed `&mut [u8]` or `(&mut buf).limit(n)` gives back-pressure.
     #[must_use = "the written bytes must be sent"]
     pub fn poll_transmit(&mut self, now: Instant, wbuf: &mut impl BufMut) -> usize {
+        self.strip_for_peer();
         let mut written = 0;
+        while let Some(p) = self.tx.front() {
+            let n = match p.encode_limited(self.version, self.peer.max_packet_size, wbuf) {
+                Ok(n) => n,
+                Err(EncodeError::BufferTooSmall { .. }) => break,
+                Err(EncodeError::PacketTooLarge { .. }) => {
+                    self.shed_front(now);
+                    continue;
+                }
+                // Checked when queued; dropping is all that is left to do.
+                Err(_) => 0,
+            };
+            self.pop_sent();
+            written += n;
+        }
+        self.after_transmit(now, written);
+        written
+    }
+
+    /// Like [`Connection::poll_transmit`], but hands over the packets
+    /// themselves, for an adapter that encodes them in another task (with
+    /// [`Packet::encode`] and [`Connection::version`]): whole packets are
+    /// moved to `out` while their encoded size stays within `budget` bytes
+    /// (at least one packet is moved when any is ready). Returns the bytes
+    /// they will take on the wire. Every check `poll_transmit` makes (the
+    /// peer's maximum packet size, problem information) is made here too.
+    pub fn poll_packets(
+        &mut self,
+        now: Instant,
+        out: &mut alloc::vec::Vec<Packet>,
+        budget: usize,
+    ) -> usize {
+        self.strip_for_peer();
+        let mut total = 0usize;
+        while let Some(p) = self.tx.front() {
+            let n = match p.encoded_len(self.version) {
+                Ok(n) if n <= self.peer.max_packet_size as usize => n,
+                Ok(_) => {
+                    self.shed_front(now);
+                    continue;
+                }
+                Err(_) => {
+                    self.pop_sent();
+                    continue;
+                }
+            };
+            if total > 0 && total + n > budget {
+                break;
+            }
+            if let Some(p) = self.pop_sent() {
+                out.push(p);
+                total += n;
+            }
+        }
+        self.after_transmit(now, total);
+        total
+    }
+
+    /// Only PUBLISH, CONNACK and DISCONNECT may carry diagnostics to a client
+    /// that asked for no problem information [MQTT-3.1.2-29].
+    fn strip_for_peer(&mut self) {
         if !self.peer.problem_information {
-            // Only PUBLISH, CONNACK and DISCONNECT may carry diagnostics to a
-            // client that asked for no problem information [MQTT-3.1.2-29].
             for p in self.tx.iter_mut() {
                 if !matches!(
                     p,
@@ -395,40 +554,41 @@ impl<R: Role> Connection<R> {
                 }
             }
         }
-        while let Some(p) = self.tx.front() {
-            let n = match p.encode_limited(self.version, self.peer.max_packet_size, wbuf) {
-                Ok(n) => n,
-                Err(EncodeError::BufferTooSmall { .. }) => break,
-                Err(EncodeError::PacketTooLarge { .. }) if !matches!(p, Packet::Publish(_)) => {
-                    // Diagnostics are the first thing to go when an answer would
-                    // exceed the peer's maximum packet size [MQTT-3.1.2-25].
-                    let mut p = self.tx.pop_front().unwrap_or(Packet::PingResp);
-                    strip_diagnostics(&mut p);
-                    if p.encoded_len(self.version)
-                        .is_ok_and(|n| n <= self.peer.max_packet_size as usize)
-                    {
-                        self.tx.push_front(p);
-                    }
-                    continue;
-                }
-                Err(EncodeError::PacketTooLarge { .. }) => {
-                    // A message that no longer fits the peer's limit (a smaller
-                    // one after resumption) is treated as delivered, so its
-                    // identifier and window slot are freed [MQTT-3.1.2-25].
-                    if let Some(Packet::Publish(pb)) = self.tx.pop_front() {
-                        self.drop_unsendable(now, &pb);
-                    }
-                    continue;
-                }
-                // Checked when queued; dropping is all that is left to do.
-                Err(_) => 0,
-            };
-            if matches!(self.tx.pop_front(), Some(Packet::Publish(ref pb)) if pb.qos == QosPid::AtMostOnce)
-            {
-                self.tx_qos0 = self.tx_qos0.saturating_sub(1);
+    }
+
+    /// The packet at the front exceeds the peer's maximum packet size.
+    fn shed_front(&mut self, now: Instant) {
+        match self.tx.pop_front() {
+            Some(Packet::Publish(pb)) => {
+                // A message that no longer fits the peer's limit (a smaller
+                // one after resumption) is treated as delivered, so its
+                // identifier and window slot are freed [MQTT-3.1.2-25].
+                self.drop_unsendable(now, &pb);
             }
-            written += n;
+            Some(mut p) => {
+                // Diagnostics are the first thing to go when an answer would
+                // exceed the peer's maximum packet size [MQTT-3.1.2-25].
+                strip_diagnostics(&mut p);
+                if p.encoded_len(self.version)
+                    .is_ok_and(|n| n <= self.peer.max_packet_size as usize)
+                {
+                    self.tx.push_front(p);
+                }
+            }
+            None => {}
         }
+    }
+
+    /// Takes the front packet as sent.
+    fn pop_sent(&mut self) -> Option<Packet> {
+        let p = self.tx.pop_front();
+        if matches!(p, Some(Packet::Publish(ref pb)) if pb.qos == QosPid::AtMostOnce) {
+            self.tx_qos0 = self.tx_qos0.saturating_sub(1);
+        }
+        p
+    }
+
+    fn after_transmit(&mut self, now: Instant, written: usize) {
         if written > 0 {
             self.last_tx = now;
         }
@@ -439,7 +599,6 @@ impl<R: Role> Connection<R> {
         if self.state == State::Closing && self.tx.is_empty() {
             self.state = State::Closed;
         }
-        written
     }
 
     /// Closes the connection, telling the peer `reason` where the version

@@ -458,6 +458,7 @@ impl Connection<Server> {
         if self.stash.is_empty() {
             self.stash = stash;
         }
+        self.release_held(now);
         Ok(())
     }
 
@@ -497,6 +498,7 @@ impl Connection<Server> {
             self.tx.push_back(Packet::ConnAck(Box::new(ack)));
         }
         self.stash.clear();
+        self.held = None;
         self.finish(
             now,
             Close {

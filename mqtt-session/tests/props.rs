@@ -571,7 +571,14 @@ impl Run {
 
 /// Runs `ops`, checks every property, and returns the trace.
 fn run(params: &Params, ops: &[Op], chunked: bool) -> String {
+    run_with(params, ops, chunked, false)
+}
+
+/// `run`, optionally with both sides' bytes decoded by the adapter and
+/// handed over as packets.
+fn run_with(params: &Params, ops: &[Op], chunked: bool, decode_in_adapter: bool) -> String {
     let mut r = Run::new(params.clone(), chunked);
+    r.pair.decode_in_adapter = decode_in_adapter;
     let (filter, qos) = params.initial;
     for op in [Op::Pump, Op::Subscribe { filter, qos }, Op::Pump] {
         r.apply(&op);
@@ -597,7 +604,11 @@ proptest! {
     ) {
         let plain = run(&params, &ops, false);
         let chunked = run(&params, &ops, true);
-        prop_assert_eq!(plain, chunked, "events differ under chunking");
+        prop_assert_eq!(&plain, &chunked, "events differ under chunking");
+        let packets = run_with(&params, &ops, false, true);
+        prop_assert_eq!(&plain, &packets, "events differ when the adapter decodes");
+        let chunked_packets = run_with(&params, &ops, true, true);
+        prop_assert_eq!(&plain, &chunked_packets, "events differ when the adapter decodes chunks");
     }
 }
 

@@ -26,7 +26,7 @@ use mqtt_codec::{
     ConnAckProps, PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling, Str, SubscriptionId,
     SubscriptionOptions, TopicFilter,
 };
-use mqtt_session::mqtt_codec::Connect;
+use mqtt_session::mqtt_codec::{Connect, DecodeError, Decoder, Packet};
 use mqtt_session::{
     Close, Connection, DeliverError, Forward, Message, Server, ServerEvent, Session,
 };
@@ -95,6 +95,13 @@ struct Conns {
 }
 
 impl Conns {
+    fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slots
+            .get(id.index as usize)?
+            .as_ref()
+            .filter(|c| c.generation == id.generation)
+    }
+
     fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.slots
             .get_mut(id.index as usize)?
@@ -306,6 +313,41 @@ impl<P: Policy> Broker<P> {
         self.drain(id, now);
     }
 
+    /// Packets decoded by the adapter arrived on a connection, each with its
+    /// size on the wire, in order; `error` is the decoding failure that ended
+    /// the stream after them, if any. The alternative to
+    /// [`Broker::handle_read`] for adapters that decode in each connection's
+    /// own task, in parallel: decode with [`Broker::decoder`] and do not mix
+    /// the two paths on one connection.
+    pub fn handle_packets(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        packets: impl IntoIterator<Item = (Packet, usize)>,
+        error: Option<DecodeError>,
+    ) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let mut n = 0;
+        for (p, len) in packets {
+            n += len;
+            c.conn.handle_packet(now, p, len);
+        }
+        if let Some(e) = error {
+            c.conn.handle_decode_error(now, e);
+        }
+        self.stats.bytes_received += n as u64;
+        self.drain(id, now);
+    }
+
+    /// A decoder configured the way the broker's connections decode (version
+    /// adopted from the CONNECT, the configured maximum packet size), for
+    /// [`Broker::handle_packets`].
+    pub fn decoder(&self) -> Decoder {
+        Decoder::new().with_max_packet_size(self.config.server.limits.max_packet_size)
+    }
+
     /// The transport ended (end of stream or error).
     pub fn handle_eof(&mut self, id: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(id) else {
@@ -392,6 +434,39 @@ impl<P: Policy> Broker<P> {
             self.rearm(id);
         }
         n
+    }
+
+    /// Moves what connection `id` has to send to `out` as packets, whole
+    /// ones within `budget` encoded bytes (at least one when any is ready),
+    /// for an adapter that encodes in the connection's own task with
+    /// [`Packet::encode`] and [`Broker::version`]. Returns the bytes they
+    /// take on the wire. A closed connection whose last packets are out is
+    /// freed.
+    pub fn poll_packets(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        out: &mut Vec<Packet>,
+        budget: usize,
+    ) -> usize {
+        let Some(c) = self.conns.get_mut(id) else {
+            return 0;
+        };
+        let n = c.conn.poll_packets(now, out, budget);
+        let done = c.closed && c.conn.is_closed();
+        self.stats.bytes_sent += n as u64;
+        if done {
+            self.free_conn(id);
+        } else {
+            self.rearm(id);
+        }
+        n
+    }
+
+    /// The protocol version connection `id` speaks (3.1.1 until its CONNECT
+    /// says otherwise), to encode what [`Broker::poll_packets`] hands out.
+    pub fn version(&self, id: ConnId) -> Option<ProtocolVersion> {
+        self.conns.get(id).map(|c| c.conn.version())
     }
 
     /// The next event for the adapter.

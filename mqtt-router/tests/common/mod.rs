@@ -165,6 +165,8 @@ pub struct Peer {
     pub raw_in: Vec<u8>,
     decoder: Decoder,
     pending: BytesMut,
+    /// The broker-side adapter's decoder for this connection, on the packet path.
+    adapter_decoder: Option<Decoder>,
     /// The transport is open.
     pub open: bool,
     /// The client went silent (no timers, no reads, no writes).
@@ -241,6 +243,7 @@ impl<P: Policy> Sim<P> {
             raw_in: Vec::new(),
             decoder: Decoder::with_version(version).with_max_packet_size(MAX_PACKET_SIZE),
             pending: BytesMut::new(),
+            adapter_decoder: None,
             open: true,
             frozen: false,
             broker_close: None,
@@ -320,7 +323,29 @@ impl<P: Policy> Sim<P> {
                 }
                 if !p.to_broker.is_empty() {
                     let before = p.to_broker.len();
-                    self.broker.handle_read(p.id, now, &mut p.to_broker);
+                    if crate::PACKET_PATH {
+                        // The adapter decodes; the broker gets packets.
+                        let decoder = p.adapter_decoder.get_or_insert_with(|| self.broker.decoder());
+                        let mut packets = Vec::new();
+                        let mut error = None;
+                        loop {
+                            let len = p.to_broker.len();
+                            match decoder.decode(&mut p.to_broker) {
+                                Ok(Some(packet)) => packets.push((packet, len - p.to_broker.len())),
+                                Ok(None) => break,
+                                Err(e) => {
+                                    error = Some(e);
+                                    p.to_broker.clear();
+                                    break;
+                                }
+                            }
+                        }
+                        if !packets.is_empty() || error.is_some() {
+                            self.broker.handle_packets(p.id, now, packets, error);
+                        }
+                    } else {
+                        self.broker.handle_read(p.id, now, &mut p.to_broker);
+                    }
                     moved |= p.to_broker.len() != before;
                 }
                 // A client that closed and flushed its side: the adapter
@@ -382,7 +407,26 @@ impl<P: Policy> Sim<P> {
     /// Writes what the broker has for connection `id` into its peer's pipe.
     fn flush(&mut self, id: ConnId) -> bool {
         let mut buf = BytesMut::new();
-        let n = self.broker.poll_transmit(id, self.now, &mut buf);
+        let n = if crate::PACKET_PATH {
+            // The adapter takes packets in small batches and encodes them.
+            let version = self.broker.version(id);
+            let mut total = 0;
+            loop {
+                let mut packets = Vec::new();
+                let n = self.broker.poll_packets(id, self.now, &mut packets, 300);
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                let v = version.expect("a connection with packets has a version");
+                for packet in &packets {
+                    packet.encode(v, &mut buf).expect("the broker hands out encodable packets");
+                }
+            }
+            total
+        } else {
+            self.broker.poll_transmit(id, self.now, &mut buf)
+        };
         if n == 0 {
             return false;
         }

@@ -506,6 +506,11 @@ pub struct Pair {
     s2c_decoder: Decoder,
     client_rbuf: BytesMut,
     server_rbuf: BytesMut,
+    /// When set, bytes are decoded outside the connections (as an adapter
+    /// that decodes in its own task does) and handed over as packets.
+    pub decode_in_adapter: bool,
+    client_adapter_decoder: Option<Decoder>,
+    server_adapter_decoder: Option<Decoder>,
     client_saw_eof: bool,
     server_saw_eof: bool,
 }
@@ -534,6 +539,9 @@ impl Pair {
             s2c_decoder: Decoder::with_version(v).with_max_packet_size(MAX_PACKET_SIZE),
             client_rbuf: BytesMut::new(),
             server_rbuf: BytesMut::new(),
+            decode_in_adapter: false,
+            client_adapter_decoder: None,
+            server_adapter_decoder: None,
             client_saw_eof: false,
             server_saw_eof: false,
         }
@@ -637,12 +645,16 @@ impl Pair {
             for p in &self.c2s[before..] {
                 self.wire.push((Side::Client, p.clone()));
             }
+            let adapter = self
+                .decode_in_adapter
+                .then_some(&mut self.server_adapter_decoder);
             deliver_bytes(
                 &mut self.server,
                 now,
                 &mut self.server_rbuf,
                 &out,
                 &mut self.chunking,
+                adapter,
             );
         }
         if self.client.is_closed() && !self.server_saw_eof {
@@ -666,12 +678,16 @@ impl Pair {
             for p in &self.s2c[before..] {
                 self.wire.push((Side::Server, p.clone()));
             }
+            let adapter = self
+                .decode_in_adapter
+                .then_some(&mut self.client_adapter_decoder);
             deliver_bytes(
                 &mut self.client,
                 now,
                 &mut self.client_rbuf,
                 &out,
                 &mut self.chunking,
+                adapter,
             );
         }
         if self.server.is_closed() && !self.client_saw_eof {
@@ -784,6 +800,8 @@ impl Pair {
             Decoder::with_version(self.version()).with_max_packet_size(MAX_PACKET_SIZE);
         self.client_rbuf.clear();
         self.server_rbuf.clear();
+        self.client_adapter_decoder = None;
+        self.server_adapter_decoder = None;
         self.client_saw_eof = false;
         self.server_saw_eof = false;
     }
@@ -831,11 +849,12 @@ fn deliver_bytes<R: Role>(
     rbuf: &mut BytesMut,
     bytes: &[u8],
     chunking: &mut Option<(Rng, usize)>,
+    mut adapter: Option<&mut Option<Decoder>>,
 ) {
     match chunking {
         None => {
             rbuf.extend_from_slice(bytes);
-            c.handle_read(now, rbuf);
+            hand_over(c, now, rbuf, adapter);
         }
         Some((rng, max)) => {
             let mut rest = bytes;
@@ -843,8 +862,35 @@ fn deliver_bytes<R: Role>(
                 let n = rng.chunk(*max).min(rest.len());
                 rbuf.extend_from_slice(&rest[..n]);
                 rest = &rest[n..];
-                c.handle_read(now, rbuf);
+                hand_over(c, now, rbuf, adapter.as_deref_mut());
             }
         }
     }
+}
+
+/// Hands bytes to `c`: as bytes, or, with an adapter decoder slot, as the
+/// packets that decoder makes of them.
+fn hand_over<R: Role>(
+    c: &mut Connection<R>,
+    now: Instant,
+    rbuf: &mut BytesMut,
+    adapter: Option<&mut Option<Decoder>>,
+) {
+    let Some(slot) = adapter else {
+        return c.handle_read(now, rbuf);
+    };
+    let decoder = slot.get_or_insert_with(|| c.decoder());
+    for _ in 0..100_000 {
+        let before = rbuf.len();
+        match decoder.decode(rbuf) {
+            Ok(Some(p)) => c.handle_packet(now, p, before - rbuf.len()),
+            Ok(None) => return,
+            Err(e) => {
+                c.handle_decode_error(now, e);
+                rbuf.clear();
+                return;
+            }
+        }
+    }
+    panic!("more than 100000 packets in one read");
 }
