@@ -1,0 +1,723 @@
+//! Access control lists in Mosquitto's `acl_file` format, so a Mosquitto ACL
+//! file can be used as it is.
+//!
+//! ```text
+//! # Before any `user` line: rules for clients without a user name.
+//! topic read $SYS/#
+//!
+//! user alice
+//! topic readwrite alice/#      # only for the user alice
+//! topic deny alice/secret
+//!
+//! # For every client, whatever `user` line came before.
+//! pattern write sensors/%u/data    # %u: the client's user name
+//! pattern readwrite clients/%c/#   # %c: the client identifier
+//! ```
+//!
+//! `topic [read|write|readwrite|deny] <filter>`: the access defaults to
+//! `readwrite`; the filter may hold `+` and `#`. `deny` takes away what a
+//! broader rule grants. With an ACL file, whatever no rule grants is denied.
+//!
+//! # Checks, and where they differ from Mosquitto
+//!
+//! - Publishing to a topic needs a `write` or `readwrite` rule matching it,
+//!   and no `deny` rule matching it (as in Mosquitto).
+//! - Subscribing to a filter needs a `read` or `readwrite` rule that covers
+//!   *every* topic the filter can match ([`covers`]), and no `deny` rule that
+//!   could match one of them ([`intersects`]). A shared subscription is
+//!   judged by its filter part. Mosquitto instead grants every subscription
+//!   and checks read access on each message it delivers; the broker core's
+//!   `Policy` has no hook per delivered message, so the decision is taken
+//!   once, at subscribe time, and a subscription that could ever carry a
+//!   denied message is refused (SUBACK 0x87, or 0x80 in 3.1.1). So with
+//!   `topic read a/#` and `topic deny a/secret`, `a/#` is refused here while
+//!   `a/public` is granted; Mosquitto grants `a/#` and leaves out `a/secret`.
+//! - `%c` and `%u` are replaced by the client identifier and user name. A
+//!   pattern with `%u` does not apply to a client without a user name. When
+//!   a client identifier (or user name) holds `+`, `#` or `/`, a client that
+//!   a pattern with `%c` (or `%u`) would apply to is denied everything:
+//!   substituted, those characters would widen the pattern or cross into
+//!   another client's levels. Mosquitto denies on `+` and `#` too, but
+//!   substitutes a `/`.
+//! - Leading blanks before a comment are allowed, and blanks are spaces or tabs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use mqtt_codec::TopicFilter;
+
+/// What a rule grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Subscribe (receive).
+    Read,
+    /// Publish.
+    Write,
+    /// Both; the default when a rule names no access.
+    ReadWrite,
+    /// Nothing, and takes away what other rules grant.
+    Deny,
+}
+
+impl Access {
+    fn reads(self) -> bool {
+        matches!(self, Access::Read | Access::ReadWrite)
+    }
+
+    fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::ReadWrite)
+    }
+}
+
+/// One `topic` or `pattern` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    access: Access,
+    /// A valid topic filter; for a pattern, before `%c` / `%u` substitution.
+    filter: String,
+}
+
+/// Why an ACL file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AclError {
+    /// The file could not be read.
+    #[error("cannot read ACL file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// A line is not a valid rule.
+    #[error("ACL file {path}, line {line}: {reason}")]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: AclLineError,
+    },
+}
+
+/// What is wrong with one line of an ACL file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AclLineError {
+    /// The line starts with neither `topic`, `pattern`, `user` nor `#`.
+    #[error("unknown keyword {0:?} (expected topic, pattern or user)")]
+    UnknownKeyword(String),
+    /// `topic` or `pattern` without a topic.
+    #[error("missing topic")]
+    MissingTopic,
+    /// The word before the topic is not an access type.
+    #[error("unknown access {0:?} (expected read, write, readwrite or deny)")]
+    UnknownAccess(String),
+    /// The topic is not a valid topic filter.
+    #[error("invalid topic {topic:?}: {error}")]
+    InvalidTopic {
+        /// The topic as written.
+        topic: String,
+        /// Why it is not a valid filter.
+        error: mqtt_codec::TopicError,
+    },
+    /// `user` without a name.
+    #[error("missing user name")]
+    MissingUser,
+}
+
+/// A parsed ACL file.
+#[derive(Debug, Clone, Default)]
+pub struct AclFile {
+    /// `topic` rules before the first `user` line.
+    anonymous: Vec<Rule>,
+    /// `topic` rules per user name.
+    users: HashMap<String, Vec<Rule>>,
+    /// `pattern` rules, for everyone.
+    patterns: Vec<Rule>,
+    /// Whether some pattern uses `%c` / `%u`.
+    patterns_use_client_id: bool,
+    patterns_use_username: bool,
+}
+
+/// Whose rules to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// The client identifier.
+    pub client_id: &'a str,
+    /// The user name, if the client gave one.
+    pub username: Option<&'a str>,
+}
+
+fn blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+impl AclFile {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<AclFile, AclError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AclError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        AclFile::parse(&text, path)
+    }
+
+    /// Reads an ACL file's text; errors name `path` and the line.
+    pub fn parse(text: &str, path: &Path) -> Result<AclFile, AclError> {
+        let mut acl = AclFile::default();
+        let mut user: Option<String> = None;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_matches(blank);
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |reason| AclError::Line {
+                path: path.to_owned(),
+                line: n + 1,
+                reason,
+            };
+            let (keyword, rest) = line.split_once(blank).unwrap_or((line, ""));
+            let rest = rest.trim_start_matches(blank);
+            match keyword {
+                "topic" | "pattern" => {
+                    let rule = parse_rule(rest).map_err(err)?;
+                    if keyword == "pattern" {
+                        acl.patterns_use_client_id |= rule.filter.contains("%c");
+                        acl.patterns_use_username |= rule.filter.contains("%u");
+                        acl.patterns.push(rule);
+                    } else {
+                        match &user {
+                            Some(u) => acl.users.entry(u.clone()).or_default().push(rule),
+                            None => acl.anonymous.push(rule),
+                        }
+                    }
+                }
+                "user" => {
+                    if rest.is_empty() {
+                        return Err(err(AclLineError::MissingUser));
+                    }
+                    user = Some(rest.to_string());
+                }
+                other => return Err(err(AclLineError::UnknownKeyword(other.to_string()))),
+            }
+        }
+        Ok(acl)
+    }
+
+    /// Whether `client` may publish to `topic` (a valid topic name).
+    pub fn may_publish(&self, client: Client<'_>, topic: &str) -> bool {
+        self.decide(client, |filter, access| {
+            let hit = matches(filter, topic);
+            (hit && access == Access::Deny, hit && access.writes())
+        })
+    }
+
+    /// Whether `client` may subscribe to `filter` (a valid topic filter,
+    /// without any `$share/{ShareName}/` prefix): some read rule covers every
+    /// topic it can match, and no deny rule could match one of them.
+    pub fn may_subscribe(&self, client: Client<'_>, filter: &str) -> bool {
+        self.decide(client, |rule, access| {
+            if access == Access::Deny {
+                (intersects(rule, filter), false)
+            } else {
+                (false, access.reads() && covers(rule, filter))
+            }
+        })
+    }
+
+    /// Runs `judge` (answering "denies?" and "grants?" for a rule's filter
+    /// and access) over the rules that apply to `client`: false if any rule
+    /// denies, else true if any grants.
+    fn decide(&self, client: Client<'_>, judge: impl Fn(&str, Access) -> (bool, bool)) -> bool {
+        let unsafe_value = |v: &str| v.contains(['+', '#', '/']);
+        if (self.patterns_use_client_id && unsafe_value(client.client_id))
+            || (self.patterns_use_username && client.username.is_some_and(unsafe_value))
+        {
+            return false;
+        }
+        let topic_rules = match client.username {
+            None => &self.anonymous[..],
+            Some(u) => self.users.get(u).map_or(&[][..], Vec::as_slice),
+        };
+        let mut granted = false;
+        for rule in topic_rules {
+            let (denies, grants) = judge(&rule.filter, rule.access);
+            if denies {
+                return false;
+            }
+            granted |= grants;
+        }
+        let mut filter = String::new();
+        for rule in &self.patterns {
+            let uses_username = rule.filter.contains("%u");
+            let username = match client.username {
+                Some(u) => u,
+                None if uses_username => continue,
+                None => "",
+            };
+            filter.clear();
+            filter.push_str(
+                &rule
+                    .filter
+                    .replace("%c", client.client_id)
+                    .replace("%u", username),
+            );
+            let (denies, grants) = judge(&filter, rule.access);
+            if denies {
+                return false;
+            }
+            granted |= grants;
+        }
+        granted
+    }
+}
+
+/// Whether `filter` matches `topic` (section 4.7): `+` one level, `#` any
+/// number of levels including none; a filter starting with a wildcard does not
+/// match a topic starting with `$` [MQTT-4.7.2-1].
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) | (None, None) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether `grant` matches every topic that `filter` matches: the test for
+/// granting a subscription to `filter` under a read rule for `grant`.
+///
+/// Both are valid topic filters. `a/#` covers `a`, `a/+/c` and `a/#`; `a/+`
+/// covers `a/b` but not `a/#`; `#` does not cover `$SYS/#` [MQTT-4.7.2-1].
+/// Judged on valid topic names only, so `+/#` covers `#` (no topic has zero
+/// levels) and `/+/#` covers `/#` (the empty topic does not exist).
+pub fn covers(grant: &str, filter: &str) -> bool {
+    // A filter starting with a `$` level matches only `$` topics, which a
+    // grant starting with a wildcard never matches.
+    if grant.starts_with(['+', '#']) && filter.starts_with('$') {
+        return false;
+    }
+    let first_empty = filter.starts_with('/');
+    let mut g = grant.split('/');
+    let mut f = filter.split('/');
+    let mut level = 0;
+    loop {
+        match (g.next(), f.next()) {
+            // `#` covers the rest, and the parent level ("a/#" matches "a").
+            (Some("#"), _) | (None, None) => return true,
+            // The filter's `#` matches the parent level too, which `+/#`
+            // cannot match, unless that parent is no topic at all: none at
+            // level 0, the empty topic at level 1 after an empty level.
+            (Some("+"), Some("#")) => {
+                let rest_is_hash = g.next() == Some("#") && g.next().is_none();
+                return rest_is_hash && (level == 0 || (level == 1 && first_empty));
+            }
+            // One of them needs more levels than the other can have; a
+            // filter `#` also matches levels a literal cannot.
+            (None, Some(_)) | (Some(_), None) | (Some(_), Some("#")) => return false,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+        level += 1;
+    }
+}
+
+/// Whether some topic matches both filters: the test for refusing a
+/// subscription to `b` under a deny rule for `a` (and the other way round).
+pub fn intersects(a: &str, b: &str) -> bool {
+    if (a.starts_with(['+', '#']) && b.starts_with('$'))
+        || (b.starts_with(['+', '#']) && a.starts_with('$'))
+    {
+        return false;
+    }
+    // With an empty first level on either side, a shared topic of one level
+    // would be the empty topic, which does not exist.
+    let first_empty = a.starts_with('/') || b.starts_with('/');
+    let mut x = a.split('/');
+    let mut y = b.split('/');
+    let mut level = 0;
+    loop {
+        match (x.next(), y.next()) {
+            // `#` matches the parent level: the shared topic ends here.
+            (Some("#"), None) | (None, Some("#")) => return !(level == 1 && first_empty),
+            // `#` matches whatever the other allows from here.
+            (Some("#"), _) | (_, Some("#")) | (None, None) => return true,
+            (None, Some(_)) | (Some(_), None) => return false,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(p), Some(q)) if p == q => {}
+            _ => return false,
+        }
+        level += 1;
+    }
+}
+
+fn parse_rule(rest: &str) -> Result<Rule, AclLineError> {
+    if rest.is_empty() {
+        return Err(AclLineError::MissingTopic);
+    }
+    // As Mosquitto: one word is the topic; with more, the first is the access
+    // and the rest of the line (which may hold spaces) the topic.
+    let (access, topic) = match rest.split_once(blank) {
+        None => (Access::ReadWrite, rest),
+        Some((word, topic)) => {
+            let access = match word {
+                "read" => Access::Read,
+                "write" => Access::Write,
+                "readwrite" => Access::ReadWrite,
+                "deny" => Access::Deny,
+                other => return Err(AclLineError::UnknownAccess(other.to_string())),
+            };
+            (access, topic.trim_matches(blank))
+        }
+    };
+    if let Err(error) = TopicFilter::<&[u8]>::try_from(topic) {
+        return Err(AclLineError::InvalidTopic {
+            topic: topic.to_string(),
+            error,
+        });
+    }
+    Ok(Rule {
+        access,
+        filter: topic.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_codec::TopicName;
+    use proptest::prelude::*;
+
+    fn parse(text: &str) -> Result<AclFile, AclError> {
+        AclFile::parse(text, Path::new("acl"))
+    }
+
+    fn anon(client_id: &str) -> Client<'_> {
+        Client {
+            client_id,
+            username: None,
+        }
+    }
+
+    fn user<'a>(client_id: &'a str, username: &'a str) -> Client<'a> {
+        Client {
+            client_id,
+            username: Some(username),
+        }
+    }
+
+    /// Mosquitto's own example, `/usr/share/doc/mosquitto/examples/aclfile.example`.
+    const MOSQUITTO_EXAMPLE: &str = "\
+# This affects access control for clients with no username.
+topic read $SYS/#
+
+# This only affects clients with username \"roger\".
+user roger
+topic foo/bar
+
+# This affects all clients.
+pattern write $SYS/broker/connection/%c/state
+";
+
+    #[test]
+    fn mosquitto_example_file() {
+        let acl = parse(MOSQUITTO_EXAMPLE).unwrap();
+        assert!(acl.may_subscribe(anon("c"), "$SYS/#"));
+        assert!(acl.may_subscribe(anon("c"), "$SYS/broker/uptime"));
+        assert!(!acl.may_publish(anon("c"), "$SYS/broker/uptime"));
+        assert!(!acl.may_subscribe(anon("c"), "foo/bar"));
+        assert!(!acl.may_subscribe(anon("c"), "#"));
+        // roger: foo/bar read and write (no access given), not $SYS.
+        assert!(acl.may_publish(user("c", "roger"), "foo/bar"));
+        assert!(acl.may_subscribe(user("c", "roger"), "foo/bar"));
+        assert!(!acl.may_subscribe(user("c", "roger"), "foo/+"));
+        assert!(!acl.may_subscribe(user("c", "roger"), "$SYS/#"));
+        // Another user has only the pattern.
+        assert!(!acl.may_publish(user("c", "ann"), "foo/bar"));
+        assert!(acl.may_publish(user("b1", "ann"), "$SYS/broker/connection/b1/state"));
+        assert!(!acl.may_publish(user("b1", "ann"), "$SYS/broker/connection/b2/state"));
+        assert!(acl.may_publish(anon("b2"), "$SYS/broker/connection/b2/state"));
+    }
+
+    #[test]
+    fn access_types_and_deny() {
+        let acl = parse(
+            "topic read r/#\ntopic write w/#\ntopic readwrite rw/#\ntopic rw2/#\n\
+             topic deny rw/secret\n",
+        )
+        .unwrap();
+        let c = anon("c");
+        assert!(acl.may_subscribe(c, "r/x") && !acl.may_publish(c, "r/x"));
+        assert!(!acl.may_subscribe(c, "w/x") && acl.may_publish(c, "w/x"));
+        assert!(acl.may_subscribe(c, "rw/x") && acl.may_publish(c, "rw/x"));
+        assert!(acl.may_subscribe(c, "rw2/x") && acl.may_publish(c, "rw2/x"));
+        // Deny wins over the broader grant, for publish and subscribe alike,
+        // and for any filter that could carry a denied message.
+        assert!(!acl.may_publish(c, "rw/secret"));
+        assert!(!acl.may_subscribe(c, "rw/secret"));
+        assert!(!acl.may_subscribe(c, "rw/#"));
+        assert!(!acl.may_subscribe(c, "rw/+"));
+        assert!(!acl.may_subscribe(c, "+/secret"));
+        assert!(acl.may_subscribe(c, "rw/public"));
+        assert!(acl.may_subscribe(c, "rw/+/deeper"));
+        assert!(acl.may_publish(c, "rw/secret/deeper"));
+        // Nothing granted: denied.
+        assert!(!acl.may_publish(c, "other"));
+        assert!(!acl.may_subscribe(c, "other"));
+    }
+
+    #[test]
+    fn user_sections_and_anonymous_rules_are_separate() {
+        let acl = parse(
+            "topic anon/#\nuser alice\ntopic alice/#\nuser bob\ntopic bob/#\n\
+             topic read shared/#\nuser alice\ntopic read more/#\n",
+        )
+        .unwrap();
+        assert!(acl.may_publish(anon("c"), "anon/1"));
+        assert!(!acl.may_publish(anon("c"), "alice/1"));
+        assert!(acl.may_publish(user("c", "alice"), "alice/1"));
+        assert!(!acl.may_publish(user("c", "alice"), "anon/1"));
+        assert!(!acl.may_publish(user("c", "alice"), "bob/1"));
+        assert!(acl.may_subscribe(user("c", "alice"), "more/#"));
+        assert!(acl.may_subscribe(user("c", "bob"), "shared/#"));
+        assert!(!acl.may_subscribe(user("c", "alice"), "shared/#"));
+        // A user with no section gets nothing; nor do anonymous rules apply to them.
+        assert!(!acl.may_publish(user("c", "carol"), "anon/1"));
+    }
+
+    #[test]
+    fn patterns_substitute_client_id_and_username() {
+        let acl = parse(
+            "user alice\ntopic read x\n\
+             pattern readwrite clients/%c/#\npattern read users/%u/+\n\
+             pattern write mixed/%u-%c\n",
+        )
+        .unwrap();
+        let a = user("dev1", "alice");
+        assert!(acl.may_publish(a, "clients/dev1/status"));
+        assert!(acl.may_subscribe(a, "clients/dev1/#"));
+        assert!(!acl.may_subscribe(a, "clients/+/status"));
+        assert!(!acl.may_publish(a, "clients/dev2/status"));
+        assert!(acl.may_subscribe(a, "users/alice/+"));
+        assert!(acl.may_subscribe(a, "users/alice/inbox"));
+        assert!(!acl.may_subscribe(a, "users/alice/#"));
+        assert!(!acl.may_subscribe(a, "users/bob/inbox"));
+        assert!(acl.may_publish(a, "mixed/alice-dev1"));
+        // %u patterns do not apply without a user name; %c ones do.
+        let n = anon("dev9");
+        assert!(!acl.may_subscribe(n, "users//inbox"));
+        assert!(acl.may_publish(n, "clients/dev9/x"));
+        assert!(!acl.may_publish(n, "mixed/-dev9"));
+    }
+
+    #[test]
+    fn identifiers_that_would_widen_a_pattern_get_nothing() {
+        let acl = parse("topic read public/#\npattern readwrite clients/%c/#\n").unwrap();
+        assert!(acl.may_subscribe(anon("ok"), "public/#"));
+        for bad in ["+", "#", "a/b", "x+"] {
+            assert!(
+                !acl.may_publish(anon(bad), &format!("clients/{bad}/x")),
+                "{bad}"
+            );
+            assert!(!acl.may_subscribe(anon(bad), "public/#"), "{bad}");
+        }
+        // Without %u in any pattern, a user name with '/' is harmless.
+        assert!(acl.may_subscribe(user("ok", "a/b"), "clients/ok/#"));
+        let acl = parse("pattern read users/%u/#\n").unwrap();
+        assert!(!acl.may_subscribe(user("ok", "a/b"), "users/a/b/#"));
+        assert!(acl.may_subscribe(user("a/b", "u"), "users/u/#"));
+    }
+
+    #[test]
+    fn layout_follows_mosquitto() {
+        let acl = parse(
+            "  # indented comment\n\n\
+             topic  read   with space/#  \n\
+             user  two words \n\
+             topic\twrite\ttabs/x\r\n",
+        )
+        .unwrap();
+        assert!(acl.may_subscribe(anon("c"), "with space/x"));
+        assert!(acl.may_publish(user("c", "two words"), "tabs/x"));
+    }
+
+    #[test]
+    fn bad_lines_are_refused_with_their_line_number() {
+        let cases = [
+            (
+                "# ok\nfoo bar\n",
+                2,
+                AclLineError::UnknownKeyword("foo".into()),
+            ),
+            ("topic\n", 1, AclLineError::MissingTopic),
+            ("pattern   \n", 1, AclLineError::MissingTopic),
+            (
+                "topic foo bar\n",
+                1,
+                AclLineError::UnknownAccess("foo".into()),
+            ),
+            ("topic read a\nuser\n", 2, AclLineError::MissingUser),
+        ];
+        for (text, line, reason) in cases {
+            match parse(text) {
+                Err(AclError::Line {
+                    line: l, reason: r, ..
+                }) => assert_eq!((l, &r), (line, &reason), "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for bad in ["topic read a/#/b", "topic read a+", "pattern write #x"] {
+            match parse(bad) {
+                Err(
+                    e @ AclError::Line {
+                        line: 1,
+                        reason: AclLineError::InvalidTopic { .. },
+                        ..
+                    },
+                ) => assert!(e
+                    .to_string()
+                    .starts_with("ACL file acl, line 1: invalid topic")),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let e = AclFile::load(Path::new("/nonexistent/acl")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/acl"), "{e}");
+    }
+
+    #[test]
+    fn covers_examples() {
+        for (g, f) in [
+            ("#", "#"),
+            ("#", "a/+/c"),
+            ("a/#", "a"),
+            ("a/#", "a/#"),
+            ("a/#", "a/+/#"),
+            ("a/+", "a/b"),
+            ("a/+", "a/+"),
+            ("+/+", "a/b"),
+            ("$SYS/#", "$SYS/broker/+"),
+            ("a//b", "a//b"),
+        ] {
+            assert!(covers(g, f), "{g} should cover {f}");
+        }
+        for (g, f) in [
+            ("a/+", "a/#"),
+            ("a/+", "a"),
+            ("a", "a/#"),
+            ("a/b", "a/+"),
+            ("#", "$SYS/#"),
+            ("+/x", "$SYS/x"),
+            ("a/+/c", "a/b"),
+            ("a/b", "a/b/c"),
+        ] {
+            assert!(!covers(g, f), "{g} should not cover {f}");
+        }
+    }
+
+    #[test]
+    fn intersects_examples() {
+        for (a, b) in [
+            ("a/secret", "a/#"),
+            ("a/secret", "+/secret"),
+            ("a/#", "a"),
+            ("#", "+/+"),
+            ("a/+/c", "a/b/+"),
+            ("$SYS/x", "$SYS/+"),
+        ] {
+            assert!(intersects(a, b) && intersects(b, a), "{a} and {b}");
+        }
+        for (a, b) in [
+            ("a/secret", "a/public"),
+            ("a/secret", "a/+/x"),
+            ("#", "$SYS/x"),
+            ("+/x", "$SYS/x"),
+            ("a", "a/+"),
+        ] {
+            assert!(!intersects(a, b) && !intersects(b, a), "{a} and {b}");
+        }
+    }
+
+    // ----- property tests against the codec's reference matcher ------------
+
+    /// Every topic of up to four levels over the literals the filters use
+    /// plus fresh ones (with and without a leading `$`): enough to hold a
+    /// witness for any difference between filters of up to three levels.
+    fn topics() -> Vec<String> {
+        const LEVELS: [&str; 6] = ["a", "b", "", "$s", "z", "$z"];
+        let mut out: Vec<String> = LEVELS.iter().map(|s| s.to_string()).collect();
+        let mut last = out.clone();
+        for _ in 1..4 {
+            let mut next = Vec::new();
+            for t in &last {
+                for l in LEVELS {
+                    next.push(format!("{t}/{l}"));
+                }
+            }
+            out.extend(next.iter().cloned());
+            last = next;
+        }
+        out.retain(|t| !t.is_empty());
+        out
+    }
+
+    fn filter() -> impl Strategy<Value = String> {
+        (
+            proptest::collection::vec(prop::sample::select(vec!["a", "b", "", "$s", "+"]), 0..=3),
+            any::<bool>(),
+        )
+            .prop_map(|(mut levels, hash)| {
+                if hash || levels.is_empty() {
+                    levels.push("#");
+                }
+                levels.join("/")
+            })
+            .prop_filter("a valid filter", |f| {
+                TopicFilter::<&[u8]>::try_from(f.as_str()).is_ok()
+            })
+    }
+
+    fn reference(filter: &str, topic: &str) -> bool {
+        let f = TopicFilter::<&[u8]>::try_from(filter).unwrap();
+        let t = TopicName::<&[u8]>::try_from(topic).unwrap();
+        f.matches(&t)
+    }
+
+    proptest! {
+        #[test]
+        fn matches_agrees_with_the_codec(f in filter()) {
+            for t in topics() {
+                prop_assert_eq!(matches(&f, &t), reference(&f, &t), "{} {}", f, t);
+            }
+        }
+
+        #[test]
+        fn covers_is_topic_set_inclusion(g in filter(), f in filter()) {
+            let all = topics();
+            let included = all.iter().all(|t| !reference(&f, t) || reference(&g, t));
+            prop_assert_eq!(covers(&g, &f), included, "grant {} filter {}", g, f);
+        }
+
+        #[test]
+        fn intersects_is_a_shared_topic(a in filter(), b in filter()) {
+            let all = topics();
+            let shared = all.iter().any(|t| reference(&a, t) && reference(&b, t));
+            prop_assert_eq!(intersects(&a, &b), shared, "{} and {}", a, b);
+            prop_assert_eq!(intersects(&b, &a), shared);
+        }
+
+        #[test]
+        fn a_filter_covers_itself_and_hash_covers_non_dollar_filters(f in filter()) {
+            prop_assert!(covers(&f, &f));
+            prop_assert!(intersects(&f, &f));
+            prop_assert_eq!(covers("#", &f), !f.starts_with('$'));
+        }
+    }
+}
