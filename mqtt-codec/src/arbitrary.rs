@@ -207,6 +207,7 @@ fn connect(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Connect<Bytes
     let mut c = Connect::new(v, client_id);
     c.clean_start = u.arbitrary()?;
     c.keep_alive = u.arbitrary()?;
+    c.bridge = !v5 && u.arbitrary()?;
     if v5 {
         let p = &mut c.props;
         p.session_expiry_interval = opt(u, |u| u.arbitrary())?;

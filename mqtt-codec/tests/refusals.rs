@@ -996,7 +996,8 @@ fn mqtt_3_1_2_22_v311_password_without_user_name_is_malformed() {
 // (3.1.1: return code 0x01).
 #[test]
 fn mqtt_3_1_2_2_unsupported_protocol_level() {
-    for level in [0, 1, 2, 6, 0x83, 0xFF] {
+    // The bridge bit is only for 3.1 and 3.1.1 (0x83, 0x84): 0x85 is refused.
+    for level in [0, 1, 2, 6, 0x85, 0x86, 0xFF] {
         connect_refused(
             &connect_bytes(b"MQTT", level, 0x02, &[0x00, 0x01, b'c']),
             DecodeError::UnsupportedProtocolVersion(level),

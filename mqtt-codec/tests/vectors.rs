@@ -135,6 +135,24 @@ fn connect_v31_minimal() {
     vector(V31, &wire, connect(c));
 }
 
+// Mosquitto's bridge convention (`try_private`): a 3.1.1 bridge sets the top
+// bit of the protocol level, 0x84.
+#[test]
+fn connect_v311_bridge_marks_the_protocol_level() {
+    let mut c = Connect::new(V311, s("b"));
+    c.bridge = true;
+    #[rustfmt::skip]
+    let wire = [
+        0x10, 0x0D,
+        0x00, 0x04, b'M', b'Q', b'T', b'T',
+        0x84,       // protocol level 4 with the bridge bit
+        0x02,       // clean session
+        0x00, 0x3C, // keep alive 60
+        0x00, 0x01, b'b',
+    ];
+    vector(V311, &wire, connect(c));
+}
+
 // MQTT 3.1 section 3.1: will flag, will QoS 2, will retain, user name, no
 // clean session; an empty will message.
 #[test]

@@ -273,6 +273,7 @@ impl Connection<Client> {
         connect.will = config.will.clone();
         connect.username = config.username.clone();
         connect.password = config.password.clone();
+        connect.bridge = config.bridge && !config.version.is_v5();
         if config.version.is_v5() {
             let p = &mut connect.props;
             let l = &config.limits;

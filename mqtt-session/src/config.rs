@@ -79,6 +79,11 @@ pub struct ClientConfig {
     pub password: Option<Bytes>,
     /// User properties of the CONNECT (5.0).
     pub user_properties: UserProperties,
+    /// Mark the CONNECT as a 3.1/3.1.1 bridge's (Mosquitto's `try_private`:
+    /// the protocol level's top bit), so that the server does not send the
+    /// bridge its own publications back. Ignored under 5.0, where a bridge
+    /// subscribes with No Local (default false).
+    pub bridge: bool,
     /// Whether the server may send reason strings and user properties on
     /// acknowledgements (5.0 Request Problem Information; default true). When
     /// false they only come on PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
@@ -108,6 +113,7 @@ impl ClientConfig {
             password: None,
             user_properties: UserProperties::new(),
             request_problem_information: true,
+            bridge: false,
             authentication: None,
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(30),

@@ -29,6 +29,11 @@ pub struct Connect<B = Bytes> {
     pub username: Option<Str<B>>,
     /// Password, if any (binary data).
     pub password: Option<B>,
+    /// A 3.1/3.1.1 bridge: the protocol level has its top bit set (0x83,
+    /// 0x84), Mosquitto's `try_private` convention, asking the server not to
+    /// send the bridge its own publications back. 5.0 bridges use No Local
+    /// instead, so the flag is never sent (or read) with 5.0.
+    pub bridge: bool,
 }
 
 /// The Will Message of a CONNECT: published by the server when the client vanishes.
@@ -59,6 +64,7 @@ impl<B> Connect<B> {
             will: None,
             username: None,
             password: None,
+            bridge: false,
         }
     }
 }
@@ -76,16 +82,24 @@ mod flags {
 /// The longest client identifier MQTT 3.1 allows.
 const V31_MAX_CLIENT_ID: usize = 23;
 
-/// Reads the protocol name and level that open every CONNECT (section 3.1.2.1-2).
-fn read_protocol<B: Storage>(r: &mut Reader<'_, B>) -> Result<ProtocolVersion, DecodeError> {
+/// The top bit of the protocol level that marks a 3.1/3.1.1 bridge.
+const BRIDGE_BIT: u8 = 0x80;
+
+/// Reads the protocol name and level that open every CONNECT (section
+/// 3.1.2.1-2), and whether the level carries the bridge bit.
+fn read_protocol<B: Storage>(
+    r: &mut Reader<'_, B>,
+) -> Result<(ProtocolVersion, bool), DecodeError> {
     let name = r.binary()?;
     let level = r.u8()?;
-    let version =
-        ProtocolVersion::from_level(level).ok_or(DecodeError::UnsupportedProtocolVersion(level))?;
+    let bridge = level & BRIDGE_BIT != 0;
+    let version = ProtocolVersion::from_level(level & !BRIDGE_BIT)
+        .filter(|v| !(bridge && v.is_v5()))
+        .ok_or(DecodeError::UnsupportedProtocolVersion(level))?;
     if name.as_ref() != version.protocol_name().as_bytes() {
         return Err(DecodeError::InvalidProtocolName);
     }
-    Ok(version)
+    Ok((version, bridge))
 }
 
 /// Checks a payload marked as UTF-8 by its Payload Format Indicator (section 3.3.2.3.2).
@@ -101,7 +115,7 @@ pub(crate) fn check_payload_format<B: AsRef<[u8]>>(
 
 impl<B: Storage> Connect<B> {
     pub(crate) fn read(r: &mut Reader<'_, B>) -> Result<Self, DecodeError> {
-        let protocol = read_protocol(r)?;
+        let (protocol, bridge) = read_protocol(r)?;
         let v5 = protocol.is_v5();
         let f = r.u8()?;
         if f & flags::RESERVED != 0 {
@@ -162,6 +176,7 @@ impl<B: Storage> Connect<B> {
         };
         r.finish()?;
         Ok(Connect {
+            bridge,
             protocol,
             clean_start: f & flags::CLEAN_START != 0,
             keep_alive,
@@ -210,7 +225,8 @@ impl<B: AsRef<[u8]>> Connect<B> {
     pub(crate) fn write(&self, out: &mut impl BufMut, props_len: usize, will_props_len: usize) {
         let v5 = self.protocol.is_v5();
         put_prefixed(out, self.protocol.protocol_name().as_bytes());
-        out.put_u8(self.protocol.level());
+        let bridge = if self.bridge && !v5 { BRIDGE_BIT } else { 0 };
+        out.put_u8(self.protocol.level() | bridge);
         let mut f = 0;
         if self.username.is_some() {
             f |= flags::USERNAME;

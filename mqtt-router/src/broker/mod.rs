@@ -165,6 +165,10 @@ struct Conn {
     session: Option<SessionKey>,
     peer: PeerInfo,
     username: Option<Str>,
+    /// A 3.1/3.1.1 bridge (Mosquitto's `try_private` marker in its CONNECT):
+    /// it never gets its own publications back, and gets retain flags as
+    /// published, as Mosquitto treats bridges.
+    bridge: bool,
     /// The one live entry of this connection on the timer heap: never later
     /// than the connection's deadline (see [`Broker::rearm`]).
     timer_at: Option<Instant>,
@@ -293,6 +297,7 @@ impl<P: Policy> Broker<P> {
             session: None,
             peer,
             username: None,
+            bridge: false,
             timer_at: None,
             ready: false,
             closed: false,
@@ -604,6 +609,7 @@ impl<P: Policy> Broker<P> {
             return;
         }
         c.username = connect.username.clone();
+        c.bridge = connect.bridge;
         let username = c.username.clone();
         let peer = c.peer.clone();
         let requested = c.conn.session_expiry_interval();
@@ -1001,6 +1007,11 @@ impl<P: Policy> Broker<P> {
                 continue;
             }
             opts.qos = opts.qos.min(max_qos);
+            if c.bridge {
+                // What No Local and Retain As Published do for a 5.0 bridge.
+                opts.no_local = true;
+                opts.retain_as_published = true;
+            }
             let sub = Subscription::new(opts, subscription_identifier.filter(|_| v5));
             match self.index.insert(key, &filter, sub) {
                 Ok(ins) => {

@@ -325,7 +325,9 @@ impl<P: Policy> Sim<P> {
                     let before = p.to_broker.len();
                     if crate::PACKET_PATH {
                         // The adapter decodes; the broker gets packets.
-                        let decoder = p.adapter_decoder.get_or_insert_with(|| self.broker.decoder());
+                        let decoder = p
+                            .adapter_decoder
+                            .get_or_insert_with(|| self.broker.decoder());
                         let mut packets = Vec::new();
                         let mut error = None;
                         loop {
@@ -420,7 +422,9 @@ impl<P: Policy> Sim<P> {
                 total += n;
                 let v = version.expect("a connection with packets has a version");
                 for packet in &packets {
-                    packet.encode(v, &mut buf).expect("the broker hands out encodable packets");
+                    packet
+                        .encode(v, &mut buf)
+                        .expect("the broker hands out encodable packets");
                 }
             }
             total

@@ -281,6 +281,31 @@ fn v5_no_local_keeps_a_client_own_messages_from_it() {
     assert!(sim.payloads(a).is_empty());
 }
 
+/// Mosquitto's bridge convention: a 3.1.1 client whose CONNECT carries the
+/// bridge bit (protocol level 0x84) never gets its own publications back, and
+/// gets retain flags as published; a plain 3.1.1 client gets both.
+#[test]
+fn v311_bridge_gets_neither_its_own_messages_nor_cleared_retain_flags() {
+    let mut sim = Sim::new(broker_config());
+    let mut bridge_cfg = cfg(V311, "bridge");
+    bridge_cfg.bridge = true;
+    let (bridge, _) = sim.connect_ok(bridge_cfg);
+    let (plain, _) = sim.connect_ok(cfg(V311, "plain"));
+    sim.subscribe(bridge, "#", QoS::AtLeastOnce);
+    sim.subscribe(plain, "#", QoS::AtLeastOnce);
+    sim.publish(bridge, msg("t", "from the bridge", QoS::AtLeastOnce, false));
+    sim.publish(plain, msg("t", "from plain", QoS::AtLeastOnce, false));
+    assert_eq!(sim.payloads(bridge), ["from plain"]);
+    assert_eq!(sim.payloads(plain), ["from the bridge", "from plain"]);
+
+    sim.publish(plain, msg("r", "kept", QoS::AtLeastOnce, true));
+    let got = sim.messages(bridge);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].retain, "a bridge gets the retain flag as published");
+    let got = sim.messages(plain);
+    assert!(!got[0].retain, "[MQTT-3.3.1-9]: cleared for a plain client");
+}
+
 /// v5 [MQTT-3.3.1-12], [MQTT-3.3.1-13]; v311 [MQTT-3.3.1-9]: a message
 /// forwarded on an established subscription has RETAIN cleared, unless the
 /// (v5) subscription asked for Retain As Published.
