@@ -51,14 +51,90 @@ pub struct Config {
 }
 
 /// One listening socket.
+///
+/// ```toml
+/// [[listener]]            # MQTT over TLS, clients must show a certificate
+/// bind = "0.0.0.0:8883"
+/// protocol = "mqtts"
+/// certfile = "/etc/mqtt/server.crt"
+/// keyfile = "/etc/mqtt/server.key"
+/// cafile = "/etc/mqtt/ca.crt"
+/// require_certificate = true
+///
+/// [[listener]]            # MQTT over WebSocket
+/// bind = "0.0.0.0:8080"
+/// protocol = "ws"
+/// path = "/mqtt"
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Address and port to bind, e.g. `"127.0.0.1:1883"` or `"[::]:1883"`.
     pub bind: SocketAddr,
-    /// Transport: `"mqtt"` (plain TCP; the only one this build serves).
-    #[serde(default = "default_protocol")]
-    pub protocol: String,
+    /// Transport (default `"mqtt"`); see [`Protocol`].
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// The server's certificate chain, PEM, leaf first (required for
+    /// `"mqtts"` and `"wss"`; no default).
+    #[serde(default)]
+    pub certfile: Option<PathBuf>,
+    /// The server's private key, PEM (PKCS#8, PKCS#1 or SEC1; required for
+    /// `"mqtts"` and `"wss"`; no default).
+    #[serde(default)]
+    pub keyfile: Option<PathBuf>,
+    /// Certificate authorities, PEM, that client certificates are verified
+    /// against (TLS listeners only; default: none, client certificates are
+    /// not asked for). With it and `require_certificate = false`, a client
+    /// may connect without a certificate, but one it shows must verify.
+    #[serde(default)]
+    pub cafile: Option<PathBuf>,
+    /// Whether a client must show a certificate that verifies against
+    /// `cafile` (default false; `true` needs `cafile`).
+    #[serde(default)]
+    pub require_certificate: bool,
+    /// The HTTP path WebSocket clients connect to (`"ws"` and `"wss"`
+    /// listeners; default `"/mqtt"`). Other paths get HTTP 404.
+    #[serde(default = "default_path")]
+    pub path: String,
+}
+
+/// The transport a [`Listener`] speaks, as written in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `"mqtt"`: MQTT over TCP (the default; port 1883 by convention).
+    #[default]
+    Mqtt,
+    /// `"mqtts"`: MQTT over TLS (port 8883 by convention); needs `certfile`
+    /// and `keyfile`.
+    Mqtts,
+    /// `"ws"`: MQTT over WebSocket, subprotocol `mqtt`, at `path`.
+    Ws,
+    /// `"wss"`: MQTT over WebSocket over TLS; needs `certfile` and `keyfile`.
+    Wss,
+}
+
+impl Protocol {
+    /// Whether the transport runs over TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Protocol::Mqtts | Protocol::Wss)
+    }
+
+    /// Whether the transport is WebSocket.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Protocol::Ws | Protocol::Wss)
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Mqtt => "mqtt",
+            Protocol::Mqtts => "mqtts",
+            Protocol::Ws => "ws",
+            Protocol::Wss => "wss",
+        })
+    }
 }
 
 impl Listener {
@@ -66,13 +142,48 @@ impl Listener {
     pub fn tcp(bind: SocketAddr) -> Listener {
         Listener {
             bind,
-            protocol: default_protocol(),
+            protocol: Protocol::Mqtt,
+            certfile: None,
+            keyfile: None,
+            cafile: None,
+            require_certificate: false,
+            path: default_path(),
         }
+    }
+
+    /// Whether the fields fit together for the protocol (files are read
+    /// only when the broker starts).
+    fn check(&self) -> Result<(), ConfigError> {
+        let at = |what: String| ConfigError::Invalid(format!("listener {}: {what}", self.bind));
+        if self.protocol.is_tls() {
+            if self.certfile.is_none() || self.keyfile.is_none() {
+                return Err(at(format!(
+                    "protocol \"{}\" needs certfile and keyfile",
+                    self.protocol
+                )));
+            }
+            if self.require_certificate && self.cafile.is_none() {
+                return Err(at("require_certificate = true needs cafile".into()));
+            }
+        } else if self.certfile.is_some()
+            || self.keyfile.is_some()
+            || self.cafile.is_some()
+            || self.require_certificate
+        {
+            return Err(at(format!(
+                "TLS settings on a \"{}\" listener (use \"mqtts\" or \"wss\")",
+                self.protocol
+            )));
+        }
+        if !self.path.starts_with('/') {
+            return Err(at(format!("path {:?} must start with '/'", self.path)));
+        }
+        Ok(())
     }
 }
 
-fn default_protocol() -> String {
-    "mqtt".to_string()
+fn default_path() -> String {
+    "/mqtt".to_string()
 }
 
 /// Limits, each with its default.
@@ -174,12 +285,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         for l in &self.listeners {
-            if l.protocol != "mqtt" {
-                return Err(ConfigError::Invalid(format!(
-                    "listener {}: protocol {:?} is not supported by this build (use \"mqtt\")",
-                    l.bind, l.protocol
-                )));
-            }
+            l.check()?;
         }
         let l = &self.limits;
         if l.maximum_qos > 2 {
@@ -272,8 +378,54 @@ mod tests {
         assert!(toml::from_str::<Config>("[limits]\nmax_packets = 1").is_err());
         let c: Config = toml::from_str("[limits]\nmaximum_qos = 3").unwrap();
         assert!(c.check().is_err());
-        let c: Config =
-            toml::from_str("[[listener]]\nbind = \"127.0.0.1:9\"\nprotocol = \"ws\"").unwrap();
-        assert!(c.check().is_err());
+        assert!(toml::from_str::<Config>(
+            "[[listener]]\nbind = \"127.0.0.1:9\"\nprotocol = \"quic\""
+        )
+        .is_err());
+    }
+
+    fn listener(extra: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&format!("[[listener]]\nbind = \"127.0.0.1:9\"\n{extra}"))
+    }
+
+    #[test]
+    fn every_listener_kind_is_read_with_its_defaults() {
+        let c = listener("").unwrap();
+        assert_eq!(c.listeners()[0].protocol, Protocol::Mqtt);
+        let c = listener("protocol = \"ws\"").unwrap();
+        assert_eq!(c.listeners()[0].protocol, Protocol::Ws);
+        assert_eq!(c.listeners()[0].path, "/mqtt");
+        let c = listener("protocol = \"ws\"\npath = \"/\"").unwrap();
+        assert_eq!(c.listeners()[0].path, "/");
+        for p in ["mqtts", "wss"] {
+            let c = listener(&format!(
+                "protocol = \"{p}\"\ncertfile = \"s.crt\"\nkeyfile = \"s.key\"\n\
+                 cafile = \"ca.crt\"\nrequire_certificate = true"
+            ))
+            .unwrap();
+            let l = &c.listeners()[0];
+            assert!(l.protocol.is_tls());
+            assert_eq!(l.protocol.to_string(), p);
+            assert_eq!(l.certfile.as_deref(), Some(Path::new("s.crt")));
+            assert!(l.require_certificate);
+        }
+    }
+
+    #[test]
+    fn listener_fields_that_do_not_fit_are_refused() {
+        let refused = |extra: &str| {
+            let e = listener(extra).unwrap_err().to_string();
+            assert!(e.contains("listener 127.0.0.1:9"), "{e}");
+            e
+        };
+        assert!(refused("protocol = \"mqtts\"\ncertfile = \"s.crt\"").contains("keyfile"));
+        assert!(refused("protocol = \"wss\"\nkeyfile = \"s.key\"").contains("certfile"));
+        assert!(refused(
+            "protocol = \"mqtts\"\ncertfile = \"s\"\nkeyfile = \"k\"\nrequire_certificate = true"
+        )
+        .contains("cafile"));
+        assert!(refused("certfile = \"s.crt\"").contains("mqtts"));
+        assert!(refused("protocol = \"ws\"\ncafile = \"ca.crt\"").contains("TLS"));
+        assert!(refused("protocol = \"ws\"\npath = \"mqtt\"").contains("path"));
     }
 }

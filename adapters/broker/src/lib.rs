@@ -19,15 +19,22 @@
 
 pub mod config;
 mod server;
+mod tls;
+mod transport;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mqtt_router::broker::Policy;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-pub use crate::config::{Config, ConfigError, Listener};
+use crate::transport::Transport;
+
+pub use crate::config::{Config, ConfigError, Listener, Protocol};
+pub use crate::tls::TlsError;
 
 /// A broker running on the current tokio runtime: its listeners are bound
 /// and its core task is serving.
@@ -42,7 +49,10 @@ impl Server {
     /// Binds every listener of `config` and starts serving. `seed` keys the
     /// core's hashers and random choices (see [`random_seed`]).
     ///
-    /// Fails when a listener cannot be bound; nothing is left running then.
+    /// Fails when a listener cannot be bound or a TLS listener's files
+    /// cannot be used (the error, of kind `InvalidInput`, wraps a
+    /// [`TlsError`] naming the file); nothing is left running then.
+    ///
     pub async fn start(config: Config, seed: u64) -> std::io::Result<Server> {
         Self::start_with_policy(config, seed, mqtt_router::broker::AllowAll).await
     }
@@ -55,17 +65,28 @@ impl Server {
         seed: u64,
         policy: P,
     ) -> std::io::Result<Server> {
-        let addrs: Vec<SocketAddr> = config.listeners().iter().map(|l| l.bind).collect();
-        let listeners = server::bind(&addrs).await?;
+        let limits = &config.limits;
+        let mut transports = Vec::new();
+        for l in config.listeners() {
+            let transport = Transport::new(&l, limits.max_packet_size)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            transports.push((l.bind, transport));
+        }
+        let listeners = server::bind(transports).await?;
         let local_addrs = listeners
             .iter()
-            .map(|l| l.local_addr())
+            .map(|l| l.socket.local_addr())
             .collect::<std::io::Result<Vec<_>>>()?;
+        let admission = server::Admission {
+            handshake_timeout: Duration::from_secs(limits.connect_timeout.max(1)),
+            handshakes: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+        };
         let shutdown = Arc::new(Notify::new());
         let task = tokio::spawn(server::run(
             config.broker_config(seed),
             policy,
             listeners,
+            admission,
             shutdown.clone(),
         ));
         Ok(Server {

@@ -1,5 +1,7 @@
 //! The broker on tokio: one task owns the sans-IO [`Broker`] core; one task
 //! per connection reads its socket, one writes it. They talk over channels.
+//! Every transport (TCP, TLS, WebSocket, WebSocket over TLS) is a byte
+//! stream once its handshake is done, so all share the reader and writer.
 //!
 //! ```text
 //!  socket ──read task──▶ ToCore::Read(id, bytes) ─┐
@@ -24,10 +26,12 @@ use bytes::{Bytes, BytesMut};
 use mqtt_codec::ReasonCode;
 use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
 use mqtt_session::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tracing::{debug, info, warn};
+
+use crate::transport::{Accepted, Transport};
 
 /// Read buffer size per read call.
 const READ_CHUNK: usize = 8 * 1024;
@@ -41,6 +45,7 @@ const BATCH: usize = 256;
 enum ToCore {
     Open {
         peer: SocketAddr,
+        certificate_subject: Option<String>,
         writer: mpsc::Sender<ToConn>,
         reply: oneshot::Sender<Option<ConnId>>,
     },
@@ -76,28 +81,64 @@ impl Clock {
     }
 }
 
+/// A bound listening socket and the transport it speaks.
+pub(crate) struct BoundListener {
+    pub(crate) socket: TcpListener,
+    pub(crate) transport: Transport,
+}
+
+/// How accepted sockets are admitted before the core sees them.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    /// Longest a TLS or WebSocket handshake may take (the CONNECT timeout):
+    /// a peer that connects and stays silent holds nothing past it.
+    pub(crate) handshake_timeout: Duration,
+    /// Handshakes under way at once, over all listeners (the connection
+    /// limit): sockets beyond it are closed at once.
+    pub(crate) handshakes: Arc<Semaphore>,
+}
+
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
 /// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B.
 pub(crate) async fn run<P: Policy + Send + 'static>(
     config: BrokerConfig,
     policy: P,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<BoundListener>,
+    admission: Admission,
     shutdown: Arc<Notify>,
 ) {
     let (to_core, from_conns) = mpsc::channel::<ToCore>(4096);
     for listener in listeners {
-        tokio::spawn(accept_loop(listener, to_core.clone()));
+        tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
     }
     drop(to_core);
     core(config, policy, from_conns, shutdown).await;
 }
 
-async fn accept_loop(listener: TcpListener, to_core: mpsc::Sender<ToCore>) {
+async fn accept_loop(listener: BoundListener, admission: Admission, to_core: mpsc::Sender<ToCore>) {
+    let transport = Arc::new(listener.transport);
     loop {
-        match listener.accept().await {
+        match listener.socket.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, to_core.clone()));
+                if !transport.has_handshake() {
+                    tokio::spawn(serve(stream, peer, None, to_core.clone()));
+                    continue;
+                }
+                let Ok(permit) = admission.handshakes.clone().try_acquire_owned() else {
+                    debug!(%peer, "connection refused: too many handshakes under way");
+                    continue;
+                };
+                let (transport, to_core) = (transport.clone(), to_core.clone());
+                let timeout = admission.handshake_timeout;
+                // The handshake runs in the connection's own task, never here.
+                tokio::spawn(async move {
+                    let accepted = handshake(&transport, stream, peer, timeout).await;
+                    drop(permit);
+                    if let Some(accepted) = accepted {
+                        connection(accepted, peer, to_core).await;
+                    }
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -108,12 +149,57 @@ async fn accept_loop(listener: TcpListener, to_core: mpsc::Sender<ToCore>) {
     }
 }
 
-/// One client connection: registers with the core, then reads and writes.
-async fn connection(stream: TcpStream, peer: SocketAddr, to_core: mpsc::Sender<ToCore>) {
+/// The transport's handshake, bounded by `timeout`.
+async fn handshake(
+    transport: &Transport,
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<Accepted> {
+    match tokio::time::timeout(timeout, transport.accept(stream)).await {
+        Ok(Ok(accepted)) => Some(accepted),
+        Ok(Err(e)) => {
+            debug!(%peer, transport = transport.name(), error = %e, "handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%peer, transport = transport.name(), "handshake timed out");
+            None
+        }
+    }
+}
+
+/// One client connection after its handshake.
+async fn connection(accepted: Accepted, peer: SocketAddr, to_core: mpsc::Sender<ToCore>) {
+    match accepted {
+        Accepted::Tcp(s) => serve(s, peer, None, to_core).await,
+        Accepted::Tls(s, subject) => {
+            debug!(%peer, certificate = ?subject, "TLS session established");
+            serve(s, peer, subject, to_core).await
+        }
+        Accepted::Ws(s) => serve(s, peer, None, to_core).await,
+        Accepted::Wss(s, subject) => {
+            debug!(%peer, certificate = ?subject, "TLS session established");
+            serve(s, peer, subject, to_core).await
+        }
+    }
+}
+
+/// Serves one connection's byte stream: registers with the core, then
+/// reads and writes.
+async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    certificate_subject: Option<String>,
+    to_core: mpsc::Sender<ToCore>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (writer_tx, mut writer_rx) = mpsc::channel::<ToConn>(WRITE_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
     let open = ToCore::Open {
         peer,
+        certificate_subject,
         writer: writer_tx,
         reply: reply_tx,
     };
@@ -124,7 +210,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, to_core: mpsc::Sender<T
         debug!(%peer, "connection refused: limit reached");
         return;
     };
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let core_for_writer = to_core.clone();
     // The writer ends when the core closes the connection; the reader stops then too.
     let (stopped_tx, mut stopped) = oneshot::channel::<()>();
@@ -137,6 +223,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, to_core: mpsc::Sender<T
                         break;
                     }
                     if writer_rx.is_empty() {
+                        // TLS and WebSocket buffer inside; TCP has nothing to flush.
+                        if wr.flush().await.is_err() {
+                            break;
+                        }
                         let _ = core_for_writer.send(ToCore::Writable(id)).await;
                     }
                 }
@@ -224,12 +314,13 @@ fn handle<P: Policy>(
     match cmd {
         ToCore::Open {
             peer,
+            certificate_subject,
             writer,
             reply,
         } => {
             let info = PeerInfo {
                 remote: peer.to_string(),
-                certificate_subject: None,
+                certificate_subject,
             };
             match broker.open(now, info) {
                 Ok(id) => {
@@ -331,13 +422,15 @@ fn write_one<P: Policy>(
     }
 }
 
-/// Binds every configured listener, failing early if one cannot be bound.
-pub(crate) async fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+/// Binds every listener, failing early if one cannot be bound.
+pub(crate) async fn bind(
+    listeners: Vec<(SocketAddr, Transport)>,
+) -> std::io::Result<Vec<BoundListener>> {
     let mut out = Vec::new();
-    for a in addrs {
-        let l = TcpListener::bind(a).await?;
-        info!(address = %l.local_addr()?, "listening for MQTT over TCP");
-        out.push(l);
+    for (address, transport) in listeners {
+        let socket = TcpListener::bind(address).await?;
+        info!(address = %socket.local_addr()?, "listening for {}", transport.name());
+        out.push(BoundListener { socket, transport });
     }
     Ok(out)
 }
