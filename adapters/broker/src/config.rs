@@ -48,6 +48,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `$SYS` publication.
     pub sys: SysConfig,
+    /// Password and ACL files; see [`AuthConfig`].
+    pub auth: AuthConfig,
 }
 
 /// One listening socket.
@@ -256,6 +258,45 @@ pub struct SysConfig {
 impl Default for SysConfig {
     fn default() -> Self {
         SysConfig { interval: 10 }
+    }
+}
+
+/// Who may connect, publish and subscribe: Mosquitto's `allow_anonymous`,
+/// `password_file` and `acl_file`, whose files are read as they are (see
+/// [`crate::passwd`] and [`crate::acl`]). Relative paths are taken from the
+/// broker's working directory. A missing or invalid file stops the broker at
+/// start, naming the file and line.
+///
+/// ```toml
+/// [auth]
+/// password_file = "/etc/mqtt/passwd"   # made with `mqtt-broker passwd` or mosquitto_passwd
+/// acl_file = "/etc/mqtt/acl"
+/// allow_anonymous = false              # the default once password_file is set
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether clients that give no user name may connect. Default: true
+    /// without a `password_file` (the built-in open setup), false with one
+    /// (the broker says which at start-up). Refused clients get CONNACK 0x87
+    /// Not Authorized (3.1.1: return code 5).
+    pub allow_anonymous: Option<bool>,
+    /// Password file, `user:hash` lines in Mosquitto's `$7$` (PBKDF2-SHA512)
+    /// or `$6$` (SHA-512) format. Default: none, and user names are then not
+    /// checked. With one, a client giving a user name must give that user's
+    /// password, or gets CONNACK 0x86 Bad User Name or Password (3.1.1:
+    /// return code 4).
+    pub password_file: Option<PathBuf>,
+    /// ACL file in Mosquitto's format (`user`, `topic`, `pattern` lines).
+    /// Default: none, everyone may publish and subscribe to every topic. With
+    /// one, only what it grants is allowed.
+    pub acl_file: Option<PathBuf>,
+}
+
+impl AuthConfig {
+    /// Whether anonymous clients are let in: the setting, or its default.
+    pub fn allow_anonymous(&self) -> bool {
+        self.allow_anonymous.unwrap_or(self.password_file.is_none())
     }
 }
 

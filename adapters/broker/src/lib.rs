@@ -17,7 +17,10 @@
 //! # }
 //! ```
 
+pub mod acl;
+pub mod auth;
 pub mod config;
+pub mod passwd;
 mod server;
 mod tls;
 mod transport;
@@ -33,7 +36,8 @@ use tokio::task::JoinHandle;
 
 use crate::transport::Transport;
 
-pub use crate::config::{Config, ConfigError, Listener, Protocol};
+pub use crate::auth::{AuthError, FilePolicy};
+pub use crate::config::{AuthConfig, Config, ConfigError, Listener, Protocol};
 pub use crate::tls::TlsError;
 
 /// A broker running on the current tokio runtime: its listeners are bound
@@ -53,8 +57,13 @@ impl Server {
     /// cannot be used (the error, of kind `InvalidInput`, wraps a
     /// [`TlsError`] naming the file); nothing is left running then.
     ///
+    /// Who may connect, publish and subscribe comes from the configuration's
+    /// `[auth]` section ([`FilePolicy`]); a password or ACL file that cannot
+    /// be used is an error of kind `InvalidInput` wrapping an [`AuthError`].
     pub async fn start(config: Config, seed: u64) -> std::io::Result<Server> {
-        Self::start_with_policy(config, seed, mqtt_router::broker::AllowAll).await
+        let policy = FilePolicy::load(&config.auth)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Self::start_with_policy(config, seed, policy).await
     }
 
     /// Like [`Server::start`], with `policy` deciding who may connect, publish

@@ -4,20 +4,24 @@
 //! mqtt-broker                  # 127.0.0.1:1883, anonymous clients, built-in limits
 //! mqtt-broker -c broker.toml   # listeners and limits from a file
 //! mqtt-broker -p 1884 -v       # another port, debug logging
+//! mqtt-broker passwd -c passwd alice   # a password file, like mosquitto_passwd
 //! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use mqtt_broker::{Config, Listener, Server};
+use clap::{Parser, Subcommand};
+use mqtt_broker::passwd::PasswordFile;
+use mqtt_broker::{Config, FilePolicy, Listener, Server};
 use tracing::{error, info, warn};
 
 /// The reference MQTT 3.1 / 3.1.1 / 5.0 broker.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file (TOML). Without one the broker listens on
     /// 127.0.0.1:1883 only, lets anonymous clients in, and uses the built-in limits.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
@@ -33,8 +37,56 @@ struct Args {
     seed: Option<u64>,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Adds, changes or deletes a user of a password file, like mosquitto_passwd
+    /// (the file is in Mosquitto's format; see `[auth] password_file`).
+    #[command(after_help = "\
+Without -b the password is asked for twice, on the terminal without echo, or
+read as two lines from standard input. New hashes are Mosquitto's $7$ format
+(PBKDF2-HMAC-SHA512, 101 iterations, 12-byte random salt), so Mosquitto reads
+the file too; a new file is readable by its owner only.
+
+Examples:
+  mqtt-broker passwd -c /etc/mqtt/passwd alice      create the file, ask for alice's password
+  mqtt-broker passwd -b /etc/mqtt/passwd bob s3cret add bob or change his password
+  mqtt-broker passwd -D /etc/mqtt/passwd bob        delete bob")]
+    Passwd(PasswdArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PasswdArgs {
+    /// Create a new password file, overwriting one that exists.
+    #[arg(short = 'c', conflicts_with = "delete")]
+    create: bool,
+    /// Batch mode: the password is the last argument instead of being asked for.
+    #[arg(short = 'b', requires = "password", conflicts_with = "delete")]
+    batch: bool,
+    /// Delete USER instead of setting a password.
+    #[arg(short = 'D')]
+    delete: bool,
+    /// The password file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The user name.
+    #[arg(value_name = "USER")]
+    user: String,
+    /// The password (with -b only).
+    #[arg(value_name = "PASSWORD", requires = "batch")]
+    password: Option<String>,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Passwd(p)) = args.command {
+        return match passwd(p) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let level = if args.verbose { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -57,6 +109,13 @@ fn main() -> ExitCode {
         config.listeners = vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], port)))];
     }
     let seed = args.seed.unwrap_or_else(mqtt_broker::random_seed);
+    let policy = match FilePolicy::load(&config.auth) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,7 +129,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let addrs: Vec<SocketAddr> = config.listeners().iter().map(|l| l.bind).collect();
-        let server = match Server::start(config, seed).await {
+        let server = match Server::start_with_policy(config, seed, policy).await {
             Ok(s) => s,
             Err(e) => {
                 error!("cannot listen on {addrs:?}: {e}");
@@ -110,4 +169,52 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The `passwd` subcommand.
+fn passwd(args: PasswdArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut file = if args.create {
+        PasswordFile::new()
+    } else {
+        PasswordFile::load(&args.file)?
+    };
+    if args.delete {
+        if !file.remove(&args.user) {
+            return Err(format!("user {} is not in {}", args.user, args.file.display()).into());
+        }
+    } else {
+        let password = match args.password {
+            Some(p) => p,
+            None => ask_password()?,
+        };
+        file.set_password(&args.user, password.as_bytes())?;
+    }
+    file.save(&args.file)?;
+    Ok(())
+}
+
+/// Asks for a password twice: on the terminal without echo, or as two lines
+/// of standard input when it is not a terminal (as mosquitto_passwd does).
+fn ask_password() -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::{BufRead, IsTerminal};
+    let (first, second) = if std::io::stdin().is_terminal() {
+        (
+            rpassword::prompt_password("Password: ")?,
+            rpassword::prompt_password("Reenter password: ")?,
+        )
+    } else {
+        let mut lines = std::io::stdin().lock().lines();
+        let mut next = || -> std::io::Result<String> {
+            let line = lines.next().transpose()?.unwrap_or_default();
+            Ok(line.strip_suffix('\r').unwrap_or(&line).to_string())
+        };
+        (next()?, next()?)
+    };
+    if first.is_empty() {
+        return Err("empty password (use -b to set an empty one)".into());
+    }
+    if first != second {
+        return Err("the passwords do not match".into());
+    }
+    Ok(first)
 }
