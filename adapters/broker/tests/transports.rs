@@ -567,3 +567,35 @@ fn a_tls_listener_with_a_missing_or_bad_file_stops_the_broker_at_start() {
         );
     }
 }
+
+#[test]
+fn handshakes_beyond_the_connection_limit_are_closed_at_once() {
+    let s = Setup::start("limit", "connect_timeout = 5\nmax_connections = 2");
+    // Two silent sockets hold the two handshake slots (shared by all listeners)...
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(addr(s.mqtts)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // ...so a third, on another listener, is closed without waiting for it.
+    let started = Instant::now();
+    let mut third = TcpStream::connect(addr(s.wss)).unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(3)),
+        "the third socket was kept"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the third socket waited for the timeout"
+    );
+    for h in &mut held {
+        assert!(
+            !closed_within(h, Duration::from_millis(300)),
+            "a socket within the limit was closed"
+        );
+    }
+    // Once they are gone, handshakes are admitted again.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = upgrade(s.ws, "/mqtt", "mqtt");
+    assert!(ok.starts_with("HTTP/1.1 101"), "{ok}");
+}
