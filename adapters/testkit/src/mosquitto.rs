@@ -30,11 +30,16 @@ impl Mosquitto {
     }
 
     /// Like [`Mosquitto::start`], with `extra_conf` appended to the generated
-    /// configuration (lines of `mosquitto.conf`, applying to the listener;
-    /// `{dir}` is replaced by the instance's own temporary folder, for
-    /// password or certificate files a test writes there first with
-    /// [`Mosquitto::prepare_dir`]).
+    /// configuration (lines of `mosquitto.conf`, applying to the listener,
+    /// such as `protocol websockets` or `max_qos 1`).
     pub fn start_with(extra_conf: &str) -> Option<Mosquitto> {
+        Mosquitto::start_with_files(extra_conf, &[])
+    }
+
+    /// Like [`Mosquitto::start_with`], with `files` (name, contents) written
+    /// to the instance's own temporary folder first; `{dir}` in `extra_conf`
+    /// names that folder (for certificates, password or ACL files).
+    pub fn start_with_files(extra_conf: &str, files: &[(&str, &[u8])]) -> Option<Mosquitto> {
         if !Path::new(MOSQUITTO).exists() {
             assert!(
                 !in_ci(),
@@ -47,7 +52,7 @@ impl Mosquitto {
         // try a few.
         let mut last_error = String::new();
         for _ in 0..5 {
-            match Mosquitto::try_start(extra_conf) {
+            match Mosquitto::try_start(extra_conf, files) {
                 Ok(m) => return Some(m),
                 Err(e) => last_error = e,
             }
@@ -55,9 +60,12 @@ impl Mosquitto {
         panic!("mosquitto did not start: {last_error}");
     }
 
-    fn try_start(extra_conf: &str) -> Result<Mosquitto, String> {
+    fn try_start(extra_conf: &str, files: &[(&str, &[u8])]) -> Result<Mosquitto, String> {
         let port = free_port();
         let dir = Mosquitto::prepare_dir_for(port);
+        for (name, contents) in files {
+            std::fs::write(dir.join(name), contents).map_err(|e| e.to_string())?;
+        }
         let conf = format!(
             "per_listener_settings false\n\
              persistence false\n\
@@ -103,7 +111,7 @@ impl Mosquitto {
     }
 
     /// This instance's temporary folder (configuration and log live there).
-    pub fn prepare_dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 

@@ -1,0 +1,56 @@
+//! An MQTT 3.1.1 / 5.0 client on tokio.
+//!
+//! The protocol is `mqtt-session`'s client side; this crate moves its bytes
+//! over TCP, TLS (rustls) or WebSocket, keeps its timer (keep alive, CONNACK
+//! deadline) and hands results to the callers waiting for them. One task
+//! owns the connection; [`Client`] handles send it commands and await the
+//! answers; [`Incoming`] yields received messages and connection events.
+//!
+//! ```no_run
+//! use mqtt_tokio::{Client, ConnectOptions, Event, QoS};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = ConnectOptions::new("mqtt://127.0.0.1:1883")?
+//!     .client_id("sensor-1")
+//!     .keep_alive(30);
+//! let (client, mut incoming) = Client::connect(options).await?;
+//!
+//! client.subscribe("commands/#", QoS::AtLeastOnce).await?;
+//! client.publish("sensors/1/temp", "21.5", QoS::AtLeastOnce, false).await?;
+//!
+//! while let Some(event) = incoming.recv().await {
+//!     if let Event::Message { message, .. } = event {
+//!         println!("{}: {:?}", message.topic, message.payload);
+//!         break;
+//!     }
+//! }
+//! client.disconnect().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Addresses: `mqtt://host:port`, `mqtts://host:port` (TLS, Mozilla's roots
+//! unless [`ConnectOptions::tls_config`] says otherwise), `ws://host:port/mqtt`
+//! and `wss://...` (WebSocket with subprotocol `mqtt`).
+//!
+//! With [`ConnectOptions::reconnect`] a lost connection is re-established
+//! with exponential backoff; a persistent session (a session expiry under
+//! 5.0) is resumed and what was in flight is resent, so a publish made
+//! before an outage still completes after it.
+
+mod client;
+mod error;
+mod options;
+mod transport;
+
+pub use crate::client::{Client, Event, Incoming, SubscribeResult};
+pub use crate::error::{ClientError, ConnectError};
+pub use crate::options::{Address, ConnectOptions, Scheme};
+
+pub use mqtt_session::mqtt_codec::{
+    DisconnectProps, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,
+    SubscriptionOptions, WillProps,
+};
+pub use mqtt_session::{Backoff, Close, Initiator, Message, MessageProps, ServerCaps};
+/// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+pub use tokio_rustls::rustls;
