@@ -255,6 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_section_and_its_defaults() {
+        let auth = |text: &str| crate::Config::from_toml(text).map(|c| c.auth);
+        let open = auth("").unwrap();
+        assert!(open.allow_anonymous() && open.password_file.is_none() && open.acl_file.is_none());
+        let with_file = auth("[auth]\npassword_file = \"/etc/pw\"\n").unwrap();
+        assert!(!with_file.allow_anonymous());
+        assert_eq!(
+            with_file.password_file.as_deref(),
+            Some(Path::new("/etc/pw"))
+        );
+        let both =
+            auth("[auth]\npassword_file = \"pw\"\nallow_anonymous = true\nacl_file = \"acl\"\n")
+                .unwrap();
+        assert!(both.allow_anonymous());
+        assert_eq!(both.acl_file.as_deref(), Some(Path::new("acl")));
+        assert!(!auth("[auth]\nallow_anonymous = false\n")
+            .unwrap()
+            .allow_anonymous());
+        assert!(auth("[auth]\npasswd_file = \"pw\"\n").is_err());
+    }
+
+    #[test]
     fn load_names_the_bad_file() {
         let config = AuthConfig {
             password_file: Some("/nonexistent/pw".into()),
