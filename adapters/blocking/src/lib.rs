@@ -1,0 +1,56 @@
+//! A blocking MQTT 3.1.1 / 5.0 client on `std::net`, with no async runtime.
+//!
+//! The protocol is `mqtt-session`'s client side; this crate moves its bytes
+//! over TCP or TLS (rustls), keeps its timer (keep alive, CONNACK deadline)
+//! and hands results to the callers waiting for them. One thread owns the
+//! connection and another reads its socket; [`Client`] methods block until
+//! the broker has answered, and [`Incoming`] yields received messages and
+//! connection events (it is also an iterator).
+//!
+//! ```no_run
+//! use mqtt_blocking::{Client, ConnectOptions, Event, QoS};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = ConnectOptions::new("mqtt://127.0.0.1:1883")?
+//!     .client_id("sensor-1")
+//!     .keep_alive(30);
+//! let (client, incoming) = Client::connect(options)?;
+//!
+//! client.subscribe("commands/#", QoS::AtLeastOnce)?;
+//! client.publish("sensors/1/temp", "21.5", QoS::AtLeastOnce, false)?;
+//!
+//! for event in incoming {
+//!     if let Event::Message { message, .. } = event {
+//!         println!("{}: {:?}", message.topic, message.payload);
+//!         break;
+//!     }
+//! }
+//! client.disconnect()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Addresses: `mqtt://host:port`, or `mqtts://host:port` for TLS (Mozilla's
+//! roots unless [`ConnectOptions::tls_config`] says otherwise).
+//!
+//! With [`ConnectOptions::reconnect`] a lost connection is re-established
+//! with exponential backoff; a persistent session (a session expiry under
+//! 5.0) is resumed and what was in flight is resent, so a publish made
+//! before an outage still completes after it.
+
+mod client;
+mod error;
+mod options;
+mod transport;
+
+pub use crate::client::{Client, Event, Incoming, SubscribeResult};
+pub use crate::error::{ClientError, ConnectError};
+pub use crate::options::{Address, ConnectOptions, Scheme};
+
+pub use mqtt_session::mqtt_codec::{
+    DisconnectProps, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,
+    SubscriptionOptions, WillProps,
+};
+pub use mqtt_session::{Backoff, Close, Initiator, Message, MessageProps, ServerCaps};
+/// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+pub use rustls;
