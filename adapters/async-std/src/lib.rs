@@ -1,0 +1,57 @@
+//! An MQTT 3.1.1 / 5.0 client for async-std, smol and any executor: built on
+//! the `futures-io` traits and the `async-io` reactor that async-std and smol
+//! share, with no runtime of its own.
+//!
+//! The protocol is `mqtt-session`'s client side; this crate moves its bytes
+//! over TCP, keeps its timer (keep alive, CONNACK deadline) and hands results
+//! to the callers waiting for them. One task owns the connection; [`Client`]
+//! handles send it commands and await the answers; [`Incoming`] yields
+//! received messages and connection events. The API is `mqtt-tokio`'s.
+//!
+//! ```no_run
+//! use mqtt_async_std::{Client, ConnectOptions, Event, QoS};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = ConnectOptions::new("mqtt://127.0.0.1:1883")?
+//!     .client_id("sensor-1")
+//!     .keep_alive(30);
+//! let (client, mut incoming) = Client::connect(options).await?;
+//!
+//! client.subscribe("commands/#", QoS::AtLeastOnce).await?;
+//! client.publish("sensors/1/temp", "21.5", QoS::AtLeastOnce, false).await?;
+//!
+//! while let Some(event) = incoming.recv().await {
+//!     if let Event::Message { message, .. } = event {
+//!         println!("{}: {:?}", message.topic, message.payload);
+//!         break;
+//!     }
+//! }
+//! client.disconnect().await?;
+//! # Ok(())
+//! # }
+//! // Under either runtime:
+//! // async_std::task::block_on(demo())  or  smol::block_on(demo())
+//! ```
+//!
+//! The connection task gets a thread of its own by default, so the client
+//! works under any executor; [`ConnectOptions::spawner`] runs it on the
+//! application's executor instead (`async_std::task::spawn`, `smol::spawn`).
+//!
+//! With [`ConnectOptions::reconnect`] a lost connection is re-established
+//! with exponential backoff; a persistent session (a session expiry under
+//! 5.0) is resumed and what was in flight is resent, so a publish made
+//! before an outage still completes after it.
+
+mod client;
+mod error;
+mod options;
+
+pub use crate::client::{Client, Event, Incoming, SubscribeResult};
+pub use crate::error::{ClientError, ConnectError};
+pub use crate::options::{Address, ConnectOptions, Spawner, Task};
+
+pub use mqtt_session::mqtt_codec::{
+    DisconnectProps, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,
+    SubscriptionOptions, WillProps,
+};
+pub use mqtt_session::{Backoff, Close, Message, MessageProps, ServerCaps};
