@@ -4,26 +4,28 @@
 //! stream once its handshake is done, so all share the reader and writer.
 //!
 //! ```text
-//!  socket ──read task──▶ ToCore::Read(id, bytes) ─┐
-//!                                                 ▼
-//!                                   core task: Broker::handle_read / handle_timeout
-//!                                                 │ poll_writable + poll_transmit
-//!  socket ◀─write task── ToConn::Write(bytes) ◀───┘  (one write per batch of packets)
+//!  socket ──read task: decode──▶ ToCore::Packets(id, packets) ─┐
+//!                                                              ▼
+//!                                 core task: Broker::handle_packets / handle_timeout
+//!                                                              │ poll_writable + poll_packets
+//!  socket ◀─write task: encode── ToConn::Packets(packets) ◀────┘  (one write per chunk)
 //! ```
 //!
-//! The core task drains every command that is already queued before it
-//! writes, so one `poll_transmit` per connection carries every packet that
-//! the batch produced for it. A connection whose write channel is full is not
-//! polled until its writer has caught up: its packets wait inside the core,
-//! where the session's bounded queue limits them.
+//! Decoding and encoding happen in each connection's own tasks, on every
+//! core; the core task only runs the protocol and routing. It drains every
+//! command that is already queued before it writes, so one chunk per
+//! connection carries every packet that the batch produced for it (up to
+//! [`CHUNK_BUDGET`] bytes a chunk). A connection whose write channel is full is
+//! not polled until its writer has caught up: its packets wait inside the
+//! core, where the session's bounded queue limits them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use mqtt_codec::ReasonCode;
+use bytes::BytesMut;
+use mqtt_codec::{DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode};
 use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
 use mqtt_session::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -33,11 +35,18 @@ use tracing::{debug, info, warn};
 
 use crate::transport::{Accepted, Transport};
 
-/// Read buffer size per read call.
-const READ_CHUNK: usize = 8 * 1024;
-/// Chunks of bytes queued for one connection's writer before the core stops
-/// writing for it (each chunk is one batch of packets).
+/// Smallest and largest room a read is given: an idle connection holds a
+/// small buffer, a busy one reads in large steps.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+/// Chunks queued for one connection's writer before the core stops writing
+/// for it.
 const WRITE_QUEUE: usize = 32;
+/// Encoded bytes in one chunk (a chunk holds at least one packet): with
+/// [`WRITE_QUEUE`], what a slow reader can hold in its writer's queue.
+pub(crate) const CHUNK_BUDGET: usize = 64 * 1024;
+/// A writer's encoding buffer above this size is given back when idle.
+const WRITE_BUF_KEEP: usize = 16 * 1024;
 /// How many queued commands the core handles before it writes.
 const BATCH: usize = 256;
 
@@ -47,9 +56,11 @@ enum ToCore {
         peer: SocketAddr,
         certificate_subject: Option<String>,
         writer: mpsc::Sender<ToConn>,
-        reply: oneshot::Sender<Option<ConnId>>,
+        reply: oneshot::Sender<Option<(ConnId, Decoder)>>,
     },
-    Read(ConnId, BytesMut),
+    /// Packets the reader decoded, each with its size on the wire, and the
+    /// decoding error that ended the stream after them, if any.
+    Packets(ConnId, Vec<(Packet, usize)>, Option<DecodeError>),
     Eof(ConnId),
     /// The writer emptied its queue: the core may write for it again.
     Writable(ConnId),
@@ -57,13 +68,13 @@ enum ToCore {
 
 /// What the core tells a connection's writer.
 enum ToConn {
-    Write(Bytes),
+    /// Packets to encode (in this version) and write.
+    Packets(ProtocolVersion, Vec<Packet>),
     Close,
 }
 
 struct ConnHandle {
     writer: mpsc::Sender<ToConn>,
-    rbuf: BytesMut,
     closing: bool,
 }
 
@@ -206,7 +217,7 @@ async fn serve<S>(
     if to_core.send(open).await.is_err() {
         return;
     }
-    let Ok(Some(id)) = reply_rx.await else {
+    let Ok(Some((id, mut decoder))) = reply_rx.await else {
         debug!(%peer, "connection refused: limit reached");
         return;
     };
@@ -216,13 +227,26 @@ async fn serve<S>(
     let (stopped_tx, mut stopped) = oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
         let _stopped = stopped_tx;
+        let mut wbuf = BytesMut::new();
         while let Some(msg) = writer_rx.recv().await {
             match msg {
-                ToConn::Write(bytes) => {
-                    if wr.write_all(&bytes).await.is_err() {
+                ToConn::Packets(version, packets) => {
+                    for p in &packets {
+                        // The core measured each packet against the peer's
+                        // limits; encoding cannot fail here.
+                        if p.encode(version, &mut wbuf).is_err() {
+                            debug!(?id, "a packet could not be encoded");
+                        }
+                    }
+                    drop(packets);
+                    if wr.write_all(&wbuf).await.is_err() {
                         break;
                     }
+                    wbuf.clear();
                     if writer_rx.is_empty() {
+                        if wbuf.capacity() > WRITE_BUF_KEEP {
+                            wbuf = BytesMut::new();
+                        }
                         // TLS and WebSocket buffer inside; TCP has nothing to flush.
                         if wr.flush().await.is_err() {
                             break;
@@ -235,19 +259,31 @@ async fn serve<S>(
         }
         let _ = wr.shutdown().await;
     });
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::new();
+    let mut room = READ_MIN;
     loop {
-        if buf.capacity() - buf.len() < 512 {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < room / 2 {
+            buf.reserve(room);
         }
+        let free = buf.capacity() - buf.len();
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => {
                     let _ = to_core.send(ToCore::Eof(id)).await;
                     break;
                 }
-                Ok(_) => {
-                    if to_core.send(ToCore::Read(id, buf.split())).await.is_err() {
+                Ok(n) => {
+                    // A read that fills its room asks for more next time;
+                    // one that leaves most of it goes back to the minimum.
+                    room = if n == free { (room * 2).min(READ_MAX) } else { READ_MIN };
+                    let (packets, error) = decode_all(&mut decoder, &mut buf);
+                    if packets.is_empty() && error.is_none() {
+                        continue;
+                    }
+                    let failed = error.is_some();
+                    if to_core.send(ToCore::Packets(id, packets, error)).await.is_err() || failed {
+                        // After a decoding error nothing more is read: the
+                        // core closes the connection.
                         break;
                     }
                 }
@@ -256,6 +292,26 @@ async fn serve<S>(
         }
     }
     let _ = writer.await;
+}
+
+/// Every whole packet in `buf`, with its size on the wire, and the decoding
+/// error that stops the stream, if any.
+fn decode_all(
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+) -> (Vec<(Packet, usize)>, Option<DecodeError>) {
+    let mut packets = Vec::new();
+    loop {
+        let before = buf.len();
+        match decoder.decode(buf) {
+            Ok(Some(p)) => packets.push((p, before - buf.len())),
+            Ok(None) => return (packets, None),
+            Err(e) => {
+                buf.clear();
+                return (packets, Some(e));
+            }
+        }
+    }
 }
 
 async fn core<P: Policy + Send + 'static>(
@@ -329,11 +385,10 @@ fn handle<P: Policy>(
                         id,
                         ConnHandle {
                             writer,
-                            rbuf: BytesMut::new(),
                             closing: false,
                         },
                     );
-                    let _ = reply.send(Some(id));
+                    let _ = reply.send(Some((id, broker.decoder())));
                 }
                 Err(e) => {
                     warn!(%peer, error = %e, "connection refused");
@@ -341,15 +396,7 @@ fn handle<P: Policy>(
                 }
             }
         }
-        ToCore::Read(id, data) => {
-            let Some(h) = conns.get_mut(&id) else { return };
-            if h.rbuf.is_empty() {
-                h.rbuf = data;
-            } else {
-                h.rbuf.extend_from_slice(&data);
-            }
-            broker.handle_read(id, now, &mut h.rbuf);
-        }
+        ToCore::Packets(id, packets, error) => broker.handle_packets(id, now, packets, error),
         ToCore::Eof(id) => broker.handle_eof(id, now),
         ToCore::Writable(id) => {
             if let Some(i) = blocked.iter().position(|b| *b == id) {
@@ -395,30 +442,39 @@ fn write_one<P: Policy>(
     clock: Clock,
     id: ConnId,
 ) {
+    let now = clock.now();
     let Some(h) = conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.
-        let mut sink = BytesMut::new();
-        let _ = broker.poll_transmit(id, clock.now(), &mut sink);
+        let mut sink = Vec::new();
+        while broker.poll_packets(id, now, &mut sink, usize::MAX) > 0 {
+            sink.clear();
+        }
         return;
     };
     if h.closing {
         return;
     }
-    let permit = match h.writer.try_reserve() {
-        Ok(p) => p,
-        Err(_) => {
-            // A slow reader: its packets wait in its session, whose bounded
-            // queue sheds load, until the writer catches up.
-            if !blocked.contains(&id) {
-                blocked.push(id);
+    // The version is read first: taking the last packets frees a closed one.
+    let Some(version) = broker.version(id) else {
+        return;
+    };
+    loop {
+        let permit = match h.writer.try_reserve() {
+            Ok(p) => p,
+            Err(_) => {
+                // A slow reader: its packets wait in its session, whose
+                // bounded queue sheds load, until the writer catches up.
+                if !blocked.contains(&id) {
+                    blocked.push(id);
+                }
+                return;
             }
+        };
+        let mut packets = Vec::new();
+        if broker.poll_packets(id, now, &mut packets, CHUNK_BUDGET) == 0 {
             return;
         }
-    };
-    let mut out = BytesMut::new();
-    let n = broker.poll_transmit(id, clock.now(), &mut out);
-    if n > 0 {
-        permit.send(ToConn::Write(out.freeze()));
+        permit.send(ToConn::Packets(version, packets));
     }
 }
 
