@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 /// its own thread with its own tokio runtime; stopped when dropped.
 #[derive(Debug)]
 pub struct OurBroker {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -21,8 +21,9 @@ impl OurBroker {
         OurBroker::start_with("")
     }
 
-    /// Starts the broker with `extra_toml` (e.g. a `[limits]` table) after the
-    /// one loopback listener on a free port.
+    /// Starts the broker with `extra_toml` (e.g. a `[limits]` table, or more
+    /// `[[listener]]`s, which may bind port 0 too) after the loopback
+    /// listener on a free port.
     ///
     /// Panics when the configuration is refused or the listener cannot be
     /// bound: a test cannot go on then.
@@ -46,32 +47,37 @@ impl OurBroker {
                             return;
                         }
                     };
-                    let _ = addr_tx.send(Ok(server.local_addrs()[0]));
+                    let _ = addr_tx.send(Ok(server.local_addrs().to_vec()));
                     // A dropped sender (the test panicked) stops it as well.
                     let _ = stop_rx.await;
                     server.stop().await;
                 });
             })
             .expect("a thread for the broker");
-        let addr = addr_rx
+        let addrs = addr_rx
             .recv()
             .expect("the broker thread reports its address")
             .expect("the broker binds a loopback port");
         OurBroker {
-            addr,
+            addrs,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
     }
 
-    /// Where it listens.
+    /// Where its first listener (MQTT over TCP) listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
+    }
+
+    /// Where each listener listens, in the configuration's order.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 
     /// `mqtt://127.0.0.1:<port>`, the address form the client adapters take.
     pub fn url(&self) -> String {
-        format!("mqtt://{}", self.addr)
+        format!("mqtt://{}", self.addr())
     }
 }
 

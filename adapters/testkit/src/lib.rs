@@ -8,15 +8,18 @@
 //!   use it.
 //! - [`Relay`]: a TCP relay on loopback between a client and a broker that a
 //!   test can cut, stall or make refuse connections, to simulate outages.
+//! - [`TestCerts`]: a throw-away CA and server certificate for TLS tests.
 //!
 //! Everything is bounded in time and cleans up after itself on drop.
 
 mod broker;
 mod mosquitto;
+mod pki;
 mod relay;
 
 pub use crate::broker::OurBroker;
 pub use crate::mosquitto::{Mosquitto, MOSQUITTO};
+pub use crate::pki::TestCerts;
 pub use crate::relay::Relay;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -58,3 +58,27 @@ fn relay_reaches_the_broker_and_cuts() {
     let mut buf = [0u8; 4];
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
 }
+
+#[test]
+fn our_broker_reports_every_listener() {
+    let broker = OurBroker::start_with("[[listener]]\nbind = \"127.0.0.1:0\"\n");
+    assert_eq!(broker.addrs().len(), 2);
+    assert_ne!(broker.addrs()[0], broker.addrs()[1]);
+    assert_eq!(connack(broker.addrs()[1]), [0x20, 2, 0, 0]);
+}
+
+#[test]
+fn test_certificates_make_a_tls_listener() {
+    let certs = mqtt_testkit::TestCerts::generate();
+    let Some(m) =
+        Mosquitto::start_with_files(mqtt_testkit::TestCerts::MOSQUITTO_TLS, &certs.files())
+    else {
+        return;
+    };
+    // A plain CONNECT gets no CONNACK from a TLS listener.
+    let mut s = TcpStream::connect(m.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(CONNECT).unwrap();
+    let mut buf = [0u8; 4];
+    assert!(!matches!(s.read(&mut buf), Ok(4) if buf == [0x20, 2, 0, 0]));
+}

@@ -1,0 +1,84 @@
+//! TLS (rustls) against a real Mosquitto and the reference broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt_blocking::rustls;
+use mqtt_blocking::{Client, ConnectError, ConnectOptions, QoS};
+use mqtt_testkit::{unique, Mosquitto, OurBroker, TestCerts};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn trusting(certs: &TestCerts) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            certs.ca_der.clone(),
+        ))
+        .unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// Subscribes, publishes at QoS 0, 1 and 2 and receives each message.
+fn round_trip(options: ConnectOptions) {
+    let (client, incoming) = Client::connect(options.request_timeout(LIMIT)).expect("connect");
+    let topic = unique("tls");
+    client.subscribe(&topic, QoS::ExactlyOnce).unwrap();
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        client.publish(&topic, "secret", qos, false).unwrap();
+        let m = incoming.recv_message_timeout(LIMIT).expect("a message");
+        assert_eq!((&m.payload[..], m.qos), (&b"secret"[..], qos));
+    }
+    client.disconnect().unwrap();
+    assert!(incoming.recv_message_timeout(LIMIT).is_none());
+}
+
+#[test]
+fn tls_round_trip_with_mosquitto_and_refusal_of_an_unknown_ca() {
+    let certs = TestCerts::generate();
+    let Some(m) = Mosquitto::start_with_files(TestCerts::MOSQUITTO_TLS, &certs.files()) else {
+        return;
+    };
+    let port = m.addr().port();
+    round_trip(
+        ConnectOptions::new(&format!("mqtts://localhost:{port}"))
+            .unwrap()
+            .tls_config(trusting(&certs)),
+    );
+    round_trip(
+        ConnectOptions::new(&format!("mqtt://127.0.0.1:{port}"))
+            .unwrap()
+            .tls_config(trusting(&certs)),
+    );
+    // Mozilla's roots do not know the test CA.
+    let err = Client::connect(ConnectOptions::new(&format!("mqtts://127.0.0.1:{port}")).unwrap())
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Io(_)), "{err}");
+}
+
+#[test]
+fn tls_round_trip_with_our_broker() {
+    let certs = TestCerts::generate();
+    let dir = std::env::temp_dir().join(unique("mqtt-blocking-tls"));
+    certs.write_to(&dir).unwrap();
+    let broker = OurBroker::start_with(&format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"mqtts\"\ncertfile = \"{}\"\nkeyfile = \"{}\"\n",
+        dir.join("server.pem").display(),
+        dir.join("server.key").display()
+    ));
+    let port = broker.addrs()[1].port();
+    round_trip(
+        ConnectOptions::new(&format!("mqtts://127.0.0.1:{port}"))
+            .unwrap()
+            .tls_config(trusting(&certs)),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

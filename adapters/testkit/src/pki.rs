@@ -1,0 +1,70 @@
+//! A throw-away certificate authority and server certificate for TLS tests.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A test CA and a server certificate it signed for `localhost` and
+/// `127.0.0.1`, in the forms brokers and clients take.
+#[derive(Debug, Clone)]
+pub struct TestCerts {
+    /// The CA certificate, DER (for a rustls root store).
+    pub ca_der: Vec<u8>,
+    /// The CA certificate, PEM (for Mosquitto's `cafile`).
+    pub ca_pem: String,
+    /// The server certificate, PEM (Mosquitto's `certfile`).
+    pub server_pem: String,
+    /// The server's private key, PEM (Mosquitto's `keyfile`).
+    pub server_key_pem: String,
+}
+
+impl TestCerts {
+    /// Generates a fresh CA and server certificate.
+    pub fn generate() -> TestCerts {
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "mqtt-testkit CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("a self-signed CA");
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("a server key");
+        let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("server parameters");
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let server_cert = server
+            .signed_by(&key, &issuer)
+            .expect("a server certificate");
+        TestCerts {
+            ca_der: ca_cert.der().to_vec(),
+            ca_pem: ca_cert.pem(),
+            server_pem: server_cert.pem(),
+            server_key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// The files Mosquitto's TLS options name, for
+    /// [`Mosquitto::start_with_files`](crate::Mosquitto::start_with_files)
+    /// with [`TestCerts::MOSQUITTO_TLS`].
+    pub fn files(&self) -> [(&'static str, &[u8]); 3] {
+        [
+            ("ca.pem", self.ca_pem.as_bytes()),
+            ("server.pem", self.server_pem.as_bytes()),
+            ("server.key", self.server_key_pem.as_bytes()),
+        ]
+    }
+
+    /// Writes `ca.pem`, `server.pem` and `server.key` into `dir` (created if
+    /// missing), for a broker that reads them from files.
+    pub fn write_to(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (name, contents) in self.files() {
+            std::fs::write(dir.join(name), contents)?;
+        }
+        Ok(())
+    }
+
+    /// Mosquitto listener lines that turn on TLS with [`TestCerts::files`].
+    pub const MOSQUITTO_TLS: &'static str =
+        "cafile {dir}/ca.pem\ncertfile {dir}/server.pem\nkeyfile {dir}/server.key";
+}

@@ -1,0 +1,110 @@
+//! TLS and WebSocket transports, against a real Mosquitto.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt_testkit::{unique, Mosquitto, OurBroker, TestCerts};
+use mqtt_tokio::rustls;
+use mqtt_tokio::{Client, ConnectError, ConnectOptions, QoS};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn trusting(certs: &TestCerts) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            certs.ca_der.clone(),
+        ))
+        .unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// Subscribes, publishes at QoS 1 and receives the message over `options`.
+async fn round_trip(options: ConnectOptions) {
+    let (client, mut incoming) = tokio::time::timeout(LIMIT, Client::connect(options))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let topic = unique("transport");
+    client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+    client
+        .publish(&topic, "over the wire", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(LIMIT, incoming.recv_message())
+        .await
+        .expect("a message in time")
+        .unwrap();
+    assert_eq!(&m.payload[..], b"over the wire");
+    client.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_round_trip_with_a_trusted_ca_and_refusal_of_an_unknown_one() {
+    let certs = TestCerts::generate();
+    let Some(m) = Mosquitto::start_with_files(TestCerts::MOSQUITTO_TLS, &certs.files()) else {
+        return;
+    };
+    let port = m.addr().port();
+    // mqtts:// with the test CA trusted.
+    let options = ConnectOptions::new(&format!("mqtts://localhost:{port}"))
+        .unwrap()
+        .tls_config(trusting(&certs));
+    round_trip(options).await;
+    // An IP address as the server name works as well (the certificate names it).
+    let options = ConnectOptions::new(&format!("mqtt://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(trusting(&certs));
+    assert!(options.address().is_tls(), "tls_config switches to TLS");
+    round_trip(options).await;
+    // Mozilla's roots do not know the test CA.
+    let options = ConnectOptions::new(&format!("mqtts://localhost:{port}")).unwrap();
+    let err = Client::connect(options).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Io(_)), "{err}");
+    // Plain MQTT to a TLS listener gets no CONNACK.
+    let options = ConnectOptions::new(&format!("mqtt://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(1));
+    assert!(Client::connect(options).await.is_err());
+}
+
+// Mosquitto's WebSocket listener does not start in every environment
+// (libwebsockets), so WebSocket runs against the reference broker.
+
+#[tokio::test]
+async fn websocket_round_trip() {
+    let broker = OurBroker::start_with("[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"ws\"\n");
+    let port = broker.addrs()[1].port();
+    let options = ConnectOptions::new(&format!("ws://127.0.0.1:{port}/mqtt")).unwrap();
+    round_trip(options).await;
+    // A path the broker does not serve fails the upgrade.
+    let options = ConnectOptions::new(&format!("ws://127.0.0.1:{port}/elsewhere")).unwrap();
+    let err = Client::connect(options).await.unwrap_err();
+    assert!(matches!(err, ConnectError::WebSocket(_)), "{err}");
+}
+
+#[tokio::test]
+async fn websocket_over_tls_round_trip() {
+    let certs = TestCerts::generate();
+    let dir = std::env::temp_dir().join(unique("mqtt-tokio-wss"));
+    certs.write_to(&dir).unwrap();
+    let broker = OurBroker::start_with(&format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"wss\"\ncertfile = \"{}\"\nkeyfile = \"{}\"\n",
+        dir.join("server.pem").display(),
+        dir.join("server.key").display()
+    ));
+    let port = broker.addrs()[1].port();
+    let options = ConnectOptions::new(&format!("wss://localhost:{port}/mqtt"))
+        .unwrap()
+        .tls_config(trusting(&certs));
+    round_trip(options).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
