@@ -91,6 +91,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    raise_open_files_limit();
 
     let mut config = match &args.config {
         Some(path) => match Config::load(path) {
@@ -146,6 +147,16 @@ fn main() -> ExitCode {
         info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// Every connection is a file descriptor: the soft limit (often 1024) is
+/// raised to the hard one, so the connection limit, not the process limit,
+/// decides how many clients the broker holds.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => info!(open_files = n, "open file limit"),
+        Err(e) => warn!(error = %e, "cannot raise the open file limit"),
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
