@@ -359,7 +359,9 @@ impl Driver {
 
     async fn open(&self) -> Result<Transport, ConnectError> {
         let timeout = self.config.connect_timeout;
-        tokio::time::timeout(timeout, transport::open(&self.address, self.tls.as_ref()))
+        let max_packet_size = self.config.limits.max_packet_size;
+        let open = transport::open(&self.address, self.tls.as_ref(), max_packet_size);
+        tokio::time::timeout(timeout, open)
             .await
             .unwrap_or(Err(ConnectError::Timeout(timeout)))
     }

@@ -10,7 +10,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::{Message as WsMessage, WebSocketConfig};
 
 use crate::error::ConnectError;
 use crate::options::{Address, Scheme};
@@ -29,6 +29,7 @@ const WS_PIPE: usize = 64 * 1024;
 pub(crate) async fn open(
     address: &Address,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    max_packet_size: u32,
 ) -> Result<Transport, ConnectError> {
     let tcp = TcpStream::connect((address.host.as_str(), address.port)).await?;
     // MQTT packets are small and latency matters more than batching.
@@ -36,10 +37,10 @@ pub(crate) async fn open(
     match address.scheme {
         Scheme::Tcp => Ok(Box::pin(tcp)),
         Scheme::Tls => Ok(Box::pin(tls_connect(address, tls, tcp).await?)),
-        Scheme::WebSocket => websocket(address, tcp).await,
+        Scheme::WebSocket => websocket(address, tcp, max_packet_size).await,
         Scheme::WebSocketTls => {
             let stream = tls_connect(address, tls, tcp).await?;
-            websocket(address, stream).await
+            websocket(address, stream, max_packet_size).await
         }
     }
 }
@@ -76,7 +77,11 @@ async fn tls_connect(
 
 /// The WebSocket upgrade with subprotocol `mqtt`, then a task that turns
 /// binary WebSocket messages into a byte stream and back.
-async fn websocket<S>(address: &Address, stream: S) -> Result<Transport, ConnectError>
+async fn websocket<S>(
+    address: &Address,
+    stream: S,
+    max_packet_size: u32,
+) -> Result<Transport, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -94,7 +99,15 @@ where
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
-    let (ws, response) = tokio_tungstenite::client_async(request, stream)
+    // No WebSocket message needs to be larger than the largest MQTT packet
+    // accepted (plus its fixed header): a peer cannot make us buffer more.
+    let limit = usize::try_from(max_packet_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(5);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let (ws, response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
     let agreed = response
