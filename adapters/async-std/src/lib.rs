@@ -54,4 +54,4 @@ pub use mqtt_session::mqtt_codec::{
     DisconnectProps, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,
     SubscriptionOptions, WillProps,
 };
-pub use mqtt_session::{Backoff, Close, Message, MessageProps, ServerCaps};
+pub use mqtt_session::{Backoff, Close, Initiator, Message, MessageProps, ServerCaps};
