@@ -287,6 +287,48 @@ fn subscribe_failure_is_reported_per_filter() {
     client.disconnect().unwrap();
 }
 
+/// The reference broker with an ACL file letting anonymous clients read
+/// `open/#` only; the directory holding the file is removed by the caller.
+fn our_broker_refusing_subscriptions() -> (OurBroker, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(unique("mqtt-acl"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("acl"), "topic read open/#\n").unwrap();
+    let broker = OurBroker::start_with(&format!(
+        "[auth]\nacl_file = \"{}\"\n",
+        dir.join("acl").display()
+    ));
+    (broker, dir)
+}
+
+#[test]
+fn subscribe_failure_is_reported_per_filter_by_our_broker() {
+    let (broker, dir) = our_broker_refusing_subscriptions();
+    for version in [ProtocolVersion::V5, ProtocolVersion::V311] {
+        let (client, _) = connect(&broker.url(), version);
+        let results = client
+            .subscribe_with(
+                &[
+                    ("open/x", SubscriptionOptions::new(QoS::AtLeastOnce)),
+                    ("closed/x", SubscriptionOptions::new(QoS::AtLeastOnce)),
+                ],
+                None,
+            )
+            .unwrap();
+        let refused = if version == ProtocolVersion::V5 {
+            ReasonCode::NOT_AUTHORIZED
+        } else {
+            ReasonCode::UNSPECIFIED_ERROR
+        };
+        assert_eq!(
+            results,
+            vec![Ok(QoS::AtLeastOnce), Err(refused)],
+            "{version:?}"
+        );
+        client.disconnect().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_subscription_the_broker_calls_a_protocol_error_ends_the_connection() {
     // A shared subscription with No Local is a protocol error [MQTT-3.8.3-4].

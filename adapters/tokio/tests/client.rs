@@ -296,6 +296,50 @@ fn mosquitto_refusing_subscriptions() -> Option<Mosquitto> {
     )
 }
 
+/// The reference broker with an ACL file letting anonymous clients read
+/// `open/#` only; the directory holding the file is removed by the caller.
+fn our_broker_refusing_subscriptions() -> (OurBroker, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(unique("mqtt-acl"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("acl"), "topic read open/#\n").unwrap();
+    let broker = OurBroker::start_with(&format!(
+        "[auth]\nacl_file = \"{}\"\n",
+        dir.join("acl").display()
+    ));
+    (broker, dir)
+}
+
+#[tokio::test]
+async fn subscribe_failure_is_reported_per_filter_by_our_broker() {
+    let (broker, dir) = our_broker_refusing_subscriptions();
+    for version in [ProtocolVersion::V5, ProtocolVersion::V311] {
+        let (client, _) = connect(&broker.url(), version).await;
+        let results = client
+            .subscribe_with(
+                &[
+                    ("open/x", SubscriptionOptions::new(QoS::AtLeastOnce)),
+                    ("closed/x", SubscriptionOptions::new(QoS::AtLeastOnce)),
+                ],
+                None,
+            )
+            .await
+            .unwrap();
+        // 3.1.1 has one failure code, 0x80.
+        let refused = if version == ProtocolVersion::V5 {
+            ReasonCode::NOT_AUTHORIZED
+        } else {
+            ReasonCode::UNSPECIFIED_ERROR
+        };
+        assert_eq!(
+            results,
+            vec![Ok(QoS::AtLeastOnce), Err(refused)],
+            "{version:?}"
+        );
+        client.disconnect().await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn subscribe_failure_is_reported_per_filter() {
     let Some(m) = mosquitto_refusing_subscriptions() else {
