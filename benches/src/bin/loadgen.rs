@@ -97,6 +97,14 @@ struct Args {
     /// and acknowledgements.
     #[arg(long, default_value_t = 10.0)]
     drain: f64,
+    /// Seconds without a delivery, once publishing is over, after which a
+    /// subscriber stops waiting for the rest (counted as lost).
+    #[arg(long, default_value_t = 3.0)]
+    idle: f64,
+    /// Messages per second of each publisher in the throughput scenarios
+    /// (default: as fast as the window and the socket allow).
+    #[arg(long)]
+    pub_rate: Option<f64>,
     /// Keep alive of every connection, seconds; idle connections ping at half of it.
     #[arg(long, default_value_t = 30)]
     keep_alive: u16,
@@ -172,6 +180,14 @@ struct Topology {
 
 /// The publishers and subscribers of a message scenario.
 fn topology(args: &Args) -> Topology {
+    let mut t = shape(args);
+    if let (None, Some(rate)) = (t.period, args.pub_rate) {
+        t.period = Some(Duration::from_secs_f64(1.0 / rate));
+    }
+    t
+}
+
+fn shape(args: &Args) -> Topology {
     let p = &args.topic_prefix;
     match args.scenario {
         Scenario::FanIn | Scenario::Qos2 => Topology {
@@ -265,6 +281,8 @@ fn main() -> ExitCode {
     let in_range = (0.0..=3600.0).contains(&args.duration)
         && args.duration > 0.0
         && (0.0..=600.0).contains(&args.drain)
+        && (0.0..=600.0).contains(&args.idle)
+        && args.pub_rate.is_none_or(|r| r > 0.0 && r <= 10_000_000.0)
         && (0.0..=10_000_000.0).contains(&args.rate)
         && args.rate > 0.0;
     if !in_range {
@@ -461,8 +479,9 @@ async fn messages(args: &Args, summary: &mut Summary) -> Result<u64, ScenarioErr
             publishers,
             base,
             state: state.clone(),
-            idle: Duration::from_secs(2).min(drain.max(Duration::from_millis(100))),
-            deadline: deadline + Duration::from_secs(1),
+            idle: Duration::from_secs_f64(args.idle).min(drain.max(Duration::from_millis(100))),
+            // After the publishers' own deadline and their DISCONNECT.
+            deadline: deadline + Duration::from_secs(3),
         };
         sub_tasks.spawn(run_subscriber(conn, plan));
     }
@@ -733,6 +752,15 @@ mod tests {
         let t = topology(&args(&["--scenario", "latency", "--rate", "1000"]));
         assert_eq!(t.period, Some(Duration::from_millis(1)));
         assert_eq!(t.subscriptions.len(), 1);
+        let t = topology(&args(&["--scenario", "latency", "--pub-rate", "10"]));
+        assert_eq!(
+            t.period,
+            Some(Duration::from_millis(1)),
+            "--rate wins for latency"
+        );
+        let t = topology(&args(&["--scenario", "pairs", "--pub-rate", "200"]));
+        assert_eq!(t.period, Some(Duration::from_millis(5)));
+        assert_eq!(topology(&args(&["--scenario", "pairs"])).period, None);
 
         let a = args(&["--scenario", "qos2", "--qos", "0"]);
         assert_eq!(qos_of(&a), QoS::ExactlyOnce, "qos2 is always QoS 2");
