@@ -400,7 +400,7 @@ impl Connection<Client> {
         for e in session.inflight.drain(..) {
             match e {
                 Inflight::Publish(o) => restart.push(o),
-                Inflight::PubRel(id) => completed.push(id),
+                Inflight::PubRel(id, _) => completed.push(id),
             }
         }
         for o in restart.into_iter().rev() {

@@ -874,7 +874,7 @@ impl<R: Role> Connection<R> {
                     let qos = QosPid::from_qos(o.fwd.qos, o.id);
                     self.push_publish(now, &o.msg, qos, &o.fwd, true);
                 }
-                Inflight::PubRel(id) => self.tx.push_back(Packet::PubRel(Ack::new(id))),
+                Inflight::PubRel(id, _) => self.tx.push_back(Packet::PubRel(Ack::new(id))),
             }
         }
         for (msg, fwd) in offline {
@@ -940,12 +940,12 @@ impl<R: Role> Connection<R> {
                         R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
                         self.fill_window(now);
                     } else {
-                        session.inflight[i] = Inflight::PubRel(ack.id);
+                        session.inflight[i] = Inflight::PubRel(ack.id, ack.reason);
                         self.tx.push_back(Packet::PubRel(Ack::new(ack.id)));
                     }
                 }
                 // A repeated PUBREC: answer it again.
-                Inflight::PubRel(_) => self.tx.push_back(Packet::PubRel(Ack::new(ack.id))),
+                Inflight::PubRel(..) => self.tx.push_back(Packet::PubRel(Ack::new(ack.id))),
                 Inflight::Publish(_) => {}
             },
             None if v5 => self.tx.push_back(Packet::PubRel(Ack::with_reason(
@@ -963,12 +963,19 @@ impl<R: Role> Connection<R> {
         let Some(i) = session.find_inflight(ack.id) else {
             return;
         };
-        if !matches!(session.inflight[i], Inflight::PubRel(_)) {
+        let Inflight::PubRel(_, received) = session.inflight[i] else {
             return;
-        }
+        };
         session.inflight.remove(i);
         session.release_id(ack.id);
-        R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
+        // PUBCOMP's own reason wins when it reports a failure; otherwise the
+        // PUBREC's (0x10 No matching subscribers travels in PUBREC only).
+        let reason = if ack.reason.is_error() {
+            ack.reason
+        } else {
+            received
+        };
+        R::on_outbound_complete(self, ack.id, reason, ack.props);
         self.fill_window(now);
     }
 

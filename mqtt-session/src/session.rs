@@ -2,7 +2,7 @@
 
 use alloc::collections::{BTreeSet, VecDeque};
 
-use mqtt_codec::{PacketId, QoS};
+use mqtt_codec::{PacketId, QoS, ReasonCode};
 
 use crate::error::DeliverError;
 use crate::message::{Forward, Message};
@@ -24,15 +24,17 @@ pub(crate) struct Outgoing {
 pub(crate) enum Inflight {
     /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
     Publish(Outgoing),
-    /// PUBREL sent, waiting for PUBCOMP; the message itself is no longer needed.
-    PubRel(PacketId),
+    /// PUBREL sent, waiting for PUBCOMP; the message itself is no longer
+    /// needed. The PUBREC's reason (success or 0x10 No matching subscribers)
+    /// is kept to report with the completion.
+    PubRel(PacketId, ReasonCode),
 }
 
 impl Inflight {
     pub(crate) fn id(&self) -> PacketId {
         match self {
             Inflight::Publish(o) => o.id,
-            Inflight::PubRel(id) => *id,
+            Inflight::PubRel(id, _) => *id,
         }
     }
 }

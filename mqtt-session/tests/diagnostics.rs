@@ -366,3 +366,36 @@ fn an_expired_in_flight_message_is_resent_with_a_non_zero_interval() {
     assert!(resent[0].dup);
     assert_eq!(resent[0].props.message_expiry_interval, Some(1));
 }
+
+/// Section 3.5.2.1: 0x10 No matching subscribers travels in PUBREC; the
+/// publisher hears it when the QoS 2 flow completes with PUBCOMP.
+#[test]
+fn a_qos_2_publish_without_subscribers_completes_with_0x10() {
+    let mut p = Pair::connected(V5);
+    let id = p
+        .client
+        .publish(p.now, msg("t", "1", QoS::ExactlyOnce))
+        .unwrap()
+        .unwrap();
+    p.pump();
+    p.server
+        .ack(id, ReasonCode::NO_MATCHING_SUBSCRIBERS)
+        .unwrap();
+    p.pump();
+    assert!(
+        p.s2c.iter().any(|x| matches!(x, Packet::PubComp(_))),
+        "{:?}",
+        p.s2c
+    );
+    let got: Vec<_> = p
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Published {
+                id: done, reason, ..
+            } if *done == id => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [ReasonCode::NO_MATCHING_SUBSCRIBERS]);
+}
