@@ -13,6 +13,8 @@ use mqtt_router::broker::{BrokerConfig, QueueFullPolicy};
 use mqtt_session::{Limits, ServerConfig};
 use serde::Deserialize;
 
+pub use crate::bridge::{BridgeConfig, BridgeProtocol, Direction, TopicRuleConfig};
+
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -50,6 +52,10 @@ pub struct Config {
     pub sys: SysConfig,
     /// Password and ACL files; see [`AuthConfig`].
     pub auth: AuthConfig,
+    /// Bridges to other brokers (`[[bridge]]`; default: none); see
+    /// [`BridgeConfig`].
+    #[serde(rename = "bridge")]
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// One listening socket.
@@ -349,6 +355,7 @@ impl Config {
                 "limits.queue_full must be \"oldest\" or \"new\"".into(),
             ));
         }
+        crate::bridge::check_all(&self.bridges)?;
         Ok(())
     }
 

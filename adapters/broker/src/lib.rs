@@ -19,6 +19,7 @@
 
 pub mod acl;
 pub mod auth;
+pub mod bridge;
 pub mod config;
 pub mod passwd;
 mod server;
@@ -60,6 +61,11 @@ impl Server {
     /// Who may connect, publish and subscribe comes from the configuration's
     /// `[auth]` section ([`FilePolicy`]); a password or ACL file that cannot
     /// be used is an error of kind `InvalidInput` wrapping an [`AuthError`].
+    ///
+    /// Each `[[bridge]]` starts with the server (see [`bridge`]); a bridge's
+    /// TLS file that cannot be used is an error of kind `InvalidInput`
+    /// wrapping a [`bridge::BridgeTlsError`]. An unreachable remote broker
+    /// is not an error: the bridge keeps trying.
     pub async fn start(config: Config, seed: u64) -> std::io::Result<Server> {
         let policy = FilePolicy::load(&config.auth)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -81,6 +87,12 @@ impl Server {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
             transports.push((l.bind, transport));
         }
+        // Bridges' TLS files are read now, so a bad one stops the start.
+        let bridges = config
+            .bridges
+            .iter()
+            .map(bridge::Prepared::new)
+            .collect::<std::io::Result<Vec<_>>>()?;
         let listeners = server::bind(transports).await?;
         let local_addrs = listeners
             .iter()
@@ -97,6 +109,7 @@ impl Server {
             listeners,
             admission,
             shutdown.clone(),
+            bridges,
         ));
         Ok(Server {
             local_addrs,

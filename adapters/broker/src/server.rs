@@ -18,6 +18,12 @@
 //! [`CHUNK_BUDGET`] bytes a chunk). A connection whose write channel is full is
 //! not polled until its writer has caught up: its packets wait inside the
 //! core, where the session's bounded queue limits them.
+//!
+//! Bridges ([`crate::bridge`]) have their local end here too, as in-process
+//! clients of the core with no socket: where the core would write to a
+//! connection that is a bridge's local end, it hands the packets to that
+//! client instead ([`Bridges::write`]), and messages from the bridges'
+//! remote tasks arrive on their own channel.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tracing::{debug, info, warn};
 
+use crate::bridge::{Bridges, Prepared};
 use crate::transport::{Accepted, Transport};
 
 /// Smallest and largest room a read is given: an idle connection holds a
@@ -117,13 +124,14 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
     listeners: Vec<BoundListener>,
     admission: Admission,
     shutdown: Arc<Notify>,
+    bridges: Vec<Prepared>,
 ) {
     let (to_core, from_conns) = mpsc::channel::<ToCore>(4096);
     for listener in listeners {
         tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
     }
     drop(to_core);
-    core(config, policy, from_conns, shutdown).await;
+    core(config, policy, from_conns, shutdown, bridges).await;
 }
 
 async fn accept_loop(listener: BoundListener, admission: Admission, to_core: mpsc::Sender<ToCore>) {
@@ -319,50 +327,71 @@ async fn core<P: Policy + Send + 'static>(
     policy: P,
     mut rx: mpsc::Receiver<ToCore>,
     shutdown: Arc<Notify>,
+    bridges: Vec<Prepared>,
 ) {
     let clock = Clock(tokio::time::Instant::now());
+    let sys_every = config.sys_interval;
     let mut broker = Broker::new(config, policy);
+    let (mut bridges, mut from_bridges) =
+        Bridges::start(bridges, sys_every, &mut broker, clock.now());
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
     let mut blocked: Vec<ConnId> = Vec::new();
     let mut stopping = false;
     loop {
-        let deadline = broker
-            .poll_timeout()
+        let deadline = [broker.poll_timeout(), bridges.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|t| clock.to_tokio(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
-                handle(&mut broker, &mut conns, &mut blocked, clock, cmd);
+                handle(&mut broker, &mut conns, &mut blocked, &mut bridges, clock, cmd);
                 // Take what is already queued before writing, so one write
                 // carries all the packets this batch made for a connection.
                 for _ in 0..BATCH {
                     match rx.try_recv() {
-                        Ok(cmd) => handle(&mut broker, &mut conns, &mut blocked, clock, cmd),
+                        Ok(cmd) => handle(&mut broker, &mut conns, &mut blocked, &mut bridges, clock, cmd),
                         Err(_) => break,
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => broker.handle_timeout(clock.now()),
+            Some(msg) = from_bridges.recv() => {
+                bridges.handle_inbound(&mut broker, msg, clock.now());
+                for _ in 0..BATCH {
+                    match from_bridges.try_recv() {
+                        Ok(msg) => bridges.handle_inbound(&mut broker, msg, clock.now()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                broker.handle_timeout(clock.now());
+                bridges.handle_timeout(&mut broker, clock.now());
+            }
             _ = shutdown.notified(), if !stopping => {
                 stopping = true;
+                bridges.stop();
                 info!(connections = broker.connection_count(), "shutting down");
                 for id in broker.connections() {
                     broker.close(id, clock.now(), ReasonCode::SERVER_SHUTTING_DOWN);
                 }
             }
         }
-        flush(&mut broker, &mut conns, &mut blocked, clock);
+        flush(&mut broker, &mut conns, &mut blocked, &mut bridges, clock);
         if stopping && conns.is_empty() {
             break;
         }
     }
+    bridges.join().await;
 }
 
 fn handle<P: Policy>(
     broker: &mut Broker<P>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     blocked: &mut Vec<ConnId>,
+    bridges: &mut Bridges,
     clock: Clock,
     cmd: ToCore,
 ) {
@@ -401,7 +430,7 @@ fn handle<P: Policy>(
         ToCore::Writable(id) => {
             if let Some(i) = blocked.iter().position(|b| *b == id) {
                 blocked.swap_remove(i);
-                write_one(broker, conns, blocked, clock, id);
+                write_one(broker, conns, blocked, bridges, clock, id);
             }
         }
     }
@@ -412,19 +441,24 @@ fn flush<P: Policy>(
     broker: &mut Broker<P>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     blocked: &mut Vec<ConnId>,
+    bridges: &mut Bridges,
     clock: Clock,
 ) {
     while let Some(id) = broker.poll_writable() {
         if !blocked.contains(&id) {
-            write_one(broker, conns, blocked, clock, id);
+            write_one(broker, conns, blocked, bridges, clock, id);
         }
     }
     while let Some(ev) = broker.poll_event() {
         // `BrokerEvent` is non-exhaustive: other events are not acted on here.
         if let BrokerEvent::Closed { id, close } = ev {
+            if bridges.owns(id) {
+                bridges.closed(broker, id, close.reason, clock.now());
+                continue;
+            }
             debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
             // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
-            write_one(broker, conns, blocked, clock, id);
+            write_one(broker, conns, blocked, bridges, clock, id);
             if let Some(h) = conns.get_mut(&id) {
                 h.closing = true;
                 let _ = h.writer.try_send(ToConn::Close);
@@ -439,10 +473,16 @@ fn write_one<P: Policy>(
     broker: &mut Broker<P>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     blocked: &mut Vec<ConnId>,
+    bridges: &mut Bridges,
     clock: Clock,
     id: ConnId,
 ) {
     let now = clock.now();
+    if bridges.owns(id) {
+        // A bridge's local end: its packets go to its in-process client.
+        bridges.write(broker, id, now);
+        return;
+    }
     let Some(h) = conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.
         let mut sink = Vec::new();

@@ -1,0 +1,313 @@
+//! The remote end of a bridge: an `mqtt-tokio` client of the other broker,
+//! in its own task. It reconnects with backoff and keeps a persistent
+//! session, so QoS 1/2 messages in flight are resent after a cut; it
+//! publishes what the local end hands it and hands the local end what the
+//! remote broker sends.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use mqtt_codec::QoS;
+use mqtt_session::Backoff;
+use mqtt_tokio::{
+    Client, ClientError, ConnectError, ConnectOptions, Event, Incoming, RetainHandling,
+    SubscribeResult, SubscriptionOptions,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::{Counters, Crossing, Prepared, RateLimited, Rules, State};
+
+/// How often the same kind of trouble is logged at warn level.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a stopping bridge waits for the remote broker to take its
+/// DISCONNECT.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
+
+/// The client options of a bridge's remote end.
+pub(super) fn options(p: &super::BridgeConfig) -> Result<ConnectOptions, ConnectError> {
+    let version = p.protocol.version();
+    let mut o = ConnectOptions::new(&p.address)?
+        .version(version)
+        .client_id(&p.client_id())
+        .clean_start(p.clean_start)
+        .keep_alive(p.keep_alive)
+        .reconnect(Backoff::new(
+            Duration::from_secs_f64(p.reconnect_delay),
+            Duration::from_secs_f64(p.reconnect_delay_max),
+        ));
+    if version.is_v5() {
+        o = o.session_expiry(p.session_expiry);
+    }
+    if let Some(user) = &p.username {
+        o = o.credentials(user, p.password.as_deref().map(str::as_bytes));
+    }
+    let c = o.session_config();
+    // Mosquitto's try_private: the remote broker sends a 3.1.1 bridge none
+    // of its own messages back (5.0 bridges subscribe with No Local).
+    c.bridge = !version.is_v5();
+    // What the bridge hands the client never exceeds the queue limit, so
+    // the client never refuses it for a full queue.
+    c.limits.max_queued = p.queue_limit;
+    Ok(o)
+}
+
+/// How a connection of the remote end ended.
+enum Ended {
+    /// The bridge is stopping.
+    Stopped,
+    /// The client gave up; start over with a new one.
+    Lost,
+}
+
+type Subscribing = Pin<Box<dyn Future<Output = Result<Vec<SubscribeResult>, ClientError>> + Send>>;
+
+/// The remote end's task.
+pub(super) struct Remote {
+    pub(super) index: usize,
+    pub(super) prepared: Prepared,
+    pub(super) counters: Arc<Counters>,
+    /// Messages from the local end, remapped.
+    pub(super) outbound: mpsc::Receiver<Crossing>,
+    /// Messages for the local end, remapped, with this bridge's index.
+    pub(super) inbound: mpsc::Sender<(usize, Crossing)>,
+    /// Resolves (sent or dropped) when the bridge must stop.
+    pub(super) stop: oneshot::Receiver<()>,
+}
+
+impl Remote {
+    fn name(&self) -> &str {
+        &self.prepared.config.name
+    }
+
+    fn rules(&self) -> &Rules {
+        &self.prepared.rules
+    }
+
+    pub(super) async fn run(mut self) {
+        let config = &self.prepared.config;
+        let mut backoff = Backoff::new(
+            Duration::from_secs_f64(config.reconnect_delay),
+            Duration::from_secs_f64(config.reconnect_delay_max),
+        );
+        let mut failures = RateLimited::new(WARN_EVERY);
+        loop {
+            self.counters.set_state(State::Reconnecting);
+            let attempt = tokio::select! {
+                r = Client::connect(self.prepared.options.clone()) => r,
+                _ = &mut self.stop => break,
+            };
+            match attempt {
+                Ok((client, incoming)) => {
+                    backoff.reset();
+                    match self.serve(client, incoming).await {
+                        Ended::Stopped => break,
+                        Ended::Lost => {}
+                    }
+                }
+                Err(error) => {
+                    if let Some(attempts) = failures.hit() {
+                        warn!(
+                            bridge = self.name(),
+                            address = %self.prepared.config.address,
+                            %error,
+                            attempts,
+                            "bridge cannot connect to the remote broker; retrying"
+                        );
+                    }
+                    let delay = backoff.next_delay(random());
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = &mut self.stop => break,
+                    }
+                }
+            }
+        }
+        self.counters.set_state(State::Stopped);
+        info!(bridge = self.name(), "bridge stopped");
+    }
+
+    /// Serves one client (which reconnects by itself) until it is done or the
+    /// bridge stops.
+    async fn serve(&mut self, client: Client, mut incoming: Incoming) -> Ended {
+        let limit = self.prepared.config.queue_limit;
+        let mut publishes = FuturesUnordered::new();
+        let mut subscribing: Option<Subscribing> = None;
+        let mut need_subscribe = true;
+        let mut max_qos = QoS::ExactlyOnce;
+        let mut refused = RateLimited::new(WARN_EVERY);
+        loop {
+            tokio::select! {
+                _ = &mut self.stop => {
+                    let _ = tokio::time::timeout(DISCONNECT_GRACE, client.disconnect()).await;
+                    self.forget(publishes.len());
+                    return Ended::Stopped;
+                }
+                event = incoming.recv() => match event {
+                    None => {
+                        info!(bridge = self.name(), "bridge client ended; starting over");
+                        self.forget(publishes.len());
+                        return Ended::Lost;
+                    }
+                    Some(Event::Connected { session_present, caps }) => {
+                        self.counters.set_state(State::Connected);
+                        info!(
+                            bridge = self.name(),
+                            address = %self.prepared.config.address,
+                            session_present,
+                            "bridge connected"
+                        );
+                        max_qos = caps.maximum_qos;
+                        // Subscriptions live in the session: made again
+                        // only when the remote broker did not keep it.
+                        if need_subscribe || !session_present {
+                            need_subscribe = true;
+                            subscribing = self.subscribe(&client);
+                            if subscribing.is_none() {
+                                need_subscribe = false;
+                            }
+                        }
+                    }
+                    Some(Event::Disconnected { close, reconnecting }) => {
+                        self.counters.set_state(State::Reconnecting);
+                        info!(
+                            bridge = self.name(),
+                            reason = %close.reason,
+                            initiator = ?close.initiator,
+                            reconnecting,
+                            "bridge disconnected"
+                        );
+                    }
+                    Some(Event::ReconnectFailed { error }) => {
+                        debug!(bridge = self.name(), %error, "bridge reconnection failed");
+                    }
+                    Some(Event::Message { message, .. }) => {
+                        let Some(topic) = self.rules().incoming(&message.topic) else {
+                            debug!(bridge = self.name(), topic = %message.topic.as_str(), "no rule carries this topic in");
+                            continue;
+                        };
+                        let mut message = message;
+                        message.topic = topic;
+                        // Waiting here holds back the client's reads: the
+                        // remote broker then keeps what the core has no room for.
+                        let crossing = Crossing::new(message, client.now());
+                        if self.inbound.send((self.index, crossing)).await.is_err() {
+                            self.forget(publishes.len());
+                            return Ended::Stopped;
+                        }
+                    }
+                    Some(_) => {}
+                },
+                Some(crossing) = self.outbound.recv(), if publishes.len() < limit => {
+                    let mut message = crossing.into_message(client.now());
+                    message.qos = message.qos.min(max_qos);
+                    let c = client.clone();
+                    publishes.push(async move { c.publish_message(message).await });
+                }
+                Some(result) = publishes.next(), if !publishes.is_empty() => {
+                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                    match result {
+                        Ok(_) => {
+                            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                            if let Some(count) = refused.hit() {
+                                warn!(bridge = self.name(), %error, count, "the remote broker did not take a bridged message");
+                            }
+                        }
+                    }
+                }
+                result = maybe(&mut subscribing) => {
+                    subscribing = None;
+                    match result {
+                        Ok(results) => {
+                            need_subscribe = false;
+                            self.report_subscriptions(&results);
+                        }
+                        // Lost with the connection: made again on the next one.
+                        Err(error) => debug!(bridge = self.name(), %error, "bridge subscription not answered"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts subscribing to the remote filters of the `in` rules (none:
+    /// `None`).
+    fn subscribe(&self, client: &Client) -> Option<Subscribing> {
+        let v5 = self.prepared.config.protocol.version().is_v5();
+        let filters: Vec<(String, SubscriptionOptions)> = self
+            .rules()
+            .remote_subscriptions()
+            .into_iter()
+            .map(|(f, qos)| {
+                let mut o = SubscriptionOptions::new(qos);
+                // What try_private does for a 3.1.1 bridge: nothing the bridge
+                // publishes comes back, and retained flags cross as published.
+                o.no_local = v5;
+                o.retain_as_published = v5;
+                o.retain_handling = RetainHandling::SendAtSubscribe;
+                (f.as_str().to_owned(), o)
+            })
+            .collect();
+        if filters.is_empty() {
+            return None;
+        }
+        let client = client.clone();
+        Some(Box::pin(async move {
+            let refs: Vec<(&str, SubscriptionOptions)> =
+                filters.iter().map(|(f, o)| (f.as_str(), *o)).collect();
+            client.subscribe_with(&refs, None).await
+        }))
+    }
+
+    fn report_subscriptions(&self, results: &[SubscribeResult]) {
+        let filters = self.rules().remote_subscriptions();
+        for ((filter, _), result) in filters.iter().zip(results) {
+            match result {
+                Ok(qos) => debug!(
+                    bridge = self.name(),
+                    filter = filter.as_str(),
+                    ?qos,
+                    "bridge subscribed at the remote broker"
+                ),
+                Err(reason) => warn!(
+                    bridge = self.name(),
+                    filter = filter.as_str(),
+                    reason = %reason,
+                    "the remote broker refused the bridge's subscription"
+                ),
+            }
+        }
+    }
+
+    /// Publishes that will never complete (the client is gone): no longer
+    /// queued, and counted as dropped.
+    fn forget(&self, n: usize) {
+        if n > 0 {
+            self.counters.queued.fetch_sub(n, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Awaits the future in `slot`, or never when there is none.
+async fn maybe<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
+    match slot {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A random number for the backoff's jitter, from the standard library's
+/// randomly keyed hasher.
+fn random() -> u32 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now()) as u32
+}
