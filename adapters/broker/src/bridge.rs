@@ -882,6 +882,76 @@ mod tests {
     }
 
     #[test]
+    fn a_bridge_is_read_with_its_defaults() {
+        let c = crate::Config::from_toml(
+            "[[bridge]]\nname = \"b\"\naddress = \"mqtt://h:1884\"\n\
+             [[bridge.topic]]\ntopic = \"a/#\"\n",
+        )
+        .unwrap();
+        let b = &c.bridges[0];
+        assert_eq!(b.protocol, BridgeProtocol::V311);
+        assert_eq!(b.keep_alive, 60);
+        assert!(!b.clean_start);
+        assert_eq!(b.session_expiry, 3600);
+        assert_eq!(b.queue_limit, 10_000);
+        assert_eq!(b.reconnect_delay, 1.0);
+        assert_eq!(b.reconnect_delay_max, 30.0);
+        assert!(b.client_id().ends_with(".b"), "{}", b.client_id());
+        let t = &b.topics[0];
+        assert_eq!(t.direction, Direction::Out);
+        assert_eq!(
+            (t.qos, t.local_prefix.as_str(), t.remote_prefix.as_str()),
+            (0, "", "")
+        );
+        let o = remote::options(b).unwrap();
+        assert_eq!(o.address().port, 1884);
+
+        let c = crate::Config::from_toml(
+            "[[bridge]]\nname = \"b\"\naddress = \"mqtts://h\"\nprotocol = \"5.0\"\n\
+             client_id = \"me\"\ncafile = \"ca.pem\"\nusername = \"u\"\npassword = \"p\"\n\
+             [[bridge.topic]]\ntopic = \"x\"\ndirection = \"both\"\nqos = 2\n",
+        )
+        .unwrap();
+        let b = &c.bridges[0];
+        assert_eq!(b.protocol, BridgeProtocol::V5);
+        assert_eq!(b.client_id(), "me");
+        assert_eq!(b.topics[0].direction, Direction::Both);
+    }
+
+    #[test]
+    fn bridge_settings_that_do_not_fit_are_refused() {
+        let refused = |text: &str| {
+            crate::Config::from_toml(text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {text}"))
+                .to_string()
+        };
+        let rule = "[[bridge.topic]]\ntopic = \"a\"\n";
+        let bridge = |extra: &str| {
+            format!("[[bridge]]\nname = \"b\"\naddress = \"mqtt://h\"\n{extra}\n{rule}")
+        };
+        assert!(refused(&bridge("certfile = \"c\"")).contains("TLS address"));
+        assert!(refused(&bridge("local_password = \"p\"")).contains("local_username"));
+        assert!(refused(&bridge("queue_limit = 0")).contains("queue_limit"));
+        assert!(refused(&bridge("reconnect_delay = -1")).contains("reconnect_delay"));
+        assert!(refused(&bridge("unknown = 1")).contains("unknown"));
+        assert!(refused(
+            "[[bridge]]\nname = \"a/b\"\naddress = \"mqtt://h\"\n[[bridge.topic]]\ntopic = \"a\"\n"
+        )
+        .contains("name"));
+        assert!(refused(
+            "[[bridge]]\nname = \"b\"\naddress = \"http://h\"\n[[bridge.topic]]\ntopic = \"a\"\n"
+        )
+        .contains("address"));
+        let twice = format!("{}\n{}", bridge(""), bridge(""));
+        assert!(refused(&twice).contains("two bridges"));
+        assert!(refused(
+            "[[bridge]]\nname = \"b\"\naddress = \"mqtts://h\"\ncertfile = \"c\"\n[[bridge.topic]]\ntopic = \"a\"\n"
+        )
+        .contains("keyfile"));
+    }
+
+    #[test]
     fn warnings_are_rate_limited_and_counted() {
         let mut r = RateLimited::new(Duration::from_secs(3600));
         assert_eq!(r.hit(), Some(1));

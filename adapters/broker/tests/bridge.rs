@@ -108,10 +108,14 @@ impl Drop for Mosquitto {
     }
 }
 
-/// A TCP relay to `target` whose connections can all be cut at once.
+/// A TCP relay to a target broker whose connections can all be cut at
+/// once, which can refuse new ones (closing them at once) and be pointed at
+/// another broker.
 struct Relay {
     addr: SocketAddr,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The target, or `None` to refuse.
+    target: Arc<Mutex<Option<SocketAddr>>>,
     accept: JoinHandle<()>,
 }
 
@@ -120,9 +124,13 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let held = conns.clone();
+        let target = Arc::new(Mutex::new(Some(target)));
+        let (held, to) = (conns.clone(), target.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inside, _)) = listener.accept().await {
+                let Some(target) = *to.lock().unwrap() else {
+                    continue;
+                };
                 let conn = tokio::spawn(async move {
                     if let Ok(mut outside) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inside, &mut outside).await;
@@ -134,8 +142,14 @@ impl Relay {
         Relay {
             addr,
             conns,
+            target,
             accept,
         }
+    }
+
+    /// Relays new connections to `target`, or refuses them (`None`).
+    fn point_at(&self, target: Option<SocketAddr>) {
+        *self.target.lock().unwrap() = target;
     }
 
     /// Closes every relayed connection (both sockets); new ones are accepted.
@@ -677,4 +691,137 @@ async fn bad_bridge_settings_stop_the_start() {
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("/nonexistent/ca.crt"), "{e}");
+}
+
+// ----- the queue while the remote broker is away ---------------------------------
+
+/// The bridge's `$SYS` values, once each has been published (the topic's
+/// last part, e.g. `dropped`, → value).
+async fn bridge_sys(addr: SocketAddr, bridge: &str) -> HashMap<String, String> {
+    let prefix = format!("$SYS/broker/bridges/{bridge}/");
+    let (_c, mut sys) = subscriber(addr, "sys-reader", &format!("{prefix}#")).await;
+    let mut seen = HashMap::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < 5 && Instant::now() < deadline {
+        let m = next(&mut sys, "$SYS").await;
+        let key = m.topic.as_str().trim_start_matches(&prefix).to_owned();
+        seen.insert(key, String::from_utf8_lossy(&m.payload).into_owned());
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_wait_for_the_remote_up_to_the_queue_limit() {
+    let (b, b_addr) = our_broker("").await;
+    let relay = Relay::start(b_addr).await;
+    relay.point_at(None);
+    let (a, a_addr) = our_broker(&format!(
+        "[sys]\ninterval = 1\n\n[[bridge]]\nname = \"q\"\naddress = \"mqtt://{}\"\n\
+         reconnect_delay = 0.05\nreconnect_delay_max = 0.1\nqueue_limit = 5\n\n\
+         [[bridge.topic]]\ntopic = \"q/#\"\nqos = 1\n",
+        relay.addr
+    ))
+    .await;
+    let (_bs, mut b_sub) = subscriber(b_addr, "far", "q/#").await;
+    let (a_pub, _ap) = client(a_addr, "a-pub").await;
+    // The remote broker is unreachable: 5 wait, 15 are dropped and counted.
+    for i in 0..20 {
+        a_pub
+            .publish(&format!("q/{i}"), "x", QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
+    }
+    let mut sys = bridge_sys(a_addr, "q").await;
+    // $SYS values are published each second: wait for one taken after the burst.
+    let deadline = Instant::now() + WAIT;
+    while sys.get("dropped").map(String::as_str) != Some("15") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sys = bridge_sys(a_addr, "q").await;
+    }
+    assert_eq!(
+        sys.get("state").map(String::as_str),
+        Some("reconnecting"),
+        "{sys:?}"
+    );
+    assert_eq!(
+        sys.get("dropped").map(String::as_str),
+        Some("15"),
+        "{sys:?}"
+    );
+    assert_eq!(sys.get("queue").map(String::as_str), Some("5"), "{sys:?}");
+    assert_eq!(
+        sys.get("messages/sent").map(String::as_str),
+        Some("0"),
+        "{sys:?}"
+    );
+    // The remote broker comes back: the five queued messages cross, in order.
+    relay.point_at(Some(b_addr));
+    for i in 0..5 {
+        let m = next(&mut b_sub, "a queued message").await;
+        assert_eq!(m.topic.as_str(), format!("q/{i}"));
+        assert_eq!(m.qos, QoS::AtLeastOnce);
+    }
+    assert!(drain(&mut b_sub, QUIET).await.is_empty());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_messages_survive_a_restart_of_the_remote_broker() {
+    const N: u32 = 2_000;
+    let roomy = "[limits]\nmax_queued_messages = 100000\n";
+    let (b1, b1_addr) = our_broker(roomy).await;
+    let relay = Relay::start(b1_addr).await;
+    let (a, a_addr) = our_broker(&format!(
+        "{roomy}\n[[bridge]]\nname = \"r\"\naddress = \"mqtt://{}\"\nprotocol = \"5.0\"\n\
+         reconnect_delay = 0.05\nreconnect_delay_max = 0.1\n\n\
+         [[bridge.topic]]\ntopic = \"s/#\"\nqos = 1\n",
+        relay.addr
+    ))
+    .await;
+    let (a_pub, _ap) = client(a_addr, "a-pub").await;
+    let (_s1, mut sub1) = subscriber(b1_addr, "far", "s/#").await;
+    until_flowing(&a_pub, "s/probe", &mut sub1).await;
+    let publisher = tokio::spawn(stream(a_pub.clone(), "s/stream", N, QoS::AtLeastOnce));
+    // Part of the stream reaches the first instance...
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = vec![0u32; N as usize];
+    fn record(seen: &mut [u32], m: Message) {
+        if let Some(i) = std::str::from_utf8(&m.payload)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&i| i < seen.len())
+        {
+            seen[i] += 1;
+        }
+    }
+    for _ in 0..300 {
+        record(&mut seen, next(&mut sub1, "before the restart").await);
+    }
+    // ...then it goes away mid-stream, with messages in flight to it. What
+    // it acknowledged it delivers before it stops (it keeps nothing on
+    // disk: what it acknowledged and had not delivered would be its loss,
+    // not the bridge's).
+    relay.point_at(None);
+    relay.cut();
+    for m in drain(&mut sub1, QUIET).await {
+        record(&mut seen, m);
+    }
+    b1.stop().await;
+    // A new instance, without the bridge's session, takes over: what was in
+    // flight is sent again, then what waited.
+    let (b2, b2_addr) = our_broker(roomy).await;
+    let (_s2, mut sub2) = subscriber(b2_addr, "far", "s/#").await;
+    relay.point_at(Some(b2_addr));
+    while seen.contains(&0) && Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, sub2.recv_message()).await {
+            Ok(Some(m)) => record(&mut seen, m),
+            _ => break,
+        }
+    }
+    publisher.await.unwrap();
+    let missing: Vec<usize> = (0..N as usize).filter(|&i| seen[i] == 0).collect();
+    assert!(missing.is_empty(), "lost across the restart: {missing:?}");
+    a.stop().await;
+    b2.stop().await;
 }
