@@ -63,8 +63,11 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod address;
 mod alias;
 mod client;
+mod client_error;
+mod client_options;
 mod config;
 mod connection;
 mod error;
@@ -74,7 +77,10 @@ mod server;
 mod session;
 mod time;
 
+pub use address::{Address, AddressError, Scheme};
 pub use client::{Client, ClientEvent};
+pub use client_error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
+pub use client_options::{ClientOptions, ClientParts};
 pub use config::{ClientConfig, Limits, ServerCaps, ServerConfig};
 pub use connection::{Connection, Role};
 pub use error::{Close, DeliverError, Initiator, UsageError, Violation};

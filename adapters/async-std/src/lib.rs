@@ -43,12 +43,14 @@
 //! before an outage still completes after it.
 
 mod client;
-mod error;
 mod options;
 
 pub use crate::client::{Client, Event, Incoming, SubscribeResult};
-pub use crate::error::{ClientError, ConnectError};
-pub use crate::options::{Address, ConnectOptions, Spawner, Task};
+pub use crate::options::{ConnectOptions, Spawner, Task};
+pub use mqtt_session::{Address, AddressError, ClientError, Scheme};
+
+/// Why connecting to the broker failed; `Io` carries the socket's error.
+pub type ConnectError = mqtt_session::ConnectError<std::io::Error>;
 
 pub use mqtt_session::mqtt_codec::{
     DisconnectProps, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 
-use crate::error::ConnectError;
-use crate::options::{Address, Scheme};
+use crate::{Address, ConnectError, Scheme};
 
 /// The writing side of a connection, and what decrypts what the reader
 /// thread brings in.
@@ -53,6 +52,12 @@ impl Transport {
         tcp.set_write_timeout(Some(timeout.max(Duration::from_secs(1))))?;
         let tls = match address.scheme {
             Scheme::Tcp => None,
+            // `ConnectOptions::new` refuses WebSocket addresses.
+            Scheme::WebSocket | Scheme::WebSocketTls => {
+                return Err(ConnectError::WebSocket(
+                    "this client has no WebSocket transport".to_owned(),
+                ))
+            }
             Scheme::Tls => {
                 let config = tls.cloned().unwrap_or_else(default_tls);
                 let name = ServerName::try_from(address.host.clone())

@@ -88,7 +88,7 @@ pub use mqtt_session::mqtt_codec::{
 };
 pub use mqtt_session::{
     self, Backoff, ClientConfig, Close, Initiator, Instant, Limits, Message, ServerCaps, Session,
-    UsageError,
+    SubscribeResult, UsageError,
 };
 
 /// Bytes asked of the transport per read.
@@ -96,17 +96,6 @@ const READ_CHUNK: usize = 1024;
 /// How long the last bytes of a closed connection (its DISCONNECT) may take
 /// to write before the client gives up on them.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
-
-/// Per-filter result of a SUBSCRIBE: the granted QoS or the failure code.
-pub type SubscribeResult = Result<QoS, ReasonCode>;
-
-/// A SUBACK code as a [`SubscribeResult`].
-fn granted(reason: ReasonCode) -> SubscribeResult {
-    match QoS::from_u8(reason.0) {
-        Some(qos) if !reason.is_error() => Ok(qos),
-        _ => Err(reason),
-    }
-}
 
 /// What CONNACK said when the server accepted the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,7 +327,7 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
             .subscribe(self.clock.now(), filters, identifier)
             .map_err(|e| self.usage(e))?;
         let results = self.wait_ack(id).await?;
-        Ok(results.into_iter().map(granted).collect())
+        Ok(results.into_iter().map(mqtt_session::granted).collect())
     }
 
     /// Unsubscribes; one reason code per filter under 5.0 (success or 0x11

@@ -10,16 +10,16 @@ use mqtt_session::mqtt_codec::{
     TopicName,
 };
 use mqtt_session::{
-    Backoff, Client as ClientRole, ClientConfig, ClientEvent, Close, Connection, Initiator,
-    Instant, Message, ServerCaps, Session,
+    Backoff, Client as ClientRole, ClientConfig, ClientEvent, Close, Connection, Instant, Message,
+    ServerCaps, Session,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::rustls;
 
-use crate::error::{ClientError, ConnectError};
-use crate::options::{Address, ConnectOptions};
+use crate::options::ConnectOptions;
 use crate::transport::{self, Transport};
+use crate::{Address, ClientError, ConnectError};
 
 /// How many commands may wait for the connection task before the caller waits.
 const COMMAND_QUEUE: usize = 64;
@@ -100,8 +100,7 @@ impl Incoming {
 
 type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
-/// Per-filter result of a SUBSCRIBE: the granted QoS or the failure code.
-pub type SubscribeResult = Result<QoS, ReasonCode>;
+pub use mqtt_session::SubscribeResult;
 
 #[derive(Debug)]
 enum Command {
@@ -142,19 +141,17 @@ impl Client {
     ///
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
-    pub async fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
-        if let Some((option, why)) = options.invalid.take() {
-            return Err(ConnectError::InvalidOption { option, why });
-        }
+    pub async fn connect(options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+        let parts = options.common.into_parts()?;
         let origin = tokio::time::Instant::now();
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
-        let (events_tx, events) = mpsc::channel(options.incoming_capacity);
+        let (events_tx, events) = mpsc::channel(parts.incoming_capacity);
         let (ready_tx, ready) = oneshot::channel();
         let driver = Driver {
-            address: options.address,
+            address: parts.address,
             tls: options.tls,
-            config: options.config,
-            backoff: options.reconnect,
+            config: parts.config,
+            backoff: parts.reconnect,
             origin,
             commands,
             commands_open: true,
@@ -538,12 +535,7 @@ impl Driver {
             }),
             ClientEvent::Published { id, reason, .. } => {
                 if let Some(reply) = self.publishes.remove(&id) {
-                    let result = if reason.is_error() {
-                        Err(ClientError::Refused(reason))
-                    } else {
-                        Ok(reason)
-                    };
-                    let _ = reply.send(result);
+                    let _ = reply.send(mqtt_session::publish_outcome(reason));
                 }
             }
             ClientEvent::Expired { id, .. } => {
@@ -553,7 +545,8 @@ impl Driver {
             }
             ClientEvent::Subscribed { id, results, .. } => {
                 if let Some(Request::Subscribe(reply)) = self.requests.remove(&id) {
-                    let _ = reply.send(Ok(results.into_iter().map(granted).collect()));
+                    let _ =
+                        reply.send(Ok(results.into_iter().map(mqtt_session::granted).collect()));
                 }
             }
             ClientEvent::Unsubscribed { id, results, .. } => {
@@ -715,32 +708,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// A SUBACK reason code as the granted QoS or the failure.
-fn granted(reason: ReasonCode) -> SubscribeResult {
-    match QoS::from_u8(reason.0) {
-        Some(qos) if !reason.is_error() => Ok(qos),
-        _ => Err(reason),
-    }
-}
-
 /// Why the first connection ended before CONNACK.
 fn connect_error(close: Option<Close>, timeout: Duration) -> ConnectError {
-    let Some(close) = close else {
-        return ConnectError::Closed(ReasonCode::UNSPECIFIED_ERROR);
-    };
-    if let Some(violation) = close.violation {
-        return ConnectError::Closed(violation.reason());
-    }
-    match close.initiator {
-        Initiator::Peer => ConnectError::Refused {
-            reason: close.reason,
-            reason_string: close.props.reason_string.map(|s| s.as_str().to_owned()),
-        },
-        // The only local reason to give up before CONNACK is its deadline.
-        Initiator::Local => ConnectError::Timeout(timeout),
-        _ => ConnectError::Io(std::io::Error::new(
+    ConnectError::before_connack(close, timeout, || {
+        std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "the broker closed the connection before CONNACK",
-        )),
-    }
+        )
+    })
 }

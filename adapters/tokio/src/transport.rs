@@ -12,8 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::{Message as WsMessage, WebSocketConfig};
 
-use crate::error::ConnectError;
-use crate::options::{Address, Scheme};
+use crate::{Address, ConnectError, Scheme};
 
 /// A byte stream to the broker.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
