@@ -825,3 +825,123 @@ async fn in_flight_messages_survive_a_restart_of_the_remote_broker() {
     a.stop().await;
     b2.stop().await;
 }
+
+// ----- TLS to the remote broker -------------------------------------------------
+
+/// A throw-away CA, a server certificate for 127.0.0.1 and a client
+/// certificate, as PEM files in a folder removed on drop.
+struct Pki(PathBuf);
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "mqtt-broker-bridge-pki-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |file: &str, text: String| std::fs::write(dir.join(file), text).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.distinguished_name
+            .push(DnType::CommonName, "bridge test CA");
+        write("ca.pem", ca.self_signed(&ca_key).unwrap().pem());
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        write("server.pem", server.signed_by(&key, &issuer).unwrap().pem());
+        write("server.key", key.serialize_pem());
+        let key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client.distinguished_name.push(DnType::CommonName, "bridge");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        write("client.pem", client.signed_by(&key, &issuer).unwrap().pem());
+        write("client.key", key.serialize_pem());
+        Pki(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_reaches_a_tls_broker_with_a_client_certificate() {
+    let pki = Pki::new();
+    let (b, b_addr) = our_broker(&format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"mqtts\"\ncertfile = {:?}\n\
+         keyfile = {:?}\ncafile = {:?}\nrequire_certificate = true\n",
+        pki.file("server.pem"),
+        pki.file("server.key"),
+        pki.file("ca.pem")
+    ))
+    .await;
+    let tls_port = b.local_addrs()[1].port();
+    let bridge = |name: &str, cert: bool| {
+        let cert = if cert {
+            format!(
+                "certfile = {:?}\nkeyfile = {:?}\n",
+                pki.file("client.pem"),
+                pki.file("client.key")
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "[[bridge]]\nname = \"{name}\"\naddress = \"mqtts://127.0.0.1:{tls_port}\"\n\
+             cafile = {:?}\n{cert}reconnect_delay = 0.1\n\n\
+             [[bridge.topic]]\ntopic = \"{name}/#\"\ndirection = \"both\"\nqos = 1\n",
+            pki.file("ca.pem")
+        )
+    };
+    let (a, a_addr) = our_broker(&format!(
+        "[sys]\ninterval = 1\n\n{}\n{}",
+        bridge("tls", true),
+        bridge("nocert", false)
+    ))
+    .await;
+    let (a_pub, _ap) = client(a_addr, "a-pub").await;
+    let (b_pub, _bp) = client(b_addr, "b-pub").await;
+    let (_as, mut a_sub) = subscriber(a_addr, "a-sub", "tls/#").await;
+    let (_bs, mut b_sub) = subscriber(b_addr, "b-sub", "tls/#").await;
+    until_flowing(&a_pub, "tls/probe/a", &mut b_sub).await;
+    until_flowing(&b_pub, "tls/probe/b", &mut a_sub).await;
+    drain(&mut b_sub, QUIET).await;
+    a_pub
+        .publish("tls/out", "secret", QoS::ExactlyOnce, false)
+        .await
+        .unwrap();
+    let got = next(&mut b_sub, "over TLS").await;
+    assert_eq!(
+        (got.topic.as_str(), got.payload.as_ref()),
+        ("tls/out", &b"secret"[..])
+    );
+    // Without a client certificate the remote broker refuses the bridge.
+    let sys = bridge_sys(a_addr, "nocert").await;
+    assert_eq!(
+        sys.get("state").map(String::as_str),
+        Some("reconnecting"),
+        "{sys:?}"
+    );
+    let sys = bridge_sys(a_addr, "tls").await;
+    assert_eq!(
+        sys.get("state").map(String::as_str),
+        Some("connected"),
+        "{sys:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
