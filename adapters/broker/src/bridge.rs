@@ -136,14 +136,17 @@ pub struct BridgeConfig {
     /// and unacknowledged by the remote broker (default 10000): while the
     /// remote broker is unreachable, messages published locally are queued
     /// up to this limit, and those past it are dropped, counted in
-    /// `$SYS/broker/bridges/<name>/dropped` and logged.
+    /// `$SYS/broker/bridges/<name>/dropped` and logged. At most 10000000.
     #[serde(default = "default_queue_limit")]
     pub queue_limit: usize,
     /// Seconds before the first reconnection attempt (default 1; fractions
-    /// allowed); the delay doubles with each failed attempt.
+    /// allowed, at least 0.01); the delay doubles with each failed attempt,
+    /// less a random part of up to half, so that many bridges do not come
+    /// back at once.
     #[serde(default = "default_reconnect_delay")]
     pub reconnect_delay: f64,
     /// Longest delay between reconnection attempts, in seconds (default 30).
+    /// A first connection that fails is retried the same way.
     #[serde(default = "default_reconnect_delay_max")]
     pub reconnect_delay_max: f64,
     /// The topic rules (at least one): only these topics cross the bridge.
@@ -233,6 +236,10 @@ fn default_session_expiry() -> u32 {
     3600
 }
 
+/// The largest `queue_limit` accepted: far above any sensible setting, far
+/// below what the channel behind it can count.
+const MAX_QUEUE_LIMIT: usize = 10_000_000;
+
 fn default_queue_limit() -> usize {
     10_000
 }
@@ -272,13 +279,16 @@ impl BridgeConfig {
         if self.local_password.is_some() && self.local_username.is_none() {
             return Err(at("local_password needs local_username".into()));
         }
-        if self.queue_limit == 0 {
-            return Err(at("queue_limit must be at least 1".into()));
+        if !(1..=MAX_QUEUE_LIMIT).contains(&self.queue_limit) {
+            return Err(at(format!(
+                "queue_limit must be between 1 and {MAX_QUEUE_LIMIT}"
+            )));
         }
-        let delays_ok = |d: f64| d.is_finite() && (0.0..=86_400.0).contains(&d);
+        // A zero delay would retry a refusing broker in a tight loop.
+        let delays_ok = |d: f64| d.is_finite() && (0.01..=86_400.0).contains(&d);
         if !delays_ok(self.reconnect_delay) || !delays_ok(self.reconnect_delay_max) {
             return Err(at(
-                "reconnect_delay and reconnect_delay_max must be between 0 and 86400 seconds"
+                "reconnect_delay and reconnect_delay_max must be between 0.01 and 86400 seconds"
                     .into(),
             ));
         }
@@ -934,6 +944,8 @@ mod tests {
         assert!(refused(&bridge("local_password = \"p\"")).contains("local_username"));
         assert!(refused(&bridge("queue_limit = 0")).contains("queue_limit"));
         assert!(refused(&bridge("reconnect_delay = -1")).contains("reconnect_delay"));
+        assert!(refused(&bridge("reconnect_delay = 0")).contains("reconnect_delay"));
+        assert!(refused(&bridge("queue_limit = 100000000000")).contains("queue_limit"));
         assert!(refused(&bridge("unknown = 1")).contains("unknown"));
         assert!(refused(
             "[[bridge]]\nname = \"a/b\"\naddress = \"mqtt://h\"\n[[bridge.topic]]\ntopic = \"a\"\n"
