@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,6 +117,8 @@ struct Relay {
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// The target, or `None` to refuse.
     target: Arc<Mutex<Option<SocketAddr>>>,
+    /// Connections relayed so far.
+    relayed: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -125,12 +128,14 @@ impl Relay {
         let addr = listener.local_addr().unwrap();
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let target = Arc::new(Mutex::new(Some(target)));
-        let (held, to) = (conns.clone(), target.clone());
+        let relayed = Arc::new(AtomicUsize::new(0));
+        let (held, to, count) = (conns.clone(), target.clone(), relayed.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inside, _)) = listener.accept().await {
                 let Some(target) = *to.lock().unwrap() else {
                     continue;
                 };
+                count.fetch_add(1, Ordering::Relaxed);
                 let conn = tokio::spawn(async move {
                     if let Ok(mut outside) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inside, &mut outside).await;
@@ -143,6 +148,7 @@ impl Relay {
             addr,
             conns,
             target,
+            relayed,
             accept,
         }
     }
@@ -510,13 +516,24 @@ async fn count(sub: &mut Incoming, n: u32, deadline: Instant) -> Vec<u32> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn qos_1_and_2_streams_survive_cut_connections() {
+async fn qos_1_and_2_streams_survive_cut_connections_over_5_0() {
+    streams_through_cuts("5.0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_1_and_2_streams_survive_cut_connections_over_3_1_1() {
+    streams_through_cuts("3.1.1").await;
+}
+
+/// A QoS 1 and a QoS 2 stream out, and a QoS 2 stream in, of 10,000
+/// messages each, while a relay cuts the bridge's connection every 300 ms.
+async fn streams_through_cuts(protocol: &str) {
     const N: u32 = 10_000;
     let roomy = "[limits]\nmax_queued_messages = 100000\nmax_inflight = 1000\n";
     let (b, b_addr) = our_broker(roomy).await;
     let relay = Relay::start(b_addr).await;
     let (a, a_addr) = our_broker(&format!(
-        "{roomy}\n[[bridge]]\nname = \"cut\"\naddress = \"mqtt://{}\"\nprotocol = \"5.0\"\n\
+        "{roomy}\n[[bridge]]\nname = \"cut\"\naddress = \"mqtt://{}\"\nprotocol = \"{protocol}\"\n\
          reconnect_delay = 0.05\nreconnect_delay_max = 0.2\nqueue_limit = 100000\n\n\
          [[bridge.topic]]\ntopic = \"s1/#\"\ndirection = \"out\"\nqos = 1\n\n\
          [[bridge.topic]]\ntopic = \"s2/#\"\ndirection = \"out\"\nqos = 2\n\n\
@@ -561,19 +578,24 @@ async fn qos_1_and_2_streams_survive_cut_connections() {
         count(&mut rsub2, N, deadline),
     );
     let cuts = cutter.1.await.unwrap();
+    let connections = cutter.0.relayed.load(Ordering::Relaxed);
     for s in streams {
         s.await.unwrap();
     }
     let missing = |seen: &[u32]| seen.iter().filter(|&&c| c == 0).count();
     let doubled = |seen: &[u32]| seen.iter().filter(|&&c| c > 1).count();
     assert!(cuts >= 5, "the connection was cut {cuts} times");
+    assert!(
+        connections > cuts / 2,
+        "the bridge reconnected only {connections} times"
+    );
     assert_eq!(missing(&s1), 0, "QoS 1 out: messages lost");
     assert_eq!(missing(&s2), 0, "QoS 2 out: messages lost");
     assert_eq!(doubled(&s2), 0, "QoS 2 out: messages duplicated");
     assert_eq!(missing(&r2), 0, "QoS 2 in: messages lost");
     assert_eq!(doubled(&r2), 0, "QoS 2 in: messages duplicated");
     eprintln!(
-        "3 x {N} messages, {cuts} cuts, {:?}; QoS 1 duplicates: {}",
+        "{protocol}: 3 x {N} messages, {cuts} cuts, {connections} connections, {:?}; QoS 1 duplicates: {}",
         started.elapsed(),
         doubled(&s1)
     );
