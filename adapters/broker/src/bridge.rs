@@ -31,7 +31,7 @@ mod local;
 mod remote;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -646,7 +646,7 @@ fn client_tls(config: &BridgeConfig) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     match &config.cafile {
         Some(path) => {
-            for cert in pem::certificates(path, "CA file")? {
+            for cert in crate::tls::certificates(path, "CA file")? {
                 roots.add(cert).map_err(|source| TlsError::Authority {
                     path: path.clone(),
                     source,
@@ -664,8 +664,8 @@ fn client_tls(config: &BridgeConfig) -> Result<rustls::ClientConfig, TlsError> {
         .with_root_certificates(roots);
     match (&config.certfile, &config.keyfile) {
         (Some(certfile), Some(keyfile)) => {
-            let chain = pem::certificates(certfile, "certificate file")?;
-            let key = pem::private_key(keyfile)?;
+            let chain = crate::tls::certificates(certfile, "certificate file")?;
+            let key = crate::tls::private_key(keyfile)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|source| TlsError::CertifiedKey {
@@ -675,60 +675,6 @@ fn client_tls(config: &BridgeConfig) -> Result<rustls::ClientConfig, TlsError> {
                 })
         }
         _ => Ok(builder.with_no_client_auth()),
-    }
-}
-
-/// Reading PEM files, with errors naming the file.
-mod pem {
-    use super::*;
-    use mqtt_tokio::rustls::pki_types::pem::PemObject;
-    use mqtt_tokio::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-    fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
-        std::fs::read(path).map_err(|source| TlsError::Read {
-            what,
-            path: path.to_owned(),
-            source,
-        })
-    }
-
-    pub(super) fn certificates(
-        path: &Path,
-        what: &'static str,
-    ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-        let pem = read(path, what)?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TlsError::Pem {
-                what,
-                path: path.to_owned(),
-                source,
-            })?;
-        if certs.is_empty() {
-            return Err(TlsError::Empty {
-                what,
-                path: path.to_owned(),
-                item: "certificate",
-            });
-        }
-        Ok(certs)
-    }
-
-    pub(super) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-        const WHAT: &str = "key file";
-        let pem = read(path, WHAT)?;
-        PrivateKeyDer::from_pem_slice(&pem).map_err(|source| match source {
-            rustls::pki_types::pem::Error::NoItemsFound => TlsError::Empty {
-                what: WHAT,
-                path: path.to_owned(),
-                item: "private key",
-            },
-            source => TlsError::Pem {
-                what: WHAT,
-                path: path.to_owned(),
-                source,
-            },
-        })
     }
 }
 
