@@ -66,6 +66,7 @@ extern crate std;
 mod address;
 mod alias;
 mod client;
+pub mod client_driver;
 mod client_error;
 mod client_options;
 mod config;

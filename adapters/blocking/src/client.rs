@@ -1,7 +1,7 @@
 //! The client handle, the thread that owns the connection, and the thread
-//! that reads its socket.
+//! that reads its socket: the transport, the timer and the channels around
+//! `mqtt-session`'s `ClientDriver`, which keeps the requests' bookkeeping.
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,14 +10,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use mqtt_session::client_driver::{self, ClientDriver, End, Replies};
 use mqtt_session::mqtt_codec::{
-    DisconnectProps, PacketId, QoS, ReasonCode, SubscriptionId, SubscriptionOptions, TopicFilter,
-    TopicName,
+    DisconnectProps, QoS, ReasonCode, SubscriptionId, SubscriptionOptions, TopicName,
 };
-use mqtt_session::{
-    Backoff, Client as ClientRole, ClientConfig, ClientEvent, Close, Connection, Instant, Message,
-    ServerCaps, Session, UsageError,
-};
+use mqtt_session::{Instant, Message};
 
 use crate::options::ConnectOptions;
 use crate::transport::Transport;
@@ -31,76 +28,25 @@ const INPUT_QUEUE: usize = 64;
 const READ_CHUNK: usize = 8 * 1024;
 
 /// What the client reports besides request results, in order.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// A message arrived on a subscription (already acknowledged to the
-    /// broker).
-    Message {
-        /// The message.
-        message: Message,
-        /// The identifiers of the subscriptions it matched (5.0).
-        subscription_identifiers: Vec<SubscriptionId>,
-    },
-    /// A connection was accepted: the first one, and each reconnection.
-    Connected {
-        /// Whether the broker resumed the session. After a reconnection
-        /// without it, subscriptions must be made again.
-        session_present: bool,
-        /// What the broker announced in CONNACK.
-        caps: ServerCaps,
-    },
-    /// The connection ended without the application asking for it: the
-    /// broker disconnected, the network failed, or no PINGRESP came in time.
-    Disconnected {
-        /// How it ended (reason code, which side, 5.0 diagnostics).
-        close: Close,
-        /// Whether the client is reconnecting; if not, the client is done.
-        reconnecting: bool,
-    },
-    /// A reconnection attempt failed; the next follows after the backoff.
-    ReconnectFailed {
-        /// Why.
-        error: Arc<ConnectError>,
-    },
-}
+pub type Event = client_driver::Event<Arc<ConnectError>>;
 
 pub use mqtt_session::SubscribeResult;
 
-type Reply<T> = Sender<Result<T, ClientError>>;
-
+/// Replies go back over channels of their own.
 #[derive(Debug)]
-enum Command {
-    Publish {
-        message: Message,
-        reply: Reply<ReasonCode>,
-    },
-    Subscribe {
-        filters: Vec<(TopicFilter, SubscriptionOptions)>,
-        identifier: Option<SubscriptionId>,
-        reply: Reply<Vec<SubscribeResult>>,
-    },
-    Unsubscribe {
-        filters: Vec<TopicFilter>,
-        reply: Reply<Vec<ReasonCode>>,
-    },
-    Disconnect {
-        reason: ReasonCode,
-        props: DisconnectProps,
-        reply: Reply<()>,
-    },
-}
+enum Channel {}
 
-impl Command {
-    fn fail(self, error: ClientError) {
-        match self {
-            Command::Publish { reply, .. } => drop(reply.send(Err(error))),
-            Command::Subscribe { reply, .. } => drop(reply.send(Err(error))),
-            Command::Unsubscribe { reply, .. } => drop(reply.send(Err(error))),
-            Command::Disconnect { reply, .. } => drop(reply.send(Ok(()))),
-        }
+impl Replies for Channel {
+    type Reply<T> = Sender<Result<T, ClientError>>;
+    type ConnectError = Arc<ConnectError>;
+
+    fn send<T>(reply: Self::Reply<T>, result: Result<T, ClientError>) {
+        let _ = reply.send(result);
     }
 }
+
+type Reply<T> = <Channel as Replies>::Reply<T>;
+type Command = client_driver::Command<Channel>;
 
 /// What the connection thread waits for.
 enum Input {
@@ -248,24 +194,14 @@ impl Client {
         let driver = Driver {
             address: parts.address,
             tls: options.tls,
-            config: parts.config,
-            backoff: parts.reconnect,
             origin,
             inputs,
             inputs_tx: inputs_tx.clone(),
-            handles_alive: true,
             events: events_tx,
             gate: gate.clone(),
             generation: 0,
-            publishes: HashMap::new(),
-            qos0: Vec::new(),
-            requests: HashMap::new(),
-            held: VecDeque::new(),
-            caps: None,
-            session: None,
+            core: ClientDriver::new(parts.config, parts.reconnect),
             ready: Some(ready_tx),
-            disconnecting: None,
-            close: None,
         };
         std::thread::Builder::new()
             .name("mqtt-blocking".into())
@@ -328,11 +264,7 @@ impl Client {
     /// [`ClientError::Refused`] with its failure reason code.
     pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, ClientError> {
         let results = self.subscribe_with(&[(filter, SubscriptionOptions::new(qos))], None)?;
-        match results.first() {
-            Some(Ok(granted)) => Ok(*granted),
-            Some(Err(reason)) => Err(ClientError::Refused(*reason)),
-            None => Err(ClientError::Refused(ReasonCode::PROTOCOL_ERROR)),
-        }
+        client_driver::first_granted(&results).map_err(ClientError::Refused)
     }
 
     /// Subscribes to several filters with 5.0 subscription options (No
@@ -343,10 +275,7 @@ impl Client {
         filters: &[(&str, SubscriptionOptions)],
         identifier: Option<SubscriptionId>,
     ) -> Result<Vec<SubscribeResult>, ClientError> {
-        let filters = filters
-            .iter()
-            .map(|(f, o)| Ok((TopicFilter::try_from(*f)?, *o)))
-            .collect::<Result<Vec<_>, ClientError>>()?;
+        let filters = client_driver::subscription_filters(filters)?;
         self.request(|reply| Command::Subscribe {
             filters,
             identifier,
@@ -357,10 +286,7 @@ impl Client {
     /// Unsubscribes; one reason code per filter under 5.0 (success or
     /// 0x11 "no subscription existed"), none under 3.1.1.
     pub fn unsubscribe(&self, filters: &[&str]) -> Result<Vec<ReasonCode>, ClientError> {
-        let filters = filters
-            .iter()
-            .map(|f| TopicFilter::try_from(*f))
-            .collect::<Result<Vec<_>, _>>()?;
+        let filters = client_driver::topic_filters(filters)?;
         self.request(|reply| Command::Unsubscribe { filters, reply })
     }
 
@@ -439,46 +365,22 @@ fn read_loop(
     }
 }
 
-enum Request {
-    Subscribe(Reply<Vec<SubscribeResult>>),
-    Unsubscribe(Reply<Vec<ReasonCode>>),
-}
-
-/// How one connection ended.
-enum End {
-    /// The application is done, or the first connection failed.
-    Finished,
-    /// The connection was lost; reconnect if configured.
-    Lost,
-}
-
-/// The thread that owns the connection: it moves bytes, keeps the timer and
-/// matches completions to the callers waiting for them.
+/// The thread that owns the connection: it moves bytes, keeps the timer
+/// and passes commands, replies and events between the callers and the core.
 struct Driver {
     address: Address,
     tls: Option<Arc<rustls::ClientConfig>>,
-    config: ClientConfig,
-    backoff: Option<Backoff>,
     origin: std::time::Instant,
     inputs: Receiver<Input>,
     /// For the reader threads.
     inputs_tx: SyncSender<Input>,
-    handles_alive: bool,
     events: Sender<Event>,
     gate: Arc<Gate>,
     /// Number of the current connection; reads of earlier ones are stale.
     generation: u64,
-    publishes: HashMap<PacketId, Reply<ReasonCode>>,
-    /// QoS 0 publishes handed to the connection, done once written.
-    qos0: Vec<Reply<ReasonCode>>,
-    requests: HashMap<PacketId, Request>,
-    /// Commands given while not connected, for the next connection.
-    held: VecDeque<Command>,
-    caps: Option<ServerCaps>,
-    session: Option<Session>,
+    core: ClientDriver<Channel>,
+    /// Answers `Client::connect` once the first connection succeeds or fails.
     ready: Option<Sender<Result<(), ConnectError>>>,
-    disconnecting: Option<Reply<()>>,
-    close: Option<Close>,
 }
 
 impl Driver {
@@ -486,48 +388,45 @@ impl Driver {
         millis_since(self.origin)
     }
 
-    fn emit(&self, ev: Event) {
-        if self.events.send(ev).is_ok() {
-            self.gate.added();
+    /// Hands the core's events to the application.
+    fn emit_events(&mut self) {
+        while let Some(ev) = self.core.poll_event() {
+            if self.events.send(ev).is_ok() {
+                self.gate.added();
+            }
         }
     }
 
     fn run(mut self, first: Transport) {
         let mut transport = first;
         loop {
-            let config = if self.caps.is_some() {
-                self.config.for_resumption(self.caps.as_ref())
-            } else {
-                self.config.clone()
-            };
-            let conn = Connection::<ClientRole>::new(config, self.now(), self.session.take());
-            match self.serve(conn, transport) {
+            self.core.start(self.now());
+            match self.serve(transport) {
+                End::Failed(close) => {
+                    let timeout = self.core.config().connect_timeout;
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(connect_error(close.map(|c| *c), timeout)));
+                    }
+                    break;
+                }
                 End::Finished => break,
-                End::Lost => {}
-            }
-            let reconnecting = self.backoff.is_some();
-            if let Some(close) = self.close.take() {
-                self.emit(Event::Disconnected {
-                    close,
-                    reconnecting,
-                });
-            }
-            if !reconnecting {
-                self.finish(ClientError::ConnectionLost);
-                return;
-            }
-            // SUBSCRIBE and UNSUBSCRIBE answers do not survive the connection.
-            self.fail_connection_bound(ClientError::ConnectionLost);
-            match self.reconnect() {
-                Some(t) => transport = t,
-                None => break,
+                End::Reconnect => match self.reconnect() {
+                    Some(t) => transport = t,
+                    None => break,
+                },
             }
         }
-        self.finish(ClientError::Disconnected);
+        self.emit_events();
+        // Commands that arrived after the end: the core refuses them.
+        while let Ok(input) = self.inputs.try_recv() {
+            if let Input::Command(command) = input {
+                self.core.command(self.now(), command);
+            }
+        }
     }
 
     /// Runs one connection until it is closed.
-    fn serve(&mut self, mut conn: Connection<ClientRole>, mut transport: Transport) -> End {
+    fn serve(&mut self, mut transport: Transport) -> End {
         self.generation += 1;
         let generation = self.generation;
         let stop = Arc::new(AtomicBool::new(false));
@@ -538,42 +437,32 @@ impl Driver {
                 .spawn(move || read_loop(socket, generation, inputs, gate, stop))
         });
         if reader.is_err() {
-            conn.handle_eof(self.now());
+            self.core.handle_eof(self.now());
         }
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut wbuf = BytesMut::new();
         let mut plain = Vec::new();
         loop {
             let now = self.now();
-            // Bytes out, then events; an event may issue commands (the ones
-            // held for the connection), so drain until both are quiet.
-            loop {
-                let _ = conn.poll_transmit(now, &mut wbuf);
-                if !wbuf.is_empty() {
-                    let written = transport.write_all(&wbuf);
-                    wbuf.clear();
-                    match written {
-                        Ok(()) => {
-                            for reply in self.qos0.drain(..) {
-                                let _ = reply.send(Ok(ReasonCode::SUCCESS));
-                            }
-                        }
-                        Err(_) => conn.handle_eof(self.now()),
-                    }
-                }
-                let mut any = false;
-                while let Some(ev) = conn.poll_event() {
-                    any = true;
-                    self.on_event(&mut conn, now, ev);
-                }
-                if !any {
-                    break;
+            let _ = self.core.poll_transmit(now, &mut wbuf);
+            if !wbuf.is_empty() {
+                let written = transport.write_all(&wbuf);
+                wbuf.clear();
+                match written {
+                    Ok(()) => self.core.handle_written(),
+                    Err(_) => self.core.handle_eof(self.now()),
                 }
             }
-            if conn.is_closed() {
+            self.emit_events();
+            if self.core.has_connected() {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
+            }
+            if self.core.is_closed() {
                 break;
             }
-            let input = match conn.poll_timeout() {
+            let input = match self.core.poll_timeout() {
                 Some(t) => self.inputs.recv_timeout(t.saturating_duration_since(now)),
                 None => self
                     .inputs
@@ -587,233 +476,66 @@ impl Driver {
                     match transport.receive(&raw, &mut plain) {
                         Ok(true) => {
                             rbuf.extend_from_slice(&plain);
-                            conn.handle_read(now, &mut rbuf);
+                            self.core.handle_read(now, &mut rbuf);
                         }
-                        _ => conn.handle_eof(now),
+                        _ => self.core.handle_eof(now),
                     }
                 }
-                Ok(Input::Eof(g)) if g == generation => conn.handle_eof(now),
+                Ok(Input::Eof(g)) if g == generation => self.core.handle_eof(now),
                 // From an earlier connection.
                 Ok(Input::Read(..) | Input::Eof(_)) => {}
-                Ok(Input::Command(command)) => {
-                    if self.disconnecting.is_some() {
-                        command.fail(ClientError::Disconnected);
-                    } else {
-                        self.on_command(&mut conn, now, command);
-                    }
-                }
+                Ok(Input::Command(command)) => self.core.command(now, command),
+                // Every handle is gone: disconnect normally.
                 Ok(Input::HandlesDropped) | Err(RecvTimeoutError::Disconnected) => {
-                    // Every handle is gone: disconnect normally.
-                    self.handles_alive = false;
-                    conn.disconnect(now, ReasonCode::NORMAL_DISCONNECTION);
+                    self.core.handles_dropped(now)
                 }
-                Err(RecvTimeoutError::Timeout) => conn.handle_timeout(now),
+                Err(RecvTimeoutError::Timeout) => self.core.handle_timeout(now),
             }
         }
         stop.store(true, Ordering::SeqCst);
         transport.shutdown();
-        self.session = conn.take_session();
-        if self.ready.is_some() {
-            // The first connection ended before CONNACK.
-            let error = connect_error(self.close.take(), self.config.connect_timeout);
-            if let Some(ready) = self.ready.take() {
-                let _ = ready.send(Err(error));
-            }
-            return End::Finished;
-        }
-        if self.disconnecting.is_some() || !self.handles_alive {
-            return End::Finished;
-        }
-        End::Lost
-    }
-
-    fn on_event(&mut self, conn: &mut Connection<ClientRole>, now: Instant, ev: ClientEvent) {
-        match ev {
-            ClientEvent::Connected {
-                session_present,
-                caps,
-                ..
-            } => {
-                self.caps = Some(caps.clone());
-                if let Some(backoff) = self.backoff.as_mut() {
-                    backoff.reset();
-                }
-                if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Ok(()));
-                }
-                self.emit(Event::Connected {
-                    session_present,
-                    caps,
-                });
-                for command in std::mem::take(&mut self.held) {
-                    self.on_command(conn, now, command);
-                }
-            }
-            ClientEvent::Message {
-                msg,
-                subscription_identifiers,
-                ..
-            } => self.emit(Event::Message {
-                message: msg,
-                subscription_identifiers,
-            }),
-            ClientEvent::Published { id, reason, .. } => {
-                if let Some(reply) = self.publishes.remove(&id) {
-                    let _ = reply.send(mqtt_session::publish_outcome(reason));
-                }
-            }
-            ClientEvent::Expired { id, .. } => {
-                if let Some(reply) = self.publishes.remove(&id) {
-                    let _ = reply.send(Err(ClientError::Expired));
-                }
-            }
-            ClientEvent::Subscribed { id, results, .. } => {
-                if let Some(Request::Subscribe(reply)) = self.requests.remove(&id) {
-                    let _ =
-                        reply.send(Ok(results.into_iter().map(mqtt_session::granted).collect()));
-                }
-            }
-            ClientEvent::Unsubscribed { id, results, .. } => {
-                if let Some(Request::Unsubscribe(reply)) = self.requests.remove(&id) {
-                    let _ = reply.send(Ok(results));
-                }
-            }
-            ClientEvent::Closed(close) => self.close = Some(close),
-            _ => {}
-        }
-    }
-
-    fn on_command(&mut self, conn: &mut Connection<ClientRole>, now: Instant, command: Command) {
-        if let Command::Disconnect {
-            reason,
-            props,
-            reply,
-        } = command
-        {
-            if props.is_empty() {
-                conn.disconnect(now, reason);
-            } else if let Err(e) = conn.close_with(now, reason, props) {
-                let _ = reply.send(Err(e.into()));
-                return;
-            }
-            self.disconnecting = Some(reply);
-            return;
-        }
-        if !conn.is_connected() {
-            return self.hold(command);
-        }
-        match command {
-            Command::Publish { message, reply } => match conn.publish(now, message) {
-                Ok(Some(id)) => {
-                    self.publishes.insert(id, reply);
-                }
-                Ok(None) => self.qos0.push(reply),
-                Err(e) => drop(reply.send(Err(e.into()))),
-            },
-            Command::Subscribe {
-                filters,
-                identifier,
-                reply,
-            } => match conn.subscribe(now, filters, identifier) {
-                Ok(id) => {
-                    self.requests.insert(id, Request::Subscribe(reply));
-                }
-                Err(e) => drop(reply.send(Err(e.into()))),
-            },
-            Command::Unsubscribe { filters, reply } => match conn.unsubscribe(now, filters) {
-                Ok(id) => {
-                    self.requests.insert(id, Request::Unsubscribe(reply));
-                }
-                Err(e) => drop(reply.send(Err(e.into()))),
-            },
-            Command::Disconnect { .. } => {}
-        }
-    }
-
-    /// Keeps a command for the next connection, within the outgoing queue's
-    /// bound.
-    fn hold(&mut self, command: Command) {
-        let limit = self.config.limits.max_queued;
-        if self.held.len() >= limit {
-            command.fail(ClientError::Usage(UsageError::QueueFull { limit }));
-        } else {
-            self.held.push_back(command);
-        }
+        let end = self.core.connection_ended(self.now());
+        self.emit_events();
+        end
     }
 
     /// Waits out the backoff and opens a new transport, taking commands
     /// meanwhile. `None`: the application disconnected.
     fn reconnect(&mut self) -> Option<Transport> {
         loop {
-            let delay = self
-                .backoff
-                .as_mut()
-                .map_or(Duration::ZERO, |b| b.next_delay(random()));
-            let wake = std::time::Instant::now() + delay;
+            let wake = std::time::Instant::now() + self.core.next_delay(random());
             loop {
                 let left = wake.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() {
                     break;
                 }
                 match self.inputs.recv_timeout(left) {
-                    Ok(Input::Command(Command::Disconnect { reply, .. })) => {
-                        self.disconnecting = Some(reply);
-                        return None;
-                    }
-                    Ok(Input::Command(command)) => self.hold(command),
+                    Ok(Input::Command(command)) => self.core.command(self.now(), command),
                     Ok(Input::HandlesDropped) | Err(RecvTimeoutError::Disconnected) => {
-                        self.handles_alive = false;
-                        return None;
+                        self.core.handles_dropped(self.now())
                     }
                     Ok(Input::Read(..) | Input::Eof(_)) => {}
                     Err(RecvTimeoutError::Timeout) => break,
                 }
+                if self.core.wants_to_stop() {
+                    self.core.stop();
+                    return None;
+                }
             }
-            let timeout = self.config.connect_timeout;
+            let timeout = self.core.config().connect_timeout;
             match Transport::open(&self.address, self.tls.as_ref(), timeout) {
                 Ok(t) => return Some(t),
-                Err(e) => self.emit(Event::ReconnectFailed { error: Arc::new(e) }),
-            }
-        }
-    }
-
-    /// Fails what cannot outlive the connection.
-    fn fail_connection_bound(&mut self, error: ClientError) {
-        for (_, request) in self.requests.drain() {
-            match request {
-                Request::Subscribe(reply) => drop(reply.send(Err(error.clone()))),
-                Request::Unsubscribe(reply) => drop(reply.send(Err(error.clone()))),
-            }
-        }
-        for reply in self.qos0.drain(..) {
-            let _ = reply.send(Err(error.clone()));
-        }
-    }
-
-    /// The client is done: everything still waiting fails with `error` and
-    /// the disconnect completes.
-    fn finish(&mut self, error: ClientError) {
-        self.fail_connection_bound(error.clone());
-        for (_, reply) in self.publishes.drain() {
-            let _ = reply.send(Err(error.clone()));
-        }
-        for command in self.held.drain(..) {
-            command.fail(error.clone());
-        }
-        if let Some(reply) = self.disconnecting.take() {
-            let _ = reply.send(Ok(()));
-        }
-        // Commands that arrived after the end.
-        while let Ok(input) = self.inputs.try_recv() {
-            if let Input::Command(command) = input {
-                command.fail(ClientError::Disconnected);
+                Err(e) => {
+                    self.core.reconnect_failed(Arc::new(e));
+                    self.emit_events();
+                }
             }
         }
     }
 }
 
 /// Why the first connection ended before CONNACK.
-fn connect_error(close: Option<Close>, timeout: Duration) -> ConnectError {
+fn connect_error(close: Option<mqtt_session::Close>, timeout: Duration) -> ConnectError {
     ConnectError::before_connack(close, timeout, || {
         std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,

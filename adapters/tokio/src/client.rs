@@ -1,18 +1,16 @@
-//! The client handle and the task that owns the connection.
+//! The client handle and the task that owns the connection: the transport,
+//! the timer and the channels around `mqtt-session`'s `ClientDriver`, which
+//! keeps the requests' bookkeeping.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use mqtt_session::client_driver::{self, ClientDriver, End, Replies};
 use mqtt_session::mqtt_codec::{
-    DisconnectProps, PacketId, QoS, ReasonCode, SubscriptionId, SubscriptionOptions, TopicFilter,
-    TopicName,
+    DisconnectProps, QoS, ReasonCode, SubscriptionId, SubscriptionOptions, TopicName,
 };
-use mqtt_session::{
-    Backoff, Client as ClientRole, ClientConfig, ClientEvent, Close, Connection, Instant, Message,
-    ServerCaps, Session,
-};
+use mqtt_session::{Instant, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::rustls;
@@ -32,39 +30,7 @@ const READ_CHUNK: usize = 8 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// What the client reports besides request results, in order.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// A message arrived on a subscription (already acknowledged to the
-    /// broker).
-    Message {
-        /// The message.
-        message: Message,
-        /// The identifiers of the subscriptions it matched (5.0).
-        subscription_identifiers: Vec<SubscriptionId>,
-    },
-    /// A connection was accepted: the first one, and each reconnection.
-    Connected {
-        /// Whether the broker resumed the session. After a reconnection
-        /// without it, subscriptions must be made again.
-        session_present: bool,
-        /// What the broker announced in CONNACK.
-        caps: ServerCaps,
-    },
-    /// The connection ended without the application asking for it: the
-    /// broker disconnected, the network failed, or no PINGRESP came in time.
-    Disconnected {
-        /// How it ended (reason code, which side, 5.0 diagnostics).
-        close: Close,
-        /// Whether the client is reconnecting; if not, the client is done.
-        reconnecting: bool,
-    },
-    /// A reconnection attempt failed; the next follows after the backoff.
-    ReconnectFailed {
-        /// Why.
-        error: Arc<ConnectError>,
-    },
-}
+pub type Event = client_driver::Event<Arc<ConnectError>>;
 
 /// A connected MQTT client. Cheap to clone; every clone drives the same
 /// connection. When the last clone is dropped the client disconnects.
@@ -98,42 +64,23 @@ impl Incoming {
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
-
 pub use mqtt_session::SubscribeResult;
 
+/// Replies go back over oneshot channels.
 #[derive(Debug)]
-enum Command {
-    Publish {
-        message: Message,
-        reply: Reply<ReasonCode>,
-    },
-    Subscribe {
-        filters: Vec<(TopicFilter, SubscriptionOptions)>,
-        identifier: Option<SubscriptionId>,
-        reply: Reply<Vec<SubscribeResult>>,
-    },
-    Unsubscribe {
-        filters: Vec<TopicFilter>,
-        reply: Reply<Vec<ReasonCode>>,
-    },
-    Disconnect {
-        reason: ReasonCode,
-        props: DisconnectProps,
-        reply: Reply<()>,
-    },
-}
+enum Oneshot {}
 
-impl Command {
-    fn fail(self, error: ClientError) {
-        match self {
-            Command::Publish { reply, .. } => drop(reply.send(Err(error))),
-            Command::Subscribe { reply, .. } => drop(reply.send(Err(error))),
-            Command::Unsubscribe { reply, .. } => drop(reply.send(Err(error))),
-            Command::Disconnect { reply, .. } => drop(reply.send(Ok(()))),
-        }
+impl Replies for Oneshot {
+    type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+    type ConnectError = Arc<ConnectError>;
+
+    fn send<T>(reply: Self::Reply<T>, result: Result<T, ClientError>) {
+        let _ = reply.send(result);
     }
 }
+
+type Reply<T> = <Oneshot as Replies>::Reply<T>;
+type Command = client_driver::Command<Oneshot>;
 
 impl Client {
     /// Connects to the broker and waits for its CONNACK; the connection then
@@ -150,23 +97,12 @@ impl Client {
         let driver = Driver {
             address: parts.address,
             tls: options.tls,
-            config: parts.config,
-            backoff: parts.reconnect,
             origin,
             commands,
             commands_open: true,
             events: events_tx,
-            pending_events: VecDeque::new(),
-            publishes: HashMap::new(),
-            qos0_waiting: Vec::new(),
-            qos0_written: Vec::new(),
-            requests: HashMap::new(),
-            held: VecDeque::new(),
-            caps: None,
-            session: None,
+            core: ClientDriver::new(parts.config, parts.reconnect),
             ready: Some(ready_tx),
-            disconnecting: None,
-            close: None,
         };
         tokio::spawn(driver.run());
         match ready.await {
@@ -221,11 +157,7 @@ impl Client {
         let results = self
             .subscribe_with(&[(filter, SubscriptionOptions::new(qos))], None)
             .await?;
-        match results.first() {
-            Some(Ok(granted)) => Ok(*granted),
-            Some(Err(reason)) => Err(ClientError::Refused(*reason)),
-            None => Err(ClientError::Refused(ReasonCode::PROTOCOL_ERROR)),
-        }
+        client_driver::first_granted(&results).map_err(ClientError::Refused)
     }
 
     /// Subscribes to several filters with 5.0 subscription options (No
@@ -236,10 +168,7 @@ impl Client {
         filters: &[(&str, SubscriptionOptions)],
         identifier: Option<SubscriptionId>,
     ) -> Result<Vec<SubscribeResult>, ClientError> {
-        let filters = filters
-            .iter()
-            .map(|(f, o)| Ok((TopicFilter::try_from(*f)?, *o)))
-            .collect::<Result<Vec<_>, ClientError>>()?;
+        let filters = client_driver::subscription_filters(filters)?;
         self.request(|reply| Command::Subscribe {
             filters,
             identifier,
@@ -251,10 +180,7 @@ impl Client {
     /// Unsubscribes; one reason code per filter under 5.0 (success or
     /// 0x11 "no subscription existed"), none under 3.1.1.
     pub async fn unsubscribe(&self, filters: &[&str]) -> Result<Vec<ReasonCode>, ClientError> {
-        let filters = filters
-            .iter()
-            .map(|f| TopicFilter::try_from(*f))
-            .collect::<Result<Vec<_>, _>>()?;
+        let filters = client_driver::topic_filters(filters)?;
         self.request(|reply| Command::Unsubscribe { filters, reply })
             .await
     }
@@ -304,49 +230,19 @@ fn random() -> u32 {
     std::collections::hash_map::RandomState::new().hash_one(nanos) as u32
 }
 
-enum Request {
-    Subscribe(Reply<Vec<SubscribeResult>>),
-    Unsubscribe(Reply<Vec<ReasonCode>>),
-}
-
-/// How one connection ended.
-enum End {
-    /// The application is done (it disconnected or dropped every handle), or
-    /// the first connection failed: the task ends.
-    Finished,
-    /// The connection was lost; reconnect if configured.
-    Lost,
-}
-
 /// The task that owns the connection: it moves bytes, keeps the timer and
-/// matches completions to the callers waiting for them.
+/// passes commands, replies and events between the callers and the core.
 struct Driver {
     address: Address,
     tls: Option<Arc<rustls::ClientConfig>>,
-    config: ClientConfig,
-    backoff: Option<Backoff>,
     origin: tokio::time::Instant,
     commands: mpsc::Receiver<Command>,
     /// False once every handle is dropped.
     commands_open: bool,
     events: mpsc::Sender<Event>,
-    /// Events the application has not taken yet; while any wait, the socket
-    /// is not read.
-    pending_events: VecDeque<Event>,
-    publishes: HashMap<PacketId, Reply<ReasonCode>>,
-    /// QoS 0 publishes handed to the connection, not yet in the write buffer.
-    qos0_waiting: Vec<Reply<ReasonCode>>,
-    /// QoS 0 publishes in the write buffer: done once it is written.
-    qos0_written: Vec<Reply<ReasonCode>>,
-    requests: HashMap<PacketId, Request>,
-    /// Commands given while not connected, for the next connection.
-    held: VecDeque<Command>,
-    caps: Option<ServerCaps>,
-    session: Option<Session>,
+    core: ClientDriver<Oneshot>,
     /// Answers `Client::connect` once the first connection succeeds or fails.
     ready: Option<oneshot::Sender<Result<(), ConnectError>>>,
-    disconnecting: Option<Reply<()>>,
-    close: Option<Close>,
 }
 
 impl Driver {
@@ -355,8 +251,9 @@ impl Driver {
     }
 
     async fn open(&self) -> Result<Transport, ConnectError> {
-        let timeout = self.config.connect_timeout;
-        let max_packet_size = self.config.limits.max_packet_size;
+        let config = self.core.config();
+        let timeout = config.connect_timeout;
+        let max_packet_size = config.limits.max_packet_size;
         let open = transport::open(&self.address, self.tls.as_ref(), max_packet_size);
         tokio::time::timeout(timeout, open)
             .await
@@ -374,40 +271,32 @@ impl Driver {
             }
         };
         loop {
-            let config = if self.caps.is_some() {
-                self.config.for_resumption(self.caps.as_ref())
-            } else {
-                self.config.clone()
-            };
-            let conn = Connection::<ClientRole>::new(config, self.now(), self.session.take());
-            match self.serve(conn, transport).await {
+            self.core.start(self.now());
+            match self.serve(transport).await {
+                End::Failed(close) => {
+                    let timeout = self.core.config().connect_timeout;
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(connect_error(close.map(|c| *c), timeout)));
+                    }
+                    break;
+                }
                 End::Finished => break,
-                End::Lost => {}
-            }
-            let reconnecting = self.backoff.is_some();
-            if let Some(close) = self.close.take() {
-                self.pending_events.push_back(Event::Disconnected {
-                    close,
-                    reconnecting,
-                });
-            }
-            if !reconnecting {
-                self.finish(ClientError::ConnectionLost);
-                return;
-            }
-            // SUBSCRIBE and UNSUBSCRIBE answers do not survive the connection;
-            // neither does a QoS 0 publish not yet written.
-            self.fail_connection_bound(ClientError::ConnectionLost);
-            match self.reconnect().await {
-                Some(t) => transport = t,
-                None => break,
+                End::Reconnect => match self.reconnect().await {
+                    Some(t) => transport = t,
+                    None => break,
+                },
             }
         }
-        self.finish(ClientError::Disconnected);
+        // Events not yet taken are handed over where there is room.
+        while let Some(ev) = self.core.poll_event() {
+            if self.events.try_send(ev).is_err() {
+                break;
+            }
+        }
     }
 
     /// Runs one connection until it is closed.
-    async fn serve(&mut self, mut conn: Connection<ClientRole>, transport: Transport) -> End {
+    async fn serve(&mut self, transport: Transport) -> End {
         let (mut rd, mut wr) = tokio::io::split(transport);
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut wbuf = BytesMut::new();
@@ -415,28 +304,20 @@ impl Driver {
         // A second handle, so that waiting for room does not borrow `self`.
         let events = self.events.clone();
         loop {
-            let now = self.now();
-            // Bytes out, then events; an event may issue commands (the ones
-            // held for the connection), so drain until both are quiet.
-            loop {
-                let _ = conn.poll_transmit(now, &mut wbuf);
-                self.qos0_written.append(&mut self.qos0_waiting);
-                let mut any = false;
-                while let Some(ev) = conn.poll_event() {
-                    any = true;
-                    self.on_event(&mut conn, now, ev);
-                }
-                if !any {
-                    break;
+            let _ = self.core.poll_transmit(self.now(), &mut wbuf);
+            if self.core.has_connected() {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(()));
                 }
             }
-            if conn.is_closed() && (wbuf.is_empty() || eof) {
+            if self.core.is_closed() && (wbuf.is_empty() || eof) {
                 break;
             }
-            let deadline = conn
+            let deadline = self
+                .core
                 .poll_timeout()
                 .map(|t| self.origin + Duration::from_millis(t.as_millis()));
-            let can_read = self.pending_events.is_empty() && !eof && !conn.is_closed();
+            let can_read = !self.core.has_events() && !eof && !self.core.is_closed();
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
@@ -444,178 +325,57 @@ impl Driver {
                 written = wr.write_buf(&mut wbuf), if !wbuf.is_empty() && !eof => match written {
                     Ok(n) if n > 0 => {
                         if wbuf.is_empty() {
-                            for reply in self.qos0_written.drain(..) {
-                                let _ = reply.send(Ok(ReasonCode::SUCCESS));
-                            }
+                            self.core.handle_written();
                         }
                     }
                     _ => {
                         eof = true;
                         wbuf.clear();
-                        conn.handle_eof(self.now());
+                        self.core.handle_eof(self.now());
                     }
                 },
                 read = rd.read_buf(&mut rbuf), if can_read => match read {
-                    Ok(n) if n > 0 => conn.handle_read(self.now(), &mut rbuf),
+                    Ok(n) if n > 0 => self.core.handle_read(self.now(), &mut rbuf),
                     _ => {
                         eof = true;
                         wbuf.clear();
-                        conn.handle_eof(self.now());
+                        self.core.handle_eof(self.now());
                     }
                 },
-                permit = events.reserve(), if !self.pending_events.is_empty() => match permit {
-                    Ok(permit) => {
-                        if let Some(ev) = self.pending_events.pop_front() {
-                            permit.send(ev);
-                        }
-                    }
-                    // Nobody listens any more.
-                    Err(_) => self.pending_events.clear(),
-                },
-                command = self.commands.recv(), if self.commands_open && self.disconnecting.is_none() => {
-                    match command {
-                        Some(command) => self.on_command(&mut conn, self.now(), command),
-                        None => {
-                            // Every handle is gone: disconnect normally.
-                            self.commands_open = false;
-                            conn.disconnect(self.now(), ReasonCode::NORMAL_DISCONNECTION);
-                        }
-                    }
+                permit = events.reserve(), if self.core.has_events() => self.hand_over(permit),
+                command = self.commands.recv(), if self.commands_open && !self.core.is_disconnecting() => {
+                    self.on_command(command);
                 }
-                () = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(self.now()),
+                () = sleep_until(deadline), if deadline.is_some() => self.core.handle_timeout(self.now()),
             }
         }
         if !eof {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, wr.shutdown()).await;
         }
-        self.session = conn.take_session();
-        if self.ready.is_some() {
-            // The first connection ended before CONNACK.
-            let error = connect_error(self.close.take(), self.config.connect_timeout);
-            if let Some(ready) = self.ready.take() {
-                let _ = ready.send(Err(error));
-            }
-            return End::Finished;
-        }
-        if self.disconnecting.is_some() || !self.commands_open {
-            return End::Finished;
-        }
-        End::Lost
+        self.core.connection_ended(self.now())
     }
 
-    fn on_event(&mut self, conn: &mut Connection<ClientRole>, now: Instant, ev: ClientEvent) {
-        match ev {
-            ClientEvent::Connected {
-                session_present,
-                caps,
-                ..
-            } => {
-                self.caps = Some(caps.clone());
-                if let Some(backoff) = self.backoff.as_mut() {
-                    backoff.reset();
-                }
-                if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Ok(()));
-                }
-                self.pending_events.push_back(Event::Connected {
-                    session_present,
-                    caps,
-                });
-                for command in std::mem::take(&mut self.held) {
-                    self.on_command(conn, now, command);
-                }
-            }
-            ClientEvent::Message {
-                msg,
-                subscription_identifiers,
-                ..
-            } => self.pending_events.push_back(Event::Message {
-                message: msg,
-                subscription_identifiers,
-            }),
-            ClientEvent::Published { id, reason, .. } => {
-                if let Some(reply) = self.publishes.remove(&id) {
-                    let _ = reply.send(mqtt_session::publish_outcome(reason));
-                }
-            }
-            ClientEvent::Expired { id, .. } => {
-                if let Some(reply) = self.publishes.remove(&id) {
-                    let _ = reply.send(Err(ClientError::Expired));
-                }
-            }
-            ClientEvent::Subscribed { id, results, .. } => {
-                if let Some(Request::Subscribe(reply)) = self.requests.remove(&id) {
-                    let _ =
-                        reply.send(Ok(results.into_iter().map(mqtt_session::granted).collect()));
-                }
-            }
-            ClientEvent::Unsubscribed { id, results, .. } => {
-                if let Some(Request::Unsubscribe(reply)) = self.requests.remove(&id) {
-                    let _ = reply.send(Ok(results));
-                }
-            }
-            ClientEvent::Closed(close) => self.close = Some(close),
-            _ => {}
-        }
-    }
-
-    fn on_command(&mut self, conn: &mut Connection<ClientRole>, now: Instant, command: Command) {
-        if let Command::Disconnect {
-            reason,
-            props,
-            reply,
-        } = command
-        {
-            if props.is_empty() {
-                conn.disconnect(now, reason);
-            } else if let Err(e) = conn.close_with(now, reason, props) {
-                let _ = reply.send(Err(e.into()));
-                return;
-            }
-            self.disconnecting = Some(reply);
-            return;
-        }
-        if !conn.is_connected() {
-            return self.hold(command);
-        }
+    fn on_command(&mut self, command: Option<Command>) {
         match command {
-            Command::Publish { message, reply } => match conn.publish(now, message) {
-                Ok(Some(id)) => {
-                    self.publishes.insert(id, reply);
-                }
-                Ok(None) => self.qos0_waiting.push(reply),
-                Err(e) => drop(reply.send(Err(e.into()))),
-            },
-            Command::Subscribe {
-                filters,
-                identifier,
-                reply,
-            } => match conn.subscribe(now, filters, identifier) {
-                Ok(id) => {
-                    self.requests.insert(id, Request::Subscribe(reply));
-                }
-                Err(e) => drop(reply.send(Err(e.into()))),
-            },
-            Command::Unsubscribe { filters, reply } => match conn.unsubscribe(now, filters) {
-                Ok(id) => {
-                    self.requests.insert(id, Request::Unsubscribe(reply));
-                }
-                Err(e) => drop(reply.send(Err(e.into()))),
-            },
-            Command::Disconnect { .. } => {}
+            Some(command) => self.core.command(self.now(), command),
+            None => {
+                // Every handle is gone: disconnect normally.
+                self.commands_open = false;
+                self.core.handles_dropped(self.now());
+            }
         }
     }
 
-    /// Keeps a command for the next connection, within the outgoing queue's
-    /// bound.
-    fn hold(&mut self, command: Command) {
-        let limit = self.config.limits.max_queued;
-        if self.held.len() >= limit {
-            command.fail(ClientError::Usage(mqtt_session::UsageError::QueueFull {
-                limit,
-            }));
-        } else {
-            self.held.push_back(command);
+    /// Hands the next event to the application, now that there is room.
+    fn hand_over<E>(&mut self, permit: Result<mpsc::Permit<'_, Event>, E>) {
+        match permit {
+            Ok(permit) => {
+                if let Some(ev) = self.core.poll_event() {
+                    permit.send(ev);
+                }
+            }
+            // Nobody listens any more.
+            Err(_) => while self.core.poll_event().is_some() {},
         }
     }
 
@@ -624,78 +384,21 @@ impl Driver {
     async fn reconnect(&mut self) -> Option<Transport> {
         let events = self.events.clone();
         loop {
-            let delay = self
-                .backoff
-                .as_mut()
-                .map_or(Duration::ZERO, |b| b.next_delay(random()));
-            let wake = tokio::time::Instant::now() + delay;
+            let wake = tokio::time::Instant::now() + self.core.next_delay(random());
             loop {
                 tokio::select! {
                     () = tokio::time::sleep_until(wake) => break,
-                    permit = events.reserve(), if !self.pending_events.is_empty() => match permit {
-                        Ok(permit) => {
-                            if let Some(ev) = self.pending_events.pop_front() {
-                                permit.send(ev);
-                            }
-                        }
-                        Err(_) => self.pending_events.clear(),
-                    },
-                    command = self.commands.recv(), if self.commands_open => match command {
-                        None => {
-                            self.commands_open = false;
-                            return None;
-                        }
-                        Some(Command::Disconnect { reply, .. }) => {
-                            self.disconnecting = Some(reply);
-                            return None;
-                        }
-                        Some(command) => self.hold(command),
-                    },
+                    permit = events.reserve(), if self.core.has_events() => self.hand_over(permit),
+                    command = self.commands.recv(), if self.commands_open => self.on_command(command),
+                }
+                if self.core.wants_to_stop() {
+                    self.core.stop();
+                    return None;
                 }
             }
             match self.open().await {
                 Ok(t) => return Some(t),
-                Err(e) => self
-                    .pending_events
-                    .push_back(Event::ReconnectFailed { error: Arc::new(e) }),
-            }
-        }
-    }
-
-    /// Fails what cannot outlive the connection.
-    fn fail_connection_bound(&mut self, error: ClientError) {
-        for (_, request) in self.requests.drain() {
-            match request {
-                Request::Subscribe(reply) => drop(reply.send(Err(error.clone()))),
-                Request::Unsubscribe(reply) => drop(reply.send(Err(error.clone()))),
-            }
-        }
-        for reply in self
-            .qos0_waiting
-            .drain(..)
-            .chain(self.qos0_written.drain(..))
-        {
-            let _ = reply.send(Err(error.clone()));
-        }
-    }
-
-    /// The client is done: everything still waiting fails with `error`, the
-    /// disconnect completes, and events not yet taken are handed over where
-    /// there is room.
-    fn finish(&mut self, error: ClientError) {
-        self.fail_connection_bound(error.clone());
-        for (_, reply) in self.publishes.drain() {
-            let _ = reply.send(Err(error.clone()));
-        }
-        for command in self.held.drain(..) {
-            command.fail(error.clone());
-        }
-        if let Some(reply) = self.disconnecting.take() {
-            let _ = reply.send(Ok(()));
-        }
-        for ev in self.pending_events.drain(..) {
-            if self.events.try_send(ev).is_err() {
-                break;
+                Err(e) => self.core.reconnect_failed(Arc::new(e)),
             }
         }
     }
@@ -709,7 +412,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Why the first connection ended before CONNACK.
-fn connect_error(close: Option<Close>, timeout: Duration) -> ConnectError {
+fn connect_error(close: Option<mqtt_session::Close>, timeout: Duration) -> ConnectError {
     ConnectError::before_connack(close, timeout, || {
         std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
