@@ -68,6 +68,7 @@ mod alias;
 mod client;
 pub mod client_driver;
 mod client_error;
+mod client_methods;
 mod client_options;
 mod config;
 mod connection;

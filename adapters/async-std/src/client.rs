@@ -10,14 +10,12 @@ use std::time::Duration;
 
 use async_io::Timer;
 use async_net::TcpStream;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures_channel::{mpsc, oneshot};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{Stream, StreamExt};
 use mqtt_session::client_driver::{self, ClientDriver, End, Replies};
-use mqtt_session::mqtt_codec::{
-    DisconnectProps, QoS, ReasonCode, SubscriptionId, SubscriptionOptions, TopicName,
-};
+use mqtt_session::mqtt_codec::ReasonCode;
 use mqtt_session::{Instant, Message};
 
 use crate::options::{ConnectOptions, Task};
@@ -144,87 +142,7 @@ impl Client {
         answer.await.map_err(|_| ClientError::Disconnected)?
     }
 
-    /// Publishes `payload` to `topic`. Completes when the message is handed
-    /// to the network (QoS 0), acknowledged with PUBACK (QoS 1) or complete
-    /// with PUBCOMP (QoS 2), with the broker's reason code (success or
-    /// 0x10 "no matching subscribers" under 5.0; always success under
-    /// 3.1.1). A failure reason code is [`ClientError::Refused`].
-    pub async fn publish(
-        &self,
-        topic: &str,
-        payload: impl Into<Bytes>,
-        qos: QoS,
-        retain: bool,
-    ) -> Result<ReasonCode, ClientError> {
-        let topic = TopicName::try_from(topic)?;
-        self.publish_message(Message::new(topic, payload, qos, retain))
-            .await
-    }
-
-    /// Publishes a message with 5.0 properties; see [`Client::publish`].
-    /// A message expiry (`props.expires_at`) counts from [`Client::now`].
-    pub async fn publish_message(&self, message: Message) -> Result<ReasonCode, ClientError> {
-        self.request(|reply| Command::Publish { message, reply })
-            .await
-    }
-
-    /// Subscribes to one filter; returns the QoS the broker granted, or
-    /// [`ClientError::Refused`] with its failure reason code.
-    pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, ClientError> {
-        let results = self
-            .subscribe_with(&[(filter, SubscriptionOptions::new(qos))], None)
-            .await?;
-        client_driver::first_granted(&results).map_err(ClientError::Refused)
-    }
-
-    /// Subscribes to several filters with 5.0 subscription options (No
-    /// Local, Retain As Published, Retain Handling) and an optional
-    /// subscription identifier; one result per filter, in order.
-    pub async fn subscribe_with(
-        &self,
-        filters: &[(&str, SubscriptionOptions)],
-        identifier: Option<SubscriptionId>,
-    ) -> Result<Vec<SubscribeResult>, ClientError> {
-        let filters = client_driver::subscription_filters(filters)?;
-        self.request(|reply| Command::Subscribe {
-            filters,
-            identifier,
-            reply,
-        })
-        .await
-    }
-
-    /// Unsubscribes; one reason code per filter under 5.0 (success or
-    /// 0x11 "no subscription existed"), none under 3.1.1.
-    pub async fn unsubscribe(&self, filters: &[&str]) -> Result<Vec<ReasonCode>, ClientError> {
-        let filters = client_driver::topic_filters(filters)?;
-        self.request(|reply| Command::Unsubscribe { filters, reply })
-            .await
-    }
-
-    /// Disconnects normally: DISCONNECT, no will. Completes once the
-    /// connection is closed; requests still waiting fail with
-    /// [`ClientError::Disconnected`].
-    pub async fn disconnect(&self) -> Result<(), ClientError> {
-        self.disconnect_with(ReasonCode::NORMAL_DISCONNECTION, DisconnectProps::default())
-            .await
-    }
-
-    /// Disconnects with a 5.0 reason code (0x04 asks the broker to publish
-    /// the will anyway) and DISCONNECT properties (a reason string, a new
-    /// session expiry interval).
-    pub async fn disconnect_with(
-        &self,
-        reason: ReasonCode,
-        props: DisconnectProps,
-    ) -> Result<(), ClientError> {
-        self.request(|reply| Command::Disconnect {
-            reason,
-            props,
-            reply,
-        })
-        .await
-    }
+    mqtt_session::client_request_methods!(async);
 
     /// The client's clock, as `mqtt-session` counts it: for message expiry
     /// deadlines (`MessageProps::expires_at`).

@@ -9,11 +9,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use mqtt_session::client_driver::{self, ClientDriver, End, Replies};
-use mqtt_session::mqtt_codec::{
-    DisconnectProps, QoS, ReasonCode, SubscriptionId, SubscriptionOptions, TopicName,
-};
+use mqtt_session::mqtt_codec::ReasonCode;
 use mqtt_session::{Instant, Message};
 
 use crate::options::ConnectOptions;
@@ -238,79 +236,7 @@ impl Client {
         }
     }
 
-    /// Publishes `payload` to `topic` and waits until the message is handed
-    /// to the network (QoS 0), acknowledged with PUBACK (QoS 1) or complete
-    /// with PUBCOMP (QoS 2). Returns the broker's reason code (success or
-    /// 0x10 "no matching subscribers" under 5.0; always success under
-    /// 3.1.1); a failure reason code is [`ClientError::Refused`].
-    pub fn publish(
-        &self,
-        topic: &str,
-        payload: impl Into<Bytes>,
-        qos: QoS,
-        retain: bool,
-    ) -> Result<ReasonCode, ClientError> {
-        let topic = TopicName::try_from(topic)?;
-        self.publish_message(Message::new(topic, payload, qos, retain))
-    }
-
-    /// Publishes a message with 5.0 properties; see [`Client::publish`].
-    /// A message expiry (`props.expires_at`) counts from [`Client::now`].
-    pub fn publish_message(&self, message: Message) -> Result<ReasonCode, ClientError> {
-        self.request(|reply| Command::Publish { message, reply })
-    }
-
-    /// Subscribes to one filter; returns the QoS the broker granted, or
-    /// [`ClientError::Refused`] with its failure reason code.
-    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, ClientError> {
-        let results = self.subscribe_with(&[(filter, SubscriptionOptions::new(qos))], None)?;
-        client_driver::first_granted(&results).map_err(ClientError::Refused)
-    }
-
-    /// Subscribes to several filters with 5.0 subscription options (No
-    /// Local, Retain As Published, Retain Handling) and an optional
-    /// subscription identifier; one result per filter, in order.
-    pub fn subscribe_with(
-        &self,
-        filters: &[(&str, SubscriptionOptions)],
-        identifier: Option<SubscriptionId>,
-    ) -> Result<Vec<SubscribeResult>, ClientError> {
-        let filters = client_driver::subscription_filters(filters)?;
-        self.request(|reply| Command::Subscribe {
-            filters,
-            identifier,
-            reply,
-        })
-    }
-
-    /// Unsubscribes; one reason code per filter under 5.0 (success or
-    /// 0x11 "no subscription existed"), none under 3.1.1.
-    pub fn unsubscribe(&self, filters: &[&str]) -> Result<Vec<ReasonCode>, ClientError> {
-        let filters = client_driver::topic_filters(filters)?;
-        self.request(|reply| Command::Unsubscribe { filters, reply })
-    }
-
-    /// Disconnects normally: DISCONNECT, no will. Returns once the
-    /// connection is closed; requests still waiting fail with
-    /// [`ClientError::Disconnected`].
-    pub fn disconnect(&self) -> Result<(), ClientError> {
-        self.disconnect_with(ReasonCode::NORMAL_DISCONNECTION, DisconnectProps::default())
-    }
-
-    /// Disconnects with a 5.0 reason code (0x04 asks the broker to publish
-    /// the will anyway) and DISCONNECT properties (a reason string, a new
-    /// session expiry interval).
-    pub fn disconnect_with(
-        &self,
-        reason: ReasonCode,
-        props: DisconnectProps,
-    ) -> Result<(), ClientError> {
-        self.request(|reply| Command::Disconnect {
-            reason,
-            props,
-            reply,
-        })
-    }
+    mqtt_session::client_request_methods!(blocking);
 
     /// The client's clock, as `mqtt-session` counts it: for message expiry
     /// deadlines (`MessageProps::expires_at`).
