@@ -78,7 +78,7 @@ use core::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
-use mqtt_session::{ClientEvent, Connection};
+use mqtt_session::{client_driver, ClientEvent, Connection};
 
 pub use crate::clock::Clock;
 pub use crate::error::Error;
@@ -302,11 +302,7 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
         let results = self
             .subscribe_with(&[(filter, SubscriptionOptions::new(qos))], None)
             .await?;
-        match results.first() {
-            Some(Ok(granted)) => Ok(*granted),
-            Some(Err(reason)) => Err(Error::Refused(*reason)),
-            None => Err(Error::Refused(ReasonCode::PROTOCOL_ERROR)),
-        }
+        client_driver::first_granted(&results).map_err(Error::Refused)
     }
 
     /// Subscribes to several filters with 5.0 subscription options (No
@@ -318,10 +314,7 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
         filters: &[(&str, SubscriptionOptions)],
         identifier: Option<SubscriptionId>,
     ) -> Result<Vec<SubscribeResult>, Error> {
-        let filters = filters
-            .iter()
-            .map(|(f, o)| Ok((TopicFilter::try_from(*f)?, *o)))
-            .collect::<Result<Vec<_>, Error>>()?;
+        let filters = client_driver::subscription_filters(filters)?;
         let id = self
             .conn
             .subscribe(self.clock.now(), filters, identifier)
@@ -333,10 +326,7 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
     /// Unsubscribes; one reason code per filter under 5.0 (success or 0x11
     /// "no subscription existed"), none under 3.1.1.
     pub async fn unsubscribe(&mut self, filters: &[&str]) -> Result<Vec<ReasonCode>, Error> {
-        let filters = filters
-            .iter()
-            .map(|f| TopicFilter::try_from(*f))
-            .collect::<Result<Vec<_>, _>>()?;
+        let filters = client_driver::topic_filters(filters)?;
         let id = self
             .conn
             .unsubscribe(self.clock.now(), filters)
