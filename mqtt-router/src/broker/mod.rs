@@ -154,7 +154,14 @@ struct Routed {
     delivered: usize,
     /// Sessions that missed it because their queue was full.
     queue_full: usize,
+    /// A connected subscriber it reached that is past its high-water mark
+    /// and still draining: the publisher's acknowledgement waits for it.
+    congested: Option<ConnId>,
 }
+
+/// How long a subscriber past its high-water mark may go without taking any
+/// message before it counts as stalled and stops holding publishers back.
+const STALL: Duration = Duration::from_secs(1);
 
 /// Index of a client's session: the key of its subscriptions in the index.
 type SessionKey = u32;
@@ -169,6 +176,15 @@ struct Conn {
     /// it never gets its own publications back, and gets retain flags as
     /// published, as Mosquitto treats bridges.
     bridge: bool,
+    /// Flow control: acknowledgements of publishes that reached this
+    /// (subscriber) connection while its queue was past the high-water mark,
+    /// held until it drains or stalls. See [`Broker::flow_control`].
+    held_acks: Vec<(ConnId, PacketId)>,
+    /// Messages queued for this connection when last looked at, and when
+    /// that number last went down: a subscriber that drains is slow, one
+    /// that does not is stalled and does not hold publishers back.
+    backlog: usize,
+    progress_at: Instant,
     /// The one live entry of this connection on the timer heap: never later
     /// than the connection's deadline (see [`Broker::rearm`]).
     timer_at: Option<Instant>,
@@ -194,6 +210,8 @@ struct SessionEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Conn(ConnId),
+    /// Held acknowledgements of a subscriber that made no progress since.
+    Stalled(ConnId),
     Session(SessionKey, u32),
     Sys,
 }
@@ -298,6 +316,9 @@ impl<P: Policy> Broker<P> {
             peer,
             username: None,
             bridge: false,
+            held_acks: Vec::new(),
+            backlog: 0,
+            progress_at: now,
             timer_at: None,
             ready: false,
             closed: false,
@@ -389,6 +410,19 @@ impl<P: Policy> Broker<P> {
                     }
                 }
                 Timer::Session(key, generation) => self.session_timer(key, generation, now),
+                Timer::Stalled(sub) => {
+                    let stalled = self
+                        .conns
+                        .get_mut(sub)
+                        .is_some_and(|c| now >= c.progress_at.saturating_add(STALL));
+                    if stalled {
+                        self.release_acks(sub);
+                    } else if self.conns.get_mut(sub).is_some_and(|c| !c.held_acks.is_empty()) {
+                        let at = self.conns.get_mut(sub).map_or(now, |c| c.progress_at);
+                        self.timers
+                            .push(Reverse((at.saturating_add(STALL), Timer::Stalled(sub))));
+                    }
+                }
                 Timer::Sys => {
                     if self.sys_at == Some(at) {
                         self.publish_sys(now);
@@ -542,6 +576,7 @@ impl<P: Policy> Broker<P> {
     }
 
     fn free_conn(&mut self, id: ConnId) {
+        self.release_acks(id);
         self.conns.remove(id);
     }
 
@@ -575,7 +610,61 @@ impl<P: Policy> Broker<P> {
                 _ => {}
             }
         }
+        self.flow_control(id, now);
         self.after(id);
+    }
+
+    /// Flow control: a publish that reaches a subscriber whose queue is past
+    /// half its limit (`limits.max_queued`) is acknowledged only once that
+    /// subscriber has drained below a quarter, so publishers slow down to
+    /// the pace of the subscribers they feed instead of overflowing their
+    /// queues (nothing accepted at QoS 1/2 is dropped for a subscriber that
+    /// keeps up eventually). A subscriber that takes nothing for [`STALL`]
+    /// counts as stalled: its held acknowledgements go out, it holds no one
+    /// back any more, and its queue sheds load by the queue-full policy, so a
+    /// subscriber that reads nothing never stalls the others. Each publisher
+    /// has at most its Receive Maximum (or in-flight window) of publishes
+    /// unacknowledged, so what is held is bounded.
+    fn flow_control(&mut self, id: ConnId, now: Instant) {
+        let low = self.config.server.limits.max_queued / 4;
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let backlog = c.conn.session().map_or(0, Session::queued);
+        // Progress: draining, or not behind at all.
+        if backlog < c.backlog || backlog <= low {
+            c.progress_at = now;
+        }
+        c.backlog = backlog;
+        if !c.held_acks.is_empty() && (backlog <= low || c.closed) {
+            self.release_acks(id);
+        }
+    }
+
+    fn hold_ack(&mut self, sub: ConnId, publisher: ConnId, pid: PacketId, now: Instant) {
+        let Some(c) = self.conns.get_mut(sub) else {
+            return;
+        };
+        if c.held_acks.is_empty() {
+            let at = c.progress_at.max(now).saturating_add(STALL);
+            self.timers.push(Reverse((at, Timer::Stalled(sub))));
+        }
+        if let Some(c) = self.conns.get_mut(sub) {
+            c.held_acks.push((publisher, pid));
+        }
+        self.stats.acks_held += 1;
+    }
+
+    fn release_acks(&mut self, sub: ConnId) {
+        let Some(c) = self.conns.get_mut(sub) else {
+            return;
+        };
+        for (publisher, pid) in core::mem::take(&mut c.held_acks) {
+            if let Some(p) = self.conns.get_mut(publisher) {
+                let _ = p.conn.ack(pid, ReasonCode::SUCCESS);
+                self.after(publisher);
+            }
+        }
     }
 
     // ----- CONNECT ----------------------------------------------------------------
@@ -870,7 +959,12 @@ impl<P: Policy> Broker<P> {
             } else {
                 ReasonCode::SUCCESS
             };
-            let _ = c.conn.ack(pid, reason);
+            match routed.congested {
+                Some(sub) if reason == ReasonCode::SUCCESS => self.hold_ack(sub, id, pid, now),
+                _ => {
+                    let _ = c.conn.ack(pid, reason);
+                }
+            }
         }
     }
 
@@ -906,7 +1000,10 @@ impl<P: Policy> Broker<P> {
                 subscription_identifiers: d.subscription_ids.to_vec(),
             };
             match self.deliver_to(d.client, now, msg.clone(), fwd) {
-                Ok(()) => routed.delivered += 1,
+                Ok(congested) => {
+                    routed.delivered += 1;
+                    routed.congested = routed.congested.or(congested);
+                }
                 Err(DeliverError::QueueFull { .. }) => routed.queue_full += 1,
                 Err(_) => {}
             }
@@ -917,13 +1014,15 @@ impl<P: Policy> Broker<P> {
 
     /// Hands one message to one session, connected or not; every message
     /// not taken is counted as dropped.
+    /// Delivers to one session; for a connected one past its high-water
+    /// mark and still draining, returns its connection (flow control).
     fn deliver_to(
         &mut self,
         key: SessionKey,
         now: Instant,
         msg: Message,
         fwd: Forward,
-    ) -> Result<(), DeliverError> {
+    ) -> Result<Option<ConnId>, DeliverError> {
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
             return Err(DeliverError::Closed);
         };
@@ -932,11 +1031,20 @@ impl<P: Policy> Broker<P> {
                 return Err(DeliverError::Closed);
             };
             let r = c.conn.deliver(now, msg, fwd);
+            let backlog = c.conn.session().map_or(0, Session::queued);
+            let max_queued = self.config.server.limits.max_queued;
+            if backlog < c.backlog || backlog <= max_queued / 4 {
+                c.progress_at = now;
+            }
+            c.backlog = backlog;
+            let high = max_queued / 2;
+            let congested = (backlog > high && now < c.progress_at.saturating_add(STALL))
+                .then_some(cid);
             self.after(cid);
             return match r {
                 Ok(_) => {
                     self.stats.messages_sent += 1;
-                    Ok(())
+                    Ok(congested)
                 }
                 Err(e) => {
                     self.stats.messages_dropped += 1;
@@ -948,7 +1056,7 @@ impl<P: Policy> Broker<P> {
             return Err(DeliverError::Closed);
         };
         match session.enqueue(msg.clone(), fwd.clone()) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
             Err(e @ DeliverError::QueueFull { .. }) => {
                 // At the limit, queued QoS 0 messages give way first (to a
                 // QoS 1/2 message under `DropNew`, which otherwise keeps
@@ -964,7 +1072,7 @@ impl<P: Policy> Broker<P> {
                 };
                 self.stats.messages_dropped += 1;
                 if made_room && session.enqueue(msg, fwd).is_ok() {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(e)
                 }

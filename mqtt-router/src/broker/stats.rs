@@ -26,4 +26,7 @@ pub struct Stats {
     pub subscribes: u64,
     /// Wills published.
     pub wills_published: u64,
+    /// Publish acknowledgements held back by flow control until a busy
+    /// subscriber drained (see `Broker`'s module documentation).
+    pub acks_held: u64,
 }

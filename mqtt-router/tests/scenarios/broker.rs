@@ -1361,13 +1361,25 @@ fn slow_subscriber_queue_is_bounded_and_does_not_hold_up_others() {
     sim.subscribe(fast, "t", QoS::AtLeastOnce);
     sim.freeze(slow);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
+    let now = sim.now;
     for n in 0..10 {
-        let r = sim.publish(
-            publisher,
-            msg("t", &format!("m{n}"), QoS::AtLeastOnce, false),
-        );
-        assert_eq!(r, Some(ReasonCode::SUCCESS));
+        sim.client(publisher)
+            .publish(now, msg("t", &format!("m{n}"), QoS::AtLeastOnce, false))
+            .unwrap();
     }
+    sim.pump();
+    // Flow control holds the acknowledgements until the slow subscriber
+    // counts as stalled (a second without progress); then they all succeed.
+    sim.advance(secs(2));
+    let reasons: Vec<ReasonCode> = sim.peers[publisher]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            mqtt_session::ClientEvent::Published { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [ReasonCode::SUCCESS; 10]);
     assert_eq!(sim.payloads(fast).len(), 10);
     assert_eq!(sim.broker.stats().messages_dropped, 5);
     sim.thaw(slow);
@@ -1638,4 +1650,83 @@ fn broker_close_tells_v5_clients_the_reason() {
         assert!(sim.client_closed(c).is_some());
         assert_eq!(sim.broker.connection_count(), 0);
     }
+}
+
+/// A broker whose subscribers hold 20 queued messages, half of which is the
+/// high-water mark, and whose publishers may have 8 unacknowledged.
+fn flow_config() -> BrokerConfig {
+    let mut config = broker_config();
+    config.server.limits.max_queued = 20;
+    config.server.limits.max_inflight = 5;
+    config.server.limits.receive_maximum = 8;
+    config
+}
+
+/// Publishes `n` QoS 1 messages from peer `i` without waiting, and pumps.
+fn publish_burst(sim: &mut Sim, i: usize, n: usize) {
+    let now = sim.now;
+    for k in 0..n {
+        sim.client(i)
+            .publish(now, msg("t", &k.to_string(), QoS::AtLeastOnce, false))
+            .expect("the client queues it");
+    }
+    sim.pump();
+}
+
+fn completed(sim: &Sim, i: usize) -> usize {
+    sim.peers[i]
+        .events
+        .iter()
+        .filter(|e| matches!(e, mqtt_session::ClientEvent::Published { .. }))
+        .count()
+}
+
+/// Flow control: publishes that reach a subscriber past its high-water mark
+/// are acknowledged only once it drains, so the publisher slows to its pace
+/// and nothing is dropped; every message arrives, in order.
+#[test]
+fn a_busy_subscriber_slows_its_publishers_instead_of_losing_messages() {
+    for v in VERSIONS {
+        let mut sim = Sim::new(flow_config());
+        let (sub, _) = sim.connect_ok(cfg(v, "sub"));
+        sim.subscribe(sub, "t", QoS::AtLeastOnce);
+        // A 3.1.1 publisher has no Receive Maximum from the server: its own
+        // window bounds what it has unacknowledged.
+        let mut publisher_cfg = cfg(v, "pub");
+        publisher_cfg.limits.max_inflight = 8;
+        let (publisher, _) = sim.connect_ok(publisher_cfg);
+        sim.freeze(sub);
+        publish_burst(&mut sim, publisher, 60);
+        assert!(completed(&sim, publisher) < 60, "{v:?}: acknowledgements are held");
+        assert!(sim.broker.stats().acks_held > 0);
+        for _ in 0..10 {
+            sim.thaw(sub);
+        }
+        assert_eq!(completed(&sim, publisher), 60, "{v:?}");
+        let expected: Vec<String> = (0..60).map(|k| k.to_string()).collect();
+        assert_eq!(sim.payloads(sub), expected, "{v:?}");
+        assert_eq!(sim.broker.stats().messages_dropped, 0, "{v:?}");
+    }
+}
+
+/// A subscriber that takes nothing for a second counts as stalled: the
+/// acknowledgements it held go out, it holds no one back any more, and its
+/// own queue sheds load (counted), while the other subscribers get every
+/// message.
+#[test]
+fn a_stalled_subscriber_does_not_hold_the_others_back() {
+    let mut sim = Sim::new(flow_config());
+    let (stalled, _) = sim.connect_ok(cfg(V5, "stalled"));
+    sim.subscribe(stalled, "t", QoS::AtLeastOnce);
+    let (healthy, _) = sim.connect_ok(cfg(V5, "healthy"));
+    sim.subscribe(healthy, "t", QoS::AtLeastOnce);
+    let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
+    sim.freeze(stalled);
+    publish_burst(&mut sim, publisher, 60);
+    assert!(completed(&sim, publisher) < 60);
+    sim.advance(secs(2));
+    assert_eq!(completed(&sim, publisher), 60);
+    let expected: Vec<String> = (0..60).map(|k| k.to_string()).collect();
+    assert_eq!(sim.payloads(healthy), expected);
+    assert!(sim.broker.stats().messages_dropped > 0, "the stalled queue shed load");
 }
