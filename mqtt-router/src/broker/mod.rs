@@ -163,6 +163,14 @@ struct Routed {
 /// message before it counts as stalled and stops holding publishers back.
 const STALL: Duration = Duration::from_secs(1);
 
+/// The queue that flow control keeps a subscriber within: the configured
+/// limit, but never more than half the packet identifiers, since every QoS
+/// 1/2 message queued for a session holds one (65,535 at most), so the
+/// publishers' unacknowledged windows still fit after the high-water mark.
+fn flow_capacity(max_queued: usize) -> usize {
+    max_queued.min(32_768)
+}
+
 /// Index of a client's session: the key of its subscriptions in the index.
 type SessionKey = u32;
 
@@ -626,7 +634,7 @@ impl<P: Policy> Broker<P> {
     /// has at most its Receive Maximum (or in-flight window) of publishes
     /// unacknowledged, so what is held is bounded.
     fn flow_control(&mut self, id: ConnId, now: Instant) {
-        let low = self.config.server.limits.max_queued / 4;
+        let low = self.flow_capacity() / 4;
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
@@ -639,6 +647,10 @@ impl<P: Policy> Broker<P> {
         if !c.held_acks.is_empty() && (backlog <= low || c.closed) {
             self.release_acks(id);
         }
+    }
+
+    fn flow_capacity(&self) -> usize {
+        flow_capacity(self.config.server.limits.max_queued)
     }
 
     fn hold_ack(&mut self, sub: ConnId, publisher: ConnId, pid: PacketId, now: Instant) {
@@ -1032,12 +1044,12 @@ impl<P: Policy> Broker<P> {
             };
             let r = c.conn.deliver(now, msg, fwd);
             let backlog = c.conn.session().map_or(0, Session::queued);
-            let max_queued = self.config.server.limits.max_queued;
-            if backlog < c.backlog || backlog <= max_queued / 4 {
+            let capacity = flow_capacity(self.config.server.limits.max_queued);
+            if backlog < c.backlog || backlog <= capacity / 4 {
                 c.progress_at = now;
             }
             c.backlog = backlog;
-            let high = max_queued / 2;
+            let high = capacity / 2;
             let congested = (backlog > high && now < c.progress_at.saturating_add(STALL))
                 .then_some(cid);
             self.after(cid);
