@@ -102,14 +102,13 @@ pub enum Command<K: Replies> {
 }
 
 impl<K: Replies> Command<K> {
-    /// Answers the command with `error` without carrying it out (a
-    /// disconnect is answered with success: the client is disconnected).
+    /// Answers the command with `error` without carrying it out.
     pub fn fail(self, error: ClientError) {
         match self {
             Command::Publish { reply, .. } => K::send(reply, Err(error)),
             Command::Subscribe { reply, .. } => K::send(reply, Err(error)),
             Command::Unsubscribe { reply, .. } => K::send(reply, Err(error)),
-            Command::Disconnect { reply, .. } => K::send(reply, Ok(())),
+            Command::Disconnect { reply, .. } => K::send(reply, Err(error)),
         }
     }
 }

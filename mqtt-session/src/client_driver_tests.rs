@@ -405,6 +405,10 @@ fn disconnect_completes_when_the_connection_ends() {
             .any(|e| matches!(e, Event::Disconnected { .. })),
         "an asked-for disconnect is no event"
     );
+    // A disconnect once the client is done: it already is.
+    let (d, rd) = disconnect();
+    net.driver.command(net.now, d);
+    assert_eq!(taken(&rd), Some(Err(ClientError::Disconnected)));
 }
 
 #[test]

@@ -260,15 +260,9 @@ on_both_runtimes!(reconnection_resumes_inflight_publish_mosquitto, |rt| {
     mosquitto(rt, reconnection_resumes_inflight_publish)
 });
 
-/// An ACL (Mosquitto's format, which both brokers read) that lets anonymous
-/// clients use `allowed/#` only.
+/// An ACL (Mosquitto's format) that lets anonymous clients use `allowed/#`
+/// only.
 const ACL: &str = "topic readwrite allowed/#\n";
-
-/// Mosquitto 2.0 grants every subscription its ACL file denies (it filters
-/// deliveries instead); its dynamic security plugin refuses them (0x87).
-const DYNSEC: &str = r#"{"defaultACLAccess":{"publishClientSend":true,"publishClientReceive":true,"subscribe":false,"unsubscribe":true},
-"clients":[],"groups":[{"groupname":"anon","roles":[{"rolename":"reader"}]}],"anonymousGroup":"anon",
-"roles":[{"rolename":"reader","acls":[{"acltype":"subscribePattern","topic":"allowed/#","allow":true}]}]}"#;
 
 /// Subscribing to a filter the broker refuses: one result per filter, and
 /// the single-filter call turns the failure into an error.
@@ -298,13 +292,8 @@ async fn refused_subscriptions(rt: Runtime, addr: SocketAddr) {
 }
 
 async fn subscribe_failure_ours(rt: Runtime) {
-    let dir = std::env::temp_dir().join(unique("mqtt-async-std-acl"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let acl = dir.join("acl");
-    std::fs::write(&acl, ACL).unwrap();
-    let broker = OurBroker::start_with(&format!("[auth]\nacl_file = {:?}\n", acl));
+    let broker = OurBroker::start_with_acl(ACL);
     refused_subscriptions(rt, broker.addr()).await;
-    let _ = std::fs::remove_dir_all(&dir);
 
     // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]:
     // the broker disconnects (0x82), the SUBSCRIBE fails, the loss is reported.
@@ -328,11 +317,7 @@ async fn subscribe_failure_ours(rt: Runtime) {
 on_both_runtimes!(subscribe_failure_on_ours, subscribe_failure_ours);
 
 async fn subscribe_failure_mosquitto(rt: Runtime) {
-    let broker = Mosquitto::start_with_files(
-        "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n\
-         plugin_opt_config_file {dir}/dynsec.json",
-        &[("dynsec.json", DYNSEC.as_bytes())],
-    );
+    let broker = Mosquitto::start_allowing_subscriptions("allowed/#");
     let Some(broker) = broker else { return };
     refused_subscriptions(rt, broker.addr()).await;
 }

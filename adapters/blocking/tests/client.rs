@@ -8,45 +8,10 @@ use mqtt_blocking::{
     Backoff, Client, ClientError, ConnectError, ConnectOptions, Event, Incoming, Initiator,
     Message, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions, WillProps,
 };
-use mqtt_testkit::{unique, Mosquitto, OurBroker, Relay};
+use mqtt_testkit::{brokers, unique, Mosquitto, OurBroker, Relay};
 
 /// Every wait in these tests is bounded by this.
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A broker under test, kept running while the guard lives.
-enum Broker {
-    Ours(OurBroker),
-    Mosquitto(Mosquitto),
-}
-
-impl Broker {
-    fn addr(&self) -> std::net::SocketAddr {
-        match self {
-            Broker::Ours(b) => b.addr(),
-            Broker::Mosquitto(m) => m.addr(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mqtt://{}", self.addr())
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Broker::Ours(_) => "mqtt-broker",
-            Broker::Mosquitto(_) => "mosquitto",
-        }
-    }
-}
-
-/// Our broker, and Mosquitto where installed (required under CI=true).
-fn brokers() -> Vec<Broker> {
-    let mut all = vec![Broker::Ours(OurBroker::start())];
-    if let Some(m) = Mosquitto::start() {
-        all.push(Broker::Mosquitto(m));
-    }
-    all
-}
 
 /// Options with every request bounded by the test limit.
 fn options(url: &str, version: ProtocolVersion) -> ConnectOptions {
@@ -249,19 +214,9 @@ fn normal_disconnect_does_not_publish_the_will() {
     }
 }
 
-/// Mosquitto's dynamic security plugin with anonymous clients allowed to
-/// subscribe to `open/#` only; other subscriptions are refused (0x87).
-const DYNSEC: &str = r#"{"defaultACLAccess":{"publishClientSend":true,"publishClientReceive":true,"subscribe":false,"unsubscribe":true},
-"clients":[],"groups":[{"groupname":"anon","roles":[{"rolename":"reader"}]}],"anonymousGroup":"anon",
-"roles":[{"rolename":"reader","acls":[{"acltype":"subscribePattern","topic":"open/#","allow":true}]}]}"#;
-
 #[test]
 fn subscribe_failure_is_reported_per_filter() {
-    let Some(m) = Mosquitto::start_with_files(
-        "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n\
-         plugin_opt_config_file {dir}/dynsec.json",
-        &[("dynsec.json", DYNSEC.as_bytes())],
-    ) else {
+    let Some(m) = Mosquitto::start_allowing_subscriptions("open/#") else {
         return;
     };
     let (client, _) = connect(&m.url(), ProtocolVersion::V5);
@@ -287,22 +242,9 @@ fn subscribe_failure_is_reported_per_filter() {
     client.disconnect().unwrap();
 }
 
-/// The reference broker with an ACL file letting anonymous clients read
-/// `open/#` only; the directory holding the file is removed by the caller.
-fn our_broker_refusing_subscriptions() -> (OurBroker, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(unique("mqtt-acl"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("acl"), "topic read open/#\n").unwrap();
-    let broker = OurBroker::start_with(&format!(
-        "[auth]\nacl_file = \"{}\"\n",
-        dir.join("acl").display()
-    ));
-    (broker, dir)
-}
-
 #[test]
 fn subscribe_failure_is_reported_per_filter_by_our_broker() {
-    let (broker, dir) = our_broker_refusing_subscriptions();
+    let broker = OurBroker::start_with_acl("topic read open/#\n");
     for version in [ProtocolVersion::V5, ProtocolVersion::V311] {
         let (client, _) = connect(&broker.url(), version);
         let results = client
@@ -326,7 +268,6 @@ fn subscribe_failure_is_reported_per_filter_by_our_broker() {
         );
         client.disconnect().unwrap();
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

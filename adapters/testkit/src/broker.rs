@@ -1,6 +1,7 @@
 //! The reference broker run in this process on its own thread and runtime.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use mqtt_broker::{Config, Server};
@@ -13,6 +14,8 @@ pub struct OurBroker {
     addrs: Vec<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// A folder of files the broker reads, removed when it stops.
+    dir: Option<PathBuf>,
 }
 
 impl OurBroker {
@@ -62,7 +65,21 @@ impl OurBroker {
             addrs,
             stop: Some(stop_tx),
             thread: Some(thread),
+            dir: None,
         }
+    }
+
+    /// Starts the broker with `acl` (Mosquitto's ACL file format: `topic
+    /// read open/#`, ...) as its ACL file; anonymous clients may connect.
+    /// The file lives in a temporary folder removed when the broker stops.
+    pub fn start_with_acl(acl: &str) -> OurBroker {
+        let dir = std::env::temp_dir().join(crate::unique("mqtt-testkit-acl"));
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        let file = dir.join("acl");
+        std::fs::write(&file, acl).expect("the ACL file written");
+        let mut broker = OurBroker::start_with(&format!("[auth]\nacl_file = {:?}\n", file));
+        broker.dir = Some(dir);
+        broker
     }
 
     /// Where its first listener (MQTT over TCP) listens.
@@ -88,6 +105,9 @@ impl Drop for OurBroker {
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

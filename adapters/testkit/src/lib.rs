@@ -9,6 +9,8 @@
 //! - [`Relay`]: a TCP relay on loopback between a client and a broker that a
 //!   test can cut, stall or make refuse connections, to simulate outages.
 //! - [`TestCerts`]: a throw-away CA and server certificate for TLS tests.
+//! - [`AnyBroker`] and [`brokers`]: our broker and Mosquitto, for tests that
+//!   run against each.
 //!
 //! Everything is bounded in time and cleans up after itself on drop.
 
@@ -24,6 +26,47 @@ pub use crate::relay::Relay;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+
+/// A broker under test, kept running while it lives.
+#[derive(Debug)]
+pub enum AnyBroker {
+    /// The reference broker, in this process.
+    Ours(OurBroker),
+    /// A real Mosquitto.
+    Mosquitto(Mosquitto),
+}
+
+impl AnyBroker {
+    /// Where it listens (MQTT over TCP).
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            AnyBroker::Ours(b) => b.addr(),
+            AnyBroker::Mosquitto(m) => m.addr(),
+        }
+    }
+
+    /// `mqtt://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.addr())
+    }
+
+    /// Which broker it is, for assertion messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyBroker::Ours(_) => "mqtt-broker",
+            AnyBroker::Mosquitto(_) => "mosquitto",
+        }
+    }
+}
+
+/// Our broker, and Mosquitto where installed (required under `CI=true`).
+pub fn brokers() -> Vec<AnyBroker> {
+    let mut all = vec![AnyBroker::Ours(OurBroker::start())];
+    if let Some(m) = Mosquitto::start() {
+        all.push(AnyBroker::Mosquitto(m));
+    }
+    all
+}
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {

@@ -11,6 +11,9 @@ use crate::{free_port, in_ci, wait_listening};
 /// Where Debian's `mosquitto` package installs the broker.
 pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
+/// Where Debian's `mosquitto` package installs the dynamic security plugin.
+const DYNAMIC_SECURITY: &str = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
+
 /// A Mosquitto process, killed when dropped; its configuration folder is
 /// removed then too.
 #[derive(Debug)]
@@ -34,6 +37,23 @@ impl Mosquitto {
     /// such as `protocol websockets` or `max_qos 1`).
     pub fn start_with(extra_conf: &str) -> Option<Mosquitto> {
         Mosquitto::start_with_files(extra_conf, &[])
+    }
+
+    /// Starts Mosquitto letting anonymous clients subscribe to filters
+    /// matching `pattern` only; every other subscription is refused (0x87,
+    /// 3.1.1: 0x80). An ACL file cannot do this: Mosquitto 2.0 grants every
+    /// subscription it denies and filters deliveries instead, so this uses
+    /// the dynamic security plugin.
+    pub fn start_allowing_subscriptions(pattern: &str) -> Option<Mosquitto> {
+        let dynsec = format!(
+            r#"{{"defaultACLAccess":{{"publishClientSend":true,"publishClientReceive":true,"subscribe":false,"unsubscribe":true}},
+"clients":[],"groups":[{{"groupname":"anon","roles":[{{"rolename":"reader"}}]}}],"anonymousGroup":"anon",
+"roles":[{{"rolename":"reader","acls":[{{"acltype":"subscribePattern","topic":{pattern:?},"allow":true}}]}}]}}"#
+        );
+        Mosquitto::start_with_files(
+            &format!("plugin {DYNAMIC_SECURITY}\nplugin_opt_config_file {{dir}}/dynsec.json"),
+            &[("dynsec.json", dynsec.as_bytes())],
+        )
     }
 
     /// Like [`Mosquitto::start_with`], with `files` (name, contents) written

@@ -82,3 +82,46 @@ fn test_certificates_make_a_tls_listener() {
     let mut buf = [0u8; 4];
     assert!(!matches!(s.read(&mut buf), Ok(4) if buf == [0x20, 2, 0, 0]));
 }
+
+/// SUBSCRIBE (3.1.1) to `open/x` and `closed/x` at QoS 0, packet id 1:
+/// the SUBACK's two codes.
+fn suback_codes(addr: SocketAddr) -> [u8; 2] {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(CONNECT).unwrap();
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).unwrap();
+    assert_eq!(ack, [0x20, 2, 0, 0]);
+    let mut subscribe = vec![0x82, 22, 0, 1, 0, 6];
+    subscribe.extend_from_slice(b"open/x\0\0\x08closed/x\0");
+    s.write_all(&subscribe).unwrap();
+    let mut suback = [0u8; 6];
+    s.read_exact(&mut suback).unwrap();
+    assert_eq!(suback[..4], [0x90, 4, 0, 1]);
+    [suback[4], suback[5]]
+}
+
+#[test]
+fn our_broker_with_an_acl_refuses_other_subscriptions() {
+    let broker = OurBroker::start_with_acl("topic read open/#\n");
+    assert_eq!(suback_codes(broker.addr()), [0x00, 0x80]);
+}
+
+#[test]
+fn mosquitto_allowing_some_subscriptions_refuses_the_others() {
+    let Some(mosquitto) = Mosquitto::start_allowing_subscriptions("open/#") else {
+        return;
+    };
+    assert_eq!(suback_codes(mosquitto.addr()), [0x00, 0x80]);
+}
+
+#[test]
+fn brokers_are_ours_then_mosquitto() {
+    let all = mqtt_testkit::brokers();
+    assert_eq!(all[0].name(), "mqtt-broker");
+    assert!(all.iter().skip(1).all(|b| b.name() == "mosquitto"));
+    for b in &all {
+        assert_eq!(b.url(), format!("mqtt://{}", b.addr()));
+        assert_eq!(connack(b.addr()), [0x20, 2, 0, 0]);
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mqtt_testkit::{unique, Mosquitto, OurBroker, Relay};
+use mqtt_testkit::{brokers, unique, Mosquitto, OurBroker, Relay};
 use mqtt_tokio::{
     Backoff, Client, ClientError, ConnectOptions, Event, Incoming, Message, ProtocolVersion, QoS,
     ReasonCode, SubscriptionOptions, WillProps,
@@ -12,41 +12,6 @@ use mqtt_tokio::{
 
 /// Every wait in these tests is bounded by this.
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A broker under test, kept running while the guard lives.
-enum Broker {
-    Ours(OurBroker),
-    Mosquitto(Mosquitto),
-}
-
-impl Broker {
-    fn addr(&self) -> std::net::SocketAddr {
-        match self {
-            Broker::Ours(b) => b.addr(),
-            Broker::Mosquitto(m) => m.addr(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mqtt://{}", self.addr())
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Broker::Ours(_) => "mqtt-broker",
-            Broker::Mosquitto(_) => "mosquitto",
-        }
-    }
-}
-
-/// Our broker, and Mosquitto where installed (required under CI=true).
-fn brokers() -> Vec<Broker> {
-    let mut all = vec![Broker::Ours(OurBroker::start())];
-    if let Some(m) = Mosquitto::start() {
-        all.push(Broker::Mosquitto(m));
-    }
-    all
-}
 
 async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(LIMIT, fut)
@@ -282,36 +247,9 @@ async fn a_subscription_the_broker_calls_a_protocol_error_ends_the_connection() 
     assert_eq!(close.initiator, mqtt_tokio::Initiator::Peer);
 }
 
-/// Mosquitto's dynamic security plugin with anonymous clients allowed to
-/// subscribe to `open/#` only; other subscriptions are refused (0x87).
-const DYNSEC: &str = r#"{"defaultACLAccess":{"publishClientSend":true,"publishClientReceive":true,"subscribe":false,"unsubscribe":true},
-"clients":[],"groups":[{"groupname":"anon","roles":[{"rolename":"reader"}]}],"anonymousGroup":"anon",
-"roles":[{"rolename":"reader","acls":[{"acltype":"subscribePattern","topic":"open/#","allow":true}]}]}"#;
-
-fn mosquitto_refusing_subscriptions() -> Option<Mosquitto> {
-    Mosquitto::start_with_files(
-        "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n\
-         plugin_opt_config_file {dir}/dynsec.json",
-        &[("dynsec.json", DYNSEC.as_bytes())],
-    )
-}
-
-/// The reference broker with an ACL file letting anonymous clients read
-/// `open/#` only; the directory holding the file is removed by the caller.
-fn our_broker_refusing_subscriptions() -> (OurBroker, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(unique("mqtt-acl"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("acl"), "topic read open/#\n").unwrap();
-    let broker = OurBroker::start_with(&format!(
-        "[auth]\nacl_file = \"{}\"\n",
-        dir.join("acl").display()
-    ));
-    (broker, dir)
-}
-
 #[tokio::test]
 async fn subscribe_failure_is_reported_per_filter_by_our_broker() {
-    let (broker, dir) = our_broker_refusing_subscriptions();
+    let broker = OurBroker::start_with_acl("topic read open/#\n");
     for version in [ProtocolVersion::V5, ProtocolVersion::V311] {
         let (client, _) = connect(&broker.url(), version).await;
         let results = client
@@ -337,12 +275,11 @@ async fn subscribe_failure_is_reported_per_filter_by_our_broker() {
         );
         client.disconnect().await.unwrap();
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn subscribe_failure_is_reported_per_filter() {
-    let Some(m) = mosquitto_refusing_subscriptions() else {
+    let Some(m) = Mosquitto::start_allowing_subscriptions("open/#") else {
         return;
     };
     let (client, _) = connect(&m.url(), ProtocolVersion::V5).await;
