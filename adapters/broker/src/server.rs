@@ -25,7 +25,7 @@
 //! client instead ([`Bridges::write`]), and messages from the bridges'
 //! remote tasks arrive on their own channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ use crate::transport::{Accepted, Transport};
 
 /// Smallest and largest room a read is given: an idle connection holds a
 /// small buffer, a busy one reads in large steps.
-const READ_MIN: usize = 512;
+const READ_MIN: usize = 256;
 const READ_MAX: usize = 64 * 1024;
 /// Chunks queued for one connection's writer before the core stops writing
 /// for it.
@@ -62,7 +62,7 @@ enum ToCore {
     Open {
         peer: SocketAddr,
         certificate_subject: Option<String>,
-        writer: mpsc::Sender<ToConn>,
+        writer: Arc<Outbox>,
         reply: oneshot::Sender<Option<(ConnId, Decoder)>>,
     },
     /// Packets the reader decoded, each with its size on the wire, and the
@@ -81,8 +81,49 @@ enum ToConn {
 }
 
 struct ConnHandle {
-    writer: mpsc::Sender<ToConn>,
+    writer: Arc<Outbox>,
     closing: bool,
+}
+
+/// A connection's outgoing chunks: the core pushes, the connection's task
+/// pops. Lighter than a channel (nothing is allocated while it is empty,
+/// which is most of an idle connection's life); bounded by [`WRITE_QUEUE`]
+/// because the core checks [`Outbox::has_room`] before each push.
+struct Outbox {
+    queue: std::sync::Mutex<VecDeque<ToConn>>,
+    ready: Notify,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            queue: std::sync::Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ToConn>> {
+        // A panic while holding the lock leaves a queue that is still valid.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn has_room(&self) -> bool {
+        self.lock().len() < WRITE_QUEUE
+    }
+
+    fn push(&self, msg: ToConn) {
+        self.lock().push_back(msg);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<ToConn> {
+        let mut q = self.lock();
+        let msg = q.pop_front();
+        if q.is_empty() && q.capacity() > 0 {
+            *q = VecDeque::new();
+        }
+        msg
+    }
 }
 
 /// The core's clock: milliseconds since the broker started.
@@ -214,12 +255,12 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (writer_tx, mut writer_rx) = mpsc::channel::<ToConn>(WRITE_QUEUE);
+    let outbox = Arc::new(Outbox::new());
     let (reply_tx, reply_rx) = oneshot::channel();
     let open = ToCore::Open {
         peer,
         certificate_subject,
-        writer: writer_tx,
+        writer: outbox.clone(),
         reply: reply_tx,
     };
     if to_core.send(open).await.is_err() {
@@ -229,14 +270,16 @@ async fn serve<S>(
         debug!(%peer, "connection refused: limit reached");
         return;
     };
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let core_for_writer = to_core.clone();
-    // The writer ends when the core closes the connection; the reader stops then too.
-    let (stopped_tx, mut stopped) = oneshot::channel::<()>();
-    let writer = tokio::spawn(async move {
-        let _stopped = stopped_tx;
-        let mut wbuf = BytesMut::new();
-        while let Some(msg) = writer_rx.recv().await {
+    // One task per connection reads, decodes, encodes and writes: an idle
+    // connection costs one small future, not two tasks and a channel.
+    let mut stream = stream;
+    let mut wbuf = BytesMut::new();
+    let mut buf = BytesMut::new();
+    let mut room = READ_MIN;
+    loop {
+        // What the core queued goes out first, one socket write per chunk.
+        let mut wrote = false;
+        while let Some(msg) = outbox.pop() {
             match msg {
                 ToConn::Packets(version, packets) => {
                     for p in &packets {
@@ -247,38 +290,42 @@ async fn serve<S>(
                         }
                     }
                     drop(packets);
-                    if wr.write_all(&wbuf).await.is_err() {
-                        break;
+                    if stream.write_all(&wbuf).await.is_err() {
+                        let _ = to_core.send(ToCore::Eof(id)).await;
+                        return;
                     }
                     wbuf.clear();
-                    if writer_rx.is_empty() {
-                        if wbuf.capacity() > WRITE_BUF_KEEP {
-                            wbuf = BytesMut::new();
-                        }
-                        // TLS and WebSocket buffer inside; TCP has nothing to flush.
-                        if wr.flush().await.is_err() {
-                            break;
-                        }
-                        let _ = core_for_writer.send(ToCore::Writable(id)).await;
-                    }
+                    wrote = true;
                 }
-                ToConn::Close => break,
+                ToConn::Close => {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
             }
         }
-        let _ = wr.shutdown().await;
-    });
-    let mut buf = BytesMut::new();
-    let mut room = READ_MIN;
-    loop {
+        if wrote {
+            if wbuf.capacity() > WRITE_BUF_KEEP {
+                wbuf = BytesMut::new();
+            }
+            // TLS and WebSocket buffer inside; TCP has nothing to flush.
+            if stream.flush().await.is_err() {
+                let _ = to_core.send(ToCore::Eof(id)).await;
+                return;
+            }
+            let _ = to_core.send(ToCore::Writable(id)).await;
+        }
         if buf.capacity() - buf.len() < room / 2 {
             buf.reserve(room);
         }
         let free = buf.capacity() - buf.len();
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
+            r = stream.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => {
                     let _ = to_core.send(ToCore::Eof(id)).await;
-                    break;
+                    // The core answers with Close; the DISCONNECT or other
+                    // last packets it sends first are written above.
+                    continue_until_closed(&mut stream, &outbox, &mut wbuf).await;
+                    return;
                 }
                 Ok(n) => {
                     // A read that fills its room asks for more next time;
@@ -289,17 +336,53 @@ async fn serve<S>(
                         continue;
                     }
                     let failed = error.is_some();
-                    if to_core.send(ToCore::Packets(id, packets, error)).await.is_err() || failed {
+                    if to_core.send(ToCore::Packets(id, packets, error)).await.is_err() {
+                        return;
+                    }
+                    if failed {
                         // After a decoding error nothing more is read: the
-                        // core closes the connection.
-                        break;
+                        // core closes the connection, after its last packets.
+                        continue_until_closed(&mut stream, &outbox, &mut wbuf).await;
+                        return;
                     }
                 }
             },
-            _ = &mut stopped => break,
+            _ = outbox.ready.notified() => {}
         }
     }
-    let _ = writer.await;
+}
+
+/// After the read side ended: writes what the core still sends (a
+/// DISCONNECT with a reason code, a refusing CONNACK) until it closes the
+/// connection, bounded in time.
+async fn continue_until_closed<S>(stream: &mut S, outbox: &Outbox, wbuf: &mut BytesMut)
+where
+    S: AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            while let Some(msg) = outbox.pop() {
+                match msg {
+                    ToConn::Packets(version, packets) => {
+                        wbuf.clear();
+                        for p in &packets {
+                            let _ = p.encode(version, wbuf);
+                        }
+                        if stream.write_all(wbuf).await.is_err() {
+                            return;
+                        }
+                    }
+                    ToConn::Close => {
+                        let _ = stream.flush().await;
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                }
+            }
+            outbox.ready.notified().await;
+        }
+    })
+    .await;
 }
 
 /// Every whole packet in `buf`, with its size on the wire, and the decoding
@@ -461,7 +544,7 @@ fn flush<P: Policy>(
             write_one(broker, conns, blocked, bridges, clock, id);
             if let Some(h) = conns.get_mut(&id) {
                 h.closing = true;
-                let _ = h.writer.try_send(ToConn::Close);
+                h.writer.push(ToConn::Close);
             }
             conns.remove(&id);
             blocked.retain(|b| *b != id);
@@ -499,22 +582,19 @@ fn write_one<P: Policy>(
         return;
     };
     loop {
-        let permit = match h.writer.try_reserve() {
-            Ok(p) => p,
-            Err(_) => {
-                // A slow reader: its packets wait in its session, whose
-                // bounded queue sheds load, until the writer catches up.
-                if !blocked.contains(&id) {
-                    blocked.push(id);
-                }
-                return;
+        if !h.writer.has_room() {
+            // A slow reader: its packets wait in its session, whose bounded
+            // queue sheds load, until the writer catches up.
+            if !blocked.contains(&id) {
+                blocked.push(id);
             }
-        };
+            return;
+        }
         let mut packets = Vec::new();
         if broker.poll_packets(id, now, &mut packets, CHUNK_BUDGET) == 0 {
             return;
         }
-        permit.send(ToConn::Packets(version, packets));
+        h.writer.push(ToConn::Packets(version, packets));
     }
 }
 
