@@ -1,23 +1,24 @@
 //! The broker on tokio: one task owns the sans-IO [`Broker`] core; one task
-//! per connection reads its socket, one writes it. They talk over channels.
+//! per connection reads and writes its socket. Connections talk to the core
+//! over a channel, the core to each connection through its [`Outbox`].
 //! Every transport (TCP, TLS, WebSocket, WebSocket over TLS) is a byte
-//! stream once its handshake is done, so all share the reader and writer.
+//! stream once its handshake is done, so all share the same task.
 //!
 //! ```text
-//!  socket ──read task: decode──▶ ToCore::Packets(id, packets) ─┐
+//!  socket ──conn task: decode──▶ ToCore::Packets(id, packets) ─┐
 //!                                                              ▼
 //!                                 core task: Broker::handle_packets / handle_timeout
 //!                                                              │ poll_writable + poll_packets
-//!  socket ◀─write task: encode── ToConn::Packets(packets) ◀────┘  (one write per chunk)
+//!  socket ◀─conn task: encode── Outbox: ToConn::Packets ◀───────┘  (one write per chunk)
 //! ```
 //!
-//! Decoding and encoding happen in each connection's own tasks, on every
+//! Decoding and encoding happen in each connection's own task, on every
 //! core; the core task only runs the protocol and routing. It drains every
 //! command that is already queued before it writes, so one chunk per
 //! connection carries every packet that the batch produced for it (up to
-//! [`CHUNK_BUDGET`] bytes a chunk). A connection whose write channel is full is
-//! not polled until its writer has caught up: its packets wait inside the
-//! core, where the session's bounded queue limits them.
+//! [`CHUNK_BUDGET`] bytes a chunk). A connection whose outbox is full is not
+//! polled until its task has caught up: its packets wait inside the core,
+//! where the session's bounded queue limits them.
 //!
 //! Bridges ([`crate::bridge`]) have their local end here too, as in-process
 //! clients of the core with no socket: where the core would write to a
