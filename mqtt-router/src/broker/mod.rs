@@ -425,7 +425,11 @@ impl<P: Policy> Broker<P> {
                         .is_some_and(|c| now >= c.progress_at.saturating_add(STALL));
                     if stalled {
                         self.release_acks(sub);
-                    } else if self.conns.get_mut(sub).is_some_and(|c| !c.held_acks.is_empty()) {
+                    } else if self
+                        .conns
+                        .get_mut(sub)
+                        .is_some_and(|c| !c.held_acks.is_empty())
+                    {
                         let at = self.conns.get_mut(sub).map_or(now, |c| c.progress_at);
                         self.timers
                             .push(Reverse((at.saturating_add(STALL), Timer::Stalled(sub))));
@@ -1050,8 +1054,8 @@ impl<P: Policy> Broker<P> {
             }
             c.backlog = backlog;
             let high = capacity / 2;
-            let congested = (backlog > high && now < c.progress_at.saturating_add(STALL))
-                .then_some(cid);
+            let congested =
+                (backlog > high && now < c.progress_at.saturating_add(STALL)).then_some(cid);
             self.after(cid);
             return match r {
                 Ok(_) => {
