@@ -1,31 +1,11 @@
 //! TLS (rustls) against a real Mosquitto and the reference broker.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use mqtt_blocking::rustls;
 use mqtt_blocking::{Client, ConnectError, ConnectOptions, QoS};
 use mqtt_testkit::{unique, Mosquitto, OurBroker, TestCerts};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-fn trusting(certs: &TestCerts) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(
-            certs.ca_der.clone(),
-        ))
-        .unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
 
 /// Subscribes, publishes at QoS 0, 1 and 2 and receives each message.
 fn round_trip(options: ConnectOptions) {
@@ -51,12 +31,12 @@ fn tls_round_trip_with_mosquitto_and_refusal_of_an_unknown_ca() {
     round_trip(
         ConnectOptions::new(&format!("mqtts://localhost:{port}"))
             .unwrap()
-            .tls_config(trusting(&certs)),
+            .tls_config(certs.client_config()),
     );
     round_trip(
         ConnectOptions::new(&format!("mqtt://127.0.0.1:{port}"))
             .unwrap()
-            .tls_config(trusting(&certs)),
+            .tls_config(certs.client_config()),
     );
     // Mozilla's roots do not know the test CA.
     let err = Client::connect(ConnectOptions::new(&format!("mqtts://127.0.0.1:{port}")).unwrap())
@@ -78,7 +58,7 @@ fn tls_round_trip_with_our_broker() {
     round_trip(
         ConnectOptions::new(&format!("mqtts://127.0.0.1:{port}"))
             .unwrap()
-            .tls_config(trusting(&certs)),
+            .tls_config(certs.client_config()),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,8 @@
 //! - [`Relay`]: a TCP relay on loopback between a client and a broker that a
 //!   test can cut, stall or make refuse connections, to simulate outages.
 //! - [`TestCerts`]: a throw-away CA and server certificate for TLS tests.
+//! - [`fake_broker`]: a broker that answers CONNECT with the bytes a test
+//!   gives, to see how a client copes with a misbehaving peer.
 //! - [`AnyBroker`] and [`brokers`]: our broker and Mosquitto, for tests that
 //!   run against each.
 //!
@@ -66,6 +68,26 @@ pub fn brokers() -> Vec<AnyBroker> {
         all.push(AnyBroker::Mosquitto(m));
     }
     all
+}
+
+/// A fake broker on a free loopback port: it reads the first connection's
+/// CONNECT, answers with `reply`, then keeps the socket open until 3 seconds
+/// pass without data. Returns its `mqtt://` address and its thread.
+pub fn fake_broker(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("mqtt://{}", listener.local_addr().expect("its address"));
+    let handle = std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(reply);
+        let _ = s.read(&mut buf);
+    });
+    (url, handle)
 }
 
 /// A loopback port nobody listens on right now.

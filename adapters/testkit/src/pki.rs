@@ -1,5 +1,7 @@
 //! A throw-away certificate authority and server certificate for TLS tests.
 
+use std::sync::Arc;
+
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// A test CA and a server certificate it signed for `localhost` and
@@ -62,6 +64,24 @@ impl TestCerts {
             std::fs::write(dir.join(name), contents)?;
         }
         Ok(())
+    }
+
+    /// A rustls client configuration (ring) trusting this CA only, for a
+    /// client adapter's `tls_config`.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(self.ca_der.clone()))
+            .expect("the test CA is a valid root");
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
     }
 
     /// Mosquitto listener lines that turn on TLS with [`TestCerts::files`].

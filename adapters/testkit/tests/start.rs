@@ -125,3 +125,34 @@ fn brokers_are_ours_then_mosquitto() {
         assert_eq!(connack(b.addr()), [0x20, 2, 0, 0]);
     }
 }
+
+#[test]
+fn fake_broker_answers_connect_with_its_reply() {
+    let (url, server) = mqtt_testkit::fake_broker(&[0x20, 2, 0, 5]);
+    let addr: SocketAddr = url.strip_prefix("mqtt://").unwrap().parse().unwrap();
+    assert_eq!(connack(addr), [0x20, 2, 0, 5]);
+    server.join().unwrap();
+}
+
+#[test]
+fn test_certificates_give_a_client_configuration_trusting_the_broker() {
+    let certs = mqtt_testkit::TestCerts::generate();
+    let Some(m) =
+        Mosquitto::start_with_files(mqtt_testkit::TestCerts::MOSQUITTO_TLS, &certs.files())
+    else {
+        return;
+    };
+    let handshake = |config| -> std::io::Result<()> {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = rustls::ClientConnection::new(config, name).unwrap();
+        let mut tcp = TcpStream::connect(m.addr())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp)?;
+        }
+        Ok(())
+    };
+    handshake(certs.client_config()).expect("the test CA is trusted");
+    let stranger = mqtt_testkit::TestCerts::generate().client_config();
+    assert!(handshake(stranger).is_err(), "another CA is not");
+}

@@ -1,28 +1,9 @@
 //! A broker that misbehaves: the client reports it and never hangs.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::Duration;
 
+use mqtt_testkit::fake_broker;
 use mqtt_tokio::{Client, ConnectError, ConnectOptions, Event, ReasonCode};
-
-/// A fake broker that answers the first connection's CONNECT with `reply`
-/// and then keeps the socket open for a while.
-fn fake_broker(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("mqtt://{}", listener.local_addr().unwrap());
-    let handle = std::thread::spawn(move || {
-        let Ok((mut s, _)) = listener.accept() else {
-            return;
-        };
-        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        let mut buf = [0u8; 256];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(reply);
-        let _ = s.read(&mut buf);
-    });
-    (url, handle)
-}
 
 #[tokio::test]
 async fn no_connack_is_a_timeout() {

@@ -1,31 +1,11 @@
 //! TLS and WebSocket transports, against a real Mosquitto.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_testkit::{unique, Mosquitto, OurBroker, TestCerts};
-use mqtt_tokio::rustls;
 use mqtt_tokio::{Client, ConnectError, ConnectOptions, QoS};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-fn trusting(certs: &TestCerts) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(
-            certs.ca_der.clone(),
-        ))
-        .unwrap();
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
 
 /// Subscribes, publishes at QoS 1 and receives the message over `options`.
 async fn round_trip(options: ConnectOptions) {
@@ -57,12 +37,12 @@ async fn tls_round_trip_with_a_trusted_ca_and_refusal_of_an_unknown_one() {
     // mqtts:// with the test CA trusted.
     let options = ConnectOptions::new(&format!("mqtts://localhost:{port}"))
         .unwrap()
-        .tls_config(trusting(&certs));
+        .tls_config(certs.client_config());
     round_trip(options).await;
     // An IP address as the server name works as well (the certificate names it).
     let options = ConnectOptions::new(&format!("mqtt://127.0.0.1:{port}"))
         .unwrap()
-        .tls_config(trusting(&certs));
+        .tls_config(certs.client_config());
     assert!(options.address().is_tls(), "tls_config switches to TLS");
     round_trip(options).await;
     // Mozilla's roots do not know the test CA.
@@ -104,7 +84,7 @@ async fn websocket_over_tls_round_trip() {
     let port = broker.addrs()[1].port();
     let options = ConnectOptions::new(&format!("wss://localhost:{port}/mqtt"))
         .unwrap()
-        .tls_config(trusting(&certs));
+        .tls_config(certs.client_config());
     round_trip(options).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
