@@ -81,8 +81,16 @@ cargo_() {
 echo "== building our broker and the load generator (release)"
 cargo_ build --release -p mqtt-broker
 cargo_ build --release -p mqtt-benches --bin loadgen
-ours_bin="$root/target/release/mqtt-broker"
-loadgen="$root/target/release/loadgen"
+# Copies, so that a rebuild in the shared target directory during the run
+# (another session at work) cannot change the binaries between runs.
+mkdir -p "$out/bin"
+cp "$root/target/release/mqtt-broker" "$root/target/release/loadgen" "$out/bin/"
+ours_bin="$out/bin/mqtt-broker"
+loadgen="$out/bin/loadgen"
+revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git diff --quiet HEAD -- mqtt-codec mqtt-session mqtt-router adapters/broker benches 2>/dev/null; then
+  revision="$revision with uncommitted changes"
+fi
 
 echo "== the peers"
 mosquitto_bin=$(command -v mosquitto || true)
@@ -265,11 +273,11 @@ done
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 /usr/bin/python3 - "$results" "$out/report.md" "$started" "$finished" "$duration" "$reps" \
-  "$mosquitto_version" "$rumqttd_version" "$(nproc)" "$(uptime)" <<'PY'
+  "$mosquitto_version" "$rumqttd_version" "$(nproc)" "$(uptime)" "$revision" <<'PY'
 import json, statistics, sys
 
 (results, report, started, finished, duration, reps,
- mosq_v, rum_v, nproc, uptime) = sys.argv[1:11]
+ mosq_v, rum_v, nproc, uptime, revision) = sys.argv[1:12]
 rows = [json.loads(l) for l in open(results) if l.strip()]
 brokers = ["ours", "mosquitto", "rumqttd"]
 names = {"ours": "ours", "mosquitto": "Mosquitto", "rumqttd": "rumqttd"}
@@ -318,7 +326,7 @@ def ratio(a, b):
 lines = []
 lines.append(f"Run {started} – {finished}; {reps} repetition(s) of {duration} s per case "
              f"and broker; `nproc` = {nproc}; load at the end: {uptime.split('load average:')[-1].strip()}.")
-lines.append(f"Peers: {mosq_v or 'mosquitto'}; {rum_v or 'rumqttd'}.")
+lines.append(f"Ours: mqtt-broker at {revision}. Peers: {mosq_v or 'mosquitto'}; {rum_v or 'rumqttd'}.")
 lines.append("")
 modes = [m for m in ["pinned", "unpinned"] if any(r.get("mode") == m for r in rows)]
 cases = []
