@@ -22,6 +22,17 @@
 //! }
 //! ```
 //!
+//! # For client adapters
+//! What every client adapter needs beyond the connection is here too, so
+//! that an adapter only moves bytes, keeps timers and passes messages:
+//! [`Address`] (`mqtt://`, `mqtts://`, `ws://`, `wss://`), [`ClientOptions`]
+//! (the connect options, with [`client_options_setters!`] for an adapter's
+//! own `ConnectOptions`), [`ConnectError`] and [`ClientError`],
+//! [`Backoff`] and [`ClientConfig::for_resumption`], and
+//! [`client_driver`]: requests with reply handles answered by packet
+//! identifier, commands held across reconnections, events for the
+//! application (with [`client_request_methods!`] for the client handle).
+//!
 //! # Example: a client and a server back to back
 //! ```
 //! use bytes::BytesMut;
