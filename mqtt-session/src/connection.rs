@@ -516,6 +516,8 @@ impl<R: Role> Connection<R> {
         budget: usize,
     ) -> usize {
         self.strip_for_peer();
+        // Sized once: a growing vector would copy every packet again.
+        out.reserve(self.tx.len());
         let mut total = 0usize;
         while let Some(p) = self.tx.front() {
             let n = match p.encoded_len(self.version) {
