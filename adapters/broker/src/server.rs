@@ -45,7 +45,7 @@ use crate::transport::{Accepted, Transport};
 
 /// Smallest and largest room a read is given: an idle connection holds a
 /// small buffer, a busy one reads in large steps.
-const READ_MIN: usize = 256;
+const READ_MIN: usize = 128;
 const READ_MAX: usize = 64 * 1024;
 /// Chunks queued for one connection's writer before the core stops writing
 /// for it.
@@ -325,7 +325,7 @@ async fn serve<S>(
                     let _ = to_core.send(ToCore::Eof(id)).await;
                     // The core answers with Close; the DISCONNECT or other
                     // last packets it sends first are written above.
-                    continue_until_closed(&mut stream, &outbox, &mut wbuf).await;
+                    Box::pin(continue_until_closed(&mut stream, &outbox, &mut wbuf)).await;
                     return;
                 }
                 Ok(n) => {
@@ -343,7 +343,7 @@ async fn serve<S>(
                     if failed {
                         // After a decoding error nothing more is read: the
                         // core closes the connection, after its last packets.
-                        continue_until_closed(&mut stream, &outbox, &mut wbuf).await;
+                        Box::pin(continue_until_closed(&mut stream, &outbox, &mut wbuf)).await;
                         return;
                     }
                 }
