@@ -88,7 +88,9 @@ impl RetainedMessage for Message {
 /// [`ConnId`] never reaches a newer connection.
 #[derive(Default)]
 struct Conns {
-    slots: Vec<Option<Conn>>,
+    /// Boxed: a `Conn` is about a kilobyte, and a growing vector of them
+    /// would keep up to as much again unused; a box costs 8 bytes a slot.
+    slots: Vec<Option<Box<Conn>>>,
     generations: Vec<u32>,
     free: Vec<u32>,
     open: usize,
@@ -98,14 +100,14 @@ impl Conns {
     fn get(&self, id: ConnId) -> Option<&Conn> {
         self.slots
             .get(id.index as usize)?
-            .as_ref()
+            .as_deref()
             .filter(|c| c.generation == id.generation)
     }
 
     fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.slots
             .get_mut(id.index as usize)?
-            .as_mut()
+            .as_deref_mut()
             .filter(|c| c.generation == id.generation)
     }
 
@@ -120,7 +122,7 @@ impl Conns {
         };
         let generation = self.generations[index as usize].wrapping_add(1);
         self.generations[index as usize] = generation;
-        self.slots[index as usize] = Some(make(generation));
+        self.slots[index as usize] = Some(Box::new(make(generation)));
         self.open += 1;
         ConnId { index, generation }
     }
@@ -210,7 +212,8 @@ struct SessionEntry {
     /// When a detached session ends (`None` while connected, or never).
     expires_at: Option<Instant>,
     /// A will waiting for its delay, and when it is due.
-    will: Option<(Message, Instant)>,
+    /// Boxed: most sessions have none, and a `Message` is 216 bytes.
+    will: Option<Box<(Message, Instant)>>,
     /// Bumped whenever the session is reused, so stale timers are ignored.
     generation: u32,
 }
@@ -812,7 +815,7 @@ impl<P: Policy> Broker<P> {
         }
         self.free_sessions.push(key);
         if publish_will {
-            if let Some((will, _)) = entry.will {
+            if let Some((will, _)) = entry.will.map(|b| *b) {
                 self.publish_will(
                     now,
                     will,
@@ -857,7 +860,7 @@ impl<P: Policy> Broker<P> {
         if expiry == 0 {
             // The session ends with the connection: a will is published now.
             if let Some((msg, _)) = will {
-                entry.will = Some((msg, now));
+                entry.will = Some(Box::new((msg, now)));
             }
             self.end_session(key, now, true);
             return;
@@ -881,7 +884,7 @@ impl<P: Policy> Broker<P> {
                 self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
             } else {
                 let due = now.saturating_add(delay);
-                entry.will = Some((msg, due));
+                entry.will = Some(Box::new((msg, due)));
                 self.timers
                     .push(Reverse((due, Timer::Session(key, generation))));
             }
@@ -895,8 +898,8 @@ impl<P: Policy> Broker<P> {
         if entry.generation != generation || entry.conn.is_some() {
             return;
         }
-        if entry.will.as_ref().is_some_and(|(_, due)| *due <= now) {
-            if let Some((msg, _)) = entry.will.take() {
+        if entry.will.as_ref().is_some_and(|w| w.1 <= now) {
+            if let Some((msg, _)) = entry.will.take().map(|b| *b) {
                 let (client_id, username, peer) = (
                     entry.client_id.clone(),
                     entry.username.clone(),
