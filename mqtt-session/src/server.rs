@@ -75,7 +75,8 @@ pub struct ServerState {
     clean_start: bool,
     requested_keep_alive: u16,
     session_expiry_interval: u32,
-    will: Option<Will>,
+    /// Boxed: most clients have none, and a `Will` is 216 bytes.
+    will: Option<Box<Will>>,
     auth_method: Option<Str>,
     pending_subscribe: BTreeSet<PacketId>,
     pending_unsubscribe: BTreeSet<PacketId>,
@@ -237,7 +238,7 @@ impl Role for Server {
     ) -> ServerEvent {
         c.role.connect_deadline = None;
         if will_due {
-            close.will = c.role.will.take().map(|w| will_message(w, now));
+            close.will = c.role.will.take().map(|w| will_message(*w, now));
         }
         ServerEvent::Closed(close)
     }
@@ -350,7 +351,7 @@ impl Connection<Server> {
         r.client_id = own_str(&connect.client_id);
         r.clean_start = connect.clean_start;
         r.requested_keep_alive = connect.keep_alive;
-        r.will = connect.will.as_ref().map(own_will);
+        r.will = connect.will.as_ref().map(|w| Box::new(own_will(w)));
         r.auth_method = connect.props.authentication_method.as_ref().map(own_str);
         // 3.1.1 has no session expiry: a session lasts until a clean start.
         r.session_expiry_interval = if connect.protocol.is_v5() {
