@@ -25,6 +25,12 @@ pub struct Limits {
     /// plus QoS 0 publishes not yet written. When it is full, publishing or
     /// delivering fails with `QueueFull` instead of growing memory.
     pub max_queued: usize,
+    /// Of those, how many QoS 0 publishes may wait (never more than
+    /// `max_queued`): QoS 0 has no acknowledgement to slow its publisher
+    /// down, so this is what bounds the memory a subscriber that cannot keep
+    /// up costs at QoS 0; what does not fit is dropped (`QueueFull`), as
+    /// MQTT allows for QoS 0 (default 1000).
+    pub max_queued_qos0: usize,
     /// Assign topic aliases to outgoing publishes (5.0), least recently used
     /// topics giving way, within the peer's Topic Alias Maximum.
     pub outbound_topic_aliases: bool,
@@ -38,6 +44,7 @@ impl Default for Limits {
             topic_alias_maximum: 16,
             max_inflight: 100,
             max_queued: 1000,
+            max_queued_qos0: 1000,
             outbound_topic_aliases: false,
         }
     }
@@ -52,6 +59,7 @@ impl Limits {
             topic_alias_maximum: u16::MAX,
             max_inflight: u16::MAX,
             max_queued: usize::MAX,
+            max_queued_qos0: usize::MAX,
             outbound_topic_aliases: false,
         }
     }

@@ -773,8 +773,9 @@ impl<R: Role> Connection<R> {
         let max_queued = self.limits.max_queued;
         let queued = self.tx_qos0 + self.session.as_ref().map_or(0, Session::queued);
         if fwd.qos == QoS::AtMostOnce {
-            if queued >= max_queued {
-                return Err(DeliverError::QueueFull { limit: max_queued });
+            let limit = max_queued.min(self.limits.max_queued_qos0);
+            if queued >= max_queued || self.tx_qos0 >= limit {
+                return Err(DeliverError::QueueFull { limit });
             }
             self.push_packet(&msg.topic, p);
             self.tx_qos0 += 1;

@@ -13,7 +13,9 @@ use common::*;
 use mqtt_session::mqtt_codec::{
     Packet, ProtocolVersion, QoS, QosPid, ReasonCode, SubAck, SubscriptionOptions,
 };
-use mqtt_session::{ClientConfig, ClientEvent, Initiator, Limits, ServerConfig, ServerEvent};
+use mqtt_session::{
+    ClientConfig, ClientEvent, Forward, Initiator, Limits, ServerConfig, ServerEvent,
+};
 
 use ProtocolVersion::{V31, V311, V5};
 use Side::{Client as C, Server as S};
@@ -598,4 +600,48 @@ fn receive_maximum_of_one_keeps_order_across_a_resumption() {
     p.pump();
     let expected: Vec<Bytes> = (0..6).map(|i| Bytes::from(i.to_string())).collect();
     assert_eq!(payloads(&p), expected, "each exactly once, in order");
+}
+
+/// QoS 0 publishes waiting for a peer are bounded by `max_queued_qos0`
+/// (dropped with `QueueFull` beyond it), while QoS 1 messages still queue
+/// up to `max_queued`.
+#[test]
+fn qos_0_has_its_own_smaller_queue_bound() {
+    let server_cfg = ServerConfig {
+        limits: Limits {
+            max_queued: 10,
+            max_queued_qos0: 3,
+            ..Limits::default()
+        },
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::connected_with(
+        client_config(ProtocolVersion::V5),
+        server_cfg,
+        Broker::accept_only(),
+    );
+    let now = p.now;
+    let mut refused = 0;
+    for i in 0..5 {
+        let r = p.server.deliver(
+            now,
+            msg("t", &i.to_string(), QoS::AtMostOnce),
+            Forward::new(QoS::AtMostOnce),
+        );
+        if matches!(r, Err(mqtt_session::DeliverError::QueueFull { limit: 3 })) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2);
+    for i in 0..5 {
+        p.server
+            .deliver(
+                now,
+                msg("t", &i.to_string(), QoS::AtLeastOnce),
+                Forward::new(QoS::AtLeastOnce),
+            )
+            .expect("QoS 1 still fits within max_queued");
+    }
+    p.pump();
+    assert_eq!(p.client_messages().len(), 8);
 }

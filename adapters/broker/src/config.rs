@@ -210,6 +210,11 @@ pub struct LimitsConfig {
     /// Messages queued per client beyond the in-flight window, online or
     /// offline (default 1000).
     pub max_queued_messages: usize,
+    /// Of those, QoS 0 messages waiting for a connected client (default
+    /// 1000): QoS 0 publishers cannot be slowed down by holding their
+    /// acknowledgements, so this bounds what a subscriber that cannot keep up
+    /// costs at QoS 0; the rest is dropped and counted, as Mosquitto does.
+    pub max_queued_qos0_messages: usize,
     /// What to drop when a queue is full: `"oldest"` (default) or `"new"`.
     pub queue_full: String,
     /// Highest topic alias a 5.0 client may use (default 16; 0: none).
@@ -240,6 +245,7 @@ impl Default for LimitsConfig {
             max_inflight: 100,
             receive_maximum: 100,
             max_queued_messages: 1000,
+            max_queued_qos0_messages: 1000,
             queue_full: "oldest".to_string(),
             topic_alias_maximum: 16,
             max_keep_alive: 3600,
@@ -377,6 +383,7 @@ impl Config {
             topic_alias_maximum: l.topic_alias_maximum,
             max_inflight: l.max_inflight,
             max_queued: l.max_queued_messages,
+            max_queued_qos0: l.max_queued_qos0_messages,
             outbound_topic_aliases: false,
         };
         let server = ServerConfig {
