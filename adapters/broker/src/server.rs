@@ -37,7 +37,7 @@ use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, P
 use mqtt_session::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::bridge::{Bridges, Prepared};
@@ -57,6 +57,11 @@ pub(crate) const CHUNK_BUDGET: usize = 64 * 1024;
 const WRITE_BUF_KEEP: usize = 16 * 1024;
 /// How many queued commands the core handles before it writes.
 const BATCH: usize = 256;
+/// How many packets the core handles before it writes: a batch of commands
+/// ends at [`BATCH`] commands or this many packets, whichever comes first,
+/// so one flooding publisher's reads (hundreds of packets each) cannot keep
+/// the core from writing to subscribers for long.
+const BATCH_PACKETS: usize = 1024;
 
 /// What connection tasks tell the core.
 enum ToCore {
@@ -68,10 +73,60 @@ enum ToCore {
     },
     /// Packets the reader decoded, each with its size on the wire, and the
     /// decoding error that ended the stream after them, if any.
-    Packets(ConnId, Vec<(Packet, usize)>, Option<DecodeError>),
+    /// The permit holds the batch's wire bytes against [`CORE_INPUT_BUDGET`]
+    /// until the core has handled it.
+    Packets(
+        ConnId,
+        Vec<(Packet, usize)>,
+        Option<DecodeError>,
+        OwnedSemaphorePermit,
+    ),
     Eof(ConnId),
     /// The writer emptied its queue: the core may write for it again.
     Writable(ConnId),
+}
+
+/// Wire bytes of decoded packets on their way to the core or waiting in its
+/// queue, all connections together. A connection task waits for room before
+/// it hands over a batch, so when the core falls behind the sockets stop
+/// being read and TCP slows the publishers down: decoded packets never pile
+/// up in memory, whatever the publishers' QoS.
+const CORE_INPUT_BUDGET: usize = 8 * 1024 * 1024;
+
+/// The connection tasks' way to the core.
+#[derive(Clone)]
+struct ToCoreTx {
+    tx: mpsc::Sender<ToCore>,
+    budget: Arc<Semaphore>,
+}
+
+impl ToCoreTx {
+    async fn send(&self, cmd: ToCore) -> Result<(), mpsc::error::SendError<ToCore>> {
+        self.tx.send(cmd).await
+    }
+
+    /// Hands a decoded batch to the core once the budget has room for its
+    /// `bytes`; `Err` when the broker is stopping.
+    async fn send_packets(
+        &self,
+        id: ConnId,
+        packets: Vec<(Packet, usize)>,
+        error: Option<DecodeError>,
+        bytes: usize,
+    ) -> Result<(), ()> {
+        // A batch is at most one read (64 KiB) plus one packet, so it fits.
+        let n = u32::try_from(bytes.clamp(1, CORE_INPUT_BUDGET)).unwrap_or(u32::MAX);
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| ())?;
+        self.tx
+            .send(ToCore::Packets(id, packets, error, permit))
+            .await
+            .map_err(|_| ())
+    }
 }
 
 /// What the core tells a connection's writer.
@@ -168,7 +223,11 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
 ) {
-    let (to_core, from_conns) = mpsc::channel::<ToCore>(4096);
+    let (tx, from_conns) = mpsc::channel::<ToCore>(4096);
+    let to_core = ToCoreTx {
+        tx,
+        budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
+    };
     for listener in listeners {
         tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
     }
@@ -176,7 +235,7 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
     core(config, policy, from_conns, shutdown, bridges).await;
 }
 
-async fn accept_loop(listener: BoundListener, admission: Admission, to_core: mpsc::Sender<ToCore>) {
+async fn accept_loop(listener: BoundListener, admission: Admission, to_core: ToCoreTx) {
     let transport = Arc::new(listener.transport);
     loop {
         match listener.socket.accept().await {
@@ -231,7 +290,7 @@ async fn handshake(
 }
 
 /// One client connection after its handshake.
-async fn connection(accepted: Accepted, peer: SocketAddr, to_core: mpsc::Sender<ToCore>) {
+async fn connection(accepted: Accepted, peer: SocketAddr, to_core: ToCoreTx) {
     match accepted {
         Accepted::Tcp(s) => serve(s, peer, None, to_core).await,
         Accepted::Tls(s, subject) => {
@@ -252,7 +311,7 @@ async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     certificate_subject: Option<String>,
-    to_core: mpsc::Sender<ToCore>,
+    to_core: ToCoreTx,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -313,7 +372,9 @@ async fn serve<S>(
                 let _ = to_core.send(ToCore::Eof(id)).await;
                 return;
             }
-            let _ = to_core.send(ToCore::Writable(id)).await;
+            // Never waits: behind a full command queue the core is busy
+            // and retries blocked connections on every turn anyway.
+            let _ = to_core.tx.try_send(ToCore::Writable(id));
         }
         if buf.capacity() - buf.len() < room / 2 {
             buf.reserve(room);
@@ -337,7 +398,8 @@ async fn serve<S>(
                         continue;
                     }
                     let failed = error.is_some();
-                    if to_core.send(ToCore::Packets(id, packets, error)).await.is_err() {
+                    let bytes = packets.iter().map(|(_, n)| n).sum();
+                    if to_core.send_packets(id, packets, error, bytes).await.is_err() {
                         return;
                     }
                     if failed {
@@ -431,12 +493,19 @@ async fn core<P: Policy + Send + 'static>(
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
+                let mut packets = weight(&cmd);
                 handle(&mut broker, &mut conns, &mut blocked, &mut bridges, clock, cmd);
                 // Take what is already queued before writing, so one write
                 // carries all the packets this batch made for a connection.
                 for _ in 0..BATCH {
+                    if packets >= BATCH_PACKETS {
+                        break;
+                    }
                     match rx.try_recv() {
-                        Ok(cmd) => handle(&mut broker, &mut conns, &mut blocked, &mut bridges, clock, cmd),
+                        Ok(cmd) => {
+                            packets += weight(&cmd);
+                            handle(&mut broker, &mut conns, &mut blocked, &mut bridges, clock, cmd);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -469,6 +538,14 @@ async fn core<P: Policy + Send + 'static>(
         }
     }
     bridges.join().await;
+}
+
+/// How many packets a command brings to the core.
+fn weight(cmd: &ToCore) -> usize {
+    match cmd {
+        ToCore::Packets(_, packets, _, _) => packets.len().max(1),
+        _ => 1,
+    }
 }
 
 fn handle<P: Policy>(
@@ -509,7 +586,9 @@ fn handle<P: Policy>(
                 }
             }
         }
-        ToCore::Packets(id, packets, error) => broker.handle_packets(id, now, packets, error),
+        ToCore::Packets(id, packets, error, _permit) => {
+            broker.handle_packets(id, now, packets, error)
+        }
         ToCore::Eof(id) => broker.handle_eof(id, now),
         ToCore::Writable(id) => {
             if let Some(i) = blocked.iter().position(|b| *b == id) {
@@ -528,6 +607,21 @@ fn flush<P: Policy>(
     bridges: &mut Bridges,
     clock: Clock,
 ) {
+    // Connections whose outbox was full: those that have caught up since
+    // get their waiting packets now (their own Writable may still be queued
+    // behind other commands, or was not sent because the queue was full).
+    if !blocked.is_empty() {
+        let waiting = std::mem::take(blocked);
+        for id in waiting {
+            match conns.get(&id) {
+                Some(h) if h.writer.has_room() => {
+                    write_one(broker, conns, blocked, bridges, clock, id)
+                }
+                Some(_) => blocked.push(id),
+                None => {}
+            }
+        }
+    }
     while let Some(id) = broker.poll_writable() {
         if !blocked.contains(&id) {
             write_one(broker, conns, blocked, bridges, clock, id);
