@@ -34,6 +34,18 @@ fn disconnect_props(reason: &str) -> DisconnectProps {
     p
 }
 
+/// The client publishes one message on "t" at `qos`; both sides have
+/// handled it (the server's acknowledgement is the test's to give).
+fn publish_one(p: &mut Pair, qos: QoS) -> mqtt_session::mqtt_codec::PacketId {
+    let id = p
+        .client
+        .publish(p.now, msg("t", "1", qos))
+        .unwrap()
+        .expect("QoS 1/2 has a packet identifier");
+    p.pump();
+    id
+}
+
 fn quiet_client(v: ProtocolVersion) -> ClientConfig {
     ClientConfig {
         request_problem_information: false,
@@ -46,12 +58,7 @@ fn quiet_client(v: ProtocolVersion) -> ClientConfig {
 #[test]
 fn a_reason_string_on_a_puback_reaches_the_publisher() {
     let mut p = Pair::connected(V5);
-    let id = p
-        .client
-        .publish(p.now, msg("t", "1", QoS::AtLeastOnce))
-        .unwrap()
-        .unwrap();
-    p.pump();
+    let id = publish_one(&mut p, QoS::AtLeastOnce);
     let props = ack_props("quota of the day used up");
     p.server
         .ack_with(id, ReasonCode::QUOTA_EXCEEDED, props.clone())
@@ -73,12 +80,7 @@ fn a_reason_string_on_a_puback_reaches_the_publisher() {
 #[test]
 fn a_failure_pubrec_carries_its_reason_string_to_the_publisher() {
     let mut p = Pair::connected(V5);
-    let id = p
-        .client
-        .publish(p.now, msg("t", "1", QoS::ExactlyOnce))
-        .unwrap()
-        .unwrap();
-    p.pump();
+    let id = publish_one(&mut p, QoS::ExactlyOnce);
     p.server
         .ack_with(id, ReasonCode::NOT_AUTHORIZED, ack_props("no writes to t"))
         .unwrap();
@@ -146,12 +148,7 @@ fn mqtt_3_1_2_29_no_diagnostics_on_acks_when_the_client_asks_for_none() {
         Default::default(),
     );
     p.broker = common::Broker::accept_only();
-    let id = p
-        .client
-        .publish(p.now, msg("t", "1", QoS::AtLeastOnce))
-        .unwrap()
-        .unwrap();
-    p.pump();
+    let id = publish_one(&mut p, QoS::AtLeastOnce);
     p.server
         .ack_with(id, ReasonCode::QUOTA_EXCEEDED, ack_props("hidden"))
         .unwrap();
@@ -372,12 +369,7 @@ fn an_expired_in_flight_message_is_resent_with_a_non_zero_interval() {
 #[test]
 fn a_qos_2_publish_without_subscribers_completes_with_0x10() {
     let mut p = Pair::connected(V5);
-    let id = p
-        .client
-        .publish(p.now, msg("t", "1", QoS::ExactlyOnce))
-        .unwrap()
-        .unwrap();
-    p.pump();
+    let id = publish_one(&mut p, QoS::ExactlyOnce);
     p.server
         .ack(id, ReasonCode::NO_MATCHING_SUBSCRIBERS)
         .unwrap();
