@@ -159,6 +159,13 @@ impl<B: AsRef<[u8]>> Str<B> {
     pub fn inner(&self) -> &B {
         &self.0
     }
+
+    /// The same string over borrowed storage: no check, no copy, no
+    /// reference count touched (to encode a packet from shared data).
+    #[inline]
+    pub fn borrowed(&self) -> Str<&[u8]> {
+        Str(self.0.as_ref())
+    }
 }
 
 impl Str<Bytes> {

@@ -180,6 +180,13 @@ macro_rules! topic_common {
                 self.0.as_bytes()
             }
 
+            /// The same value over borrowed storage: no check, no copy, no
+            /// reference count touched.
+            #[inline]
+            pub fn borrowed(&self) -> $ty<&[u8]> {
+                $ty(self.0.borrowed())
+            }
+
             /// The validated string underneath.
             #[inline]
             pub fn as_mqtt_str(&self) -> &Str<B> {

@@ -472,7 +472,7 @@ impl Connection<Client> {
             retain: msg.retain,
             subscription_identifiers: Vec::new(),
         };
-        self.submit(now, msg, fwd).map_err(|e| match e {
+        self.submit(now, msg.into(), fwd).map_err(|e| match e {
             crate::error::DeliverError::TooLarge { len, max } => {
                 UsageError::PacketTooLarge { len, max }
             }

@@ -3,6 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
 use core::fmt;
 
 use bytes::{BufMut, BytesMut};
@@ -16,6 +17,8 @@ use crate::alias::{AliasUse, InboundAliases, OutboundAliases};
 use crate::config::Limits;
 use crate::error::{Close, DeliverError, Initiator, UsageError, Violation};
 use crate::message::{Forward, Message};
+use crate::queue::ElasticQueue;
+use crate::tx::{OutPublish, Tx, TxQueue};
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
 
@@ -121,9 +124,9 @@ pub struct Connection<R: Role> {
     pub(crate) decoder: Decoder,
     pub(crate) state: State,
     pub(crate) session: Option<Session>,
-    pub(crate) tx: VecDeque<Packet>,
+    pub(crate) tx: TxQueue,
     pub(crate) tx_qos0: usize,
-    pub(crate) events: VecDeque<R::Event>,
+    pub(crate) events: ElasticQueue<R::Event>,
     pub(crate) limits: Limits,
     pub(crate) peer: PeerLimits,
     pub(crate) last_rx: Instant,
@@ -177,9 +180,9 @@ impl<R: Role> Connection<R> {
             decoder: decoder.with_max_packet_size(limits.max_packet_size),
             state,
             session: None,
-            tx: VecDeque::new(),
+            tx: TxQueue::new(),
             tx_qos0: 0,
-            events: VecDeque::new(),
+            events: ElasticQueue::new(),
             limits,
             peer: PeerLimits::default(),
             last_rx: now,
@@ -470,9 +473,8 @@ impl<R: Role> Connection<R> {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<R::Event> {
         let ev = self.events.pop_front();
-        if ev.is_none() && self.events.capacity() > 0 {
-            // Likewise for the event queue of an idle connection.
-            self.events = VecDeque::new();
+        if ev.is_none() {
+            self.events.settle();
         }
         ev
     }
@@ -535,7 +537,7 @@ impl<R: Role> Connection<R> {
                 break;
             }
             if let Some(p) = self.pop_sent() {
-                out.push(p);
+                out.push(p.into_packet());
                 total += n;
             }
         }
@@ -547,12 +549,15 @@ impl<R: Role> Connection<R> {
     /// that asked for no problem information [MQTT-3.1.2-29].
     fn strip_for_peer(&mut self) {
         if !self.peer.problem_information {
-            for p in self.tx.iter_mut() {
-                if !matches!(
-                    p,
-                    Packet::Publish(_) | Packet::ConnAck(_) | Packet::Disconnect(_)
-                ) {
-                    strip_diagnostics(p);
+            // Queued publishes and plain acknowledgements carry none.
+            for t in self.tx.iter_mut() {
+                if let Tx::Packet(p) = t {
+                    if !matches!(
+                        **p,
+                        Packet::Publish(_) | Packet::ConnAck(_) | Packet::Disconnect(_)
+                    ) {
+                        strip_diagnostics(p);
+                    }
                 }
             }
         }
@@ -560,14 +565,18 @@ impl<R: Role> Connection<R> {
 
     /// The packet at the front exceeds the peer's maximum packet size.
     fn shed_front(&mut self, now: Instant) {
-        match self.tx.pop_front() {
-            Some(Packet::Publish(pb)) => {
-                // A message that no longer fits the peer's limit (a smaller
-                // one after resumption) is treated as delivered, so its
-                // identifier and window slot are freed [MQTT-3.1.2-25].
-                self.drop_unsendable(now, &pb);
-            }
-            Some(mut p) => {
+        let Some(t) = self.tx.pop_front() else {
+            return;
+        };
+        if let Tx::Publish(o) = &t {
+            // A message that no longer fits the peer's limit (a smaller
+            // one after resumption) is treated as delivered, so its
+            // identifier and window slot are freed [MQTT-3.1.2-25].
+            return self.drop_unsendable(now, o.qos);
+        }
+        match t.into_packet() {
+            Packet::Publish(pb) => self.drop_unsendable(now, pb.qos),
+            mut p => {
                 // Diagnostics are the first thing to go when an answer would
                 // exceed the peer's maximum packet size [MQTT-3.1.2-25].
                 strip_diagnostics(&mut p);
@@ -577,27 +586,24 @@ impl<R: Role> Connection<R> {
                     self.tx.push_front(p);
                 }
             }
-            None => {}
         }
     }
 
     /// Takes the front packet as sent.
-    fn pop_sent(&mut self) -> Option<Packet> {
-        let p = self.tx.pop_front();
-        if matches!(p, Some(Packet::Publish(ref pb)) if pb.qos == QosPid::AtMostOnce) {
+    fn pop_sent(&mut self) -> Option<Tx> {
+        let t = self.tx.pop_front();
+        if t.as_ref().is_some_and(Tx::is_qos0_publish) {
             self.tx_qos0 = self.tx_qos0.saturating_sub(1);
         }
-        p
+        t
     }
 
     fn after_transmit(&mut self, now: Instant, written: usize) {
         if written > 0 {
             self.last_tx = now;
         }
-        if self.tx.is_empty() && self.tx.capacity() > 0 {
-            // An idle connection holds no packet buffer (a slot is 200+ bytes).
-            self.tx = VecDeque::new();
-        }
+        // An idle connection holds no packet buffer (a slot is 200+ bytes).
+        self.tx.settle();
         if self.state == State::Closing && self.tx.is_empty() {
             self.state = State::Closed;
         }
@@ -749,26 +755,28 @@ impl<R: Role> Connection<R> {
     pub(crate) fn submit(
         &mut self,
         now: Instant,
-        msg: Message,
+        msg: Arc<Message>,
         fwd: Forward,
     ) -> Result<Option<PacketId>, DeliverError> {
         if msg.is_expired(now) {
             return Err(DeliverError::Expired);
         }
-        // Built once: measured here, then sent as is when there is room.
-        let mut p = msg.to_publish(
-            QosPid::from_qos(fwd.qos, PLACEHOLDER_ID),
-            fwd.retain,
-            false,
-            now,
-            &fwd.subscription_identifiers,
-        );
-        let len = p.encoded_len(self.version).unwrap_or(usize::MAX);
-        if len > self.peer.max_packet_size as usize {
-            return Err(DeliverError::TooLarge {
-                len,
-                max: self.peer.max_packet_size,
-            });
+        // Measured exactly only when a cheap bound does not settle it: a
+        // message that waits in the queue is turned into a PUBLISH once,
+        // when it goes out, not twice.
+        let max = self.peer.max_packet_size;
+        if msg.publish_len_bound(&fwd.subscription_identifiers) > max as usize {
+            let p = msg.to_publish(
+                QosPid::from_qos(fwd.qos, PLACEHOLDER_ID),
+                fwd.retain,
+                false,
+                now,
+                &fwd.subscription_identifiers,
+            );
+            let len = p.encoded_len(self.version).unwrap_or(usize::MAX);
+            if len > max as usize {
+                return Err(DeliverError::TooLarge { len, max });
+            }
         }
         let max_queued = self.limits.max_queued;
         let queued = self.tx_qos0 + self.session.as_ref().map_or(0, Session::queued);
@@ -777,7 +785,7 @@ impl<R: Role> Connection<R> {
             if queued >= max_queued || self.tx_qos0 >= limit {
                 return Err(DeliverError::QueueFull { limit });
             }
-            self.push_packet(&msg.topic, p);
+            self.push_publish(now, &msg, QosPid::AtMostOnce, &fwd, false);
             self.tx_qos0 += 1;
             return Ok(None);
         }
@@ -792,11 +800,7 @@ impl<R: Role> Connection<R> {
             .ok_or(DeliverError::QueueFull { limit: max_queued })?;
         let out = Outgoing { id, msg, fwd };
         if room {
-            p.qos = QosPid::from_qos(out.fwd.qos, id);
-            self.push_packet(&out.msg.topic, p);
-            self.session_mut()
-                .inflight
-                .push_back(Inflight::Publish(out));
+            self.send_outgoing(now, out, false);
         } else {
             self.session_mut().queue.push_back(out);
         }
@@ -812,32 +816,40 @@ impl<R: Role> Connection<R> {
             .push_back(Inflight::Publish(out));
     }
 
-    /// Queues the PUBLISH packet for a message.
-    fn push_publish(&mut self, now: Instant, msg: &Message, qos: QosPid, fwd: &Forward, dup: bool) {
-        let p = msg.to_publish(qos, fwd.retain, dup, now, &fwd.subscription_identifiers);
-        self.push_packet(&msg.topic, p);
-    }
-
-    /// Queues a PUBLISH, assigning a topic alias if enabled (5.0) and dropping
-    /// properties the version cannot carry.
-    fn push_packet(&mut self, topic: &mqtt_codec::TopicName, mut p: Publish) {
-        if self.version.is_v5() && self.limits.outbound_topic_aliases {
+    /// Queues the PUBLISH of a message, assigning a topic alias if enabled
+    /// (5.0); properties go out under 5.0 only. It is encoded from the
+    /// message itself when sent (see [`crate::tx`]).
+    fn push_publish(
+        &mut self,
+        now: Instant,
+        msg: &Arc<Message>,
+        qos: QosPid,
+        fwd: &Forward,
+        dup: bool,
+    ) {
+        let v5 = self.version.is_v5();
+        let (mut alias, mut alias_only) = (None, false);
+        if v5 && self.limits.outbound_topic_aliases {
             match self
                 .aliases_out
-                .assign(topic, self.peer.topic_alias_maximum)
+                .assign(&msg.topic, self.peer.topic_alias_maximum)
             {
-                Some(AliasUse::Set(a)) => p.props.topic_alias = Some(a),
-                Some(AliasUse::Reuse(a)) => {
-                    p.props.topic_alias = Some(a);
-                    p.topic = None;
-                }
+                Some(AliasUse::Set(a)) => alias = Some(a),
+                Some(AliasUse::Reuse(a)) => (alias, alias_only) = (Some(a), true),
                 None => {}
             }
         }
-        if !self.version.is_v5() {
-            p.props = Default::default();
-        }
-        self.tx.push_back(Packet::Publish(p));
+        self.tx.push_back(Tx::Publish(OutPublish {
+            msg: msg.clone(),
+            qos,
+            retain: fwd.retain,
+            dup,
+            alias,
+            alias_only,
+            expiry: msg.remaining_expiry(now),
+            subscription_identifiers: fwd.subscription_identifiers.clone(),
+            v5,
+        }));
     }
 
     /// Moves queued messages into the window as it opens; expired ones are dropped.
@@ -870,7 +882,7 @@ impl<R: Role> Connection<R> {
             return;
         };
         let inflight: alloc::vec::Vec<Inflight> = session.inflight.iter().cloned().collect();
-        let offline: alloc::vec::Vec<(Message, Forward)> = session.offline_qos0.drain(..).collect();
+        let offline: alloc::vec::Vec<(Arc<Message>, Forward)> = session.offline_qos0.drain(..).collect();
         for e in inflight {
             match e {
                 Inflight::Publish(o) => {
@@ -891,12 +903,12 @@ impl<R: Role> Connection<R> {
 
     /// Forgets an in-flight PUBLISH that can no longer be sent, reporting it
     /// as completed with 0x95.
-    fn drop_unsendable(&mut self, now: Instant, p: &Publish) {
-        if p.qos == QosPid::AtMostOnce {
+    fn drop_unsendable(&mut self, now: Instant, qos: QosPid) {
+        if qos == QosPid::AtMostOnce {
             self.tx_qos0 = self.tx_qos0.saturating_sub(1);
             return;
         }
-        let Some(id) = p.qos.packet_id() else {
+        let Some(id) = qos.packet_id() else {
             return;
         };
         let Some(session) = self.session.as_mut() else {

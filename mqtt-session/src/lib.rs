@@ -84,11 +84,14 @@ mod client_options;
 mod config;
 mod connection;
 mod error;
+mod ids;
 mod message;
+mod queue;
 mod reconnect;
 mod server;
 mod session;
 mod time;
+mod tx;
 
 pub use address::{Address, AddressError, Scheme};
 pub use client::{Client, ClientEvent};

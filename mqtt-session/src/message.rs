@@ -81,6 +81,18 @@ impl Message {
         }
     }
 
+    /// The Message Expiry Interval to send now: the remaining seconds,
+    /// rounded up (section 3.3.2.3.3).
+    pub(crate) fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.props.expires_at.map(|t| {
+            let ms = t.as_millis().saturating_sub(now.as_millis());
+            // An in-flight message is resent even after its expiry, since its
+            // delivery had started (section 3.3.2.3.3); 0 would read as
+            // "already gone", so it goes out with the smallest interval.
+            u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1)
+        })
+    }
+
     /// The PUBLISH that sends this message now, with the remaining expiry
     /// interval rounded up (section 3.3.2.3.3).
     pub(crate) fn to_publish(
@@ -93,13 +105,7 @@ impl Message {
     ) -> Publish {
         let mut props = PublishProps::default();
         props.payload_format_indicator = self.props.payload_format_indicator;
-        props.message_expiry_interval = self.props.expires_at.map(|t| {
-            let ms = t.as_millis().saturating_sub(now.as_millis());
-            // An in-flight message is resent even after its expiry, since its
-            // delivery had started (section 3.3.2.3.3); 0 would read as
-            // "already gone", so it goes out with the smallest interval.
-            u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1)
-        });
+        props.message_expiry_interval = self.remaining_expiry(now);
         props.content_type = self.props.content_type.clone();
         props.response_topic = self.props.response_topic.clone();
         props.correlation_data = self.props.correlation_data.clone();
@@ -111,6 +117,30 @@ impl Message {
         p.dup = dup;
         p.props = props;
         p
+    }
+}
+
+impl Message {
+    /// At least the size of any PUBLISH that carries this message (with
+    /// `subscription_identifiers`, a topic alias, any packet identifier, in
+    /// any version): what a cheap check against the peer's Maximum Packet
+    /// Size needs before the exact encoded size is worth computing.
+    pub(crate) fn publish_len_bound(&self, subscription_identifiers: &[SubscriptionId]) -> usize {
+        let p = &self.props;
+        let string = |n: usize| 3 + n;
+        let props = 2 // Payload Format Indicator
+            + 5 // Message Expiry Interval
+            + 3 // Topic Alias
+            + p.content_type.as_ref().map_or(0, |s| string(s.len()))
+            + p.response_topic.as_ref().map_or(0, |t| string(t.len()))
+            + p.correlation_data.as_ref().map_or(0, |d| string(d.len()))
+            + p.user_properties
+                .iter()
+                .map(|(k, v)| 5 + k.len() + v.len())
+                .sum::<usize>()
+            + 5 * subscription_identifiers.len();
+        // Fixed header, topic, packet identifier, property length, payload.
+        5 + 2 + self.topic.len() + 2 + 4 + props + self.payload.len()
     }
 }
 

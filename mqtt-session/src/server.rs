@@ -601,17 +601,18 @@ impl Connection<Server> {
 
     /// Sends a message to this client: at once when the in-flight window has
     /// room, otherwise queued in the session (bounded). Returns the packet
-    /// identifier for QoS 1/2.
+    /// identifier for QoS 1/2. A message going to several subscribers can be
+    /// shared as an `Arc`: each delivery then holds a reference, not a copy.
     pub fn deliver(
         &mut self,
         now: Instant,
-        msg: Message,
+        msg: impl Into<alloc::sync::Arc<Message>>,
         fwd: Forward,
     ) -> Result<Option<PacketId>, DeliverError> {
         if self.state != State::Connected {
             return Err(DeliverError::Closed);
         }
-        self.submit(now, msg, fwd)
+        self.submit(now, msg.into(), fwd)
     }
 
     /// Sends an AUTH step of enhanced authentication (5.0).

@@ -1,10 +1,12 @@
 //! The state that outlives one network connection: the MQTT "Session".
 
 use alloc::collections::{BTreeSet, VecDeque};
+use alloc::sync::Arc;
 
 use mqtt_codec::{PacketId, QoS, ReasonCode};
 
 use crate::error::DeliverError;
+use crate::ids::IdSet;
 use crate::message::{Forward, Message};
 use crate::time::Instant;
 
@@ -12,7 +14,8 @@ use crate::time::Instant;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Outgoing {
     pub(crate) id: PacketId,
-    pub(crate) msg: Message,
+    /// Shared by every subscriber the message goes to.
+    pub(crate) msg: Arc<Message>,
     pub(crate) fwd: Forward,
 }
 
@@ -52,10 +55,10 @@ pub struct Session {
     next_id: u16,
     /// Packet identifiers in use on the way out: in flight, queued, and
     /// (client side) SUBSCRIBE/UNSUBSCRIBE waiting for their answer.
-    ids: BTreeSet<PacketId>,
+    ids: IdSet,
     pub(crate) inflight: VecDeque<Inflight>,
     pub(crate) queue: VecDeque<Outgoing>,
-    pub(crate) offline_qos0: VecDeque<(Message, Forward)>,
+    pub(crate) offline_qos0: VecDeque<(Arc<Message>, Forward)>,
     /// QoS 2 messages received and answered with PUBREC, until PUBREL.
     pub(crate) inbound_qos2: BTreeSet<PacketId>,
     max_queued: usize,
@@ -66,7 +69,7 @@ impl Session {
     pub fn new(max_queued: usize) -> Self {
         Session {
             next_id: 0,
-            ids: BTreeSet::new(),
+            ids: IdSet::new(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             offline_qos0: VecDeque::new(),
@@ -77,7 +80,13 @@ impl Session {
 
     /// Queues a message for a client that is not connected. QoS 1/2 messages
     /// get their packet identifier now and are sent when the client resumes.
-    pub fn enqueue(&mut self, msg: Message, fwd: Forward) -> Result<(), DeliverError> {
+    /// A message going to several sessions can be shared as an `Arc`.
+    pub fn enqueue(
+        &mut self,
+        msg: impl Into<Arc<Message>>,
+        fwd: Forward,
+    ) -> Result<(), DeliverError> {
+        let msg = msg.into();
         if self.queued() >= self.max_queued {
             return Err(DeliverError::QueueFull {
                 limit: self.max_queued,
@@ -182,12 +191,12 @@ impl Session {
     }
 
     pub(crate) fn release_id(&mut self, id: PacketId) {
-        self.ids.remove(&id);
+        self.ids.remove(id);
     }
 
     #[cfg(test)]
     pub(crate) fn id_in_use(&self, id: PacketId) -> bool {
-        self.ids.contains(&id)
+        self.ids.contains(id)
     }
 
     /// Position of the in-flight entry with this identifier; acks usually

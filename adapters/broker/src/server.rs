@@ -8,15 +8,18 @@
 //!  socket ──conn task: decode──▶ ToCore::Packets(id, packets) ─┐
 //!                                                              ▼
 //!                                 core task: Broker::handle_packets / handle_timeout
-//!                                                              │ poll_writable + poll_packets
-//!  socket ◀─conn task: encode── Outbox: ToConn::Packets ◀───────┘  (one write per chunk)
+//!                                                              │ poll_writable + poll_transmit
+//!  socket ◀──── conn task ◀──── Outbox: ToConn::Bytes ◀─────────┘  (one write per chunk)
 //! ```
 //!
-//! Decoding and encoding happen in each connection's own task, on every
-//! core; the core task only runs the protocol and routing. It drains every
-//! command that is already queued before it writes, so one chunk per
-//! connection carries every packet that the batch produced for it (up to
-//! [`CHUNK_BUDGET`] bytes a chunk). A connection whose outbox is full is not
+//! Decoding happens in each connection's own task, on every core; the core
+//! task runs the protocol and routing and encodes what it sends straight
+//! from its sessions into one shared buffer, cut into one chunk per
+//! connection (encoding there costs less than building, moving and
+//! dropping a packet value per delivery in another thread, see
+//! BENCHMARKS.md). It drains every command that is already queued before it
+//! writes, so one chunk per connection carries every packet that the batch
+//! produced for it (up to [`CHUNK_BUDGET`] bytes a chunk). A connection whose outbox is full is not
 //! polled until its task has caught up: its packets wait inside the core,
 //! where the session's bounded queue limits them.
 //!
@@ -31,8 +34,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use mqtt_codec::{DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode};
+use bytes::{BufMut, Bytes, BytesMut};
+use mqtt_codec::{DecodeError, Decoder, Packet, ReasonCode};
 use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
 use mqtt_session::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -53,8 +56,6 @@ const WRITE_QUEUE: usize = 32;
 /// Encoded bytes in one chunk (a chunk holds at least one packet): with
 /// [`WRITE_QUEUE`], what a slow reader can hold in its writer's queue.
 pub(crate) const CHUNK_BUDGET: usize = 64 * 1024;
-/// A writer's encoding buffer above this size is given back when idle.
-const WRITE_BUF_KEEP: usize = 16 * 1024;
 /// How many queued commands the core handles before it writes.
 const BATCH: usize = 256;
 /// How many packets the core handles before it writes: a batch of commands
@@ -131,8 +132,8 @@ impl ToCoreTx {
 
 /// What the core tells a connection's writer.
 enum ToConn {
-    /// Packets to encode (in this version) and write.
-    Packets(ProtocolVersion, Vec<Packet>),
+    /// Encoded packets to write.
+    Bytes(Bytes),
     Close,
 }
 
@@ -333,7 +334,6 @@ async fn serve<S>(
     // One task per connection reads, decodes, encodes and writes: an idle
     // connection costs one small future, not two tasks and a channel.
     let mut stream = stream;
-    let mut wbuf = BytesMut::new();
     let mut buf = BytesMut::new();
     let mut room = READ_MIN;
     loop {
@@ -341,20 +341,11 @@ async fn serve<S>(
         let mut wrote = false;
         while let Some(msg) = outbox.pop() {
             match msg {
-                ToConn::Packets(version, packets) => {
-                    for p in &packets {
-                        // The core measured each packet against the peer's
-                        // limits; encoding cannot fail here.
-                        if p.encode(version, &mut wbuf).is_err() {
-                            debug!(?id, "a packet could not be encoded");
-                        }
-                    }
-                    drop(packets);
-                    if stream.write_all(&wbuf).await.is_err() {
+                ToConn::Bytes(bytes) => {
+                    if stream.write_all(&bytes).await.is_err() {
                         let _ = to_core.send(ToCore::Eof(id)).await;
                         return;
                     }
-                    wbuf.clear();
                     wrote = true;
                 }
                 ToConn::Close => {
@@ -364,9 +355,6 @@ async fn serve<S>(
             }
         }
         if wrote {
-            if wbuf.capacity() > WRITE_BUF_KEEP {
-                wbuf = BytesMut::new();
-            }
             // TLS and WebSocket buffer inside; TCP has nothing to flush.
             if stream.flush().await.is_err() {
                 let _ = to_core.send(ToCore::Eof(id)).await;
@@ -386,7 +374,7 @@ async fn serve<S>(
                     let _ = to_core.send(ToCore::Eof(id)).await;
                     // The core answers with Close; the DISCONNECT or other
                     // last packets it sends first are written above.
-                    Box::pin(continue_until_closed(&mut stream, &outbox, &mut wbuf)).await;
+                    Box::pin(continue_until_closed(&mut stream, &outbox)).await;
                     return;
                 }
                 Ok(n) => {
@@ -405,7 +393,7 @@ async fn serve<S>(
                     if failed {
                         // After a decoding error nothing more is read: the
                         // core closes the connection, after its last packets.
-                        Box::pin(continue_until_closed(&mut stream, &outbox, &mut wbuf)).await;
+                        Box::pin(continue_until_closed(&mut stream, &outbox)).await;
                         return;
                     }
                 }
@@ -418,7 +406,7 @@ async fn serve<S>(
 /// After the read side ended: writes what the core still sends (a
 /// DISCONNECT with a reason code, a refusing CONNACK) until it closes the
 /// connection, bounded in time.
-async fn continue_until_closed<S>(stream: &mut S, outbox: &Outbox, wbuf: &mut BytesMut)
+async fn continue_until_closed<S>(stream: &mut S, outbox: &Outbox)
 where
     S: AsyncWrite + Unpin,
 {
@@ -426,12 +414,8 @@ where
         loop {
             while let Some(msg) = outbox.pop() {
                 match msg {
-                    ToConn::Packets(version, packets) => {
-                        wbuf.clear();
-                        for p in &packets {
-                            let _ = p.encode(version, wbuf);
-                        }
-                        if stream.write_all(wbuf).await.is_err() {
+                    ToConn::Bytes(bytes) => {
+                        if stream.write_all(&bytes).await.is_err() {
                             return;
                         }
                     }
@@ -477,11 +461,11 @@ async fn core<P: Policy + Send + 'static>(
 ) {
     let clock = Clock(tokio::time::Instant::now());
     let sys_every = config.sys_interval;
+    let largest = config.server.limits.max_packet_size as usize;
     let mut broker = Broker::new(config, policy);
     let (mut bridges, mut from_bridges) =
         Bridges::start(bridges, sys_every, &mut broker, clock.now());
-    let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
-    let mut blocked: Vec<ConnId> = Vec::new();
+    let mut w = Writers::new(largest);
     let mut stopping = false;
     loop {
         let deadline = [broker.poll_timeout(), bridges.poll_timeout()]
@@ -494,7 +478,7 @@ async fn core<P: Policy + Send + 'static>(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 let mut packets = weight(&cmd);
-                handle(&mut broker, &mut conns, &mut blocked, &mut bridges, clock, cmd);
+                handle(&mut broker, &mut w, &mut bridges, clock, cmd);
                 // Take what is already queued before writing, so one write
                 // carries all the packets this batch made for a connection.
                 for _ in 0..BATCH {
@@ -504,7 +488,7 @@ async fn core<P: Policy + Send + 'static>(
                     match rx.try_recv() {
                         Ok(cmd) => {
                             packets += weight(&cmd);
-                            handle(&mut broker, &mut conns, &mut blocked, &mut bridges, clock, cmd);
+                            handle(&mut broker, &mut w, &mut bridges, clock, cmd);
                         }
                         Err(_) => break,
                     }
@@ -532,12 +516,36 @@ async fn core<P: Policy + Send + 'static>(
                 }
             }
         }
-        flush(&mut broker, &mut conns, &mut blocked, &mut bridges, clock);
-        if stopping && conns.is_empty() {
+        flush(&mut broker, &mut w, &mut bridges, clock);
+        if stopping && w.conns.is_empty() {
             break;
         }
     }
     bridges.join().await;
+}
+
+/// The core's side of the connections' writers.
+struct Writers {
+    conns: HashMap<ConnId, ConnHandle>,
+    /// Connections whose outbox was full when the core last wrote for them.
+    blocked: Vec<ConnId>,
+    /// Where the core encodes: each connection's chunk is cut from it, so
+    /// one allocation serves many connections' writes.
+    arena: BytesMut,
+    /// Room for one packet that does not fit in a chunk: the largest a
+    /// client may send, plus what forwarding may add (properties).
+    oversize: usize,
+}
+
+impl Writers {
+    fn new(max_packet_size: usize) -> Writers {
+        Writers {
+            conns: HashMap::new(),
+            blocked: Vec::new(),
+            arena: BytesMut::new(),
+            oversize: max_packet_size.saturating_add(CHUNK_BUDGET),
+        }
+    }
 }
 
 /// How many packets a command brings to the core.
@@ -550,8 +558,7 @@ fn weight(cmd: &ToCore) -> usize {
 
 fn handle<P: Policy>(
     broker: &mut Broker<P>,
-    conns: &mut HashMap<ConnId, ConnHandle>,
-    blocked: &mut Vec<ConnId>,
+    w: &mut Writers,
     bridges: &mut Bridges,
     clock: Clock,
     cmd: ToCore,
@@ -571,7 +578,7 @@ fn handle<P: Policy>(
             match broker.open(now, info) {
                 Ok(id) => {
                     debug!(%peer, ?id, "connection opened");
-                    conns.insert(
+                    w.conns.insert(
                         id,
                         ConnHandle {
                             writer,
@@ -591,40 +598,32 @@ fn handle<P: Policy>(
         }
         ToCore::Eof(id) => broker.handle_eof(id, now),
         ToCore::Writable(id) => {
-            if let Some(i) = blocked.iter().position(|b| *b == id) {
-                blocked.swap_remove(i);
-                write_one(broker, conns, blocked, bridges, clock, id);
+            if let Some(i) = w.blocked.iter().position(|b| *b == id) {
+                w.blocked.swap_remove(i);
+                write_one(broker, w, bridges, clock, id);
             }
         }
     }
 }
 
 /// Writes every connection that has bytes, then acts on closes.
-fn flush<P: Policy>(
-    broker: &mut Broker<P>,
-    conns: &mut HashMap<ConnId, ConnHandle>,
-    blocked: &mut Vec<ConnId>,
-    bridges: &mut Bridges,
-    clock: Clock,
-) {
+fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, bridges: &mut Bridges, clock: Clock) {
     // Connections whose outbox was full: those that have caught up since
     // get their waiting packets now (their own Writable may still be queued
     // behind other commands, or was not sent because the queue was full).
-    if !blocked.is_empty() {
-        let waiting = std::mem::take(blocked);
+    if !w.blocked.is_empty() {
+        let waiting = std::mem::take(&mut w.blocked);
         for id in waiting {
-            match conns.get(&id) {
-                Some(h) if h.writer.has_room() => {
-                    write_one(broker, conns, blocked, bridges, clock, id)
-                }
-                Some(_) => blocked.push(id),
+            match w.conns.get(&id) {
+                Some(h) if h.writer.has_room() => write_one(broker, w, bridges, clock, id),
+                Some(_) => w.blocked.push(id),
                 None => {}
             }
         }
     }
     while let Some(id) = broker.poll_writable() {
-        if !blocked.contains(&id) {
-            write_one(broker, conns, blocked, bridges, clock, id);
+        if !w.blocked.contains(&id) {
+            write_one(broker, w, bridges, clock, id);
         }
     }
     while let Some(ev) = broker.poll_event() {
@@ -636,21 +635,20 @@ fn flush<P: Policy>(
             }
             debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
             // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
-            write_one(broker, conns, blocked, bridges, clock, id);
-            if let Some(h) = conns.get_mut(&id) {
+            write_one(broker, w, bridges, clock, id);
+            if let Some(h) = w.conns.get_mut(&id) {
                 h.closing = true;
                 h.writer.push(ToConn::Close);
             }
-            conns.remove(&id);
-            blocked.retain(|b| *b != id);
+            w.conns.remove(&id);
+            w.blocked.retain(|b| *b != id);
         }
     }
 }
 
 fn write_one<P: Policy>(
     broker: &mut Broker<P>,
-    conns: &mut HashMap<ConnId, ConnHandle>,
-    blocked: &mut Vec<ConnId>,
+    w: &mut Writers,
     bridges: &mut Bridges,
     clock: Clock,
     id: ConnId,
@@ -661,10 +659,10 @@ fn write_one<P: Policy>(
         bridges.write(broker, id, now);
         return;
     }
-    let Some(h) = conns.get_mut(&id) else {
+    let Some(h) = w.conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.
-        let mut sink = Vec::new();
-        while broker.poll_packets(id, now, &mut sink, usize::MAX) > 0 {
+        let mut sink = BytesMut::new();
+        while broker.poll_transmit(id, now, &mut sink) > 0 {
             sink.clear();
         }
         return;
@@ -672,24 +670,28 @@ fn write_one<P: Policy>(
     if h.closing {
         return;
     }
-    // The version is read first: taking the last packets frees a closed one.
-    let Some(version) = broker.version(id) else {
-        return;
-    };
     loop {
         if !h.writer.has_room() {
             // A slow reader: its packets wait in its session, whose bounded
             // queue sheds load, until the writer catches up.
-            if !blocked.contains(&id) {
-                blocked.push(id);
+            if !w.blocked.contains(&id) {
+                w.blocked.push(id);
             }
             return;
         }
-        let mut packets = Vec::new();
-        if broker.poll_packets(id, now, &mut packets, CHUNK_BUDGET) == 0 {
+        if w.arena.capacity() - w.arena.len() < CHUNK_BUDGET {
+            w.arena.reserve(4 * CHUNK_BUDGET);
+        }
+        let mut n = broker.poll_transmit(id, now, &mut (&mut w.arena).limit(CHUNK_BUDGET));
+        if n == 0 {
+            // Nothing more, or a first packet larger than a chunk: that one
+            // goes alone (the session writes whole packets only).
+            n = broker.poll_transmit(id, now, &mut (&mut w.arena).limit(w.oversize));
+        }
+        if n == 0 {
             return;
         }
-        h.writer.push(ToConn::Packets(version, packets));
+        h.writer.push(ToConn::Bytes(w.arena.split().freeze()));
     }
 }
 

@@ -15,6 +15,7 @@ mod tests;
 use alloc::boxed::Box;
 use alloc::collections::{BinaryHeap, VecDeque};
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::fmt::Write as _;
@@ -1011,6 +1012,8 @@ impl<P: Policy> Broker<P> {
         let mut matches = core::mem::take(&mut self.matches);
         self.index.match_topic(&msg.topic, publisher, &mut matches);
         let mut routed = Routed::default();
+        // One copy for all the subscribers: each session holds a reference.
+        let mut shared: Option<Arc<Message>> = None;
         for d in matches.subscribers().chain(matches.shared()) {
             let fwd = Forward {
                 qos: msg.qos.min(d.qos),
@@ -1018,7 +1021,8 @@ impl<P: Policy> Broker<P> {
                 retain: msg.retain && d.retain_as_published,
                 subscription_identifiers: d.subscription_ids.to_vec(),
             };
-            match self.deliver_to(d.client, now, msg.clone(), fwd) {
+            let msg = shared.get_or_insert_with(|| Arc::new(msg.clone())).clone();
+            match self.deliver_to(d.client, now, msg, fwd) {
                 Ok(congested) => {
                     routed.delivered += 1;
                     routed.congested = routed.congested.or(congested);
@@ -1039,7 +1043,7 @@ impl<P: Policy> Broker<P> {
         &mut self,
         key: SessionKey,
         now: Instant,
-        msg: Message,
+        msg: Arc<Message>,
         fwd: Forward,
     ) -> Result<Option<ConnId>, DeliverError> {
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
@@ -1175,7 +1179,7 @@ impl<P: Policy> Broker<P> {
                     retain: true,
                     subscription_identifiers: ids.clone(),
                 };
-                let _ = self.deliver_to(key, now, msg, fwd);
+                let _ = self.deliver_to(key, now, Arc::new(msg), fwd);
             }
         }
     }
