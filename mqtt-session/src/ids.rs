@@ -51,6 +51,7 @@ impl IdSet {
         self.pages.iter().rposition(|p| p.number == number)
     }
 
+    #[cfg(test)]
     pub(crate) fn contains(&self, id: PacketId) -> bool {
         let (number, word, bit) = split(id);
         self.page(number)
