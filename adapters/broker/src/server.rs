@@ -317,18 +317,11 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let outbox = Arc::new(Outbox::new());
-    let (reply_tx, reply_rx) = oneshot::channel();
-    let open = ToCore::Open {
-        peer,
-        certificate_subject,
-        writer: outbox.clone(),
-        reply: reply_tx,
-    };
-    if to_core.send(open).await.is_err() {
-        return;
-    }
-    let Ok(Some((id, mut decoder))) = reply_rx.await else {
-        debug!(%peer, "connection refused: limit reached");
+    // The rarely taken steps run in boxed futures that exist only while
+    // they do: the task of an idle connection stays small (measured with
+    // `size_of_val`: 912 bytes with them inline).
+    let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
+    let Some((id, mut decoder)) = registered else {
         return;
     };
     // One task per connection reads, decodes, encodes and writes: an idle
@@ -343,7 +336,7 @@ async fn serve<S>(
             match msg {
                 ToConn::Bytes(bytes) => {
                     if stream.write_all(&bytes).await.is_err() {
-                        let _ = to_core.send(ToCore::Eof(id)).await;
+                        let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                         return;
                     }
                     wrote = true;
@@ -357,7 +350,7 @@ async fn serve<S>(
         if wrote {
             // TLS and WebSocket buffer inside; TCP has nothing to flush.
             if stream.flush().await.is_err() {
-                let _ = to_core.send(ToCore::Eof(id)).await;
+                let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                 return;
             }
             // Never waits: behind a full command queue the core is busy
@@ -371,7 +364,7 @@ async fn serve<S>(
         tokio::select! {
             r = stream.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => {
-                    let _ = to_core.send(ToCore::Eof(id)).await;
+                    let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                     // The core answers with Close; the DISCONNECT or other
                     // last packets it sends first are written above.
                     Box::pin(continue_until_closed(&mut stream, &outbox)).await;
@@ -387,7 +380,7 @@ async fn serve<S>(
                     }
                     let failed = error.is_some();
                     let bytes = packets.iter().map(|(_, n)| n).sum();
-                    if to_core.send_packets(id, packets, error, bytes).await.is_err() {
+                    if Box::pin(to_core.send_packets(id, packets, error, bytes)).await.is_err() {
                         return;
                     }
                     if failed {
@@ -401,6 +394,29 @@ async fn serve<S>(
             _ = outbox.ready.notified() => {}
         }
     }
+}
+
+/// Registers a connection with the core: its identifier and decoder, or
+/// `None` when refused or stopping.
+async fn register(
+    to_core: &ToCoreTx,
+    peer: SocketAddr,
+    certificate_subject: Option<String>,
+    outbox: &Arc<Outbox>,
+) -> Option<(ConnId, Decoder)> {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let open = ToCore::Open {
+        peer,
+        certificate_subject,
+        writer: outbox.clone(),
+        reply: reply_tx,
+    };
+    to_core.send(open).await.ok()?;
+    let registered = reply_rx.await.ok().flatten();
+    if registered.is_none() {
+        debug!(%peer, "connection refused: limit reached");
+    }
+    registered
 }
 
 /// After the read side ended: writes what the core still sends (a
