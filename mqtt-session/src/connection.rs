@@ -293,6 +293,16 @@ impl<R: Role> Connection<R> {
             return;
         }
         self.last_rx = now;
+        // Acknowledgements, most of a busy connection's traffic, go straight
+        // to their handler (as `dispatch` would send them while connected),
+        // without moving the packet through the general path.
+        let ack = matches!(
+            packet,
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)
+        );
+        if ack && self.state == State::Connected && self.held.is_none() {
+            return self.handle_common(now, packet);
+        }
         self.dispatch(now, Ok(packet), wire_len);
     }
 
@@ -1122,6 +1132,7 @@ impl<R: Role> Connection<R> {
     }
 
     /// Routes the packets both roles handle alike; anything else is unexpected.
+    #[inline]
     pub(crate) fn handle_common(&mut self, now: Instant, p: Packet) {
         match p {
             Packet::PubAck(a) => self.on_puback(now, a),
