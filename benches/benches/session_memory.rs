@@ -74,4 +74,52 @@ fn main() {
         drop(servers);
         drop(clients);
     }
+    broker_core();
+}
+
+/// Heap bytes per idle connected client in the broker core (`Broker`):
+/// the connection's state machine and the broker's own records of it
+/// (connection slot, session entry, client identifier, timer), as the
+/// reference broker holds it between two keep-alives. Sockets and adapter
+/// tasks are not included.
+fn broker_core() {
+    use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, PeerInfo};
+    println!();
+    println!("| version | broker core, bytes per idle connection |");
+    println!("|---|---:|");
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let now = Instant::ZERO;
+        let mut wires: Vec<BytesMut> = (0..N)
+            .map(|i| {
+                let id = Str::try_from(format!("client-{i:06}")).unwrap();
+                let mut c = Connection::<Client>::new(ClientConfig::new(version, id), now, None);
+                let mut w = BytesMut::new();
+                let _ = c.poll_transmit(now, &mut w);
+                w
+            })
+            .collect();
+        let peers: Vec<PeerInfo> = (0..N)
+            .map(|i| PeerInfo {
+                remote: format!("127.0.0.1:{}", 10_000 + i),
+                certificate_subject: None,
+            })
+            .collect();
+        let mut broker = Broker::new(BrokerConfig::default(), AllowAll);
+        let mut out = BytesMut::with_capacity(64);
+        let region = Region::new(GLOBAL);
+        for (w, peer) in wires.iter_mut().zip(peers) {
+            let id = broker.open(now, peer).unwrap();
+            broker.handle_read(id, now, w);
+            while broker.poll_writable().is_some() {}
+            out.clear();
+            let _ = broker.poll_transmit(id, now, &mut out);
+            while broker.poll_event().is_some() {}
+        }
+        let st = region.change();
+        let bytes = (st.bytes_allocated as isize - st.bytes_deallocated as isize
+            + st.bytes_reallocated) as f64
+            / N as f64;
+        println!("| {version} | {bytes:.0} |");
+        drop(broker);
+    }
 }

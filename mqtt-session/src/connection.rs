@@ -18,9 +18,9 @@ use crate::config::Limits;
 use crate::error::{Close, DeliverError, Initiator, UsageError, Violation};
 use crate::message::{Forward, Message};
 use crate::queue::ElasticQueue;
-use crate::tx::{OutPublish, Tx, TxQueue};
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
+use crate::tx::{OutPublish, Tx, TxQueue};
 
 mod sealed {
     pub trait Sealed {}
@@ -892,7 +892,8 @@ impl<R: Role> Connection<R> {
             return;
         };
         let inflight: alloc::vec::Vec<Inflight> = session.inflight.iter().cloned().collect();
-        let offline: alloc::vec::Vec<(Arc<Message>, Forward)> = session.offline_qos0.drain(..).collect();
+        let offline: alloc::vec::Vec<(Arc<Message>, Forward)> =
+            session.offline_qos0.drain(..).collect();
         for e in inflight {
             match e {
                 Inflight::Publish(o) => {

@@ -31,7 +31,11 @@ pub(crate) struct IdSet {
 
 fn split(id: PacketId) -> (u8, usize, u64) {
     let n = usize::from(id.get());
-    ((n / PAGE_BITS) as u8, (n % PAGE_BITS) / 64, 1u64 << (n % 64))
+    (
+        (n / PAGE_BITS) as u8,
+        (n % PAGE_BITS) / 64,
+        1u64 << (n % 64),
+    )
 }
 
 impl IdSet {

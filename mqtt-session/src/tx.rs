@@ -297,7 +297,10 @@ mod tests {
             Packet::PubAck(Ack::new(id)),
             Packet::PubRec(Ack::with_reason(id, ReasonCode::NO_MATCHING_SUBSCRIBERS)),
             Packet::PubRel(Ack::new(id)),
-            Packet::PubComp(Ack::with_reason(id, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND)),
+            Packet::PubComp(Ack::with_reason(
+                id,
+                ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+            )),
             Packet::PingReq,
             Packet::PingResp,
         ];

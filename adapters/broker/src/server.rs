@@ -314,7 +314,7 @@ async fn serve<S>(
     certificate_subject: Option<String>,
     to_core: ToCoreTx,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Stream,
 {
     let outbox = Arc::new(Outbox::new());
     // The rarely taken steps run in boxed futures that exist only while
@@ -357,24 +357,35 @@ async fn serve<S>(
             // and retries blocked connections on every turn anyway.
             let _ = to_core.tx.try_send(ToCore::Writable(id));
         }
-        if buf.capacity() - buf.len() < room / 2 {
-            buf.reserve(room);
-        }
-        let free = buf.capacity() - buf.len();
+        // The read races the outbox as a whole: a read that waits (TLS or
+        // WebSocket, or a readiness that was stale) never holds writes back.
+        let read = async {
+            std::future::poll_fn(|cx| stream.poll_readable(cx)).await;
+            if buf.capacity() - buf.len() < room / 2 {
+                buf.reserve(room);
+            }
+            let free = buf.capacity() - buf.len();
+            stream.read_buf(&mut buf).await.map(|n| (n, free))
+        };
         tokio::select! {
-            r = stream.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => {
+            r = read => match r {
+                Ok((0, _)) | Err(_) => {
                     let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                     // The core answers with Close; the DISCONNECT or other
                     // last packets it sends first are written above.
                     Box::pin(continue_until_closed(&mut stream, &outbox)).await;
                     return;
                 }
-                Ok(n) => {
+                Ok((n, free)) => {
                     // A read that fills its room asks for more next time;
                     // one that leaves most of it goes back to the minimum.
                     room = if n == free { (room * 2).min(READ_MAX) } else { READ_MIN };
                     let (packets, error) = decode_all(&mut decoder, &mut buf);
+                    if buf.is_empty() && room == READ_MIN {
+                        // Quiet: the buffer goes (the packets keep what they
+                        // use of it), and waiting for the next bytes holds none.
+                        buf = BytesMut::new();
+                    }
                     if packets.is_empty() && error.is_none() {
                         continue;
                     }
@@ -395,6 +406,29 @@ async fn serve<S>(
         }
     }
 }
+
+/// A connection's byte stream once its handshake is done.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Ready when a read would make progress, so that a connection waits
+    /// for its next bytes without holding a read buffer. Plain TCP can tell;
+    /// TLS and WebSocket may hold data inside, so they are always ready and
+    /// wait in the read itself.
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let _ = cx;
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Stream for TcpStream {
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // An error shows up again in the read that follows.
+        self.poll_read_ready(cx).map(|_| ())
+    }
+}
+
+impl Stream for Box<tokio_rustls::server::TlsStream<TcpStream>> {}
+impl Stream for Box<crate::ws::WsIo<TcpStream>> {}
+impl Stream for Box<crate::ws::WsIo<tokio_rustls::server::TlsStream<TcpStream>>> {}
 
 /// Registers a connection with the core: its identifier and decoder, or
 /// `None` when refused or stopping.
