@@ -539,7 +539,7 @@ impl<P: Policy> Broker<P> {
         if msg.retain {
             self.retain(now, &msg);
         }
-        self.route(now, &msg, None).delivered
+        self.route(now, msg, None).delivered
     }
 
     /// Closes a connection from the broker side (administrative action,
@@ -945,7 +945,7 @@ impl<P: Policy> Broker<P> {
         if msg.retain {
             self.retain(now, &msg);
         }
-        self.route(now, &msg, None);
+        self.route(now, msg, None);
     }
 
     // ----- PUBLISH ----------------------------------------------------------------
@@ -975,7 +975,7 @@ impl<P: Policy> Broker<P> {
         if msg.retain {
             quota = !self.retain(now, &msg);
         }
-        let routed = self.route(now, &msg, key);
+        let routed = self.route(now, msg, key);
         if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
             // A message that reached nobody because queues were full is
             // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
@@ -1015,12 +1015,12 @@ impl<P: Policy> Broker<P> {
 
     /// Delivers `msg` to every matching subscriber: how many it reached, and
     /// how many it missed because a queue was full.
-    fn route(&mut self, now: Instant, msg: &Message, publisher: Option<SessionKey>) -> Routed {
+    fn route(&mut self, now: Instant, msg: Message, publisher: Option<SessionKey>) -> Routed {
         let mut matches = core::mem::take(&mut self.matches);
         self.index.match_topic(&msg.topic, publisher, &mut matches);
         let mut routed = Routed::default();
-        // One copy for all the subscribers: each session holds a reference.
-        let mut shared: Option<Arc<Message>> = None;
+        // One message for all the subscribers: each session holds a reference.
+        let msg = Arc::new(msg);
         for d in matches.subscribers().chain(matches.shared()) {
             let fwd = Forward {
                 qos: msg.qos.min(d.qos),
@@ -1028,8 +1028,7 @@ impl<P: Policy> Broker<P> {
                 retain: msg.retain && d.retain_as_published,
                 subscription_identifiers: d.subscription_ids.to_vec(),
             };
-            let msg = shared.get_or_insert_with(|| Arc::new(msg.clone())).clone();
-            match self.deliver_to(d.client, now, msg, fwd) {
+            match self.deliver_to(d.client, now, msg.clone(), fwd) {
                 Ok(congested) => {
                     routed.delivered += 1;
                     routed.congested = routed.congested.or(congested);
@@ -1271,7 +1270,7 @@ impl<P: Policy> Broker<P> {
                 true,
             );
             self.retain(now, &msg);
-            self.route(now, &msg, None);
+            self.route(now, msg, None);
         }
     }
 }
