@@ -6,6 +6,9 @@
 /// The adapter decodes and encodes packets itself.
 const PACKET_PATH: bool = true;
 
+/// The adapter takes `Frame`s (`Broker::poll_frames`) instead of packets.
+const FRAMES: bool = false;
+
 mod common;
 
 include!("scenarios/broker.rs");

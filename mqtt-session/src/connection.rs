@@ -20,7 +20,7 @@ use crate::message::{Forward, Message};
 use crate::queue::ElasticQueue;
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
-use crate::tx::{OutPublish, Tx, TxQueue};
+use crate::tx::{Frame, OutPublish, Tx, TxQueue};
 
 mod sealed {
     pub trait Sealed {}
@@ -527,6 +527,30 @@ impl<R: Role> Connection<R> {
         out: &mut alloc::vec::Vec<Packet>,
         budget: usize,
     ) -> usize {
+        self.poll_out(now, out, budget, Tx::into_packet)
+    }
+
+    /// Like [`Connection::poll_packets`], but hands over [`Frame`]s: packets
+    /// as the connection queues them, a PUBLISH as a reference to its
+    /// (shared) message plus what this delivery adds, encoded by the adapter
+    /// with [`Frame::encode`]. No packet value is built or copied per
+    /// delivery, and encoding can still run in the connection's own task.
+    pub fn poll_frames(
+        &mut self,
+        now: Instant,
+        out: &mut alloc::vec::Vec<Frame>,
+        budget: usize,
+    ) -> usize {
+        self.poll_out(now, out, budget, Frame)
+    }
+
+    fn poll_out<T>(
+        &mut self,
+        now: Instant,
+        out: &mut alloc::vec::Vec<T>,
+        budget: usize,
+        wrap: impl Fn(Tx) -> T,
+    ) -> usize {
         self.strip_for_peer();
         // Sized once: a growing vector would copy every packet again.
         out.reserve(self.tx.len());
@@ -547,7 +571,7 @@ impl<R: Role> Connection<R> {
                 break;
             }
             if let Some(p) = self.pop_sent() {
-                out.push(p.into_packet());
+                out.push(wrap(p));
                 total += n;
             }
         }

@@ -105,6 +105,7 @@ pub use reconnect::Backoff;
 pub use server::{Server, ServerEvent};
 pub use session::Session;
 pub use time::Instant;
+pub use tx::Frame;
 
 /// Re-export of the codec, whose types appear throughout this crate's API.
 pub use mqtt_codec;

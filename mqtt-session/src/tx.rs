@@ -185,6 +185,37 @@ fn ack_packet<B>(t: PacketType, a: Ack<B>) -> Packet<B> {
     }
 }
 
+/// A packet ready to be encoded, as [`Connection::poll_frames`] hands it
+/// out: a PUBLISH is a reference to its message (shared by every subscriber
+/// it goes to) and what this delivery adds, and is encoded straight from the
+/// message; other packets are small or boxed.
+///
+/// [`Connection::poll_frames`]: crate::Connection::poll_frames
+#[derive(Debug)]
+pub struct Frame(pub(crate) Tx);
+
+impl Frame {
+    /// Appends the packet's bytes in `version` to `out`, returning how many.
+    /// The connection has checked the packet against the peer's limits.
+    pub fn encode(
+        &self,
+        version: mqtt_codec::ProtocolVersion,
+        out: &mut impl BufMut,
+    ) -> Result<usize, EncodeError> {
+        self.0.encode_limited(version, u32::MAX, out)
+    }
+
+    /// The packet's size on the wire in `version`.
+    pub fn encoded_len(&self, version: mqtt_codec::ProtocolVersion) -> Result<usize, EncodeError> {
+        self.0.encoded_len(version)
+    }
+
+    /// The packet as a value (sharing the message's buffers).
+    pub fn into_packet(self) -> Packet {
+        self.0.into_packet()
+    }
+}
+
 /// The outgoing queue: takes packets or queued publishes.
 #[derive(Debug, Default)]
 pub(crate) struct TxQueue(ElasticQueue<Tx>);

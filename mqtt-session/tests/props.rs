@@ -577,8 +577,19 @@ fn run(params: &Params, ops: &[Op], chunked: bool) -> String {
 /// `run`, optionally with both sides' bytes decoded by the adapter and
 /// handed over as packets.
 fn run_with(params: &Params, ops: &[Op], chunked: bool, decode_in_adapter: bool) -> String {
+    run_encoding(params, ops, chunked, decode_in_adapter, Encoding::Transmit)
+}
+
+fn run_encoding(
+    params: &Params,
+    ops: &[Op],
+    chunked: bool,
+    decode_in_adapter: bool,
+    encoding: Encoding,
+) -> String {
     let mut r = Run::new(params.clone(), chunked);
     r.pair.decode_in_adapter = decode_in_adapter;
+    r.pair.encoding = encoding;
     let (filter, qos) = params.initial;
     for op in [Op::Pump, Op::Subscribe { filter, qos }, Op::Pump] {
         r.apply(&op);
@@ -609,6 +620,10 @@ proptest! {
         prop_assert_eq!(&plain, &packets, "events differ when the adapter decodes");
         let chunked_packets = run_with(&params, &ops, true, true);
         prop_assert_eq!(&plain, &chunked_packets, "events differ when the adapter decodes chunks");
+        let encoded = run_encoding(&params, &ops, false, true, Encoding::Packets);
+        prop_assert_eq!(&plain, &encoded, "events differ when the adapter encodes packets");
+        let frames = run_encoding(&params, &ops, true, true, Encoding::Frames);
+        prop_assert_eq!(&plain, &frames, "events differ when the adapter encodes frames");
     }
 }
 

@@ -8,18 +8,18 @@
 //!  socket ──conn task: decode──▶ ToCore::Packets(id, packets) ─┐
 //!                                                              ▼
 //!                                 core task: Broker::handle_packets / handle_timeout
-//!                                                              │ poll_writable + poll_transmit
-//!  socket ◀──── conn task ◀──── Outbox: ToConn::Bytes ◀─────────┘  (one write per chunk)
+//!                                                              │ poll_writable + poll_frames
+//!  socket ◀─conn task: encode── Outbox: ToConn::Frames ◀────────┘  (one write per chunk)
 //! ```
 //!
-//! Decoding happens in each connection's own task, on every core; the core
-//! task runs the protocol and routing and encodes what it sends straight
-//! from its sessions into one shared buffer, cut into one chunk per
-//! connection (encoding there costs less than building, moving and
-//! dropping a packet value per delivery in another thread, see
-//! BENCHMARKS.md). It drains every command that is already queued before it
-//! writes, so one chunk per connection carries every packet that the batch
-//! produced for it (up to [`CHUNK_BUDGET`] bytes a chunk). A connection whose outbox is full is not
+//! Decoding and encoding happen in each connection's own task, on every
+//! core; the core task only runs the protocol and routing. What it hands
+//! over are [`Frame`]s: a PUBLISH is a reference to the one shared message
+//! and the few fields of this delivery, so nothing is copied per
+//! subscriber until the connection's task encodes it. The core drains every
+//! command that is already queued before it writes, so one chunk per
+//! connection carries every packet that the batch produced for it (up to
+//! [`CHUNK_BUDGET`] bytes a chunk). A connection whose outbox is full is not
 //! polled until its task has caught up: its packets wait inside the core,
 //! where the session's bounded queue limits them.
 //!
@@ -34,10 +34,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use mqtt_codec::{DecodeError, Decoder, Packet, ReasonCode};
+use bytes::BytesMut;
+use mqtt_codec::{DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode};
 use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
-use mqtt_session::Instant;
+use mqtt_session::{Frame, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
@@ -132,8 +132,8 @@ impl ToCoreTx {
 
 /// What the core tells a connection's writer.
 enum ToConn {
-    /// Encoded packets to write.
-    Bytes(Bytes),
+    /// Packets to encode in this version and write (their size on the wire).
+    Frames(ProtocolVersion, Vec<Frame>, usize),
     Close,
 }
 
@@ -334,7 +334,8 @@ async fn serve<S>(
         let mut wrote = false;
         while let Some(msg) = outbox.pop() {
             match msg {
-                ToConn::Bytes(bytes) => {
+                ToConn::Frames(version, frames, len) => {
+                    let bytes = encode(version, frames, len);
                     if stream.write_all(&bytes).await.is_err() {
                         let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                         return;
@@ -464,8 +465,12 @@ where
         loop {
             while let Some(msg) = outbox.pop() {
                 match msg {
-                    ToConn::Bytes(bytes) => {
-                        if stream.write_all(&bytes).await.is_err() {
+                    ToConn::Frames(version, frames, len) => {
+                        if stream
+                            .write_all(&encode(version, frames, len))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -480,6 +485,20 @@ where
         }
     })
     .await;
+}
+
+/// Encodes a chunk of packets for one write, in a buffer of its exact size
+/// (allocated here, in the connection's task, and freed after the write).
+fn encode(version: ProtocolVersion, frames: Vec<Frame>, len: usize) -> BytesMut {
+    let mut out = BytesMut::with_capacity(len);
+    for f in &frames {
+        // The core measured each packet against the peer's limits;
+        // encoding cannot fail here.
+        if f.encode(version, &mut out).is_err() {
+            debug!("a packet could not be encoded");
+        }
+    }
+    out
 }
 
 /// Every whole packet in `buf`, with its size on the wire, and the decoding
@@ -511,11 +530,10 @@ async fn core<P: Policy + Send + 'static>(
 ) {
     let clock = Clock(tokio::time::Instant::now());
     let sys_every = config.sys_interval;
-    let largest = config.server.limits.max_packet_size as usize;
     let mut broker = Broker::new(config, policy);
     let (mut bridges, mut from_bridges) =
         Bridges::start(bridges, sys_every, &mut broker, clock.now());
-    let mut w = Writers::new(largest);
+    let mut w = Writers::new();
     let mut stopping = false;
     loop {
         let deadline = [broker.poll_timeout(), bridges.poll_timeout()]
@@ -579,21 +597,13 @@ struct Writers {
     conns: HashMap<ConnId, ConnHandle>,
     /// Connections whose outbox was full when the core last wrote for them.
     blocked: Vec<ConnId>,
-    /// Where the core encodes: each connection's chunk is cut from it, so
-    /// one allocation serves many connections' writes.
-    arena: BytesMut,
-    /// Room for one packet that does not fit in a chunk: the largest a
-    /// client may send, plus what forwarding may add (properties).
-    oversize: usize,
 }
 
 impl Writers {
-    fn new(max_packet_size: usize) -> Writers {
+    fn new() -> Writers {
         Writers {
             conns: HashMap::new(),
             blocked: Vec::new(),
-            arena: BytesMut::new(),
-            oversize: max_packet_size.saturating_add(CHUNK_BUDGET),
         }
     }
 }
@@ -711,8 +721,8 @@ fn write_one<P: Policy>(
     }
     let Some(h) = w.conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.
-        let mut sink = BytesMut::new();
-        while broker.poll_transmit(id, now, &mut sink) > 0 {
+        let mut sink = Vec::new();
+        while broker.poll_frames(id, now, &mut sink, usize::MAX) > 0 {
             sink.clear();
         }
         return;
@@ -729,19 +739,16 @@ fn write_one<P: Policy>(
             }
             return;
         }
-        if w.arena.capacity() - w.arena.len() < CHUNK_BUDGET {
-            w.arena.reserve(4 * CHUNK_BUDGET);
-        }
-        let mut n = broker.poll_transmit(id, now, &mut (&mut w.arena).limit(CHUNK_BUDGET));
-        if n == 0 {
-            // Nothing more, or a first packet larger than a chunk: that one
-            // goes alone (the session writes whole packets only).
-            n = broker.poll_transmit(id, now, &mut (&mut w.arena).limit(w.oversize));
-        }
-        if n == 0 {
+        // The version is read first: taking the last packets frees a closed one.
+        let Some(version) = broker.version(id) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        let len = broker.poll_frames(id, now, &mut frames, CHUNK_BUDGET);
+        if frames.is_empty() {
             return;
         }
-        h.writer.push(ToConn::Bytes(w.arena.split().freeze()));
+        h.writer.push(ToConn::Frames(version, frames, len));
     }
 }
 

@@ -29,7 +29,7 @@ use mqtt_codec::{
 };
 use mqtt_session::mqtt_codec::{Connect, DecodeError, Decoder, Packet};
 use mqtt_session::{
-    Close, Connection, DeliverError, Forward, Message, Server, ServerEvent, Session,
+    Close, Connection, DeliverError, Forward, Frame, Message, Server, ServerEvent, Session,
 };
 
 pub use config::{BrokerConfig, QueueFullPolicy};
@@ -510,6 +510,30 @@ impl<P: Policy> Broker<P> {
             return 0;
         };
         let n = c.conn.poll_packets(now, out, budget);
+        let done = c.closed && c.conn.is_closed();
+        self.stats.bytes_sent += n as u64;
+        if done {
+            self.free_conn(id);
+        } else {
+            self.rearm(id);
+        }
+        n
+    }
+
+    /// Like [`Broker::poll_packets`], with the packets as [`Frame`]s: a
+    /// PUBLISH stays a reference to its message (shared by every
+    /// subscriber) until the adapter encodes it with [`Frame::encode`].
+    pub fn poll_frames(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        out: &mut Vec<Frame>,
+        budget: usize,
+    ) -> usize {
+        let Some(c) = self.conns.get_mut(id) else {
+            return 0;
+        };
+        let n = c.conn.poll_frames(now, out, budget);
         let done = c.closed && c.conn.is_closed();
         self.stats.bytes_sent += n as u64;
         if done {

@@ -414,18 +414,37 @@ impl<P: Policy> Sim<P> {
             let version = self.broker.version(id);
             let mut total = 0;
             loop {
-                let mut packets = Vec::new();
-                let n = self.broker.poll_packets(id, self.now, &mut packets, 300);
+                let before = buf.len();
+                let n = if crate::FRAMES {
+                    let mut frames = Vec::new();
+                    let n = self.broker.poll_frames(id, self.now, &mut frames, 300);
+                    for frame in &frames {
+                        let v = version.expect("a connection with packets has a version");
+                        frame
+                            .encode(v, &mut buf)
+                            .expect("the broker hands out encodable frames");
+                    }
+                    n
+                } else {
+                    let mut packets = Vec::new();
+                    let n = self.broker.poll_packets(id, self.now, &mut packets, 300);
+                    for packet in &packets {
+                        let v = version.expect("a connection with packets has a version");
+                        packet
+                            .encode(v, &mut buf)
+                            .expect("the broker hands out encodable packets");
+                    }
+                    n
+                };
                 if n == 0 {
                     break;
                 }
+                assert_eq!(
+                    n,
+                    buf.len() - before,
+                    "the size reported is the size encoded"
+                );
                 total += n;
-                let v = version.expect("a connection with packets has a version");
-                for packet in &packets {
-                    packet
-                        .encode(v, &mut buf)
-                        .expect("the broker hands out encodable packets");
-                }
             }
             total
         } else {

@@ -509,10 +509,63 @@ pub struct Pair {
     /// When set, bytes are decoded outside the connections (as an adapter
     /// that decodes in its own task does) and handed over as packets.
     pub decode_in_adapter: bool,
+    /// How bytes are taken out of each connection.
+    pub encoding: Encoding,
     client_adapter_decoder: Option<Decoder>,
     server_adapter_decoder: Option<Decoder>,
     client_saw_eof: bool,
     server_saw_eof: bool,
+}
+
+/// How an adapter takes what a connection sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `poll_transmit`: the connection encodes.
+    Transmit,
+    /// `poll_packets`, encoded by the adapter, in small batches.
+    Packets,
+    /// `poll_frames`, encoded by the adapter, in small batches.
+    Frames,
+}
+
+/// Everything `conn` has to send, taken the way `how` says.
+fn take_bytes<R: mqtt_session::Role>(
+    conn: &mut Connection<R>,
+    now: Instant,
+    how: Encoding,
+) -> BytesMut {
+    let mut out = BytesMut::new();
+    let v = conn.version();
+    loop {
+        let before = out.len();
+        let n = match how {
+            Encoding::Transmit => conn.poll_transmit(now, &mut out),
+            Encoding::Packets => {
+                let mut packets = Vec::new();
+                let n = conn.poll_packets(now, &mut packets, 200);
+                for p in &packets {
+                    p.encode(v, &mut out).expect("packets handed out encode");
+                }
+                n
+            }
+            Encoding::Frames => {
+                let mut frames = Vec::new();
+                let n = conn.poll_frames(now, &mut frames, 200);
+                for f in &frames {
+                    f.encode(v, &mut out).expect("frames handed out encode");
+                }
+                n
+            }
+        };
+        assert_eq!(
+            n,
+            out.len() - before,
+            "the size reported is the size written"
+        );
+        if n == 0 {
+            return out;
+        }
+    }
 }
 
 impl Pair {
@@ -540,6 +593,7 @@ impl Pair {
             client_rbuf: BytesMut::new(),
             server_rbuf: BytesMut::new(),
             decode_in_adapter: false,
+            encoding: Encoding::Transmit,
             client_adapter_decoder: None,
             server_adapter_decoder: None,
             client_saw_eof: false,
@@ -636,8 +690,8 @@ impl Pair {
     /// anything happened.
     pub fn step_c2s(&mut self) -> bool {
         let now = self.now;
-        let mut out = BytesMut::new();
-        let n = self.client.poll_transmit(now, &mut out);
+        let out = take_bytes(&mut self.client, now, self.encoding);
+        let n = out.len();
         let mut moved = n > 0;
         if n > 0 {
             let before = self.c2s.len();
@@ -669,8 +723,8 @@ impl Pair {
     /// anything happened.
     pub fn step_s2c(&mut self) -> bool {
         let now = self.now;
-        let mut out = BytesMut::new();
-        let n = self.server.poll_transmit(now, &mut out);
+        let out = take_bytes(&mut self.server, now, self.encoding);
+        let n = out.len();
         let mut moved = n > 0;
         if n > 0 {
             let before = self.s2c.len();
