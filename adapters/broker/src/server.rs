@@ -30,8 +30,10 @@
 //! remote tasks arrive on their own channel.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -144,42 +146,75 @@ struct ConnHandle {
 
 /// A connection's outgoing chunks: the core pushes, the connection's task
 /// pops. Lighter than a channel (nothing is allocated while it is empty,
-/// which is most of an idle connection's life); bounded by [`WRITE_QUEUE`]
-/// because the core checks [`Outbox::has_room`] before each push.
+/// which is most of an idle connection's life, and the waiting task leaves
+/// only its waker here); bounded by [`WRITE_QUEUE`] because the core checks
+/// [`Outbox::has_room`] before each push.
 struct Outbox {
-    queue: std::sync::Mutex<VecDeque<ToConn>>,
-    ready: Notify,
+    inner: std::sync::Mutex<OutboxInner>,
+}
+
+struct OutboxInner {
+    queue: VecDeque<ToConn>,
+    /// The connection task, when it waits for chunks.
+    waker: Option<Waker>,
 }
 
 impl Outbox {
     fn new() -> Outbox {
         Outbox {
-            queue: std::sync::Mutex::new(VecDeque::new()),
-            ready: Notify::new(),
+            inner: std::sync::Mutex::new(OutboxInner {
+                queue: VecDeque::new(),
+                waker: None,
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ToConn>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxInner> {
         // A panic while holding the lock leaves a queue that is still valid.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn has_room(&self) -> bool {
-        self.lock().len() < WRITE_QUEUE
+        self.lock().queue.len() < WRITE_QUEUE
     }
 
     fn push(&self, msg: ToConn) {
-        self.lock().push_back(msg);
-        self.ready.notify_one();
+        let waker = {
+            let mut inner = self.lock();
+            inner.queue.push_back(msg);
+            inner.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     fn pop(&self) -> Option<ToConn> {
-        let mut q = self.lock();
-        let msg = q.pop_front();
-        if q.is_empty() && q.capacity() > 0 {
-            *q = VecDeque::new();
+        let mut inner = self.lock();
+        let msg = inner.queue.pop_front();
+        if inner.queue.is_empty() && inner.queue.capacity() > 0 {
+            inner.queue = VecDeque::new();
         }
         msg
+    }
+
+    /// Ready when a chunk is queued; otherwise the task is woken by the
+    /// next push.
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if !inner.queue.is_empty() {
+            return Poll::Ready(());
+        }
+        match &mut inner.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Waits for the next chunk.
+    async fn ready(&self) {
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
     }
 }
 
@@ -358,18 +393,30 @@ async fn serve<S>(
             // and retries blocked connections on every turn anyway.
             let _ = to_core.tx.try_send(ToCore::Writable(id));
         }
-        // The read races the outbox as a whole: a read that waits (TLS or
-        // WebSocket, or a readiness that was stale) never holds writes back.
-        let read = async {
-            std::future::poll_fn(|cx| stream.poll_readable(cx)).await;
+        // One small wait for both directions (an idle connection spends its
+        // life here, so its state is what an idle connection costs): chunks
+        // from the core first, then the socket. The read races the outbox as
+        // a whole, so a read that waits (TLS or WebSocket, or a readiness
+        // that was stale) never holds writes back.
+        let woken = std::future::poll_fn(|cx| {
+            if outbox.poll_ready(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            if stream.poll_readable(cx).is_pending() {
+                return Poll::Pending;
+            }
             if buf.capacity() - buf.len() < room / 2 {
                 buf.reserve(room);
             }
             let free = buf.capacity() - buf.len();
-            stream.read_buf(&mut buf).await.map(|n| (n, free))
-        };
-        tokio::select! {
-            r = read => match r {
+            std::pin::pin!(stream.read_buf(&mut buf))
+                .poll(cx)
+                .map(|r| Some(r.map(|n| (n, free))))
+        })
+        .await;
+        match woken {
+            None => {}
+            Some(r) => match r {
                 Ok((0, _)) | Err(_) => {
                     let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                     // The core answers with Close; the DISCONNECT or other
@@ -380,7 +427,11 @@ async fn serve<S>(
                 Ok((n, free)) => {
                     // A read that fills its room asks for more next time;
                     // one that leaves most of it goes back to the minimum.
-                    room = if n == free { (room * 2).min(READ_MAX) } else { READ_MIN };
+                    room = if n == free {
+                        (room * 2).min(READ_MAX)
+                    } else {
+                        READ_MIN
+                    };
                     let (packets, error) = decode_all(&mut decoder, &mut buf);
                     if buf.is_empty() && room == READ_MIN {
                         // Quiet: the buffer goes (the packets keep what they
@@ -392,7 +443,10 @@ async fn serve<S>(
                     }
                     let failed = error.is_some();
                     let bytes = packets.iter().map(|(_, n)| n).sum();
-                    if Box::pin(to_core.send_packets(id, packets, error, bytes)).await.is_err() {
+                    if Box::pin(to_core.send_packets(id, packets, error, bytes))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     if failed {
@@ -403,7 +457,6 @@ async fn serve<S>(
                     }
                 }
             },
-            _ = outbox.ready.notified() => {}
         }
     }
 }
@@ -481,7 +534,7 @@ where
                     }
                 }
             }
-            outbox.ready.notified().await;
+            outbox.ready().await;
         }
     })
     .await;
