@@ -432,12 +432,13 @@ async fn serve<S>(
                     } else {
                         READ_MIN
                     };
+                    // The buffer stays: `BytesMut` remembers the size it
+                    // was first given and refills at least that much, so a
+                    // busy connection keeps reading in large steps (giving
+                    // it back after each quiet read cut unpinned pairs QoS 1
+                    // from about 740 k to 490 k msg/s with more, smaller
+                    // reads); an idle one holds what is left of 128 bytes.
                     let (packets, error) = decode_all(&mut decoder, &mut buf);
-                    if buf.is_empty() && room == READ_MIN {
-                        // Quiet: the buffer goes (the packets keep what they
-                        // use of it), and waiting for the next bytes holds none.
-                        buf = BytesMut::new();
-                    }
                     if packets.is_empty() && error.is_none() {
                         continue;
                     }
@@ -463,8 +464,8 @@ async fn serve<S>(
 
 /// A connection's byte stream once its handshake is done.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Ready when a read would make progress, so that a connection waits
-    /// for its next bytes without holding a read buffer. Plain TCP can tell;
+    /// Ready when a read would make progress, so that the read buffer is
+    /// only reserved (or grown) once bytes are there. Plain TCP can tell;
     /// TLS and WebSocket may hold data inside, so they are always ready and
     /// wait in the read itself.
     fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
