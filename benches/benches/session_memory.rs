@@ -26,15 +26,7 @@ fn main() {
     for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
         let now = Instant::ZERO;
         // Every CONNECT is encoded before measuring, so only the connections count.
-        let mut wires: Vec<BytesMut> = (0..N)
-            .map(|i| {
-                let id = Str::try_from(format!("client-{i:06}")).unwrap();
-                let mut c = Connection::<Client>::new(ClientConfig::new(version, id), now, None);
-                let mut w = BytesMut::new();
-                let _ = c.poll_transmit(now, &mut w);
-                w
-            })
-            .collect();
+        let mut wires = connects(version, now);
         let region = Region::new(GLOBAL);
         let mut servers = Vec::with_capacity(N);
         for w in &mut wires {
@@ -77,6 +69,19 @@ fn main() {
     broker_core();
 }
 
+/// The encoded CONNECT of each of `N` clients.
+fn connects(version: ProtocolVersion, now: Instant) -> Vec<BytesMut> {
+    (0..N)
+        .map(|i| {
+            let id = Str::try_from(format!("client-{i:06}")).unwrap();
+            let mut c = Connection::<Client>::new(ClientConfig::new(version, id), now, None);
+            let mut w = BytesMut::new();
+            let _ = c.poll_transmit(now, &mut w);
+            w
+        })
+        .collect()
+}
+
 /// Heap bytes per idle connected client in the broker core (`Broker`):
 /// the connection's state machine and the broker's own records of it
 /// (connection slot, session entry, client identifier, timer), as the
@@ -89,15 +94,7 @@ fn broker_core() {
     println!("|---|---:|");
     for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
         let now = Instant::ZERO;
-        let mut wires: Vec<BytesMut> = (0..N)
-            .map(|i| {
-                let id = Str::try_from(format!("client-{i:06}")).unwrap();
-                let mut c = Connection::<Client>::new(ClientConfig::new(version, id), now, None);
-                let mut w = BytesMut::new();
-                let _ = c.poll_transmit(now, &mut w);
-                w
-            })
-            .collect();
+        let mut wires = connects(version, now);
         let peers: Vec<PeerInfo> = (0..N)
             .map(|i| PeerInfo {
                 remote: format!("127.0.0.1:{}", 10_000 + i),

@@ -477,20 +477,7 @@ impl<P: Policy> Broker<P> {
     /// bytes written. A closed connection whose last bytes are out is freed.
     #[must_use = "the written bytes must be sent"]
     pub fn poll_transmit(&mut self, id: ConnId, now: Instant, wbuf: &mut impl BufMut) -> usize {
-        let Some(c) = self.conns.get_mut(id) else {
-            return 0;
-        };
-        let n = c.conn.poll_transmit(now, wbuf);
-        let done = c.closed && c.conn.is_closed();
-        self.stats.bytes_sent += n as u64;
-        if done {
-            self.free_conn(id);
-        } else {
-            // Writing moves the connection's own timers (keep alive), never
-            // makes it writable again: that would loop the adapter.
-            self.rearm(id);
-        }
-        n
+        self.take_output(id, |c| c.poll_transmit(now, wbuf))
     }
 
     /// Moves what connection `id` has to send to `out` as packets, whole
@@ -506,18 +493,7 @@ impl<P: Policy> Broker<P> {
         out: &mut Vec<Packet>,
         budget: usize,
     ) -> usize {
-        let Some(c) = self.conns.get_mut(id) else {
-            return 0;
-        };
-        let n = c.conn.poll_packets(now, out, budget);
-        let done = c.closed && c.conn.is_closed();
-        self.stats.bytes_sent += n as u64;
-        if done {
-            self.free_conn(id);
-        } else {
-            self.rearm(id);
-        }
-        n
+        self.take_output(id, |c| c.poll_packets(now, out, budget))
     }
 
     /// Like [`Broker::poll_packets`], with the packets as [`Frame`]s: a
@@ -530,15 +506,27 @@ impl<P: Policy> Broker<P> {
         out: &mut Vec<Frame>,
         budget: usize,
     ) -> usize {
+        self.take_output(id, |c| c.poll_frames(now, out, budget))
+    }
+
+    /// Takes connection `id`'s output with `take`, counts the bytes, and
+    /// frees a closed connection whose last bytes are out.
+    fn take_output(
+        &mut self,
+        id: ConnId,
+        take: impl FnOnce(&mut Connection<Server>) -> usize,
+    ) -> usize {
         let Some(c) = self.conns.get_mut(id) else {
             return 0;
         };
-        let n = c.conn.poll_frames(now, out, budget);
+        let n = take(&mut c.conn);
         let done = c.closed && c.conn.is_closed();
         self.stats.bytes_sent += n as u64;
         if done {
             self.free_conn(id);
         } else {
+            // Writing moves the connection's own timers (keep alive), never
+            // makes it writable again: that would loop the adapter.
             self.rearm(id);
         }
         n
