@@ -41,16 +41,18 @@ impl BrokerProcess {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
             .spawn()
             .expect("the broker binary starts");
-        let broker = BrokerProcess { child, addr, dir };
+        let mut broker = BrokerProcess { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not start listening"
-            );
+            let exited = broker.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() >= deadline {
+                let log =
+                    std::fs::read_to_string(broker.dir.join("stderr.log")).unwrap_or_default();
+                panic!("the broker did not start listening on {addr} (exit: {exited:?}); its log:\n{log}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         broker
@@ -101,11 +103,23 @@ impl Drop for BrokerProcess {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Outside the ephemeral range (32768-60999 on Linux): a port the OS
+    // hands out for "port 0" can be taken by any outgoing connection of a
+    // test running in parallel before the broker binds it, which made a
+    // broker fail to start now and then under load. Ports here are only
+    // ever taken on purpose; a counter keeps this process's picks apart
+    // and the process id spreads processes.
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..12_000 {
+        let n = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        let port = 20_000 + n as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }
 
 /// Whether a program is on the PATH. With `CI=true` a missing real peer fails
