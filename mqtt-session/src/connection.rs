@@ -636,7 +636,7 @@ impl<R: Role> Connection<R> {
         if written > 0 {
             self.last_tx = now;
         }
-        // An idle connection holds no packet buffer (a slot is 200+ bytes).
+        // An idle connection holds no packet buffer once it goes quiet.
         self.tx.settle();
         if self.state == State::Closing && self.tx.is_empty() {
             self.state = State::Closed;
