@@ -44,9 +44,7 @@ fn main() {
             servers.push(s);
         }
         let st = region.change();
-        let server_bytes = (st.bytes_allocated as isize - st.bytes_deallocated as isize
-            + st.bytes_reallocated) as f64
-            / N as f64;
+        let server_bytes = per_connection(&st);
 
         let region = Region::new(GLOBAL);
         let mut clients = Vec::with_capacity(N);
@@ -59,14 +57,18 @@ fn main() {
             clients.push(c);
         }
         let st = region.change();
-        let client_bytes = (st.bytes_allocated as isize - st.bytes_deallocated as isize
-            + st.bytes_reallocated) as f64
-            / N as f64;
+        let client_bytes = per_connection(&st);
         println!("| {version} | {server_bytes:.0} | {client_bytes:.0} |");
         drop(servers);
         drop(clients);
     }
     broker_core();
+}
+
+/// Heap bytes still held after a measured region, per connection.
+fn per_connection(st: &stats_alloc::Stats) -> f64 {
+    (st.bytes_allocated as isize - st.bytes_deallocated as isize + st.bytes_reallocated) as f64
+        / N as f64
 }
 
 /// The encoded CONNECT of each of `N` clients.
@@ -113,9 +115,7 @@ fn broker_core() {
             while broker.poll_event().is_some() {}
         }
         let st = region.change();
-        let bytes = (st.bytes_allocated as isize - st.bytes_deallocated as isize
-            + st.bytes_reallocated) as f64
-            / N as f64;
+        let bytes = per_connection(&st);
         println!("| {version} | {bytes:.0} |");
         drop(broker);
     }

@@ -800,14 +800,11 @@ impl<R: Role> Connection<R> {
         // when it goes out, not twice.
         let max = self.peer.max_packet_size;
         if msg.publish_len_bound(&fwd.subscription_identifiers) > max as usize {
-            let p = msg.to_publish(
-                QosPid::from_qos(fwd.qos, PLACEHOLDER_ID),
-                fwd.retain,
-                false,
-                now,
-                &fwd.subscription_identifiers,
-            );
-            let len = p.encoded_len(self.version).unwrap_or(usize::MAX);
+            let qos = QosPid::from_qos(fwd.qos, PLACEHOLDER_ID);
+            let p = OutPublish::new(&msg, qos, &fwd, false, now, self.version.is_v5());
+            let len = Tx::Publish(p)
+                .encoded_len(self.version)
+                .unwrap_or(usize::MAX);
             if len > max as usize {
                 return Err(DeliverError::TooLarge { len, max });
             }
@@ -862,28 +859,18 @@ impl<R: Role> Connection<R> {
         dup: bool,
     ) {
         let v5 = self.version.is_v5();
-        let (mut alias, mut alias_only) = (None, false);
+        let mut p = OutPublish::new(msg, qos, fwd, dup, now, v5);
         if v5 && self.limits.outbound_topic_aliases {
             match self
                 .aliases_out
                 .assign(&msg.topic, self.peer.topic_alias_maximum)
             {
-                Some(AliasUse::Set(a)) => alias = Some(a),
-                Some(AliasUse::Reuse(a)) => (alias, alias_only) = (Some(a), true),
+                Some(AliasUse::Set(a)) => p.alias = Some(a),
+                Some(AliasUse::Reuse(a)) => (p.alias, p.alias_only) = (Some(a), true),
                 None => {}
             }
         }
-        self.tx.push_back(Tx::Publish(OutPublish {
-            msg: msg.clone(),
-            qos,
-            retain: fwd.retain,
-            dup,
-            alias,
-            alias_only,
-            expiry: msg.remaining_expiry(now),
-            subscription_identifiers: fwd.subscription_identifiers.clone(),
-            v5,
-        }));
+        self.tx.push_back(Tx::Publish(p));
     }
 
     /// Moves queued messages into the window as it opens; expired ones are dropped.

@@ -1,10 +1,7 @@
 //! Application messages: what a PUBLISH carries, free of wire details.
 
 use bytes::Bytes;
-use mqtt_codec::{
-    PayloadFormat, Publish, PublishProps, QoS, QosPid, Str, SubscriptionId, TopicName,
-    UserProperties,
-};
+use mqtt_codec::{PayloadFormat, Publish, QoS, Str, SubscriptionId, TopicName, UserProperties};
 
 use crate::time::Instant;
 
@@ -91,32 +88,6 @@ impl Message {
             // "already gone", so it goes out with the smallest interval.
             u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1)
         })
-    }
-
-    /// The PUBLISH that sends this message now, with the remaining expiry
-    /// interval rounded up (section 3.3.2.3.3).
-    pub(crate) fn to_publish(
-        &self,
-        qos: QosPid,
-        retain: bool,
-        dup: bool,
-        now: Instant,
-        subscription_identifiers: &[SubscriptionId],
-    ) -> Publish {
-        let mut props = PublishProps::default();
-        props.payload_format_indicator = self.props.payload_format_indicator;
-        props.message_expiry_interval = self.remaining_expiry(now);
-        props.content_type = self.props.content_type.clone();
-        props.response_topic = self.props.response_topic.clone();
-        props.correlation_data = self.props.correlation_data.clone();
-        props.user_properties = self.props.user_properties.clone();
-        props.subscription_identifiers = subscription_identifiers.to_vec();
-        let mut p = Publish::new(self.topic.clone(), self.payload.clone());
-        p.qos = qos;
-        p.retain = retain;
-        p.dup = dup;
-        p.props = props;
-        p
     }
 }
 

@@ -18,8 +18,9 @@ use mqtt_codec::{
     SubscriptionId,
 };
 
-use crate::message::Message;
+use crate::message::{Forward, Message};
 use crate::queue::ElasticQueue;
+use crate::time::Instant;
 
 /// A PUBLISH waiting to be sent: the message and what this delivery adds.
 #[derive(Debug)]
@@ -39,6 +40,29 @@ pub(crate) struct OutPublish {
 }
 
 impl OutPublish {
+    /// The PUBLISH of `msg` for one delivery (`fwd`), sent now (the
+    /// remaining expiry is fixed here), without a topic alias.
+    pub(crate) fn new(
+        msg: &Arc<Message>,
+        qos: QosPid,
+        fwd: &Forward,
+        dup: bool,
+        now: Instant,
+        v5: bool,
+    ) -> OutPublish {
+        OutPublish {
+            msg: msg.clone(),
+            qos,
+            retain: fwd.retain,
+            dup,
+            alias: None,
+            alias_only: false,
+            expiry: msg.remaining_expiry(now),
+            subscription_identifiers: fwd.subscription_identifiers.clone(),
+            v5,
+        }
+    }
+
     fn props<B>(&self) -> PublishProps<B> {
         let mut props = PublishProps::default();
         if self.v5 {
