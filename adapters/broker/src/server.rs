@@ -189,6 +189,10 @@ impl Outbox {
         }
     }
 
+    fn has_chunks(&self) -> bool {
+        !self.lock().queue.is_empty()
+    }
+
     fn pop(&self) -> Option<ToConn> {
         let mut inner = self.lock();
         let msg = inner.queue.pop_front();
@@ -343,88 +347,84 @@ async fn connection(accepted: Accepted, peer: SocketAddr, to_core: ToCoreTx) {
 
 /// Serves one connection's byte stream: registers with the core, then
 /// reads and writes.
-async fn serve<S>(
-    stream: S,
+///
+/// An idle connection spends its life in this future, so its size is what a
+/// task costs per idle connection (`size_of_val`, checked by a test below:
+/// 912 bytes when the rare steps were inline, 472 when they were boxed).
+/// Hence a plain function returning an `async move` block (an `async fn`
+/// keeps a second copy of each argument), the connection's address boxed
+/// (only registering needs it), and every step but the wait itself in a
+/// boxed future that exists only while it runs.
+fn serve<S>(
+    mut stream: S,
     peer: SocketAddr,
     certificate_subject: Option<String>,
     to_core: ToCoreTx,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: Stream,
 {
-    let outbox = Arc::new(Outbox::new());
-    // The rarely taken steps run in boxed futures that exist only while
-    // they do: the task of an idle connection stays small (measured with
-    // `size_of_val`: 912 bytes with them inline).
-    let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
-    let Some((id, mut decoder)) = registered else {
-        return;
-    };
-    // One task per connection reads, decodes, encodes and writes: an idle
-    // connection costs one small future, not two tasks and a channel.
-    let mut stream = stream;
-    let mut buf = BytesMut::new();
-    let mut room = READ_MIN;
-    loop {
-        // What the core queued goes out first, one socket write per chunk.
-        let mut wrote = false;
-        while let Some(msg) = outbox.pop() {
-            match msg {
-                ToConn::Frames(version, frames, len) => {
-                    let bytes = encode(version, frames, len);
-                    if stream.write_all(&bytes).await.is_err() {
+    let opening = Box::new((peer, certificate_subject));
+    async move {
+        let outbox = Arc::new(Outbox::new());
+        let (peer, certificate_subject) = *opening;
+        let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
+        let Some((id, mut decoder)) = registered else {
+            return;
+        };
+        // One task per connection reads, decodes, encodes and writes: an
+        // idle connection costs one small future, not two tasks and a
+        // channel. The read buffer stays between reads: `BytesMut`
+        // remembers the size it was first given and refills at least that
+        // much, so a busy connection keeps reading in large steps (giving it
+        // back after each quiet read cut unpinned pairs QoS 1 from about
+        // 740 k to 490 k msg/s with more, smaller reads); an idle one holds
+        // what is left of 128 bytes.
+        let mut buf = BytesMut::new();
+        let mut room = READ_MIN;
+        loop {
+            // What the core queued goes out first.
+            if outbox.has_chunks() {
+                match Box::pin(write_out(&mut stream, &outbox)).await {
+                    Ok(true) => {
+                        // Never waits: behind a full command queue the core
+                        // is busy and retries blocked connections on every
+                        // turn anyway.
+                        let _ = to_core.tx.try_send(ToCore::Writable(id));
+                    }
+                    Ok(false) => return,
+                    Err(()) => {
                         let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                         return;
                     }
-                    wrote = true;
-                }
-                ToConn::Close => {
-                    let _ = stream.shutdown().await;
-                    return;
                 }
             }
-        }
-        if wrote {
-            // TLS and WebSocket buffer inside; TCP has nothing to flush.
-            if stream.flush().await.is_err() {
-                let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
-                return;
-            }
-            // Never waits: behind a full command queue the core is busy
-            // and retries blocked connections on every turn anyway.
-            let _ = to_core.tx.try_send(ToCore::Writable(id));
-        }
-        // One small wait for both directions (an idle connection spends its
-        // life here, so its state is what an idle connection costs): chunks
-        // from the core first, then the socket. The read races the outbox as
-        // a whole, so a read that waits (TLS or WebSocket, or a readiness
-        // that was stale) never holds writes back.
-        let woken = std::future::poll_fn(|cx| {
-            if outbox.poll_ready(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-            if stream.poll_readable(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if buf.capacity() - buf.len() < room / 2 {
-                buf.reserve(room);
-            }
-            let free = buf.capacity() - buf.len();
-            std::pin::pin!(stream.read_buf(&mut buf))
-                .poll(cx)
-                .map(|r| Some(r.map(|n| (n, free))))
-        })
-        .await;
-        match woken {
-            None => {}
-            Some(r) => match r {
-                Ok((0, _)) | Err(_) => {
-                    let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
-                    // The core answers with Close; the DISCONNECT or other
-                    // last packets it sends first are written above.
-                    Box::pin(continue_until_closed(&mut stream, &outbox)).await;
-                    return;
+            // One small wait for both directions: chunks from the core
+            // first, then the socket. The read races the outbox as a whole,
+            // so a read that waits (TLS or WebSocket, or a readiness that
+            // was stale) never holds writes back. `None`: the outbox has
+            // chunks; `Some(None)`: the read side ended.
+            let read = std::future::poll_fn(|cx| {
+                if outbox.poll_ready(cx).is_ready() {
+                    return Poll::Ready(None);
                 }
-                Ok((n, free)) => {
+                if stream.poll_readable(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if buf.capacity() - buf.len() < room / 2 {
+                    buf.reserve(room);
+                }
+                let free = buf.capacity() - buf.len();
+                std::pin::pin!(stream.read_buf(&mut buf))
+                    .poll(cx)
+                    .map(|r| Some(r.ok().filter(|n| *n > 0).map(|n| (n, free))))
+            })
+            .await;
+            let Some(read) = read else {
+                continue;
+            };
+            let ended = match read {
+                Some((n, free)) => {
                     // A read that fills its room asks for more next time;
                     // one that leaves most of it goes back to the minimum.
                     room = if n == free {
@@ -432,34 +432,84 @@ async fn serve<S>(
                     } else {
                         READ_MIN
                     };
-                    // The buffer stays: `BytesMut` remembers the size it
-                    // was first given and refills at least that much, so a
-                    // busy connection keeps reading in large steps (giving
-                    // it back after each quiet read cut unpinned pairs QoS 1
-                    // from about 740 k to 490 k msg/s with more, smaller
-                    // reads); an idle one holds what is left of 128 bytes.
-                    let (packets, error) = decode_all(&mut decoder, &mut buf);
-                    if packets.is_empty() && error.is_none() {
-                        continue;
-                    }
-                    let failed = error.is_some();
-                    let bytes = packets.iter().map(|(_, n)| n).sum();
-                    if Box::pin(to_core.send_packets(id, packets, error, bytes))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    if failed {
-                        // After a decoding error nothing more is read: the
-                        // core closes the connection, after its last packets.
-                        Box::pin(continue_until_closed(&mut stream, &outbox)).await;
-                        return;
+                    match decode_all(&mut decoder, &mut buf) {
+                        (packets, None) if packets.is_empty() => continue,
+                        (packets, error) => Box::pin(hand_over(&to_core, id, packets, error)).await,
                     }
                 }
-            },
+                None => {
+                    // The core answers with Close; the DISCONNECT or other
+                    // last packets it sends first are written before it.
+                    let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
+                    Ended::Reading
+                }
+            };
+            match ended {
+                Ended::No => {}
+                Ended::Reading => {
+                    Box::pin(continue_until_closed(&mut stream, &outbox)).await;
+                    return;
+                }
+                Ended::Stopping => return,
+            }
         }
     }
+}
+
+/// Whether a connection's reading ended.
+enum Ended {
+    No,
+    /// The stream ended or could not be decoded: what the core still sends
+    /// is written until it closes the connection.
+    Reading,
+    /// The broker is stopping.
+    Stopping,
+}
+
+/// Hands a read's packets to the core.
+async fn hand_over(
+    to_core: &ToCoreTx,
+    id: ConnId,
+    packets: Vec<(Packet, usize)>,
+    error: Option<DecodeError>,
+) -> Ended {
+    let failed = error.is_some();
+    let bytes = packets.iter().map(|(_, n)| n).sum();
+    if to_core
+        .send_packets(id, packets, error, bytes)
+        .await
+        .is_err()
+    {
+        return Ended::Stopping;
+    }
+    // After a decoding error nothing more is read: the core closes the
+    // connection, after its last packets.
+    if failed {
+        Ended::Reading
+    } else {
+        Ended::No
+    }
+}
+
+/// Writes the chunks the core queued for a connection, one socket write per
+/// chunk, then flushes: `Ok(true)` when done, `Ok(false)` when the core closed
+/// the connection (shut down here), `Err` when the socket failed.
+async fn write_out<S: Stream>(stream: &mut S, outbox: &Outbox) -> Result<bool, ()> {
+    while let Some(msg) = outbox.pop() {
+        match msg {
+            ToConn::Frames(version, frames, len) => {
+                let bytes = encode(version, frames, len);
+                stream.write_all(&bytes).await.map_err(|_| ())?;
+            }
+            ToConn::Close => {
+                let _ = stream.shutdown().await;
+                return Ok(false);
+            }
+        }
+    }
+    // TLS and WebSocket buffer inside; TCP has nothing to flush.
+    stream.flush().await.map_err(|_| ())?;
+    Ok(true)
 }
 
 /// A connection's byte stream once its handshake is done.
@@ -826,4 +876,27 @@ pub(crate) fn seed() -> u64 {
     // loses its resistance to chosen collisions.
     let _ = getrandom::fill(&mut b);
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle connection's task holds is the connection future: keep
+    /// it small (192 bytes when this test was written; see [`serve`]).
+    #[tokio::test]
+    async fn the_connection_future_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let to_core = ToCoreTx {
+            tx,
+            budget: Arc::new(Semaphore::new(1)),
+        };
+        let serving = serve(client, addr, None, to_core);
+        let size = std::mem::size_of_val(&serving);
+        eprintln!("connection future: {size} bytes");
+        assert!(size <= 256, "the connection future grew to {size} bytes");
+    }
 }
