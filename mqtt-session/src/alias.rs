@@ -1,5 +1,6 @@
 //! Topic aliases (section 3.3.2.3.4): per-connection maps in each direction.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::num::NonZeroU16;
 
@@ -94,6 +95,39 @@ impl OutboundAliases {
     }
 }
 
+/// Both directions' aliases of one connection, allocated when the first
+/// alias is used: most connections use none and pay one pointer.
+#[derive(Debug, Default)]
+pub(crate) struct Aliases(Option<Box<(InboundAliases, OutboundAliases)>>);
+
+impl Aliases {
+    fn tables(&mut self) -> &mut (InboundAliases, OutboundAliases) {
+        self.0.get_or_insert_with(Default::default)
+    }
+
+    /// See [`InboundAliases::resolve`].
+    pub(crate) fn resolve(
+        &mut self,
+        topic: Option<TopicName>,
+        alias: Option<NonZeroU16>,
+        maximum: u16,
+    ) -> Result<TopicName, Violation> {
+        match (topic, alias) {
+            (Some(t), None) => Ok(t),
+            (None, None) => Err(Violation::TopicAliasUnknown(0)),
+            (topic, alias) => self.tables().0.resolve(topic, alias, maximum),
+        }
+    }
+
+    /// See [`OutboundAliases::assign`].
+    pub(crate) fn assign(&mut self, topic: &TopicName, maximum: u16) -> Option<AliasUse> {
+        if maximum == 0 {
+            return None;
+        }
+        self.tables().1.assign(topic, maximum)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +174,21 @@ mod tests {
         // "b" is least recently used, so "c" takes its alias.
         assert_eq!(o.assign(&t("c"), 2), Some(AliasUse::Set(nz(2).unwrap())));
         assert_eq!(o.assign(&t("x"), 0), None);
+    }
+
+    #[test]
+    fn the_tables_are_allocated_by_the_first_alias() {
+        let mut a = Aliases::default();
+        assert_eq!(a.resolve(Some(t("a")), None, 5), Ok(t("a")));
+        assert_eq!(
+            a.resolve(None, None, 5),
+            Err(Violation::TopicAliasUnknown(0))
+        );
+        assert_eq!(a.assign(&t("a"), 0), None);
+        assert!(a.0.is_none());
+        assert_eq!(a.resolve(Some(t("b")), nz(1), 5), Ok(t("b")));
+        assert_eq!(a.resolve(None, nz(1), 5), Ok(t("b")));
+        assert_eq!(a.assign(&t("c"), 3), Some(AliasUse::Set(nz(1).unwrap())));
+        assert!(a.0.is_some());
     }
 }

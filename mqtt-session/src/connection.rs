@@ -13,7 +13,7 @@ use mqtt_codec::{
     MAX_PACKET_SIZE,
 };
 
-use crate::alias::{AliasUse, InboundAliases, OutboundAliases};
+use crate::alias::{AliasUse, Aliases};
 use crate::config::Limits;
 use crate::error::{Close, DeliverError, Initiator, UsageError, Violation};
 use crate::message::{Forward, Message};
@@ -135,15 +135,50 @@ pub struct Connection<R: Role> {
     pub(crate) keep_alive: u16,
     /// Received QoS 1/2 publishes handed to the application and not yet answered.
     pub(crate) awaiting_ack: BTreeMap<PacketId, QoS>,
-    pub(crate) aliases_in: InboundAliases,
-    pub(crate) aliases_out: OutboundAliases,
+    /// Topic aliases in both directions (5.0).
+    pub(crate) aliases: Aliases,
     /// Server: bytes that arrived after CONNECT, held until it is accepted.
-    pub(crate) stash: BytesMut,
+    pub(crate) stash: Stash,
     /// Server: packets decoded by the adapter ([`Connection::handle_packet`])
     /// that arrived after CONNECT, held until it is accepted, with their
     /// total size on the wire. Boxed: an idle connection pays one pointer.
     pub(crate) held: Option<Box<HeldPackets>>,
     pub(crate) role: R::State,
+}
+
+/// Server: bytes that arrived after CONNECT, held until it is accepted.
+/// Boxed, and only while there are some: a connection pays one pointer.
+#[derive(Debug, Default)]
+pub(crate) struct Stash(Option<Box<BytesMut>>);
+
+impl Stash {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|b| b.is_empty())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Takes the held bytes out.
+    pub(crate) fn take(&mut self) -> BytesMut {
+        self.0.take().map(|b| *b).unwrap_or_default()
+    }
+
+    /// Holds `bytes` (all that is held; nothing is kept when it is empty).
+    pub(crate) fn put(&mut self, bytes: BytesMut) {
+        self.0 = (!bytes.is_empty()).then(|| Box::new(bytes));
+    }
+
+    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.0
+            .get_or_insert_with(Box::default)
+            .extend_from_slice(bytes);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// Packets held before the CONNECT is accepted, and their size on the wire.
@@ -189,9 +224,8 @@ impl<R: Role> Connection<R> {
             last_tx: now,
             keep_alive: 0,
             awaiting_ack: BTreeMap::new(),
-            aliases_in: InboundAliases::default(),
-            aliases_out: OutboundAliases::default(),
-            stash: BytesMut::new(),
+            aliases: Aliases::default(),
+            stash: Stash::default(),
             held: None,
             role,
         }
@@ -265,7 +299,7 @@ impl<R: Role> Connection<R> {
             // into the caller's buffer, which from now on holds the partial
             // tail as usual. (Holding it here instead would put every later
             // read through the bound meant for the time before the accept.)
-            let mut held = core::mem::take(&mut self.stash);
+            let mut held = self.stash.take();
             held.extend_from_slice(rbuf);
             *rbuf = held;
             return self.process(now, rbuf);
@@ -274,10 +308,10 @@ impl<R: Role> Connection<R> {
         if !self.stash_more(now, rbuf) {
             return;
         }
-        let mut buf = core::mem::take(&mut self.stash);
+        let mut buf = self.stash.take();
         self.process(now, &mut buf);
         if !self.is_ending() && self.stash.is_empty() {
-            self.stash = buf;
+            self.stash.put(buf);
         }
     }
 
@@ -862,7 +896,7 @@ impl<R: Role> Connection<R> {
         let mut p = OutPublish::new(msg, qos, fwd, dup, now, v5);
         if v5 && self.limits.outbound_topic_aliases {
             match self
-                .aliases_out
+                .aliases
                 .assign(&msg.topic, self.peer.topic_alias_maximum)
             {
                 Some(AliasUse::Set(a)) => p.alias = Some(a),
@@ -1026,7 +1060,7 @@ impl<R: Role> Connection<R> {
             0
         };
         let topic = match self
-            .aliases_in
+            .aliases
             .resolve(p.topic.clone(), p.props.topic_alias, alias_max)
         {
             Ok(t) => t,

@@ -69,7 +69,11 @@ pub enum ServerEvent {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct ServerState {
-    config: ServerConfig,
+    /// What the connection needs of its [`ServerConfig`] once it exists (the
+    /// limits live in the connection; the CONNECT timeout became a deadline).
+    maximum_qos: QoS,
+    retain_available: bool,
+    max_keep_alive: Option<u16>,
     connect_deadline: Option<Instant>,
     client_id: Str,
     clean_start: bool,
@@ -77,9 +81,11 @@ pub struct ServerState {
     session_expiry_interval: u32,
     /// Boxed: most clients have none, and a `Will` is 216 bytes.
     will: Option<Box<Will>>,
-    auth_method: Option<Str>,
-    pending_subscribe: BTreeSet<PacketId>,
-    pending_unsubscribe: BTreeSet<PacketId>,
+    /// Boxed: enhanced authentication (5.0) is rare.
+    auth_method: Option<Box<Str>>,
+    /// SUBSCRIBE (`true`) and UNSUBSCRIBE (`false`) packets handed to the
+    /// application and not yet answered.
+    pending: BTreeSet<(PacketId, bool)>,
 }
 
 impl Role for Server {
@@ -97,16 +103,16 @@ impl Role for Server {
             }
             (State::Connected, Packet::Publish(p)) => {
                 let v5 = c.version.is_v5();
-                if v5 && p.qos.qos() > c.role.config.maximum_qos {
+                if v5 && p.qos.qos() > c.role.maximum_qos {
                     return c.violation(now, Violation::QosNotSupported(p.qos.qos()));
                 }
-                if v5 && p.retain && !c.role.config.retain_available {
+                if v5 && p.retain && !c.role.retain_available {
                     return c.violation(now, Violation::RetainNotSupported);
                 }
                 c.on_publish(now, p);
             }
             (State::Connected, Packet::Subscribe(s)) => {
-                c.role.pending_subscribe.insert(s.id);
+                c.role.pending.insert((s.id, true));
                 c.events.push_back(ServerEvent::Subscribe {
                     id: s.id,
                     subscription_identifier: s.props.subscription_identifier,
@@ -114,7 +120,7 @@ impl Role for Server {
                 });
             }
             (State::Connected, Packet::Unsubscribe(u)) => {
-                c.role.pending_unsubscribe.insert(u.id);
+                c.role.pending.insert((u.id, false));
                 c.events.push_back(ServerEvent::Unsubscribe {
                     id: u.id,
                     filters: u.filters,
@@ -147,7 +153,7 @@ impl Role for Server {
                 // Only after a CONNECT with a method, and always the same one
                 // [MQTT-4.12.0-5] [MQTT-4.12.0-7].
                 if c.role.auth_method.is_none()
-                    || a.props.authentication_method != c.role.auth_method
+                    || a.props.authentication_method.as_ref() != c.role.auth_method.as_deref()
                 {
                     return c.violation(now, Violation::BadAuthenticationMethod);
                 }
@@ -318,7 +324,7 @@ impl Connection<Server> {
     /// A connection for a transport the adapter just accepted; the CONNECT
     /// deadline starts now.
     pub fn new(config: ServerConfig, now: Instant) -> Self {
-        let limits = config.limits.clone();
+        let limits = config.limits;
         let deadline = now.saturating_add(config.connect_timeout);
         Connection::with_state(
             ProtocolVersion::V311,
@@ -327,7 +333,9 @@ impl Connection<Server> {
             limits,
             now,
             ServerState {
-                config,
+                maximum_qos: config.maximum_qos,
+                retain_available: config.retain_available,
+                max_keep_alive: config.max_keep_alive,
                 connect_deadline: Some(deadline),
                 client_id: Str::default(),
                 clean_start: true,
@@ -335,8 +343,7 @@ impl Connection<Server> {
                 session_expiry_interval: 0,
                 will: None,
                 auth_method: None,
-                pending_subscribe: BTreeSet::new(),
-                pending_unsubscribe: BTreeSet::new(),
+                pending: BTreeSet::new(),
             },
         )
     }
@@ -352,7 +359,11 @@ impl Connection<Server> {
         r.clean_start = connect.clean_start;
         r.requested_keep_alive = connect.keep_alive;
         r.will = connect.will.as_ref().map(|w| Box::new(own_will(w)));
-        r.auth_method = connect.props.authentication_method.as_ref().map(own_str);
+        r.auth_method = connect
+            .props
+            .authentication_method
+            .as_ref()
+            .map(|m| Box::new(own_str(m)));
         // 3.1.1 has no session expiry: a session lasts until a clean start.
         r.session_expiry_interval = if connect.protocol.is_v5() {
             connect.props.session_expiry_interval.unwrap_or(0)
@@ -406,7 +417,7 @@ impl Connection<Server> {
         let resumed = if self.role.clean_start { None } else { session };
         let session_present = resumed.is_some();
         let v5 = self.version.is_v5();
-        let cfg = &self.role.config;
+        let cfg = &self.role;
         let mut keep_alive = self.role.requested_keep_alive;
         if v5 {
             let l = &self.limits;
@@ -454,10 +465,10 @@ impl Connection<Server> {
         session.set_max_queued(max_queued);
         self.session = Some(session);
         self.resume(now);
-        let mut stash = core::mem::take(&mut self.stash);
+        let mut stash = self.stash.take();
         self.process(now, &mut stash);
         if self.stash.is_empty() {
-            self.stash = stash;
+            self.stash.put(stash);
         }
         self.release_held(now);
         Ok(())
@@ -548,7 +559,7 @@ impl Connection<Server> {
         results: &[ReasonCode],
         props: SubAckProps,
     ) -> Result<(), UsageError> {
-        if !self.role.pending_subscribe.remove(&id) {
+        if !self.role.pending.remove(&(id, true)) {
             return Err(UsageError::UnknownPacketId(id));
         }
         self.push_suback(Packet::SubAck(SubAck {
@@ -571,7 +582,7 @@ impl Connection<Server> {
         results: &[ReasonCode],
         props: SubAckProps,
     ) -> Result<(), UsageError> {
-        if !self.role.pending_unsubscribe.remove(&id) {
+        if !self.role.pending.remove(&(id, false)) {
             return Err(UsageError::UnknownPacketId(id));
         }
         self.push_suback(Packet::UnsubAck(SubAck {
