@@ -208,8 +208,9 @@ mod tests {
     use alloc::vec::Vec;
 
     /// The shortcut for plain acknowledgements gives what the general path
-    /// gives (`decode_bytes` has no shortcut), consuming the same bytes,
-    /// errors included.
+    /// gives (`decode_bytes` has no shortcut), errors included, and consumes
+    /// the same bytes when it decodes; a decoder that has not seen CONNECT
+    /// and a small packet size limit refuse the same way on both.
     #[test]
     fn plain_acknowledgements_decode_as_on_the_general_path() {
         let versions = [
@@ -227,13 +228,23 @@ mod tests {
                     let mut wire = Vec::from([first, 2, hi, lo]);
                     // A second packet behind it, so consuming is checked too.
                     wire.extend_from_slice(&[0x40, 2, 0, 9]);
-                    let mut fast = BytesMut::from(&wire[..]);
-                    let mut general = Bytes::from(wire.clone());
-                    let a = Decoder::with_version(v).decode(&mut fast);
-                    let b = Decoder::with_version(v).decode_bytes(&mut general);
-                    assert_eq!(a, b, "{v:?} {first:#x} id {id}");
-                    if a.is_ok() {
-                        assert_eq!(&fast[..], &general[..], "{v:?} {first:#x} id {id}");
+                    let fast = BytesMut::from(&wire[..]);
+                    let general = Bytes::from(wire.clone());
+                    let decoders = [
+                        Decoder::with_version(v),
+                        Decoder::new(),
+                        Decoder::with_version(v).with_max_packet_size(3),
+                    ];
+                    for d in decoders {
+                        let mut fast = fast.clone();
+                        let mut general = general.clone();
+                        let (mut d1, mut d2) = (d, d);
+                        let a = d1.decode(&mut fast);
+                        let b = d2.decode_bytes(&mut general);
+                        assert_eq!(a, b, "{v:?} {first:#x} id {id} {d:?}");
+                        if a.is_ok() {
+                            assert_eq!(&fast[..], &general[..], "{v:?} {first:#x} id {id}");
+                        }
                     }
                 }
             }

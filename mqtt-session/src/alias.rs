@@ -115,6 +115,8 @@ impl Aliases {
         match (topic, alias) {
             (Some(t), None) => Ok(t),
             (None, None) => Err(Violation::TopicAliasUnknown(0)),
+            // Refused before anything is allocated for it.
+            (_, Some(a)) if a.get() > maximum => Err(Violation::TopicAliasInvalid(a.get())),
             (topic, alias) => self.tables().0.resolve(topic, alias, maximum),
         }
     }
@@ -185,6 +187,10 @@ mod tests {
             Err(Violation::TopicAliasUnknown(0))
         );
         assert_eq!(a.assign(&t("a"), 0), None);
+        assert_eq!(
+            a.resolve(Some(t("a")), nz(6), 5),
+            Err(Violation::TopicAliasInvalid(6))
+        );
         assert!(a.0.is_none());
         assert_eq!(a.resolve(Some(t("b")), nz(1), 5), Ok(t("b")));
         assert_eq!(a.resolve(None, nz(1), 5), Ok(t("b")));

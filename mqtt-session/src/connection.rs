@@ -171,6 +171,9 @@ impl Stash {
     }
 
     pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         self.0
             .get_or_insert_with(Box::default)
             .extend_from_slice(bytes);
