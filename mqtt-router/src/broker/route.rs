@@ -1,0 +1,226 @@
+//! PUBLISH: a client's message checked, retained, and delivered to every
+//! matching session, connected or not.
+
+use alloc::sync::Arc;
+
+use mqtt_codec::{PacketId, QoS, ReasonCode, Str};
+use mqtt_session::{DeliverError, Forward, Message, Session};
+
+use super::flow::{flow_capacity, STALL};
+use super::{Broker, ClientInfo, ConnId, Policy, QueueFullPolicy, SessionKey};
+use crate::Instant;
+
+/// What came of routing one message.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Routed {
+    /// Sessions that took it (sent, or queued for later).
+    pub(super) delivered: usize,
+    /// Sessions that missed it because their queue was full.
+    pub(super) queue_full: usize,
+    /// A connected subscriber it reached that is past its high-water mark
+    /// and still draining: the publisher's acknowledgement waits for it.
+    pub(super) congested: Option<ConnId>,
+}
+
+impl<P: Policy> Broker<P> {
+    // ----- PUBLISH ----------------------------------------------------------------
+
+    pub(super) fn on_publish(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        msg: Message,
+        pid: Option<PacketId>,
+    ) {
+        self.stats.messages_received += 1;
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let key = c.session;
+        let info = ClientInfo {
+            client_id: c.conn.client_id().as_str(),
+            username: c.username.as_ref().map(Str::as_str),
+            peer: &c.peer,
+        };
+        // Clients do not publish into `$` topics, which belong to the server
+        // (section 4.7.2); and the policy may refuse the topic.
+        let allowed = !msg.topic.is_dollar() && self.policy.may_publish(&info, &msg.topic);
+        if !allowed {
+            self.stats.publishes_denied += 1;
+            if let Some(pid) = pid {
+                let _ = c.conn.ack(pid, ReasonCode::NOT_AUTHORIZED);
+            }
+            return;
+        }
+        let mut quota = false;
+        if msg.retain {
+            quota = !self.retain(now, &msg);
+        }
+        let routed = self.route(now, msg, key);
+        if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
+            // A message that reached nobody because queues were full is
+            // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
+            let reason = if quota || (routed.delivered == 0 && routed.queue_full > 0) {
+                ReasonCode::QUOTA_EXCEEDED
+            } else if routed.delivered == 0 {
+                ReasonCode::NO_MATCHING_SUBSCRIBERS
+            } else {
+                ReasonCode::SUCCESS
+            };
+            match routed.congested {
+                Some(sub) if reason == ReasonCode::SUCCESS => self.hold_ack(sub, id, pid, now),
+                _ => {
+                    let _ = c.conn.ack(pid, reason);
+                }
+            }
+        }
+    }
+
+    /// Applies a retained message; false if a limit kept it out.
+    pub(super) fn retain(&mut self, now: Instant, msg: &Message) -> bool {
+        if !msg.payload.is_empty()
+            && (msg.payload.len() > self.config.max_retained_payload
+                || (self.retained.len() >= self.config.max_retained
+                    && self.retained.get(now, &msg.topic).is_none()))
+        {
+            self.stats.retained_refused += 1;
+            return false;
+        }
+        let mut stored = msg.clone();
+        // The copy in the store keeps its own memory, not the read buffer.
+        stored.payload = bytes::Bytes::copy_from_slice(&msg.payload);
+        self.retained
+            .store(now, &msg.topic, stored, msg.props.expires_at)
+            .is_ok()
+    }
+
+    /// Delivers `msg` to every matching subscriber: how many it reached, and
+    /// how many it missed because a queue was full.
+    pub(super) fn route(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        publisher: Option<SessionKey>,
+    ) -> Routed {
+        let mut matches = core::mem::take(&mut self.matches);
+        self.index.match_topic(&msg.topic, publisher, &mut matches);
+        let mut routed = Routed::default();
+        // One message for all the subscribers: each session holds a reference.
+        let msg = Arc::new(msg);
+        for d in matches.subscribers().chain(matches.shared()) {
+            let fwd = Forward {
+                qos: msg.qos.min(d.qos),
+                // Cleared unless Retain As Published [MQTT-3.3.1-12].
+                retain: msg.retain && d.retain_as_published,
+                subscription_identifiers: d.subscription_ids.to_vec(),
+            };
+            match self.deliver_to(d.client, now, msg.clone(), fwd) {
+                Ok(congested) => {
+                    routed.delivered += 1;
+                    routed.congested = routed.congested.or(congested);
+                }
+                Err(DeliverError::QueueFull { .. }) => routed.queue_full += 1,
+                Err(_) => {}
+            }
+        }
+        self.matches = matches;
+        routed
+    }
+
+    /// Hands one message to one session, connected or not; every message
+    /// not taken is counted as dropped.
+    /// Delivers to one session; for a connected one past its high-water
+    /// mark and still draining, returns its connection (flow control).
+    pub(super) fn deliver_to(
+        &mut self,
+        key: SessionKey,
+        now: Instant,
+        msg: Arc<Message>,
+        fwd: Forward,
+    ) -> Result<Option<ConnId>, DeliverError> {
+        let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
+            return Err(DeliverError::Closed);
+        };
+        if let Some(cid) = entry.conn {
+            return self.deliver_connected(cid, now, msg, fwd);
+        }
+        let Some(session) = entry.stored.as_mut() else {
+            return Err(DeliverError::Closed);
+        };
+        let policy = self.config.queue_full;
+        enqueue_detached(session, policy, msg, fwd, &mut self.stats.messages_dropped)
+    }
+}
+
+impl<P: Policy> Broker<P> {
+    /// Delivers to a connected session; returns its connection when it is
+    /// past its high-water mark and still draining (flow control).
+    fn deliver_connected(
+        &mut self,
+        cid: ConnId,
+        now: Instant,
+        msg: Arc<Message>,
+        fwd: Forward,
+    ) -> Result<Option<ConnId>, DeliverError> {
+        let Some(c) = self.conns.get_mut(cid) else {
+            return Err(DeliverError::Closed);
+        };
+        let r = c.conn.deliver(now, msg, fwd);
+        let backlog = c.conn.session().map_or(0, Session::queued);
+        let capacity = flow_capacity(self.config.server.limits.max_queued);
+        if backlog < c.backlog || backlog <= capacity / 4 {
+            c.progress_at = now;
+        }
+        c.backlog = backlog;
+        let high = capacity / 2;
+        let congested =
+            (backlog > high && now < c.progress_at.saturating_add(STALL)).then_some(cid);
+        self.after(cid);
+        match r {
+            Ok(_) => {
+                self.stats.messages_sent += 1;
+                Ok(congested)
+            }
+            Err(e) => {
+                self.stats.messages_dropped += 1;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Queues a message for a detached session, applying the queue-full policy;
+/// every message not taken is counted in `dropped`.
+fn enqueue_detached(
+    session: &mut Session,
+    policy: QueueFullPolicy,
+    msg: Arc<Message>,
+    fwd: Forward,
+    dropped: &mut u64,
+) -> Result<Option<ConnId>, DeliverError> {
+    match session.enqueue(msg.clone(), fwd.clone()) {
+        Ok(()) => Ok(None),
+        Err(e @ DeliverError::QueueFull { .. }) => {
+            // At the limit, queued QoS 0 messages give way first (to a
+            // QoS 1/2 message under `DropNew`, which otherwise keeps
+            // what is queued); `DropOldest` then drops the oldest of
+            // any QoS. Either way exactly one message is dropped.
+            let made_room = match policy {
+                QueueFullPolicy::DropOldest => session.drop_oldest_qos0() || session.drop_oldest(),
+                QueueFullPolicy::DropNew => {
+                    fwd.qos != QoS::AtMostOnce && session.drop_oldest_qos0()
+                }
+            };
+            *dropped += 1;
+            if made_room && session.enqueue(msg, fwd).is_ok() {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => {
+            *dropped += 1;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Sessions: CONNECT (client identifier, authentication, takeover, clean
+//! start or resume), the session table, and what happens when a connection
+//! closes (session kept until its expiry, or ended).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::cmp::Reverse;
+use core::fmt::Write as _;
+use core::time::Duration;
+
+use mqtt_codec::{ConnAckProps, ProtocolVersion, ReasonCode, Str};
+use mqtt_session::mqtt_codec::Connect;
+use mqtt_session::{Close, Message, Session};
+
+use super::{Broker, BrokerEvent, ConnId, PeerInfo, Policy, SessionKey, Timer};
+use crate::Instant;
+
+pub(super) struct SessionEntry {
+    pub(super) client_id: Str,
+    pub(super) username: Option<Str>,
+    pub(super) peer: Arc<PeerInfo>,
+    pub(super) conn: Option<ConnId>,
+    /// The session while no connection holds it. Boxed: the entries of
+    /// connected clients, most of them, then hold 8 bytes instead of 168.
+    pub(super) stored: Option<Box<Session>>,
+    /// When a detached session ends (`None` while connected, or never).
+    pub(super) expires_at: Option<Instant>,
+    /// A will waiting for its delay, and when it is due.
+    /// Boxed: most sessions have none, and a `Message` is 216 bytes.
+    pub(super) will: Option<Box<(Message, Instant)>>,
+    /// Bumped whenever the session is reused, so stale timers are ignored.
+    pub(super) generation: u32,
+}
+
+impl<P: Policy> Broker<P> {
+    pub(super) fn on_connect(&mut self, id: ConnId, now: Instant, connect: Box<Connect>) {
+        let mut ack = ConnAckProps::default();
+        let Some(client_id) = self.client_id_for(id, now, &connect, &mut ack) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        let verdict = self
+            .policy
+            .authenticate(&connect, client_id.as_str(), &c.peer);
+        if verdict != ReasonCode::SUCCESS {
+            c.conn.reject(now, verdict);
+            self.stats.connections_refused += 1;
+            return;
+        }
+        c.username = connect
+            .username
+            .as_ref()
+            .map(|u| Str::copy_from(&u.borrowed()));
+        c.bridge = connect.bridge;
+        if c.conn.session_expiry_interval() > self.config.max_session_expiry {
+            ack.session_expiry_interval = Some(self.config.max_session_expiry);
+        }
+        self.take_over(id, now, &client_id);
+        let (key, stored) = self.session_for(now, client_id, connect.clean_start);
+        self.attach(id, key);
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.session = Some(key);
+        // Invariant: the connection is awaiting acceptance, having just sent CONNECT.
+        let _ = c.conn.accept(now, stored, ack);
+        self.stats.connections_total += 1;
+    }
+
+    /// The client identifier of a CONNECT, assigned when it is empty and
+    /// the rules allow [MQTT-3.1.3-7], [MQTT-3.1.3-8]; `None` when the
+    /// connection was refused for it.
+    fn client_id_for(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        connect: &Connect,
+        ack: &mut ConnAckProps,
+    ) -> Option<Str> {
+        let c = self.conns.get_mut(id)?;
+        // Copied out of the CONNECT: sharing it would keep the connection's
+        // whole first read buffer alive for as long as the session lives.
+        let client_id = Str::copy_from(&connect.client_id.borrowed());
+        if !client_id.is_empty() {
+            return Some(client_id);
+        }
+        // 5.0 always, 3.1.1 only with a clean session.
+        if connect.protocol != ProtocolVersion::V5 && !connect.clean_start {
+            c.conn.reject(now, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+            return None;
+        }
+        let mut s = String::from("auto-");
+        let _ = write!(s, "{:016x}", self.rng.next_u64());
+        let assigned = Str::try_from(s).unwrap_or_default();
+        if connect.protocol.is_v5() {
+            ack.assigned_client_identifier = Some(assigned.clone());
+        }
+        Some(assigned)
+    }
+
+    /// Take over: the client's previous connection ends with 0x8E, and its
+    /// will is handled as for any other close [MQTT-3.1.4-3].
+    fn take_over(&mut self, id: ConnId, now: Instant, client_id: &Str) {
+        let Some(&key) = self.client_ids.get(client_id) else {
+            return;
+        };
+        let Some(old) = self.sessions[key as usize].as_ref().and_then(|s| s.conn) else {
+            return;
+        };
+        if old != id {
+            if let Some(oc) = self.conns.get_mut(old) {
+                oc.conn.close(now, ReasonCode::SESSION_TAKEN_OVER);
+            }
+            self.drain(old, now);
+        }
+    }
+
+    /// The session a CONNECT gets: the stored one resumed, or a new one
+    /// (clean start, or none stored).
+    fn session_for(
+        &mut self,
+        now: Instant,
+        client_id: Str,
+        clean_start: bool,
+    ) -> (SessionKey, Option<Session>) {
+        match self.client_ids.get(&client_id).copied() {
+            Some(key) if !clean_start => {
+                let entry = self.sessions[key as usize]
+                    .as_mut()
+                    .expect("client_ids only names live sessions");
+                (key, entry.stored.take().map(|s| *s))
+            }
+            Some(key) => {
+                // Clean start: the old session and its subscriptions go
+                // [MQTT-3.1.2-4]. That ends the session, so a will still
+                // waiting for its delay is published now (section 3.1.3.2.2:
+                // "until the Will Delay Interval has passed or the Session
+                // ends, whichever happens first"); this is not a connection
+                // *to that session*, which would cancel it [MQTT-3.1.3-9].
+                self.end_session(key, now, true);
+                (self.new_session(client_id), None)
+            }
+            None => (self.new_session(client_id), None),
+        }
+    }
+
+    /// Session `key` now belongs to connection `id`.
+    fn attach(&mut self, id: ConnId, key: SessionKey) {
+        let Some(c) = self.conns.get(id) else {
+            return;
+        };
+        let (username, peer) = (c.username.clone(), c.peer.clone());
+        if let Some(entry) = self.sessions[key as usize].as_mut() {
+            // A reconnection before the will delay cancels the will
+            // (section 3.1.3.2.2).
+            entry.will = None;
+            entry.expires_at = None;
+            entry.generation = entry.generation.wrapping_add(1);
+            entry.conn = Some(id);
+            entry.username = username;
+            entry.peer = peer;
+        }
+    }
+
+    pub(super) fn new_session(&mut self, client_id: Str) -> SessionKey {
+        let entry = SessionEntry {
+            client_id: client_id.clone(),
+            username: None,
+            peer: Arc::default(),
+            conn: None,
+            stored: None,
+            expires_at: None,
+            will: None,
+            generation: 0,
+        };
+        let key = match self.free_sessions.pop() {
+            Some(k) => {
+                self.sessions[k as usize] = Some(entry);
+                k
+            }
+            None => {
+                self.sessions.push(Some(entry));
+                (self.sessions.len() - 1) as SessionKey
+            }
+        };
+        self.client_ids.insert(client_id, key);
+        key
+    }
+
+    /// Ends a session: its subscriptions and queued messages go; a pending
+    /// will is published now if `publish_will` (the session ending before the
+    /// will delay, section 3.1.2.5).
+    pub(super) fn end_session(&mut self, key: SessionKey, now: Instant, publish_will: bool) {
+        let Some(entry) = self.sessions[key as usize].take() else {
+            return;
+        };
+        self.index.remove_client(key);
+        if self.client_ids.get(&entry.client_id) == Some(&key) {
+            self.client_ids.remove(&entry.client_id);
+        }
+        self.free_sessions.push(key);
+        if publish_will {
+            if let Some((will, _)) = entry.will.map(|b| *b) {
+                self.publish_will(
+                    now,
+                    will,
+                    &entry.client_id,
+                    entry.username.as_ref(),
+                    &entry.peer,
+                );
+            }
+        }
+    }
+
+    // ----- close, wills, session expiry ----------------------------------------
+
+    pub(super) fn on_closed(&mut self, id: ConnId, now: Instant, close: Close) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.closed = true;
+        let session = c.conn.take_session();
+        let expiry = c.conn.session_expiry_interval();
+        let key = c.session.take();
+        let drained = c.conn.is_closed();
+        self.events.push_back(BrokerEvent::Closed {
+            id,
+            close: close.clone(),
+        });
+        if drained {
+            self.free_conn(id);
+        }
+        let Some(key) = key else {
+            return;
+        };
+        let Some(entry) = self.sessions[key as usize].as_mut() else {
+            return;
+        };
+        if entry.conn != Some(id) {
+            return;
+        }
+        entry.conn = None;
+        let expiry = expiry.min(self.config.max_session_expiry);
+        let will = close.will;
+        if expiry == 0 {
+            // The session ends with the connection: a will is published now.
+            if let Some((msg, _)) = will {
+                entry.will = Some(Box::new((msg, now)));
+            }
+            self.end_session(key, now, true);
+            return;
+        }
+        entry.stored = session.map(Box::new);
+        entry.generation = entry.generation.wrapping_add(1);
+        let generation = entry.generation;
+        entry.expires_at = (expiry != u32::MAX)
+            .then(|| now.saturating_add(Duration::from_secs(u64::from(expiry))));
+        if let Some(at) = entry.expires_at {
+            self.timers
+                .push(Reverse((at, Timer::Session(key, generation))));
+        }
+        if let Some((msg, delay)) = will {
+            self.will_at_close(key, msg, delay, now);
+        }
+    }
+
+    pub(super) fn session_timer(&mut self, key: SessionKey, generation: u32, now: Instant) {
+        let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if entry.generation != generation || entry.conn.is_some() {
+            return;
+        }
+        if entry.will.as_ref().is_some_and(|w| w.1 <= now) {
+            if let Some((msg, _)) = entry.will.take().map(|b| *b) {
+                let (client_id, username, peer) = (
+                    entry.client_id.clone(),
+                    entry.username.clone(),
+                    entry.peer.clone(),
+                );
+                self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+            }
+        }
+        let expired = self.sessions[key as usize]
+            .as_ref()
+            .and_then(|e| e.expires_at)
+            .is_some_and(|at| at <= now);
+        if expired {
+            self.end_session(key, now, true);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `$SYS/broker/...`: the broker's figures, published retained at the
+//! configured interval.
+
+use alloc::string::String;
+use core::time::Duration;
+
+use mqtt_codec::QoS;
+use mqtt_session::Message;
+
+use super::{Broker, Policy};
+use crate::Instant;
+
+impl<P: Policy> Broker<P> {
+    // ----- $SYS ----------------------------------------------------------------------
+
+    pub(super) fn publish_sys(&mut self, now: Instant) {
+        let uptime = self
+            .started
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+            .as_secs();
+        let connected = self
+            .sessions
+            .iter()
+            .flatten()
+            .filter(|s| s.conn.is_some())
+            .count();
+        let total = self.client_ids.len();
+        let values: [(&str, String); 12] = [
+            ("uptime", alloc::format!("{uptime} seconds")),
+            ("version", self.config.version.clone()),
+            ("clients/connected", alloc::format!("{connected}")),
+            (
+                "clients/disconnected",
+                alloc::format!("{}", total - connected),
+            ),
+            ("clients/total", alloc::format!("{total}")),
+            (
+                "messages/received",
+                alloc::format!("{}", self.stats.messages_received),
+            ),
+            (
+                "messages/sent",
+                alloc::format!("{}", self.stats.messages_sent),
+            ),
+            (
+                "messages/dropped",
+                alloc::format!("{}", self.stats.messages_dropped),
+            ),
+            (
+                "bytes/received",
+                alloc::format!("{}", self.stats.bytes_received),
+            ),
+            ("bytes/sent", alloc::format!("{}", self.stats.bytes_sent)),
+            (
+                "subscriptions/count",
+                alloc::format!("{}", self.index.len()),
+            ),
+            (
+                "retained messages/count",
+                alloc::format!("{}", self.retained.len()),
+            ),
+        ];
+        for (name, value) in values {
+            let topic = alloc::format!("$SYS/broker/{name}");
+            let Ok(topic) = mqtt_codec::TopicName::try_from(topic.as_str()) else {
+                continue;
+            };
+            let msg = Message::new(
+                topic,
+                bytes::Bytes::from(value.into_bytes()),
+                QoS::AtMostOnce,
+                true,
+            );
+            self.retain(now, &msg);
+            self.route(now, msg, None);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The timer heap: connection deadlines, stalled subscribers, session
+//! expiry and will delays, and `$SYS` publication.
+
+use core::cmp::Reverse;
+
+use super::flow::STALL;
+use super::{Broker, ConnId, Policy, SessionKey};
+use crate::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    /// A connection's own deadline.
+    Conn(ConnId),
+    /// Held acknowledgements of a subscriber that made no progress since.
+    Stalled(ConnId),
+    /// A detached session's expiry or its will's delay (stale once the
+    /// session's generation moved on).
+    Session(SessionKey, u32),
+    /// `$SYS` publication.
+    Sys,
+}
+
+impl<P: Policy> Broker<P> {
+    /// Acts on every deadline that has passed: connection timers, wills,
+    /// session expiry and `$SYS` publication.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Conn(id) => self.connection_timer(id, at, now),
+                Timer::Session(key, generation) => self.session_timer(key, generation, now),
+                Timer::Stalled(sub) => self.stall_timer(sub, now),
+                Timer::Sys => self.sys_timer(at, now),
+            }
+        }
+    }
+
+    /// A connection's deadline (keep alive, CONNECT timeout, ...), if the
+    /// entry fired is still its live one.
+    fn connection_timer(&mut self, id: ConnId, at: Instant, now: Instant) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        if c.timer_at != Some(at) {
+            return;
+        }
+        c.timer_at = None;
+        if c.conn.poll_timeout().is_some_and(|due| due <= now) {
+            c.conn.handle_timeout(now);
+            self.drain(id, now);
+        } else {
+            // The deadline moved later since this entry was queued (keep
+            // alive after each read): queue it now.
+            self.rearm(id);
+        }
+    }
+
+    /// A subscriber holding acknowledgements: released when it has made no
+    /// progress for [`STALL`], looked at again later otherwise.
+    fn stall_timer(&mut self, sub: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(sub) else {
+            return;
+        };
+        if now >= c.progress_at.saturating_add(STALL) {
+            self.release_acks(sub);
+        } else if !c.held_acks.is_empty() {
+            let at = c.progress_at.saturating_add(STALL);
+            self.timers.push(Reverse((at, Timer::Stalled(sub))));
+        }
+    }
+
+    /// `$SYS` is due: published, and the next publication queued.
+    fn sys_timer(&mut self, at: Instant, now: Instant) {
+        if self.sys_at != Some(at) {
+            return;
+        }
+        self.publish_sys(now);
+        if let Some(every) = self.config.sys_interval {
+            let next = now.saturating_add(every);
+            self.sys_at = Some(next);
+            self.timers.push(Reverse((next, Timer::Sys)));
+        }
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) is due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+}

@@ -1,0 +1,65 @@
+//! Wills: published when their connection ends without DISCONNECT, after
+//! their delay, or when their session ends first (section 3.1.3.2.2).
+
+use alloc::boxed::Box;
+use core::cmp::Reverse;
+use core::time::Duration;
+
+use mqtt_codec::Str;
+use mqtt_session::Message;
+
+use super::{Broker, ClientInfo, PeerInfo, Policy, SessionKey, Timer};
+use crate::Instant;
+
+impl<P: Policy> Broker<P> {
+    /// The will of a connection that closed while its session lives on:
+    /// published now, or when its delay has passed (section 3.1.3.2.2).
+    pub(super) fn will_at_close(
+        &mut self,
+        key: SessionKey,
+        msg: Message,
+        delay: Duration,
+        now: Instant,
+    ) {
+        let Some(entry) = self.sessions[key as usize].as_mut() else {
+            return;
+        };
+        if delay.is_zero() {
+            let (client_id, username, peer) = (
+                entry.client_id.clone(),
+                entry.username.clone(),
+                entry.peer.clone(),
+            );
+            self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+        } else {
+            let due = now.saturating_add(delay);
+            entry.will = Some(Box::new((msg, due)));
+            let generation = entry.generation;
+            self.timers
+                .push(Reverse((due, Timer::Session(key, generation))));
+        }
+    }
+
+    pub(super) fn publish_will(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        client_id: &Str,
+        username: Option<&Str>,
+        peer: &PeerInfo,
+    ) {
+        let info = ClientInfo {
+            client_id: client_id.as_str(),
+            username: username.map(Str::as_str),
+            peer,
+        };
+        if msg.topic.is_dollar() || !self.policy.may_publish(&info, &msg.topic) {
+            return;
+        }
+        self.stats.wills_published += 1;
+        if msg.retain {
+            self.retain(now, &msg);
+        }
+        self.route(now, msg, None);
+    }
+}
