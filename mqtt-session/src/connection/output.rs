@@ -1,0 +1,189 @@
+//! Packets out: the outgoing queue written as bytes, packets or frames,
+//! within the peer's maximum packet size.
+
+use bytes::BufMut;
+use mqtt_codec::{EncodeError, Packet};
+
+use crate::time::Instant;
+use crate::tx::{Frame, Tx};
+
+use super::{Connection, Role, State};
+
+impl<R: Role> Connection<R> {
+    /// Appends whole packets to `wbuf` while each fits in its remaining
+    /// capacity, returning the bytes written. A `BytesMut` or `Vec` takes all;
+    /// a fixed `&mut [u8]` or `(&mut buf).limit(n)` gives back-pressure.
+    #[must_use = "the written bytes must be sent"]
+    pub fn poll_transmit(&mut self, now: Instant, wbuf: &mut impl BufMut) -> usize {
+        self.strip_for_peer();
+        let mut written = 0;
+        while let Some(p) = self.tx.front() {
+            let n = match p.encode_limited(self.version, self.peer.max_packet_size, wbuf) {
+                Ok(n) => n,
+                Err(EncodeError::BufferTooSmall { .. }) => break,
+                Err(EncodeError::PacketTooLarge { .. }) => {
+                    self.shed_front(now);
+                    continue;
+                }
+                // Checked when queued; dropping is all that is left to do.
+                Err(_) => 0,
+            };
+            self.pop_sent();
+            written += n;
+        }
+        self.after_transmit(now, written);
+        written
+    }
+
+    /// Like [`Connection::poll_transmit`], but hands over the packets
+    /// themselves, for an adapter that encodes them in another task (with
+    /// [`Packet::encode`] and [`Connection::version`]): whole packets are
+    /// moved to `out` while their encoded size stays within `budget` bytes
+    /// (at least one packet is moved when any is ready). Returns the bytes
+    /// they will take on the wire. Every check `poll_transmit` makes (the
+    /// peer's maximum packet size, problem information) is made here too.
+    pub fn poll_packets(
+        &mut self,
+        now: Instant,
+        out: &mut alloc::vec::Vec<Packet>,
+        budget: usize,
+    ) -> usize {
+        self.poll_out(now, out, budget, Tx::into_packet)
+    }
+
+    /// Like [`Connection::poll_packets`], but hands over [`Frame`]s: packets
+    /// as the connection queues them, a PUBLISH as a reference to its
+    /// (shared) message plus what this delivery adds, encoded by the adapter
+    /// with [`Frame::encode`]. No packet value is built or copied per
+    /// delivery, and encoding can still run in the connection's own task.
+    pub fn poll_frames(
+        &mut self,
+        now: Instant,
+        out: &mut alloc::vec::Vec<Frame>,
+        budget: usize,
+    ) -> usize {
+        self.poll_out(now, out, budget, Frame)
+    }
+
+    pub(super) fn poll_out<T>(
+        &mut self,
+        now: Instant,
+        out: &mut alloc::vec::Vec<T>,
+        budget: usize,
+        wrap: impl Fn(Tx) -> T,
+    ) -> usize {
+        self.strip_for_peer();
+        // Sized once: a growing vector would copy every packet again.
+        out.reserve(self.tx.len());
+        let mut total = 0usize;
+        while let Some(p) = self.tx.front() {
+            let n = match p.encoded_len(self.version) {
+                Ok(n) if n <= self.peer.max_packet_size as usize => n,
+                Ok(_) => {
+                    self.shed_front(now);
+                    continue;
+                }
+                Err(_) => {
+                    self.pop_sent();
+                    continue;
+                }
+            };
+            if total > 0 && total + n > budget {
+                break;
+            }
+            if let Some(p) = self.pop_sent() {
+                out.push(wrap(p));
+                total += n;
+            }
+        }
+        self.after_transmit(now, total);
+        total
+    }
+
+    /// Only PUBLISH, CONNACK and DISCONNECT may carry diagnostics to a client
+    /// that asked for no problem information [MQTT-3.1.2-29].
+    pub(super) fn strip_for_peer(&mut self) {
+        if !self.peer.problem_information {
+            // Queued publishes and plain acknowledgements carry none.
+            for t in self.tx.iter_mut() {
+                if let Tx::Packet(p) = t {
+                    if !matches!(
+                        **p,
+                        Packet::Publish(_) | Packet::ConnAck(_) | Packet::Disconnect(_)
+                    ) {
+                        strip_diagnostics(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The packet at the front exceeds the peer's maximum packet size.
+    pub(super) fn shed_front(&mut self, now: Instant) {
+        let Some(t) = self.tx.pop_front() else {
+            return;
+        };
+        if let Tx::Publish(o) = &t {
+            // A message that no longer fits the peer's limit (a smaller
+            // one after resumption) is treated as delivered, so its
+            // identifier and window slot are freed [MQTT-3.1.2-25].
+            return self.drop_unsendable(now, o.qos);
+        }
+        match t.into_packet() {
+            Packet::Publish(pb) => self.drop_unsendable(now, pb.qos),
+            mut p => {
+                // Diagnostics are the first thing to go when an answer would
+                // exceed the peer's maximum packet size [MQTT-3.1.2-25].
+                strip_diagnostics(&mut p);
+                if p.encoded_len(self.version)
+                    .is_ok_and(|n| n <= self.peer.max_packet_size as usize)
+                {
+                    self.tx.push_front(p);
+                }
+            }
+        }
+    }
+
+    /// Takes the front packet as sent.
+    pub(super) fn pop_sent(&mut self) -> Option<Tx> {
+        let t = self.tx.pop_front();
+        if t.as_ref().is_some_and(Tx::is_qos0_publish) {
+            self.tx_qos0 = self.tx_qos0.saturating_sub(1);
+        }
+        t
+    }
+
+    pub(super) fn after_transmit(&mut self, now: Instant, written: usize) {
+        if written > 0 {
+            self.last_tx = now;
+        }
+        // An idle connection holds no packet buffer once it goes quiet.
+        self.tx.settle();
+        if self.state == State::Closing && self.tx.is_empty() {
+            self.state = State::Closed;
+        }
+    }
+}
+
+/// Drops the reason string and user properties of an answer (never of a PUBLISH).
+fn strip_diagnostics(p: &mut Packet) {
+    match p {
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            a.props = Default::default();
+        }
+        Packet::SubAck(s) | Packet::UnsubAck(s) => s.props = Default::default(),
+        Packet::Disconnect(d) => {
+            d.props.reason_string = None;
+            d.props.user_properties.clear();
+        }
+        Packet::ConnAck(c) => {
+            c.props.reason_string = None;
+            c.props.user_properties.clear();
+        }
+        Packet::Auth(a) => {
+            a.props.reason_string = None;
+            a.props.user_properties.clear();
+        }
+        _ => {}
+    }
+}
