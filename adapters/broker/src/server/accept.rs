@@ -1,0 +1,114 @@
+//! Listeners: accepting sockets, the transports' handshakes, bounded in
+//! time and in number.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use super::connection::serve;
+use super::ToCoreTx;
+use crate::transport::{Accepted, Transport};
+
+/// A bound listening socket and the transport it speaks.
+pub(crate) struct BoundListener {
+    pub(crate) socket: TcpListener,
+    pub(crate) transport: Transport,
+}
+
+/// How accepted sockets are admitted before the core sees them.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    /// Longest a TLS or WebSocket handshake may take (the CONNECT timeout):
+    /// a peer that connects and stays silent holds nothing past it.
+    pub(crate) handshake_timeout: Duration,
+    /// Handshakes under way at once, over all listeners (the connection
+    /// limit): sockets beyond it are closed at once.
+    pub(crate) handshakes: Arc<Semaphore>,
+}
+
+pub(super) async fn accept_loop(listener: BoundListener, admission: Admission, to_core: ToCoreTx) {
+    let transport = Arc::new(listener.transport);
+    loop {
+        match listener.socket.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                if !transport.has_handshake() {
+                    tokio::spawn(serve(stream, peer, None, to_core.clone()));
+                    continue;
+                }
+                let Ok(permit) = admission.handshakes.clone().try_acquire_owned() else {
+                    debug!(%peer, "connection refused: too many handshakes under way");
+                    continue;
+                };
+                let (transport, to_core) = (transport.clone(), to_core.clone());
+                let timeout = admission.handshake_timeout;
+                // The handshake runs in the connection's own task, never here.
+                tokio::spawn(async move {
+                    let accepted = handshake(&transport, stream, peer, timeout).await;
+                    drop(permit);
+                    if let Some(accepted) = accepted {
+                        connection(accepted, peer, to_core).await;
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The transport's handshake, bounded by `timeout`.
+pub(super) async fn handshake(
+    transport: &Transport,
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<Accepted> {
+    match tokio::time::timeout(timeout, transport.accept(stream)).await {
+        Ok(Ok(accepted)) => Some(accepted),
+        Ok(Err(e)) => {
+            debug!(%peer, transport = transport.name(), error = %e, "handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%peer, transport = transport.name(), "handshake timed out");
+            None
+        }
+    }
+}
+
+/// One client connection after its handshake.
+pub(super) async fn connection(accepted: Accepted, peer: SocketAddr, to_core: ToCoreTx) {
+    match accepted {
+        Accepted::Tcp(s) => serve(s, peer, None, to_core).await,
+        Accepted::Tls(s, subject) => {
+            debug!(%peer, certificate = ?subject, "TLS session established");
+            serve(s, peer, subject, to_core).await
+        }
+        Accepted::Ws(s) => serve(s, peer, None, to_core).await,
+        Accepted::Wss(s, subject) => {
+            debug!(%peer, certificate = ?subject, "TLS session established");
+            serve(s, peer, subject, to_core).await
+        }
+    }
+}
+
+/// Binds every listener, failing early if one cannot be bound.
+pub(crate) async fn bind(
+    listeners: Vec<(SocketAddr, Transport)>,
+) -> std::io::Result<Vec<BoundListener>> {
+    let mut out = Vec::new();
+    for (address, transport) in listeners {
+        let socket = TcpListener::bind(address).await?;
+        info!(address = %socket.local_addr()?, "listening for {}", transport.name());
+        out.push(BoundListener { socket, transport });
+    }
+    Ok(out)
+}

@@ -1,0 +1,256 @@
+//! The core task: the sans-IO broker driven by the connections' commands,
+//! its timer and the bridges; one write per connection per batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt_codec::ReasonCode;
+use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, warn};
+
+use super::outbox::{Outbox, ToConn};
+use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
+use crate::bridge::{Bridges, Prepared};
+
+pub(super) struct ConnHandle {
+    pub(super) writer: Arc<Outbox>,
+    pub(super) closing: bool,
+}
+
+pub(super) async fn core<P: Policy + Send + 'static>(
+    config: BrokerConfig,
+    policy: P,
+    mut rx: mpsc::Receiver<ToCore>,
+    shutdown: Arc<Notify>,
+    bridges: Vec<Prepared>,
+) {
+    let clock = Clock(tokio::time::Instant::now());
+    let sys_every = config.sys_interval;
+    let mut broker = Broker::new(config, policy);
+    let (mut bridges, mut from_bridges) =
+        Bridges::start(bridges, sys_every, &mut broker, clock.now());
+    let mut w = Writers::new();
+    let mut stopping = false;
+    loop {
+        let deadline = [broker.poll_timeout(), bridges.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| clock.to_tokio(t))
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { break };
+                let mut packets = weight(&cmd);
+                handle(&mut broker, &mut w, &mut bridges, clock, cmd);
+                // Take what is already queued before writing, so one write
+                // carries all the packets this batch made for a connection.
+                for _ in 0..BATCH {
+                    if packets >= BATCH_PACKETS {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(cmd) => {
+                            packets += weight(&cmd);
+                            handle(&mut broker, &mut w, &mut bridges, clock, cmd);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(msg) = from_bridges.recv() => {
+                bridges.handle_inbound(&mut broker, msg, clock.now());
+                for _ in 0..BATCH {
+                    match from_bridges.try_recv() {
+                        Ok(msg) => bridges.handle_inbound(&mut broker, msg, clock.now()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                broker.handle_timeout(clock.now());
+                bridges.handle_timeout(&mut broker, clock.now());
+            }
+            _ = shutdown.notified(), if !stopping => {
+                stopping = true;
+                bridges.stop();
+                info!(connections = broker.connection_count(), "shutting down");
+                for id in broker.connections() {
+                    broker.close(id, clock.now(), ReasonCode::SERVER_SHUTTING_DOWN);
+                }
+            }
+        }
+        flush(&mut broker, &mut w, &mut bridges, clock);
+        if stopping && w.conns.is_empty() {
+            break;
+        }
+    }
+    bridges.join().await;
+}
+
+/// The core's side of the connections' writers.
+pub(super) struct Writers {
+    pub(super) conns: HashMap<ConnId, ConnHandle>,
+    /// Connections whose outbox was full when the core last wrote for them.
+    pub(super) blocked: Vec<ConnId>,
+}
+
+impl Writers {
+    pub(super) fn new() -> Writers {
+        Writers {
+            conns: HashMap::new(),
+            blocked: Vec::new(),
+        }
+    }
+}
+
+/// How many packets a command brings to the core.
+pub(super) fn weight(cmd: &ToCore) -> usize {
+    match cmd {
+        ToCore::Packets(_, packets, _, _) => packets.len().max(1),
+        _ => 1,
+    }
+}
+
+pub(super) fn handle<P: Policy>(
+    broker: &mut Broker<P>,
+    w: &mut Writers,
+    bridges: &mut Bridges,
+    clock: Clock,
+    cmd: ToCore,
+) {
+    let now = clock.now();
+    match cmd {
+        ToCore::Open {
+            peer,
+            certificate_subject,
+            writer,
+            reply,
+        } => {
+            let info = PeerInfo {
+                remote: peer.to_string(),
+                certificate_subject,
+            };
+            match broker.open(now, info) {
+                Ok(id) => {
+                    debug!(%peer, ?id, "connection opened");
+                    w.conns.insert(
+                        id,
+                        ConnHandle {
+                            writer,
+                            closing: false,
+                        },
+                    );
+                    let _ = reply.send(Some((id, broker.decoder())));
+                }
+                Err(e) => {
+                    warn!(%peer, error = %e, "connection refused");
+                    let _ = reply.send(None);
+                }
+            }
+        }
+        ToCore::Packets(id, packets, error, _permit) => {
+            broker.handle_packets(id, now, packets, error)
+        }
+        ToCore::Eof(id) => broker.handle_eof(id, now),
+        ToCore::Writable(id) => {
+            if let Some(i) = w.blocked.iter().position(|b| *b == id) {
+                w.blocked.swap_remove(i);
+                write_one(broker, w, bridges, clock, id);
+            }
+        }
+    }
+}
+
+/// Writes every connection that has bytes, then acts on closes.
+pub(super) fn flush<P: Policy>(
+    broker: &mut Broker<P>,
+    w: &mut Writers,
+    bridges: &mut Bridges,
+    clock: Clock,
+) {
+    // Connections whose outbox was full: those that have caught up since
+    // get their waiting packets now (their own Writable may still be queued
+    // behind other commands, or was not sent because the queue was full).
+    if !w.blocked.is_empty() {
+        let waiting = std::mem::take(&mut w.blocked);
+        for id in waiting {
+            match w.conns.get(&id) {
+                Some(h) if h.writer.has_room() => write_one(broker, w, bridges, clock, id),
+                Some(_) => w.blocked.push(id),
+                None => {}
+            }
+        }
+    }
+    while let Some(id) = broker.poll_writable() {
+        if !w.blocked.contains(&id) {
+            write_one(broker, w, bridges, clock, id);
+        }
+    }
+    while let Some(ev) = broker.poll_event() {
+        // `BrokerEvent` is non-exhaustive: other events are not acted on here.
+        if let BrokerEvent::Closed { id, close } = ev {
+            if bridges.owns(id) {
+                bridges.closed(broker, id, close.reason, clock.now());
+                continue;
+            }
+            debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
+            // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
+            write_one(broker, w, bridges, clock, id);
+            if let Some(h) = w.conns.get_mut(&id) {
+                h.closing = true;
+                h.writer.push(ToConn::Close);
+            }
+            w.conns.remove(&id);
+            w.blocked.retain(|b| *b != id);
+        }
+    }
+}
+
+pub(super) fn write_one<P: Policy>(
+    broker: &mut Broker<P>,
+    w: &mut Writers,
+    bridges: &mut Bridges,
+    clock: Clock,
+    id: ConnId,
+) {
+    let now = clock.now();
+    if bridges.owns(id) {
+        // A bridge's local end: its packets go to its in-process client.
+        bridges.write(broker, id, now);
+        return;
+    }
+    let Some(h) = w.conns.get_mut(&id) else {
+        // Gone from our side: still let the core free it.
+        let mut sink = Vec::new();
+        while broker.poll_frames(id, now, &mut sink, usize::MAX) > 0 {
+            sink.clear();
+        }
+        return;
+    };
+    if h.closing {
+        return;
+    }
+    loop {
+        if !h.writer.has_room() {
+            // A slow reader: its packets wait in its session, whose bounded
+            // queue sheds load, until the writer catches up.
+            if !w.blocked.contains(&id) {
+                w.blocked.push(id);
+            }
+            return;
+        }
+        // The version is read first: taking the last packets frees a closed one.
+        let Some(version) = broker.version(id) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        let len = broker.poll_frames(id, now, &mut frames, CHUNK_BUDGET);
+        if frames.is_empty() {
+            return;
+        }
+        h.writer.push(ToConn::Frames(version, frames, len));
+    }
+}

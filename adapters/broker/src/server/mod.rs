@@ -1,0 +1,179 @@
+//! The broker on tokio: one task owns the sans-IO [`Broker`] core; one task
+//! per connection reads and writes its socket. Connections talk to the core
+//! over a channel, the core to each connection through its [`Outbox`].
+//! Every transport (TCP, TLS, WebSocket, WebSocket over TLS) is a byte
+//! stream once its handshake is done, so all share the same task.
+//!
+//! ```text
+//!  socket ──conn task: decode──▶ ToCore::Packets(id, packets) ─┐
+//!                                                              ▼
+//!                                 core task: Broker::handle_packets / handle_timeout
+//!                                                              │ poll_writable + poll_frames
+//!  socket ◀─conn task: encode── Outbox: ToConn::Frames ◀────────┘  (one write per chunk)
+//! ```
+//!
+//! Decoding and encoding happen in each connection's own task, on every
+//! core; the core task only runs the protocol and routing. What it hands
+//! over are [`Frame`]s: a PUBLISH is a reference to the one shared message
+//! and the few fields of this delivery, so nothing is copied per
+//! subscriber until the connection's task encodes it. The core drains every
+//! command that is already queued before it writes, so one chunk per
+//! connection carries every packet that the batch produced for it (up to
+//! [`CHUNK_BUDGET`] bytes a chunk). A connection whose outbox is full is not
+//! polled until its task has caught up: its packets wait inside the core,
+//! where the session's bounded queue limits them.
+//!
+//! Bridges ([`crate::bridge`]) have their local end here too, as in-process
+//! clients of the core with no socket: where the core would write to a
+//! connection that is a bridge's local end, it hands the packets to that
+//! client instead ([`Bridges::write`]), and messages from the bridges'
+//! remote tasks arrive on their own channel.
+
+mod accept;
+mod connection;
+mod core_loop;
+mod outbox;
+
+use accept::accept_loop;
+pub(crate) use accept::{bind, Admission, BoundListener};
+use outbox::Outbox;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt_codec::{DecodeError, Decoder, Packet};
+use mqtt_router::broker::{BrokerConfig, ConnId, Policy};
+use mqtt_session::Instant;
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::bridge::Prepared;
+
+/// Smallest and largest room a read is given: an idle connection holds a
+/// small buffer, a busy one reads in large steps.
+const READ_MIN: usize = 128;
+const READ_MAX: usize = 64 * 1024;
+/// Chunks queued for one connection's writer before the core stops writing
+/// for it.
+const WRITE_QUEUE: usize = 32;
+/// Encoded bytes in one chunk (a chunk holds at least one packet): with
+/// [`WRITE_QUEUE`], what a slow reader can hold in its writer's queue.
+pub(crate) const CHUNK_BUDGET: usize = 64 * 1024;
+/// How many queued commands the core handles before it writes.
+const BATCH: usize = 256;
+/// How many packets the core handles before it writes: a batch of commands
+/// ends at [`BATCH`] commands or this many packets, whichever comes first,
+/// so one flooding publisher's reads (hundreds of packets each) cannot keep
+/// the core from writing to subscribers for long.
+const BATCH_PACKETS: usize = 1024;
+
+/// What connection tasks tell the core.
+enum ToCore {
+    Open {
+        peer: SocketAddr,
+        certificate_subject: Option<String>,
+        writer: Arc<Outbox>,
+        reply: oneshot::Sender<Option<(ConnId, Decoder)>>,
+    },
+    /// Packets the reader decoded, each with its size on the wire, and the
+    /// decoding error that ended the stream after them, if any.
+    /// The permit holds the batch's wire bytes against [`CORE_INPUT_BUDGET`]
+    /// until the core has handled it.
+    Packets(
+        ConnId,
+        Vec<(Packet, usize)>,
+        Option<DecodeError>,
+        OwnedSemaphorePermit,
+    ),
+    Eof(ConnId),
+    /// The writer emptied its queue: the core may write for it again.
+    Writable(ConnId),
+}
+
+/// Wire bytes of decoded packets on their way to the core or waiting in its
+/// queue, all connections together. A connection task waits for room before
+/// it hands over a batch, so when the core falls behind the sockets stop
+/// being read and TCP slows the publishers down: decoded packets never pile
+/// up in memory, whatever the publishers' QoS.
+const CORE_INPUT_BUDGET: usize = 8 * 1024 * 1024;
+
+/// The connection tasks' way to the core.
+#[derive(Clone)]
+struct ToCoreTx {
+    tx: mpsc::Sender<ToCore>,
+    budget: Arc<Semaphore>,
+}
+
+impl ToCoreTx {
+    async fn send(&self, cmd: ToCore) -> Result<(), mpsc::error::SendError<ToCore>> {
+        self.tx.send(cmd).await
+    }
+
+    /// Hands a decoded batch to the core once the budget has room for its
+    /// `bytes`; `Err` when the broker is stopping.
+    async fn send_packets(
+        &self,
+        id: ConnId,
+        packets: Vec<(Packet, usize)>,
+        error: Option<DecodeError>,
+        bytes: usize,
+    ) -> Result<(), ()> {
+        // A batch is at most one read (64 KiB) plus one packet, so it fits.
+        let n = u32::try_from(bytes.clamp(1, CORE_INPUT_BUDGET)).unwrap_or(u32::MAX);
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| ())?;
+        self.tx
+            .send(ToCore::Packets(id, packets, error, permit))
+            .await
+            .map_err(|_| ())
+    }
+}
+
+/// The core's clock: milliseconds since the broker started.
+#[derive(Clone, Copy)]
+struct Clock(tokio::time::Instant);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        Instant::from_millis(self.0.elapsed().as_millis() as u64)
+    }
+
+    fn to_tokio(self, at: Instant) -> tokio::time::Instant {
+        self.0 + Duration::from_millis(at.as_millis())
+    }
+}
+
+/// Runs the broker until `shutdown` is notified: listeners, connection tasks
+/// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B.
+pub(crate) async fn run<P: Policy + Send + 'static>(
+    config: BrokerConfig,
+    policy: P,
+    listeners: Vec<BoundListener>,
+    admission: Admission,
+    shutdown: Arc<Notify>,
+    bridges: Vec<Prepared>,
+) {
+    let (tx, from_conns) = mpsc::channel::<ToCore>(4096);
+    let to_core = ToCoreTx {
+        tx,
+        budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
+    };
+    for listener in listeners {
+        tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
+    }
+    drop(to_core);
+    core_loop::core(config, policy, from_conns, shutdown, bridges).await;
+}
+
+/// A random seed for the broker core's hashers and random choices.
+pub(crate) fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    // Without an OS source a fixed seed still works; keyed hashing then only
+    // loses its resistance to chosen collisions.
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
