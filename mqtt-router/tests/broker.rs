@@ -7,9 +7,6 @@
 /// The adapter hands bytes to the broker (`handle_read`, `poll_transmit`).
 const PACKET_PATH: bool = false;
 
-/// The adapter takes `Frame`s (`Broker::poll_frames`) instead of packets.
-const FRAMES: bool = false;
-
 mod common;
 
 include!("scenarios/broker.rs");

@@ -3,11 +3,8 @@
 //! `Frame`s there, as the tokio broker does (`Broker::handle_packets`,
 //! `Broker::poll_frames`): all paths must behave the same.
 
-/// The adapter decodes and encodes packets itself.
+/// The adapter decodes packets and encodes frames itself.
 const PACKET_PATH: bool = true;
-
-/// The adapter takes `Frame`s (`Broker::poll_frames`) instead of packets.
-const FRAMES: bool = true;
 
 mod common;
 

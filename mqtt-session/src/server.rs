@@ -465,11 +465,6 @@ impl Connection<Server> {
         session.set_max_queued(max_queued);
         self.session = Some(session);
         self.resume(now);
-        let mut stash = self.stash.take();
-        self.process(now, &mut stash);
-        if self.stash.is_empty() {
-            self.stash.put(stash);
-        }
         self.release_held(now);
         Ok(())
     }
@@ -509,7 +504,6 @@ impl Connection<Server> {
             }
             self.tx.push_back(Packet::ConnAck(Box::new(ack)));
         }
-        self.stash.clear();
         self.held = None;
         self.finish(
             now,

@@ -129,10 +129,10 @@ fn a_decode_error_after_connect_ends_the_connection_after_the_accept() {
     );
 }
 
-/// `poll_packets` moves whole packets within the byte budget (at least one),
+/// `poll_frames` moves whole packets within the byte budget (at least one),
 /// and what it moves encodes to exactly what `poll_transmit` writes.
 #[test]
-fn poll_packets_respects_the_budget_and_matches_poll_transmit() {
+fn poll_frames_respects_the_budget_and_matches_poll_transmit() {
     let make = || {
         let mut p = Pair::connected(V5);
         for i in 0..10 {
@@ -152,13 +152,13 @@ fn poll_packets_respects_the_budget_and_matches_poll_transmit() {
 
     let mut b = make();
     let mut packets = Vec::new();
-    let first = b.server.poll_packets(b.now, &mut packets, 1);
+    let first = b.server.poll_frames(b.now, &mut packets, 1);
     assert_eq!(
         packets.len(),
         1,
         "at least one packet, however small the budget"
     );
-    let rest = b.server.poll_packets(b.now, &mut packets, usize::MAX);
+    let rest = b.server.poll_frames(b.now, &mut packets, usize::MAX);
     assert_eq!(first + rest, n);
     let mut encoded = BytesMut::new();
     for p in &packets {
@@ -166,5 +166,5 @@ fn poll_packets_respects_the_budget_and_matches_poll_transmit() {
     }
     assert_eq!(encoded, wire);
     let mut none = Vec::new();
-    assert_eq!(b.server.poll_packets(b.now, &mut none, usize::MAX), 0);
+    assert_eq!(b.server.poll_frames(b.now, &mut none, usize::MAX), 0);
 }

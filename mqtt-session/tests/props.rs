@@ -620,8 +620,8 @@ proptest! {
         prop_assert_eq!(&plain, &packets, "events differ when the adapter decodes");
         let chunked_packets = run_with(&params, &ops, true, true);
         prop_assert_eq!(&plain, &chunked_packets, "events differ when the adapter decodes chunks");
-        let encoded = run_encoding(&params, &ops, false, true, Encoding::Packets);
-        prop_assert_eq!(&plain, &encoded, "events differ when the adapter encodes packets");
+        let frames = run_encoding(&params, &ops, false, true, Encoding::Frames);
+        prop_assert_eq!(&plain, &frames, "events differ when the adapter encodes frames");
         let frames = run_encoding(&params, &ops, true, true, Encoding::Frames);
         prop_assert_eq!(&plain, &frames, "events differ when the adapter encodes frames");
     }

@@ -74,6 +74,15 @@ pub enum BrokerEvent {
     },
 }
 
+/// What [`Broker::poll_frames`] handed out for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameBatch {
+    /// The protocol version the frames are encoded in.
+    pub version: ProtocolVersion,
+    /// The bytes they take on the wire (0: nothing was ready).
+    pub wire_len: usize,
+}
+
 /// Why [`Broker::open`] refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -278,33 +287,24 @@ impl<P: Policy> Broker<P> {
         self.take_output(id, |c| c.poll_transmit(now, wbuf))
     }
 
-    /// Moves what connection `id` has to send to `out` as packets, whole
-    /// ones within `budget` encoded bytes (at least one when any is ready),
-    /// for an adapter that encodes in the connection's own task with
-    /// [`Packet::encode`] and [`Broker::version`]. Returns the bytes they
-    /// take on the wire. A closed connection whose last packets are out is
-    /// freed.
-    pub fn poll_packets(
-        &mut self,
-        id: ConnId,
-        now: Instant,
-        out: &mut Vec<Packet>,
-        budget: usize,
-    ) -> usize {
-        self.take_output(id, |c| c.poll_packets(now, out, budget))
-    }
-
-    /// Like [`Broker::poll_packets`], with the packets as [`Frame`]s: a
-    /// PUBLISH stays a reference to its message (shared by every
-    /// subscriber) until the adapter encodes it with [`Frame::encode`].
+    /// Moves what connection `id` has to send to `out` as [`Frame`]s, whole
+    /// packets within `budget` encoded bytes (at least one when any is
+    /// ready), for an adapter that encodes in the connection's own task with
+    /// [`Frame::encode`]: a PUBLISH stays a reference to its message (shared
+    /// by every subscriber) until then. Returns the version to encode them
+    /// in and the bytes they take on the wire; `None` for a connection that
+    /// is gone. A closed connection whose last packets are out is freed, so
+    /// everything needed to encode them comes back here.
     pub fn poll_frames(
         &mut self,
         id: ConnId,
         now: Instant,
         out: &mut Vec<Frame>,
         budget: usize,
-    ) -> usize {
-        self.take_output(id, |c| c.poll_frames(now, out, budget))
+    ) -> Option<FrameBatch> {
+        let version = self.conns.get(id)?.conn.version();
+        let wire_len = self.take_output(id, |c| c.poll_frames(now, out, budget));
+        Some(FrameBatch { version, wire_len })
     }
 
     /// Takes connection `id`'s output with `take`, counts the bytes, and
@@ -331,7 +331,7 @@ impl<P: Policy> Broker<P> {
     }
 
     /// The protocol version connection `id` speaks (3.1.1 until its CONNECT
-    /// says otherwise), to encode what [`Broker::poll_packets`] hands out.
+    /// says otherwise).
     pub fn version(&self, id: ConnId) -> Option<ProtocolVersion> {
         self.conns.get(id).map(|c| c.conn.version())
     }

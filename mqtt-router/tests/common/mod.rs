@@ -410,31 +410,21 @@ impl<P: Policy> Sim<P> {
     fn flush(&mut self, id: ConnId) -> bool {
         let mut buf = BytesMut::new();
         let n = if crate::PACKET_PATH {
-            // The adapter takes packets in small batches and encodes them.
-            let version = self.broker.version(id);
+            // The adapter takes frames in small batches and encodes them.
             let mut total = 0;
             loop {
                 let before = buf.len();
-                let n = if crate::FRAMES {
-                    let mut frames = Vec::new();
-                    let n = self.broker.poll_frames(id, self.now, &mut frames, 300);
-                    for frame in &frames {
-                        let v = version.expect("a connection with packets has a version");
-                        frame
-                            .encode(v, &mut buf)
-                            .expect("the broker hands out encodable frames");
+                let mut frames = Vec::new();
+                let n = match self.broker.poll_frames(id, self.now, &mut frames, 300) {
+                    Some(batch) => {
+                        for frame in &frames {
+                            frame
+                                .encode(batch.version, &mut buf)
+                                .expect("the broker hands out encodable frames");
+                        }
+                        batch.wire_len
                     }
-                    n
-                } else {
-                    let mut packets = Vec::new();
-                    let n = self.broker.poll_packets(id, self.now, &mut packets, 300);
-                    for packet in &packets {
-                        let v = version.expect("a connection with packets has a version");
-                        packet
-                            .encode(v, &mut buf)
-                            .expect("the broker hands out encodable packets");
-                    }
-                    n
+                    None => 0,
                 };
                 if n == 0 {
                     break;

@@ -25,7 +25,7 @@ mod outbound;
 mod output;
 mod read;
 
-pub(crate) use read::{connack_for_decode_error, HeldPackets, Stash};
+pub(crate) use read::{connack_for_decode_error, HeldPackets};
 
 mod sealed {
     pub trait Sealed {}
@@ -142,8 +142,6 @@ pub struct Connection<R: Role> {
     pub(crate) awaiting_ack: BTreeMap<PacketId, QoS>,
     /// Topic aliases in both directions (5.0).
     pub(crate) aliases: Aliases,
-    /// Server: bytes that arrived after CONNECT, held until it is accepted.
-    pub(crate) stash: Stash,
     /// Server: packets decoded by the adapter ([`Connection::handle_packet`])
     /// that arrived after CONNECT, held until it is accepted, with their
     /// total size on the wire. Boxed: an idle connection pays one pointer.
@@ -188,7 +186,6 @@ impl<R: Role> Connection<R> {
             keep_alive: 0,
             awaiting_ack: BTreeMap::new(),
             aliases: Aliases::default(),
-            stash: Stash::default(),
             held: None,
             role,
         }

@@ -1,4 +1,4 @@
-//! Packets out: the outgoing queue written as bytes, packets or frames,
+//! Packets out: the outgoing queue written as bytes or handed out as frames,
 //! within the peer's maximum packet size.
 
 use bytes::BufMut;
@@ -35,42 +35,22 @@ impl<R: Role> Connection<R> {
         written
     }
 
-    /// Like [`Connection::poll_transmit`], but hands over the packets
-    /// themselves, for an adapter that encodes them in another task (with
-    /// [`Packet::encode`] and [`Connection::version`]): whole packets are
-    /// moved to `out` while their encoded size stays within `budget` bytes
-    /// (at least one packet is moved when any is ready). Returns the bytes
-    /// they will take on the wire. Every check `poll_transmit` makes (the
-    /// peer's maximum packet size, problem information) is made here too.
-    pub fn poll_packets(
-        &mut self,
-        now: Instant,
-        out: &mut alloc::vec::Vec<Packet>,
-        budget: usize,
-    ) -> usize {
-        self.poll_out(now, out, budget, Tx::into_packet)
-    }
-
-    /// Like [`Connection::poll_packets`], but hands over [`Frame`]s: packets
-    /// as the connection queues them, a PUBLISH as a reference to its
-    /// (shared) message plus what this delivery adds, encoded by the adapter
-    /// with [`Frame::encode`]. No packet value is built or copied per
-    /// delivery, and encoding can still run in the connection's own task.
+    /// Like [`Connection::poll_transmit`], but hands over [`Frame`]s, for an
+    /// adapter that encodes them in another task (with [`Frame::encode`]
+    /// and [`Connection::version`]): packets as the connection queues them,
+    /// a PUBLISH as a reference to its (shared) message plus what this
+    /// delivery adds, so no packet value is built or copied per delivery.
+    /// Whole packets are moved to `out` while their encoded size stays
+    /// within `budget` bytes (at least one packet is moved when any is
+    /// ready). Returns the bytes they will take on the wire. Every check
+    /// `poll_transmit` makes (the peer's maximum packet size, problem
+    /// information) is made here too; [`Frame::into_packet`] gives the
+    /// packet itself.
     pub fn poll_frames(
         &mut self,
         now: Instant,
         out: &mut alloc::vec::Vec<Frame>,
         budget: usize,
-    ) -> usize {
-        self.poll_out(now, out, budget, Frame)
-    }
-
-    pub(super) fn poll_out<T>(
-        &mut self,
-        now: Instant,
-        out: &mut alloc::vec::Vec<T>,
-        budget: usize,
-        wrap: impl Fn(Tx) -> T,
     ) -> usize {
         self.strip_for_peer();
         // Sized once: a growing vector would copy every packet again.
@@ -92,7 +72,7 @@ impl<R: Role> Connection<R> {
                 break;
             }
             if let Some(p) = self.pop_sent() {
-                out.push(wrap(p));
+                out.push(Frame(p));
                 total += n;
             }
         }

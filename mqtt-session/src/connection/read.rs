@@ -1,54 +1,16 @@
-//! Bytes and packets in: the decode loop, and what a server holds between
-//! a CONNECT and the application's answer to it.
+//! Bytes and packets in: bytes decoded into packets, packets dispatched,
+//! and what a server holds between a CONNECT and the application's answer
+//! to it.
 
-use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 
 use bytes::BytesMut;
-use mqtt_codec::{DecodeError, Decoder, DisconnectProps, Packet, PacketType, ReasonCode};
+use mqtt_codec::{DecodeError, Decoder, DisconnectProps, Packet, ReasonCode};
 
 use crate::error::{Close, Initiator, Violation};
 use crate::time::Instant;
 
 use super::{Connection, Role, State};
-
-/// Server: bytes that arrived after CONNECT, held until it is accepted.
-/// Boxed, and only while there are some: a connection pays one pointer.
-#[derive(Debug, Default)]
-pub(crate) struct Stash(Option<Box<BytesMut>>);
-
-impl Stash {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|b| b.is_empty())
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |b| b.len())
-    }
-
-    /// Takes the held bytes out.
-    pub(crate) fn take(&mut self) -> BytesMut {
-        self.0.take().map(|b| *b).unwrap_or_default()
-    }
-
-    /// Holds `bytes` (all that is held; nothing is kept when it is empty).
-    pub(crate) fn put(&mut self, bytes: BytesMut) {
-        self.0 = (!bytes.is_empty()).then(|| Box::new(bytes));
-    }
-
-    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        self.0
-            .get_or_insert_with(Box::default)
-            .extend_from_slice(bytes);
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.0 = None;
-    }
-}
 
 /// Packets held before the CONNECT is accepted, and their size on the wire.
 #[derive(Debug, Default)]
@@ -60,48 +22,36 @@ pub(crate) struct HeldPackets {
 impl<R: Role> Connection<R> {
     /// Consumes every whole packet in `rbuf`, leaving a partial one in place.
     ///
+    /// The connection's own decoder cuts the bytes into packets, and each
+    /// takes the same way in as one an adapter decoded itself
+    /// ([`Connection::handle_packet`]): there is one path for packets, and
+    /// this is a thin layer over it.
+    ///
     /// Afterwards drain [`poll_transmit`](Connection::poll_transmit),
     /// [`poll_event`](Connection::poll_event) and [`poll_timeout`](Connection::poll_timeout).
     pub fn handle_read(&mut self, now: Instant, rbuf: &mut BytesMut) {
-        if self.is_ending() {
-            rbuf.clear();
-            return;
+        while !self.is_ending() {
+            let before = rbuf.len();
+            match self.decoder.decode(rbuf) {
+                Ok(Some(p)) => self.handle_packet(now, p, before - rbuf.len()),
+                Ok(None) => return,
+                Err(e) => {
+                    rbuf.clear();
+                    return self.handle_decode_error(now, e);
+                }
+            }
         }
-        if !rbuf.is_empty() {
-            self.last_rx = now;
-        }
-        if self.stash.is_empty() {
-            return self.process(now, rbuf);
-        }
-        if self.state != State::AwaitingAccept {
-            // What is left of the bytes held before the CONNECT was accepted
-            // is the start of a packet: it goes back in front of the new bytes,
-            // into the caller's buffer, which from now on holds the partial
-            // tail as usual. (Holding it here instead would put every later
-            // read through the bound meant for the time before the accept.)
-            let mut held = self.stash.take();
-            held.extend_from_slice(rbuf);
-            *rbuf = held;
-            return self.process(now, rbuf);
-        }
-        // Bytes are held from before the CONNECT was accepted: new ones go behind them.
-        if !self.stash_more(now, rbuf) {
-            return;
-        }
-        let mut buf = self.stash.take();
-        self.process(now, &mut buf);
-        if !self.is_ending() && self.stash.is_empty() {
-            self.stash.put(buf);
-        }
+        rbuf.clear();
     }
 
-    /// A packet the adapter decoded itself arrived; `wire_len` is its size on
-    /// the wire. The alternative to [`Connection::handle_read`] for adapters
-    /// that decode in the connection's own task, in parallel with others:
-    /// decode with [`Connection::decoder`]'s configuration, hand over each
-    /// packet in order, and report a decoding failure with
-    /// [`Connection::handle_decode_error`]. Do not mix the two on one
-    /// connection.
+    /// A packet arrived; `wire_len` is its size on the wire. The way in for
+    /// adapters that decode in the connection's own task, in parallel with
+    /// others: decode with [`Connection::decoder`]'s configuration, hand
+    /// over each packet in order, and report a decoding failure with
+    /// [`Connection::handle_decode_error`]. [`Connection::handle_read`] does
+    /// exactly this with the connection's own decoder, so an adapter uses
+    /// one or the other on a connection, never both (two decoders would
+    /// each hold part of the stream).
     pub fn handle_packet(&mut self, now: Instant, packet: Packet, wire_len: usize) {
         if self.is_ending() {
             return;
@@ -150,8 +100,13 @@ impl<R: Role> Connection<R> {
     ) {
         let holding = self.state == State::AwaitingAccept || self.held.is_some();
         if holding && !matches!(packet, Ok(Packet::Auth(_))) {
-            // As for bytes: nothing after CONNECT is processed before the
-            // application accepts it, except AUTH [MQTT-3.1.4-5].
+            // [MQTT-3.1.4-5]: nothing after CONNECT is processed before
+            // the application accepts it; it waits, bounded to two
+            // maximum-size packets (a client that sends more is dropped,
+            // 0x89). AUTH is the exception: enhanced authentication happens
+            // before CONNACK (section 4.12, [MQTT-3.1.4-6] of 5.0), and a
+            // client that named a method sends nothing else until then
+            // [MQTT-3.1.2-30].
             let limit = (self.limits.max_packet_size as usize).saturating_mul(2);
             let held = self.held.get_or_insert_with(Default::default);
             held.bytes = held.bytes.saturating_add(wire_len);
@@ -197,67 +152,6 @@ impl<R: Role> Connection<R> {
         }
     }
 
-    /// Decodes and handles packets until `buf` holds no whole one.
-    pub(crate) fn process(&mut self, now: Instant, buf: &mut BytesMut) {
-        loop {
-            if self.is_ending() {
-                buf.clear();
-                return;
-            }
-            let awaiting_accept = self.state == State::AwaitingAccept;
-            if awaiting_accept && !starts_with_auth(buf) {
-                // [MQTT-3.1.4-5]: nothing after CONNECT is processed before the
-                // application accepts it; it waits, bounded. AUTH is the
-                // exception: enhanced authentication happens before CONNACK
-                // (section 4.12, [MQTT-3.1.4-6] of 5.0), and a client that
-                // named a method sends nothing else until then [MQTT-3.1.2-30].
-                self.stash_more(now, buf);
-                return;
-            }
-            match self.decoder.decode(buf) {
-                Ok(Some(p)) => R::handle_packet(self, now, p),
-                Ok(None) => {
-                    if awaiting_accept {
-                        // The start of an AUTH: held with the rest.
-                        self.stash_more(now, buf);
-                    }
-                    return;
-                }
-                Err(e) => {
-                    self.violation(now, Violation::Decode(e));
-                    buf.clear();
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Holds bytes that arrived before the CONNECT was answered, up to two
-    /// maximum-size packets; a client that sends more is dropped (0x89).
-    /// Returns whether the connection is still open.
-    pub(super) fn stash_more(&mut self, now: Instant, buf: &mut BytesMut) -> bool {
-        let limit = (self.limits.max_packet_size as usize).saturating_mul(2);
-        if self.stash.len() + buf.len() > limit {
-            buf.clear();
-            self.stash.clear();
-            self.finish(
-                now,
-                Close {
-                    initiator: Initiator::Local,
-                    reason: ReasonCode::SERVER_BUSY,
-                    violation: None,
-                    will: None,
-                    props: DisconnectProps::default(),
-                },
-                false,
-            );
-            return false;
-        }
-        self.stash.extend_from_slice(buf);
-        buf.clear();
-        true
-    }
-
     /// The transport ended (end of stream or an IO error).
     pub fn handle_eof(&mut self, now: Instant) {
         if self.is_ending() {
@@ -279,12 +173,6 @@ impl<R: Role> Connection<R> {
         );
         self.state = State::Closed;
     }
-}
-
-/// Whether `buf` starts with an AUTH packet (type 15), judged from its first byte.
-fn starts_with_auth(buf: &[u8]) -> bool {
-    buf.first()
-        .is_some_and(|b| b >> 4 == PacketType::Auth as u8)
 }
 
 /// Maps a decode error of the very first packet to the CONNACK a server owes,

@@ -522,8 +522,6 @@ pub struct Pair {
 pub enum Encoding {
     /// `poll_transmit`: the connection encodes.
     Transmit,
-    /// `poll_packets`, encoded by the adapter, in small batches.
-    Packets,
     /// `poll_frames`, encoded by the adapter, in small batches.
     Frames,
 }
@@ -540,14 +538,6 @@ fn take_bytes<R: mqtt_session::Role>(
         let before = out.len();
         let n = match how {
             Encoding::Transmit => conn.poll_transmit(now, &mut out),
-            Encoding::Packets => {
-                let mut packets = Vec::new();
-                let n = conn.poll_packets(now, &mut packets, 200);
-                for p in &packets {
-                    p.encode(v, &mut out).expect("packets handed out encode");
-                }
-                n
-            }
             Encoding::Frames => {
                 let mut frames = Vec::new();
                 let n = conn.poll_frames(now, &mut frames, 200);

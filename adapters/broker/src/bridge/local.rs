@@ -1,7 +1,7 @@
 //! The local ends of the bridges: in-process clients of the broker core,
 //! driven by the core task. Each is a `Connection<Client>` whose packets go
 //! straight to `Broker::handle_packets` and come straight from
-//! `Broker::poll_packets`, with no encoding, so a bridged message passes the
+//! `Broker::poll_frames`, with no encoding, so a bridged message passes the
 //! broker like any client's: ACLs, retained messages, `$SYS` counters.
 
 use std::collections::HashMap;
@@ -14,7 +14,9 @@ use mqtt_codec::{
     Packet, ProtocolVersion, QoS, RetainHandling, Str, SubscriptionOptions, TopicName,
 };
 use mqtt_router::broker::{Broker, ConnId, PeerInfo, Policy};
-use mqtt_session::{Client, ClientConfig, ClientEvent, Connection, Instant, Limits, Message};
+use mqtt_session::{
+    Client, ClientConfig, ClientEvent, Connection, Frame, Instant, Limits, Message,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -230,7 +232,10 @@ impl Bridges {
         };
         // Its last packets, so the broker frees the connection.
         let mut sink = Vec::new();
-        while broker.poll_packets(id, now, &mut sink, usize::MAX) > 0 {
+        while broker
+            .poll_frames(id, now, &mut sink, usize::MAX)
+            .is_some_and(|b| b.wire_len > 0)
+        {
             sink.clear();
         }
         let end = &mut self.ends[i];
@@ -303,13 +308,18 @@ impl Bridges {
             let mut moved = false;
             let version = link.conn.version();
             let mut out = Vec::new();
-            while link.conn.poll_packets(now, &mut out, usize::MAX) > 0 {}
+            while link.conn.poll_frames(now, &mut out, usize::MAX) > 0 {}
+            let out: Vec<Packet> = out.into_iter().map(Frame::into_packet).collect();
             if !out.is_empty() {
                 moved = true;
                 broker.handle_packets(link.id, now, with_len(out, version), None);
             }
             let mut back = Vec::new();
-            while broker.poll_packets(link.id, now, &mut back, usize::MAX) > 0 {}
+            while broker
+                .poll_frames(link.id, now, &mut back, usize::MAX)
+                .is_some_and(|b| b.wire_len > 0)
+            {}
+            let back: Vec<Packet> = back.into_iter().map(Frame::into_packet).collect();
             for (p, len) in with_len(back, version) {
                 moved = true;
                 link.conn.handle_packet(now, p, len);

@@ -225,7 +225,10 @@ pub(super) fn write_one<P: Policy>(
     let Some(h) = w.conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.
         let mut sink = Vec::new();
-        while broker.poll_frames(id, now, &mut sink, usize::MAX) > 0 {
+        while broker
+            .poll_frames(id, now, &mut sink, usize::MAX)
+            .is_some_and(|b| b.wire_len > 0)
+        {
             sink.clear();
         }
         return;
@@ -242,15 +245,14 @@ pub(super) fn write_one<P: Policy>(
             }
             return;
         }
-        // The version is read first: taking the last packets frees a closed one.
-        let Some(version) = broker.version(id) else {
+        let mut frames = Vec::new();
+        let Some(batch) = broker.poll_frames(id, now, &mut frames, CHUNK_BUDGET) else {
             return;
         };
-        let mut frames = Vec::new();
-        let len = broker.poll_frames(id, now, &mut frames, CHUNK_BUDGET);
         if frames.is_empty() {
             return;
         }
-        h.writer.push(ToConn::Frames(version, frames, len));
+        h.writer
+            .push(ToConn::Frames(batch.version, frames, batch.wire_len));
     }
 }
