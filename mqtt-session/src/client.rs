@@ -13,7 +13,7 @@ use mqtt_codec::{
 
 use crate::config::{ClientConfig, ServerCaps};
 use crate::connection::{Connection, Role, State};
-use crate::error::{Close, Initiator, UsageError, Violation};
+use crate::error::{Close, UsageError, Violation};
 use crate::message::{Forward, Message};
 use crate::session::{Inflight, Session};
 use crate::time::Instant;
@@ -140,17 +140,9 @@ impl Role for Client {
             (State::Connected, Packet::SubAck(s)) => c.on_suback(now, s, false),
             (State::Connected, Packet::UnsubAck(s)) => c.on_suback(now, s, true),
             (State::Connected, Packet::PingResp) => c.role.ping_sent = None,
-            (State::Connected, Packet::Disconnect(d)) if c.version.is_v5() => c.finish(
-                now,
-                Close {
-                    initiator: Initiator::Peer,
-                    reason: d.reason,
-                    violation: None,
-                    will: None,
-                    props: d.props,
-                },
-                false,
-            ),
+            (State::Connected, Packet::Disconnect(d)) if c.version.is_v5() => {
+                c.finish(now, Close::by_peer(d.reason, d.props), false)
+            }
             (
                 State::Connected,
                 p
@@ -166,33 +158,13 @@ impl Role for Client {
         if c.role.connack_deadline.is_some_and(|d| now >= d) {
             c.role.connack_deadline = None;
             c.tx.clear();
-            return c.finish(
-                now,
-                Close {
-                    initiator: Initiator::Local,
-                    reason: ReasonCode::UNSPECIFIED_ERROR,
-                    violation: None,
-                    will: None,
-                    props: DisconnectProps::default(),
-                },
-                false,
-            );
+            return c.finish(now, Close::local(ReasonCode::UNSPECIFIED_ERROR), false);
         }
         if let Some(sent) = c.role.ping_sent {
             if now >= sent.saturating_add(c.role.ping_timeout) {
                 // No PINGRESP in time: the server or the path is gone.
                 c.tx.clear();
-                return c.finish(
-                    now,
-                    Close {
-                        initiator: Initiator::Local,
-                        reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
-                        violation: None,
-                        will: None,
-                        props: DisconnectProps::default(),
-                    },
-                    false,
-                );
+                return c.finish(now, Close::local(ReasonCode::KEEP_ALIVE_TIMEOUT), false);
             }
         }
         if ping_due(c).is_some_and(|d| now >= d) {
@@ -327,13 +299,7 @@ impl Connection<Client> {
         if ack.reason.is_error() {
             return self.finish(
                 now,
-                Close {
-                    initiator: Initiator::Peer,
-                    reason: ack.reason,
-                    violation: None,
-                    will: None,
-                    props: refusal_diagnostics(ack),
-                },
+                Close::by_peer(ack.reason, refusal_diagnostics(ack)),
                 false,
             );
         }

@@ -204,3 +204,58 @@ pub struct Close {
     /// or the reason string of a refusing CONNACK; empty otherwise.
     pub props: DisconnectProps,
 }
+
+impl Close {
+    /// This side ended the connection with `reason`.
+    pub fn local(reason: ReasonCode) -> Close {
+        Close::local_with(reason, DisconnectProps::default())
+    }
+
+    /// This side ended the connection with `reason` and these 5.0
+    /// diagnostics.
+    pub fn local_with(reason: ReasonCode, props: DisconnectProps) -> Close {
+        Close {
+            initiator: Initiator::Local,
+            reason,
+            violation: None,
+            will: None,
+            props,
+        }
+    }
+
+    /// The peer ended the connection (a DISCONNECT, or a refusing CONNACK)
+    /// with `reason` and these 5.0 diagnostics.
+    pub fn by_peer(reason: ReasonCode, props: DisconnectProps) -> Close {
+        Close {
+            initiator: Initiator::Peer,
+            reason,
+            violation: None,
+            will: None,
+            props,
+        }
+    }
+
+    /// The peer broke the protocol rule `violation`; `reason` is what this
+    /// side answered (or would have, where the version has no DISCONNECT).
+    pub fn broken_rule(reason: ReasonCode, violation: Violation) -> Close {
+        Close {
+            initiator: Initiator::Peer,
+            reason,
+            violation: Some(violation),
+            will: None,
+            props: DisconnectProps::default(),
+        }
+    }
+
+    /// The transport ended (end of stream or an IO error) without either
+    /// side closing the connection first.
+    pub fn transport_ended() -> Close {
+        Close {
+            initiator: Initiator::Transport,
+            reason: ReasonCode::UNSPECIFIED_ERROR,
+            violation: None,
+            will: None,
+            props: DisconnectProps::default(),
+        }
+    }
+}

@@ -14,7 +14,7 @@ use mqtt_codec::{
 
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Role, State};
-use crate::error::{Close, DeliverError, Initiator, UsageError, Violation};
+use crate::error::{Close, DeliverError, UsageError, Violation};
 use crate::message::{Forward, Message, MessageProps};
 use crate::session::Session;
 use crate::time::Instant;
@@ -137,17 +137,7 @@ impl Role for Server {
                 }
                 // The will is discarded on a normal disconnection only [MQTT-3.14.4-3].
                 let will_due = d.reason != ReasonCode::NORMAL_DISCONNECTION;
-                c.finish(
-                    now,
-                    Close {
-                        initiator: Initiator::Peer,
-                        reason: d.reason,
-                        violation: None,
-                        will: None,
-                        props: d.props,
-                    },
-                    will_due,
-                );
+                c.finish(now, Close::by_peer(d.reason, d.props), will_due);
             }
             (State::Connected | State::AwaitingAccept, Packet::Auth(a)) => {
                 // Only after a CONNECT with a method, and always the same one
@@ -179,17 +169,7 @@ impl Role for Server {
                     // The application never answered: the client hears "busy".
                     c.reject(now, ReasonCode::SERVER_BUSY);
                 } else {
-                    c.finish(
-                        now,
-                        Close {
-                            initiator: Initiator::Local,
-                            reason: ReasonCode::MAXIMUM_CONNECT_TIME,
-                            violation: None,
-                            will: None,
-                            props: DisconnectProps::default(),
-                        },
-                        false,
-                    );
+                    c.finish(now, Close::local(ReasonCode::MAXIMUM_CONNECT_TIME), false);
                 }
                 return;
             }
@@ -200,17 +180,7 @@ impl Role for Server {
                 if c.version.is_v5() {
                     c.queue_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT, DisconnectProps::default());
                 }
-                c.finish(
-                    now,
-                    Close {
-                        initiator: Initiator::Local,
-                        reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
-                        violation: None,
-                        will: None,
-                        props: DisconnectProps::default(),
-                    },
-                    true,
-                );
+                c.finish(now, Close::local(ReasonCode::KEEP_ALIVE_TIMEOUT), true);
             }
         }
     }
@@ -505,17 +475,7 @@ impl Connection<Server> {
             self.tx.push_back(Packet::ConnAck(Box::new(ack)));
         }
         self.held = None;
-        self.finish(
-            now,
-            Close {
-                initiator: Initiator::Local,
-                reason,
-                violation: None,
-                will: None,
-                props: DisconnectProps::default(),
-            },
-            false,
-        );
+        self.finish(now, Close::local(reason), false);
     }
 
     /// Answers a QoS 1 publish with PUBACK, or a QoS 2 publish with PUBREC,

@@ -3,7 +3,7 @@
 
 use mqtt_codec::{ConnAck, Disconnect, DisconnectProps, Packet, PacketType, ReasonCode};
 
-use crate::error::{Close, Initiator, UsageError, Violation};
+use crate::error::{Close, UsageError, Violation};
 use crate::time::Instant;
 
 use super::{connack_for_decode_error, Connection, Role, State};
@@ -60,17 +60,7 @@ impl<R: Role> Connection<R> {
         // A client that closes with 0x04 asks for its will; the server's own
         // closes (take-over, shutdown, administrative) leave the will due.
         let will = connected && reason != ReasonCode::NORMAL_DISCONNECTION;
-        self.finish(
-            now,
-            Close {
-                initiator: Initiator::Local,
-                reason,
-                violation: None,
-                will: None,
-                props,
-            },
-            will,
-        );
+        self.finish(now, Close::local_with(reason, props), will);
     }
 
     /// Queues the DISCONNECT this role may send in this version.
@@ -115,17 +105,7 @@ impl<R: Role> Connection<R> {
                 }
             }
         }
-        self.finish(
-            now,
-            Close {
-                initiator: Initiator::Peer,
-                reason,
-                violation: Some(v),
-                will: None,
-                props: DisconnectProps::default(),
-            },
-            connected,
-        );
+        self.finish(now, Close::broken_rule(reason, v), connected);
     }
 
     /// Emits `Closed` and moves to closing; `will_due` tells the server role

@@ -5,9 +5,9 @@
 use alloc::collections::VecDeque;
 
 use bytes::BytesMut;
-use mqtt_codec::{DecodeError, Decoder, DisconnectProps, Packet, ReasonCode};
+use mqtt_codec::{DecodeError, Decoder, Packet, ReasonCode};
 
-use crate::error::{Close, Initiator, Violation};
+use crate::error::{Close, Violation};
 use crate::time::Instant;
 
 use super::{Connection, Role, State};
@@ -112,17 +112,7 @@ impl<R: Role> Connection<R> {
             held.bytes = held.bytes.saturating_add(wire_len);
             if held.bytes > limit {
                 self.held = None;
-                return self.finish(
-                    now,
-                    Close {
-                        initiator: Initiator::Local,
-                        reason: ReasonCode::SERVER_BUSY,
-                        violation: None,
-                        will: None,
-                        props: DisconnectProps::default(),
-                    },
-                    false,
-                );
+                return self.finish(now, Close::local(ReasonCode::SERVER_BUSY), false);
             }
             held.packets.push_back(packet);
             if self.state != State::AwaitingAccept {
@@ -160,17 +150,7 @@ impl<R: Role> Connection<R> {
         }
         let will = self.state == State::Connected;
         self.tx.clear();
-        self.finish(
-            now,
-            Close {
-                initiator: Initiator::Transport,
-                reason: ReasonCode::UNSPECIFIED_ERROR,
-                violation: None,
-                will: None,
-                props: DisconnectProps::default(),
-            },
-            will,
-        );
+        self.finish(now, Close::transport_ended(), will);
         self.state = State::Closed;
     }
 }
