@@ -23,8 +23,10 @@ use crate::time::Instant;
 pub enum Client {}
 
 /// What the client side reports to the application.
+// Not `#[non_exhaustive]`: every match on it, in this workspace and in
+// applications, must handle each event, so a new one cannot be ignored
+// silently; adding one is a breaking change, said in the CHANGELOG.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum ClientEvent {
     /// CONNACK accepted the connection.
     Connected {
@@ -443,7 +445,9 @@ impl Connection<Client> {
                 UsageError::PacketTooLarge { len, max }
             }
             crate::error::DeliverError::QueueFull { limit } => UsageError::QueueFull { limit },
-            _ => UsageError::NotConnected,
+            crate::error::DeliverError::Expired | crate::error::DeliverError::Closed => {
+                UsageError::NotConnected
+            }
         })
     }
 

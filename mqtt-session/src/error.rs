@@ -94,7 +94,10 @@ impl DeliverError {
     pub const fn reason_code(self) -> ReasonCode {
         match self {
             DeliverError::QueueFull { .. } => ReasonCode::QUOTA_EXCEEDED,
-            _ => ReasonCode::UNSPECIFIED_ERROR,
+            // 0x95 Packet too large is not a PUBACK/PUBREC reason code.
+            DeliverError::TooLarge { .. } | DeliverError::Expired | DeliverError::Closed => {
+                ReasonCode::UNSPECIFIED_ERROR
+            }
         }
     }
 }

@@ -24,8 +24,10 @@ use crate::time::Instant;
 pub enum Server {}
 
 /// What the server side reports to the application (the broker).
+// Not `#[non_exhaustive]`: every match on it, in this workspace and in
+// applications, must handle each event, so a new one cannot be ignored
+// silently; adding one is a breaking change, said in the CHANGELOG.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum ServerEvent {
     /// A client asks to connect: answer with [`Connection::accept`] or
     /// [`Connection::reject`]. Nothing else the client sent is processed until then.

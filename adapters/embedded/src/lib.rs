@@ -460,7 +460,7 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
                 ClientEvent::Closed(close) => self.closed = Some(close),
                 // Enhanced authentication is not offered by this adapter; a
                 // server that starts it runs into the connect timeout.
-                _ => {}
+                ClientEvent::Auth { .. } => {}
             }
         }
     }

@@ -171,7 +171,6 @@ impl<P: Policy> Broker<P> {
                     }
                 }
                 ServerEvent::Closed(close) => self.on_closed(id, now, close),
-                _ => {}
             }
         }
         self.flow_control(id, now);

@@ -61,8 +61,10 @@ pub struct PeerInfo {
 }
 
 /// Something the adapter must act on.
+// Not `#[non_exhaustive]`: every match on it, in this workspace and in
+// applications, must handle each event, so a new one cannot be ignored
+// silently; adding one is a breaking change, said in the CHANGELOG.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum BrokerEvent {
     /// A connection ended: write what [`Broker::poll_transmit`] still gives
     /// for it, then close the socket. The id is stale afterwards.

@@ -110,7 +110,7 @@ impl Writers {
 pub(super) fn weight(cmd: &ToCore) -> usize {
     match cmd {
         ToCore::Packets(_, packets, _, _) => packets.len().max(1),
-        _ => 1,
+        ToCore::Open { .. } | ToCore::Eof(_) | ToCore::Writable(_) => 1,
     }
 }
 
@@ -190,21 +190,22 @@ pub(super) fn flush<P: Policy>(
         }
     }
     while let Some(ev) = broker.poll_event() {
-        // `BrokerEvent` is non-exhaustive: other events are not acted on here.
-        if let BrokerEvent::Closed { id, close } = ev {
-            if bridges.owns(id) {
-                bridges.closed(broker, id, close.reason, clock.now());
-                continue;
+        match ev {
+            BrokerEvent::Closed { id, close } => {
+                if bridges.owns(id) {
+                    bridges.closed(broker, id, close.reason, clock.now());
+                    continue;
+                }
+                debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
+                // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
+                write_one(broker, w, bridges, clock, id);
+                if let Some(h) = w.conns.get_mut(&id) {
+                    h.closing = true;
+                    h.writer.push(ToConn::Close);
+                }
+                w.conns.remove(&id);
+                w.blocked.retain(|b| *b != id);
             }
-            debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
-            // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
-            write_one(broker, w, bridges, clock, id);
-            if let Some(h) = w.conns.get_mut(&id) {
-                h.closing = true;
-                h.writer.push(ToConn::Close);
-            }
-            w.conns.remove(&id);
-            w.blocked.retain(|b| *b != id);
         }
     }
 }
