@@ -437,7 +437,7 @@ impl Connection<Server> {
         session.set_max_queued(max_queued);
         self.session = Some(session);
         self.resume(now);
-        self.release_held(now);
+        self.release_before_connack(now);
         Ok(())
     }
 
@@ -476,7 +476,7 @@ impl Connection<Server> {
             }
             self.tx.push_back(Packet::ConnAck(Box::new(ack)));
         }
-        self.held = None;
+        self.before_connack = None;
         self.finish(now, Close::local(reason), false);
     }
 

@@ -25,7 +25,7 @@ mod outbound;
 mod output;
 mod read;
 
-pub(crate) use read::{connack_for_decode_error, HeldPackets};
+pub(crate) use read::{connack_for_decode_error, BeforeConnack};
 
 mod sealed {
     pub trait Sealed {}
@@ -142,10 +142,10 @@ pub struct Connection<R: Role> {
     pub(crate) awaiting_ack: BTreeMap<PacketId, QoS>,
     /// Topic aliases in both directions (5.0).
     pub(crate) aliases: Aliases,
-    /// Server: packets decoded by the adapter ([`Connection::handle_packet`])
+    /// Server: packets
     /// that arrived after CONNECT, held until it is accepted, with their
     /// total size on the wire. Boxed: an idle connection pays one pointer.
-    pub(crate) held: Option<Box<HeldPackets>>,
+    pub(crate) before_connack: Option<Box<BeforeConnack>>,
     pub(crate) role: R::State,
 }
 
@@ -186,7 +186,7 @@ impl<R: Role> Connection<R> {
             keep_alive: 0,
             awaiting_ack: BTreeMap::new(),
             aliases: Aliases::default(),
-            held: None,
+            before_connack: None,
             role,
         }
     }

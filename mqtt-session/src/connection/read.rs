@@ -14,7 +14,7 @@ use super::{Connection, Role, State};
 
 /// Packets held before the CONNECT is accepted, and their size on the wire.
 #[derive(Debug, Default)]
-pub(crate) struct HeldPackets {
+pub(crate) struct BeforeConnack {
     packets: VecDeque<Result<Packet, DecodeError>>,
     bytes: usize,
 }
@@ -64,7 +64,7 @@ impl<R: Role> Connection<R> {
             packet,
             Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)
         );
-        if ack && self.state == State::Connected && self.held.is_none() {
+        if ack && self.state == State::Connected && self.before_connack.is_none() {
             return self.handle_common(now, packet);
         }
         self.dispatch(now, Ok(packet), wire_len);
@@ -98,7 +98,7 @@ impl<R: Role> Connection<R> {
         packet: Result<Packet, DecodeError>,
         wire_len: usize,
     ) {
-        let holding = self.state == State::AwaitingAccept || self.held.is_some();
+        let holding = self.state == State::AwaitingAccept || self.before_connack.is_some();
         if holding && !matches!(packet, Ok(Packet::Auth(_))) {
             // [MQTT-3.1.4-5]: nothing after CONNECT is processed before
             // the application accepts it; it waits, bounded to two
@@ -108,15 +108,15 @@ impl<R: Role> Connection<R> {
             // client that named a method sends nothing else until then
             // [MQTT-3.1.2-30].
             let limit = (self.limits.max_packet_size as usize).saturating_mul(2);
-            let held = self.held.get_or_insert_with(Default::default);
-            held.bytes = held.bytes.saturating_add(wire_len);
-            if held.bytes > limit {
-                self.held = None;
+            let queue = self.before_connack.get_or_insert_with(Default::default);
+            queue.bytes = queue.bytes.saturating_add(wire_len);
+            if queue.bytes > limit {
+                self.before_connack = None;
                 return self.finish(now, Close::local(ReasonCode::SERVER_BUSY), false);
             }
-            held.packets.push_back(packet);
+            queue.packets.push_back(packet);
             if self.state != State::AwaitingAccept {
-                self.release_held(now);
+                self.release_before_connack(now);
             }
             return;
         }
@@ -127,11 +127,11 @@ impl<R: Role> Connection<R> {
     }
 
     /// Handles the packets held while the CONNECT waited for its answer.
-    pub(crate) fn release_held(&mut self, now: Instant) {
-        let Some(mut held) = self.held.take() else {
+    pub(crate) fn release_before_connack(&mut self, now: Instant) {
+        let Some(mut queue) = self.before_connack.take() else {
             return;
         };
-        while let Some(p) = held.packets.pop_front() {
+        while let Some(p) = queue.packets.pop_front() {
             if self.is_ending() {
                 return;
             }
