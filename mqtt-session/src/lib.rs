@@ -23,15 +23,13 @@
 //! ```
 //!
 //! # For client adapters
-//! What every client adapter needs beyond the connection is here too, so
-//! that an adapter only moves bytes, keeps timers and passes messages:
-//! [`Address`] (`mqtt://`, `mqtts://`, `ws://`, `wss://`), [`ClientOptions`]
-//! (the connect options, with [`client_options_setters!`] for an adapter's
-//! own `ConnectOptions`), [`ConnectError`] and [`ClientError`],
-//! [`Backoff`] and [`ClientConfig::for_resumption`], and
-//! [`client_driver`]: requests with reply handles answered by packet
-//! identifier, commands held across reconnections, events for the
-//! application (with [`client_request_methods!`] for the client handle).
+//! Everything a client needs across connections (requests answered by
+//! packet identifier, reconnection with backoff, options, addresses, the
+//! client's errors, one driver loop for async runtimes) is the
+//! `mqtt-client` crate's, built on this one. What stays here is what one
+//! connection needs: [`ClientConfig`], including
+//! [`ClientConfig::for_resumption`], the configuration that resumes a
+//! session on the next connection.
 //!
 //! # Example: a client and a server back to back
 //! ```
@@ -74,34 +72,24 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-mod address;
 mod alias;
 mod client;
-pub mod client_driver;
-mod client_error;
-mod client_methods;
-mod client_options;
 mod config;
 mod connection;
 mod error;
 mod ids;
 mod message;
 mod queue;
-mod reconnect;
 mod server;
 mod session;
 mod time;
 mod tx;
 
-pub use address::{Address, AddressError, Scheme};
 pub use client::{Client, ClientEvent};
-pub use client_error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
-pub use client_options::{ClientOptions, ClientParts};
 pub use config::{ClientConfig, Limits, ServerCaps, ServerConfig};
 pub use connection::{Connection, Role};
 pub use error::{Close, DeliverError, Initiator, UsageError, Violation};
 pub use message::{Forward, Message, MessageProps};
-pub use reconnect::Backoff;
 pub use server::{Server, ServerEvent};
 pub use session::Session;
 pub use time::Instant;

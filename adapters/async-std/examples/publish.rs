@@ -5,7 +5,7 @@
 //! cargo run -p mqtt-async-std --example async-std-publish -- mqtt://127.0.0.1:1883 demo/1 hello
 //! ```
 
-use mqtt_async_std::{Client, ConnectOptions, QoS};
+use mqtt_async_std::{Client, ConnectOptions, QoS, Requests};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     async_std::task::block_on(async {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqtt_async_std::{Backoff, Client, ConnectOptions, Event, QoS};
+use mqtt_async_std::{Backoff, Client, ConnectOptions, Event, OptionSetters, QoS, Requests};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     smol::block_on(async {

@@ -1,12 +1,12 @@
-//! Connect options: the broker's address, the CONNECT contents (shared with
-//! every client adapter, from `mqtt-session`), where the connection task
-//! runs, and reconnection.
+//! Connect options: the broker's address, the CONNECT contents and
+//! reconnection (`mqtt-client`'s [`ClientOptions`], set through
+//! [`OptionSetters`]), and where the connection task runs.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use mqtt_session::ClientOptions;
+use mqtt_client::{Address, ClientOptions, OptionSetters};
 
 use crate::ConnectError;
 
@@ -19,9 +19,10 @@ pub type Spawner = Arc<dyn Fn(Task) + Send + Sync>;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
 /// CONNECT says, where the connection task runs, and reconnection. Built
-/// with chained setters; a setter given an invalid value (a client
-/// identifier with U+0000, a will topic with a wildcard) makes `connect` fail
-/// with [`ConnectError::InvalidOption`].
+/// with chained setters (those of [`OptionSetters`], and
+/// [`spawner`](ConnectOptions::spawner)); a setter given an invalid value (a
+/// client identifier with U+0000, a will topic with a wildcard) makes
+/// `connect` fail with [`mqtt_client::ConnectError::InvalidOption`].
 ///
 /// Defaults: MQTT 5.0, an empty client identifier (the server assigns one),
 /// clean start, no session expiry, a 60-second keep alive, no reconnection,
@@ -46,12 +47,13 @@ impl ConnectOptions {
     /// `tcp://host:port` or plain `host:port` (port 1883 by default). TLS
     /// and WebSocket are the tokio client's (`mqtt-tokio`).
     pub fn new(address: &str) -> Result<ConnectOptions, ConnectError> {
-        let common = ClientOptions::new(address).map_err(ConnectError::invalid_address)?;
+        let common = ClientOptions::new(address)?;
         if common.address().scheme != crate::Scheme::Tcp {
-            return Err(ConnectError::InvalidAddress {
+            let refused = mqtt_client::ConnectError::InvalidAddress {
                 address: address.to_owned(),
                 why: "this client speaks MQTT over TCP only (mqtt://, tcp://)".to_owned(),
-            });
+            };
+            return Err(refused.into());
         }
         Ok(ConnectOptions {
             common,
@@ -59,7 +61,10 @@ impl ConnectOptions {
         })
     }
 
-    mqtt_session::client_options_setters!(common);
+    /// The broker address.
+    pub fn address(&self) -> &Address {
+        self.common.address()
+    }
 
     /// Where the connection task runs. By default it gets a thread of its
     /// own that polls it (`async_io::block_on`; IO and timers come from the
@@ -70,6 +75,12 @@ impl ConnectOptions {
     pub fn spawner(mut self, spawner: Spawner) -> Self {
         self.spawner = Some(spawner);
         self
+    }
+}
+
+impl OptionSetters for ConnectOptions {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        &mut self.common
     }
 }
 
@@ -86,7 +97,9 @@ mod tests {
             assert!(
                 matches!(
                     ConnectOptions::new(bad),
-                    Err(ConnectError::InvalidAddress { .. })
+                    Err(ConnectError::Protocol(
+                        mqtt_client::ConnectError::InvalidAddress { .. }
+                    ))
                 ),
                 "{bad}"
             );

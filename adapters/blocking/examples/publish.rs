@@ -4,7 +4,7 @@
 //! cargo run -p mqtt-blocking --example blocking-publish -- mqtt://127.0.0.1:1883 demo/1 hello
 //! ```
 
-use mqtt_blocking::{Client, ConnectOptions, QoS};
+use mqtt_blocking::{BlockingRequests, Client, ConnectOptions, QoS};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use mqtt_blocking::{Backoff, Client, ConnectOptions, Event, QoS};
+use mqtt_blocking::{Backoff, BlockingRequests, Client, ConnectOptions, Event, OptionSetters, QoS};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -1,22 +1,25 @@
 //! The client handle, the thread that owns the connection, and the thread
 //! that reads its socket: the transport, the timer and the channels around
-//! `mqtt-session`'s `ClientDriver`, which keeps the requests' bookkeeping.
+//! `mqtt-client`'s `ClientDriver`, which keeps the requests' bookkeeping.
 
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_session::client_driver::{self, ClientDriver, End, Replies};
-use mqtt_session::mqtt_codec::ReasonCode;
-use mqtt_session::{Instant, Message};
+use mqtt_client::driver::{self, ClientDriver, End, Replies};
+use mqtt_client::mqtt_session::mqtt_codec::ReasonCode;
+use mqtt_client::mqtt_session::{Close, Instant};
+use mqtt_client::requests::Reply;
+use mqtt_client::{Address, BlockingRequests, ClientError};
 
+use crate::incoming::{Gate, Incoming};
 use crate::options::ConnectOptions;
 use crate::transport::Transport;
-use crate::{Address, ClientError, ConnectError};
+use crate::ConnectError;
 
 /// How many inputs (socket reads, commands) may wait for the connection
 /// thread before their senders wait.
@@ -26,15 +29,14 @@ const INPUT_QUEUE: usize = 64;
 const READ_CHUNK: usize = 8 * 1024;
 
 /// What the client reports besides request results, in order.
-pub type Event = client_driver::Event<Arc<ConnectError>>;
+pub type Event = mqtt_client::Event<Arc<ConnectError>>;
 
-pub use mqtt_session::SubscribeResult;
-
-/// Replies go back over channels of their own.
+/// How the connection thread answers a [`Client`]'s requests: over channels
+/// of their own (the [`BlockingRequests::Replies`] of the client).
 #[derive(Debug)]
-enum Channel {}
+pub enum ChannelReplies {}
 
-impl Replies for Channel {
+impl Replies for ChannelReplies {
     type Reply<T> = Sender<Result<T, ClientError>>;
     type ConnectError = Arc<ConnectError>;
 
@@ -43,8 +45,7 @@ impl Replies for Channel {
     }
 }
 
-type Reply<T> = <Channel as Replies>::Reply<T>;
-type Command = client_driver::Command<Channel>;
+type Command = driver::Command<ChannelReplies>;
 
 /// What the connection thread waits for.
 enum Input {
@@ -57,101 +58,12 @@ enum Input {
     HandlesDropped,
 }
 
-/// Back-pressure between the events handed to the application and the
-/// reader thread: it stops reading while `capacity` events wait.
-#[derive(Debug)]
-struct Gate {
-    waiting: Mutex<usize>,
-    room: Condvar,
-    capacity: usize,
-}
-
-impl Gate {
-    fn added(&self) {
-        if let Ok(mut n) = self.waiting.lock() {
-            *n += 1;
-        }
-    }
-
-    fn taken(&self) {
-        if let Ok(mut n) = self.waiting.lock() {
-            *n = n.saturating_sub(1);
-            self.room.notify_all();
-        }
-    }
-
-    /// Waits until there is room or `stop` is set.
-    fn wait_for_room(&self, stop: &AtomicBool) {
-        let Ok(mut n) = self.waiting.lock() else {
-            return;
-        };
-        while *n >= self.capacity && !stop.load(Ordering::SeqCst) {
-            match self.room.wait_timeout(n, Duration::from_millis(100)) {
-                Ok((guard, _)) => n = guard,
-                Err(_) => return,
-            }
-        }
-    }
-}
-
-/// The received messages and connection events of a [`Client`]; also an
-/// iterator that blocks for the next event and ends when the client is done.
-#[derive(Debug)]
-pub struct Incoming {
-    events: Receiver<Event>,
-    gate: Arc<Gate>,
-}
-
-impl Incoming {
-    /// Waits for the next event; `None` once the client is done
-    /// (disconnected, or the connection lost without reconnection) and every
-    /// event was taken.
-    pub fn recv(&self) -> Option<Event> {
-        let ev = self.events.recv().ok()?;
-        self.gate.taken();
-        Some(ev)
-    }
-
-    /// Waits at most `timeout` for the next event.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
-        let ev = self.events.recv_timeout(timeout)?;
-        self.gate.taken();
-        Ok(ev)
-    }
-
-    /// The next event if one is waiting.
-    pub fn try_recv(&self) -> Option<Event> {
-        let ev = self.events.try_recv().ok()?;
-        self.gate.taken();
-        Some(ev)
-    }
-
-    /// Waits at most `timeout` for the next received message, skipping other
-    /// events; `None` on timeout or once the client is done.
-    pub fn recv_message_timeout(&self, timeout: Duration) -> Option<Message> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.recv_timeout(left) {
-                Ok(Event::Message { message, .. }) => return Some(message),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-    }
-}
-
-impl Iterator for Incoming {
-    type Item = Event;
-
-    fn next(&mut self) -> Option<Event> {
-        self.recv()
-    }
-}
-
 /// A connected MQTT client. Cheap to clone and usable from any thread;
 /// every clone drives the same connection. When the last clone is dropped
 /// the client disconnects.
+///
+/// Its requests (`publish`, `subscribe`, `disconnect`, ...) are those of
+/// [`BlockingRequests`].
 #[derive(Debug, Clone)]
 pub struct Client {
     handle: Arc<Handle>,
@@ -183,11 +95,7 @@ impl Client {
         let transport = Transport::open(&parts.address, options.tls.as_ref(), timeout)?;
         let (inputs_tx, inputs) = mpsc::sync_channel(INPUT_QUEUE);
         let (events_tx, events) = mpsc::channel();
-        let gate = Arc::new(Gate {
-            waiting: Mutex::new(0),
-            room: Condvar::new(),
-            capacity: parts.incoming_capacity,
-        });
+        let gate = Arc::new(Gate::new(parts.incoming_capacity));
         let (ready_tx, ready) = mpsc::channel();
         let driver = Driver {
             address: parts.address,
@@ -213,14 +121,27 @@ impl Client {
                         request_timeout: options.request_timeout,
                     }),
                 },
-                Incoming { events, gate },
+                Incoming::new(events, gate),
             )),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(ConnectError::Closed(ReasonCode::UNSPECIFIED_ERROR)),
+            Err(_) => Err(mqtt_client::ConnectError::Closed(ReasonCode::UNSPECIFIED_ERROR).into()),
         }
     }
 
-    fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
+    /// The client's clock, as `mqtt-session` counts it: for message expiry
+    /// deadlines (`MessageProps::expires_at`).
+    pub fn now(&self) -> Instant {
+        millis_since(self.handle.origin)
+    }
+}
+
+impl BlockingRequests for Client {
+    type Replies = ChannelReplies;
+
+    fn request<T>(
+        &self,
+        make: impl FnOnce(Reply<ChannelReplies, T>) -> Command,
+    ) -> Result<T, ClientError> {
         let (reply, answer) = mpsc::channel();
         self.handle
             .inputs
@@ -234,14 +155,6 @@ impl Client {
                 Err(RecvTimeoutError::Disconnected) => Err(ClientError::Disconnected),
             },
         }
-    }
-
-    mqtt_session::client_request_methods!(blocking);
-
-    /// The client's clock, as `mqtt-session` counts it: for message expiry
-    /// deadlines (`MessageProps::expires_at`).
-    pub fn now(&self) -> Instant {
-        millis_since(self.handle.origin)
     }
 }
 
@@ -304,7 +217,7 @@ struct Driver {
     gate: Arc<Gate>,
     /// Number of the current connection; reads of earlier ones are stale.
     generation: u64,
-    core: ClientDriver<Channel>,
+    core: ClientDriver<ChannelReplies>,
     /// Answers `Client::connect` once the first connection succeeds or fails.
     ready: Option<Sender<Result<(), ConnectError>>>,
 }
@@ -461,11 +374,6 @@ impl Driver {
 }
 
 /// Why the first connection ended before CONNACK.
-fn connect_error(close: Option<mqtt_session::Close>, timeout: Duration) -> ConnectError {
-    ConnectError::before_connack(close, timeout, || {
-        std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the broker closed the connection before CONNACK",
-        )
-    })
+fn connect_error(close: Option<Close>, timeout: Duration) -> ConnectError {
+    mqtt_client::ConnectError::before_connack(close, timeout).into()
 }

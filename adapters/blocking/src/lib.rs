@@ -1,14 +1,16 @@
 //! A blocking MQTT 3.1.1 / 5.0 client on `std::net`, with no async runtime.
 //!
-//! The protocol is `mqtt-session`'s client side; this crate moves its bytes
-//! over TCP or TLS (rustls), keeps its timer (keep alive, CONNACK deadline)
-//! and hands results to the callers waiting for them. One thread owns the
-//! connection and another reads its socket; [`Client`] methods block until
-//! the broker has answered, and [`Incoming`] yields received messages and
-//! connection events (it is also an iterator).
+//! The client is `mqtt-client`'s (its driver, requests and options, over
+//! `mqtt-session`'s client side); this crate moves its bytes over TCP or TLS
+//! (rustls), keeps its timer (keep alive, CONNACK deadline) and hands
+//! results to the callers waiting for them. One thread owns the connection
+//! and another reads its socket; [`Client`] methods (those of
+//! [`BlockingRequests`]) block until the broker has answered, and
+//! [`Incoming`] yields received messages and connection events (it is also
+//! an iterator). The options' setters are those of [`OptionSetters`].
 //!
 //! ```no_run
-//! use mqtt_blocking::{Client, ConnectOptions, Event, QoS};
+//! use mqtt_blocking::{BlockingRequests, Client, ConnectOptions, Event, OptionSetters, QoS};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let options = ConnectOptions::new("mqtt://127.0.0.1:1883")?
@@ -39,21 +41,25 @@
 //! before an outage still completes after it.
 
 mod client;
+mod error;
+mod incoming;
 mod options;
 mod transport;
 
-pub use crate::client::{Client, Event, Incoming, SubscribeResult};
+pub use crate::client::{ChannelReplies, Client, Event};
+pub use crate::error::ConnectError;
+pub use crate::incoming::Incoming;
 pub use crate::options::ConnectOptions;
-pub use mqtt_session::{Address, AddressError, ClientError, Scheme};
-
-/// Why connecting to the broker failed; `Io` carries the socket's error
-/// (TLS failures included).
-pub type ConnectError = mqtt_session::ConnectError<std::io::Error>;
-
-pub use mqtt_session::mqtt_codec::{
+/// The client this crate runs: its options, errors and driver.
+pub use mqtt_client;
+pub use mqtt_client::mqtt_session::mqtt_codec::{
     DisconnectProps, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,
     SubscriptionOptions, WillProps,
 };
-pub use mqtt_session::{Backoff, Close, Initiator, Message, MessageProps, ServerCaps};
+pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
+pub use mqtt_client::{
+    Address, AddressError, Backoff, BlockingRequests, ClientError, OptionSetters, Scheme,
+    SubscribeResult,
+};
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
 pub use rustls;

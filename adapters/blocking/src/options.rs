@@ -1,18 +1,21 @@
-//! Connect options: the broker's address, the CONNECT contents (shared with
-//! every client adapter, from `mqtt-session`), TLS, reconnection and how
-//! long requests wait.
+//! Connect options: the broker's address, the CONNECT contents and
+//! reconnection (`mqtt-client`'s [`ClientOptions`], set through
+//! [`OptionSetters`]), TLS and how long requests wait.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqtt_session::ClientOptions;
+use mqtt_client::{Address, ClientOptions, OptionSetters};
 
 use crate::ConnectError;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
-/// CONNECT says, TLS and reconnection. Built with chained setters; a setter
-/// given an invalid value (a client identifier with U+0000, a will topic
-/// with a wildcard) makes `connect` fail with [`ConnectError::InvalidOption`].
+/// CONNECT says, TLS and reconnection. Built with chained setters (those of
+/// [`OptionSetters`], and [`tls_config`](ConnectOptions::tls_config),
+/// [`request_timeout`](ConnectOptions::request_timeout)); a setter given an
+/// invalid value (a client identifier with U+0000, a will topic with a
+/// wildcard) makes `connect` fail with
+/// [`mqtt_client::ConnectError::InvalidOption`].
 ///
 /// Defaults: MQTT 5.0, an empty client identifier (the server assigns one),
 /// clean start, no session expiry, a 60-second keep alive, no reconnection,
@@ -28,12 +31,13 @@ impl ConnectOptions {
     /// Options for the broker at `address` (see [`Address`](crate::Address)):
     /// `mqtt://` or `mqtts://` (WebSocket is `mqtt-tokio`'s).
     pub fn new(address: &str) -> Result<ConnectOptions, ConnectError> {
-        let common = ClientOptions::new(address).map_err(ConnectError::invalid_address)?;
+        let common = ClientOptions::new(address)?;
         if common.address().is_websocket() {
-            return Err(ConnectError::InvalidAddress {
+            let refused = mqtt_client::ConnectError::InvalidAddress {
                 address: address.to_owned(),
                 why: "this client speaks MQTT over TCP and TLS, not WebSocket".to_owned(),
-            });
+            };
+            return Err(refused.into());
         }
         Ok(ConnectOptions {
             common,
@@ -42,7 +46,10 @@ impl ConnectOptions {
         })
     }
 
-    mqtt_session::client_options_setters!(common);
+    /// The broker address.
+    pub fn address(&self) -> &Address {
+        self.common.address()
+    }
 
     /// The rustls configuration for `mqtts://` (by default Mozilla's root
     /// certificates and no client certificate). Setting it on an `mqtt://`
@@ -60,6 +67,12 @@ impl ConnectOptions {
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
+    }
+}
+
+impl OptionSetters for ConnectOptions {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        &mut self.common
     }
 }
 
@@ -86,7 +99,9 @@ mod tests {
             assert!(
                 matches!(
                     ConnectOptions::new(bad),
-                    Err(ConnectError::InvalidAddress { .. })
+                    Err(ConnectError::Protocol(
+                        mqtt_client::ConnectError::InvalidAddress { .. }
+                    ))
                 ),
                 "{bad}"
             );

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 
-use crate::{Address, ConnectError, Scheme};
+use mqtt_client::{Address, Scheme};
+
+use crate::ConnectError;
 
 /// The writing side of a connection, and what decrypts what the reader
 /// thread brings in.
@@ -31,7 +33,7 @@ impl Transport {
         for addr in (address.host.as_str(), address.port).to_socket_addrs()? {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ConnectError::Timeout(timeout));
+                return Err(mqtt_client::ConnectError::Timeout(timeout).into());
             }
             match TcpStream::connect_timeout(&addr, left) {
                 Ok(s) => {
@@ -54,9 +56,11 @@ impl Transport {
             Scheme::Tcp => None,
             // `ConnectOptions::new` refuses WebSocket addresses.
             Scheme::WebSocket | Scheme::WebSocketTls => {
-                return Err(ConnectError::WebSocket(
-                    "this client has no WebSocket transport".to_owned(),
-                ))
+                let refused = mqtt_client::ConnectError::InvalidAddress {
+                    address: format!("{}:{}", address.host, address.port),
+                    why: "this client has no WebSocket transport".to_owned(),
+                };
+                return Err(refused.into());
             }
             Scheme::Tls => {
                 let config = tls.cloned().unwrap_or_else(default_tls);
@@ -69,7 +73,7 @@ impl Transport {
                 while conn.is_handshaking() {
                     conn.complete_io(&mut tcp).map_err(|e| match e.kind() {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                            ConnectError::Timeout(timeout)
+                            mqtt_client::ConnectError::Timeout(timeout).into()
                         }
                         _ => ConnectError::Io(e),
                     })?;

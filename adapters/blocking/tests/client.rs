@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use mqtt_blocking::{
-    Backoff, Client, ClientError, ConnectError, ConnectOptions, Event, Incoming, Initiator,
-    Message, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions, WillProps,
+    mqtt_client, Backoff, BlockingRequests, Client, ClientError, ConnectError, ConnectOptions,
+    Event, Incoming, Initiator, Message, OptionSetters, ProtocolVersion, QoS, ReasonCode,
+    SubscriptionOptions, WillProps,
 };
 use mqtt_testkit::{brokers, unique, Mosquitto, OurBroker, Relay};
 
@@ -349,7 +350,13 @@ fn refused_connection_is_an_error() {
     assert!(matches!(err, ConnectError::Io(_)), "{err}");
     let err = Client::connect(options("mqtt://127.0.0.1:1", ProtocolVersion::V5).client_id("a\0"))
         .unwrap_err();
-    assert!(matches!(err, ConnectError::InvalidOption { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Protocol(mqtt_client::ConnectError::InvalidOption { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]

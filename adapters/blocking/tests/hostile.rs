@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use mqtt_blocking::{Client, ConnectError, ConnectOptions, Event, ReasonCode};
+use mqtt_blocking::{
+    mqtt_client, BlockingRequests, Client, ConnectError, ConnectOptions, Event, OptionSetters,
+    ReasonCode,
+};
 use mqtt_testkit::fake_broker;
 
 #[test]
@@ -12,7 +15,13 @@ fn no_connack_is_a_timeout() {
         .unwrap()
         .connect_timeout(Duration::from_millis(300));
     let err = Client::connect(options).unwrap_err();
-    assert!(matches!(err, ConnectError::Timeout(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Protocol(mqtt_client::ConnectError::Timeout(_))
+        ),
+        "{err}"
+    );
     server.join().unwrap();
 }
 
@@ -24,7 +33,13 @@ fn garbage_before_connack_is_refused() {
         .unwrap()
         .connect_timeout(Duration::from_secs(5));
     let err = Client::connect(options).unwrap_err();
-    assert!(matches!(err, ConnectError::Closed(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Protocol(mqtt_client::ConnectError::Closed(_))
+        ),
+        "{err}"
+    );
     assert!(err.reason_code().is_some_and(ReasonCode::is_error), "{err}");
     server.join().unwrap();
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mqtt_blocking::{Client, ConnectError, ConnectOptions, QoS};
+use mqtt_blocking::{BlockingRequests, Client, ConnectError, ConnectOptions, QoS};
 use mqtt_testkit::{unique, Mosquitto, OurBroker, TestCerts};
 
 const LIMIT: Duration = Duration::from_secs(10);

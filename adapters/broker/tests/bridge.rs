@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mqtt_broker::{Config, Server};
-use mqtt_tokio::{Client, ConnectOptions, Incoming, Message, QoS};
+use mqtt_tokio::{Client, ConnectOptions, Incoming, Message, OptionSetters, QoS, Requests};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

@@ -3,7 +3,8 @@
 //! traits (embassy-net's `TcpSocket`, a TLS stream, a serial line, or a host
 //! TCP stream through `embedded-io-adapters`).
 //!
-//! All protocol behaviour lives in [`mqtt_session`]; this crate moves bytes
+//! All protocol behaviour lives in [`mqtt_session`] (with the request
+//! helpers and [`Backoff`] of `mqtt-client`); this crate moves bytes
 //! between the transport and the session, keeps its timers through an
 //! injected [`Clock`], and hands results to the caller. It needs `alloc` and
 //! nothing of `std`, and spawns no task: the client makes progress, keep-alive
@@ -78,17 +79,18 @@ use core::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use embedded_io_async::{Error as _, ErrorKind, Read, Write};
-use mqtt_session::{client_driver, ClientEvent, Connection};
+use mqtt_client::requests::{first_granted, subscription_filters, topic_filters};
+use mqtt_session::{ClientEvent, Connection};
 
 pub use crate::clock::Clock;
 pub use crate::error::Error;
+pub use mqtt_client::{Backoff, SubscribeResult};
 pub use mqtt_session::mqtt_codec::{
     PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling, Str, SubscriptionId,
     SubscriptionOptions, TopicFilter, TopicName, Will, WillProps,
 };
 pub use mqtt_session::{
-    self, Backoff, ClientConfig, Close, Initiator, Instant, Limits, Message, ServerCaps, Session,
-    SubscribeResult, UsageError,
+    self, ClientConfig, Close, Initiator, Instant, Limits, Message, ServerCaps, Session, UsageError,
 };
 
 /// Bytes asked of the transport per read.
@@ -302,7 +304,7 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
         let results = self
             .subscribe_with(&[(filter, SubscriptionOptions::new(qos))], None)
             .await?;
-        client_driver::first_granted(&results).map_err(Error::Refused)
+        first_granted(&results).map_err(Error::Refused)
     }
 
     /// Subscribes to several filters with 5.0 subscription options (No
@@ -314,19 +316,19 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
         filters: &[(&str, SubscriptionOptions)],
         identifier: Option<SubscriptionId>,
     ) -> Result<Vec<SubscribeResult>, Error> {
-        let filters = client_driver::subscription_filters(filters)?;
+        let filters = subscription_filters(filters)?;
         let id = self
             .conn
             .subscribe(self.clock.now(), filters, identifier)
             .map_err(|e| self.usage(e))?;
         let results = self.wait_ack(id).await?;
-        Ok(results.into_iter().map(mqtt_session::granted).collect())
+        Ok(results.into_iter().map(mqtt_client::granted).collect())
     }
 
     /// Unsubscribes; one reason code per filter under 5.0 (success or 0x11
     /// "no subscription existed"), none under 3.1.1.
     pub async fn unsubscribe(&mut self, filters: &[&str]) -> Result<Vec<ReasonCode>, Error> {
-        let filters = client_driver::topic_filters(filters)?;
+        let filters = topic_filters(filters)?;
         let id = self
             .conn
             .unsubscribe(self.clock.now(), filters)

@@ -4,7 +4,7 @@
 //! cargo run -p mqtt-tokio --example tokio-publish -- mqtt://127.0.0.1:1883 demo/1 hello
 //! ```
 
-use mqtt_tokio::{Client, ConnectOptions, QoS};
+use mqtt_tokio::{Client, ConnectOptions, QoS, Requests};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

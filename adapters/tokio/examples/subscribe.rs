@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use mqtt_tokio::{Backoff, Client, ConnectOptions, Event, QoS};
+use mqtt_tokio::{Backoff, Client, ConnectOptions, Event, OptionSetters, QoS, Requests};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

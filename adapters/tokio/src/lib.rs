@@ -1,13 +1,15 @@
 //! An MQTT 3.1.1 / 5.0 client on tokio.
 //!
-//! The protocol is `mqtt-session`'s client side; this crate moves its bytes
-//! over TCP, TLS (rustls) or WebSocket, keeps its timer (keep alive, CONNACK
-//! deadline) and hands results to the callers waiting for them. One task
-//! owns the connection; [`Client`] handles send it commands and await the
-//! answers; [`Incoming`] yields received messages and connection events.
+//! The client is `mqtt-client`'s (its connection task, requests and
+//! options, over `mqtt-session`'s client side); this crate gives it tokio's
+//! clock and timers, its transports (TCP, TLS with rustls, WebSocket) and
+//! its channels. One task owns the connection; [`Client`] handles send it
+//! commands and await the answers (the methods of [`Requests`]);
+//! [`Incoming`] yields received messages and connection events. The
+//! options' setters are those of [`OptionSetters`].
 //!
 //! ```no_run
-//! use mqtt_tokio::{Client, ConnectOptions, Event, QoS};
+//! use mqtt_tokio::{Client, ConnectOptions, Event, OptionSetters, QoS, Requests};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let options = ConnectOptions::new("mqtt://127.0.0.1:1883")?
@@ -39,21 +41,25 @@
 //! before an outage still completes after it.
 
 mod client;
+mod error;
 mod options;
+mod runtime;
 mod transport;
 
-pub use crate::client::{Client, Event, Incoming, SubscribeResult};
+pub use crate::client::{Client, Event, Incoming};
+pub use crate::error::ConnectError;
 pub use crate::options::ConnectOptions;
-pub use mqtt_session::{Address, AddressError, ClientError, Scheme};
-
-/// Why connecting to the broker failed; `Io` carries the socket's error
-/// (TLS failures included).
-pub type ConnectError = mqtt_session::ConnectError<std::io::Error>;
-
-pub use mqtt_session::mqtt_codec::{
+pub use crate::runtime::OneshotReplies;
+/// The client this crate runs: its options, errors, driver and connection
+/// task.
+pub use mqtt_client;
+pub use mqtt_client::mqtt_session::mqtt_codec::{
     DisconnectProps, ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionId,
     SubscriptionOptions, WillProps,
 };
-pub use mqtt_session::{Backoff, Close, Initiator, Message, MessageProps, ServerCaps};
+pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
+pub use mqtt_client::{
+    Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme, SubscribeResult,
+};
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
 pub use tokio_rustls::rustls;

@@ -1,17 +1,20 @@
-//! Connect options: the broker's address, the CONNECT contents (shared with
-//! every client adapter, from `mqtt-session`), TLS and reconnection.
+//! Connect options: the broker's address, the CONNECT contents and
+//! reconnection (`mqtt-client`'s [`ClientOptions`], set through
+//! [`OptionSetters`]), and TLS.
 
 use std::sync::Arc;
 
-use mqtt_session::ClientOptions;
+use mqtt_client::{Address, ClientOptions, OptionSetters};
 use tokio_rustls::rustls;
 
 use crate::ConnectError;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
-/// CONNECT says, TLS and reconnection. Built with chained setters; a setter
-/// given an invalid value (a client identifier with U+0000, a will topic
-/// with a wildcard) makes `connect` fail with [`ConnectError::InvalidOption`].
+/// CONNECT says, TLS and reconnection. Built with chained setters (those of
+/// [`OptionSetters`], and [`tls_config`](ConnectOptions::tls_config)); a
+/// setter given an invalid value (a client identifier with U+0000, a will
+/// topic with a wildcard) makes `connect` fail with
+/// [`mqtt_client::ConnectError::InvalidOption`].
 ///
 /// Defaults: MQTT 5.0, an empty client identifier (the server assigns one),
 /// clean start, no session expiry, a 60-second keep alive, no reconnection,
@@ -23,16 +26,19 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
-    /// Options for the broker at `address` (see [`Address`](crate::Address)):
+    /// Options for the broker at `address` (see [`Address`]):
     /// `mqtt://`, `mqtts://`, `ws://` or `wss://`.
     pub fn new(address: &str) -> Result<ConnectOptions, ConnectError> {
         Ok(ConnectOptions {
-            common: ClientOptions::new(address).map_err(ConnectError::invalid_address)?,
+            common: ClientOptions::new(address)?,
             tls: None,
         })
     }
 
-    mqtt_session::client_options_setters!(common);
+    /// The broker address.
+    pub fn address(&self) -> &Address {
+        self.common.address()
+    }
 
     /// The rustls configuration for `mqtts://` and `wss://` (by default
     /// Mozilla's root certificates and no client certificate). Setting it on
@@ -41,6 +47,12 @@ impl ConnectOptions {
         self.tls = Some(config);
         self.common.use_tls();
         self
+    }
+}
+
+impl OptionSetters for ConnectOptions {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        &mut self.common
     }
 }
 
@@ -64,14 +76,16 @@ mod tests {
         }
         assert!(matches!(
             ConnectOptions::new("http://h"),
-            Err(ConnectError::InvalidAddress { .. })
+            Err(ConnectError::Protocol(
+                mqtt_client::ConnectError::InvalidAddress { .. }
+            ))
         ));
         let o = ConnectOptions::new("mqtt://h")
             .unwrap()
             .will("a/#", "x", QoS::AtMostOnce, false);
         assert!(matches!(
-            o.common.into_parts::<std::io::Error>(),
-            Err(ConnectError::InvalidOption { .. })
+            o.common.into_parts(),
+            Err(mqtt_client::ConnectError::InvalidOption { .. })
         ));
     }
 }

@@ -1,10 +1,13 @@
-//! Opening the byte stream to the broker: TCP, TLS, WebSocket.
+//! Opening the byte stream to the broker: TCP, TLS, WebSocket; and that
+//! stream as `mqtt-client`'s [`Transport`](mqtt_client::runtime::Transport).
 
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -18,7 +21,32 @@ use crate::{Address, ConnectError, Scheme};
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-pub(crate) type Transport = Pin<Box<dyn Io>>;
+/// The byte stream to the broker, whatever the transport.
+pub(crate) struct Transport(Pin<Box<dyn Io>>);
+
+impl mqtt_client::runtime::Transport for Transport {
+    type Error = io::Error;
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        self.0
+            .as_mut()
+            .poll_read(cx, &mut buf)
+            .map_ok(|()| buf.filled().len())
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.0.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.as_mut().poll_flush(cx)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.as_mut().poll_shutdown(cx)
+    }
+}
 
 /// Room in the in-memory pipe between the WebSocket pump and the client.
 const WS_PIPE: usize = 64 * 1024;
@@ -34,8 +62,8 @@ pub(crate) async fn open(
     // MQTT packets are small and latency matters more than batching.
     tcp.set_nodelay(true)?;
     match address.scheme {
-        Scheme::Tcp => Ok(Box::pin(tcp)),
-        Scheme::Tls => Ok(Box::pin(tls_connect(address, tls, tcp).await?)),
+        Scheme::Tcp => Ok(Transport(Box::pin(tcp))),
+        Scheme::Tls => Ok(Transport(Box::pin(tls_connect(address, tls, tcp).await?))),
         Scheme::WebSocket => websocket(address, tcp, max_packet_size).await,
         Scheme::WebSocketTls => {
             let stream = tls_connect(address, tls, tcp).await?;
@@ -120,7 +148,7 @@ where
     }
     let (ours, theirs) = tokio::io::duplex(WS_PIPE);
     tokio::spawn(pump_websocket(ws, theirs));
-    Ok(Box::pin(ours))
+    Ok(Transport(Box::pin(ours)))
 }
 
 /// Moves bytes between the pipe and the WebSocket until either ends.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use mqtt_testkit::{brokers, unique, Mosquitto, OurBroker, Relay};
 use mqtt_tokio::{
-    Backoff, Client, ClientError, ConnectOptions, Event, Incoming, Message, ProtocolVersion, QoS,
-    ReasonCode, SubscriptionOptions, WillProps,
+    Backoff, Client, ClientError, ConnectOptions, Event, Incoming, Message, OptionSetters,
+    ProtocolVersion, QoS, ReasonCode, Requests, SubscriptionOptions, WillProps,
 };
 
 /// Every wait in these tests is bounded by this.
@@ -36,6 +36,37 @@ async fn quiet(incoming: &mut Incoming, wait: Duration) -> bool {
     tokio::time::timeout(wait, incoming.recv_message())
         .await
         .is_err()
+}
+
+/// The request futures are `Send`: an application spawns them on a
+/// multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_can_be_spawned_on_a_multi_threaded_runtime() {
+    let broker = OurBroker::start();
+    let (client, mut incoming) = connect(&broker.url(), ProtocolVersion::V5).await;
+    let topic = unique("spawned");
+    let (c, t) = (client.clone(), topic.clone());
+    let subscribed = tokio::spawn(async move { c.subscribe(&t, QoS::AtLeastOnce).await });
+    assert_eq!(
+        within("subscribe", subscribed).await.unwrap(),
+        Ok(QoS::AtLeastOnce)
+    );
+    let (c, t) = (client.clone(), topic.clone());
+    let published =
+        tokio::spawn(async move { c.publish(&t, "spawned", QoS::AtLeastOnce, false).await });
+    assert_eq!(
+        within("publish", published).await.unwrap(),
+        Ok(ReasonCode::SUCCESS)
+    );
+    assert_eq!(&next_message(&mut incoming).await.payload[..], b"spawned");
+    let (c, t) = (client.clone(), topic.clone());
+    let unsubscribed = tokio::spawn(async move { c.unsubscribe(&[&t]).await });
+    assert_eq!(
+        within("unsubscribe", unsubscribed).await.unwrap(),
+        Ok(vec![ReasonCode::SUCCESS])
+    );
+    let disconnected = tokio::spawn(async move { client.disconnect().await });
+    assert_eq!(within("disconnect", disconnected).await.unwrap(), Ok(()));
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use mqtt_testkit::fake_broker;
-use mqtt_tokio::{Client, ConnectError, ConnectOptions, Event, ReasonCode};
+use mqtt_tokio::{
+    mqtt_client, Client, ConnectError, ConnectOptions, Event, OptionSetters, ReasonCode, Requests,
+};
 
 #[tokio::test]
 async fn no_connack_is_a_timeout() {
@@ -15,7 +17,13 @@ async fn no_connack_is_a_timeout() {
         .await
         .expect("bounded")
         .unwrap_err();
-    assert!(matches!(err, ConnectError::Timeout(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Protocol(mqtt_client::ConnectError::Timeout(_))
+        ),
+        "{err}"
+    );
     server.join().unwrap();
 }
 
@@ -30,7 +38,13 @@ async fn garbage_before_connack_is_refused() {
     .await
     .expect("bounded")
     .unwrap_err();
-    assert!(matches!(err, ConnectError::Closed(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Protocol(mqtt_client::ConnectError::Closed(_))
+        ),
+        "{err}"
+    );
     assert!(err.reason_code().is_some_and(ReasonCode::is_error), "{err}");
     server.join().unwrap();
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mqtt_testkit::{unique, Mosquitto, OurBroker, TestCerts};
-use mqtt_tokio::{Client, ConnectError, ConnectOptions, QoS};
+use mqtt_tokio::{Client, ConnectError, ConnectOptions, OptionSetters, QoS, Requests};
 
 const LIMIT: Duration = Duration::from_secs(10);
 

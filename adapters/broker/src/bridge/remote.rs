@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mqtt_codec::QoS;
-use mqtt_session::Backoff;
 use mqtt_tokio::{
-    Client, ClientError, ConnectError, ConnectOptions, Event, Incoming, RetainHandling,
-    SubscribeResult, SubscriptionOptions,
+    Backoff, Client, ClientError, ConnectError, ConnectOptions, Event, Incoming, OptionSetters,
+    Requests, RetainHandling, SubscribeResult, SubscriptionOptions,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};

@@ -1,7 +1,8 @@
-//! What every client adapter needs to reconnect: the delay between attempts
-//! and the configuration that resumes the session on the next connection.
-//!
-//! An adapter with automatic reconnection does, after a lost connection:
+//! The delay between reconnection attempts. [`ClientDriver`](crate::driver::ClientDriver)
+//! uses it after a lost connection, with
+//! [`ClientConfig::for_resumption`](mqtt_session::ClientConfig::for_resumption)
+//! for the configuration that resumes the session; a caller that
+//! reconnects by hand (as `mqtt-embedded`'s does) does the same:
 //! ```text
 //! let session = conn.take_session();                 // in flight + queued
 //! sleep(backoff.next_delay(random()));
@@ -11,8 +12,6 @@
 //! ```
 
 use core::time::Duration;
-
-use crate::config::{ClientConfig, ServerCaps};
 
 /// Exponential backoff between reconnection attempts, with jitter.
 ///
@@ -74,40 +73,9 @@ impl Default for Backoff {
     }
 }
 
-impl ClientConfig {
-    /// Whether the server keeps this client's session after the connection
-    /// ends, so that a new connection can resume it: under 5.0 a non-zero
-    /// Session Expiry Interval (the one CONNACK set, when `caps` is given),
-    /// under 3.1/3.1.1 Clean Session 0.
-    pub fn keeps_session(&self, caps: Option<&ServerCaps>) -> bool {
-        if self.version.is_v5() {
-            caps.map_or(self.session_expiry_interval, |c| c.session_expiry_interval) > 0
-        } else {
-            !self.clean_start
-        }
-    }
-
-    /// The configuration of the next connection after this one was lost:
-    /// Clean Start 0 when the server keeps the session, so it resumes
-    /// [MQTT-3.1.2-5]; and the client identifier the server assigned (in
-    /// `caps`, from the last CONNACK), since the session belongs to it.
-    /// With that connection, pass the session taken from the old one.
-    pub fn for_resumption(&self, caps: Option<&ServerCaps>) -> ClientConfig {
-        let mut next = self.clone();
-        if self.keeps_session(caps) {
-            next.clean_start = false;
-        }
-        if let Some(id) = caps.and_then(|c| c.assigned_client_identifier.as_ref()) {
-            next.client_id = id.clone();
-        }
-        next
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mqtt_codec::{ProtocolVersion, QoS, Str};
 
     #[test]
     fn delays_double_up_to_the_maximum_with_jitter_within_half() {
@@ -139,41 +107,5 @@ mod tests {
             Backoff::new(Duration::ZERO, Duration::ZERO).next_delay(9),
             Duration::ZERO
         );
-    }
-
-    fn caps(session_expiry_interval: u32, assigned: Option<&'static str>) -> ServerCaps {
-        ServerCaps {
-            receive_maximum: 10,
-            maximum_qos: QoS::ExactlyOnce,
-            retain_available: true,
-            maximum_packet_size: 1000,
-            topic_alias_maximum: 0,
-            wildcard_subscription_available: true,
-            subscription_identifiers_available: true,
-            shared_subscription_available: true,
-            keep_alive: 60,
-            assigned_client_identifier: assigned.map(Str::from_static),
-            session_expiry_interval,
-        }
-    }
-
-    #[test]
-    fn resumption_asks_for_the_session_only_when_the_server_keeps_it() {
-        let mut v5 = ClientConfig::new(ProtocolVersion::V5, Str::from_static(""));
-        v5.session_expiry_interval = 60;
-        let next = v5.for_resumption(Some(&caps(60, Some("auto-1"))));
-        assert!(!next.clean_start);
-        assert_eq!(next.client_id, "auto-1");
-        // CONNACK cut the expiry to 0: nothing to resume.
-        assert!(v5.for_resumption(Some(&caps(0, None))).clean_start);
-        // Before any CONNACK, the configured interval counts.
-        assert!(!v5.for_resumption(None).clean_start);
-
-        let mut v311 = ClientConfig::new(ProtocolVersion::V311, Str::from_static("c"));
-        assert!(v311.for_resumption(None).clean_start);
-        v311.clean_start = false;
-        let next = v311.for_resumption(Some(&caps(0, None)));
-        assert!(!next.clean_start);
-        assert_eq!(next.client_id, "c");
     }
 }

@@ -7,13 +7,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use mqtt_codec::{ConnAckProps, ProtocolVersion, QoS, Str, TopicFilter, TopicName};
+use mqtt_session::mqtt_codec::{ConnAckProps, ProtocolVersion, QoS, Str, TopicFilter, TopicName};
+use mqtt_session::{Forward, Initiator, Server, ServerConfig, ServerEvent};
 
 use super::*;
-use crate::config::ServerConfig;
-use crate::error::Initiator;
-use crate::message::Forward;
-use crate::server::{Server, ServerEvent};
 
 /// Replies land in shared slots the test reads.
 struct Slots;
@@ -465,19 +462,4 @@ fn usage_errors_answer_at_once() {
     let (sub, _) = subscribe("s/#");
     assert!(alloc::format!("{sub:?}").contains("Subscribe"));
     assert!(alloc::format!("{:?}", net.driver).contains("ClientDriver"));
-}
-
-#[test]
-fn request_helpers_check_what_the_application_wrote() {
-    let opts = SubscriptionOptions::new(QoS::AtLeastOnce);
-    assert_eq!(subscription_filters(&[("a/+", opts)]).unwrap().len(), 1);
-    assert!(subscription_filters(&[("a/#/b", opts)]).is_err());
-    assert_eq!(topic_filters(&["a", "b/#"]).unwrap().len(), 2);
-    assert!(topic_filters(&[""]).is_err());
-    assert_eq!(first_granted(&[Ok(QoS::AtMostOnce)]), Ok(QoS::AtMostOnce));
-    assert_eq!(
-        first_granted(&[Err(ReasonCode::NOT_AUTHORIZED)]),
-        Err(ReasonCode::NOT_AUTHORIZED)
-    );
-    assert_eq!(first_granted(&[]), Err(ReasonCode::PROTOCOL_ERROR));
 }

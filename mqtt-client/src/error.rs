@@ -1,22 +1,24 @@
-//! The errors client adapters report: connecting ([`ConnectError`]) and
-//! requests on a connected client ([`ClientError`]), the same on every
-//! runtime.
+//! The errors of a client: connecting ([`ConnectError`], the protocol's
+//! part: each adapter wraps it with its transport's errors) and requests on
+//! a connected client ([`ClientError`]), the same on every runtime.
 
 use alloc::borrow::ToOwned;
 use alloc::format;
 use alloc::string::String;
 use core::time::Duration;
 
-use mqtt_codec::{QoS, ReasonCode, TopicError};
+use mqtt_session::mqtt_codec::{QoS, ReasonCode, TopicError};
+use mqtt_session::{Close, Initiator, UsageError};
 
 use crate::address::AddressError;
-use crate::error::{Close, Initiator, UsageError};
 
-/// Why connecting to the broker failed. `E` is the transport's error
-/// (`std::io::Error` for the socket adapters).
-#[derive(Debug, thiserror::Error)]
+/// Why connecting to the broker failed, as far as MQTT is concerned: the
+/// options, the broker's answer, the connect timeout. Transport failures
+/// (sockets, TLS, WebSocket) are not here: each adapter's own connect error
+/// carries them beside this one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConnectError<E> {
+pub enum ConnectError {
     /// The address is not one the client understands.
     #[error("invalid broker address {address:?}: {why}")]
     InvalidAddress {
@@ -33,16 +35,6 @@ pub enum ConnectError<E> {
         /// What is wrong with it.
         why: String,
     },
-    /// The broker could not be reached, or the network failed while
-    /// connecting (including TLS failures, such as an untrusted certificate).
-    #[error("cannot reach the broker: {0}")]
-    Io(#[from] E),
-    /// The host name is not valid as a TLS server name.
-    #[error("{0:?} is not a valid TLS server name")]
-    InvalidServerName(String),
-    /// The WebSocket upgrade failed.
-    #[error("the WebSocket handshake failed: {0}")]
-    WebSocket(String),
     /// No CONNACK (or no network answer) within the connect timeout.
     #[error("the broker did not answer within {0:?}")]
     Timeout(Duration),
@@ -54,10 +46,14 @@ pub enum ConnectError<E> {
         /// The broker's diagnostic text (5.0), if it sent one.
         reason_string: Option<String>,
     },
-    /// The connection ended before the broker accepted it (the broker broke
-    /// the protocol, or closed the connection).
+    /// The connection ended before the broker accepted it: the broker broke
+    /// the protocol (the reason code says how) or sent DISCONNECT.
     #[error("the connection ended before CONNACK: {0}")]
     Closed(ReasonCode),
+    /// The broker closed the connection before CONNACK without a word (the
+    /// transport reached its end).
+    #[error("the broker closed the connection before CONNACK")]
+    ClosedByBroker,
 }
 
 fn in_parentheses(text: &Option<String>) -> String {
@@ -66,32 +62,22 @@ fn in_parentheses(text: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-impl<E> ConnectError<E> {
+impl ConnectError {
     /// The MQTT reason code that describes the failure, where there is one.
     pub fn reason_code(&self) -> Option<ReasonCode> {
         match self {
             ConnectError::Refused { reason, .. } | ConnectError::Closed(reason) => Some(*reason),
-            _ => None,
-        }
-    }
-
-    /// [`ConnectError::InvalidAddress`] for an address that did not parse.
-    pub fn invalid_address(e: AddressError) -> Self {
-        ConnectError::InvalidAddress {
-            address: e.address,
-            why: e.why.to_owned(),
+            ConnectError::InvalidAddress { .. }
+            | ConnectError::InvalidOption { .. }
+            | ConnectError::Timeout(_)
+            | ConnectError::ClosedByBroker => None,
         }
     }
 
     /// Why a connection ended before its CONNACK: `close` is what the
     /// connection reported (`None`: it reported nothing), `timeout` the
-    /// connect timeout, `eof` the transport error for a broker that just
-    /// closed the stream.
-    pub fn before_connack(
-        close: Option<Close>,
-        timeout: Duration,
-        eof: impl FnOnce() -> E,
-    ) -> Self {
+    /// connect timeout.
+    pub fn before_connack(close: Option<Close>, timeout: Duration) -> Self {
         let Some(close) = close else {
             return ConnectError::Closed(ReasonCode::UNSPECIFIED_ERROR);
         };
@@ -105,7 +91,17 @@ impl<E> ConnectError<E> {
             },
             // The only local reason to give up before CONNACK is its deadline.
             Initiator::Local => ConnectError::Timeout(timeout),
-            _ => ConnectError::Io(eof()),
+            Initiator::Transport => ConnectError::ClosedByBroker,
+        }
+    }
+}
+
+impl From<AddressError> for ConnectError {
+    /// [`ConnectError::InvalidAddress`] for an address that did not parse.
+    fn from(e: AddressError) -> Self {
+        ConnectError::InvalidAddress {
+            address: e.address,
+            why: e.why.to_owned(),
         }
     }
 }
@@ -147,7 +143,11 @@ impl ClientError {
         match self {
             ClientError::Refused(reason) => Some(*reason),
             ClientError::Topic(e) => Some(e.name_reason()),
-            _ => None,
+            ClientError::Usage(_)
+            | ClientError::Expired
+            | ClientError::ConnectionLost
+            | ClientError::Disconnected
+            | ClientError::Timeout => None,
         }
     }
 }
@@ -159,7 +159,7 @@ pub type SubscribeResult = Result<QoS, ReasonCode>;
 pub fn granted(reason: ReasonCode) -> SubscribeResult {
     match QoS::from_u8(reason.0) {
         Some(qos) if !reason.is_error() => Ok(qos),
-        _ => Err(reason),
+        Some(_) | None => Err(reason),
     }
 }
 
@@ -177,11 +177,10 @@ pub fn publish_outcome(reason: ReasonCode) -> Result<ReasonCode, ClientError> {
 mod tests {
     use super::*;
     use alloc::string::ToString;
-    use mqtt_codec::{DecodeError, DisconnectProps, Str};
+    use mqtt_session::mqtt_codec::{DecodeError, DisconnectProps, Str};
+    use mqtt_session::Violation;
 
-    use crate::error::Violation;
-
-    type E = ConnectError<&'static str>;
+    type E = ConnectError;
 
     fn close(initiator: Initiator, reason: ReasonCode, violation: Option<Violation>) -> Close {
         let mut props = DisconnectProps::default();
@@ -201,7 +200,6 @@ mod tests {
         let refused = E::before_connack(
             Some(close(Initiator::Peer, ReasonCode::NOT_AUTHORIZED, None)),
             t,
-            || "eof",
         );
         assert!(matches!(
             &refused,
@@ -213,11 +211,11 @@ mod tests {
         let malformed = Violation::Decode(DecodeError::Truncated);
         let reason = malformed.reason();
         assert!(matches!(
-            E::before_connack(Some(close(Initiator::Peer, reason, Some(malformed))), t, || "eof"),
+            E::before_connack(Some(close(Initiator::Peer, reason, Some(malformed))), t),
             ConnectError::Closed(r) if r == reason
         ));
         assert!(matches!(
-            E::before_connack(Some(close(Initiator::Local, ReasonCode::UNSPECIFIED_ERROR, None)), t, || "eof"),
+            E::before_connack(Some(close(Initiator::Local, ReasonCode::UNSPECIFIED_ERROR, None)), t),
             ConnectError::Timeout(d) if d == t
         ));
         assert!(matches!(
@@ -227,20 +225,19 @@ mod tests {
                     ReasonCode::UNSPECIFIED_ERROR,
                     None
                 )),
-                t,
-                || "eof"
+                t
             ),
-            ConnectError::Io("eof")
+            ConnectError::ClosedByBroker
         ));
         assert!(matches!(
-            E::before_connack(None, t, || "eof"),
+            E::before_connack(None, t),
             ConnectError::Closed(ReasonCode::UNSPECIFIED_ERROR)
         ));
     }
 
     #[test]
     fn errors_carry_reason_codes() {
-        let e = E::invalid_address(crate::Address::parse("http://h").unwrap_err());
+        let e = E::from(crate::Address::parse("http://h").unwrap_err());
         assert!(
             matches!(&e, ConnectError::InvalidAddress { address, .. } if address == "http://h")
         );

@@ -1,0 +1,41 @@
+//! Why connecting failed: the socket's and TLS's errors here, the
+//! protocol's from `mqtt-client`.
+
+use mqtt_client::mqtt_session::mqtt_codec::ReasonCode;
+
+/// Why connecting to the broker failed: the network or TLS, or MQTT itself
+/// ([`ConnectError::Protocol`]: an invalid option, a refusing CONNACK, the
+/// connect timeout, ...).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The broker could not be reached, or the network failed while
+    /// connecting (including TLS failures, such as an untrusted
+    /// certificate).
+    #[error("cannot reach the broker: {0}")]
+    Io(#[from] std::io::Error),
+    /// The host name is not valid as a TLS server name.
+    #[error("{0:?} is not a valid TLS server name")]
+    InvalidServerName(String),
+    /// What MQTT says: an invalid address or option, a refusing CONNACK,
+    /// no CONNACK within the connect timeout, a connection that ended
+    /// before CONNACK.
+    #[error(transparent)]
+    Protocol(#[from] mqtt_client::ConnectError),
+}
+
+impl ConnectError {
+    /// The MQTT reason code that describes the failure, where there is one.
+    pub fn reason_code(&self) -> Option<ReasonCode> {
+        match self {
+            ConnectError::Protocol(e) => e.reason_code(),
+            ConnectError::Io(_) | ConnectError::InvalidServerName(_) => None,
+        }
+    }
+}
+
+impl From<mqtt_client::AddressError> for ConnectError {
+    fn from(e: mqtt_client::AddressError) -> Self {
+        ConnectError::Protocol(e.into())
+    }
+}
