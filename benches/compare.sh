@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Side-by-side broker benchmark (issue 7): our broker, Eclipse Mosquitto and
-# rumqttd, driven by the same load generator (benches/src/bin/loadgen.rs), on
+# rumqttd (and, with --before, an older build of ours), driven by the same load generator (benches/src/bin/loadgen.rs), on
 # this machine, in one run.
 #
 #   benches/compare.sh                  # full: 3 repetitions, pinned and unpinned
 #   benches/compare.sh --quick          # smoke run: short, 1 repetition
 #   benches/compare.sh --duration 5 --reps 3 --modes "pinned unpinned" \
 #       --cases "fan-in-qos1 latency" --out target/compare/mine
+#   benches/compare.sh --before /path/to/old/mqtt-broker --brokers "ours before"
+#                                       # before/after: an older build of ours
+#                                       # as a fifth broker ("before"), with the
+#                                       # same configuration; an A/B table
 #
 # Every broker is started fresh for every run, on a free loopback port, with
 # equivalent limits: 100 QoS 1/2 messages in flight per client, queues large
@@ -34,6 +38,8 @@ duration=10
 modes="pinned unpinned"
 cases=""
 out=""
+before_src=""
+brokers=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
@@ -42,7 +48,9 @@ while [ $# -gt 0 ]; do
     --modes) modes=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --before) before_src=$2; shift 2 ;;
+    --brokers) brokers=$2; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -61,7 +69,13 @@ else
 fi
 all_cases="fan-in-qos0 fan-in-qos1 fan-in-qos2 fan-out-qos0 fan-out-qos1 pairs-qos1 latency connections"
 cases=${cases:-$all_cases}
-brokers="ours mosquitto rumqttd"
+if [ -z "$brokers" ]; then
+  brokers="ours mosquitto rumqttd"
+  [ -n "$before_src" ] && brokers="ours before mosquitto rumqttd"
+fi
+case " $brokers " in
+  *" before "*) [ -x "$before_src" ] || { echo "compare.sh: --before needs an executable mqtt-broker" >&2; exit 2; } ;;
+esac
 
 out=${out:-target/compare/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out/logs"
@@ -86,6 +100,11 @@ cargo_ build --release -p mqtt-benches --bin loadgen
 mkdir -p "$out/bin"
 cp "$root/target/release/mqtt-broker" "$root/target/release/loadgen" "$out/bin/"
 ours_bin="$out/bin/mqtt-broker"
+before_bin=""
+if [ -n "$before_src" ]; then
+  cp "$before_src" "$out/bin/mqtt-broker-before"
+  before_bin="$out/bin/mqtt-broker-before"
+fi
 loadgen="$out/bin/loadgen"
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if ! git diff --quiet HEAD -- mqtt-codec mqtt-session mqtt-router adapters/broker benches 2>/dev/null; then
@@ -93,6 +112,9 @@ if ! git diff --quiet HEAD -- mqtt-codec mqtt-session mqtt-router adapters/broke
 fi
 
 echo "== the peers"
+mosquitto_bin=""
+rumqttd_bin=""
+case " $brokers " in *" mosquitto "*)
 mosquitto_bin=$(command -v mosquitto || true)
 [ -z "$mosquitto_bin" ] && [ -x /usr/sbin/mosquitto ] && mosquitto_bin=/usr/sbin/mosquitto
 if [ -z "$mosquitto_bin" ]; then
@@ -100,6 +122,8 @@ if [ -z "$mosquitto_bin" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
   mosquitto_bin=/usr/sbin/mosquitto
 fi
+;; esac
+case " $brokers " in *" rumqttd "*)
 rumqttd_bin=$(command -v rumqttd || true)
 [ -z "$rumqttd_bin" ] && [ -x "$HOME/.cargo/bin/rumqttd" ] && rumqttd_bin="$HOME/.cargo/bin/rumqttd"
 if [ -z "$rumqttd_bin" ]; then
@@ -108,8 +132,9 @@ if [ -z "$rumqttd_bin" ]; then
   cargo_ install rumqttd --version 0.20.0
   rumqttd_bin="$HOME/.cargo/bin/rumqttd"
 fi
-mosquitto_version=$("$mosquitto_bin" -h 2>/dev/null | head -1 || true)
-rumqttd_version=$("$rumqttd_bin" --version 2>/dev/null || true)
+;; esac
+mosquitto_version=$([ -n "$mosquitto_bin" ] && "$mosquitto_bin" -h 2>/dev/null | head -1 || true)
+rumqttd_version=$([ -n "$rumqttd_bin" ] && "$rumqttd_bin" --version 2>/dev/null || true)
 echo "mosquitto: $mosquitto_bin ($mosquitto_version); rumqttd: $rumqttd_bin ($rumqttd_version)"
 
 # The connection case needs ~15,000 descriptors in the broker and in the
@@ -126,7 +151,7 @@ free_port() {
 configure() {
   local broker=$1 dir=$2 port=$3
   case "$broker" in
-    ours)
+    ours|before)
       cat > "$dir/ours.toml" <<EOF
 [[listener]]
 bind = "127.0.0.1:$port"
@@ -141,7 +166,11 @@ max_keep_alive = 3600
 [sys]
 interval = 0
 EOF
-      echo "$ours_bin -c $dir/ours.toml"
+      if [ "$broker" = before ]; then
+        echo "$before_bin -c $dir/ours.toml"
+      else
+        echo "$ours_bin -c $dir/ours.toml"
+      fi
       ;;
     mosquitto)
       cat > "$dir/mosquitto.conf" <<EOF
@@ -258,9 +287,11 @@ for mode in $modes; do
   for rep in $(seq "$reps"); do
     # Rotate the broker order between repetitions.
     order=$brokers
-    for _ in $(seq $(((rep - 1) % 3))); do
+    n_brokers=$(echo $brokers | wc -w)
+    for _ in $(seq $(((rep - 1) % n_brokers))); do
       set -- $order
-      order="$2 $3 $1"
+      first=$1; shift
+      order="$* $first"
     done
     for case in $cases; do
       for broker in $order; do
@@ -280,7 +311,7 @@ import json, statistics, sys
  mosq_v, rum_v, nproc, uptime, revision) = sys.argv[1:12]
 rows = [json.loads(l) for l in open(results) if l.strip()]
 brokers = ["ours", "mosquitto", "rumqttd"]
-names = {"ours": "ours", "mosquitto": "Mosquitto", "rumqttd": "rumqttd"}
+names = {"ours": "ours", "mosquitto": "Mosquitto", "rumqttd": "rumqttd", "before": "before"}
 # Metrics per case: (key, label, higher is better).
 metrics = {
     "latency": [("p50_us", "p50 µs", False), ("p99_us", "p99 µs", False),
@@ -368,6 +399,21 @@ for mode in modes:
                          f"| {cell(v['rumqttd'])} | {ratio(m['ours'], m['mosquitto'])} "
                          f"| {ratio(m['ours'], m['rumqttd'])} {extra}")
     lines.append("")
+    if any(r.get("broker") == "before" for r in rows):
+        lines.append(f"Before / after ({mode}): ours at this revision against the older build of ours.")
+        lines.append("")
+        lines.append("| case | metric | ours | before | ours / before | broker CPU s per M (ours / before) |")
+        lines.append("|---|---|---:|---:|---:|---:|")
+        for case in cases:
+            rs = {b: runs(mode, case, b) for b in ("ours", "before")}
+            if not any(rs.values()):
+                continue
+            cpu = " / ".join(fmt(med(values(rs[b], "broker_cpu_s_per_M"))) for b in ("ours", "before"))
+            for i, (key, label, _) in enumerate(metrics.get(case, default_metric)):
+                v = {b: values(rs[b], key) for b in ("ours", "before")}
+                lines.append(f"| {case} | {label} | {cell(v['ours'])} | {cell(v['before'])} "
+                             f"| {ratio(med(v['ours']), med(v['before']))} | {cpu if i == 0 else ''} |")
+        lines.append("")
 errors = [r for r in rows if "error" in r or r.get("first_error")]
 if errors:
     lines.append("Runs with errors:")
