@@ -23,12 +23,12 @@
 //!     }
 //! }
 //! match driver.connection_ended(now) {
-//!     End::Failed(close) => /* the first connection: ConnectError::before_connack(close) */,
-//!     End::Finished => /* done */,
-//!     End::Reconnect => /* sleep driver.next_delay(random), taking commands; open; start again */,
+//!     AfterConnection::Failed(close) => /* the first connection: ConnectError::before_connack(close) */,
+//!     AfterConnection::Finished => /* done */,
+//!     AfterConnection::Reconnect => /* sleep driver.next_delay(random), taking commands; open; start again */,
 //! }
 //! ```
-//! Replies are handed back through [`Replies::send`], as soon as the outcome
+//! ReplySender are handed back through [`ReplySender::send`], as soon as the outcome
 //! is known: the driver never waits on them.
 
 use alloc::boxed::Box;
@@ -51,7 +51,7 @@ use crate::backoff::Backoff;
 use crate::error::{granted, publish_outcome, ClientError, SubscribeResult};
 
 /// How an adapter hands outcomes back to the callers waiting for them.
-pub trait Replies {
+pub trait ReplySender {
     /// What waits for one request's outcome (a oneshot sender, a channel
     /// sender, ...).
     type Reply<T>;
@@ -63,7 +63,7 @@ pub trait Replies {
 }
 
 /// A request from the application, with the reply handle its outcome goes to.
-pub enum Command<K: Replies> {
+pub enum Command<K: ReplySender> {
     /// Publish a message: answered with the broker's reason code once it
     /// is written (QoS 0), acknowledged (QoS 1) or complete (QoS 2).
     Publish {
@@ -99,7 +99,7 @@ pub enum Command<K: Replies> {
     },
 }
 
-impl<K: Replies> Command<K> {
+impl<K: ReplySender> Command<K> {
     /// Answers the command with `error` without carrying it out.
     pub fn fail(self, error: ClientError) {
         match self {
@@ -111,7 +111,7 @@ impl<K: Replies> Command<K> {
     }
 }
 
-impl<K: Replies> fmt::Debug for Command<K> {
+impl<K: ReplySender> fmt::Debug for Command<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Publish { message, .. } => f
@@ -173,7 +173,7 @@ pub enum Event<E> {
 /// What to do after a connection ended ([`ClientDriver::connection_ended`]).
 #[derive(Debug)]
 #[must_use]
-pub enum End {
+pub enum AfterConnection {
     /// The first connection ended before CONNACK; the close it reported (if
     /// any) says why, for [`ConnectError::before_connack`](crate::ConnectError::before_connack).
     /// The client is done.
@@ -189,7 +189,7 @@ pub enum End {
 
 /// The request bookkeeping of one client across its connections; see the
 /// [module documentation](self).
-pub struct ClientDriver<K: Replies> {
+pub struct ClientDriver<K: ReplySender> {
     config: ClientConfig,
     backoff: Option<Backoff>,
     conn: Option<Connection<Client>>,
@@ -215,7 +215,7 @@ pub struct ClientDriver<K: Replies> {
     events: VecDeque<Event<K::ConnectError>>,
 }
 
-impl<K: Replies> fmt::Debug for ClientDriver<K> {
+impl<K: ReplySender> fmt::Debug for ClientDriver<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientDriver")
             .field("conn", &self.conn)
@@ -230,7 +230,7 @@ impl<K: Replies> fmt::Debug for ClientDriver<K> {
     }
 }
 
-impl<K: Replies> ClientDriver<K> {
+impl<K: ReplySender> ClientDriver<K> {
     /// A driver for connections with `config`; `backoff` turns on
     /// reconnection after a lost connection.
     pub fn new(config: ClientConfig, backoff: Option<Backoff>) -> Self {
@@ -314,7 +314,7 @@ impl<K: Replies> ClientDriver<K> {
         if let Some(conn) = self.conn.as_mut() {
             conn.handle_read(now, rbuf);
         }
-        self.pump(now);
+        self.take_events(now);
     }
 
     /// The transport ended or failed.
@@ -322,7 +322,7 @@ impl<K: Replies> ClientDriver<K> {
         if let Some(conn) = self.conn.as_mut() {
             conn.handle_eof(now);
         }
-        self.pump(now);
+        self.take_events(now);
     }
 
     /// The deadline of [`poll_timeout`](Self::poll_timeout) passed.
@@ -330,7 +330,7 @@ impl<K: Replies> ClientDriver<K> {
         if let Some(conn) = self.conn.as_mut() {
             conn.handle_timeout(now);
         }
-        self.pump(now);
+        self.take_events(now);
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
@@ -345,7 +345,7 @@ impl<K: Replies> ClientDriver<K> {
         while let Some(conn) = self.conn.as_mut() {
             written += conn.poll_transmit(now, wbuf);
             self.qos0_written.append(&mut self.qos0_waiting);
-            if !self.pump(now) {
+            if !self.take_events(now) {
                 break;
             }
         }
@@ -377,7 +377,7 @@ impl<K: Replies> ClientDriver<K> {
     /// client is done or disconnecting.
     pub fn command(&mut self, now: Instant, command: Command<K>) {
         self.submit(now, command);
-        self.pump(now);
+        self.take_events(now);
     }
 
     /// Every handle of the application is gone: disconnect normally.
@@ -386,24 +386,24 @@ impl<K: Replies> ClientDriver<K> {
         if let Some(conn) = self.conn.as_mut() {
             conn.disconnect(now, ReasonCode::NORMAL_DISCONNECTION);
         }
-        self.pump(now);
+        self.take_events(now);
     }
 
     /// The connection is closed and the transport shut: what now. The
     /// session stays here for the next connection.
-    pub fn connection_ended(&mut self, now: Instant) -> End {
-        self.pump(now);
+    pub fn connection_ended(&mut self, now: Instant) -> AfterConnection {
+        self.take_events(now);
         if let Some(mut conn) = self.conn.take() {
             self.session = conn.take_session();
         }
         if !self.ever_connected {
             let close = self.close.take().map(Box::new);
             self.finish(ClientError::Disconnected);
-            return End::Failed(close);
+            return AfterConnection::Failed(close);
         }
         if self.disconnecting.is_some() || self.abandoned {
             self.finish(ClientError::Disconnected);
-            return End::Finished;
+            return AfterConnection::Finished;
         }
         let reconnecting = self.backoff.is_some();
         if let Some(close) = self.close.take() {
@@ -414,12 +414,12 @@ impl<K: Replies> ClientDriver<K> {
         }
         if !reconnecting {
             self.finish(ClientError::ConnectionLost);
-            return End::Finished;
+            return AfterConnection::Finished;
         }
         // SUBSCRIBE and UNSUBSCRIBE answers do not survive the connection;
         // neither does a QoS 0 publish not yet written.
         self.fail_connection_bound(ClientError::ConnectionLost);
-        End::Reconnect
+        AfterConnection::Reconnect
     }
 
     /// The wait before the next reconnection attempt, counting it as made;
@@ -519,7 +519,7 @@ impl<K: Replies> ClientDriver<K> {
     }
 
     /// Takes the connection's events; true if there were any.
-    fn pump(&mut self, now: Instant) -> bool {
+    fn take_events(&mut self, now: Instant) -> bool {
         let mut any = false;
         while let Some(ev) = self.conn.as_mut().and_then(|c| c.poll_event()) {
             any = true;

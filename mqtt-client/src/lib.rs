@@ -30,14 +30,14 @@
 //! use std::rc::Rc;
 //!
 //! use bytes::BytesMut;
-//! use mqtt_client::driver::{ClientDriver, Command, Event, Replies};
+//! use mqtt_client::driver::{ClientDriver, Command, Event, ReplySender};
 //! use mqtt_client::ClientError;
 //! use mqtt_session::mqtt_codec::{ConnAckProps, ProtocolVersion, QoS, ReasonCode, Str, TopicName};
 //! use mqtt_session::{ClientConfig, Connection, Instant, Message, Server, ServerConfig, ServerEvent};
 //!
 //! /// Answers land in shared slots.
 //! enum Slots {}
-//! impl Replies for Slots {
+//! impl ReplySender for Slots {
 //!     type Reply<T> = Rc<RefCell<Option<Result<T, ClientError>>>>;
 //!     type ConnectError = ();
 //!     fn send<T>(reply: Self::Reply<T>, result: Result<T, ClientError>) {

@@ -16,11 +16,11 @@ use mqtt_session::mqtt_codec::{
 };
 use mqtt_session::Message;
 
-use crate::driver::{Command, Replies};
+use crate::driver::{Command, ReplySender};
 use crate::error::{ClientError, SubscribeResult};
 
 /// The reply handle of `K` for an answer of type `T`.
-pub type Reply<K, T> = <K as Replies>::Reply<T>;
+pub type Reply<K, T> = <K as ReplySender>::Reply<T>;
 
 /// The requests of an async client handle. The futures are `Send`, so they
 /// can be spawned on a multi-threaded executor.
@@ -33,14 +33,14 @@ pub type Reply<K, T> = <K as Replies>::Reply<T>;
 /// ```
 pub trait Requests: Sync {
     /// How the client's driver hands answers back.
-    type Replies: Replies;
+    type ReplySender: ReplySender;
 
     /// Makes the command with a fresh reply handle (`make`), hands it to the
     /// client's driver and waits for the answer; [`ClientError::Disconnected`]
     /// if the driver is gone.
     fn request<T: Send>(
         &self,
-        make: impl FnOnce(Reply<Self::Replies, T>) -> Command<Self::Replies> + Send,
+        make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender> + Send,
     ) -> impl Future<Output = Result<T, ClientError>> + Send;
 
     /// Publishes `payload` to `topic`. The answer comes when the message
@@ -148,14 +148,14 @@ pub trait Requests: Sync {
 /// methods come with it. Bring the trait into scope to call them.
 pub trait BlockingRequests {
     /// How the client's driver hands answers back.
-    type Replies: Replies;
+    type ReplySender: ReplySender;
 
     /// Makes the command with a fresh reply handle (`make`), hands it to the
     /// client's driver and waits for the answer; [`ClientError::Disconnected`]
     /// if the driver is gone.
     fn request<T>(
         &self,
-        make: impl FnOnce(Reply<Self::Replies, T>) -> Command<Self::Replies>,
+        make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender>,
     ) -> Result<T, ClientError>;
 
     /// Publishes `payload` to `topic`; see [`Requests::publish`] for when
@@ -233,7 +233,7 @@ fn message(
     Ok(Message::new(topic, payload, qos, retain))
 }
 
-fn subscribe_command<K: Replies>(
+fn subscribe_command<K: ReplySender>(
     filters: Vec<(TopicFilter, SubscriptionOptions)>,
     identifier: Option<SubscriptionId>,
     reply: K::Reply<Vec<SubscribeResult>>,

@@ -14,12 +14,12 @@ use std::sync::Mutex;
 
 use super::*;
 
-/// Replies land in shared slots.
+/// ReplySender land in shared slots.
 enum Slots {}
 
 type Slot<T> = Arc<Mutex<Option<Result<T, ClientError>>>>;
 
-impl Replies for Slots {
+impl ReplySender for Slots {
     type Reply<T> = Slot<T>;
     type ConnectError = ();
 
@@ -74,7 +74,7 @@ impl Fake {
 }
 
 impl BlockingRequests for Fake {
-    type Replies = Slots;
+    type ReplySender = Slots;
 
     fn request<T>(&self, make: impl FnOnce(Slot<T>) -> Command<Slots>) -> Result<T, ClientError> {
         let slot = Slot::default();
@@ -89,7 +89,7 @@ impl BlockingRequests for Fake {
 struct AsyncFake(Fake);
 
 impl Requests for AsyncFake {
-    type Replies = Slots;
+    type ReplySender = Slots;
 
     fn request<T: Send>(
         &self,

@@ -36,7 +36,7 @@ use core::task::{Context, Poll};
 use mqtt_session::{ClientConfig, Instant};
 
 use crate::address::Address;
-use crate::driver::{Command, Event, Replies};
+use crate::driver::{Command, Event, ReplySender};
 use crate::error::ConnectError;
 use crate::options::ClientParts;
 
@@ -115,14 +115,14 @@ pub trait Runtime {
 /// connection for `Client::connect`.
 pub trait Link {
     /// How the adapter hands answers back to the callers waiting for them.
-    type Replies: Replies;
+    type ReplySender: ReplySender;
     /// The error the first connection's failure is reported with (the
     /// runtime's [`Runtime::Error`]).
     type Error;
 
     /// The next command; `Ready(None)` once every handle is gone (the client
     /// then disconnects normally).
-    fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Option<Command<Self::Replies>>>;
+    fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Option<Command<Self::ReplySender>>>;
 
     /// Room for one event: `Ready(true)` reserves it for the
     /// [`send_event`](Link::send_event) that follows; `Ready(false)` says
@@ -130,7 +130,7 @@ pub trait Link {
     fn poll_event_room(&mut self, cx: &mut Context<'_>) -> Poll<bool>;
 
     /// Hands an event over, into the room just reserved.
-    fn send_event(&mut self, event: Event<<Self::Replies as Replies>::ConnectError>);
+    fn send_event(&mut self, event: Event<<Self::ReplySender as ReplySender>::ConnectError>);
 
     /// The outcome of the first connection, once known (called once): `Ok`
     /// at its CONNACK, or why it failed. Later connections report through
@@ -146,7 +146,7 @@ pub async fn run<R, L>(runtime: R, link: L, parts: ClientParts)
 where
     R: Runtime,
     L: Link<Error = R::Error>,
-    <L::Replies as Replies>::ConnectError: From<R::Error>,
+    <L::ReplySender as ReplySender>::ConnectError: From<R::Error>,
 {
     crate::task::Task::new(runtime, link, parts).run().await;
 }

@@ -13,7 +13,7 @@ use bytes::{Buf, BytesMut};
 use mqtt_session::{Close, Initiator, Instant};
 
 use crate::address::Address;
-use crate::driver::{ClientDriver, Command, End, Replies};
+use crate::driver::{AfterConnection, ClientDriver, Command, ReplySender};
 use crate::error::ConnectError;
 use crate::options::ClientParts;
 use crate::runtime::{Link, Runtime, Timer, Transport};
@@ -58,7 +58,7 @@ struct Armed {
 /// What woke the task. Short-lived, one at a time, never stored: boxing the
 /// command would cost an allocation per command for nothing.
 #[allow(clippy::large_enum_variant)]
-enum Wake<K: Replies, E> {
+enum Wake<K: ReplySender, E> {
     Written(Result<usize, E>),
     Flushed(Result<(), E>),
     Read(Result<usize, E>),
@@ -97,7 +97,7 @@ impl<T: Transport> Conn<T> {
         self.wbuf.is_empty() && !self.unflushed
     }
 
-    fn poll_write<K: Replies>(&mut self, cx: &mut Context<'_>) -> Poll<Wake<K, T::Error>> {
+    fn poll_write<K: ReplySender>(&mut self, cx: &mut Context<'_>) -> Poll<Wake<K, T::Error>> {
         if self.wbuf.is_empty() {
             self.transport.poll_flush(cx).map(Wake::Flushed)
         } else {
@@ -105,7 +105,7 @@ impl<T: Transport> Conn<T> {
         }
     }
 
-    fn poll_read<K: Replies>(&mut self, cx: &mut Context<'_>) -> Poll<Wake<K, T::Error>> {
+    fn poll_read<K: ReplySender>(&mut self, cx: &mut Context<'_>) -> Poll<Wake<K, T::Error>> {
         self.transport
             .poll_read(cx, &mut self.chunk)
             .map(Wake::Read)
@@ -117,7 +117,7 @@ pub(crate) struct Task<R: Runtime, L: Link> {
     runtime: R,
     link: L,
     address: Address,
-    core: ClientDriver<L::Replies>,
+    core: ClientDriver<L::ReplySender>,
     /// False once every handle is dropped.
     commands_open: bool,
     /// Whether the first connection's outcome was reported.
@@ -132,7 +132,7 @@ impl<R, L> Task<R, L>
 where
     R: Runtime,
     L: Link<Error = R::Error>,
-    <L::Replies as Replies>::ConnectError: From<R::Error>,
+    <L::ReplySender as ReplySender>::ConnectError: From<R::Error>,
 {
     pub(crate) fn new(runtime: R, link: L, parts: ClientParts) -> Self {
         Task {
@@ -155,13 +155,13 @@ where
         loop {
             self.core.start(self.runtime.now());
             match self.serve(transport).await {
-                End::Failed(close) => {
+                AfterConnection::Failed(close) => {
                     let error = self.first_failure(close.map(|c| *c));
                     self.report(Err(error));
                     break;
                 }
-                End::Finished => break,
-                End::Reconnect => match self.reconnect().await {
+                AfterConnection::Finished => break,
+                AfterConnection::Reconnect => match self.reconnect().await {
                     Some(t) => transport = t,
                     None => break,
                 },
@@ -220,7 +220,7 @@ where
     }
 
     /// Runs one connection until it is closed.
-    async fn serve(&mut self, transport: R::Transport) -> End {
+    async fn serve(&mut self, transport: R::Transport) -> AfterConnection {
         let mut conn = Conn::new(transport);
         let mut timer: Option<(Instant, R::Timer)> = None;
         self.transport_error = None;
@@ -272,7 +272,7 @@ where
         mut conn: Option<&mut Conn<R::Transport>>,
         mut timer: Option<&mut R::Timer>,
         armed: Armed,
-    ) -> Wake<L::Replies, TransportError<R>> {
+    ) -> Wake<L::ReplySender, TransportError<R>> {
         poll_fn(|cx| {
             let start = self.turn;
             for i in 0..SOURCES.len() {
@@ -310,7 +310,7 @@ where
     fn on_wake(
         &mut self,
         conn: &mut Conn<R::Transport>,
-        wake: Wake<L::Replies, TransportError<R>>,
+        wake: Wake<L::ReplySender, TransportError<R>>,
     ) {
         let now = self.runtime.now();
         match wake {
@@ -360,7 +360,7 @@ where
         }
     }
 
-    fn on_command(&mut self, command: Option<Command<L::Replies>>) {
+    fn on_command(&mut self, command: Option<Command<L::ReplySender>>) {
         let now = self.runtime.now();
         match command {
             Some(command) => self.core.command(now, command),

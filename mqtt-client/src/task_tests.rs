@@ -12,7 +12,7 @@ use core::pin::Pin;
 
 use mqtt_session::mqtt_codec::{ConnAckProps, QoS, ReasonCode, TopicName};
 use mqtt_session::{
-    ClientConfig, Connection, Forward, Message, Server, ServerConfig, ServerEvent, Session,
+    ClientConfig, Connection, DeliveryOptions, Message, Server, ServerConfig, ServerEvent, Session,
 };
 
 use super::*;
@@ -39,12 +39,12 @@ impl From<&'static str> for Failure {
     }
 }
 
-/// Replies land in shared slots.
+/// ReplySender land in shared slots.
 enum Slots {}
 
 type Slot<T> = Rc<RefCell<Option<Result<T, ClientError>>>>;
 
-impl Replies for Slots {
+impl ReplySender for Slots {
     type Reply<T> = Slot<T>;
     type ConnectError = Failure;
 
@@ -220,7 +220,9 @@ impl World {
         let now = self.instant();
         let message = Message::new(TopicName::from_static(topic), "m", QoS::AtLeastOnce, false);
         let server = self.server.as_mut().unwrap();
-        server.deliver(now, message, Forward::default()).unwrap();
+        server
+            .deliver(now, message, DeliveryOptions::default())
+            .unwrap();
     }
 
     fn publish(&mut self, topic: &'static str, qos: QoS) -> Slot<ReasonCode> {
@@ -362,7 +364,7 @@ impl Timer for VirtualTimer {
 }
 
 impl Link for App {
-    type Replies = Slots;
+    type ReplySender = Slots;
     type Error = Failure;
 
     fn poll_command(&mut self, _: &mut Context<'_>) -> Poll<Option<Command<Slots>>> {

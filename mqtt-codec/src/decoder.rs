@@ -106,14 +106,14 @@ impl Decoder {
         }
         // Split here: `freeze` builds the handle from plain values, so moving
         // it on costs nothing (unlike `Bytes::split_to`, see `decode_bytes`).
-        let frame = buf.split_to(len).freeze();
-        self.decode_frame(|| frame, &header, Some)
+        let packet_bytes = buf.split_to(len).freeze();
+        self.decode_packet_bytes(|| packet_bytes, &header, Some)
     }
 
     /// A PUBACK, PUBREC, PUBREL or PUBCOMP that is only a packet identifier
     /// (every one under 3.1/3.1.1, a success without properties under 5.0,
     /// section 3.4.2.1), read straight from the buffer: most of a busy
-    /// subscriber's input, and it needs no frame handle of its own (two
+    /// subscriber's input, and it needs no handle on the packet's bytes of its own (two
     /// atomic operations on the read buffer's count fewer) nor the general
     /// path. `None` sends everything else, an identifier of 0 included, the
     /// general way, so the errors stay the general path's.
@@ -143,8 +143,8 @@ impl Decoder {
         if buf.len() < len {
             return Ok(None);
         }
-        // Split where the frame is used (see `Publish::read_into`).
-        self.decode_frame(|| split(buf, len), &header, Some)
+        // Split where the packet's bytes is used (see `Publish::read_into`).
+        self.decode_packet_bytes(|| split(buf, len), &header, Some)
     }
 
     /// Decodes one packet borrowed from the front of `buf`, returning it with
@@ -155,41 +155,41 @@ impl Decoder {
             return Ok(None);
         };
         let len = header.packet_len();
-        let Some(frame) = buf.get(..len) else {
+        let Some(packet_bytes) = buf.get(..len) else {
             return Ok(None);
         };
-        self.decode_frame(|| frame, &header, |p| Some((p, len)))
+        self.decode_packet_bytes(|| packet_bytes, &header, |p| Some((p, len)))
     }
 
-    /// Decodes the packet whose bytes (exactly those) `frame()` splits off
+    /// Decodes the packet whose bytes (exactly those) `packet_bytes()` splits off
     /// and returns `wrap(packet)`: the `decode*` methods' own return value,
     /// so that a PUBLISH is built right where the caller receives it instead
     /// of being moved out through several enums (see [`Publish::read_into`]).
     /// The other packets are rarer or boxed (CONNECT) and take the general,
     /// out-of-line path.
     #[inline(always)]
-    fn decode_frame<B: Storage, R>(
+    fn decode_packet_bytes<B: Storage, R>(
         &mut self,
-        frame: impl FnOnce() -> B,
+        packet_bytes: impl FnOnce() -> B,
         header: &FixedHeader,
         wrap: impl FnOnce(Packet<B>) -> R,
     ) -> Result<R, DecodeError> {
         if let (PacketType::Publish, Some(v)) = (header.packet_type, self.version) {
-            return Publish::read_into(frame, header.header_len, header.flags, v, |p| {
+            return Publish::read_into(packet_bytes, header.header_len, header.flags, v, |p| {
                 wrap(Packet::Publish(p))
             });
         }
-        self.decode_other(frame(), header).map(wrap)
+        self.decode_other(packet_bytes(), header).map(wrap)
     }
 
     /// Every packet but a PUBLISH, and adopting the version of a CONNECT.
     #[inline(never)]
     fn decode_other<B: Storage>(
         &mut self,
-        frame: B,
+        packet_bytes: B,
         header: &FixedHeader,
     ) -> Result<Packet<B>, DecodeError> {
-        let p = Packet::decode_frame(frame, header, self.version)?;
+        let p = Packet::decode_packet_bytes(packet_bytes, header, self.version)?;
         self.adopt(&p);
         Ok(p)
     }

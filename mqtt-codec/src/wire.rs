@@ -1,5 +1,5 @@
 //! Primitive data representations of section 1.5: integers, variable byte
-//! integers, strings and binary data, read from a frame and written to a buffer.
+//! integers, strings and binary data, read from a packet's bytes and written to a buffer.
 
 use bytes::BufMut;
 
@@ -84,7 +84,7 @@ pub(crate) struct Reader<'s, B> {
 
 // The small readers on a PUBLISH's path are always inlined: left out of line
 // (as LLVM sometimes chose, depending on the caller), each forced the reader,
-// and with it the frame's handle, into memory.
+// and with it the handle on the packet's bytes, into memory.
 impl<'s, B: Storage> Reader<'s, B> {
     /// A reader over `src[pos..end]`.
     #[inline]

@@ -14,7 +14,7 @@ use mqtt_codec::{
 use crate::config::{ClientConfig, ServerCaps};
 use crate::connection::{Connection, Role, State};
 use crate::error::{Close, UsageError, Violation};
-use crate::message::{Forward, Message};
+use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Session};
 use crate::time::Instant;
 
@@ -435,12 +435,12 @@ impl Connection<Client> {
                 return Err(UsageError::RetainNotSupported);
             }
         }
-        let fwd = Forward {
+        let opts = DeliveryOptions {
             qos: msg.qos,
             retain: msg.retain,
             subscription_identifiers: Vec::new(),
         };
-        self.submit(now, msg.into(), fwd).map_err(|e| match e {
+        self.submit(now, msg.into(), opts).map_err(|e| match e {
             crate::error::DeliverError::TooLarge { len, max } => {
                 UsageError::PacketTooLarge { len, max }
             }

@@ -89,7 +89,7 @@ pub use client::{Client, ClientEvent};
 pub use config::{ClientConfig, Limits, ServerCaps, ServerConfig};
 pub use connection::{Connection, Role};
 pub use error::{Close, DeliverError, Initiator, UsageError, Violation};
-pub use message::{Forward, Message, MessageProps};
+pub use message::{DeliveryOptions, Message, MessageProps};
 pub use server::{Server, ServerEvent};
 pub use session::Session;
 pub use time::Instant;

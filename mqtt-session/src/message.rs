@@ -118,7 +118,7 @@ impl Message {
 /// How the server forwards one message to one subscriber (section 3.3.2):
 /// the result of matching it against the subscriber's subscriptions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Forward {
+pub struct DeliveryOptions {
     /// The QoS to deliver with: the minimum of the message's and the granted QoS.
     pub qos: QoS,
     /// The RETAIN flag to send (Retain As Published, or a retained message sent on subscribe).
@@ -127,10 +127,10 @@ pub struct Forward {
     pub subscription_identifiers: alloc::vec::Vec<SubscriptionId>,
 }
 
-impl Forward {
+impl DeliveryOptions {
     /// Forwarding at `qos`, RETAIN clear, no subscription identifiers.
     pub fn new(qos: QoS) -> Self {
-        Forward {
+        DeliveryOptions {
             qos,
             ..Default::default()
         }

@@ -15,7 +15,7 @@ use mqtt_codec::{
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Role, State};
 use crate::error::{Close, DeliverError, UsageError, Violation};
-use crate::message::{Forward, Message, MessageProps};
+use crate::message::{DeliveryOptions, Message, MessageProps};
 use crate::session::Session;
 use crate::time::Instant;
 
@@ -574,12 +574,12 @@ impl Connection<Server> {
         &mut self,
         now: Instant,
         msg: impl Into<alloc::sync::Arc<Message>>,
-        fwd: Forward,
+        opts: DeliveryOptions,
     ) -> Result<Option<PacketId>, DeliverError> {
         if self.state != State::Connected {
             return Err(DeliverError::Closed);
         }
-        self.submit(now, msg.into(), fwd)
+        self.submit(now, msg.into(), opts)
     }
 
     /// Sends an AUTH step of enhanced authentication (5.0).

@@ -7,7 +7,7 @@ use mqtt_codec::{PacketId, QoS, ReasonCode};
 
 use crate::error::DeliverError;
 use crate::ids::IdSet;
-use crate::message::{Forward, Message};
+use crate::message::{DeliveryOptions, Message};
 use crate::time::Instant;
 
 /// A QoS 1/2 message on its way out, with its packet identifier.
@@ -16,7 +16,7 @@ pub(crate) struct Outgoing {
     pub(crate) id: PacketId,
     /// Shared by every subscriber the message goes to.
     pub(crate) msg: Arc<Message>,
-    pub(crate) fwd: Forward,
+    pub(crate) opts: DeliveryOptions,
 }
 
 /// One entry of the in-flight window, in the order the packets were first sent.
@@ -58,7 +58,7 @@ pub struct Session {
     ids: IdSet,
     pub(crate) inflight: VecDeque<Inflight>,
     pub(crate) queue: VecDeque<Outgoing>,
-    pub(crate) offline_qos0: VecDeque<(Arc<Message>, Forward)>,
+    pub(crate) offline_qos0: VecDeque<(Arc<Message>, DeliveryOptions)>,
     /// QoS 2 messages received and answered with PUBREC, until PUBREL.
     pub(crate) inbound_qos2: BTreeSet<PacketId>,
     max_queued: usize,
@@ -84,7 +84,7 @@ impl Session {
     pub fn enqueue(
         &mut self,
         msg: impl Into<Arc<Message>>,
-        fwd: Forward,
+        opts: DeliveryOptions,
     ) -> Result<(), DeliverError> {
         let msg = msg.into();
         if self.queued() >= self.max_queued {
@@ -92,14 +92,14 @@ impl Session {
                 limit: self.max_queued,
             });
         }
-        if fwd.qos == QoS::AtMostOnce {
-            self.offline_qos0.push_back((msg, fwd));
+        if opts.qos == QoS::AtMostOnce {
+            self.offline_qos0.push_back((msg, opts));
             return Ok(());
         }
         let id = self.alloc_id().ok_or(DeliverError::QueueFull {
             limit: self.max_queued,
         })?;
-        self.queue.push_back(Outgoing { id, msg, fwd });
+        self.queue.push_back(Outgoing { id, msg, opts });
         Ok(())
     }
 
@@ -246,10 +246,12 @@ mod tests {
     #[test]
     fn the_queue_is_bounded() {
         let mut s = Session::new(2);
-        s.enqueue(msg(), Forward::new(QoS::AtLeastOnce)).unwrap();
-        s.enqueue(msg(), Forward::new(QoS::AtMostOnce)).unwrap();
+        s.enqueue(msg(), DeliveryOptions::new(QoS::AtLeastOnce))
+            .unwrap();
+        s.enqueue(msg(), DeliveryOptions::new(QoS::AtMostOnce))
+            .unwrap();
         assert_eq!(
-            s.enqueue(msg(), Forward::new(QoS::AtLeastOnce)),
+            s.enqueue(msg(), DeliveryOptions::new(QoS::AtLeastOnce)),
             Err(DeliverError::QueueFull { limit: 2 })
         );
         assert_eq!(s.queued(), 2);
@@ -262,8 +264,10 @@ mod tests {
         let mut s = Session::new(10);
         let mut m = msg();
         m.props.expires_at = Some(Instant::from_millis(1000));
-        s.enqueue(m, Forward::new(QoS::AtLeastOnce)).unwrap();
-        s.enqueue(msg(), Forward::new(QoS::AtLeastOnce)).unwrap();
+        s.enqueue(m, DeliveryOptions::new(QoS::AtLeastOnce))
+            .unwrap();
+        s.enqueue(msg(), DeliveryOptions::new(QoS::AtLeastOnce))
+            .unwrap();
         assert_eq!(s.drop_expired(Instant::from_millis(999)), 0);
         assert_eq!(s.drop_expired(Instant::from_millis(1000)), 1);
         assert!(!s.id_in_use(PacketId::new(1).unwrap()));

@@ -18,7 +18,7 @@ use mqtt_codec::{
     SubscriptionId,
 };
 
-use crate::message::{Forward, Message};
+use crate::message::{DeliveryOptions, Message};
 use crate::queue::ElasticQueue;
 use crate::time::Instant;
 
@@ -40,12 +40,12 @@ pub(crate) struct OutPublish {
 }
 
 impl OutPublish {
-    /// The PUBLISH of `msg` for one delivery (`fwd`), sent now (the
+    /// The PUBLISH of `msg` for one delivery (`opts`), sent now (the
     /// remaining expiry is fixed here), without a topic alias.
     pub(crate) fn new(
         msg: &Arc<Message>,
         qos: QosPid,
-        fwd: &Forward,
+        opts: &DeliveryOptions,
         dup: bool,
         now: Instant,
         v5: bool,
@@ -53,12 +53,12 @@ impl OutPublish {
         OutPublish {
             msg: msg.clone(),
             qos,
-            retain: fwd.retain,
+            retain: opts.retain,
             dup,
             alias: None,
             alias_only: false,
             expiry: msg.remaining_expiry(now),
-            subscription_identifiers: fwd.subscription_identifiers.clone(),
+            subscription_identifiers: opts.subscription_identifiers.clone(),
             v5,
         }
     }

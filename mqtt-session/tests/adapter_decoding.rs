@@ -10,7 +10,9 @@ use common::*;
 use mqtt_session::mqtt_codec::{
     ConnAckProps, Decoder, Packet, ProtocolVersion, QoS, QosPid, ReasonCode,
 };
-use mqtt_session::{Connection, Forward, Instant, Limits, Role, Server, ServerConfig, ServerEvent};
+use mqtt_session::{
+    Connection, DeliveryOptions, Instant, Limits, Role, Server, ServerConfig, ServerEvent,
+};
 
 use ProtocolVersion::{V311, V5};
 
@@ -140,7 +142,7 @@ fn poll_frames_respects_the_budget_and_matches_poll_transmit() {
                 .deliver(
                     p.now,
                     msg("t", &format!("message {i}"), QoS::AtLeastOnce),
-                    Forward::new(QoS::AtLeastOnce),
+                    DeliveryOptions::new(QoS::AtLeastOnce),
                 )
                 .unwrap();
         }

@@ -14,7 +14,7 @@ use mqtt_session::mqtt_codec::{
     Packet, ProtocolVersion, QoS, QosPid, ReasonCode, SubAck, SubscriptionOptions,
 };
 use mqtt_session::{
-    ClientConfig, ClientEvent, Forward, Initiator, Limits, ServerConfig, ServerEvent,
+    ClientConfig, ClientEvent, DeliveryOptions, Initiator, Limits, ServerConfig, ServerEvent,
 };
 
 use ProtocolVersion::{V31, V311, V5};
@@ -70,7 +70,7 @@ fn subscribed(cfg: ClientConfig, f: &str, qos: QoS) -> Pair {
             None,
         )
         .unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(
         p.take_wire(),
         [(C, subscribe(1, f, qos)), (S, suback(1, qos)),]
@@ -97,7 +97,7 @@ fn qos0_both_directions(v: ProtocolVersion) {
         p.client.publish(p.now, msg("t/a", "zero", QoS::AtMostOnce)),
         Ok(None)
     );
-    p.pump();
+    p.take_events();
     let zero = publish("t/a", "zero", QosPid::AtMostOnce, false);
     assert_eq!(p.take_wire(), [(C, zero.clone()), (S, zero)]);
     assert_eq!(payloads(&p), [Bytes::from("zero")]);
@@ -118,7 +118,7 @@ fn qos1_both_directions(v: ProtocolVersion) {
             "identifiers continue after SUBSCRIBE's"
         );
     }
-    p.pump();
+    p.take_events();
     let up = |id: u16, m: &str| publish1("t/a", m, id);
     assert_eq!(
         p.take_wire(),
@@ -171,7 +171,7 @@ fn qos2_both_directions(v: ProtocolVersion) {
         .publish(p.now, msg("t", "once", QoS::ExactlyOnce))
         .unwrap();
     assert_eq!(id, Some(pid(2)));
-    p.pump();
+    p.take_events();
     assert_eq!(
         p.take_wire(),
         [
@@ -202,9 +202,9 @@ fn unsubscribe_stops_delivery(v: ProtocolVersion) {
     p.client
         .publish(p.now, msg("t/x", "before", QoS::AtLeastOnce))
         .unwrap();
-    p.pump();
+    p.take_events();
     let id = p.client.unsubscribe(p.now, vec![filter("t/#")]).unwrap();
-    p.pump();
+    p.take_events();
     let results = p
         .client_events
         .iter()
@@ -220,7 +220,7 @@ fn unsubscribe_stops_delivery(v: ProtocolVersion) {
     p.client
         .publish(p.now, msg("t/x", "after", QoS::AtLeastOnce))
         .unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(payloads(&p), [Bytes::from("before")]);
     // The publish itself still completes (5.0: "no matching subscribers").
     let reasons: Vec<ReasonCode> = p
@@ -260,7 +260,7 @@ fn resume_resends_with_dup_and_delivers_qos2_once(v: ProtocolVersion) {
     assert!(p.step_c2s());
     assert_eq!(p.server_messages().len(), 2);
     p.reconnect();
-    p.pump();
+    p.take_events();
     let resent: Vec<(Side, Packet)> = p
         .wire
         .iter()
@@ -316,7 +316,7 @@ fn in_flight_window_is_never_exceeded(v: ProtocolVersion) {
             None,
         )
         .unwrap();
-    p.pump();
+    p.take_events();
     p.clear();
     for i in 0..12 {
         let q = [QoS::AtLeastOnce, QoS::ExactlyOnce][i % 2];
@@ -350,7 +350,7 @@ fn in_flight_window_is_never_exceeded(v: ProtocolVersion) {
             .deliver(
                 p.now,
                 msg("t", &i.to_string(), QoS::AtLeastOnce),
-                mqtt_session::Forward::new(QoS::AtLeastOnce),
+                mqtt_session::DeliveryOptions::new(QoS::AtLeastOnce),
             )
             .unwrap();
     }
@@ -385,14 +385,14 @@ fn take_over_moves_the_session_to_the_new_connection(v: ProtocolVersion) {
     let mut p = Pair::connected_with(cfg, ServerConfig::default(), Broker::accept_only());
     for (m, q) in [("x", QoS::AtLeastOnce), ("y", QoS::ExactlyOnce)] {
         p.server
-            .deliver(p.now, msg("t", m, q), mqtt_session::Forward::new(q))
+            .deliver(p.now, msg("t", m, q), mqtt_session::DeliveryOptions::new(q))
             .unwrap();
     }
     // The client reads both; its answers never reach the server.
     assert!(p.step_s2c());
     assert_eq!(p.client_messages().len(), 2);
     p.server.close(p.now, ReasonCode::SESSION_TAKEN_OVER);
-    p.pump();
+    p.take_events();
     let old_server = server_close(&p.server_events).clone();
     assert_eq!(old_server.reason, ReasonCode::SESSION_TAKEN_OVER);
     assert_eq!(old_server.initiator, Initiator::Local);
@@ -411,7 +411,7 @@ fn take_over_moves_the_session_to_the_new_connection(v: ProtocolVersion) {
     }
     p.reconnect();
     p.clear();
-    p.pump();
+    p.take_events();
     // (3.1 has no Session Present flag; its client assumes the session kept.)
     assert!(matches!(&p.s2c[0], Packet::ConnAck(c) if c.session_present || v == V31));
     assert!(matches!(
@@ -453,7 +453,7 @@ fn a_session_the_server_lost_starts_over(v: ProtocolVersion) {
     p.reconnect();
     p.broker.session = None;
     p.clear();
-    p.pump();
+    p.take_events();
     assert!(matches!(&p.s2c[0], Packet::ConnAck(c) if !c.session_present));
     // A 3.1 client cannot tell (no Session Present flag) and resends with DUP;
     // the server takes it as a new message all the same.
@@ -490,7 +490,7 @@ fn topic_aliases_both_ways_and_per_connection() {
             None,
         )
         .unwrap();
-    p.pump();
+    p.take_events();
     p.clear();
     let topics = ["a/1", "b/2", "a/1", "a/1", "b/2", "c/3"];
     for t in topics {
@@ -498,7 +498,7 @@ fn topic_aliases_both_ways_and_per_connection() {
             .publish(p.now, msg(t, t, QoS::AtLeastOnce))
             .unwrap();
     }
-    p.pump();
+    p.take_events();
     let aliases = |packets: &[Packet]| -> Vec<(bool, Option<u16>)> {
         packets
             .iter()
@@ -548,12 +548,12 @@ fn topic_aliases_both_ways_and_per_connection() {
     assert_eq!(got, topics);
 
     p.reconnect();
-    p.pump();
+    p.take_events();
     p.clear();
     p.client
         .publish(p.now, msg("a/1", "again", QoS::AtLeastOnce))
         .unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(aliases(&p.c2s), [(true, Some(1))]);
     assert_eq!(aliases(&p.s2c), [(true, Some(1))]);
     assert_eq!(p.client_messages()[0].topic, topic("a/1"));
@@ -582,7 +582,7 @@ fn receive_maximum_of_one_keeps_order_across_a_resumption() {
             None,
         )
         .unwrap();
-    p.pump();
+    p.take_events();
     p.clear();
     for i in 0..6 {
         p.client
@@ -597,7 +597,7 @@ fn receive_maximum_of_one_keeps_order_across_a_resumption() {
         assert!(outstanding(&p.s2c, &p.c2s) <= 1);
     }
     p.reconnect();
-    p.pump();
+    p.take_events();
     let expected: Vec<Bytes> = (0..6).map(|i| Bytes::from(i.to_string())).collect();
     assert_eq!(payloads(&p), expected, "each exactly once, in order");
 }
@@ -626,7 +626,7 @@ fn qos_0_has_its_own_smaller_queue_bound() {
         let r = p.server.deliver(
             now,
             msg("t", &i.to_string(), QoS::AtMostOnce),
-            Forward::new(QoS::AtMostOnce),
+            DeliveryOptions::new(QoS::AtMostOnce),
         );
         if matches!(r, Err(mqtt_session::DeliverError::QueueFull { limit: 3 })) {
             refused += 1;
@@ -638,10 +638,10 @@ fn qos_0_has_its_own_smaller_queue_bound() {
             .deliver(
                 now,
                 msg("t", &i.to_string(), QoS::AtLeastOnce),
-                Forward::new(QoS::AtLeastOnce),
+                DeliveryOptions::new(QoS::AtLeastOnce),
             )
             .expect("QoS 1 still fits within max_queued");
     }
-    p.pump();
+    p.take_events();
     assert_eq!(p.client_messages().len(), 8);
 }

@@ -462,7 +462,7 @@ impl Run {
                     Err(e) => panic!("unsubscribe refused: {e:?}"),
                 }
             }
-            Op::Pump => self.pair.pump(),
+            Op::Pump => self.pair.take_events(),
             Op::Steps(n) => {
                 for i in 0..n {
                     if i % 2 == 0 {
@@ -493,7 +493,7 @@ impl Run {
             if self.pair.client.is_closed() || self.pair.server.is_closed() {
                 self.reconnect(None);
             }
-            self.pair.pump();
+            self.pair.take_events();
             self.sync();
             if self.pair.client.is_connected() && self.pair.server.is_connected() {
                 break;

@@ -12,8 +12,8 @@ use mqtt_session::mqtt_codec::{
     QosPid, ReasonCode, SubAck, SubscriptionOptions, Will, WillProps,
 };
 use mqtt_session::{
-    Client, ClientEvent, Connection, DeliverError, Forward, Initiator, Instant, Limits, Server,
-    ServerConfig, ServerEvent, Session, UsageError, Violation,
+    Client, ClientEvent, Connection, DeliverError, DeliveryOptions, Initiator, Instant, Limits,
+    Server, ServerConfig, ServerEvent, Session, UsageError, Violation,
 };
 
 use ProtocolVersion::{V31, V311};
@@ -588,7 +588,7 @@ fn mqtt_2_3_1_4_a_server_never_reuses_a_packet_identifier_in_flight() {
         .deliver(
             T0,
             msg("a", "kept", QoS::AtLeastOnce),
-            Forward::new(QoS::AtLeastOnce),
+            DeliveryOptions::new(QoS::AtLeastOnce),
         )
         .unwrap()
         .unwrap();
@@ -598,7 +598,7 @@ fn mqtt_2_3_1_4_a_server_never_reuses_a_packet_identifier_in_flight() {
             .deliver(
                 T0,
                 msg("a", "x", QoS::AtLeastOnce),
-                Forward::new(QoS::AtLeastOnce),
+                DeliveryOptions::new(QoS::AtLeastOnce),
             )
             .unwrap()
             .unwrap();
@@ -626,7 +626,7 @@ fn mqtt_4_3_2_1_the_qos1_sender_sends_dup_0_and_waits_for_puback() {
         .publish(p.now, msg("a/b", "hello", QoS::AtLeastOnce))
         .unwrap()
         .unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(
         p.take_c2s(),
         vec![publish("a/b", "hello", QosPid::AtLeastOnce(id), false)]
@@ -640,7 +640,7 @@ fn mqtt_4_3_2_1_the_qos1_sender_sends_dup_0_and_waits_for_puback() {
     assert_eq!(*got, id);
     assert_eq!(msg.qos, QoS::AtLeastOnce);
     p.server.ack(id, ReasonCode::SUCCESS).unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(p.take_s2c(), vec![Packet::PubAck(Ack::new(id))]);
     assert!(matches!(
         p.take_client_events().as_slice(),
@@ -690,13 +690,13 @@ fn mqtt_4_3_3_1_the_qos2_sender_flow_on_the_wire() {
         .publish(p.now, msg("a/b", "once", QoS::ExactlyOnce))
         .unwrap()
         .unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(
         p.take_c2s(),
         vec![publish("a/b", "once", QosPid::ExactlyOnce(id), false)]
     );
     p.server.ack(id, ReasonCode::SUCCESS).unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(p.take_s2c(), vec![pubrec(id.get()), pubcomp(id.get())]);
     assert_eq!(p.take_c2s(), vec![pubrel(id.get())]);
     let evs = p.take_client_events();
@@ -823,7 +823,7 @@ fn mqtt_3_3_1_3_dup_is_not_propagated_to_subscribers() {
         panic!("{evs:?}")
     };
     let id = server
-        .deliver(T0, msg.clone(), Forward::new(QoS::AtLeastOnce))
+        .deliver(T0, msg.clone(), DeliveryOptions::new(QoS::AtLeastOnce))
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -853,14 +853,14 @@ fn mqtt_4_4_0_1_the_client_resends_unacked_publishes_and_pubrels_in_order() {
     .into_iter()
     .map(|(m, q)| p.client.publish(p.now, msg("t", m, q)).unwrap().unwrap())
     .collect();
-    p.pump();
+    p.take_events();
     assert_eq!(p.server_messages().len(), 4);
     // The server answers B; the client's PUBREL never leaves.
     p.server.ack(ids[1], ReasonCode::SUCCESS).unwrap();
     assert!(p.step_s2c());
     p.reconnect();
     p.clear();
-    p.pump();
+    p.take_events();
     let c2s = p.take_c2s();
     assert!(matches!(&c2s[0], Packet::Connect(c) if !c.clean_start));
     assert_eq!(
@@ -897,7 +897,7 @@ fn mqtt_4_4_0_1_the_server_resends_unacked_publishes_and_pubrels_in_order() {
     );
     let deliver = |server: &mut Connection<Server>, m: &str, q: QoS| {
         server
-            .deliver(T0, msg("t", m, q), Forward::new(q))
+            .deliver(T0, msg("t", m, q), DeliveryOptions::new(q))
             .unwrap()
             .unwrap()
     };
@@ -942,12 +942,12 @@ fn mqtt_4_3_3_2_a_qos2_message_is_not_delivered_again_after_resumption() {
         .publish(p.now, msg("t", "once", QoS::ExactlyOnce))
         .unwrap()
         .unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(p.server_messages().len(), 1);
     // The connection breaks before the application answers.
     p.reconnect();
     p.clear();
-    p.pump();
+    p.take_events();
     assert_eq!(
         p.c2s[1],
         publish("t", "once", QosPid::ExactlyOnce(id), true)
@@ -1020,7 +1020,7 @@ fn mqtt_3_14_4_3_disconnect_discards_the_will() {
     // A client's own disconnect sends DISCONNECT and closes.
     let mut p = Pair::connected(V311);
     p.client.disconnect(p.now, ReasonCode::NORMAL_DISCONNECTION);
-    p.pump();
+    p.take_events();
     assert_eq!(p.c2s, vec![Packet::Disconnect(Disconnect::default())]);
     assert_eq!(server_close(&p.server_events).will, None);
     assert!(p.client.is_closed() && p.server.is_closed());
@@ -1142,7 +1142,7 @@ fn max_inflight_bounds_the_publishes_in_flight_without_receive_maximum() {
             .deliver(
                 p.now,
                 msg("down", &i.to_string(), QoS::ExactlyOnce),
-                Forward::new(QoS::ExactlyOnce),
+                DeliveryOptions::new(QoS::ExactlyOnce),
             )
             .unwrap();
     }
@@ -1231,7 +1231,7 @@ fn a_full_queue_refuses_with_queue_full() {
             .deliver(
                 T0,
                 msg("a", "x", QoS::AtLeastOnce),
-                Forward::new(QoS::AtLeastOnce),
+                DeliveryOptions::new(QoS::AtLeastOnce),
             )
             .unwrap();
     }
@@ -1239,7 +1239,7 @@ fn a_full_queue_refuses_with_queue_full() {
         server.deliver(
             T0,
             msg("a", "x", QoS::AtLeastOnce),
-            Forward::new(QoS::AtLeastOnce)
+            DeliveryOptions::new(QoS::AtLeastOnce)
         ),
         Err(DeliverError::QueueFull { limit: 2 })
     );
@@ -1247,13 +1247,13 @@ fn a_full_queue_refuses_with_queue_full() {
     session
         .enqueue(
             msg("a", "x", QoS::AtLeastOnce),
-            Forward::new(QoS::AtLeastOnce),
+            DeliveryOptions::new(QoS::AtLeastOnce),
         )
         .unwrap();
     assert_eq!(
         session.enqueue(
             msg("a", "x", QoS::AtMostOnce),
-            Forward::new(QoS::AtMostOnce)
+            DeliveryOptions::new(QoS::AtMostOnce)
         ),
         Err(DeliverError::QueueFull { limit: 1 })
     );
@@ -1360,11 +1360,11 @@ fn mqtt31_connects_and_completes_a_qos2_exchange() {
             None,
         )
         .unwrap();
-    p.pump();
+    p.take_events();
     p.client
         .publish(p.now, msg("a/b", "x", QoS::ExactlyOnce))
         .unwrap();
-    p.pump();
+    p.take_events();
     assert_eq!(p.client_messages().len(), 1);
     assert!(p
         .client_events

@@ -13,7 +13,7 @@ use async_net::TcpStream;
 use futures_channel::{mpsc, oneshot};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::Stream;
-use mqtt_client::driver::{self, Replies};
+use mqtt_client::driver::{self, ReplySender};
 use mqtt_client::mqtt_session::{ClientConfig, Instant};
 use mqtt_client::runtime::{Link, Runtime, Timer, Transport};
 use mqtt_client::{Address, ClientError};
@@ -22,11 +22,11 @@ use crate::{ConnectError, Event};
 
 /// How the connection task answers a [`Client`](crate::Client)'s requests:
 /// over `futures-channel` oneshot channels (the
-/// [`Requests::Replies`](crate::Requests::Replies) of the client).
+/// [`Requests::ReplySender`](crate::Requests::ReplySender) of the client).
 #[derive(Debug)]
 pub enum OneshotReplies {}
 
-impl Replies for OneshotReplies {
+impl ReplySender for OneshotReplies {
     type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
     type ConnectError = Arc<ConnectError>;
 
@@ -142,7 +142,7 @@ pub(crate) struct Channels {
 }
 
 impl Link for Channels {
-    type Replies = OneshotReplies;
+    type ReplySender = OneshotReplies;
     type Error = ConnectError;
 
     fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Option<Command>> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_client::driver::{self, ClientDriver, End, Replies};
+use mqtt_client::driver::{self, AfterConnection, ClientDriver, ReplySender};
 use mqtt_client::mqtt_session::mqtt_codec::ReasonCode;
 use mqtt_client::mqtt_session::{Close, Instant};
 use mqtt_client::requests::Reply;
@@ -32,11 +32,11 @@ const READ_CHUNK: usize = 8 * 1024;
 pub type Event = mqtt_client::Event<Arc<ConnectError>>;
 
 /// How the connection thread answers a [`Client`]'s requests: over channels
-/// of their own (the [`BlockingRequests::Replies`] of the client).
+/// of their own (the [`BlockingRequests::ReplySender`] of the client).
 #[derive(Debug)]
 pub enum ChannelReplies {}
 
-impl Replies for ChannelReplies {
+impl ReplySender for ChannelReplies {
     type Reply<T> = Sender<Result<T, ClientError>>;
     type ConnectError = Arc<ConnectError>;
 
@@ -136,7 +136,7 @@ impl Client {
 }
 
 impl BlockingRequests for Client {
-    type Replies = ChannelReplies;
+    type ReplySender = ChannelReplies;
 
     fn request<T>(
         &self,
@@ -241,15 +241,15 @@ impl Driver {
         loop {
             self.core.start(self.now());
             match self.serve(transport) {
-                End::Failed(close) => {
+                AfterConnection::Failed(close) => {
                     let timeout = self.core.config().connect_timeout;
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Err(connect_error(close.map(|c| *c), timeout)));
                     }
                     break;
                 }
-                End::Finished => break,
-                End::Reconnect => match self.reconnect() {
+                AfterConnection::Finished => break,
+                AfterConnection::Reconnect => match self.reconnect() {
                     Some(t) => transport = t,
                     None => break,
                 },
@@ -265,7 +265,7 @@ impl Driver {
     }
 
     /// Runs one connection until it is closed.
-    fn serve(&mut self, mut transport: Transport) -> End {
+    fn serve(&mut self, mut transport: Transport) -> AfterConnection {
         self.generation += 1;
         let generation = self.generation;
         let stop = Arc::new(AtomicBool::new(false));

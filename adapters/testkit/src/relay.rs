@@ -169,7 +169,7 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
             let for_pump = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("mqtt-testkit-relay-pump".into())
-                .spawn(move || pump(from, to, id, &for_pump));
+                .spawn(move || relay_bytes(from, to, id, &for_pump));
             if spawned.is_err() {
                 shared.close(id);
             }
@@ -178,7 +178,7 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
 }
 
 /// Copies `from` to `to` until either side closes, then closes both.
-fn pump(mut from: TcpStream, mut to: TcpStream, id: u64, shared: &Shared) {
+fn relay_bytes(mut from: TcpStream, mut to: TcpStream, id: u64, shared: &Shared) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {

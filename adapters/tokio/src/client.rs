@@ -98,7 +98,7 @@ impl Client {
 }
 
 impl Requests for Client {
-    type Replies = OneshotReplies;
+    type ReplySender = OneshotReplies;
 
     async fn request<T: Send>(
         &self,

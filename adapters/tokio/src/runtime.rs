@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use mqtt_client::driver::{self, Replies};
+use mqtt_client::driver::{self, ReplySender};
 use mqtt_client::mqtt_session::{ClientConfig, Instant};
 use mqtt_client::runtime::{Link, Runtime, Timer};
 use mqtt_client::{Address, ClientError};
@@ -19,12 +19,12 @@ use crate::transport::{self, Transport};
 use crate::{ConnectError, Event};
 
 /// How the connection task answers a [`Client`](crate::Client)'s requests:
-/// over tokio oneshot channels (the [`Requests::Replies`](crate::Requests::Replies)
+/// over tokio oneshot channels (the [`Requests::ReplySender`](crate::Requests::ReplySender)
 /// of the client).
 #[derive(Debug)]
 pub enum OneshotReplies {}
 
-impl Replies for OneshotReplies {
+impl ReplySender for OneshotReplies {
     type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
     type ConnectError = Arc<ConnectError>;
 
@@ -111,7 +111,7 @@ pub(crate) struct Channels {
 }
 
 impl Link for Channels {
-    type Replies = OneshotReplies;
+    type ReplySender = OneshotReplies;
     type Error = ConnectError;
 
     fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Option<Command>> {

@@ -158,23 +158,23 @@ impl FixedHeader {
 impl<B: Storage> Packet<B> {
     /// Decodes the body of one whole packet.
     ///
-    /// `frame` holds exactly the packet whose header is `header` (as returned by
+    /// `packet_bytes` holds exactly the packet whose header is `header` (as returned by
     /// [`FixedHeader::parse`] with the same `version`). Strings and payloads are
-    /// slices of `frame`; nothing is copied.
-    pub fn decode_frame(
-        frame: B,
+    /// slices of `packet_bytes`; nothing is copied.
+    pub fn decode_packet_bytes(
+        packet_bytes: B,
         header: &FixedHeader,
         version: Option<ProtocolVersion>,
     ) -> Result<Packet<B>, DecodeError> {
         let start = header.header_len;
         let end = header.packet_len();
-        if frame.as_ref().len() < end {
+        if packet_bytes.as_ref().len() < end {
             return Err(DecodeError::Truncated);
         }
         let t = header.packet_type;
         let v = match (version, t) {
             (_, PacketType::Connect) => {
-                let mut r = Reader::new(&frame, start, end);
+                let mut r = Reader::new(&packet_bytes, start, end);
                 return Ok(Packet::Connect(Box::new(Connect::read(&mut r)?)));
             }
             (Some(v), _) => v,
@@ -182,14 +182,14 @@ impl<B: Storage> Packet<B> {
         };
         if t == PacketType::Publish {
             return Ok(Packet::Publish(Publish::read(
-                frame,
+                packet_bytes,
                 start,
                 end,
                 header.flags,
                 v,
             )?));
         }
-        let mut r = Reader::new(&frame, start, end);
+        let mut r = Reader::new(&packet_bytes, start, end);
         let r = &mut r;
         Ok(match t {
             PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::read(r, v)?)),

@@ -54,26 +54,26 @@ impl<B> Publish<B> {
 }
 
 impl<B: Storage> Publish<B> {
-    /// Decodes a PUBLISH from `frame[start..end]`, taking the frame by value so the
+    /// Decodes a PUBLISH from `packet_bytes[start..end]`, taking the packet's bytes by value so the
     /// payload reuses its handle.
     #[inline]
     pub(crate) fn read(
-        frame: B,
+        packet_bytes: B,
         start: usize,
         end: usize,
         flags: u8,
         v: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
         // `read_into` wants the packet's own bytes, nothing after them.
-        let frame = if frame.as_ref().len() > end {
-            frame.slice(0..end)
+        let packet_bytes = if packet_bytes.as_ref().len() > end {
+            packet_bytes.slice(0..end)
         } else {
-            frame
+            packet_bytes
         };
-        Self::read_into(|| frame, start, flags, v, |p| p)
+        Self::read_into(|| packet_bytes, start, flags, v, |p| p)
     }
 
-    /// Decodes the PUBLISH that is the whole of the frame `frame()` returns
+    /// Decodes the PUBLISH that is the whole of the packet's bytes `packet_bytes()` returns
     /// (its body from `start` on) and hands it to `wrap`, whose result (a
     /// `Packet`, an `Option` of one, ...) is returned.
     ///
@@ -86,13 +86,13 @@ impl<B: Storage> Publish<B> {
     /// read from the wire and, for the common packet without properties, a
     /// `PublishProps::default()` that is a handful of constant stores.
     ///
-    /// The payload is the frame's own handle advanced past the header. The
-    /// frame is never cut short here (`Publish::read` does that for a longer
-    /// one): the out-of-line `slice` call would need the handle's address
+    /// The payload is the handle on the packet's bytes itself, advanced past
+    /// the header. The bytes are never cut short here (`Publish::read` does
+    /// that for longer ones): the out-of-line `slice` call would need the handle's address
     /// and keep it in memory.
     #[inline(always)]
     pub(crate) fn read_into<R>(
-        frame: impl FnOnce() -> B,
+        packet_bytes: impl FnOnce() -> B,
         start: usize,
         flags: u8,
         v: ProtocolVersion,
@@ -103,15 +103,15 @@ impl<B: Storage> Publish<B> {
         // store-forwarding stall (a `Bytes::split_to` result is written field
         // by field and was read back 16 bytes at a time). First, so that a
         // decoder has split the packet off its buffer whatever happens next.
-        let frame = frame();
+        let packet_bytes = packet_bytes();
         let dup = flags & 0b1000 != 0;
         let retain = flags & 0b0001 != 0;
         let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
         if dup && qos == QoS::AtMostOnce {
             return Err(DecodeError::DupWithQoS0);
         }
-        let end = frame.as_ref().len();
-        let mut r = Reader::new(&frame, start, end);
+        let end = packet_bytes.as_ref().len();
+        let mut r = Reader::new(&packet_bytes, start, end);
         let topic = r.topic_name_or_empty()?;
         let qos = match qos {
             QoS::AtMostOnce => QosPid::AtMostOnce,
@@ -122,7 +122,7 @@ impl<B: Storage> Publish<B> {
             // Properties present (or the packet ends early: `read_props`
             // reports that as `PublishProps::read` always has).
             let at = r.position();
-            return Self::read_props(frame, at, dup, qos, retain, topic).map(wrap);
+            return Self::read_props(packet_bytes, at, dup, qos, retain, topic).map(wrap);
         }
         // No properties: 3.1/3.1.1, or a 5.0 block of length 0.
         if v.is_v5() {
@@ -136,7 +136,7 @@ impl<B: Storage> Publish<B> {
             ));
         }
         let payload_start = r.position();
-        let payload = frame.into_tail(payload_start);
+        let payload = packet_bytes.into_tail(payload_start);
         Ok(wrap(Publish {
             dup,
             qos,
@@ -147,25 +147,25 @@ impl<B: Storage> Publish<B> {
         }))
     }
 
-    /// The rest of a 5.0 PUBLISH (the whole of `frame`) that has properties,
+    /// The rest of a 5.0 PUBLISH (the whole of `packet_bytes`) that has properties,
     /// from the property length at `at` on. Out of line: it is the less
     /// common case and its property parser is large.
     #[inline(never)]
     fn read_props(
-        frame: B,
+        packet_bytes: B,
         at: usize,
         dup: bool,
         qos: QosPid,
         retain: bool,
         topic: Option<TopicName<B>>,
     ) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(&frame, at, frame.as_ref().len());
+        let mut r = Reader::new(&packet_bytes, at, packet_bytes.as_ref().len());
         let props = PublishProps::read(&mut r)?;
         if topic.is_none() && props.topic_alias.is_none() {
             return Err(DecodeError::MissingTopic);
         }
         let payload_start = r.position();
-        let payload = frame.into_tail(payload_start);
+        let payload = packet_bytes.into_tail(payload_start);
         check_payload_format(props.payload_format_indicator, &payload)?;
         Ok(Publish {
             dup,

@@ -107,7 +107,7 @@ pub(super) struct Conn {
 impl<P: Policy> Broker<P> {
     /// After an input or command: re-arms the connection's timer and marks it
     /// writable (it may have produced packets).
-    pub(super) fn after(&mut self, id: ConnId) {
+    pub(super) fn note_change(&mut self, id: ConnId) {
         self.rearm(id);
         let Some(c) = self.conns.get_mut(id) else {
             return;
@@ -174,6 +174,6 @@ impl<P: Policy> Broker<P> {
             }
         }
         self.flow_control(id, now);
-        self.after(id);
+        self.note_change(id);
     }
 }

@@ -75,7 +75,7 @@ impl<P: Policy> Broker<P> {
         for (publisher, pid) in core::mem::take(&mut c.held_acks) {
             if let Some(p) = self.conns.get_mut(publisher) {
                 let _ = p.conn.ack(pid, ReasonCode::SUCCESS);
-                self.after(publisher);
+                self.note_change(publisher);
             }
         }
     }

@@ -210,7 +210,7 @@ impl<P: Policy> Broker<P> {
             ready: false,
             closed: false,
         });
-        self.after(id);
+        self.note_change(id);
         Ok(id)
     }
 

@@ -4,7 +4,7 @@
 use alloc::sync::Arc;
 
 use mqtt_codec::{PacketId, QoS, ReasonCode, Str};
-use mqtt_session::{DeliverError, Forward, Message, Session};
+use mqtt_session::{DeliverError, DeliveryOptions, Message, Session};
 
 use super::flow::{flow_capacity, STALL};
 use super::{Broker, ClientInfo, ConnId, Policy, QueueFullPolicy, SessionKey};
@@ -108,13 +108,13 @@ impl<P: Policy> Broker<P> {
         // One message for all the subscribers: each session holds a reference.
         let msg = Arc::new(msg);
         for d in matches.subscribers().chain(matches.shared()) {
-            let fwd = Forward {
+            let opts = DeliveryOptions {
                 qos: msg.qos.min(d.qos),
                 // Cleared unless Retain As Published [MQTT-3.3.1-12].
                 retain: msg.retain && d.retain_as_published,
                 subscription_identifiers: d.subscription_ids.to_vec(),
             };
-            match self.deliver_to(d.client, now, msg.clone(), fwd) {
+            match self.deliver_to(d.client, now, msg.clone(), opts) {
                 Ok(congested) => {
                     routed.delivered += 1;
                     routed.congested = routed.congested.or(congested);
@@ -136,19 +136,19 @@ impl<P: Policy> Broker<P> {
         key: SessionKey,
         now: Instant,
         msg: Arc<Message>,
-        fwd: Forward,
+        opts: DeliveryOptions,
     ) -> Result<Option<ConnId>, DeliverError> {
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
             return Err(DeliverError::Closed);
         };
         if let Some(cid) = entry.conn {
-            return self.deliver_connected(cid, now, msg, fwd);
+            return self.deliver_connected(cid, now, msg, opts);
         }
         let Some(session) = entry.stored.as_mut() else {
             return Err(DeliverError::Closed);
         };
         let policy = self.config.queue_full;
-        enqueue_detached(session, policy, msg, fwd, &mut self.stats.messages_dropped)
+        enqueue_detached(session, policy, msg, opts, &mut self.stats.messages_dropped)
     }
 }
 
@@ -160,12 +160,12 @@ impl<P: Policy> Broker<P> {
         cid: ConnId,
         now: Instant,
         msg: Arc<Message>,
-        fwd: Forward,
+        opts: DeliveryOptions,
     ) -> Result<Option<ConnId>, DeliverError> {
         let Some(c) = self.conns.get_mut(cid) else {
             return Err(DeliverError::Closed);
         };
-        let r = c.conn.deliver(now, msg, fwd);
+        let r = c.conn.deliver(now, msg, opts);
         let backlog = c.conn.session().map_or(0, Session::queued);
         let capacity = flow_capacity(self.config.server.limits.max_queued);
         if backlog < c.backlog || backlog <= capacity / 4 {
@@ -175,7 +175,7 @@ impl<P: Policy> Broker<P> {
         let high = capacity / 2;
         let congested =
             (backlog > high && now < c.progress_at.saturating_add(STALL)).then_some(cid);
-        self.after(cid);
+        self.note_change(cid);
         match r {
             Ok(_) => {
                 self.stats.messages_sent += 1;
@@ -195,10 +195,10 @@ fn enqueue_detached(
     session: &mut Session,
     policy: QueueFullPolicy,
     msg: Arc<Message>,
-    fwd: Forward,
+    opts: DeliveryOptions,
     dropped: &mut u64,
 ) -> Result<Option<ConnId>, DeliverError> {
-    match session.enqueue(msg.clone(), fwd.clone()) {
+    match session.enqueue(msg.clone(), opts.clone()) {
         Ok(()) => Ok(None),
         Err(e @ DeliverError::QueueFull { .. }) => {
             // At the limit, queued QoS 0 messages give way first (to a
@@ -208,11 +208,11 @@ fn enqueue_detached(
             let made_room = match policy {
                 QueueFullPolicy::DropOldest => session.drop_oldest_qos0() || session.drop_oldest(),
                 QueueFullPolicy::DropNew => {
-                    fwd.qos != QoS::AtMostOnce && session.drop_oldest_qos0()
+                    opts.qos != QoS::AtMostOnce && session.drop_oldest_qos0()
                 }
             };
             *dropped += 1;
-            if made_room && session.enqueue(msg, fwd).is_ok() {
+            if made_room && session.enqueue(msg, opts).is_ok() {
                 Ok(None)
             } else {
                 Err(e)

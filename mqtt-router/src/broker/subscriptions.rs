@@ -8,7 +8,7 @@ use mqtt_codec::{
     PacketId, QoS, ReasonCode, RetainHandling, Str, SubscriptionId, SubscriptionOptions,
     TopicFilter,
 };
-use mqtt_session::Forward;
+use mqtt_session::DeliveryOptions;
 
 use super::{Broker, ClientInfo, ConnId, Policy, SessionKey};
 use crate::{Instant, Subscription};
@@ -92,13 +92,13 @@ impl<P: Policy> Broker<P> {
             self.retained
                 .for_each_match(now, &filter, |r| found.push(r.message.clone()));
             for msg in found {
-                let fwd = Forward {
+                let opts = DeliveryOptions {
                     qos: msg.qos.min(qos),
                     // Retained messages sent on subscribe keep RETAIN set [MQTT-3.3.1-8].
                     retain: true,
                     subscription_identifiers: ids.to_vec(),
                 };
-                let _ = self.deliver_to(key, now, Arc::new(msg), fwd);
+                let _ = self.deliver_to(key, now, Arc::new(msg), opts);
             }
         }
     }

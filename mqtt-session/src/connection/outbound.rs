@@ -7,7 +7,7 @@ use mqtt_codec::{Ack, AckProps, Packet, PacketId, QoS, QosPid, ReasonCode};
 
 use crate::alias::AliasUse;
 use crate::error::{DeliverError, UsageError};
-use crate::message::{Forward, Message};
+use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
 use crate::tx::{OutPublish, Tx};
@@ -25,7 +25,7 @@ impl<R: Role> Connection<R> {
         &mut self,
         now: Instant,
         msg: Arc<Message>,
-        fwd: Forward,
+        opts: DeliveryOptions,
     ) -> Result<Option<PacketId>, DeliverError> {
         if msg.is_expired(now) {
             return Err(DeliverError::Expired);
@@ -34,9 +34,9 @@ impl<R: Role> Connection<R> {
         // message that waits in the queue is turned into a PUBLISH once,
         // when it goes out, not twice.
         let max = self.peer.max_packet_size;
-        if msg.publish_len_bound(&fwd.subscription_identifiers) > max as usize {
-            let qos = QosPid::from_qos(fwd.qos, PLACEHOLDER_ID);
-            let p = OutPublish::new(&msg, qos, &fwd, false, now, self.version.is_v5());
+        if msg.publish_len_bound(&opts.subscription_identifiers) > max as usize {
+            let qos = QosPid::from_qos(opts.qos, PLACEHOLDER_ID);
+            let p = OutPublish::new(&msg, qos, &opts, false, now, self.version.is_v5());
             let len = Tx::Publish(p)
                 .encoded_len(self.version)
                 .unwrap_or(usize::MAX);
@@ -46,12 +46,12 @@ impl<R: Role> Connection<R> {
         }
         let max_queued = self.limits.max_queued;
         let queued = self.tx_qos0 + self.session.as_ref().map_or(0, Session::queued);
-        if fwd.qos == QoS::AtMostOnce {
+        if opts.qos == QoS::AtMostOnce {
             let limit = max_queued.min(self.limits.max_queued_qos0);
             if queued >= max_queued || self.tx_qos0 >= limit {
                 return Err(DeliverError::QueueFull { limit });
             }
-            self.push_publish(now, &msg, QosPid::AtMostOnce, &fwd, false);
+            self.push_publish(now, &msg, QosPid::AtMostOnce, &opts, false);
             self.tx_qos0 += 1;
             return Ok(None);
         }
@@ -64,7 +64,7 @@ impl<R: Role> Connection<R> {
         let id = session
             .alloc_id()
             .ok_or(DeliverError::QueueFull { limit: max_queued })?;
-        let out = Outgoing { id, msg, fwd };
+        let out = Outgoing { id, msg, opts };
         if room {
             self.send_outgoing(now, out, false);
         } else {
@@ -75,8 +75,8 @@ impl<R: Role> Connection<R> {
 
     /// Puts one QoS 1/2 message in flight.
     pub(super) fn send_outgoing(&mut self, now: Instant, out: Outgoing, dup: bool) {
-        let qos = QosPid::from_qos(out.fwd.qos, out.id);
-        self.push_publish(now, &out.msg, qos, &out.fwd, dup);
+        let qos = QosPid::from_qos(out.opts.qos, out.id);
+        self.push_publish(now, &out.msg, qos, &out.opts, dup);
         self.session_mut()
             .inflight
             .push_back(Inflight::Publish(out));
@@ -90,11 +90,11 @@ impl<R: Role> Connection<R> {
         now: Instant,
         msg: &Arc<Message>,
         qos: QosPid,
-        fwd: &Forward,
+        opts: &DeliveryOptions,
         dup: bool,
     ) {
         let v5 = self.version.is_v5();
-        let mut p = OutPublish::new(msg, qos, fwd, dup, now, v5);
+        let mut p = OutPublish::new(msg, qos, opts, dup, now, v5);
         if v5 && self.limits.outbound_topic_aliases {
             match self
                 .aliases
@@ -138,20 +138,20 @@ impl<R: Role> Connection<R> {
             return;
         };
         let inflight: alloc::vec::Vec<Inflight> = session.inflight.iter().cloned().collect();
-        let offline: alloc::vec::Vec<(Arc<Message>, Forward)> =
+        let offline: alloc::vec::Vec<(Arc<Message>, DeliveryOptions)> =
             session.offline_qos0.drain(..).collect();
         for e in inflight {
             match e {
                 Inflight::Publish(o) => {
-                    let qos = QosPid::from_qos(o.fwd.qos, o.id);
-                    self.push_publish(now, &o.msg, qos, &o.fwd, true);
+                    let qos = QosPid::from_qos(o.opts.qos, o.id);
+                    self.push_publish(now, &o.msg, qos, &o.opts, true);
                 }
                 Inflight::PubRel(id, _) => self.tx.push_back(Packet::PubRel(Ack::new(id))),
             }
         }
-        for (msg, fwd) in offline {
+        for (msg, opts) in offline {
             if !msg.is_expired(now) {
-                self.push_publish(now, &msg, QosPid::AtMostOnce, &fwd, false);
+                self.push_publish(now, &msg, QosPid::AtMostOnce, &opts, false);
                 self.tx_qos0 += 1;
             }
         }
@@ -186,7 +186,7 @@ impl<R: Role> Connection<R> {
         let Some(i) = session.find_inflight(ack.id) else {
             return;
         };
-        if !matches!(&session.inflight[i], Inflight::Publish(o) if o.fwd.qos == QoS::AtLeastOnce) {
+        if !matches!(&session.inflight[i], Inflight::Publish(o) if o.opts.qos == QoS::AtLeastOnce) {
             return;
         }
         session.inflight.remove(i);
@@ -202,7 +202,7 @@ impl<R: Role> Connection<R> {
         };
         match session.find_inflight(ack.id) {
             Some(i) => match &session.inflight[i] {
-                Inflight::Publish(o) if o.fwd.qos == QoS::ExactlyOnce => {
+                Inflight::Publish(o) if o.opts.qos == QoS::ExactlyOnce => {
                     if ack.reason.is_error() {
                         // A failure PUBREC ends the QoS 2 flow (section 4.3.3).
                         session.inflight.remove(i);

@@ -23,8 +23,8 @@ use mqtt_session::mqtt_codec::{
     MAX_PACKET_SIZE,
 };
 use mqtt_session::{
-    Client, ClientConfig, ClientEvent, Close, Connection, DeliverError, Forward, Instant, Message,
-    Role, Server, ServerConfig, ServerEvent, Session,
+    Client, ClientConfig, ClientEvent, Close, Connection, DeliverError, DeliveryOptions, Instant,
+    Message, Role, Server, ServerConfig, ServerEvent, Session,
 };
 
 // ----- small constructors ----------------------------------------------------
@@ -442,8 +442,8 @@ impl Broker {
                     .max();
                 if self.route {
                     if let Some(q) = granted {
-                        let fwd = Forward::new(msg.qos.min(q));
-                        if let Err(e) = server.deliver(now, msg.clone(), fwd) {
+                        let opts = DeliveryOptions::new(msg.qos.min(q));
+                        if let Err(e) = server.deliver(now, msg.clone(), opts) {
                             self.refused.push(e);
                         }
                     }
@@ -610,7 +610,7 @@ impl Pair {
     ) -> Self {
         let mut p = Pair::new(client_config, server_config);
         p.broker = broker;
-        p.pump();
+        p.take_events();
         assert!(p.client.is_connected(), "client not connected: {p:?}");
         assert!(p.server.is_connected(), "server not connected");
         p.clear();
@@ -665,7 +665,7 @@ impl Pair {
     /// Moves bytes both ways, running the broker policy, until nothing moves.
     /// A side that has closed and written its last bytes closes the
     /// transport: the other side then sees end of stream.
-    pub fn pump(&mut self) {
+    pub fn take_events(&mut self) {
         for _ in 0..100_000 {
             let a = self.step_c2s();
             let b = self.step_s2c();
@@ -771,7 +771,7 @@ impl Pair {
         assert_deadline_after(&self.server, now);
         self.drain_client();
         self.drain_server();
-        self.pump();
+        self.take_events();
     }
 
     /// Lets `d` pass with the network working: every deadline on the way is
