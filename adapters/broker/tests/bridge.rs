@@ -1,8 +1,10 @@
 //! Bridges with real peers: our broker bridged to Eclipse Mosquitto (each
 //! direction and both, QoS 0/1/2, prefix remapping, 3.1.1 and 5.0), two of
 //! our brokers bridged both ways on `#` (no echo), QoS 1 and QoS 2 streams
-//! through a bridge whose connection a relay cuts several times, and
-//! Mosquitto bridging into our broker with its own `connection` settings.
+//! through a bridge whose connection a relay cuts several times, a local
+//! client with the identifier bridges' local end used to have (no
+//! takeover), and Mosquitto bridging into our broker with its own
+//! `connection` settings.
 //!
 //! Without Mosquitto the tests that need it are skipped, unless `CI=true`.
 
@@ -18,7 +20,10 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mqtt_broker::{Config, Server};
-use mqtt_tokio::{Client, ConnectOptions, Incoming, Message, OptionSetters, QoS, Requests};
+use mqtt_tokio::{
+    Client, ClientError, ConnectOptions, Event, Incoming, Message, OptionSetters, QoS, ReasonCode,
+    Requests,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -457,6 +462,91 @@ async fn two_brokers_bridged_both_ways_deliver_each_message_once() {
     }
 }
 
+// ----- no client can take a bridge over ---------------------------------------------
+
+/// A bridge is not a client of its own broker: a local client connecting
+/// with the client identifier the bridge's in-process local end used to
+/// have (`local.<client_id>`), or with the bridge's name, takes nothing
+/// over. Messages cross both ways while it is connected and after it has
+/// gone, nothing is dropped, and the client itself is not disconnected
+/// (the old local end, reopened, took its identifier back with 0x8E).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_the_bridges_old_local_client_id_does_not_disturb_it() {
+    let (b, b_addr) = our_broker("").await;
+    let (a, a_addr) = our_broker(&format!(
+        "[sys]\ninterval = 1\n\n[[bridge]]\nname = \"ab\"\naddress = \"mqtt://{b_addr}\"\n\
+         client_id = \"site-a\"\nprotocol = \"5.0\"\nreconnect_delay = 0.1\n\n\
+         [[bridge.topic]]\ntopic = \"t/#\"\ndirection = \"both\"\nqos = 1\n"
+    ))
+    .await;
+    let (a_pub, _ap) = client(a_addr, "a-pub").await;
+    let (b_pub, _bp) = client(b_addr, "b-pub").await;
+    let (_as, mut a_sub) = subscriber(a_addr, "a-sub", "t/#").await;
+    let (_bs, mut b_sub) = subscriber(b_addr, "b-sub", "t/#").await;
+    until_flowing(&a_pub, "t/probe/a", &mut b_sub).await;
+    until_flowing(&b_pub, "t/probe/b", &mut a_sub).await;
+    drain(&mut a_sub, QUIET).await;
+    drain(&mut b_sub, QUIET).await;
+
+    for id in ["local.site-a", "ab"] {
+        let (intruder, mut intruder_in) = subscriber(a_addr, id, "t/#").await;
+        intruder
+            .publish("t/intruder", id, QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
+        a_pub
+            .publish("t/out", id, QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
+        b_pub
+            .publish("t/in", id, QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
+        let mut there = topics(&drain(&mut b_sub, QUIET).await);
+        there.sort();
+        assert_eq!(
+            there,
+            ["t/in", "t/intruder", "t/out"],
+            "{id}: out over the bridge (t/in is B's own)"
+        );
+        let here = topics(&drain(&mut a_sub, QUIET).await);
+        assert_eq!(
+            here.iter().filter(|t| *t == "t/in").count(),
+            1,
+            "{id}: in over the bridge: {here:?}"
+        );
+        // Longer than the old local end took to come back and take over.
+        let deadline = Instant::now() + Duration::from_millis(1_500);
+        let mut got_in = false;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, intruder_in.recv()).await {
+            match event {
+                Event::Disconnected { close, .. } => {
+                    panic!("{id}: the client was disconnected: {:?}", close.reason)
+                }
+                Event::Message { message, .. } => got_in |= message.topic.as_str() == "t/in",
+                _ => {}
+            }
+        }
+        assert!(got_in, "{id}: the client gets what comes over the bridge");
+        intruder.disconnect().await.unwrap();
+    }
+    // And after it has gone.
+    a_pub
+        .publish("t/after", "x", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut b_sub, "after").await.topic.as_str(), "t/after");
+    let sys = bridge_sys(a_addr, "ab").await;
+    assert_eq!(
+        sys.get("state").map(String::as_str),
+        Some("connected"),
+        "{sys:?}"
+    );
+    assert_eq!(sys.get("dropped").map(String::as_str), Some("0"), "{sys:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
 // ----- streams through a connection that is cut ----------------------------------------
 
 /// Publishes `n` messages on `topic` (payload: the index) at `qos`, up to 100
@@ -747,12 +837,21 @@ async fn messages_wait_for_the_remote_up_to_the_queue_limit() {
     let (_bs, mut b_sub) = subscriber(b_addr, "far", "q/#").await;
     let (a_pub, _ap) = client(a_addr, "a-pub").await;
     // The remote broker is unreachable: 5 wait, 15 are dropped and counted.
+    // The bridge's queue is in the broker core, so the publisher hears of
+    // each drop: a message that reached nobody because the one queue it was
+    // for was full is refused with 0x97, as for a session's queue.
+    let mut refused = 0;
     for i in 0..20 {
-        a_pub
+        match a_pub
             .publish(&format!("q/{i}"), "x", QoS::AtLeastOnce, false)
             .await
-            .unwrap();
+        {
+            Ok(_) => {}
+            Err(ClientError::Refused(ReasonCode::QUOTA_EXCEEDED)) => refused += 1,
+            Err(e) => panic!("q/{i}: {e}"),
+        }
     }
+    assert_eq!(refused, 15);
     let mut sys = bridge_sys(a_addr, "q").await;
     // $SYS values are published each second: wait for one taken after the burst.
     let deadline = Instant::now() + WAIT;

@@ -6,9 +6,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use mqtt_codec::{PacketId, ReasonCode, Str};
+use mqtt_codec::{ReasonCode, Str};
 use mqtt_session::{Connection, Server, ServerEvent};
 
+use super::flow::{Flow, Sink};
 use super::{Broker, ConnId, PeerInfo, Policy, SessionKey, Timer};
 use crate::Instant;
 
@@ -88,15 +89,10 @@ pub(super) struct Conn {
     /// it never gets its own publications back, and gets retain flags as
     /// published, as Mosquitto treats bridges.
     pub(super) bridge: bool,
-    /// Flow control: acknowledgements of publishes that reached this
-    /// (subscriber) connection while its queue was past the high-water mark,
-    /// held until it drains or stalls. See [`Broker::flow_control`].
-    pub(super) held_acks: Vec<(ConnId, PacketId)>,
-    /// Messages queued for this connection when last looked at, and when
-    /// that number last went down: a subscriber that drains is slow, one
-    /// that does not is stalled and does not hold publishers back.
-    pub(super) backlog: usize,
-    pub(super) progress_at: Instant,
+    /// Flow control of this connection as a subscriber: the publishers'
+    /// acknowledgements it holds, and whether it drains. See
+    /// [`Broker::flow_control`].
+    pub(super) flow: Flow,
     /// The one live entry of this connection on the timer heap: never later
     /// than the connection's deadline (see [`Broker::rearm`]).
     pub(super) timer_at: Option<Instant>,
@@ -140,7 +136,7 @@ impl<P: Policy> Broker<P> {
     }
 
     pub(super) fn free_conn(&mut self, id: ConnId) {
-        self.release_acks(id);
+        self.release_acks(Sink::Conn(id));
         self.conns.remove(id);
     }
 

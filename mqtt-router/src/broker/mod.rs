@@ -4,8 +4,43 @@
 //! An adapter accepts sockets and moves bytes; everything MQTT happens here.
 //! After any call, drain it: [`Broker::poll_writable`] and
 //! [`Broker::poll_transmit`] for bytes to write, [`Broker::poll_event`] for
-//! connections to drop, [`Broker::poll_timeout`] for the next deadline.
+//! connections to drop, [`Broker::poll_bridge_ready`] and
+//! [`Broker::poll_bridge`] for messages to send over bridges,
+//! [`Broker::poll_timeout`] for the next deadline.
+//!
+//! # Bridges
+//!
+//! A bridge to another broker is a subscriber of its own kind, not a client
+//! connection: it has no client identifier, so no client can take it over.
+//! Its driver (the adapter that keeps the connection to the remote broker)
+//! opens it with the local filters it carries out
+//! ([`Broker::open_bridge`]). What routing gives it waits in the core,
+//! bounded by its queue limit (the [`QueueFullPolicy`], drops counted),
+//! until the driver takes it, and stays counted until the driver reports
+//! that the remote broker took it; past half the limit, local QoS 1/2
+//! publishers' acknowledgements wait, as for a slow subscriber. What the
+//! remote broker sends takes a client's publish path, tagged with the
+//! bridge as its origin, so it never goes back out over that bridge:
+//!
+//! ```text
+//! while let Some(id) = broker.poll_bridge_ready() {
+//!     while let Some(m) = broker.poll_bridge(id, now) {
+//!         // send m.message at m.qos / m.retain; once the remote broker has it:
+//!         broker.bridge_settled(id, now, m.token, BridgeOutcome::Delivered);
+//!     }
+//! }
+//! // from the remote broker (the outcome: what to answer it)
+//! let outcome = broker.publish_from_bridge(id, now, msg)?;
+//! // for $SYS/broker/bridges/<name>/state
+//! broker.set_bridge_state(id, BridgeState::Connected);
+//! ```
+//!
+//! Bridges are configuration, not clients: [`Policy::authenticate`] is not
+//! asked; [`Policy::may_subscribe`] and [`Policy::may_publish`] are, with the
+//! bridge's name as its client identifier, the user name of its
+//! [`BridgeOptions`], and `bridge:<name>` as its peer.
 
+mod bridges;
 mod config;
 mod connections;
 mod flow;
@@ -32,6 +67,10 @@ use mqtt_codec::{ProtocolVersion, ReasonCode, Str};
 use mqtt_session::mqtt_codec::{DecodeError, Decoder, Packet};
 use mqtt_session::{Close, Connection, Frame, Message, Server};
 
+pub use bridges::{
+    BridgeError, BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BridgeStats,
+    BridgeToken, OpenedBridge, PublishOutcome,
+};
 pub use config::{BrokerConfig, QueueFullPolicy};
 pub use policy::{AllowAll, ClientInfo, Policy};
 pub use stats::Stats;
@@ -40,7 +79,9 @@ use crate::retained::RetainedMessage;
 use crate::seed::{KeyedState, SplitMix64};
 use crate::{Instant, Matches, Retained, SubscriptionIndex};
 
+use bridges::Bridges;
 use connections::{Conn, Conns};
+use flow::Flow;
 use sessions::SessionEntry;
 use timers::Timer;
 
@@ -101,6 +142,8 @@ impl RetainedMessage for Message {
 }
 
 /// Index of a client's session: the key of its subscriptions in the index.
+/// A bridge's key has the top bit set (`bridges::BRIDGE_KEY`), which no
+/// session index reaches.
 type SessionKey = u32;
 
 /// The broker core. See the [module documentation](self).
@@ -111,6 +154,8 @@ pub struct Broker<P: Policy = AllowAll> {
     sessions: Vec<Option<SessionEntry>>,
     free_sessions: Vec<SessionKey>,
     client_ids: HashMap<Str, SessionKey, KeyedState>,
+    /// Bridges: subscribers outside the session table and `client_ids`.
+    bridges: Bridges,
     index: SubscriptionIndex<SessionKey>,
     retained: Retained<Message>,
     matches: Matches<SessionKey>,
@@ -128,6 +173,7 @@ impl<P: Policy> core::fmt::Debug for Broker<P> {
         f.debug_struct("Broker")
             .field("connections", &self.conns.open)
             .field("sessions", &self.client_ids.len())
+            .field("bridges", &self.bridges.len())
             .field("subscriptions", &self.index.len())
             .field("retained", &self.retained.len())
             .finish_non_exhaustive()
@@ -148,6 +194,7 @@ impl<P: Policy> Broker<P> {
             sessions: Vec::new(),
             free_sessions: Vec::new(),
             client_ids,
+            bridges: Bridges::default(),
             index,
             retained,
             matches: Matches::new(),
@@ -203,9 +250,7 @@ impl<P: Policy> Broker<P> {
             peer: Arc::new(peer),
             username: None,
             bridge: false,
-            held_acks: Vec::new(),
-            backlog: 0,
-            progress_at: now,
+            flow: Flow::new(now),
             timer_at: None,
             ready: false,
             closed: false,
@@ -344,8 +389,10 @@ impl<P: Policy> Broker<P> {
         self.events.pop_front()
     }
 
-    /// Publishes a message from the broker itself (`$SYS`, bridges): it is
-    /// retained if flagged and routed like any client's message.
+    /// Publishes a message from the broker itself (`$SYS`, an adapter's own
+    /// announcements): it is retained if flagged and routed like any
+    /// client's message, to every matching session and bridge. Messages a
+    /// bridge brings in take [`Broker::publish_from_bridge`] instead.
     pub fn publish(&mut self, now: Instant, msg: Message) -> usize {
         self.start(now);
         if msg.retain {

@@ -1,25 +1,28 @@
-//! PUBLISH: a client's message checked, retained, and delivered to every
-//! matching session, connected or not.
+//! PUBLISH: a client's (or a bridge's) message checked, retained, and
+//! delivered to every matching session, connected or not, and to every
+//! matching bridge.
 
 use alloc::sync::Arc;
 
 use mqtt_codec::{PacketId, QoS, ReasonCode, Str};
 use mqtt_session::{DeliverError, DeliveryOptions, Message, Session};
 
-use super::flow::{flow_capacity, STALL};
+use super::bridges::bridge_index;
+use super::flow::Sink;
 use super::{Broker, ClientInfo, ConnId, Policy, QueueFullPolicy, SessionKey};
 use crate::Instant;
 
 /// What came of routing one message.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Routed {
-    /// Sessions that took it (sent, or queued for later).
+    /// Sessions and bridges that took it (sent, or queued for later).
     pub(super) delivered: usize,
-    /// Sessions that missed it because their queue was full.
+    /// Sessions and bridges that missed it because their queue was full.
     pub(super) queue_full: usize,
-    /// A connected subscriber it reached that is past its high-water mark
-    /// and still draining: the publisher's acknowledgement waits for it.
-    pub(super) congested: Option<ConnId>,
+    /// A subscriber it reached (a connection or a bridge) that is past its
+    /// high-water mark and still draining: the publisher's acknowledgement
+    /// waits for it.
+    pub(super) congested: Option<Sink>,
 }
 
 impl<P: Policy> Broker<P> {
@@ -33,47 +36,63 @@ impl<P: Policy> Broker<P> {
         pid: Option<PacketId>,
     ) {
         self.stats.messages_received += 1;
-        let Some(c) = self.conns.get_mut(id) else {
+        let Some(c) = self.conns.get(id) else {
             return;
         };
-        let key = c.session;
+        let origin = c.session;
         let info = ClientInfo {
             client_id: c.conn.client_id().as_str(),
             username: c.username.as_ref().map(Str::as_str),
             peer: &c.peer,
         };
-        // Clients do not publish into `$` topics, which belong to the server
-        // (section 4.7.2); and the policy may refuse the topic.
-        let allowed = !msg.topic.is_dollar() && self.policy.may_publish(&info, &msg.topic);
+        let allowed = self.may_publish(&info, &msg);
+        let (reason, routed) = self.publish_checked(now, msg, origin, allowed);
+        let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) else {
+            return;
+        };
+        match routed.congested {
+            Some(sub) if reason == ReasonCode::SUCCESS => self.hold_ack(sub, id, pid, now),
+            _ => {
+                let _ = c.conn.ack(pid, reason);
+            }
+        }
+    }
+
+    /// Whether `publisher` may publish `msg`: clients and bridges do not
+    /// publish into `$` topics, which belong to the server (section 4.7.2),
+    /// and the policy may refuse the topic.
+    pub(super) fn may_publish(&self, publisher: &ClientInfo<'_>, msg: &Message) -> bool {
+        !msg.topic.is_dollar() && self.policy.may_publish(publisher, &msg.topic)
+    }
+
+    /// The publish path of every message from outside the broker (a client
+    /// or a bridge, `origin` being its key, which No Local compares with):
+    /// refused when not `allowed`, else retained if flagged and routed.
+    /// Returns the reason code the publisher is answered with, and what
+    /// routing did.
+    pub(super) fn publish_checked(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        origin: Option<SessionKey>,
+        allowed: bool,
+    ) -> (ReasonCode, Routed) {
         if !allowed {
             self.stats.publishes_denied += 1;
-            if let Some(pid) = pid {
-                let _ = c.conn.ack(pid, ReasonCode::NOT_AUTHORIZED);
-            }
-            return;
+            return (ReasonCode::NOT_AUTHORIZED, Routed::default());
         }
-        let mut quota = false;
-        if msg.retain {
-            quota = !self.retain(now, &msg);
-        }
-        let routed = self.route(now, msg, key);
-        if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
-            // A message that reached nobody because queues were full is
-            // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
-            let reason = if quota || (routed.delivered == 0 && routed.queue_full > 0) {
-                ReasonCode::QUOTA_EXCEEDED
-            } else if routed.delivered == 0 {
-                ReasonCode::NO_MATCHING_SUBSCRIBERS
-            } else {
-                ReasonCode::SUCCESS
-            };
-            match routed.congested {
-                Some(sub) if reason == ReasonCode::SUCCESS => self.hold_ack(sub, id, pid, now),
-                _ => {
-                    let _ = c.conn.ack(pid, reason);
-                }
-            }
-        }
+        let quota = msg.retain && !self.retain(now, &msg);
+        let routed = self.route(now, msg, origin);
+        // A message that reached nobody because queues were full is
+        // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
+        let reason = if quota || (routed.delivered == 0 && routed.queue_full > 0) {
+            ReasonCode::QUOTA_EXCEEDED
+        } else if routed.delivered == 0 {
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        } else {
+            ReasonCode::SUCCESS
+        };
+        (reason, routed)
     }
 
     /// Applies a retained message; false if a limit kept it out.
@@ -127,17 +146,19 @@ impl<P: Policy> Broker<P> {
         routed
     }
 
-    /// Hands one message to one session, connected or not; every message
-    /// not taken is counted as dropped.
-    /// Delivers to one session; for a connected one past its high-water
-    /// mark and still draining, returns its connection (flow control).
+    /// Hands one message to one session, connected or not, or to a bridge;
+    /// every message not taken is counted as dropped. For a subscriber past
+    /// its high-water mark and still draining, returns it (flow control).
     pub(super) fn deliver_to(
         &mut self,
         key: SessionKey,
         now: Instant,
         msg: Arc<Message>,
         opts: DeliveryOptions,
-    ) -> Result<Option<ConnId>, DeliverError> {
+    ) -> Result<Option<Sink>, DeliverError> {
+        if let Some(index) = bridge_index(key) {
+            return self.deliver_to_bridge(index, now, msg, opts);
+        }
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
             return Err(DeliverError::Closed);
         };
@@ -161,20 +182,15 @@ impl<P: Policy> Broker<P> {
         now: Instant,
         msg: Arc<Message>,
         opts: DeliveryOptions,
-    ) -> Result<Option<ConnId>, DeliverError> {
+    ) -> Result<Option<Sink>, DeliverError> {
+        let capacity = self.flow_capacity();
         let Some(c) = self.conns.get_mut(cid) else {
             return Err(DeliverError::Closed);
         };
         let r = c.conn.deliver(now, msg, opts);
         let backlog = c.conn.session().map_or(0, Session::queued);
-        let capacity = flow_capacity(self.config.server.limits.max_queued);
-        if backlog < c.backlog || backlog <= capacity / 4 {
-            c.progress_at = now;
-        }
-        c.backlog = backlog;
-        let high = capacity / 2;
-        let congested =
-            (backlog > high && now < c.progress_at.saturating_add(STALL)).then_some(cid);
+        c.flow.observe(backlog, capacity, now);
+        let congested = c.flow.congested(capacity, now).then_some(Sink::Conn(cid));
         self.note_change(cid);
         match r {
             Ok(_) => {
@@ -197,7 +213,7 @@ fn enqueue_detached(
     msg: Arc<Message>,
     opts: DeliveryOptions,
     dropped: &mut u64,
-) -> Result<Option<ConnId>, DeliverError> {
+) -> Result<Option<Sink>, DeliverError> {
     match session.enqueue(msg.clone(), opts.clone()) {
         Ok(()) => Ok(None),
         Err(e @ DeliverError::QueueFull { .. }) => {

@@ -183,6 +183,9 @@ impl<P: Policy> Broker<P> {
             }
             None => {
                 self.sessions.push(Some(entry));
+                // Below 2^31 (the bridge keys' bit): that many entries would
+                // take over 200 GiB.
+                debug_assert!(self.sessions.len() <= super::bridges::BRIDGE_KEY as usize);
                 (self.sessions.len() - 1) as SessionKey
             }
         };

@@ -79,8 +79,8 @@ impl<P: Policy> Broker<P> {
     }
 
     /// Sends the retained messages matching each newly granted filter
-    /// (after the SUBACK, [MQTT-3.8.4-4]).
-    fn send_retained(
+    /// (after the SUBACK, [MQTT-3.8.4-4]) to session or bridge `key`.
+    pub(super) fn send_retained(
         &mut self,
         key: SessionKey,
         now: Instant,

@@ -1,5 +1,6 @@
-//! `$SYS/broker/...`: the broker's figures, published retained at the
-//! configured interval.
+//! `$SYS/broker/...`: the broker's figures, and each bridge's under
+//! `$SYS/broker/bridges/<name>/`, published retained at the configured
+//! interval.
 
 use alloc::string::String;
 use core::time::Duration;
@@ -61,18 +62,26 @@ impl<P: Policy> Broker<P> {
             ),
         ];
         for (name, value) in values {
-            let topic = alloc::format!("$SYS/broker/{name}");
-            let Ok(topic) = mqtt_codec::TopicName::try_from(topic.as_str()) else {
-                continue;
-            };
-            let msg = Message::new(
-                topic,
-                bytes::Bytes::from(value.into_bytes()),
-                QoS::AtMostOnce,
-                true,
-            );
-            self.retain(now, &msg);
-            self.route(now, msg, None);
+            self.publish_sys_value(now, name, value);
         }
+        for (name, value) in self.bridge_sys_values() {
+            self.publish_sys_value(now, &name, value);
+        }
+    }
+
+    /// Publishes `$SYS/broker/<name>` = `value`, retained, at QoS 0.
+    fn publish_sys_value(&mut self, now: Instant, name: &str, value: String) {
+        let topic = alloc::format!("$SYS/broker/{name}");
+        let Ok(topic) = mqtt_codec::TopicName::try_from(topic.as_str()) else {
+            return;
+        };
+        let msg = Message::new(
+            topic,
+            bytes::Bytes::from(value.into_bytes()),
+            QoS::AtMostOnce,
+            true,
+        );
+        self.retain(now, &msg);
+        self.route(now, msg, None);
     }
 }

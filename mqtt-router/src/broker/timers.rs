@@ -1,10 +1,10 @@
-//! The timer heap: connection deadlines, stalled subscribers, session
-//! expiry and will delays, and `$SYS` publication.
+//! The timer heap: connection deadlines, stalled subscribers (connections
+//! and bridges), session expiry and will delays, and `$SYS` publication.
 
 use core::cmp::Reverse;
 
-use super::flow::STALL;
-use super::{Broker, ConnId, Policy, SessionKey};
+use super::flow::Sink;
+use super::{BridgeId, Broker, ConnId, Policy, SessionKey};
 use crate::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,6 +13,8 @@ pub(super) enum Timer {
     Conn(ConnId),
     /// Held acknowledgements of a subscriber that made no progress since.
     Stalled(ConnId),
+    /// The same, for a bridge.
+    BridgeStalled(BridgeId),
     /// A detached session's expiry or its will's delay (stale once the
     /// session's generation moved on).
     Session(SessionKey, u32),
@@ -32,7 +34,8 @@ impl<P: Policy> Broker<P> {
             match timer {
                 Timer::Conn(id) => self.connection_timer(id, at, now),
                 Timer::Session(key, generation) => self.session_timer(key, generation, now),
-                Timer::Stalled(sub) => self.stall_timer(sub, now),
+                Timer::Stalled(sub) => self.stall_timer(Sink::Conn(sub), now),
+                Timer::BridgeStalled(sub) => self.stall_timer(Sink::Bridge(sub), now),
                 Timer::Sys => self.sys_timer(at, now),
             }
         }
@@ -55,20 +58,6 @@ impl<P: Policy> Broker<P> {
             // The deadline moved later since this entry was queued (keep
             // alive after each read): queue it now.
             self.rearm(id);
-        }
-    }
-
-    /// A subscriber holding acknowledgements: released when it has made no
-    /// progress for [`STALL`], looked at again later otherwise.
-    fn stall_timer(&mut self, sub: ConnId, now: Instant) {
-        let Some(c) = self.conns.get_mut(sub) else {
-            return;
-        };
-        if now >= c.progress_at.saturating_add(STALL) {
-            self.release_acks(sub);
-        } else if !c.held_acks.is_empty() {
-            let at = c.progress_at.saturating_add(STALL);
-            self.timers.push(Reverse((at, Timer::Stalled(sub))));
         }
     }
 

@@ -1,17 +1,17 @@
 //! The remote end of a bridge: an `mqtt-tokio` client of the other broker,
 //! in its own task. It reconnects with backoff and keeps a persistent
 //! session, so QoS 1/2 messages in flight are resent after a cut; it
-//! publishes what the local end hands it and hands the local end what the
-//! remote broker sends.
+//! publishes what the core hands it, reports what became of each, and
+//! hands the core what the remote broker sends.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use mqtt_codec::QoS;
+use mqtt_codec::{QoS, ReasonCode};
+use mqtt_router::broker::{BridgeOutcome, BridgeState, BridgeToken};
 use mqtt_tokio::{
     Backoff, Client, ClientError, ConnectError, ConnectOptions, Event, Incoming, OptionSetters,
     Requests, RetainHandling, SubscribeResult, SubscriptionOptions,
@@ -19,7 +19,7 @@ use mqtt_tokio::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::{Counters, Crossing, Prepared, RateLimited, Rules, State};
+use super::{Crossing, FromRemote, Outgoing, Prepared, RateLimited, Rules};
 
 /// How often the same kind of trouble is logged at warn level.
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -70,11 +70,10 @@ type Subscribing = Pin<Box<dyn Future<Output = Result<Vec<SubscribeResult>, Clie
 pub(super) struct Remote {
     pub(super) index: usize,
     pub(super) prepared: Prepared,
-    pub(super) counters: Arc<Counters>,
-    /// Messages from the local end, remapped.
-    pub(super) outbound: mpsc::Receiver<Crossing>,
-    /// Messages for the local end, remapped, with this bridge's index.
-    pub(super) inbound: mpsc::Sender<(usize, Crossing)>,
+    /// Messages from the core, remapped.
+    pub(super) outbound: mpsc::Receiver<Outgoing>,
+    /// Reports for the core (messages remapped), with this bridge's index.
+    pub(super) inbound: mpsc::Sender<(usize, FromRemote)>,
     /// Resolves (sent or dropped) when the bridge must stop.
     pub(super) stop: oneshot::Receiver<()>,
 }
@@ -96,7 +95,8 @@ impl Remote {
         );
         let mut failures = RateLimited::new(WARN_EVERY);
         loop {
-            self.counters.set_state(State::Reconnecting);
+            self.report(FromRemote::State(BridgeState::Reconnecting))
+                .await;
             let attempt = tokio::select! {
                 r = Client::connect(self.prepared.options.clone()) => r,
                 _ = &mut self.stop => break,
@@ -127,7 +127,7 @@ impl Remote {
                 }
             }
         }
-        self.counters.set_state(State::Stopped);
+        self.report(FromRemote::State(BridgeState::Stopped)).await;
         info!(bridge = self.name(), "bridge stopped");
     }
 
@@ -136,6 +136,7 @@ impl Remote {
     async fn serve(&mut self, client: Client, mut incoming: Incoming) -> Ended {
         let limit = self.prepared.config.queue_limit;
         let mut publishes = FuturesUnordered::new();
+        let mut in_flight = HashSet::new();
         let mut subscribing: Option<Subscribing> = None;
         let mut need_subscribe = true;
         let mut max_qos = QoS::ExactlyOnce;
@@ -144,17 +145,16 @@ impl Remote {
             tokio::select! {
                 _ = &mut self.stop => {
                     let _ = tokio::time::timeout(DISCONNECT_GRACE, client.disconnect()).await;
-                    self.forget(publishes.len());
                     return Ended::Stopped;
                 }
                 event = incoming.recv() => match event {
                     None => {
                         info!(bridge = self.name(), "bridge client ended; starting over");
-                        self.forget(publishes.len());
+                        self.retry(in_flight).await;
                         return Ended::Lost;
                     }
                     Some(Event::Connected { session_present, caps }) => {
-                        self.counters.set_state(State::Connected);
+                        self.report(FromRemote::State(BridgeState::Connected)).await;
                         info!(
                             bridge = self.name(),
                             address = %self.prepared.config.address,
@@ -173,7 +173,7 @@ impl Remote {
                         }
                     }
                     Some(Event::Disconnected { close, reconnecting }) => {
-                        self.counters.set_state(State::Reconnecting);
+                        self.report(FromRemote::State(BridgeState::Reconnecting)).await;
                         info!(
                             bridge = self.name(),
                             reason = %close.reason,
@@ -195,31 +195,29 @@ impl Remote {
                         // Waiting here holds back the client's reads: the
                         // remote broker then keeps what the core has no room for.
                         let crossing = Crossing::new(message, client.now());
-                        if self.inbound.send((self.index, crossing)).await.is_err() {
-                            self.forget(publishes.len());
+                        if !self.report(FromRemote::Message(crossing)).await {
                             return Ended::Stopped;
                         }
                     }
                     Some(_) => {}
                 },
-                Some(crossing) = self.outbound.recv(), if publishes.len() < limit => {
+                Some(Outgoing { token, crossing }) = self.outbound.recv(), if publishes.len() < limit => {
                     let mut message = crossing.into_message(client.now());
                     message.qos = message.qos.min(max_qos);
                     let c = client.clone();
-                    publishes.push(async move { c.publish_message(message).await });
+                    in_flight.insert(token);
+                    publishes.push(async move { (token, c.publish_message(message).await) });
                 }
-                Some(result) = publishes.next(), if !publishes.is_empty() => {
-                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                    match result {
-                        Ok(_) => {
-                            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                Some((token, result)) = publishes.next(), if !publishes.is_empty() => {
+                    in_flight.remove(&token);
+                    let outcome = outcome(&result);
+                    if let Err(error) = result {
+                        if let Some(count) = refused.hit() {
+                            warn!(bridge = self.name(), %error, count, ?outcome, "the remote broker did not take a bridged message");
                         }
-                        Err(error) => {
-                            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                            if let Some(count) = refused.hit() {
-                                warn!(bridge = self.name(), %error, count, "the remote broker did not take a bridged message");
-                            }
-                        }
+                    }
+                    if !self.report(FromRemote::Settled(token, outcome)).await {
+                        return Ended::Stopped;
                     }
                 }
                 result = maybe(&mut subscribing) => {
@@ -286,13 +284,42 @@ impl Remote {
         }
     }
 
-    /// Publishes that will never complete (the client is gone): no longer
-    /// queued, and counted as dropped.
-    fn forget(&self, n: usize) {
-        if n > 0 {
-            self.counters.queued.fetch_sub(n, Ordering::Relaxed);
-            self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+    /// Hands the core a report; false once the core is gone.
+    async fn report(&self, report: FromRemote) -> bool {
+        self.inbound.send((self.index, report)).await.is_ok()
+    }
+
+    /// Publishes that will never complete (the client is gone): the core
+    /// queues them again for the next client.
+    async fn retry(&self, in_flight: HashSet<BridgeToken>) {
+        for token in in_flight {
+            if !self
+                .report(FromRemote::Settled(token, BridgeOutcome::Retry))
+                .await
+            {
+                return;
+            }
         }
+    }
+}
+
+/// What a publish's result means for the core: taken, to be sent again
+/// (the connection went before the remote broker answered), or dropped
+/// (refused, expired, or not sendable).
+fn outcome(result: &Result<ReasonCode, ClientError>) -> BridgeOutcome {
+    match result {
+        Ok(_) => BridgeOutcome::Delivered,
+        Err(ClientError::ConnectionLost | ClientError::Disconnected) => BridgeOutcome::Retry,
+        Err(
+            ClientError::Refused(_)
+            | ClientError::Expired
+            | ClientError::Usage(_)
+            | ClientError::Topic(_)
+            | ClientError::Timeout,
+        ) => BridgeOutcome::Dropped,
+        // `ClientError` may grow: what is not known to be lost in transit
+        // is not sent twice.
+        Err(_) => BridgeOutcome::Dropped,
     }
 }
 

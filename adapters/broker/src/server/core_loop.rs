@@ -1,5 +1,6 @@
 //! The core task: the sans-IO broker driven by the connections' commands,
-//! its timer and the bridges; one write per connection per batch.
+//! its timer and the bridges' remote ends; one write per connection per
+//! batch, and the messages for each bridge handed to its remote end.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,24 +28,20 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     bridges: Vec<Prepared>,
 ) {
     let clock = Clock(tokio::time::Instant::now());
-    let sys_every = config.sys_interval;
     let mut broker = Broker::new(config, policy);
-    let (mut bridges, mut from_bridges) =
-        Bridges::start(bridges, sys_every, &mut broker, clock.now());
+    let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
     let mut w = Writers::new();
     let mut stopping = false;
     loop {
-        let deadline = [broker.poll_timeout(), bridges.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        let deadline = broker
+            .poll_timeout()
             .map(|t| clock.to_tokio(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 let mut packets = weight(&cmd);
-                handle(&mut broker, &mut w, &mut bridges, clock, cmd);
+                handle(&mut broker, &mut w, clock, cmd);
                 // Take what is already queued before writing, so one write
                 // carries all the packets this batch made for a connection.
                 for _ in 0..BATCH {
@@ -54,7 +51,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
                     match rx.try_recv() {
                         Ok(cmd) => {
                             packets += weight(&cmd);
-                            handle(&mut broker, &mut w, &mut bridges, clock, cmd);
+                            handle(&mut broker, &mut w, clock, cmd);
                         }
                         Err(_) => break,
                     }
@@ -71,7 +68,6 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 broker.handle_timeout(clock.now());
-                bridges.handle_timeout(&mut broker, clock.now());
             }
             _ = shutdown.notified(), if !stopping => {
                 stopping = true;
@@ -82,11 +78,15 @@ pub(super) async fn core<P: Policy + Send + 'static>(
                 }
             }
         }
-        flush(&mut broker, &mut w, &mut bridges, clock);
+        bridges.flush(&mut broker, clock.now());
+        flush(&mut broker, &mut w, clock);
         if stopping && w.conns.is_empty() {
             break;
         }
     }
+    // The remote ends' last reports find the channel closed instead of
+    // waiting for room in it.
+    drop(from_bridges);
     bridges.join().await;
 }
 
@@ -117,7 +117,6 @@ pub(super) fn weight(cmd: &ToCore) -> usize {
 pub(super) fn handle<P: Policy>(
     broker: &mut Broker<P>,
     w: &mut Writers,
-    bridges: &mut Bridges,
     clock: Clock,
     cmd: ToCore,
 ) {
@@ -158,19 +157,14 @@ pub(super) fn handle<P: Policy>(
         ToCore::Writable(id) => {
             if let Some(i) = w.blocked.iter().position(|b| *b == id) {
                 w.blocked.swap_remove(i);
-                write_one(broker, w, bridges, clock, id);
+                write_one(broker, w, clock, id);
             }
         }
     }
 }
 
 /// Writes every connection that has bytes, then acts on closes.
-pub(super) fn flush<P: Policy>(
-    broker: &mut Broker<P>,
-    w: &mut Writers,
-    bridges: &mut Bridges,
-    clock: Clock,
-) {
+pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: Clock) {
     // Connections whose outbox was full: those that have caught up since
     // get their waiting packets now (their own Writable may still be queued
     // behind other commands, or was not sent because the queue was full).
@@ -178,7 +172,7 @@ pub(super) fn flush<P: Policy>(
         let waiting = std::mem::take(&mut w.blocked);
         for id in waiting {
             match w.conns.get(&id) {
-                Some(h) if h.writer.has_room() => write_one(broker, w, bridges, clock, id),
+                Some(h) if h.writer.has_room() => write_one(broker, w, clock, id),
                 Some(_) => w.blocked.push(id),
                 None => {}
             }
@@ -186,19 +180,15 @@ pub(super) fn flush<P: Policy>(
     }
     while let Some(id) = broker.poll_writable() {
         if !w.blocked.contains(&id) {
-            write_one(broker, w, bridges, clock, id);
+            write_one(broker, w, clock, id);
         }
     }
     while let Some(ev) = broker.poll_event() {
         match ev {
             BrokerEvent::Closed { id, close } => {
-                if bridges.owns(id) {
-                    bridges.closed(broker, id, close.reason, clock.now());
-                    continue;
-                }
                 debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
-                write_one(broker, w, bridges, clock, id);
+                write_one(broker, w, clock, id);
                 if let Some(h) = w.conns.get_mut(&id) {
                     h.closing = true;
                     h.writer.push(ToConn::Close);
@@ -213,16 +203,10 @@ pub(super) fn flush<P: Policy>(
 pub(super) fn write_one<P: Policy>(
     broker: &mut Broker<P>,
     w: &mut Writers,
-    bridges: &mut Bridges,
     clock: Clock,
     id: ConnId,
 ) {
     let now = clock.now();
-    if bridges.owns(id) {
-        // A bridge's local end: its packets go to its in-process client.
-        bridges.write(broker, id, now);
-        return;
-    }
     let Some(h) = w.conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.
         let mut sink = Vec::new();

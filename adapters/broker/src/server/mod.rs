@@ -23,11 +23,11 @@
 //! polled until its task has caught up: its packets wait inside the core,
 //! where the session's bounded queue limits them.
 //!
-//! Bridges ([`crate::bridge`]) have their local end here too, as in-process
-//! clients of the core with no socket: where the core would write to a
-//! connection that is a bridge's local end, it hands the packets to that
-//! client instead ([`Bridges::write`]), and messages from the bridges'
-//! remote tasks arrive on their own channel.
+//! Bridges ([`crate::bridge`]) are subscribers of the core, not
+//! connections: after each batch the core task hands what the core queued
+//! for each bridge to that bridge's remote task (where it writes to
+//! sockets), and the remote tasks' messages and reports arrive on their own
+//! channel, for `Broker::publish_from_bridge` and `Broker::bridge_settled`.
 
 mod accept;
 mod connection;
