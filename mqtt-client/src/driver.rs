@@ -136,8 +136,9 @@ impl<K: ReplySender> fmt::Debug for Command<K> {
 
 /// What the client reports besides request results, in order. `E` is the
 /// adapter's error for a failed reconnection attempt.
+// Not `#[non_exhaustive]`: a match on it names every event, so a new one
+// cannot be ignored silently.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Event<E> {
     /// A message arrived on a subscription (already acknowledged to the
     /// broker).

@@ -164,6 +164,12 @@ fn strip_diagnostics(p: &mut Packet) {
             a.props.reason_string = None;
             a.props.user_properties.clear();
         }
-        _ => {}
+        // A PUBLISH keeps its properties; the others carry no diagnostics.
+        Packet::Publish(_)
+        | Packet::Connect(_)
+        | Packet::Subscribe(_)
+        | Packet::Unsubscribe(_)
+        | Packet::PingReq
+        | Packet::PingResp => {}
     }
 }

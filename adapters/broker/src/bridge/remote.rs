@@ -66,6 +66,44 @@ enum Ended {
 
 type Subscribing = Pin<Box<dyn Future<Output = Result<Vec<SubscribeResult>, ClientError>> + Send>>;
 
+/// A publish to the remote broker under way, with its token.
+type Publishing =
+    Pin<Box<dyn Future<Output = (BridgeToken, Result<ReasonCode, ClientError>)> + Send>>;
+
+/// Whether serving a client goes on after a step.
+enum Step {
+    Go,
+    /// The core is gone: the bridge stops.
+    Stop,
+}
+
+/// What serving one client keeps between its steps.
+struct Serving {
+    /// Publishes under way (at most the queue limit).
+    publishes: FuturesUnordered<Publishing>,
+    /// Their tokens: sent again through the core if the client goes.
+    in_flight: HashSet<BridgeToken>,
+    subscribing: Option<Subscribing>,
+    /// The remote subscriptions are still to be made.
+    need_subscribe: bool,
+    /// The highest QoS the remote broker takes.
+    max_qos: QoS,
+    refused: RateLimited,
+}
+
+impl Serving {
+    fn new() -> Serving {
+        Serving {
+            publishes: FuturesUnordered::new(),
+            in_flight: HashSet::new(),
+            subscribing: None,
+            need_subscribe: true,
+            max_qos: QoS::ExactlyOnce,
+            refused: RateLimited::new(WARN_EVERY),
+        }
+    }
+}
+
 /// The remote end's task.
 pub(super) struct Remote {
     pub(super) index: usize,
@@ -135,103 +173,127 @@ impl Remote {
     /// bridge stops.
     async fn serve(&mut self, client: Client, mut incoming: Incoming) -> Ended {
         let limit = self.prepared.config.queue_limit;
-        let mut publishes = FuturesUnordered::new();
-        let mut in_flight = HashSet::new();
-        let mut subscribing: Option<Subscribing> = None;
-        let mut need_subscribe = true;
-        let mut max_qos = QoS::ExactlyOnce;
-        let mut refused = RateLimited::new(WARN_EVERY);
+        let mut s = Serving::new();
         loop {
-            tokio::select! {
+            let step = tokio::select! {
                 _ = &mut self.stop => {
                     let _ = tokio::time::timeout(DISCONNECT_GRACE, client.disconnect()).await;
                     return Ended::Stopped;
                 }
                 event = incoming.recv() => match event {
+                    Some(event) => self.on_event(event, &client, &mut s).await,
                     None => {
                         info!(bridge = self.name(), "bridge client ended; starting over");
-                        self.retry(in_flight).await;
+                        self.retry(std::mem::take(&mut s.in_flight)).await;
                         return Ended::Lost;
                     }
-                    Some(Event::Connected { session_present, caps }) => {
-                        self.report(FromRemote::State(BridgeState::Connected)).await;
-                        info!(
-                            bridge = self.name(),
-                            address = %self.prepared.config.address,
-                            session_present,
-                            "bridge connected"
-                        );
-                        max_qos = caps.maximum_qos;
-                        // Subscriptions live in the session: made again
-                        // only when the remote broker did not keep it.
-                        if need_subscribe || !session_present {
-                            need_subscribe = true;
-                            subscribing = self.subscribe(&client);
-                            if subscribing.is_none() {
-                                need_subscribe = false;
-                            }
-                        }
-                    }
-                    Some(Event::Disconnected { close, reconnecting }) => {
-                        self.report(FromRemote::State(BridgeState::Reconnecting)).await;
-                        info!(
-                            bridge = self.name(),
-                            reason = %close.reason,
-                            initiator = ?close.initiator,
-                            reconnecting,
-                            "bridge disconnected"
-                        );
-                    }
-                    Some(Event::ReconnectFailed { error }) => {
-                        debug!(bridge = self.name(), %error, "bridge reconnection failed");
-                    }
-                    Some(Event::Message { message, .. }) => {
-                        let Some(topic) = self.rules().incoming(&message.topic) else {
-                            debug!(bridge = self.name(), topic = %message.topic.as_str(), "no rule carries this topic in");
-                            continue;
-                        };
-                        let mut message = message;
-                        message.topic = topic;
-                        // Waiting here holds back the client's reads: the
-                        // remote broker then keeps what the core has no room for.
-                        let crossing = Crossing::new(message, client.now());
-                        if !self.report(FromRemote::Message(crossing)).await {
-                            return Ended::Stopped;
-                        }
-                    }
-                    Some(_) => {}
                 },
-                Some(Outgoing { token, crossing }) = self.outbound.recv(), if publishes.len() < limit => {
+                Some(Outgoing { token, crossing }) = self.outbound.recv(), if s.publishes.len() < limit => {
                     let mut message = crossing.into_message(client.now());
-                    message.qos = message.qos.min(max_qos);
+                    message.qos = message.qos.min(s.max_qos);
                     let c = client.clone();
-                    in_flight.insert(token);
-                    publishes.push(async move { (token, c.publish_message(message).await) });
+                    s.in_flight.insert(token);
+                    s.publishes.push(Box::pin(async move { (token, c.publish_message(message).await) }));
+                    Step::Go
                 }
-                Some((token, result)) = publishes.next(), if !publishes.is_empty() => {
-                    in_flight.remove(&token);
-                    let outcome = outcome(&result);
-                    if let Err(error) = result {
-                        if let Some(count) = refused.hit() {
-                            warn!(bridge = self.name(), %error, count, ?outcome, "the remote broker did not take a bridged message");
-                        }
-                    }
-                    if !self.report(FromRemote::Settled(token, outcome)).await {
-                        return Ended::Stopped;
-                    }
+                Some((token, result)) = s.publishes.next(), if !s.publishes.is_empty() => {
+                    self.on_published(token, result, &mut s).await
                 }
-                result = maybe(&mut subscribing) => {
-                    subscribing = None;
+                result = maybe(&mut s.subscribing) => {
+                    s.subscribing = None;
                     match result {
                         Ok(results) => {
-                            need_subscribe = false;
+                            s.need_subscribe = false;
                             self.report_subscriptions(&results);
                         }
                         // Lost with the connection: made again on the next one.
                         Err(error) => debug!(bridge = self.name(), %error, "bridge subscription not answered"),
                     }
+                    Step::Go
+                }
+            };
+            if let Step::Stop = step {
+                return Ended::Stopped;
+            }
+        }
+    }
+
+    /// One event of the client.
+    async fn on_event(&mut self, event: Event, client: &Client, s: &mut Serving) -> Step {
+        match event {
+            Event::Connected {
+                session_present,
+                caps,
+            } => {
+                self.report(FromRemote::State(BridgeState::Connected)).await;
+                info!(
+                    bridge = self.name(),
+                    address = %self.prepared.config.address,
+                    session_present,
+                    "bridge connected"
+                );
+                s.max_qos = caps.maximum_qos;
+                // Subscriptions live in the session: made again only when
+                // the remote broker did not keep it.
+                if s.need_subscribe || !session_present {
+                    s.subscribing = self.subscribe(client);
+                    s.need_subscribe = s.subscribing.is_some();
                 }
             }
+            Event::Disconnected {
+                close,
+                reconnecting,
+            } => {
+                self.report(FromRemote::State(BridgeState::Reconnecting))
+                    .await;
+                info!(
+                    bridge = self.name(),
+                    reason = %close.reason,
+                    initiator = ?close.initiator,
+                    reconnecting,
+                    "bridge disconnected"
+                );
+            }
+            Event::ReconnectFailed { error } => {
+                debug!(bridge = self.name(), %error, "bridge reconnection failed");
+            }
+            Event::Message { message, .. } => {
+                let Some(topic) = self.rules().incoming(&message.topic) else {
+                    debug!(bridge = self.name(), topic = %message.topic.as_str(), "no rule carries this topic in");
+                    return Step::Go;
+                };
+                let mut message = message;
+                message.topic = topic;
+                // Waiting here holds back the client's reads: the remote
+                // broker then keeps what the core has no room for.
+                let crossing = Crossing::new(message, client.now());
+                if !self.report(FromRemote::Message(crossing)).await {
+                    return Step::Stop;
+                }
+            }
+        }
+        Step::Go
+    }
+
+    /// A publish to the remote broker finished: the core hears what became
+    /// of it.
+    async fn on_published(
+        &mut self,
+        token: BridgeToken,
+        result: Result<ReasonCode, ClientError>,
+        s: &mut Serving,
+    ) -> Step {
+        s.in_flight.remove(&token);
+        let outcome = outcome(&result);
+        if let Err(error) = result {
+            if let Some(count) = s.refused.hit() {
+                warn!(bridge = self.name(), %error, count, ?outcome, "the remote broker did not take a bridged message");
+            }
+        }
+        if self.report(FromRemote::Settled(token, outcome)).await {
+            Step::Go
+        } else {
+            Step::Stop
         }
     }
 

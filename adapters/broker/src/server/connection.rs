@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -48,17 +48,8 @@ where
         };
         // One task per connection reads, decodes, encodes and writes: an
         // idle connection costs one small future, not two tasks and a
-        // channel. Once a read has needed more than the minimum room, the
-        // read buffer stays between reads: `BytesMut` remembers the size it
-        // was first given and refills at least that much, so a busy
-        // connection keeps reading in large steps (giving it back after each
-        // quiet read cut unpinned pairs QoS 1 from about 740 k to 490 k
-        // msg/s with more, smaller reads). Until then, an emptied buffer is
-        // given back: an idle plain-TCP connection holds none (TLS and
-        // WebSocket reserve it before a read that waits inside them).
-        let mut buf = BytesMut::new();
-        let mut room = READ_MIN;
-        let mut grown = false;
+        // channel.
+        let mut rbuf = ReadBuffer::new();
         loop {
             // What the core queued goes out first.
             if outbox.has_chunks() {
@@ -76,50 +67,21 @@ where
                     }
                 }
             }
-            // One small wait for both directions: chunks from the core
-            // first, then the socket. The read races the outbox as a whole,
-            // so a read that waits (TLS or WebSocket, or a readiness that
-            // was stale) never holds writes back. `None`: the outbox has
-            // chunks; `Some(None)`: the read side ended.
-            let read = std::future::poll_fn(|cx| {
-                if outbox.poll_ready(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                if stream.poll_readable(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                if buf.capacity() - buf.len() < room / 2 {
-                    buf.reserve(room);
-                    grown |= room > READ_MIN;
-                }
-                let free = buf.capacity() - buf.len();
-                std::pin::pin!(stream.read_buf(&mut buf))
-                    .poll(cx)
-                    .map(|r| Some(r.ok().filter(|n| *n > 0).map(|n| (n, free))))
-            })
-            .await;
-            let Some(read) = read else {
-                continue;
-            };
+            let read =
+                std::future::poll_fn(|cx| poll_next(cx, &outbox, &mut stream, &mut rbuf)).await;
             let ended = match read {
-                Some((n, free)) => {
-                    // A read that fills its room asks for more next time;
-                    // one that leaves most of it goes back to the minimum.
-                    room = if n == free {
-                        (room * 2).min(READ_MAX)
-                    } else {
-                        READ_MIN
-                    };
-                    let (packets, error) = decode_all(&mut decoder, &mut buf);
-                    if buf.is_empty() && !grown {
-                        buf = BytesMut::new();
-                    }
+                // The outbox has chunks.
+                None => continue,
+                Some(Some((n, free))) => {
+                    rbuf.after_read(n, free);
+                    let (packets, error) = decode_all(&mut decoder, &mut rbuf.buf);
+                    rbuf.release_if_idle();
                     if packets.is_empty() && error.is_none() {
                         continue;
                     }
                     Box::pin(hand_over(&to_core, id, packets, error)).await
                 }
-                None => {
+                Some(None) => {
                     // The core answers with Close; the DISCONNECT or other
                     // last packets it sends first are written before it.
                     let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
@@ -134,6 +96,82 @@ where
                 }
                 Ended::Stopping => return,
             }
+        }
+    }
+}
+
+/// One small wait for both directions: chunks from the core first
+/// (`Ready(None)`), then the socket (`Ready(Some(None))`: the read side
+/// ended; otherwise the bytes read and the room there was). The read races
+/// the outbox as a whole, so a read that waits (TLS or WebSocket, or a
+/// readiness that was stale) never holds writes back.
+fn poll_next<S: Stream>(
+    cx: &mut Context<'_>,
+    outbox: &Outbox,
+    stream: &mut S,
+    rbuf: &mut ReadBuffer,
+) -> Poll<Option<Option<(usize, usize)>>> {
+    if outbox.poll_ready(cx).is_ready() {
+        return Poll::Ready(None);
+    }
+    if stream.poll_readable(cx).is_pending() {
+        return Poll::Pending;
+    }
+    let free = rbuf.make_room();
+    std::pin::pin!(stream.read_buf(&mut rbuf.buf))
+        .poll(cx)
+        .map(|r| Some(r.ok().filter(|n| *n > 0).map(|n| (n, free))))
+}
+
+/// A connection's read buffer. Once a read has needed more than the
+/// minimum room, the buffer stays between reads: `BytesMut` remembers the
+/// size it was first given and refills at least that much, so a busy
+/// connection keeps reading in large steps (giving it back after each quiet
+/// read cut unpinned pairs QoS 1 from about 740 k to 490 k msg/s with more,
+/// smaller reads). Until then, an emptied buffer is given back: an idle
+/// plain-TCP connection holds none (TLS and WebSocket reserve it before a
+/// read that waits inside them).
+struct ReadBuffer {
+    buf: BytesMut,
+    /// The room the next read is given.
+    room: usize,
+    /// Some read needed more than the minimum room.
+    grown: bool,
+}
+
+impl ReadBuffer {
+    fn new() -> ReadBuffer {
+        ReadBuffer {
+            buf: BytesMut::new(),
+            room: READ_MIN,
+            grown: false,
+        }
+    }
+
+    /// Makes room for the next read; returns the room there is.
+    fn make_room(&mut self) -> usize {
+        if self.buf.capacity() - self.buf.len() < self.room / 2 {
+            self.buf.reserve(self.room);
+            self.grown |= self.room > READ_MIN;
+        }
+        self.buf.capacity() - self.buf.len()
+    }
+
+    /// A read of `n` bytes into `free` room: one that fills its room asks
+    /// for more next time; one that leaves most of it goes back to the
+    /// minimum.
+    fn after_read(&mut self, n: usize, free: usize) {
+        self.room = if n == free {
+            (self.room * 2).min(READ_MAX)
+        } else {
+            READ_MIN
+        };
+    }
+
+    /// Gives an emptied buffer back while no read has needed more room.
+    fn release_if_idle(&mut self) {
+        if self.buf.is_empty() && !self.grown {
+            self.buf = BytesMut::new();
         }
     }
 }
