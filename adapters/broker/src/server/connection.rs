@@ -24,7 +24,7 @@ use super::{ToCore, ToCoreTx, READ_MAX, READ_MIN};
 ///
 /// An idle connection spends its life in this future, so its size is what a
 /// task costs per idle connection (`size_of_val`, checked by a test below:
-/// 912 bytes with the rare steps inline, 472 before this layout, 192 now).
+/// 912 bytes with the rare steps inline, 472 before this layout, 200 now).
 /// Hence a plain function returning an `async move` block (an `async fn`
 /// keeps a second copy of each argument), the connection's address boxed
 /// (only registering needs it), and every step but the wait itself in a
@@ -353,7 +353,7 @@ mod tests {
     use super::*;
 
     /// What an idle connection's task holds is the connection future: keep
-    /// it small (192 bytes when this test was written; see [`serve`]).
+    /// it small (200 bytes when this test was last changed; see [`serve`]).
     #[tokio::test]
     pub(super) async fn the_connection_future_is_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
