@@ -1,0 +1,241 @@
+//! `mqtt sub`: subscribe and print each message as `mosquitto_sub` does
+//! (`-v`, `-F`, `-N`), stopping after `-C` messages, at `-W` seconds, after
+//! the SUBACK with `-E`, or on the first fresh message with
+//! `--retained-only`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use mqtt_tokio::mqtt_client::mqtt_session::mqtt_codec::TopicFilter;
+use mqtt_tokio::{
+    Backoff, Client, Event, Incoming, Message, OptionSetters, ProtocolVersion, ReasonCode,
+    Requests, SubscriptionId, SubscriptionOptions,
+};
+
+use crate::args::SubArgs;
+use crate::connect::{Connection, Tool};
+use crate::failure::Failure;
+use crate::format::{Printer, Received};
+use crate::props::Properties;
+
+/// Runs `mqtt sub`.
+pub(crate) async fn run(args: SubArgs) -> Result<(), Failure> {
+    let props = Properties::parse(
+        &args.conn.properties,
+        &["CONNECT", "SUBSCRIBE", "UNSUBSCRIBE", "WILL", "DISCONNECT"],
+    )?;
+    let tool = Tool {
+        name: "sub",
+        default_version: ProtocolVersion::V311,
+    };
+    let mut conn = Connection::from_args(&args.conn, &props, tool)?;
+    // Like mosquitto_sub, keep going across a lost connection.
+    conn.options = conn.options.clone().reconnect(Backoff::default());
+    let mut topics = args.topics.clone();
+    topics.extend(conn.url_topic.clone());
+    if topics.is_empty() {
+        return Err(Failure::usage(
+            "Error: You must specify a topic to subscribe to.",
+        ));
+    }
+    let plan = Plan::new(&args, topics, conn.version)?;
+    let (client, mut incoming) = conn.open().await?;
+    let run = async {
+        plan.subscribe(&client, &conn).await?;
+        if args.exit_after_subscribe {
+            return Ok(());
+        }
+        plan.receive(&client, &mut incoming, &conn).await
+    };
+    let outcome = match args.output.timeout {
+        Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds.into()), run)
+            .await
+            .unwrap_or_else(|_| Err(Failure::timed_out())),
+        None => run.await,
+    };
+    let _ = client
+        .disconnect_with(ReasonCode::NORMAL_DISCONNECTION, conn.disconnect.clone())
+        .await;
+    outcome
+}
+
+/// What to subscribe to, what to print and when to stop.
+struct Plan {
+    topics: Vec<String>,
+    options: SubscriptionOptions,
+    unsubscribe: Vec<String>,
+    filter_out: Vec<TopicFilter>,
+    printer: Printer,
+    count: Option<u32>,
+    no_retained: bool,
+    retained_only: bool,
+    remove_retained: bool,
+}
+
+impl Plan {
+    fn new(args: &SubArgs, topics: Vec<String>, version: ProtocolVersion) -> Result<Plan, Failure> {
+        for topic in &topics {
+            check_filter(topic, "subscription")?;
+        }
+        for topic in &args.unsubscribe {
+            check_filter(topic, "unsubscribe")?;
+        }
+        let filter_out = args
+            .filter_out
+            .iter()
+            .map(|t| check_filter(t, "filter"))
+            .collect::<Result<_, _>>()?;
+        if args.retain_as_published && version != ProtocolVersion::V5 {
+            return Err(Failure::usage(
+                "Error: --retain-as-published is only valid for MQTT v5 clients.",
+            ));
+        }
+        let mut options = SubscriptionOptions::new(args.qos);
+        options.retain_as_published = args.retain_as_published;
+        Ok(Plan {
+            topics,
+            options,
+            unsubscribe: args.unsubscribe.clone(),
+            filter_out,
+            printer: Printer::new(&args.output)?,
+            count: args.count.filter(|c| *c > 0),
+            no_retained: args.output.no_retained,
+            retained_only: args.retained_only,
+            remove_retained: args.remove_retained,
+        })
+    }
+
+    /// SUBSCRIBE (every filter in one packet), then `-U`'s UNSUBSCRIBE.
+    async fn subscribe(&self, client: &Client, conn: &Connection) -> Result<(), Failure> {
+        let filters: Vec<(&str, SubscriptionOptions)> =
+            self.topics.iter().map(|t| (t.as_str(), self.options)).collect();
+        let results = client
+            .subscribe_with(&filters, None)
+            .await
+            .map_err(|e| Failure::runtime(format!("Error: Subscribing failed: {e}")))?;
+        for (topic, result) in self.topics.iter().zip(&results) {
+            match result {
+                Ok(qos) => conn.say(format_args!("Subscribed to {topic} (QoS {})", *qos as u8)),
+                Err(reason) => conn.say(format_args!("Subscription to {topic} refused: {reason}")),
+            }
+        }
+        if results.iter().all(Result::is_err) {
+            return Err(Failure::runtime("All subscription requests were denied."));
+        }
+        if !self.unsubscribe.is_empty() {
+            let filters: Vec<&str> = self.unsubscribe.iter().map(String::as_str).collect();
+            client
+                .unsubscribe(&filters)
+                .await
+                .map_err(|e| Failure::runtime(format!("Error: Unsubscribing failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Prints messages until the plan says stop or the client ends.
+    async fn receive(
+        &self,
+        client: &Client,
+        incoming: &mut Incoming,
+        conn: &Connection,
+    ) -> Result<(), Failure> {
+        let mut printed = 0u32;
+        while let Some(event) = incoming.recv().await {
+            let (message, ids) = match event {
+                Event::Message {
+                    message,
+                    subscription_identifiers,
+                } => (message, subscription_identifiers),
+                Event::Connected {
+                    session_present: false,
+                    ..
+                } => {
+                    conn.report(&event);
+                    self.subscribe(client, conn).await?;
+                    continue;
+                }
+                other => {
+                    conn.report(&other);
+                    continue;
+                }
+            };
+            match self.handle(client, &message, &ids).await? {
+                Handled::Skipped => {}
+                Handled::Printed => {
+                    printed += 1;
+                    if self.count.is_some_and(|c| printed >= c) {
+                        return Ok(());
+                    }
+                }
+                Handled::Done => return Ok(()),
+            }
+        }
+        Err(Failure::runtime("Error: The connection to the broker was lost."))
+    }
+
+    async fn handle(
+        &self,
+        client: &Client,
+        message: &Message,
+        ids: &[SubscriptionId],
+    ) -> Result<Handled, Failure> {
+        if self.filter_out.iter().any(|f| f.matches(&message.topic)) {
+            return Ok(Handled::Skipped);
+        }
+        if self.remove_retained && message.retain && !message.payload.is_empty() {
+            let _ = client
+                .publish(message.topic.as_str(), Vec::new(), self.options.qos, true)
+                .await;
+        }
+        if self.retained_only && !message.retain {
+            return Ok(Handled::Done);
+        }
+        if self.no_retained && message.retain {
+            return Ok(Handled::Skipped);
+        }
+        let received = Received {
+            message,
+            subscription_identifiers: ids,
+            expiry_interval: expiry_interval(client, message),
+        };
+        print(&self.printer.render(&received, chrono::Local::now()))?;
+        Ok(Handled::Printed)
+    }
+}
+
+/// What became of one message.
+enum Handled {
+    Skipped,
+    Printed,
+    Done,
+}
+
+/// A topic filter given on the command line, refused with Mosquitto's words.
+fn check_filter(topic: &str, what: &str) -> Result<TopicFilter, Failure> {
+    TopicFilter::try_from(topic).map_err(|_| {
+        Failure::usage(format!(
+            "Error: Invalid {what} topic '{topic}', are all '+' and '#' wildcards correct?"
+        ))
+    })
+}
+
+/// The Message Expiry Interval the message arrived with, in seconds.
+pub(crate) fn expiry_interval(client: &Client, message: &Message) -> Option<u32> {
+    message.props.expires_at.map(|at| {
+        let ms = at.as_millis().saturating_sub(client.now().as_millis());
+        u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+    })
+}
+
+/// Writes and flushes, as Mosquitto does after each message. A closed
+/// standard output (`| head -1`) ends the run quietly.
+pub(crate) fn print(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|_| Failure {
+            message: String::new(),
+            status: 1,
+            usage: false,
+        })
+}
