@@ -8,7 +8,8 @@
 //! indicator, `%R` response topic, `%S` subscription identifier, `%P` user
 //! properties (`key:value`, space separated), `%I` ISO-8601 local time,
 //! `%U` Unix time with nanoseconds, `%j` JSON of the message (without
-//! Mosquitto's `mid`); flags `-` and `0`, a field width and a `.max` width
+//! Mosquitto's `mid`, and its properties in a fixed order where Mosquitto
+//! keeps the order they arrived in); flags `-` and `0`, a field width and a `.max` width
 //! where Mosquitto takes them; `@X` for strftime's `%X` and `@N` for
 //! nanoseconds, `@@`; escapes `\\ \0 \a \e \n \r \t \v`. `%m` (message id),
 //! `%A` (topic alias) and `%J` are refused: the client does not expose
