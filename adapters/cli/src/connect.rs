@@ -93,7 +93,7 @@ impl Connection {
             Event::Connected {
                 session_present, ..
             } => self.say(format_args!(
-                "Connected again (session present: {session_present})"
+                "CONNACK received (session present: {session_present})"
             )),
             Event::Disconnected {
                 close,

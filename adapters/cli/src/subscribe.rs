@@ -140,6 +140,9 @@ impl Plan {
         conn: &Connection,
     ) -> Result<(), Failure> {
         let mut printed = 0u32;
+        // The first connection is reported too; only later ones may need
+        // the subscriptions made again.
+        let mut connections = 0u32;
         while let Some(event) = incoming.recv().await {
             let (message, ids) = match event {
                 Event::Message {
@@ -147,11 +150,13 @@ impl Plan {
                     subscription_identifiers,
                 } => (message, subscription_identifiers),
                 Event::Connected {
-                    session_present: false,
-                    ..
+                    session_present, ..
                 } => {
                     conn.report(&event);
-                    self.subscribe(client, conn).await?;
+                    connections += 1;
+                    if connections > 1 && !session_present {
+                        self.subscribe(client, conn).await?;
+                    }
                     continue;
                 }
                 other => {

@@ -1,0 +1,268 @@
+//! `mqtt pub`, `mqtt sub` and `mqtt rr` as processes against our broker and
+//! Mosquitto: interoperation with Mosquitto's tools, exit statuses, line
+//! and null messages, retained messages, 5.0 properties, request/response.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{
+    mosquitto_pub, mosquitto_tools, mqtt_pub, ours, run, runtime, tool, wait_subscribed,
+    with_probe, Running,
+};
+use mqtt_testkit::{brokers, unique, Mosquitto, OurBroker};
+use mqtt_tokio::{
+    Client, ConnectOptions, Message, MessageProps, OptionSetters, ProtocolVersion, QoS,
+    Requests,
+};
+
+/// Starts `mosquitto_sub -v` on `filter` (plus a probe) and waits until it
+/// is subscribed.
+fn mosquitto_sub(broker: SocketAddr, filter: &str, args: &[&str]) -> Running {
+    let probe = unique("probe");
+    let all = with_probe(&probe, filter, args);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let sub = Running::start(tool("mosquitto_sub", broker, &all), b"");
+    wait_subscribed(broker, &[&probe]);
+    sub
+}
+
+/// Starts `mqtt sub` on `filter` (plus a probe) and waits until it is
+/// subscribed.
+fn mqtt_sub(broker: SocketAddr, filter: &str, args: &[&str]) -> Running {
+    let probe = unique("probe");
+    let all = with_probe(&probe, filter, args);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let sub = Running::start(ours("sub", broker, &all), b"");
+    wait_subscribed(broker, &[&probe]);
+    sub
+}
+
+#[test]
+fn mqtt_pub_messages_reach_mosquitto_sub() {
+    if !mosquitto_tools() {
+        return;
+    }
+    let file = std::env::temp_dir().join(unique("mqtt-cli-file"));
+    std::fs::write(&file, b"from a file").unwrap();
+    for broker in brokers() {
+        let addr = broker.addr();
+        let base = unique("pub");
+        let t = |s: &str| format!("{base}/{s}");
+        // QoS 1: mosquitto_sub hands a QoS 2 message over at PUBREL, after
+        // a QoS 0 message published later.
+        let sub = mosquitto_sub(addr, &format!("{base}/#"), &["-v", "-C", "8", "-q", "1"]);
+        mqtt_pub(addr, &["-t", &t("m"), "-m", "hello world"], b"");
+        mqtt_pub(addr, &["-t", &t("q1"), "-m", "one", "-q", "1"], b"");
+        mqtt_pub(addr, &["-t", &t("q2"), "-m", "two", "-q", "2", "-V", "5"], b"");
+        mqtt_pub(addr, &["-t", &t("null"), "-n"], b"");
+        mqtt_pub(addr, &["-t", &t("file"), "-f", file.to_str().unwrap()], b"");
+        mqtt_pub(addr, &["-t", &t("stdin"), "-s"], b"all of it\n");
+        mqtt_pub(addr, &["-t", &t("lines"), "-l", "-q", "1"], b"first\n\nthird");
+        let done = sub.finish();
+        let expected = [
+            "m hello world",
+            "q1 one",
+            "q2 two",
+            "null (null)",
+            "file from a file",
+            "stdin all of it\n",
+            "lines first",
+            "lines (null)",
+        ]
+        .iter()
+        .map(|line| format!("{base}/{line}\n"))
+        .collect::<String>();
+        assert_eq!(done.out(), expected, "{}", broker.name());
+        assert_eq!(done.code(), Some(0));
+    }
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn lines_mode_sends_one_message_per_line_of_standard_input() {
+    let broker = OurBroker::start();
+    let addr = broker.addr();
+    let topic = unique("lines");
+    let sub = mqtt_sub(addr, &topic, &["-C", "3", "-F", "[%p]"]);
+    mqtt_pub(addr, &["-t", &topic, "-l"], b"a b\n\nlast without newline");
+    let done = sub.finish();
+    assert_eq!(done.out(), "[a b]\n[]\n[last without newline]\n");
+}
+
+#[test]
+fn count_exits_zero_and_wait_exits_twenty_seven_as_mosquitto_sub_does() {
+    for broker in brokers() {
+        let addr = broker.addr();
+        let topic = unique("count");
+        let sub = mqtt_sub(addr, &topic, &["-C", "2", "-W", "10"]);
+        for payload in ["1", "2", "3"] {
+            mqtt_pub(addr, &["-t", &topic, "-m", payload], b"");
+        }
+        let done = sub.finish();
+        assert_eq!((done.code(), done.out().as_str()), (Some(0), "1\n2\n"));
+        let started = std::time::Instant::now();
+        let done = run(ours("sub", addr, &["-t", &topic, "-W", "1"]), b"");
+        assert_eq!(done.code(), Some(27), "{}", done.stderr);
+        assert_eq!(done.stderr, "Timed out\n");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        if mosquitto_tools() {
+            let theirs = run(tool("mosquitto_sub", addr, &["-t", &topic, "-W", "1"]), b"");
+            assert_eq!(theirs.code(), done.code());
+        }
+    }
+}
+
+#[test]
+fn retained_messages_are_printed_skipped_with_minus_r_and_cleared_with_null() {
+    for broker in brokers() {
+        let addr = broker.addr();
+        let topic = unique("retained");
+        mqtt_pub(addr, &["-t", &topic, "-m", "kept", "-r", "-q", "1"], b"");
+        let done = run(ours("sub", addr, &["-t", &topic, "-C", "1", "-F", "%r %p"]), b"");
+        assert_eq!(done.out(), "1 kept\n", "{}", broker.name());
+        let done = run(ours("sub", addr, &["-t", &topic, "-R", "-W", "1"]), b"");
+        assert_eq!((done.code(), done.out().as_str()), (Some(27), ""));
+        mqtt_pub(addr, &["-t", &topic, "-n", "-r"], b"");
+        let done = run(ours("sub", addr, &["-t", &topic, "-W", "1", "-v"]), b"");
+        assert_eq!((done.code(), done.out().as_str()), (Some(27), ""));
+    }
+}
+
+#[test]
+fn user_properties_given_with_minus_d_reach_the_other_tool() {
+    if !mosquitto_tools() {
+        return;
+    }
+    for broker in brokers() {
+        let addr = broker.addr();
+        let topic = unique("props");
+        let sub = mosquitto_sub(addr, &topic, &["-V", "5", "-F", "%P|%C|%p", "-C", "1"]);
+        let props = [
+            "-t", &topic, "-m", "x", "-D", "PUBLISH", "user-property", "unit", "celsius",
+            "-D", "PUBLISH", "user-property", "room", "kitchen", "-D", "PUBLISH",
+            "content-type", "text/plain",
+        ];
+        mqtt_pub(addr, &props, b"");
+        let done = sub.finish();
+        assert_eq!(done.out(), "unit:celsius room:kitchen|text/plain|x\n", "{}", broker.name());
+        let sub = mqtt_sub(addr, &topic, &["-V", "5", "-F", "%P", "-C", "1"]);
+        mosquitto_pub(
+            addr,
+            &["-V", "5", "-t", &topic, "-m", "y", "-D", "PUBLISH", "user-property", "a", "b"],
+        );
+        assert_eq!(sub.finish().out(), "a:b\n");
+    }
+}
+
+/// Answers `count` requests on `topic`: the reply goes to the request's
+/// response topic with its correlation data and `reply: <payload>`.
+fn responder(broker: SocketAddr, topic: String, count: usize) -> std::thread::JoinHandle<()> {
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let options = ConnectOptions::new(&format!("mqtt://{broker}"))
+                .unwrap()
+                .version(ProtocolVersion::V5);
+            let (client, mut incoming) = Client::connect(options).await.unwrap();
+            client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+            ready_tx.send(()).unwrap();
+            for _ in 0..count {
+                let received = tokio::time::timeout(common::LIMIT, incoming.recv_message()).await;
+                let Ok(Some(message)) = received else {
+                    return;
+                };
+                let Some(response) = message.props.response_topic.clone() else {
+                    continue;
+                };
+                let mut props = MessageProps::default();
+                props.correlation_data = message.props.correlation_data.clone();
+                let mut payload = b"reply: ".to_vec();
+                payload.extend_from_slice(&message.payload);
+                let reply = Message {
+                    topic: response,
+                    payload: payload.into(),
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    props,
+                };
+                client.publish_message(reply).await.unwrap();
+            }
+            let _ = client.disconnect().await;
+        });
+    });
+    ready
+        .recv_timeout(common::LIMIT)
+        .expect("the responder subscribes");
+    handle
+}
+
+#[test]
+fn rr_prints_the_response_as_mosquitto_rr_does() {
+    for broker in brokers() {
+        let addr = broker.addr();
+        let requests = unique("requests");
+        let tools = mosquitto_tools();
+        let answering = responder(addr, requests.clone(), if tools { 2 } else { 1 });
+        let response = unique("responses");
+        let args = ["-t", &requests, "-e", &response, "-m", "ping", "-W", "10"];
+        let done = run(ours("rr", addr, &args), b"");
+        assert_eq!(done.code(), Some(0), "{}", done.stderr);
+        assert_eq!(done.out(), "reply: ping\n", "{}", broker.name());
+        if tools {
+            let theirs = run(tool("mosquitto_rr", addr, &args), b"");
+            assert_eq!(theirs.stdout, done.stdout, "{}", broker.name());
+        }
+        answering.join().unwrap();
+        // Nobody answers: -W runs out.
+        let done = run(ours("rr", addr, &["-t", &requests, "-e", &response, "-n", "-W", "1"]), b"");
+        assert_eq!(done.code(), Some(27));
+    }
+}
+
+#[test]
+fn a_refused_connection_exits_with_the_connack_code_as_mosquittos_tools_do() {
+    if !mosquitto_tools() {
+        return;
+    }
+    let Some(closed) = Mosquitto::start_with("allow_anonymous false") else {
+        return;
+    };
+    let addr = closed.addr();
+    for (version, code) in [("311", 5), ("5", 135)] {
+        let args = ["-t", "a", "-V", version];
+        let ours_done = run(ours("sub", addr, &args), b"");
+        let theirs = run(tool("mosquitto_sub", addr, &args), b"");
+        assert_eq!(ours_done.code(), Some(code), "{}", ours_done.stderr);
+        assert_eq!(ours_done.code(), theirs.code());
+        assert_eq!(ours_done.stderr, theirs.stderr, "the same words");
+        let ours_pub = run(ours("pub", addr, &["-t", "a", "-m", "x", "-V", version]), b"");
+        assert_eq!(ours_pub.code(), Some(code));
+    }
+}
+
+#[test]
+fn command_line_mistakes_exit_with_one_as_mosquittos_tools_do() {
+    let tools = mosquitto_tools();
+    let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+    for (sub, args) in [
+        ("sub", &[][..]),
+        ("sub", &["-t", "a", "-q", "3"]),
+        ("sub", &["-t", "a/#/b"]),
+        ("sub", &["-t", "a", "-F", "%i"]),
+        ("sub", &["-t", "a", "-c"]),
+        ("pub", &["-t", "a"]),
+        ("pub", &["-t", "a/#", "-m", "x"]),
+        ("pub", &["-t", "a", "-m", "x", "-n"]),
+        ("pub", &["-t", "a", "-m", "x", "-D", "PUBLISH", "bogus", "1"]),
+    ] {
+        let done = run(ours(sub, addr, args), b"");
+        assert_eq!(done.code(), Some(1), "mqtt {sub} {args:?}: {}", done.stderr);
+        assert!(done.stderr.contains("rror"), "{}", done.stderr);
+        if tools {
+            let theirs = run(tool(&format!("mosquitto_{sub}"), addr, args), b"");
+            assert_eq!(theirs.code(), Some(1), "mosquitto_{sub} {args:?}");
+        }
+    }
+}
