@@ -312,8 +312,29 @@ mod tests {
         let Ok(Cli {
             command: Command::Sub(sub),
         }) = parse(&[
-            "sub", "-h", "broker", "-p", "1884", "-t", "a/#", "-t", "b", "-v", "-V", "5", "-C",
-            "3", "-x", "-1", "-D", "CONNECT", "user-property", "k", "v", "-q", "2",
+            "sub",
+            "-h",
+            "broker",
+            "-p",
+            "1884",
+            "-t",
+            "a/#",
+            "-t",
+            "b",
+            "-v",
+            "-V",
+            "5",
+            "-C",
+            "3",
+            "-x",
+            "-1",
+            "-D",
+            "CONNECT",
+            "user-property",
+            "k",
+            "v",
+            "-q",
+            "2",
         ])
         else {
             panic!("sub parses");
@@ -325,7 +346,10 @@ mod tests {
         assert_eq!(sub.conn.version.as_deref(), Some("5"));
         assert_eq!(sub.count, Some(3));
         assert_eq!(sub.conn.session_expiry.as_deref(), Some("-1"));
-        assert_eq!(sub.conn.properties, [["CONNECT", "user-property", "k", "v"]]);
+        assert_eq!(
+            sub.conn.properties,
+            [["CONNECT", "user-property", "k", "v"]]
+        );
         assert_eq!(sub.qos, QoS::ExactlyOnce);
     }
 

@@ -148,9 +148,11 @@ impl Target {
         let websocket = match scheme {
             "mqtt" | "mqtts" => false,
             "ws" | "wss" => true,
-            _ => return Err(Failure::usage(format!(
+            _ => {
+                return Err(Failure::usage(format!(
                 "Error: Unsupported URL scheme {scheme:?}: use mqtt://, mqtts://, ws:// or wss://."
-            ))),
+            )))
+            }
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -277,9 +279,7 @@ fn session_expiry(text: &str) -> Result<u32, Failure> {
     match text {
         "-1" | "∞" => Ok(u32::MAX),
         _ => text.parse().map_err(|_| {
-            Failure::usage(format!(
-                "Error: Invalid session-expiry-interval '{text}'."
-            ))
+            Failure::usage(format!("Error: Invalid session-expiry-interval '{text}'."))
         }),
     }
 }

@@ -79,7 +79,10 @@ fn refused(reason: ReasonCode, version: ProtocolVersion) -> Failure {
     let v311 = version != ProtocolVersion::V5;
     let (status, text) = match reason.to_v311_connack() {
         Some(code) if v311 => (code, v311_connack_text(code).to_owned()),
-        _ => (reason.0, capitalized(reason.description().unwrap_or("unknown reason"))),
+        _ => (
+            reason.0,
+            capitalized(reason.description().unwrap_or("unknown reason")),
+        ),
     };
     Failure {
         message: format!("Connection error: {text}"),
@@ -136,7 +139,10 @@ mod tests {
     fn other_connect_failures_exit_with_one() {
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let f = Failure::connect(&ConnectError::Io(io), ProtocolVersion::V311);
-        assert_eq!((f.status, f.message.as_str()), (1, "Error: Connection refused"));
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (1, "Error: Connection refused")
+        );
         assert_eq!(Failure::timed_out().status, TIMED_OUT);
     }
 }

@@ -285,7 +285,9 @@ fn field_value(out: &mut Vec<u8>, spec: Spec, conv: u8, r: &Received<'_>, now: D
         b'S' => number(
             out,
             spec,
-            r.subscription_identifiers.first().map(|s| u64::from(s.get())),
+            r.subscription_identifiers
+                .first()
+                .map(|s| u64::from(s.get())),
         ),
         b'P' => user_properties(out, m),
         b'I' => {
@@ -439,13 +441,17 @@ fn json_properties(out: &mut Vec<u8>, r: &Received<'_>) {
         });
     }
     if let Some(t) = &p.response_topic {
-        field("response-topic", &mut |o| json_string(o, t.as_str().as_bytes()));
+        field("response-topic", &mut |o| {
+            json_string(o, t.as_str().as_bytes())
+        });
     }
     if let Some(d) = &p.correlation_data {
         field("correlation-data", &mut |o| json_string(o, d));
     }
     if let Some(c) = &p.content_type {
-        field("content-type", &mut |o| json_string(o, c.as_str().as_bytes()));
+        field("content-type", &mut |o| {
+            json_string(o, c.as_str().as_bytes())
+        });
     }
     if !p.user_properties.is_empty() {
         field("user-properties", &mut |o| {

@@ -39,7 +39,10 @@ fn render(p: &Printer, m: &Message) -> String {
 #[test]
 fn verbose_prints_topic_and_payload_and_null_for_an_empty_one() {
     let p = printer(true, None, false).unwrap();
-    assert_eq!(render(&p, &message("a/b", "hello world")), "a/b hello world\n");
+    assert_eq!(
+        render(&p, &message("a/b", "hello world")),
+        "a/b hello world\n"
+    );
     assert_eq!(render(&p, &message("a/c", "")), "a/c (null)\n");
     let p = printer(true, None, true).unwrap();
     assert_eq!(render(&p, &message("a/c", "")), "");

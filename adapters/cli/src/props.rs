@@ -82,7 +82,11 @@ impl Properties {
             ("user-property", [key, value]) => return self.add_user_property(&command, key, value),
             ("user-property", _) => return Err(Failure::usage(NOT_ENOUGH)),
             (_, [value]) => value.as_str(),
-            (_, _) => return Err(Failure::usage("Error: Too many arguments given in --property argument.")),
+            (_, _) => {
+                return Err(Failure::usage(
+                    "Error: Too many arguments given in --property argument.",
+                ))
+            }
         };
         let placed = match command.as_str() {
             "CONNECT" => self.connect.set(name, value)?,

@@ -88,7 +88,11 @@ pub(crate) async fn payload(args: &MessageArgs) -> Result<Vec<u8>, Failure> {
         args.stdin_file,
     ];
     match given.iter().filter(|g| **g).count() {
-        0 => return Err(Failure::usage("Error: No message given (-m, -f, -n or -s).")),
+        0 => {
+            return Err(Failure::usage(
+                "Error: No message given (-m, -f, -n or -s).",
+            ))
+        }
         1 => {}
         _ => return Err(one_type()),
     }
@@ -170,8 +174,10 @@ impl Publisher<'_> {
         };
         match self.client.publish_message(message).await {
             Ok(reason) => {
-                self.conn
-                    .say(format_args!("Published to {} ({reason})", self.topic.as_str()));
+                self.conn.say(format_args!(
+                    "Published to {} ({reason})",
+                    self.topic.as_str()
+                ));
                 Ok(())
             }
             Err(e) => Err(Failure::runtime(format!("Error: Publish failed: {e}"))),
@@ -181,14 +187,14 @@ impl Publisher<'_> {
 
 /// A message's 5.0 properties from `-D PUBLISH` (or `-D WILL`-like ones).
 pub(crate) fn message_props(client: &Client, given: &MessageProperties) -> MessageProps {
-    let mut props = MessageProps::default();
-    props.payload_format_indicator = given.payload_format;
-    props.expires_at = given
-        .message_expiry_interval
-        .map(|s| client.now().plus_secs(u64::from(s)));
-    props.content_type = given.content_type.clone();
-    props.response_topic = given.response_topic.clone();
-    props.correlation_data = given.correlation_data.clone().map(Into::into);
-    props.user_properties = given.user_properties.clone();
-    props
+    MessageProps {
+        payload_format_indicator: given.payload_format,
+        expires_at: given
+            .message_expiry_interval
+            .map(|s| client.now().plus_secs(u64::from(s))),
+        content_type: given.content_type.clone(),
+        response_topic: given.response_topic.clone(),
+        correlation_data: given.correlation_data.clone().map(Into::into),
+        user_properties: given.user_properties.clone(),
+    }
 }

@@ -107,8 +107,11 @@ impl Plan {
 
     /// SUBSCRIBE (every filter in one packet), then `-U`'s UNSUBSCRIBE.
     async fn subscribe(&self, client: &Client, conn: &Connection) -> Result<(), Failure> {
-        let filters: Vec<(&str, SubscriptionOptions)> =
-            self.topics.iter().map(|t| (t.as_str(), self.options)).collect();
+        let filters: Vec<(&str, SubscriptionOptions)> = self
+            .topics
+            .iter()
+            .map(|t| (t.as_str(), self.options))
+            .collect();
         let results = client
             .subscribe_with(&filters, None)
             .await
@@ -175,7 +178,9 @@ impl Plan {
                 Handled::Done => return Ok(()),
             }
         }
-        Err(Failure::runtime("Error: The connection to the broker was lost."))
+        Err(Failure::runtime(
+            "Error: The connection to the broker was lost.",
+        ))
     }
 
     async fn handle(

@@ -62,10 +62,7 @@ fn roots(args: &TlsArgs) -> Result<RootCertStore, Failure> {
         let entries = std::fs::read_dir(dir).map_err(|e| file_error(dir, &e))?;
         for entry in entries.flatten() {
             let path = entry.path();
-            if path
-                .extension()
-                .is_some_and(|x| x == "crt" || x == "pem")
-            {
+            if path.extension().is_some_and(|x| x == "crt" || x == "pem") {
                 files.push(path);
             }
         }

@@ -23,7 +23,10 @@ fn verbose_output_is_mosquitto_subs_byte_for_byte() {
             mosquitto_pub(addr, &["-t", &t("a"), "-m", "hello world"]);
             mosquitto_pub(addr, &["-t", &t("empty"), "-n"]);
             mosquitto_pub(addr, &["-t", &t("q1"), "-m", "at least once", "-q", "1"]);
-            mosquitto_pub(addr, &["-t", &t("q2/deep"), "-m", "exactly once", "-q", "2"]);
+            mosquitto_pub(
+                addr,
+                &["-t", &t("q2/deep"), "-m", "exactly once", "-q", "2"],
+            );
             mosquitto_pub(addr, &["-t", &t("file"), "-f", file.to_str().unwrap()]);
         });
         assert!(ours.out().contains("hello world"), "{}", ours.out());
@@ -39,7 +42,11 @@ fn payload_only_and_no_newline_output_is_mosquitto_subs() {
     }
     for broker in brokers() {
         let addr = broker.addr();
-        for args in [&["-C", "3"][..], &["-C", "3", "-N"], &["-C", "3", "-v", "-N"]] {
+        for args in [
+            &["-C", "3"][..],
+            &["-C", "3", "-N"],
+            &["-C", "3", "-v", "-N"],
+        ] {
             let base = unique("plain");
             let (ours, theirs) = side_by_side(addr, &format!("{base}/#"), args, || {
                 mosquitto_pub(addr, &["-t", &format!("{base}/a"), "-m", "one"]);
@@ -61,11 +68,22 @@ fn format_output_is_mosquitto_subs_byte_for_byte() {
         let base = unique("format");
         let addr = broker.addr();
         let filter = format!("{base}/#");
-        let (ours, theirs) = side_by_side(addr, &filter, &["-F", format, "-C", "3", "-q", "1"], || {
-            mosquitto_pub(addr, &["-t", &format!("{base}/a"), "-m", "hello"]);
-            mosquitto_pub(addr, &["-t", &format!("{base}/b"), "-n", "-q", "1"]);
-            mosquitto_pub(addr, &["-t", &format!("{base}/c"), "-m", "a longer payload", "-q", "1"]);
-        });
+        let (ours, theirs) =
+            side_by_side(addr, &filter, &["-F", format, "-C", "3", "-q", "1"], || {
+                mosquitto_pub(addr, &["-t", &format!("{base}/a"), "-m", "hello"]);
+                mosquitto_pub(addr, &["-t", &format!("{base}/b"), "-n", "-q", "1"]);
+                mosquitto_pub(
+                    addr,
+                    &[
+                        "-t",
+                        &format!("{base}/c"),
+                        "-m",
+                        "a longer payload",
+                        "-q",
+                        "1",
+                    ],
+                );
+            });
         assert!(ours.out().contains("|hello|"), "{}", ours.out());
         assert_same(&ours, &theirs, broker.name());
     }
@@ -86,17 +104,48 @@ fn five_point_zero_properties_print_as_mosquitto_sub_prints_them() {
             mosquitto_pub(
                 addr,
                 &[
-                    "-V", "5", "-t", &format!("{base}/a"), "-m", "with properties",
-                    "-D", "PUBLISH", "user-property", "k1", "v1",
-                    "-D", "PUBLISH", "user-property", "k2", "v2",
-                    "-D", "PUBLISH", "content-type", "text/plain",
-                    "-D", "PUBLISH", "response-topic", "reply/here",
-                    "-D", "PUBLISH", "correlation-data", "c0rr",
-                    "-D", "PUBLISH", "payload-format-indicator", "1",
-                    "-D", "PUBLISH", "message-expiry-interval", "3600",
+                    "-V",
+                    "5",
+                    "-t",
+                    &format!("{base}/a"),
+                    "-m",
+                    "with properties",
+                    "-D",
+                    "PUBLISH",
+                    "user-property",
+                    "k1",
+                    "v1",
+                    "-D",
+                    "PUBLISH",
+                    "user-property",
+                    "k2",
+                    "v2",
+                    "-D",
+                    "PUBLISH",
+                    "content-type",
+                    "text/plain",
+                    "-D",
+                    "PUBLISH",
+                    "response-topic",
+                    "reply/here",
+                    "-D",
+                    "PUBLISH",
+                    "correlation-data",
+                    "c0rr",
+                    "-D",
+                    "PUBLISH",
+                    "payload-format-indicator",
+                    "1",
+                    "-D",
+                    "PUBLISH",
+                    "message-expiry-interval",
+                    "3600",
                 ],
             );
-            mosquitto_pub(addr, &["-V", "5", "-t", &format!("{base}/b"), "-m", "without"]);
+            mosquitto_pub(
+                addr,
+                &["-V", "5", "-t", &format!("{base}/b"), "-m", "without"],
+            );
         });
         assert!(ours.out().contains("P=k1:v1 k2:v2"), "{}", ours.out());
         assert_same(&ours, &theirs, broker.name());
@@ -116,7 +165,11 @@ fn json_output_is_mosquitto_subs_apart_from_the_time() {
     let without_time = |out: &[u8]| {
         String::from_utf8_lossy(out)
             .lines()
-            .map(|l| l.split_once("\",\"topic\"").map_or(l, |(_, rest)| rest).to_owned())
+            .map(|l| {
+                l.split_once("\",\"topic\"")
+                    .map_or(l, |(_, rest)| rest)
+                    .to_owned()
+            })
             .collect::<Vec<_>>()
     };
     for broker in brokers() {
@@ -127,19 +180,48 @@ fn json_output_is_mosquitto_subs_apart_from_the_time() {
             mosquitto_pub(
                 addr,
                 &[
-                    "-V", "5", "-t", &format!("{base}/a"), "-m", "say \"hi\"\\\t",
-                    "-D", "PUBLISH", "user-property", "k", "v",
-                    "-D", "PUBLISH", "user-property", "k2", "v2",
+                    "-V",
+                    "5",
+                    "-t",
+                    &format!("{base}/a"),
+                    "-m",
+                    "say \"hi\"\\\t",
+                    "-D",
+                    "PUBLISH",
+                    "user-property",
+                    "k",
+                    "v",
+                    "-D",
+                    "PUBLISH",
+                    "user-property",
+                    "k2",
+                    "v2",
                 ],
             );
             mosquitto_pub(
                 addr,
-                &["-V", "5", "-t", &format!("{base}/b"), "-m", "{}", "-D", "PUBLISH", "content-type", "application/json"],
+                &[
+                    "-V",
+                    "5",
+                    "-t",
+                    &format!("{base}/b"),
+                    "-m",
+                    "{}",
+                    "-D",
+                    "PUBLISH",
+                    "content-type",
+                    "application/json",
+                ],
             );
             mosquitto_pub(addr, &["-t", &format!("{base}/c"), "-n"]);
         });
         assert_eq!(ours.code(), Some(0), "{}", ours.stderr);
-        assert_eq!(without_time(&ours.stdout), without_time(&theirs.stdout), "{}", broker.name());
+        assert_eq!(
+            without_time(&ours.stdout),
+            without_time(&theirs.stdout),
+            "{}",
+            broker.name()
+        );
         assert!(ours.out().starts_with("{\"tst\":\""), "{}", ours.out());
     }
 }

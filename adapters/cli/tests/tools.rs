@@ -13,8 +13,7 @@ use common::{
 };
 use mqtt_testkit::{brokers, unique, Mosquitto, OurBroker};
 use mqtt_tokio::{
-    Client, ConnectOptions, Message, MessageProps, OptionSetters, ProtocolVersion, QoS,
-    Requests,
+    Client, ConnectOptions, Message, MessageProps, OptionSetters, ProtocolVersion, QoS, Requests,
 };
 
 /// Starts `mosquitto_sub -v` on `filter` (plus a probe) and waits until it
@@ -55,11 +54,19 @@ fn mqtt_pub_messages_reach_mosquitto_sub() {
         let sub = mosquitto_sub(addr, &format!("{base}/#"), &["-v", "-C", "8", "-q", "1"]);
         mqtt_pub(addr, &["-t", &t("m"), "-m", "hello world"], b"");
         mqtt_pub(addr, &["-t", &t("q1"), "-m", "one", "-q", "1"], b"");
-        mqtt_pub(addr, &["-t", &t("q2"), "-m", "two", "-q", "2", "-V", "5"], b"");
+        mqtt_pub(
+            addr,
+            &["-t", &t("q2"), "-m", "two", "-q", "2", "-V", "5"],
+            b"",
+        );
         mqtt_pub(addr, &["-t", &t("null"), "-n"], b"");
         mqtt_pub(addr, &["-t", &t("file"), "-f", file.to_str().unwrap()], b"");
         mqtt_pub(addr, &["-t", &t("stdin"), "-s"], b"all of it\n");
-        mqtt_pub(addr, &["-t", &t("lines"), "-l", "-q", "1"], b"first\n\nthird");
+        mqtt_pub(
+            addr,
+            &["-t", &t("lines"), "-l", "-q", "1"],
+            b"first\n\nthird",
+        );
         let done = sub.finish();
         let expected = [
             "m hello world",
@@ -120,7 +127,10 @@ fn retained_messages_are_printed_skipped_with_minus_r_and_cleared_with_null() {
         let addr = broker.addr();
         let topic = unique("retained");
         mqtt_pub(addr, &["-t", &topic, "-m", "kept", "-r", "-q", "1"], b"");
-        let done = run(ours("sub", addr, &["-t", &topic, "-C", "1", "-F", "%r %p"]), b"");
+        let done = run(
+            ours("sub", addr, &["-t", &topic, "-C", "1", "-F", "%r %p"]),
+            b"",
+        );
         assert_eq!(done.out(), "1 kept\n", "{}", broker.name());
         let done = run(ours("sub", addr, &["-t", &topic, "-R", "-W", "1"]), b"");
         assert_eq!((done.code(), done.out().as_str()), (Some(27), ""));
@@ -140,17 +150,49 @@ fn user_properties_given_with_minus_d_reach_the_other_tool() {
         let topic = unique("props");
         let sub = mosquitto_sub(addr, &topic, &["-V", "5", "-F", "%P|%C|%p", "-C", "1"]);
         let props = [
-            "-t", &topic, "-m", "x", "-D", "PUBLISH", "user-property", "unit", "celsius",
-            "-D", "PUBLISH", "user-property", "room", "kitchen", "-D", "PUBLISH",
-            "content-type", "text/plain",
+            "-t",
+            &topic,
+            "-m",
+            "x",
+            "-D",
+            "PUBLISH",
+            "user-property",
+            "unit",
+            "celsius",
+            "-D",
+            "PUBLISH",
+            "user-property",
+            "room",
+            "kitchen",
+            "-D",
+            "PUBLISH",
+            "content-type",
+            "text/plain",
         ];
         mqtt_pub(addr, &props, b"");
         let done = sub.finish();
-        assert_eq!(done.out(), "unit:celsius room:kitchen|text/plain|x\n", "{}", broker.name());
+        assert_eq!(
+            done.out(),
+            "unit:celsius room:kitchen|text/plain|x\n",
+            "{}",
+            broker.name()
+        );
         let sub = mqtt_sub(addr, &topic, &["-V", "5", "-F", "%P", "-C", "1"]);
         mosquitto_pub(
             addr,
-            &["-V", "5", "-t", &topic, "-m", "y", "-D", "PUBLISH", "user-property", "a", "b"],
+            &[
+                "-V",
+                "5",
+                "-t",
+                &topic,
+                "-m",
+                "y",
+                "-D",
+                "PUBLISH",
+                "user-property",
+                "a",
+                "b",
+            ],
         );
         assert_eq!(sub.finish().out(), "a:b\n");
     }
@@ -216,7 +258,14 @@ fn rr_prints_the_response_as_mosquitto_rr_does() {
         }
         answering.join().unwrap();
         // Nobody answers: -W runs out.
-        let done = run(ours("rr", addr, &["-t", &requests, "-e", &response, "-n", "-W", "1"]), b"");
+        let done = run(
+            ours(
+                "rr",
+                addr,
+                &["-t", &requests, "-e", &response, "-n", "-W", "1"],
+            ),
+            b"",
+        );
         assert_eq!(done.code(), Some(27));
     }
 }
@@ -237,7 +286,10 @@ fn a_refused_connection_exits_with_the_connack_code_as_mosquittos_tools_do() {
         assert_eq!(ours_done.code(), Some(code), "{}", ours_done.stderr);
         assert_eq!(ours_done.code(), theirs.code());
         assert_eq!(ours_done.stderr, theirs.stderr, "the same words");
-        let ours_pub = run(ours("pub", addr, &["-t", "a", "-m", "x", "-V", version]), b"");
+        let ours_pub = run(
+            ours("pub", addr, &["-t", "a", "-m", "x", "-V", version]),
+            b"",
+        );
         assert_eq!(ours_pub.code(), Some(code));
     }
 }
@@ -255,7 +307,10 @@ fn command_line_mistakes_exit_with_one_as_mosquittos_tools_do() {
         ("pub", &["-t", "a"]),
         ("pub", &["-t", "a/#", "-m", "x"]),
         ("pub", &["-t", "a", "-m", "x", "-n"]),
-        ("pub", &["-t", "a", "-m", "x", "-D", "PUBLISH", "bogus", "1"]),
+        (
+            "pub",
+            &["-t", "a", "-m", "x", "-D", "PUBLISH", "bogus", "1"],
+        ),
     ] {
         let done = run(ours(sub, addr, args), b"");
         assert_eq!(done.code(), Some(1), "mqtt {sub} {args:?}: {}", done.stderr);

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mqtt_tokio::{Client, ConnectOptions, OptionSetters, ProtocolVersion, QoS, ReasonCode, Requests};
+use mqtt_tokio::{
+    Client, ConnectOptions, OptionSetters, ProtocolVersion, QoS, ReasonCode, Requests,
+};
 
 /// How long any one process may run.
 pub const LIMIT: Duration = Duration::from_secs(15);
@@ -89,10 +91,18 @@ impl Running {
     pub fn finish(mut self) -> Finished {
         let deadline = Instant::now() + LIMIT;
         let status = loop {
-            if let Some(status) = self.child.try_wait().expect("the process can be waited for") {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .expect("the process can be waited for")
+            {
                 break status;
             }
-            assert!(Instant::now() < deadline, "{} did not end in time", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not end in time",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         let mut stdout = Vec::new();
@@ -101,7 +111,8 @@ impl Running {
             out.read_to_end(&mut stdout).expect("standard output read");
         }
         if let Some(mut err) = self.child.stderr.take() {
-            err.read_to_string(&mut stderr).expect("standard error read");
+            err.read_to_string(&mut stderr)
+                .expect("standard error read");
         }
         Finished {
             status,
@@ -161,7 +172,7 @@ pub fn wait_subscribed(broker: SocketAddr, probes: &[&str]) {
         for probe in probes {
             let mut ready = false;
             for _ in 0..300 {
-                let reason = client.publish(*probe, "", QoS::AtLeastOnce, false).await;
+                let reason = client.publish(probe, "", QoS::AtLeastOnce, false).await;
                 if reason == Ok(ReasonCode::SUCCESS) {
                     ready = true;
                     break;
@@ -228,7 +239,12 @@ pub fn assert_same(ours: &Finished, theirs: &Finished, what: &str) {
 /// `mosquitto_pub -h 127.0.0.1 -p PORT args`, which must succeed.
 pub fn mosquitto_pub(broker: SocketAddr, args: &[&str]) {
     let done = run(tool("mosquitto_pub", broker, args), b"");
-    assert_eq!(done.code(), Some(0), "mosquitto_pub {args:?}: {}", done.stderr);
+    assert_eq!(
+        done.code(),
+        Some(0),
+        "mosquitto_pub {args:?}: {}",
+        done.stderr
+    );
 }
 
 /// `mqtt pub -h 127.0.0.1 -p PORT args` with `stdin`, which must succeed.
