@@ -88,7 +88,7 @@ pub(crate) struct PubArgs {
     #[arg(long = "repeat-delay", value_name = "SECONDS", default_value_t = 0.0)]
     pub(crate) repeat_delay: f64,
     /// Show help.
-    #[arg(long = "help", action = ArgAction::Help)]
+    #[arg(long = "help", action = ArgAction::Help, help = "Print help")]
     help: Option<bool>,
 }
 
@@ -129,7 +129,7 @@ pub(crate) struct SubArgs {
     #[command(flatten)]
     pub(crate) output: OutputArgs,
     /// Show help.
-    #[arg(long = "help", action = ArgAction::Help)]
+    #[arg(long = "help", action = ArgAction::Help, help = "Print help")]
     help: Option<bool>,
 }
 
@@ -155,7 +155,7 @@ pub(crate) struct RrArgs {
     #[command(flatten)]
     pub(crate) output: OutputArgs,
     /// Show help.
-    #[arg(long = "help", action = ArgAction::Help)]
+    #[arg(long = "help", action = ArgAction::Help, help = "Print help")]
     help: Option<bool>,
 }
 

@@ -321,3 +321,68 @@ fn command_line_mistakes_exit_with_one_as_mosquittos_tools_do() {
         }
     }
 }
+
+#[test]
+fn the_will_is_published_when_the_subscriber_dies() {
+    for broker in brokers() {
+        let addr = broker.addr();
+        let will = unique("will");
+        let watcher = mqtt_sub(addr, &will, &["-C", "1", "-F", "%t %p %r"]);
+        let dying = mqtt_sub(
+            addr,
+            &unique("anything"),
+            &[
+                "--will-topic",
+                &will,
+                "--will-payload",
+                "gone",
+                "--will-qos",
+                "1",
+            ],
+        );
+        // Killed: the connection ends without DISCONNECT.
+        drop(dying);
+        assert_eq!(
+            watcher.finish().out(),
+            format!("{will} gone 0\n"),
+            "{}",
+            broker.name()
+        );
+    }
+}
+
+#[test]
+fn a_persistent_session_keeps_messages_for_an_absent_subscriber() {
+    for broker in brokers() {
+        let addr = broker.addr();
+        for version in ["311", "5"] {
+            let topic = unique("session");
+            let id = unique("persistent");
+            let session = ["-c", "-i", &id, "-q", "1", "-t", &topic, "-V", version];
+            // -E: subscribe, then leave; the session stays.
+            let made = run(ours("sub", addr, &[&session[..], &["-E"]].concat()), b"");
+            assert_eq!(made.code(), Some(0), "{}", made.stderr);
+            mqtt_pub(addr, &["-t", &topic, "-m", "while away", "-q", "1"], b"");
+            let back = run(
+                ours(
+                    "sub",
+                    addr,
+                    &[&session[..], &["-C", "1", "-W", "10"]].concat(),
+                ),
+                b"",
+            );
+            assert_eq!(
+                back.out(),
+                "while away\n",
+                "{} {version}: {}",
+                broker.name(),
+                back.stderr
+            );
+            // -x 0 under 5.0 ends the session with the connection.
+            if version == "5" {
+                let ended = ["-i", &id, "-t", &topic, "-V", "5", "-x", "0", "-E"];
+                assert_eq!(run(ours("sub", addr, &ended), b"").code(), Some(0));
+            }
+        }
+    }
+}

@@ -133,3 +133,32 @@ fn a_url_topic_and_credentials_are_used() {
     assert_eq!(run(publish, b"").code(), Some(0));
     assert_eq!(sub.finish().out(), format!("{topic}=by url\n"));
 }
+
+#[test]
+fn insecure_skips_only_the_host_name_check() {
+    let certs = TestCerts::generate();
+    let dir = std::env::temp_dir().join(unique("mqtt-cli-insecure"));
+    certs.write_to(&dir).unwrap();
+    // 127.0.0.2 is loopback too, but the certificate does not name it.
+    let broker = OurBroker::start_with(&format!(
+        "[[listener]]\nbind = \"127.0.0.2:0\"\nprotocol = \"mqtts\"\ncertfile = \"{}\"\nkeyfile = \"{}\"\n",
+        dir.join("server.pem").display(),
+        dir.join("server.key").display()
+    ));
+    let port = broker.addrs()[1].port().to_string();
+    let ca = dir.join("ca.pem");
+    let publish = |extra: &[&str]| {
+        let mut cmd = mqtt();
+        cmd.args(["pub", "-h", "127.0.0.2", "-p", &port, "--cafile"])
+            .arg(&ca)
+            .args(["-t", "a", "-m", "x"])
+            .args(extra);
+        run(cmd, b"")
+    };
+    let refused = publish(&[]);
+    assert_eq!(refused.code(), Some(1), "the name is checked");
+    assert!(refused.stderr.contains("Error"), "{}", refused.stderr);
+    let accepted = publish(&["--insecure"]);
+    assert_eq!(accepted.code(), Some(0), "{}", accepted.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
