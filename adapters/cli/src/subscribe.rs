@@ -143,6 +143,7 @@ impl Plan {
         conn: &Connection,
     ) -> Result<(), Failure> {
         let mut printed = 0u32;
+        let mut cleared = Vec::new();
         // The first connection is reported too; only later ones may need
         // the subscriptions made again.
         let mut connections = 0u32;
@@ -167,7 +168,7 @@ impl Plan {
                     continue;
                 }
             };
-            match self.handle(client, &message, &ids).await? {
+            match self.handle(client, &message, &ids, &mut cleared).await? {
                 Handled::Skipped => {}
                 Handled::Printed => {
                     printed += 1;
@@ -183,19 +184,32 @@ impl Plan {
         ))
     }
 
+    /// Prints one message, or says why not; `cleared` are the topics whose
+    /// retained message `--remove-retained` cleared and whose clearing has
+    /// not come back yet.
     async fn handle(
         &self,
         client: &Client,
         message: &Message,
         ids: &[SubscriptionId],
+        cleared: &mut Vec<String>,
     ) -> Result<Handled, Failure> {
         if self.filter_out.iter().any(|f| f.matches(&message.topic)) {
             return Ok(Handled::Skipped);
         }
+        let topic = message.topic.as_str();
+        if message.payload.is_empty() && !message.retain {
+            if let Some(at) = cleared.iter().position(|t| t == topic) {
+                // Our own clearing, back through the subscription.
+                cleared.swap_remove(at);
+                return Ok(Handled::Skipped);
+            }
+        }
         if self.remove_retained && message.retain && !message.payload.is_empty() {
             let _ = client
-                .publish(message.topic.as_str(), Vec::new(), self.options.qos, true)
+                .publish(topic, Vec::new(), self.options.qos, true)
                 .await;
+            cleared.push(topic.to_owned());
         }
         if self.retained_only && !message.retain {
             return Ok(Handled::Done);

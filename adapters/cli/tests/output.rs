@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_same, mosquitto_pub, mosquitto_tools, side_by_side};
+use common::{assert_same, mosquitto_pub, mosquitto_tools, side_by_side, BrokerBinary};
 use mqtt_testkit::{brokers, unique};
 
 #[test]
@@ -223,5 +223,77 @@ fn json_output_is_mosquitto_subs_apart_from_the_time() {
             broker.name()
         );
         assert!(ours.out().starts_with("{\"tst\":\""), "{}", ours.out());
+    }
+}
+
+#[test]
+fn the_broker_binary_delivers_what_mosquitto_sub_and_mqtt_sub_print_alike() {
+    if !mosquitto_tools() {
+        return;
+    }
+    let Some(broker) = BrokerBinary::start() else {
+        return;
+    };
+    let addr = broker.addr();
+    let base = unique("binary");
+    let args = ["-F", "%t %q %r %l %p", "-C", "3", "-q", "1"];
+    let (ours, theirs) = side_by_side(addr, &format!("{base}/#"), &args, || {
+        mosquitto_pub(addr, &["-t", &format!("{base}/a"), "-m", "zero"]);
+        mosquitto_pub(addr, &["-t", &format!("{base}/b"), "-m", "one", "-q", "1"]);
+        mosquitto_pub(addr, &["-t", &format!("{base}/c"), "-n", "-q", "2"]);
+    });
+    assert!(ours.out().ends_with(" 1 0 0 \n"), "{}", ours.out());
+    assert_same(&ours, &theirs, "mqtt-broker binary");
+}
+
+#[test]
+fn retained_only_and_remove_retained_behave_as_in_mosquitto_sub() {
+    if !mosquitto_tools() {
+        return;
+    }
+    for broker in brokers() {
+        let addr = broker.addr();
+        let base = unique("stale");
+        for (topic, payload) in [("a", "A"), ("b", "B")] {
+            mosquitto_pub(
+                addr,
+                &["-t", &format!("{base}/{topic}"), "-m", payload, "-r"],
+            );
+        }
+        // The first fresh message ends both, having printed the retained ones.
+        let filter = format!("{base}/#");
+        let (ours, theirs) = side_by_side(addr, &filter, &["--retained-only", "-v"], || {
+            mosquitto_pub(addr, &["-t", &format!("{base}/c"), "-m", "fresh"]);
+        });
+        assert_eq!(
+            ours.out(),
+            format!("{base}/a A\n{base}/b B\n"),
+            "{}",
+            broker.name()
+        );
+        assert_same(&ours, &theirs, broker.name());
+        // --remove-retained clears what it sees; afterwards nothing is left.
+        let args = [
+            "-t",
+            &filter,
+            "--retained-only",
+            "--remove-retained",
+            "-W",
+            "2",
+            "-v",
+        ];
+        let cleared = common::run(common::ours("sub", addr, &args), b"");
+        assert_eq!(cleared.code(), Some(27));
+        assert_eq!(cleared.out(), format!("{base}/a A\n{base}/b B\n"));
+        let left = common::run(
+            common::tool("mosquitto_sub", addr, &["-t", &filter, "-W", "1", "-v"]),
+            b"",
+        );
+        assert_eq!(
+            (left.code(), left.out().as_str()),
+            (Some(27), ""),
+            "{}",
+            broker.name()
+        );
     }
 }

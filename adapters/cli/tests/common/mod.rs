@@ -252,3 +252,62 @@ pub fn mqtt_pub(broker: SocketAddr, args: &[&str], stdin: &[u8]) {
     let done = run(ours("pub", broker, args), stdin);
     assert_eq!(done.code(), Some(0), "mqtt pub {args:?}: {}", done.stderr);
 }
+
+/// The `mqtt-broker` binary of this build, as a process on a free port,
+/// killed when dropped. `cargo test --workspace` builds it beside `mqtt`;
+/// `cargo test -p mqtt-cli` alone may not (`cargo build -p mqtt-broker`
+/// first), so without it a test skips, except under `CI=true`.
+pub struct BrokerBinary {
+    child: Child,
+    addr: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl BrokerBinary {
+    /// Starts it with its default configuration on a free loopback port.
+    pub fn start() -> Option<BrokerBinary> {
+        let exe = std::path::Path::new(env!("CARGO_BIN_EXE_mqtt")).with_file_name("mqtt-broker");
+        if !exe.exists() {
+            assert!(
+                !mqtt_testkit::in_ci(),
+                "{} is required when CI=true (cargo build -p mqtt-broker)",
+                exe.display()
+            );
+            eprintln!("skipping: {} is not built", exe.display());
+            return None;
+        }
+        let port = mqtt_testkit::free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = std::env::temp_dir().join(mqtt_testkit::unique("mqtt-cli-broker"));
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        let config = dir.join("broker.toml");
+        std::fs::write(&config, format!("[[listener]]\nbind = \"{addr}\"\n")).unwrap();
+        let child = Command::new(&exe)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the broker binary starts");
+        let broker = BrokerBinary { child, addr, dir };
+        assert!(
+            mqtt_testkit::wait_listening(addr, Duration::from_secs(10)),
+            "the broker binary listens on {addr}"
+        );
+        Some(broker)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for BrokerBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
