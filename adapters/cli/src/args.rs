@@ -206,9 +206,12 @@ pub(crate) struct ConnArgs {
     /// The broker's port (default 1883, 8883 with TLS).
     #[arg(short = 'p', long = "port")]
     pub(crate) port: Option<u16>,
-    /// The broker as a URL: mqtt(s)://[user[:password]@]host[:port]/topic,
-    /// or ws(s)://[user[:password]@]host[:port][/path].
-    #[arg(short = 'L', long = "url")]
+    /// The broker as a URL (`mqtt://`, `mqtts://`, `ws://`, `wss://`).
+    #[arg(
+        short = 'L',
+        long = "url",
+        help = "The broker as a URL: mqtt(s)://[user[:password]@]host[:port]/topic, or ws(s)://[user[:password]@]host[:port][/path]"
+    )]
     pub(crate) url: Option<String>,
     /// The user name.
     #[arg(short = 'u', long = "username")]

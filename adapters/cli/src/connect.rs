@@ -336,6 +336,60 @@ mod tests {
         assert!(Target::from_url("mqtt:///x").is_err());
     }
 
+    fn connection(line: &[&str]) -> Result<Connection, Failure> {
+        let cli =
+            crate::args::Cli::from_command_line(["mqtt", "sub", "-t", "a"].iter().chain(line))
+                .expect("the line parses");
+        let crate::args::Command::Sub(sub) = cli.command else {
+            panic!("a sub command");
+        };
+        let props = Properties::parse(&sub.conn.properties, &["CONNECT"])?;
+        let tool = Tool {
+            name: "sub",
+            default_version: ProtocolVersion::V311,
+        };
+        Connection::from_args(&sub.conn, &props, tool)
+    }
+
+    #[test]
+    fn the_version_is_mosquittos_default_unless_a_property_asks_for_five() {
+        assert_eq!(connection(&[]).unwrap().version, ProtocolVersion::V311);
+        let with_property = connection(&["-D", "CONNECT", "receive-maximum", "5"]).unwrap();
+        assert_eq!(with_property.version, ProtocolVersion::V5);
+        let refused = connection(&["-V", "311", "-D", "CONNECT", "receive-maximum", "5"]);
+        assert!(refused.unwrap_err().message.contains("needs MQTT v5"));
+        assert!(connection(&["-V", "4"]).is_err());
+    }
+
+    #[test]
+    fn a_kept_session_needs_a_client_identifier() {
+        let refused = connection(&["-c"]).unwrap_err();
+        assert_eq!(
+            refused.message,
+            "Error: You must provide a client id if you are using the -c option."
+        );
+        assert!(connection(&["-c", "-i", "me"]).is_ok());
+        assert!(connection(&["-V", "5", "-x", "-1"]).is_err());
+        assert!(connection(&["-P", "secret"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_turn_tls_on_and_pick_its_port() {
+        let plain = connection(&["-h", "::1"]).unwrap();
+        assert_eq!(plain.options.address().host, "::1");
+        assert_eq!(plain.options.address().port, 1883);
+        let dir = std::env::temp_dir().join(format!("mqtt-cli-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let refused = connection(&["--cafile", missing.to_str().unwrap()]).unwrap_err();
+        assert!(
+            refused.message.contains("missing.pem"),
+            "{}",
+            refused.message
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn session_expiry_takes_minus_one_and_infinity_for_never() {
         assert_eq!(session_expiry("-1"), Ok(u32::MAX));
