@@ -23,7 +23,7 @@ use crate::args::{Cli, Command};
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
-    let cli = match Cli::from_command_line(std::env::args_os()) {
+    let cli = match Cli::from_command_line(command_line()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -59,6 +59,24 @@ fn main() -> ExitCode {
             ExitCode::from(failure.status)
         }
     }
+}
+
+/// The command line, with the tool named when the binary is called by a
+/// Mosquitto tool's name (a link `mosquitto_sub` → `mqtt` runs `mqtt sub`).
+fn command_line() -> Vec<std::ffi::OsString> {
+    let mut line: Vec<_> = std::env::args_os().collect();
+    let called = line
+        .first()
+        .and_then(|p| std::path::Path::new(p).file_name())
+        .and_then(|name| name.to_str());
+    let tool = match called {
+        Some("mosquitto_pub") => "pub",
+        Some("mosquitto_sub") => "sub",
+        Some("mosquitto_rr") => "rr",
+        _ => return line,
+    };
+    line.insert(1, tool.into());
+    line
 }
 
 /// Prints a failure as Mosquitto's tools do; `--quiet` silences all but

@@ -77,7 +77,8 @@ pub(crate) async fn run(args: RrArgs) -> Result<(), Failure> {
         };
         print(&printer.render(&received, chrono::Local::now()))
     };
-    let outcome = match args.output.timeout {
+    // -W 0, as in Mosquitto: no time limit.
+    let outcome = match args.output.timeout.filter(|s| *s > 0) {
         Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds.into()), exchange)
             .await
             .unwrap_or_else(|_| Err(Failure::timed_out())),

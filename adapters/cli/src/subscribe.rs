@@ -47,7 +47,8 @@ pub(crate) async fn run(args: SubArgs) -> Result<(), Failure> {
         }
         plan.receive(&client, &mut incoming, &conn).await
     };
-    let outcome = match args.output.timeout {
+    // -W 0, as in Mosquitto: no time limit.
+    let outcome = match args.output.timeout.filter(|s| *s > 0) {
         Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds.into()), run)
             .await
             .unwrap_or_else(|_| Err(Failure::timed_out())),

@@ -386,3 +386,38 @@ fn a_persistent_session_keeps_messages_for_an_absent_subscriber() {
         }
     }
 }
+
+#[test]
+fn called_by_a_mosquitto_tools_name_it_is_that_tool() {
+    let broker = OurBroker::start();
+    let addr = broker.addr();
+    let dir = std::env::temp_dir().join(unique("mqtt-cli-links"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["mosquitto_pub", "mosquitto_sub"] {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mqtt"), dir.join(name)).unwrap();
+    }
+    let topic = unique("linked");
+    let port = addr.port().to_string();
+    let mut sub = std::process::Command::new(dir.join("mosquitto_sub"));
+    let probe = unique("probe");
+    sub.args([
+        "-p",
+        &port,
+        "-h",
+        "127.0.0.1",
+        "-t",
+        &topic,
+        "-t",
+        &probe,
+        "-T",
+        &probe,
+    ])
+    .args(["-C", "1", "-v"]);
+    let sub = Running::start(sub, b"");
+    wait_subscribed(addr, &[&probe]);
+    let mut publish = std::process::Command::new(dir.join("mosquitto_pub"));
+    publish.args(["-p", &port, "-h", "127.0.0.1", "-t", &topic, "-m", "linked"]);
+    assert_eq!(run(publish, b"").code(), Some(0));
+    assert_eq!(sub.finish().out(), format!("{topic} linked\n"));
+    let _ = std::fs::remove_dir_all(dir);
+}
