@@ -227,7 +227,7 @@ pub(crate) struct ConnArgs {
     pub(crate) id_prefix: Option<String>,
     /// Keep alive in seconds.
     #[arg(short = 'k', long = "keepalive", default_value_t = 60)]
-    pub(crate) keep_alive: u16,
+    pub(crate) keep_alive: u32,
     /// The protocol version: 5, 311, 31 (or mqttv5, mqttv311, mqttv31).
     #[arg(short = 'V', long = "protocol-version")]
     pub(crate) version: Option<String>,

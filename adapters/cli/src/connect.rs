@@ -43,11 +43,19 @@ impl Connection {
         tool: Tool,
     ) -> Result<Connection, Failure> {
         let version = version(args, tool)?;
+        let keep_alive = u16::try_from(args.keep_alive)
+            .ok()
+            .filter(|k| *k >= 5)
+            .ok_or_else(|| {
+                Failure::usage(
+                    "Error: Invalid keepalive given, it must be between 5 and 65535 inclusive.",
+                )
+            })?;
         let target = Target::from_args(args)?;
         let mut options = ConnectOptions::new(&target.address)
             .map_err(|e| Failure::usage(format!("Error: {e}")))?
             .version(version)
-            .keep_alive(args.keep_alive)
+            .keep_alive(keep_alive)
             .client_id(&client_id(args, version, tool)?);
         options = session(options, args, props, version)?;
         options = credentials(options, args, &target, version)?;

@@ -4,8 +4,6 @@
 //! a unique one), and prints the first response that carries the same
 //! Correlation Data (or none), as `mqtt sub` prints messages.
 
-use std::time::Duration;
-
 use mqtt_tokio::{Client, Event, Incoming, Message, ProtocolVersion, ReasonCode, Requests};
 
 use crate::args::RrArgs;
@@ -14,7 +12,7 @@ use crate::failure::Failure;
 use crate::format::{Printer, Received};
 use crate::props::Properties;
 use crate::publish::{message_props, payload, publish_topic};
-use crate::subscribe::{expiry_interval, print};
+use crate::subscribe::{expiry_interval, print, time_limit};
 
 /// Runs `mqtt rr`.
 pub(crate) async fn run(args: RrArgs) -> Result<(), Failure> {
@@ -47,6 +45,7 @@ pub(crate) async fn run(args: RrArgs) -> Result<(), Failure> {
         .clone();
     let body = payload(&args.message).await?;
     let printer = Printer::new(&args.output)?;
+    let limit = time_limit(&args.output)?;
     let (client, mut incoming) = conn.open().await?;
     let exchange = async {
         client
@@ -77,9 +76,8 @@ pub(crate) async fn run(args: RrArgs) -> Result<(), Failure> {
         };
         print(&printer.render(&received, chrono::Local::now()))
     };
-    // -W 0, as in Mosquitto: no time limit.
-    let outcome = match args.output.timeout.filter(|s| *s > 0) {
-        Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds.into()), exchange)
+    let outcome = match limit {
+        Some(limit) => tokio::time::timeout(limit, exchange)
             .await
             .unwrap_or_else(|_| Err(Failure::timed_out())),
         None => exchange.await,

@@ -12,7 +12,7 @@ use mqtt_tokio::{
     Requests, SubscriptionId, SubscriptionOptions,
 };
 
-use crate::args::SubArgs;
+use crate::args::{OutputArgs, SubArgs};
 use crate::connect::{Connection, Tool};
 use crate::failure::Failure;
 use crate::format::{Printer, Received};
@@ -39,6 +39,7 @@ pub(crate) async fn run(args: SubArgs) -> Result<(), Failure> {
         ));
     }
     let plan = Plan::new(&args, topics, conn.version)?;
+    let limit = time_limit(&args.output)?;
     let (client, mut incoming) = conn.open().await?;
     let run = async {
         plan.subscribe(&client, &conn).await?;
@@ -47,9 +48,8 @@ pub(crate) async fn run(args: SubArgs) -> Result<(), Failure> {
         }
         plan.receive(&client, &mut incoming, &conn).await
     };
-    // -W 0, as in Mosquitto: no time limit.
-    let outcome = match args.output.timeout.filter(|s| *s > 0) {
-        Some(seconds) => tokio::time::timeout(Duration::from_secs(seconds.into()), run)
+    let outcome = match limit {
+        Some(limit) => tokio::time::timeout(limit, run)
             .await
             .unwrap_or_else(|_| Err(Failure::timed_out())),
         None => run.await,
@@ -99,7 +99,10 @@ impl Plan {
             unsubscribe: args.unsubscribe.clone(),
             filter_out,
             printer: Printer::new(&args.output)?,
-            count: args.count.filter(|c| *c > 0),
+            count: match args.count {
+                Some(0) => return Err(Failure::usage("Error: Invalid message count \"0\".")),
+                count => count,
+            },
             no_retained: args.output.no_retained,
             retained_only: args.retained_only,
             remove_retained: args.remove_retained,
@@ -263,4 +266,13 @@ pub(crate) fn print(bytes: &[u8]) -> Result<(), Failure> {
             status: 1,
             usage: false,
         })
+}
+
+/// `-W`: how long the tool may run once connected; 0 is refused, as in
+/// Mosquitto.
+pub(crate) fn time_limit(args: &OutputArgs) -> Result<Option<Duration>, Failure> {
+    match args.timeout {
+        Some(0) => Err(Failure::usage("Error: Invalid timeout \"0\".")),
+        seconds => Ok(seconds.map(|s| Duration::from_secs(s.into()))),
+    }
 }
