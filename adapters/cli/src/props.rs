@@ -97,6 +97,10 @@ impl Properties {
         };
         if placed {
             Ok(())
+        } else if unsupported(&command, name) {
+            Err(Failure::usage(format!(
+                "Error: {name} property for {command} is not supported by this tool."
+            )))
         } else if is_known(name) {
             Err(Failure::usage(format!(
                 "Error: {name} property not allowed for {command} in --property argument."
@@ -188,6 +192,19 @@ fn set_disconnect(props: &mut DisconnectProps, name: &str, value: &str) -> Resul
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// Properties Mosquitto's tools send that this one does not: enhanced
+/// authentication (the client adapters do not drive it), Request Response
+/// Information, and topic aliases (the client picks its own).
+fn unsupported(command: &str, name: &str) -> bool {
+    matches!(
+        (command, name),
+        (
+            "CONNECT",
+            "authentication-method" | "authentication-data" | "request-response-information"
+        ) | ("PUBLISH", "topic-alias")
+    )
 }
 
 /// Every property name Mosquitto's tools know, for the error that says it
@@ -293,5 +310,7 @@ mod tests {
         assert_eq!(refusal("PUBLISH user-property a", ALL), NOT_ENOUGH);
         assert!(refusal("PUBLISH content-type a", &["CONNECT"]).contains("Invalid command"));
         assert!(refusal("PUBLISH message-expiry-interval x", ALL).contains("Invalid value"));
+        assert!(refusal("PUBLISH topic-alias 1", ALL).contains("not supported"));
+        assert!(refusal("CONNECT authentication-method SCRAM", ALL).contains("not supported"));
     }
 }
