@@ -75,9 +75,10 @@ impl Connection {
     /// Connects, or fails as Mosquitto's tools do (the CONNACK code as the
     /// exit status when the broker refuses).
     pub(crate) async fn open(&self) -> Result<(Client, Incoming), Failure> {
+        let address = self.options.address();
         self.say(format_args!(
-            "Connecting to {:?}",
-            self.options.address().host
+            "Connecting to {} port {}",
+            address.host, address.port
         ));
         match Client::connect(self.options.clone()).await {
             Ok(pair) => {
@@ -134,9 +135,11 @@ impl Target {
                 let tls = tls::requested(&args.tls);
                 let scheme = if tls { "mqtts" } else { "mqtt" };
                 let port = args.port.unwrap_or(if tls { 8883 } else { 1883 });
-                let host = match args.host.contains(':') {
-                    true => format!("[{}]", args.host),
-                    false => args.host.clone(),
+                // An IPv6 address goes in brackets.
+                let host = if args.host.contains(':') {
+                    format!("[{}]", args.host)
+                } else {
+                    args.host.clone()
                 };
                 Ok(Target {
                     address: format!("{scheme}://{host}:{port}"),

@@ -42,6 +42,12 @@ impl Failure {
         }
     }
 
+    /// A failure that has nothing to say (standard output closed under
+    /// us, as by `| head -1`): status 1, no message.
+    pub(crate) fn silent() -> Failure {
+        Failure::runtime("")
+    }
+
     /// `-W` ran out: "Timed out", status 27.
     pub(crate) fn timed_out() -> Failure {
         Failure {

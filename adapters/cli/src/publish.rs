@@ -39,10 +39,13 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), Failure> {
         ));
     };
     let topic = publish_topic(&topic)?;
-    let single = match args.stdin_line {
-        true if given.iter().filter(|g| **g).count() > 1 => return Err(one_type()),
-        true => None,
-        false => Some(payload(&args.message).await?),
+    // -l reads its messages once connected; the others are read first.
+    let single = if !args.stdin_line {
+        Some(payload(&args.message).await?)
+    } else if given.iter().filter(|g| **g).count() > 1 {
+        return Err(one_type());
+    } else {
+        None
     };
     let (client, _incoming) = conn.open().await?;
     let publisher = Publisher {

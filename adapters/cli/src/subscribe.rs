@@ -261,11 +261,7 @@ pub(crate) fn print(bytes: &[u8]) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|_| Failure {
-            message: String::new(),
-            status: 1,
-            usage: false,
-        })
+        .map_err(|_| Failure::silent())
 }
 
 /// `-W`: how long the tool may run once connected; 0 is refused, as in
