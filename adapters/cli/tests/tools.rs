@@ -424,3 +424,39 @@ fn called_by_a_mosquitto_tools_name_it_is_that_tool() {
     assert_eq!(sub.finish().out(), format!("{topic} linked\n"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn sub_reconnects_and_subscribes_again_after_a_lost_connection() {
+    let broker = OurBroker::start();
+    let relay = mqtt_testkit::Relay::start(broker.addr());
+    let topic = unique("reconnect");
+    let probe = unique("probe");
+    let args = with_probe(&probe, &topic, &["-C", "2", "-v"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut sub = Running::start(ours("sub", relay.addr(), &args), b"");
+    wait_subscribed(broker.addr(), &[&probe]);
+    mqtt_pub(broker.addr(), &["-t", &topic, "-m", "before"], b"");
+    // Cut, and publish until the subscriber, connected and subscribed
+    // again (a clean session: the broker forgot its subscription), prints.
+    assert!(relay.cut() >= 1);
+    let mut exited = false;
+    for _ in 0..100 {
+        if relay.accepted() >= 2 {
+            mqtt_pub(broker.addr(), &["-t", &topic, "-m", "after"], b"");
+        }
+        if sub.has_exited() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(exited, "the subscriber did not print after reconnecting");
+    let done = sub.finish();
+    assert_eq!(
+        done.out(),
+        format!("{topic} before\n{topic} after\n"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(done.code(), Some(0));
+}

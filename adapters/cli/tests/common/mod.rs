@@ -87,6 +87,11 @@ impl Running {
         Running { child, name }
     }
 
+    /// Whether the process has ended.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Waits (at most [`LIMIT`]) for the process to end; panics past that.
     pub fn finish(mut self) -> Finished {
         let deadline = Instant::now() + LIMIT;
