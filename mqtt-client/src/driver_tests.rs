@@ -268,7 +268,15 @@ fn messages_reach_the_application_as_events() {
     net.exchange();
     assert!(net.driver.has_events());
     match net.events().as_slice() {
-        [Event::Message { message, .. }] => assert_eq!(&message.payload[..], b"hi"),
+        [Event::Message {
+            message, packet_id, ..
+        }] => {
+            assert_eq!(&message.payload[..], b"hi");
+            assert!(
+                packet_id.is_some(),
+                "a QoS 1 message names its packet identifier"
+            );
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -3,39 +3,66 @@
 //! them.
 //!
 //! `-F` sequences: `%%`, `%t` topic, `%p` payload, `%q` QoS, `%r` retain
-//! flag, `%l` payload length, `%x`/`%X` payload in hex, `%C` content type,
-//! `%D` correlation data, `%E` message expiry interval, `%F` payload format
-//! indicator, `%R` response topic, `%S` subscription identifier, `%P` user
-//! properties (`key:value`, space separated), `%I` ISO-8601 local time,
-//! `%U` Unix time with nanoseconds, `%j` JSON of the message (without
-//! Mosquitto's `mid`, and its properties in a fixed order where Mosquitto
-//! keeps the order they arrived in); flags `-` and `0`, a field width and a `.max` width
-//! where Mosquitto takes them; `@X` for strftime's `%X` and `@N` for
-//! nanoseconds, `@@`; escapes `\\ \0 \a \e \n \r \t \v`. `%m` (message id),
-//! `%A` (topic alias) and `%J` are refused: the client does not expose
-//! packet identifiers or aliases, and `%J` would need Mosquitto's JSON
-//! re-printing.
+//! flag, `%l` payload length, `%m` message (packet) identifier, `%x`/`%X`
+//! payload in hex, `%C` content type, `%D` correlation data, `%E` message
+//! expiry interval, `%F` payload format indicator, `%R` response topic,
+//! `%S` subscription identifier, `%P` user properties (`key:value`, space
+//! separated), `%I` ISO-8601 local time, `%U` Unix time with nanoseconds,
+//! `%j` JSON of the message (its properties in a fixed order, where
+//! Mosquitto keeps the order they arrived in); flags `-` and `0`, a field
+//! width and a `.max` width where Mosquitto takes them; `@X` for strftime's
+//! `%X` and `@N` for nanoseconds, `@@`; escapes `\\ \0 \a \e \n \r \t
+//! \v`. `%A` (topic alias) and `%J` are refused: the client does not
+//! expose aliases, and `%J` would need Mosquitto's JSON re-printing.
 
 use std::io::Write;
 
 use chrono::format::StrftimeItems;
 use chrono::{DateTime, Local};
-use mqtt_tokio::mqtt_client::mqtt_session::mqtt_codec::PayloadFormat;
-use mqtt_tokio::{Message, SubscriptionId};
+use mqtt_tokio::mqtt_client::mqtt_session::mqtt_codec::{PacketId, PayloadFormat};
+use mqtt_tokio::{Client, Message, SubscriptionId};
 
 use crate::args::OutputArgs;
 use crate::failure::Failure;
 
 /// A received message and what the client knows about it beside the
 /// message itself.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Received<'a> {
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
     /// The message.
-    pub(crate) message: &'a Message,
+    pub(crate) message: Message,
     /// The subscription identifiers it matched (5.0).
-    pub(crate) subscription_identifiers: &'a [SubscriptionId],
+    pub(crate) subscription_identifiers: Vec<SubscriptionId>,
     /// Its message expiry interval as it arrived, in seconds (5.0).
     pub(crate) expiry_interval: Option<u32>,
+    /// The packet identifier it arrived with (QoS 1 and 2).
+    pub(crate) packet_id: Option<u16>,
+}
+
+impl Received {
+    /// What `Event::Message` says; `client` tells how much of the
+    /// message's expiry interval is left.
+    pub(crate) fn new(
+        client: &Client,
+        message: Message,
+        subscription_identifiers: Vec<SubscriptionId>,
+        packet_id: Option<PacketId>,
+    ) -> Received {
+        Received {
+            expiry_interval: expiry_interval(client, &message),
+            message,
+            subscription_identifiers,
+            packet_id: packet_id.map(|id| id.get()),
+        }
+    }
+}
+
+/// The Message Expiry Interval the message arrived with, in seconds.
+fn expiry_interval(client: &Client, message: &Message) -> Option<u32> {
+    message.props.expires_at.map(|at| {
+        let ms = at.as_millis().saturating_sub(client.now().as_millis());
+        u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+    })
 }
 
 /// The way messages are printed.
@@ -89,8 +116,8 @@ impl Printer {
 
     /// The bytes printed for `received` at time `now`; empty when Mosquitto
     /// prints nothing (an empty payload without `-v` or `-F`).
-    pub(crate) fn render(&self, received: &Received<'_>, now: DateTime<Local>) -> Vec<u8> {
-        let m = received.message;
+    pub(crate) fn render(&self, received: &Received, now: DateTime<Local>) -> Vec<u8> {
+        let m = &received.message;
         let mut out = Vec::new();
         match &self.style {
             Style::Payload if m.payload.is_empty() => return out,
@@ -209,8 +236,8 @@ fn field(bytes: &[u8], mut i: usize) -> Result<(Spec, u8, usize), Failure> {
     let conv = at(i)?;
     match conv {
         b'%' | b't' | b'p' | b'q' | b'r' | b'l' | b'x' | b'X' | b'C' | b'D' | b'E' | b'F'
-        | b'R' | b'S' | b'P' | b'I' | b'U' | b'j' => Ok((spec, conv, i + 1)),
-        b'm' | b'A' | b'J' => Err(Failure::usage(format!(
+        | b'R' | b'S' | b'P' | b'I' | b'U' | b'j' | b'm' => Ok((spec, conv, i + 1)),
+        b'A' | b'J' => Err(Failure::usage(format!(
             "Error: Format specifier '{}' is not supported by this tool.",
             char::from(conv)
         ))),
@@ -253,7 +280,7 @@ fn escape(e: u8) -> Result<u8, Failure> {
 }
 
 impl Piece {
-    fn render(&self, out: &mut Vec<u8>, r: &Received<'_>, now: DateTime<Local>) {
+    fn render(&self, out: &mut Vec<u8>, r: &Received, now: DateTime<Local>) {
         match self {
             Piece::Literal(bytes) => out.extend_from_slice(bytes),
             Piece::Time(strftime) => {
@@ -267,8 +294,8 @@ impl Piece {
     }
 }
 
-fn field_value(out: &mut Vec<u8>, spec: Spec, conv: u8, r: &Received<'_>, now: DateTime<Local>) {
-    let m = r.message;
+fn field_value(out: &mut Vec<u8>, spec: Spec, conv: u8, r: &Received, now: DateTime<Local>) {
+    let m = &r.message;
     let p = &m.props;
     match conv {
         b't' => text(out, spec, m.topic.as_str().as_bytes()),
@@ -277,6 +304,7 @@ fn field_value(out: &mut Vec<u8>, spec: Spec, conv: u8, r: &Received<'_>, now: D
         b'q' => out.push(b'0' + m.qos as u8),
         b'r' => out.push(if m.retain { b'1' } else { b'0' }),
         b'l' => number(out, spec, Some(m.payload.len() as u64)),
+        b'm' => number(out, spec, Some(r.packet_id.map_or(0, u64::from))),
         b'C' => optional_text(out, spec, p.content_type.as_ref().map(|s| s.as_str())),
         b'R' => optional_text(out, spec, p.response_topic.as_ref().map(|t| t.as_str())),
         b'D' => out.extend_from_slice(p.correlation_data.as_deref().unwrap_or_default()),
@@ -398,8 +426,8 @@ fn user_properties(out: &mut Vec<u8>, m: &Message) {
 }
 
 /// `%j`: Mosquitto's JSON, without `mid`.
-fn json(out: &mut Vec<u8>, r: &Received<'_>, now: DateTime<Local>) {
-    let m = r.message;
+fn json(out: &mut Vec<u8>, r: &Received, now: DateTime<Local>) {
+    let m = &r.message;
     let tst = now.format("%Y-%m-%dT%H:%M:%S%.6fZ%z").to_string();
     out.extend_from_slice(b"{\"tst\":");
     json_string(out, tst.as_bytes());
@@ -412,6 +440,9 @@ fn json(out: &mut Vec<u8>, r: &Received<'_>, now: DateTime<Local>) {
         u8::from(m.retain),
         m.payload.len()
     );
+    if let Some(id) = r.packet_id {
+        let _ = write!(out, ",\"mid\":{id}");
+    }
     json_properties(out, r);
     out.extend_from_slice(b",\"payload\":");
     if m.payload.is_empty() {
@@ -422,7 +453,7 @@ fn json(out: &mut Vec<u8>, r: &Received<'_>, now: DateTime<Local>) {
     out.push(b'}');
 }
 
-fn json_properties(out: &mut Vec<u8>, r: &Received<'_>) {
+fn json_properties(out: &mut Vec<u8>, r: &Received) {
     let p = &r.message.props;
     let mut fields: Vec<Vec<u8>> = Vec::new();
     let mut field = |name: &str, value: &mut dyn FnMut(&mut Vec<u8>)| {

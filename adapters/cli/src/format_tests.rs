@@ -29,9 +29,10 @@ fn printer(verbose: bool, format: Option<&str>, no_newline: bool) -> Result<Prin
 fn render(p: &Printer, m: &Message) -> String {
     let now = Local.timestamp_opt(1_796_640_615, 854_621_447).unwrap();
     let r = Received {
-        message: m,
-        subscription_identifiers: &[],
+        message: m.clone(),
+        subscription_identifiers: Vec::new(),
         expiry_interval: None,
+        packet_id: None,
     };
     String::from_utf8(p.render(&r, now)).unwrap()
 }
@@ -85,16 +86,17 @@ fn properties_times_and_json_print_as_mosquitto_does() {
     let p = printer(false, Some("C=%C D=%D E=%E F=%F R=%R P=%P U=%U %j"), false).unwrap();
     let now = Local.timestamp_opt(1_796_640_615, 854_621_447).unwrap();
     let r = Received {
-        message: &m,
-        subscription_identifiers: &[],
+        message: m,
+        subscription_identifiers: Vec::new(),
         expiry_interval: Some(100),
+        packet_id: Some(1),
     };
     let tst = now.format("%Y-%m-%dT%H:%M:%S.854621Z%z");
     assert_eq!(
         String::from_utf8(p.render(&r, now)).unwrap(),
         format!(
             "C=text/plain D=abc E=100 F=1 R=resp/x P=k1:v1 k2:v2 U=1796640615.854621447 \
-             {{\"tst\":\"{tst}\",\"topic\":\"f/a\",\"qos\":1,\"retain\":0,\"payloadlen\":10,\
+             {{\"tst\":\"{tst}\",\"topic\":\"f/a\",\"qos\":1,\"retain\":0,\"payloadlen\":10,\"mid\":1,\
              \"properties\":{{\"payload-format-indicator\":1,\"message-expiry-interval\":100,\
              \"response-topic\":\"resp/x\",\"correlation-data\":\"abc\",\"content-type\":\"text/plain\",\
              \"user-properties\":{{\"k1\":\"v1\",\"k2\":\"v2\"}}}},\"payload\":\"héllo \\\"w\\\"\"}}\n"
@@ -122,5 +124,5 @@ fn bad_formats_are_refused_with_mosquittos_words() {
     }
     assert_eq!(refusal("x\\"), "Error: Incomplete escape specifier.");
     assert_eq!(refusal("\\q"), "Error: Invalid escape specifier 'q'.");
-    assert!(refusal("%m").contains("not supported"));
+    assert!(refusal("%A").contains("not supported"));
 }

@@ -12,7 +12,7 @@ use crate::failure::Failure;
 use crate::format::{Printer, Received};
 use crate::props::Properties;
 use crate::publish::{message_props, payload, publish_topic};
-use crate::subscribe::{expiry_interval, print, time_limit};
+use crate::subscribe::{print, time_limit};
 
 /// Runs `mqtt rr`.
 pub(crate) async fn run(args: RrArgs) -> Result<(), Failure> {
@@ -68,13 +68,8 @@ pub(crate) async fn run(args: RrArgs) -> Result<(), Failure> {
             correlation: &correlation,
             skip_retained: args.output.no_retained,
         };
-        let (reply, ids) = wanted.next(&mut incoming, &conn).await?;
-        let received = Received {
-            message: &reply,
-            subscription_identifiers: &ids,
-            expiry_interval: expiry_interval(&client, &reply),
-        };
-        print(&printer.render(&received, chrono::Local::now()))
+        let reply = wanted.next(&client, &mut incoming, &conn).await?;
+        print(&printer.render(&reply, chrono::Local::now()))
     };
     let outcome = match limit {
         Some(limit) => tokio::time::timeout(limit, exchange)
@@ -112,18 +107,23 @@ impl Wanted<'_> {
     /// (or none: a responder that does not echo it still answers us).
     async fn next(
         &self,
+        client: &Client,
         incoming: &mut Incoming,
         conn: &Connection,
-    ) -> Result<(Message, Vec<mqtt_tokio::SubscriptionId>), Failure> {
+    ) -> Result<Received, Failure> {
         while let Some(event) = incoming.recv().await {
-            let Event::Message {
-                message,
-                subscription_identifiers,
-            } = event
-            else {
-                conn.report(&event);
-                continue;
+            let reply = match event {
+                Event::Message {
+                    message,
+                    subscription_identifiers,
+                    packet_id,
+                } => Received::new(client, message, subscription_identifiers, packet_id),
+                other => {
+                    conn.report(&other);
+                    continue;
+                }
             };
+            let message = &reply.message;
             let ours = message
                 .props
                 .correlation_data
@@ -131,7 +131,7 @@ impl Wanted<'_> {
                 .is_none_or(|c| c == self.correlation);
             let stale = self.skip_retained && message.retain;
             if message.topic.as_str() == self.topic && ours && !stale {
-                return Ok((message, subscription_identifiers));
+                return Ok(reply);
             }
         }
         Err(Failure::runtime(

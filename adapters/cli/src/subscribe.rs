@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mqtt_tokio::mqtt_client::mqtt_session::mqtt_codec::TopicFilter;
 use mqtt_tokio::{
-    Backoff, Client, Event, Incoming, Message, OptionSetters, ProtocolVersion, ReasonCode,
-    Requests, SubscriptionId, SubscriptionOptions,
+    Backoff, Client, Event, Incoming, OptionSetters, ProtocolVersion, ReasonCode, Requests,
+    SubscriptionOptions,
 };
 
 use crate::args::{OutputArgs, SubArgs};
@@ -152,11 +152,12 @@ impl Plan {
         // the subscriptions made again.
         let mut connections = 0u32;
         while let Some(event) = incoming.recv().await {
-            let (message, ids) = match event {
+            let received = match event {
                 Event::Message {
                     message,
                     subscription_identifiers,
-                } => (message, subscription_identifiers),
+                    packet_id,
+                } => Received::new(client, message, subscription_identifiers, packet_id),
                 Event::Connected {
                     session_present, ..
                 } => {
@@ -172,7 +173,7 @@ impl Plan {
                     continue;
                 }
             };
-            match self.handle(client, &message, &ids, &mut cleared).await? {
+            match self.handle(client, &received, &mut cleared).await? {
                 Handled::Skipped => {}
                 Handled::Printed => {
                     printed += 1;
@@ -194,10 +195,10 @@ impl Plan {
     async fn handle(
         &self,
         client: &Client,
-        message: &Message,
-        ids: &[SubscriptionId],
+        received: &Received,
         cleared: &mut Vec<String>,
     ) -> Result<Handled, Failure> {
+        let message = &received.message;
         if self.filter_out.iter().any(|f| f.matches(&message.topic)) {
             return Ok(Handled::Skipped);
         }
@@ -221,12 +222,7 @@ impl Plan {
         if self.no_retained && message.retain {
             return Ok(Handled::Skipped);
         }
-        let received = Received {
-            message,
-            subscription_identifiers: ids,
-            expiry_interval: expiry_interval(client, message),
-        };
-        print(&self.printer.render(&received, chrono::Local::now()))?;
+        print(&self.printer.render(received, chrono::Local::now()))?;
         Ok(Handled::Printed)
     }
 }
@@ -244,14 +240,6 @@ fn check_filter(topic: &str, what: &str) -> Result<TopicFilter, Failure> {
         Failure::usage(format!(
             "Error: Invalid {what} topic '{topic}', are all '+' and '#' wildcards correct?"
         ))
-    })
-}
-
-/// The Message Expiry Interval the message arrived with, in seconds.
-pub(crate) fn expiry_interval(client: &Client, message: &Message) -> Option<u32> {
-    message.props.expires_at.map(|at| {
-        let ms = at.as_millis().saturating_sub(client.now().as_millis());
-        u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
     })
 }
 

@@ -65,7 +65,7 @@ fn format_output_is_mosquitto_subs_byte_for_byte() {
     if !mosquitto_tools() {
         return;
     }
-    let format = "%t|%p|%q|%r|%l|%x|%X|[%10t][%-6l][%05l][%.3t][%8p][%6x]\\t\\\\@@%%";
+    let format = "%t|%p|%q|%r|%l|%m|%x|%X|[%10t][%-6l][%05l][%.3t][%8p][%6x][%3m][%-3m]\\t\\\\@@%%";
     for broker in brokers() {
         let base = unique("format");
         let addr = broker.addr();
@@ -160,8 +160,7 @@ fn json_output_is_mosquitto_subs_apart_from_the_time() {
         return;
     }
     // The time stamp differs by when each tool printed; everything after it
-    // must be the same. QoS 0: Mosquitto adds a "mid" for QoS 1 and 2,
-    // which this tool cannot know. One property kind per message:
+    // must be the same ("mid" included). One property kind per message:
     // Mosquitto lists them in the order they came on the wire, this tool
     // in a fixed order.
     let without_time = |out: &[u8]| {
@@ -177,7 +176,7 @@ fn json_output_is_mosquitto_subs_apart_from_the_time() {
     for broker in brokers() {
         let base = unique("json");
         let addr = broker.addr();
-        let args = ["-V", "5", "-F", "%j", "-C", "3"];
+        let args = ["-V", "5", "-F", "%j", "-C", "3", "-q", "1"];
         let (ours, theirs) = side_by_side(addr, &format!("{base}/#"), &args, || {
             mosquitto_pub(
                 addr,
@@ -209,6 +208,8 @@ fn json_output_is_mosquitto_subs_apart_from_the_time() {
                     &format!("{base}/b"),
                     "-m",
                     "{}",
+                    "-q",
+                    "1",
                     "-D",
                     "PUBLISH",
                     "content-type",
@@ -225,6 +226,7 @@ fn json_output_is_mosquitto_subs_apart_from_the_time() {
             broker.name()
         );
         assert!(ours.out().starts_with("{\"tst\":\""), "{}", ours.out());
+        assert!(ours.out().contains(",\"mid\":"), "{}", ours.out());
     }
 }
 
