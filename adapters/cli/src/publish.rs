@@ -39,6 +39,12 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), Failure> {
         ));
     };
     let topic = publish_topic(&topic)?;
+    let delay = Duration::try_from_secs_f64(args.repeat_delay).map_err(|_| {
+        Failure::usage(format!(
+            "Error: Invalid repeat delay \"{}\".",
+            args.repeat_delay
+        ))
+    })?;
     // -l reads its messages once connected; the others are read first.
     let single = if !args.stdin_line {
         Some(payload(&args.message).await?)
@@ -57,10 +63,7 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), Failure> {
         conn: &conn,
     };
     let outcome = match single {
-        Some(payload) => {
-            let delay = Duration::from_secs_f64(args.repeat_delay.max(0.0));
-            publisher.repeat(payload, args.repeat.max(1), delay).await
-        }
+        Some(payload) => publisher.repeat(payload, args.repeat.max(1), delay).await,
         None => publisher.lines().await,
     };
     let _ = client

@@ -312,6 +312,19 @@ fn command_line_mistakes_exit_with_one_as_mosquittos_tools_do() {
         ("pub", &["-t", "a", "-m", "x", "-n"]),
         (
             "pub",
+            &[
+                "-t",
+                "a",
+                "-m",
+                "x",
+                "--repeat",
+                "2",
+                "--repeat-delay",
+                "-1",
+            ],
+        ),
+        (
+            "pub",
             &["-t", "a", "-m", "x", "-D", "PUBLISH", "bogus", "1"],
         ),
     ] {
@@ -459,4 +472,29 @@ fn sub_reconnects_and_subscribes_again_after_a_lost_connection() {
         done.stderr
     );
     assert_eq!(done.code(), Some(0));
+}
+
+#[test]
+fn repeat_publishes_the_message_that_many_times() {
+    let broker = OurBroker::start();
+    let addr = broker.addr();
+    let topic = unique("repeat");
+    let sub = mqtt_sub(addr, &topic, &["-C", "3", "-F", "%p"]);
+    let started = std::time::Instant::now();
+    let args = [
+        "-t",
+        &topic,
+        "-m",
+        "again",
+        "--repeat",
+        "3",
+        "--repeat-delay",
+        "0.2",
+    ];
+    mqtt_pub(addr, &args, b"");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "two delays"
+    );
+    assert_eq!(sub.finish().out(), "again\nagain\nagain\n");
 }
