@@ -1,11 +1,14 @@
-//! A connection's outgoing chunks, from the core task to the connection's task.
+//! A connection's outgoing chunks, from the core task to the connection's
+//! task; and the stamp its socket's wake takes ([`super::order`]).
 
 use std::collections::VecDeque;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use mqtt_codec::ProtocolVersion;
 use mqtt_session::Frame;
 
+use super::order::{Stamp, Stamps};
 use super::WRITE_QUEUE;
 
 /// What the core tells a connection's writer.
@@ -20,24 +23,54 @@ pub(super) enum ToConn {
 /// which is most of an idle connection's life, and the waiting task leaves
 /// only its waker here); bounded by [`WRITE_QUEUE`] because the core checks
 /// [`Outbox::has_room`] before each push.
+///
+/// It is also the waker the connection's socket reads with: woken while the
+/// task waits for its socket ([`Outbox::arm`]), it takes the read's
+/// [`Stamp`] before it wakes the task, in the order the reactor reports the
+/// sockets ready.
 pub(super) struct Outbox {
     inner: std::sync::Mutex<OutboxInner>,
+    stamps: Arc<Stamps>,
 }
 
 pub(super) struct OutboxInner {
     pub(super) queue: VecDeque<ToConn>,
-    /// The connection task, when it waits for chunks.
+    /// The connection task, when it waits for chunks or for its socket.
     pub(super) waker: Option<Waker>,
+    /// The task waits for its socket: a wake takes a stamp.
+    armed: bool,
+    /// The stamp a wake took, until the task takes it.
+    stamp: Option<Stamp>,
 }
 
 impl Outbox {
-    pub(super) fn new() -> Outbox {
+    pub(super) fn new(stamps: Arc<Stamps>) -> Outbox {
         Outbox {
             inner: std::sync::Mutex::new(OutboxInner {
                 queue: VecDeque::new(),
                 waker: None,
+                armed: false,
+                stamp: None,
             }),
+            stamps,
         }
+    }
+
+    /// A new stamp, for a read no wake stamped.
+    pub(super) fn new_stamp(&self) -> Stamp {
+        self.stamps.take()
+    }
+
+    /// Stops stamping wakes and takes the stamp one took, if any.
+    pub(super) fn disarm(&self) -> Option<Stamp> {
+        let mut inner = self.lock();
+        inner.armed = false;
+        inner.stamp.take()
+    }
+
+    /// The task is about to wait for its socket: the next wake takes a stamp.
+    pub(super) fn arm(&self) {
+        self.lock().armed = true;
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, OutboxInner> {
@@ -58,10 +91,6 @@ impl Outbox {
         if let Some(w) = waker {
             w.wake();
         }
-    }
-
-    pub(super) fn has_chunks(&self) -> bool {
-        !self.lock().queue.is_empty()
     }
 
     pub(super) fn pop(&self) -> Option<ToConn> {
@@ -90,5 +119,26 @@ impl Outbox {
     /// Waits for the next chunk.
     pub(super) async fn ready(&self) {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+}
+
+/// The socket's waker: the reactor calls it when the socket is readable.
+impl Wake for Outbox {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waker = {
+            let mut inner = self.lock();
+            if inner.armed && inner.stamp.is_none() {
+                inner.armed = false;
+                inner.stamp = Some(self.stamps.take());
+            }
+            inner.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
