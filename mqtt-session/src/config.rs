@@ -180,6 +180,13 @@ pub struct ServerConfig {
     /// The largest keep alive a client may ask for; a larger or zero one is
     /// replaced by this through Server Keep Alive (5.0). `None`: any.
     pub max_keep_alive: Option<u16>,
+    /// Whether control characters (U+0001–U+001F, U+007F–U+009F) are
+    /// accepted in client identifiers, user names, will topics, topic names
+    /// and topic filters. Section 1.5.4 says they SHOULD NOT be sent and a
+    /// receiver MAY treat them as malformed; by default (`false`) they are,
+    /// as Mosquitto does: the connection closes (5.0: DISCONNECT 0x81; a
+    /// CONNECT gets no CONNACK).
+    pub allow_control_characters: bool,
 }
 
 impl Default for ServerConfig {
@@ -190,6 +197,7 @@ impl Default for ServerConfig {
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,
             max_keep_alive: None,
+            allow_control_characters: false,
         }
     }
 }

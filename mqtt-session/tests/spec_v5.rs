@@ -1908,3 +1908,34 @@ fn mqtt_3_1_2_25_an_unsendable_resend_completes_and_frees_its_slot() {
     );
     assert_eq!(client.session().unwrap().inflight(), 0);
 }
+
+/// [MQTT-3.2.2-21]: a server whose limit is below the keep alive a client
+/// asks for (0, no limit, included) announces its own as Server Keep Alive,
+/// and the client's stands otherwise; checked for every keep alive a client
+/// can ask for, against limits at both ends of the range.
+#[test]
+fn mqtt_3_2_2_21_server_keep_alive_is_announced_for_every_keep_alive_above_the_limit() {
+    for max in [1u16, 30, 3600, u16::MAX] {
+        let cfg = ServerConfig {
+            max_keep_alive: Some(max),
+            ..ServerConfig::default()
+        };
+        for asked in 0..=u16::MAX {
+            let mut server = Connection::<Server>::new(cfg.clone(), T0);
+            let mut connect = connect_packet(V5);
+            connect.keep_alive = asked;
+            feed(&mut server, T0, V5, &[Packet::Connect(Box::new(connect))]);
+            events(&mut server);
+            server.accept(T0, None, ConnAckProps::default()).unwrap();
+            let [Packet::ConnAck(ack)] = &sent(&mut server, T0, V5)[..] else {
+                panic!("one CONNACK");
+            };
+            let expected = (asked == 0 || asked > max).then_some(max);
+            assert_eq!(
+                ack.props.server_keep_alive, expected,
+                "max {max}, asked {asked}"
+            );
+            assert_eq!(server.keep_alive(), expected.unwrap_or(asked));
+        }
+    }
+}

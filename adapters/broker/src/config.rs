@@ -235,6 +235,11 @@ pub struct LimitsConfig {
     pub maximum_qos: u8,
     /// Whether retained messages are accepted (default true).
     pub retain_available: bool,
+    /// Whether control characters (U+0001–U+001F, U+007F–U+009F) are
+    /// accepted in client identifiers, user names, will topics, topic names
+    /// and topic filters (default false: refused as malformed, which section
+    /// 1.5.4 allows, as Mosquitto does).
+    pub allow_control_characters: bool,
 }
 
 impl Default for LimitsConfig {
@@ -255,6 +260,7 @@ impl Default for LimitsConfig {
             max_retained_payload: 256 * 1024,
             maximum_qos: 2,
             retain_available: true,
+            allow_control_characters: false,
         }
     }
 }
@@ -392,6 +398,7 @@ impl Config {
             maximum_qos: QoS::from_u8(l.maximum_qos).unwrap_or(QoS::ExactlyOnce),
             retain_available: l.retain_available,
             max_keep_alive: Some(l.max_keep_alive).filter(|&k| k > 0),
+            allow_control_characters: l.allow_control_characters,
         };
         BrokerConfig {
             seed,

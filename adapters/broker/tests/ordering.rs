@@ -21,7 +21,10 @@ const WAIT: Duration = Duration::from_millis(500);
 #[test]
 fn a_subscribe_read_before_a_publish_takes_effect_first_across_connections() {
     let broker = BrokerProcess::start_with("");
-    let addr: std::net::SocketAddr = std::env::var("ORDER_ADDR").ok().and_then(|a| a.parse().ok()).unwrap_or(broker.addr);
+    let addr: std::net::SocketAddr = std::env::var("ORDER_ADDR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(broker.addr);
     let started = Instant::now();
     let mut missed = Vec::new();
     for i in 0..TRIES {
@@ -36,7 +39,10 @@ fn a_subscribe_read_before_a_publish_takes_effect_first_across_connections() {
             Next::Packet(p) => assert_eq!(p, message, "try {i}: the message as published"),
             Next::Silent | Next::Closed => missed.push(i),
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "bounded in time");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "bounded in time"
+        );
     }
     assert!(
         missed.is_empty(),

@@ -3,10 +3,10 @@
 
 use alloc::sync::Arc;
 
-use mqtt_codec::{Ack, AckProps, Packet, PacketId, QoS, QosPid, ReasonCode};
+use mqtt_codec::{Ack, AckProps, Packet, PacketId, PacketType, QoS, QosPid, ReasonCode};
 
 use crate::alias::AliasUse;
-use crate::error::{DeliverError, UsageError};
+use crate::error::{DeliverError, UsageError, Violation};
 use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
@@ -187,7 +187,8 @@ impl<R: Role> Connection<R> {
             return;
         };
         if !matches!(&session.inflight[i], Inflight::Publish(o) if o.opts.qos == QoS::AtLeastOnce) {
-            return;
+            // PUBACK for a QoS 2 flow.
+            return self.violation(now, Violation::WrongAcknowledgement(PacketType::PubAck));
         }
         session.inflight.remove(i);
         session.release_id(ack.id);
@@ -216,7 +217,10 @@ impl<R: Role> Connection<R> {
                 }
                 // A repeated PUBREC: answer it again.
                 Inflight::PubRel(..) => self.tx.push_back(Packet::PubRel(Ack::new(ack.id))),
-                Inflight::Publish(_) => {}
+                // PUBREC for a QoS 1 flow.
+                Inflight::Publish(_) => {
+                    self.violation(now, Violation::WrongAcknowledgement(PacketType::PubRec))
+                }
             },
             None if v5 => self.tx.push_back(Packet::PubRel(Ack::with_reason(
                 ack.id,
@@ -234,7 +238,8 @@ impl<R: Role> Connection<R> {
             return;
         };
         let Inflight::PubRel(_, received) = session.inflight[i] else {
-            return;
+            // PUBCOMP for a QoS 1 flow, or before the PUBREC of a QoS 2 one.
+            return self.violation(now, Violation::WrongAcknowledgement(PacketType::PubComp));
         };
         session.inflight.remove(i);
         session.release_id(ack.id);

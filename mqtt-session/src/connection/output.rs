@@ -119,9 +119,28 @@ impl<R: Role> Connection<R> {
                     .is_ok_and(|n| n <= self.peer.max_packet_size as usize)
                 {
                     self.tx.push_front(p);
+                } else if matches!(p, Packet::ConnAck(_)) {
+                    self.cannot_accept(now);
                 }
             }
         }
+    }
+
+    /// The CONNACK exceeds the client's Maximum Packet Size even without
+    /// diagnostics: the server cannot answer within the client's limit
+    /// [MQTT-3.1.2-24] and discards the packet [MQTT-3.1.2-25], and a
+    /// connection without CONNACK cannot go on, so it closes without sending
+    /// anything (no DISCONNECT before a successful CONNACK [MQTT-3.14.0-1]).
+    /// The session stays as any close leaves it.
+    pub(crate) fn cannot_accept(&mut self, now: Instant) {
+        self.tx.clear();
+        self.tx_qos0 = 0;
+        if self.is_ending() {
+            // A refusal: already closing, and nothing else to send.
+            return;
+        }
+        let close = crate::error::Close::local(mqtt_codec::ReasonCode::PACKET_TOO_LARGE);
+        self.finish(now, close, true);
     }
 
     /// Takes the front packet as sent.

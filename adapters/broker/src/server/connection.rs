@@ -55,9 +55,10 @@ where
         // channel.
         let mut rbuf = ReadBuffer::new();
         loop {
-            let step =
-                std::future::poll_fn(|cx| poll_next(cx, &outbox, &read_waker, &mut stream, &mut rbuf))
-                    .await;
+            let step = std::future::poll_fn(|cx| {
+                poll_next(cx, &outbox, &read_waker, &mut stream, &mut rbuf)
+            })
+            .await;
             let ended = match step {
                 Step::Write => Box::pin(write_all_out(&mut stream, &outbox, &to_core, id)).await,
                 Step::Read { n, free, stamp } => {

@@ -144,8 +144,10 @@ mod tests {
     }
 
     fn conn() -> ConnId {
-        let mut b = mqtt_router::broker::Broker::new(Default::default(), mqtt_router::broker::AllowAll);
-        b.open(mqtt_session::Instant::ZERO, Default::default()).unwrap()
+        let mut b =
+            mqtt_router::broker::Broker::new(Default::default(), mqtt_router::broker::AllowAll);
+        b.open(mqtt_session::Instant::ZERO, Default::default())
+            .unwrap()
     }
 
     fn drained(r: &mut Reorder) -> Vec<u64> {

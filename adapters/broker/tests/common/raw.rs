@@ -191,8 +191,7 @@ pub const CONNACK_V311: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
 /// The broker's CONNACK to a 5.0 client with its default limits: Receive
 /// Maximum 100, Maximum Packet Size 1 MiB, Topic Alias Maximum 16.
 pub const CONNACK_V5: [u8; 16] = [
-    0x20, 0x0E, 0x00, 0x00, 0x0B, 0x21, 0x00, 0x64, 0x27, 0x00, 0x10, 0x00, 0x00, 0x22, 0x00,
-    0x10,
+    0x20, 0x0E, 0x00, 0x00, 0x0B, 0x21, 0x00, 0x64, 0x27, 0x00, 0x10, 0x00, 0x00, 0x22, 0x00, 0x10,
 ];
 
 /// SUBSCRIBE `id` to `filter` with options byte `options` (3.1.1 form; a
@@ -216,7 +215,13 @@ pub fn subscribe_v5(id: u16, filter: &str, options: u8) -> Vec<u8> {
 /// A PUBLISH with the given first byte (QoS and flags), topic, packet
 /// identifier (QoS 1/2), 5.0 properties (`None`: 3.1.1, no property
 /// length) and payload.
-pub fn publish(first: u8, topic: &[u8], id: Option<u16>, props: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+pub fn publish(
+    first: u8,
+    topic: &[u8],
+    id: Option<u16>,
+    props: Option<&[u8]>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut body = string(topic);
     if let Some(id) = id {
         body.extend_from_slice(&id.to_be_bytes());
