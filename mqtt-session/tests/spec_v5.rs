@@ -861,7 +861,7 @@ fn mqtt_3_3_2_11_the_server_sends_aliases_within_the_client_maximum() {
     let mut cfg = client_config(V5);
     cfg.limits.topic_alias_maximum = 2;
     let server_cfg = ServerConfig {
-        limits: limits(|l| l.outbound_topic_aliases = true),
+        limits: limits(|l| l.outbound_topic_alias_maximum = 16),
         ..ServerConfig::default()
     };
     let mut p = Pair::connected_with(cfg, server_cfg.clone(), Broker::accept_only());
@@ -935,7 +935,7 @@ fn mqtt_3_3_2_11_the_server_sends_aliases_within_the_client_maximum() {
 #[test]
 fn mqtt_3_2_2_17_the_client_sends_aliases_within_the_server_maximum_and_per_connection() {
     let mut cfg = client_config(V5);
-    cfg.limits.outbound_topic_aliases = true;
+    cfg.limits.outbound_topic_alias_maximum = 16;
     cfg.clean_start = false;
     let server_cfg = ServerConfig {
         limits: limits(|l| l.topic_alias_maximum = 1),

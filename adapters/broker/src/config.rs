@@ -219,6 +219,10 @@ pub struct LimitsConfig {
     pub queue_full: String,
     /// Highest topic alias a 5.0 client may use (default 16; 0: none).
     pub topic_alias_maximum: u16,
+    /// Most topic aliases the broker assigns to the topics it sends a 5.0
+    /// client that announces a Topic Alias Maximum (the smaller of the two
+    /// applies; least recently used topics give way). Default 16; 0: none.
+    pub outbound_topic_alias_maximum: u16,
     /// Highest keep alive granted, in seconds; 5.0 clients asking for more or
     /// for none get this (default 3600).
     pub max_keep_alive: u16,
@@ -253,6 +257,7 @@ impl Default for LimitsConfig {
             max_queued_qos0_messages: 1000,
             queue_full: "oldest".to_string(),
             topic_alias_maximum: 16,
+            outbound_topic_alias_maximum: 16,
             max_keep_alive: 3600,
             connect_timeout: 10,
             max_session_expiry: 86_400,
@@ -390,7 +395,7 @@ impl Config {
             max_inflight: l.max_inflight,
             max_queued: l.max_queued_messages,
             max_queued_qos0: l.max_queued_qos0_messages,
-            outbound_topic_aliases: false,
+            outbound_topic_alias_maximum: l.outbound_topic_alias_maximum,
         };
         let server = ServerConfig {
             limits,

@@ -287,3 +287,51 @@ fn mqtt_3_2_2_21_server_keep_alive_is_announced_when_the_client_asks_more() {
         );
     }
 }
+
+/// Section 3.3.2.3.4, [MQTT-3.3.2-11]: towards a 5.0 client that announces
+/// a Topic Alias Maximum the broker sends a topic once with an alias and
+/// then the alias alone, within that maximum; with
+/// `outbound_topic_alias_maximum = 0` it sends the topic every time. For a
+/// 40-byte topic and a 10-byte QoS 0 payload a message takes 55 bytes on the
+/// wire without aliases, 58 for the first with one and 18 for each after.
+#[test]
+fn mqtt_3_3_2_11_the_broker_sends_topic_aliases_within_the_clients_maximum() {
+    let topic = "factory/line-7/station-12/sensor/temp-c1";
+    assert_eq!(topic.len(), 40);
+    let payload = b"21.5 deg C";
+    let sizes = |config: &str| -> Vec<Vec<u8>> {
+        let broker = BrokerProcess::start_with(config);
+        // Topic Alias Maximum 10.
+        let mut sub = Raw::connected(
+            broker.addr,
+            &connect_v5("sub", &[0x22, 0x00, 0x0A]),
+            &CONNACK_V5,
+        );
+        sub.send(&subscribe_v5(1, topic, 0));
+        sub.expect(&[0x90, 0x04, 0x00, 0x01, 0x00, 0x00]);
+        let mut publisher = Raw::connected(broker.addr, &connect_v5("pub", &[]), &CONNACK_V5);
+        (0..3)
+            .map(|_| {
+                publisher.send(&publish(0x30, topic.as_bytes(), None, Some(&[]), payload));
+                match sub.next(Duration::from_secs(5)) {
+                    Next::Packet(p) => p,
+                    other => panic!("expected the message, got {other:?}"),
+                }
+            })
+            .collect()
+    };
+    let plain = publish(0x30, topic.as_bytes(), None, Some(&[]), payload);
+    let before = sizes("[limits]\noutbound_topic_alias_maximum = 0\n");
+    assert_eq!(before, [plain.clone(), plain.clone(), plain.clone()]);
+    let after = sizes("");
+    let set = publish(
+        0x30,
+        topic.as_bytes(),
+        None,
+        Some(&[0x23, 0x00, 0x01]),
+        payload,
+    );
+    let reuse = publish(0x30, b"", None, Some(&[0x23, 0x00, 0x01]), payload);
+    assert_eq!(after, [set.clone(), reuse.clone(), reuse.clone()]);
+    assert_eq!((plain.len(), set.len(), reuse.len()), (55, 58, 18));
+}

@@ -5,7 +5,6 @@ use alloc::sync::Arc;
 
 use mqtt_codec::{Ack, AckProps, Packet, PacketId, PacketType, QoS, QosPid, ReasonCode};
 
-use crate::alias::AliasUse;
 use crate::error::{DeliverError, UsageError, Violation};
 use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Outgoing, Session};
@@ -82,8 +81,8 @@ impl<R: Role> Connection<R> {
             .push_back(Inflight::Publish(out));
     }
 
-    /// Queues the PUBLISH of a message, assigning a topic alias if enabled
-    /// (5.0); properties go out under 5.0 only. It is encoded from the
+    /// Queues the PUBLISH of a message (its topic alias, if any, is chosen
+    /// when it is sent: `alias_front`); properties go out under 5.0 only. It is encoded from the
     /// message itself when sent (see [`crate::tx`]).
     pub(super) fn push_publish(
         &mut self,
@@ -93,18 +92,7 @@ impl<R: Role> Connection<R> {
         opts: &DeliveryOptions,
         dup: bool,
     ) {
-        let v5 = self.version.is_v5();
-        let mut p = OutPublish::new(msg, qos, opts, dup, now, v5);
-        if v5 && self.limits.outbound_topic_aliases {
-            match self
-                .aliases
-                .assign(&msg.topic, self.peer.topic_alias_maximum)
-            {
-                Some(AliasUse::Set(a)) => p.alias = Some(a),
-                Some(AliasUse::Reuse(a)) => (p.alias, p.alias_only) = (Some(a), true),
-                None => {}
-            }
-        }
+        let p = OutPublish::new(msg, qos, opts, dup, now, self.version.is_v5());
         self.tx.push_back(Tx::Publish(p));
     }
 
