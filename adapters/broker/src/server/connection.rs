@@ -40,54 +40,87 @@ where
     S: Stream,
 {
     let opening = Box::new((peer, certificate_subject));
-    async move {
-        let outbox = Arc::new(Outbox::new(to_core.stamps.clone()));
-        let (peer, certificate_subject) = *opening;
-        let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
-        let Some((id, mut decoder)) = registered else {
-            return;
-        };
-        // The socket is read with the outbox as its waker, which stamps
-        // the reads' order (see `order`).
-        let read_waker = Waker::from(outbox.clone());
-        // One task per connection reads, decodes, encodes and writes: an
-        // idle connection costs one small future, not two tasks and a
-        // channel.
-        let mut rbuf = ReadBuffer::new();
-        loop {
-            let step = std::future::poll_fn(|cx| {
-                poll_next(cx, &outbox, &read_waker, &mut stream, &mut rbuf)
-            })
-            .await;
-            let ended = match step {
-                Step::Write => Box::pin(write_all_out(&mut stream, &outbox, &to_core, id)).await,
-                Step::Read { n, free, stamp } => {
-                    rbuf.after_read(n, free);
-                    let (packets, error) = decode_all(&mut decoder, &mut rbuf.buf);
-                    rbuf.release_if_idle();
-                    if packets.is_empty() && error.is_none() {
-                        Box::pin(release(&to_core, stamp)).await
-                    } else {
-                        Box::pin(hand_over(&to_core, id, packets, error, stamp)).await
-                    }
-                }
-                Step::Eof(stamp) => {
-                    // The core answers with Close; the DISCONNECT or other
-                    // last packets it sends first are written before it.
-                    let _ = Box::pin(to_core.send(ToCore::Eof(id, stamp))).await;
-                    Ended::Reading
-                }
-                Step::Release(stamp) => Box::pin(release(&to_core, stamp)).await,
+    let outbox = Arc::new(Outbox::new(to_core.stamps.clone()));
+    let serving = Parking {
+        outbox: outbox.clone(),
+        future: async move {
+            let (peer, certificate_subject) = *opening;
+            let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
+            let Some((id, mut decoder)) = registered else {
+                return;
             };
-            match ended {
-                Ended::No => {}
-                Ended::Reading => {
-                    Box::pin(continue_until_closed(&mut stream, &outbox)).await;
-                    return;
+            // The socket is read with the outbox as its waker, which stamps
+            // the reads' order (see `order`).
+            let read_waker = Waker::from(outbox.clone());
+            // One task per connection reads, decodes, encodes and writes: an
+            // idle connection costs one small future, not two tasks and a
+            // channel.
+            let mut rbuf = ReadBuffer::new();
+            loop {
+                let step = std::future::poll_fn(|cx| {
+                    poll_next(cx, &outbox, &read_waker, &mut stream, &mut rbuf)
+                })
+                .await;
+                let ended = match step {
+                    Step::Write => {
+                        Box::pin(write_all_out(&mut stream, &outbox, &to_core, id)).await
+                    }
+                    Step::Read { n, free, stamp } => {
+                        rbuf.after_read(n, free);
+                        let (packets, error) = decode_all(&mut decoder, &mut rbuf.buf);
+                        rbuf.release_if_idle();
+                        if packets.is_empty() && error.is_none() {
+                            Box::pin(release(&to_core, stamp)).await
+                        } else {
+                            Box::pin(hand_over(&to_core, id, packets, error, stamp)).await
+                        }
+                    }
+                    Step::Eof(stamp) => {
+                        // The core answers with Close; the DISCONNECT or other
+                        // last packets it sends first are written before it.
+                        let _ = Box::pin(to_core.send(ToCore::Eof(id, stamp))).await;
+                        Ended::Reading
+                    }
+                    Step::Release(stamp) => Box::pin(release(&to_core, stamp)).await,
+                };
+                match ended {
+                    Ended::No => {}
+                    Ended::Reading => {
+                        Box::pin(continue_until_closed(&mut stream, &outbox)).await;
+                        return;
+                    }
+                    Ended::Stopping => return,
                 }
-                Ended::Stopping => return,
             }
+        },
+    };
+    serving
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's future, which tells its outbox whether the task runs
+    /// or waits, and for what ([`Outbox::arm`], [`Outbox::park`]): a wake
+    /// of the socket takes a stamp while the task runs or waits for it, so a
+    /// task that an operating system thread switch holds between two steps
+    /// still has its read stamped in the order the socket became ready.
+    struct Parking<F> {
+        outbox: Arc<Outbox>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Parking<F> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        this.outbox.arm();
+        let done = this.future.poll(cx);
+        if let Some(stamp) = this.outbox.park() {
+            this.outbox.stamps().release(stamp);
         }
+        done
     }
 }
 
@@ -116,12 +149,9 @@ fn poll_next<S: Stream>(
     stream: &mut S,
     rbuf: &mut ReadBuffer,
 ) -> Poll<Step> {
-    let stamp = outbox.disarm();
-    if stamp.is_none() {
-        if outbox.poll_ready(cx).is_ready() {
-            return Poll::Ready(Step::Write);
-        }
-        outbox.arm();
+    let stamp = outbox.take_stamp();
+    if stamp.is_none() && outbox.poll_ready(cx).is_ready() {
+        return Poll::Ready(Step::Write);
     }
     let mut rcx = Context::from_waker(read_waker);
     let read = if stream.poll_readable(&mut rcx).is_ready() {
@@ -134,9 +164,9 @@ fn poll_next<S: Stream>(
     };
     match (read, stamp) {
         (Poll::Ready((read, free)), stamp) => {
-            // Armed (no stamp yet): a wake during the read may have taken one.
+            // No stamp yet: a wake during the read may have taken one.
             let stamp = stamp
-                .or_else(|| outbox.disarm())
+                .or_else(|| outbox.take_stamp())
                 .unwrap_or_else(|| outbox.new_stamp());
             Poll::Ready(match read {
                 Some(n) => Step::Read { n, free, stamp },
@@ -144,8 +174,11 @@ fn poll_next<S: Stream>(
             })
         }
         (Poll::Pending, Some(stamp)) => Poll::Ready(Step::Release(stamp)),
-        // Armed: the wake that ends this wait takes a stamp.
-        (Poll::Pending, None) => Poll::Pending,
+        // The wake that ends this wait takes a stamp.
+        (Poll::Pending, None) => {
+            outbox.wait_for_read();
+            Poll::Pending
+        }
     }
 }
 

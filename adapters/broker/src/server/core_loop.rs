@@ -11,7 +11,7 @@ use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, P
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
-use super::order::Reorder;
+use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, Prepared};
@@ -20,13 +20,24 @@ pub(super) struct ConnHandle {
     pub(super) writer: Arc<Outbox>,
 }
 
+/// What the connections send the core: commands, and stamps given up
+/// without one ([`Stamps::release`]).
+pub(super) struct Input {
+    pub(super) commands: mpsc::Receiver<ToCore>,
+    pub(super) stamps: Arc<Stamps>,
+}
+
 pub(super) async fn core<P: Policy + Send + 'static>(
     config: BrokerConfig,
     policy: P,
-    mut rx: mpsc::Receiver<ToCore>,
+    from_conns: Input,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
 ) {
+    let Input {
+        commands: mut rx,
+        stamps,
+    } = from_conns;
     let clock = Clock(tokio::time::Instant::now());
     let mut broker = Broker::new(config, policy);
     let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
@@ -59,6 +70,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             () = tokio::time::sleep_until(hold.unwrap_or(deadline)), if hold.is_some() => {
                 input.skip_missing();
             }
+            () = stamps.released() => {}
             Some(msg) = from_bridges.recv() => {
                 bridges.handle_inbound(&mut broker, msg, clock.now());
                 for _ in 0..BATCH {
@@ -79,6 +91,9 @@ pub(super) async fn core<P: Policy + Send + 'static>(
                     broker.close(id, clock.now(), ReasonCode::SERVER_SHUTTING_DOWN);
                 }
             }
+        }
+        for stamp in stamps.take_released() {
+            input.push(ToCore::Release(stamp));
         }
         handle_due(&mut broker, &mut w, clock, &mut input);
         bridges.flush(&mut broker, clock.now());

@@ -204,7 +204,12 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
     for listener in listeners {
         tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
     }
+    let stamps = to_core.stamps.clone();
     drop(to_core);
+    let from_conns = core_loop::Input {
+        commands: from_conns,
+        stamps,
+    };
     core_loop::core(config, policy, from_conns, shutdown, bridges).await;
 }
 

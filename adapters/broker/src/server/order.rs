@@ -10,19 +10,29 @@
 //! miss the subscription.
 //!
 //! So every read carries a [`Stamp`] from one counter per broker, taken
-//! when the reactor wakes the waiting task (in the order the operating
-//! system reported the sockets ready), or, for a read that needed no wake,
-//! when it is read. The core takes stamped commands in stamp order
-//! ([`Reorder`]); a wake that brought nothing to hand over (a partial
-//! packet, a spurious wake) is released so the stamps after it need not
-//! wait. A task never waits elsewhere while it holds a stamp: when the
-//! core's input budget is full it releases its stamp and takes a new one
-//! once it has room, and a stamp that nobody settles within [`HOLD_LIMIT`]
-//! is skipped, so the order can cost a little latency, never liveness.
+//! when the reactor wakes the task for its socket (in the order the
+//! operating system reported the sockets ready), or, for a read that needed
+//! no wake, when it is read. A wake takes a stamp while the task runs or
+//! waits for its socket, so a task that a thread switch holds between two
+//! steps is still stamped when its bytes arrive (`Parking` in
+//! `connection`); while it waits for anything else (a write to a slow
+//! client, room in the core's input) a wake takes none, and the stamp one
+//! took while it ran is released ([`Stamps::release`]). The core takes
+//! stamped commands in stamp order ([`Reorder`]); a wake that brought
+//! nothing to hand over (a partial packet, a spurious wake) is released so
+//! the stamps after it need not wait. When the core's input budget is full
+//! a read releases its stamp and takes a new one once it has room, and a
+//! stamp that nobody settles within [`HOLD_LIMIT`] is skipped, so the order
+//! can cost a little latency, never liveness: the core never waits more
+//! than [`HOLD_LIMIT`] for a read, and meanwhile handles its timers and
+//! bridges.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::ToCore;
 
@@ -30,22 +40,50 @@ use super::ToCore;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Stamp(u64);
 
-/// The broker's stamp counter, shared by every connection.
+/// The broker's stamp counter, shared by every connection, and the stamps
+/// given up where no command can be sent (see [`Stamps::release`]).
 #[derive(Debug, Default)]
-pub(super) struct Stamps(AtomicU64);
+pub(super) struct Stamps {
+    next: AtomicU64,
+    released: Mutex<Vec<Stamp>>,
+    notify: Notify,
+}
 
 impl Stamps {
     /// The next stamp: later than every stamp taken before it.
     pub(super) fn take(&self) -> Stamp {
-        Stamp(self.0.fetch_add(1, Ordering::Relaxed))
+        Stamp(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Gives up a stamp without waiting: a connection's task that is about
+    /// to wait for something other than its socket releases the stamp a
+    /// wake took meanwhile, so the core does not hold later reads for it.
+    /// The core takes these on its next turn.
+    pub(super) fn release(&self, stamp: Stamp) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stamp);
+        self.notify.notify_one();
+    }
+
+    /// The stamps released since the last call.
+    pub(super) fn take_released(&self) -> Vec<Stamp> {
+        std::mem::take(&mut *self.released.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Waits until a stamp is released.
+    pub(super) async fn released(&self) {
+        self.notify.notified().await;
     }
 }
 
 /// How long the core holds later reads back for a stamp that nobody has
 /// settled. Only a task that was woken and has not run for this long (an
 /// overloaded machine) or a bug leaves one unsettled; the order is given up
-/// for it then, and what it brings later is taken at once.
-pub(super) const HOLD_LIMIT: Duration = Duration::from_millis(100);
+/// for it then, and what it brings later is taken at once. Short, so that
+/// an overloaded machine loses order, not throughput.
+pub(super) const HOLD_LIMIT: Duration = Duration::from_millis(10);
 
 /// The core's side: stamped commands put back in stamp order, the others
 /// (registrations, writers ready) taken as they come.
@@ -183,6 +221,25 @@ mod tests {
         r.push(eof(0));
         r.push(eof(2));
         assert_eq!(drained(&mut r), [0, 2], "late, not lost");
+    }
+
+    #[tokio::test]
+    async fn a_stamp_released_without_a_command_lets_the_later_ones_through() {
+        let stamps = Stamps::default();
+        let (first, second) = (stamps.take(), stamps.take());
+        let mut r = Reorder::default();
+        r.push(ToCore::Eof(conn(), second));
+        assert!(!r.has_due());
+        stamps.release(first);
+        // The core wakes for it, and takes it on its turn.
+        tokio::time::timeout(Duration::from_secs(1), stamps.released())
+            .await
+            .expect("the core is woken");
+        for s in stamps.take_released() {
+            r.push(ToCore::Release(s));
+        }
+        assert_eq!(drained(&mut r), [1]);
+        assert!(stamps.take_released().is_empty());
     }
 
     #[tokio::test]

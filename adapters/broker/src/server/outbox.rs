@@ -25,9 +25,10 @@ pub(super) enum ToConn {
 /// [`Outbox::has_room`] before each push.
 ///
 /// It is also the waker the connection's socket reads with: woken while the
-/// task waits for its socket ([`Outbox::arm`]), it takes the read's
+/// task runs or waits for its socket ([`Outbox::arm`]), it takes the read's
 /// [`Stamp`] before it wakes the task, in the order the reactor reports the
-/// sockets ready.
+/// sockets ready; while the task waits for anything else ([`Outbox::park`])
+/// it takes none.
 pub(super) struct Outbox {
     inner: std::sync::Mutex<OutboxInner>,
     stamps: Arc<Stamps>,
@@ -37,8 +38,10 @@ pub(super) struct OutboxInner {
     pub(super) queue: VecDeque<ToConn>,
     /// The connection task, when it waits for chunks or for its socket.
     pub(super) waker: Option<Waker>,
-    /// The task waits for its socket: a wake takes a stamp.
+    /// A wake takes a stamp: the task runs, or waits for its socket.
     armed: bool,
+    /// The task waits for its socket (set by its last poll of the socket).
+    waits_for_read: bool,
     /// The stamp a wake took, until the task takes it.
     stamp: Option<Stamp>,
 }
@@ -50,10 +53,16 @@ impl Outbox {
                 queue: VecDeque::new(),
                 waker: None,
                 armed: false,
+                waits_for_read: false,
                 stamp: None,
             }),
             stamps,
         }
+    }
+
+    /// The broker's stamps.
+    pub(super) fn stamps(&self) -> &Stamps {
+        &self.stamps
     }
 
     /// A new stamp, for a read no wake stamped.
@@ -61,16 +70,34 @@ impl Outbox {
         self.stamps.take()
     }
 
-    /// Stops stamping wakes and takes the stamp one took, if any.
-    pub(super) fn disarm(&self) -> Option<Stamp> {
-        let mut inner = self.lock();
-        inner.armed = false;
-        inner.stamp.take()
+    /// The stamp a wake took, if any.
+    pub(super) fn take_stamp(&self) -> Option<Stamp> {
+        self.lock().stamp.take()
     }
 
-    /// The task is about to wait for its socket: the next wake takes a stamp.
+    /// The task runs: a wake of its socket takes a stamp.
     pub(super) fn arm(&self) {
-        self.lock().armed = true;
+        let mut inner = self.lock();
+        inner.armed = true;
+        inner.waits_for_read = false;
+    }
+
+    /// The task waits for its socket (and stays armed).
+    pub(super) fn wait_for_read(&self) {
+        self.lock().waits_for_read = true;
+    }
+
+    /// The task has stopped running: unless it waits for its socket, no
+    /// wake takes a stamp, and the stamp one took while it ran is given
+    /// back (it would hold the core's later input while the task waits for
+    /// something else).
+    pub(super) fn park(&self) -> Option<Stamp> {
+        let mut inner = self.lock();
+        if inner.waits_for_read {
+            return None;
+        }
+        inner.armed = false;
+        inner.stamp.take()
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, OutboxInner> {
@@ -132,7 +159,6 @@ impl Wake for Outbox {
         let waker = {
             let mut inner = self.lock();
             if inner.armed && inner.stamp.is_none() {
-                inner.armed = false;
                 inner.stamp = Some(self.stamps.take());
             }
             inner.waker.take()
