@@ -79,8 +79,6 @@ mod flags {
     pub(super) const RESERVED: u8 = 0x01;
 }
 
-/// The longest client identifier MQTT 3.1 allows.
-
 /// The top bit of the protocol level that marks a 3.1/3.1.1 bridge.
 const BRIDGE_BIT: u8 = 0x80;
 
