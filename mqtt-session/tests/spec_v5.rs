@@ -1939,3 +1939,49 @@ fn mqtt_3_2_2_21_server_keep_alive_is_announced_for_every_keep_alive_above_the_l
         }
     }
 }
+
+/// [MQTT-3.1.2-25] with outgoing topic aliases: a PUBLISH too large for the
+/// peer (here a resend after a resumption whose server accepts less) is
+/// discarded, and the alias it was to set is forgotten with it, so the next
+/// message on that topic sets the alias again instead of using one the peer
+/// never learnt (section 3.3.2.3.4).
+#[test]
+fn mqtt_3_1_2_25_a_discarded_publish_does_not_leave_its_alias_behind() {
+    let mut cfg = client_config(V5);
+    cfg.clean_start = false;
+    cfg.session_expiry_interval = 60;
+    cfg.limits.outbound_topic_alias_maximum = 16;
+    let mut client = connected_client(cfg.clone(), connack_ok());
+    let topic = "sensors/line-1/temp";
+    client
+        .publish(T0, msg(topic, &"x".repeat(500), QoS::AtLeastOnce))
+        .unwrap();
+    let _ = sent(&mut client, T0, V5);
+    client.handle_eof(T0);
+    let session = client.detach();
+
+    // The server that resumes the session accepts at most 100 bytes and 4 aliases.
+    let mut client = Connection::<Client>::new(cfg, T0, session);
+    let _ = sent(&mut client, T0, V5);
+    let mut connack = ConnAck::new(true, ReasonCode::SUCCESS);
+    connack.props.maximum_packet_size = core::num::NonZeroU32::new(100);
+    connack.props.topic_alias_maximum = Some(4);
+    feed(&mut client, T0, V5, &[Packet::ConnAck(Box::new(connack))]);
+    let _ = events(&mut client);
+    for payload in ["small", "again"] {
+        client
+            .publish(T0, msg(topic, payload, QoS::AtMostOnce))
+            .unwrap();
+    }
+    let wire: Vec<(Option<String>, Option<u16>)> = sent(&mut client, T0, V5)
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (
+                p.topic.as_ref().map(|t| t.to_string()),
+                p.props.topic_alias.map(NonZeroU16::get),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(wire, [(Some(topic.to_string()), Some(1)), (None, Some(1))]);
+}
