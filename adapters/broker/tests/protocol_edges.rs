@@ -335,3 +335,38 @@ fn mqtt_3_3_2_11_the_broker_sends_topic_aliases_within_the_clients_maximum() {
     assert_eq!(after, [set.clone(), reuse.clone(), reuse.clone()]);
     assert_eq!((plain.len(), set.len(), reuse.len()), (55, 58, 18));
 }
+
+/// [MQTT-3.3.2-12] end to end: our own 5.0 client announces a Topic Alias
+/// Maximum (16) by default, so the broker sends it aliases, and every
+/// message arrives on its topic, aliased or not, in order.
+#[tokio::test]
+async fn mqtt_3_3_2_12_a_real_client_resolves_the_aliases_the_broker_sends() {
+    use mqtt_tokio::{Client, ConnectOptions, OptionSetters, QoS, Requests};
+    let broker = BrokerProcess::start_with("");
+    let url = format!("mqtt://{}", broker.addr);
+    let connect = |id: &'static str| {
+        let options = ConnectOptions::new(&url).unwrap().client_id(id);
+        Client::connect(options)
+    };
+    let (sub, mut incoming) = connect("alias-sub").await.expect("connects");
+    sub.subscribe("factory/#", QoS::AtMostOnce).await.unwrap();
+    let (publisher, _) = connect("alias-pub").await.expect("connects");
+    let long = "factory/line-7/station-12/sensor/temp-c1";
+    let topics = [long, "factory/b", long, long, "factory/b", long];
+    for (i, topic) in topics.iter().enumerate() {
+        publisher
+            .publish(*topic, i.to_string(), QoS::AtMostOnce, false)
+            .await
+            .unwrap();
+    }
+    for (i, topic) in topics.iter().enumerate() {
+        let m = tokio::time::timeout(Duration::from_secs(5), incoming.recv_message())
+            .await
+            .expect("the message arrives")
+            .expect("the client is up");
+        assert_eq!(
+            (m.topic.as_str(), m.payload.as_ref()),
+            (*topic, i.to_string().as_bytes())
+        );
+    }
+}
