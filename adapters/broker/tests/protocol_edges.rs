@@ -355,7 +355,7 @@ async fn mqtt_3_3_2_12_a_real_client_resolves_the_aliases_the_broker_sends() {
     let topics = [long, "factory/b", long, long, "factory/b", long];
     for (i, topic) in topics.iter().enumerate() {
         publisher
-            .publish(*topic, i.to_string(), QoS::AtMostOnce, false)
+            .publish(topic, i.to_string(), QoS::AtMostOnce, false)
             .await
             .unwrap();
     }
