@@ -1331,14 +1331,29 @@ fn a_3_1_1_session_expiry_follows_clean_session() {
 
 // ----- MQTT 3.1 ----------------------------------------------------------------
 
-/// MQTT 3.1 section 3.1: a client identifier longer than 23 characters is
-/// refused with CONNACK return code 2 (identifier rejected).
+/// MQTT 3.1 section 3.1 says 1 to 23 characters: a longer client identifier
+/// is accepted as given (Mosquitto accepts it; 3.1 clients send them), an
+/// empty one refused with CONNACK return code 2 (identifier rejected), as
+/// Mosquitto refuses it.
 #[test]
-fn mqtt31_a_client_identifier_over_23_characters_gets_return_code_2() {
+fn mqtt31_a_client_identifier_over_23_characters_is_accepted_an_empty_one_gets_return_code_2() {
     let mut c = connect_packet(V31);
-    c.client_id = s("abcdefghijklmnopqrstuvwx");
+    c.client_id = s("abcdefghijklmnopqrstuvwxyz0123456789");
+    let server = accepted_server(ServerConfig::default(), c, None, ConnAckProps::default());
+    assert_eq!(
+        server.client_id().as_str(),
+        "abcdefghijklmnopqrstuvwxyz0123456789"
+    );
+
     let mut server = Connection::<Server>::new(ServerConfig::default(), T0);
-    feed(&mut server, T0, V31, &[Packet::Connect(Box::new(c))]);
+    // CONNECT "MQIsdp" 3, clean session, keep alive 60, client identifier "".
+    let mut wire = bytes::BytesMut::from(
+        &[
+            0x10, 0x0E, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3C,
+            0x00, 0x00,
+        ][..],
+    );
+    server.handle_read(T0, &mut wire);
     assert_eq!(&transmit(&mut server, T0)[..], &[0x20, 0x02, 0x00, 0x02]);
     let evs = events(&mut server);
     assert!(server_close(&evs).violation.is_some());

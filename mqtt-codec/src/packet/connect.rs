@@ -79,9 +79,6 @@ mod flags {
     pub(super) const RESERVED: u8 = 0x01;
 }
 
-/// The longest client identifier MQTT 3.1 allows.
-const V31_MAX_CLIENT_ID: usize = 23;
-
 /// The top bit of the protocol level that marks a 3.1/3.1.1 bridge.
 const BRIDGE_BIT: u8 = 0x80;
 
@@ -140,9 +137,11 @@ impl<B: Storage> Connect<B> {
             ConnectProps::default()
         };
         let client_id = r.string()?;
-        if protocol == ProtocolVersion::V31
-            && (client_id.is_empty() || client_id.len() > V31_MAX_CLIENT_ID)
-        {
+        // MQTT 3.1 says 1 to 23 characters; longer ones are accepted, as
+        // Mosquitto accepts them and 3.1 clients send them. An empty one is
+        // refused (return code 2), as Mosquitto refuses it: 3.1 has no
+        // assigned identifiers.
+        if protocol == ProtocolVersion::V31 && client_id.is_empty() {
             return Err(DecodeError::InvalidClientIdV31);
         }
         let will = if has_will {
