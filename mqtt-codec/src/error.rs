@@ -124,11 +124,6 @@ pub enum DecodeError {
     /// 3.1 and 3.1.1 forbid a password without a user name [MQTT-3.1.2-22].
     #[error("password flag set without the user name flag [MQTT-3.1.2-22]")]
     PasswordWithoutUserName,
-    /// An empty MQTT 3.1 client identifier: 3.1 has no assigned identifiers
-    /// (its specification says 1 to 23 characters; longer ones are accepted,
-    /// as Mosquitto accepts them).
-    #[error("MQTT 3.1 client identifiers must not be empty")]
-    InvalidClientIdV31,
     /// Reserved bits of the CONNACK acknowledge flags are set [MQTT-3.2.2-1].
     #[error("reserved CONNACK acknowledge flags are set")]
     InvalidConnAckFlags,
@@ -158,7 +153,6 @@ impl DecodeError {
         match self {
             PacketTooLarge { .. } => ReasonCode::PACKET_TOO_LARGE,
             UnsupportedProtocolVersion(_) => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-            InvalidClientIdV31 => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
             PayloadFormatInvalid => ReasonCode::PAYLOAD_FORMAT_INVALID,
             InvalidTopicName(e) => e.name_reason(),
             InvalidTopicFilter(e) => e.filter_reason(),

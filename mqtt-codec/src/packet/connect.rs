@@ -137,13 +137,11 @@ impl<B: Storage> Connect<B> {
             ConnectProps::default()
         };
         let client_id = r.string()?;
-        // MQTT 3.1 says 1 to 23 characters; longer ones are accepted, as
-        // Mosquitto accepts them and 3.1 clients send them. An empty one is
-        // refused (return code 2), as Mosquitto refuses it: 3.1 has no
-        // assigned identifiers.
-        if protocol == ProtocolVersion::V31 && client_id.is_empty() {
-            return Err(DecodeError::InvalidClientIdV31);
-        }
+        // MQTT 3.1 says 1 to 23 characters. Both an empty identifier and a
+        // longer one are let through to the server, which treats an empty
+        // one as 3.1.1 does (assigned with a clean session, refused with
+        // return code 2 without) [MQTT-3.1.3-6], [MQTT-3.1.3-8]: 3.1
+        // clients send both, and refusing them buys nothing.
         let will = if has_will {
             let props = if v5 {
                 WillProps::read(r)?

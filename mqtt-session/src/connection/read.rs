@@ -190,7 +190,6 @@ pub(crate) fn connack_for_decode_error(e: &DecodeError) -> Option<ReasonCode> {
         DecodeError::UnsupportedProtocolVersion(_) => {
             Some(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION)
         }
-        DecodeError::InvalidClientIdV31 => Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
         _ => None,
     }
 }
