@@ -95,8 +95,10 @@ struct Node {
     peer: Option<PeerId>,
     /// The last connection's configuration.
     last: Option<ClientConfig>,
-    /// Crashes so far (each crash starts a new process).
-    instance: u32,
+    /// The client process it is now, unique in the run: clients that share
+    /// a client identifier are different processes with different memories,
+    /// and each crash starts a new one.
+    process: u32,
     /// When it last connected (to pick who reconnects at the end).
     connected_at: u64,
 }
@@ -107,6 +109,8 @@ struct World {
     nodes: Vec<Node>,
     next_key: u64,
     connects: u64,
+    /// The next client process number (after a crash).
+    next_process: u32,
     /// The watcher's connection.
     watcher: Option<PeerId>,
 }
@@ -130,12 +134,13 @@ impl World {
         let nodes = s
             .clients
             .iter()
-            .map(|c| Node {
+            .enumerate()
+            .map(|(n, c)| Node {
                 setup: c.clone(),
                 client_id: format!("c{}", c.id),
                 peer: None,
                 last: None,
-                instance: 0,
+                process: n as u32,
                 connected_at: 0,
             })
             .collect();
@@ -144,6 +149,7 @@ impl World {
             nodes,
             next_key: 1,
             connects: 0,
+            next_process: s.clients.len() as u32,
             watcher: None,
         }
     }
@@ -176,7 +182,14 @@ impl World {
 
     /// Opens a connection for node `n`, resuming its session state unless
     /// `clean_start`.
-    fn connect(&mut self, n: usize, clean_start: bool, expiry: u32, will: Option<&WillSpec>, link: LinkConfig) {
+    fn connect(
+        &mut self,
+        n: usize,
+        clean_start: bool,
+        expiry: u32,
+        will: Option<&WillSpec>,
+        link: LinkConfig,
+    ) {
         if self.live(n).is_some() {
             return;
         }
@@ -197,21 +210,33 @@ impl World {
         config.limits.max_inflight = setup.receive_maximum;
         config.limits.outbound_topic_aliases = setup.v5 && setup.topic_aliases;
         let session: Option<Session> = match (clean_start, node.peer) {
-            (false, Some(p)) => self.sim.peers[p].conn.as_mut().and_then(|c| c.take_session()),
+            (false, Some(p)) => self.sim.peers[p]
+                .conn
+                .as_mut()
+                .and_then(|c| c.take_session()),
             _ => None,
         };
-        let conn = mqtt_session::Connection::<mqtt_session::Client>::new(config.clone(), self.sim.now, session);
+        let conn = mqtt_session::Connection::<mqtt_session::Client>::new(
+            config.clone(),
+            self.sim.now,
+            session,
+        );
         let peer = self.sim.open(0, Some(conn), v, link);
         if tracing() {
-            eprintln!("{:>9} peer {peer:>3} is {} (process {})", self.sim.now.as_millis(), node.client_id, node.instance);
+            eprintln!(
+                "{:>9} peer {peer:>3} is {} (process {})",
+                self.sim.now.as_millis(),
+                node.client_id,
+                node.process
+            );
         }
         self.connects += 1;
         let node = &mut self.nodes[n];
         node.peer = Some(peer);
         node.last = Some(config);
         node.connected_at = self.connects;
-        let (id, instance) = (node.client_id.clone(), node.instance);
-        self.sim.observer_mut().bind(peer, &id, instance);
+        let (id, process) = (node.client_id.clone(), node.process);
+        self.sim.observer_mut().bind(peer, &id, process);
     }
 
     fn will(&mut self, w: &WillSpec, v5: bool) -> Will {
@@ -277,7 +302,8 @@ impl World {
                 let n = self.node(*client);
                 if let Some(p) = self.nodes[n].peer.take() {
                     self.sim.crash_client(p);
-                    self.nodes[n].instance += 1;
+                    self.nodes[n].process = self.next_process;
+                    self.next_process += 1;
                 }
             }
             Op::CrashBroker { downtime_ms } => {
@@ -293,7 +319,9 @@ impl World {
     /// happens).
     fn request(&mut self, op: &Op) {
         let now = self.sim.now;
-        let (Op::Subscribe { client, .. } | Op::Unsubscribe { client, .. } | Op::Publish { client, .. }) = op
+        let (Op::Subscribe { client, .. }
+        | Op::Unsubscribe { client, .. }
+        | Op::Publish { client, .. }) = op
         else {
             return;
         };
@@ -356,9 +384,12 @@ impl World {
             self.sim.thaw(i);
         }
         self.sim.advance(secs(5));
-        let watcher_down = self
-            .watcher
-            .is_some_and(|p| self.sim.peers[p].conn.as_ref().is_none_or(|c| c.is_closed()));
+        let watcher_down = self.watcher.is_some_and(|p| {
+            self.sim.peers[p]
+                .conn
+                .as_ref()
+                .is_none_or(|c| c.is_closed())
+        });
         if watcher_down {
             self.watch(false);
         }
@@ -385,13 +416,23 @@ impl World {
             self.connect(n, false, expiry, None, LinkConfig::instant());
         }
         self.sim.advance(secs(60));
-        let probe = self.sim.open_client(0, crate::build::cfg(ProtocolVersion::V5, "probe"), None);
+        let probe = self
+            .sim
+            .open_client(0, crate::build::cfg(ProtocolVersion::V5, "probe"), None);
         self.sim.observer_mut().bind(probe, "probe", 0);
         self.sim.observer_mut().probe(probe);
         self.sim.advance(Duration::from_millis(10));
-        let o = crate::build::opts(QoS::ExactlyOnce, false, false, RetainHandling::SendAtSubscribe);
+        let o = crate::build::opts(
+            QoS::ExactlyOnce,
+            false,
+            false,
+            RetainHandling::SendAtSubscribe,
+        );
         let now = self.sim.now;
-        let _ = self.sim.client(probe).subscribe(now, vec![(filter("#"), o)], None);
+        let _ = self
+            .sim
+            .client(probe)
+            .subscribe(now, vec![(filter("#"), o)], None);
         self.sim.advance(secs(10));
     }
 
@@ -411,7 +452,10 @@ impl World {
         if subscribe {
             let now = self.sim.now;
             let o = SubscriptionOptions::new(QoS::ExactlyOnce);
-            let _ = self.sim.client(p).subscribe(now, vec![(filter("#"), o)], None);
+            let _ = self
+                .sim
+                .client(p)
+                .subscribe(now, vec![(filter("#"), o)], None);
             self.sim.run_until_idle();
         }
     }
@@ -443,7 +487,11 @@ pub fn run(s: &Scenario) -> Result<Outcome, Failure> {
         Ok(outcome) => {
             let v = &outcome.checks.violations;
             let list: Vec<String> = v.iter().map(|v| v.to_string()).collect();
-            let message = format!("{} violations:\n  {}", outcome.checks.failed, list.join("\n  "));
+            let message = format!(
+                "{} violations:\n  {}",
+                outcome.checks.failed,
+                list.join("\n  ")
+            );
             Err(fail(message, v.first().map(|v| v.check)))
         }
         Err(panic) => {

@@ -281,18 +281,20 @@ fn broker_setup() -> impl Strategy<Value = BrokerSetup> {
         any::<bool>(),
         prop_oneof![3 => Just(u32::MAX), 1 => Just(20u32)],
     )
-        .prop_map(|(packet_path, max_queued, max_inflight, receive_maximum, tam, oa, drop_new, mse)| {
-            BrokerSetup {
-                packet_path,
-                max_queued,
-                max_inflight,
-                receive_maximum,
-                topic_alias_maximum: tam,
-                outbound_topic_aliases: oa,
-                drop_new,
-                max_session_expiry: mse,
-            }
-        })
+        .prop_map(
+            |(packet_path, max_queued, max_inflight, receive_maximum, tam, oa, drop_new, mse)| {
+                BrokerSetup {
+                    packet_path,
+                    max_queued,
+                    max_inflight,
+                    receive_maximum,
+                    topic_alias_maximum: tam,
+                    outbound_topic_aliases: oa,
+                    drop_new,
+                    max_session_expiry: mse,
+                }
+            },
+        )
 }
 
 fn link() -> impl Strategy<Value = LinkKind> {
@@ -314,15 +316,17 @@ fn client_setup() -> impl Strategy<Value = ClientSetup> {
         prop_oneof![Just(0u16), Just(5), Just(60)],
         expiry(),
     )
-        .prop_map(|(v5, id, link, receive_maximum, topic_aliases, keep_alive, expiry)| ClientSetup {
-            v5,
-            id,
-            link,
-            receive_maximum,
-            topic_aliases,
-            keep_alive,
-            expiry,
-        })
+        .prop_map(
+            |(v5, id, link, receive_maximum, topic_aliases, keep_alive, expiry)| ClientSetup {
+                v5,
+                id,
+                link,
+                receive_maximum,
+                topic_aliases,
+                keep_alive,
+                expiry,
+            },
+        )
 }
 
 fn will() -> impl Strategy<Value = Option<WillSpec>> {
@@ -346,17 +350,12 @@ fn expiry() -> impl Strategy<Value = u32> {
 }
 
 fn connect(c: u8) -> impl Strategy<Value = Op> {
-    (
-        any::<bool>(),
-        expiry(),
-        will(),
-    )
-        .prop_map(move |(clean_start, expiry, will)| Op::Connect {
-            client: c,
-            clean_start,
-            expiry,
-            will,
-        })
+    (any::<bool>(), expiry(), will()).prop_map(move |(clean_start, expiry, will)| Op::Connect {
+        client: c,
+        clean_start,
+        expiry,
+        will,
+    })
 }
 
 fn subscribe(c: u8) -> impl Strategy<Value = Op> {
@@ -368,17 +367,19 @@ fn subscribe(c: u8) -> impl Strategy<Value = Op> {
         0u8..3,
         prop::option::of(1u32..4),
     )
-        .prop_map(move |(filter, qos, no_local, rap, rh, sub_id)| Op::Subscribe {
-            client: c,
-            filter,
-            qos,
-            // [MQTT-3.8.3-4]: No Local on a shared subscription is a
-            // protocol error; a correct client never sends it.
-            no_local: no_local && !filter.starts_with("$share/"),
-            rap,
-            rh,
-            sub_id,
-        })
+        .prop_map(
+            move |(filter, qos, no_local, rap, rh, sub_id)| Op::Subscribe {
+                client: c,
+                filter,
+                qos,
+                // [MQTT-3.8.3-4]: No Local on a shared subscription is a
+                // protocol error; a correct client never sends it.
+                no_local: no_local && !filter.starts_with("$share/"),
+                rap,
+                rh,
+                sub_id,
+            },
+        )
 }
 
 fn publish(c: u8) -> impl Strategy<Value = Op> {

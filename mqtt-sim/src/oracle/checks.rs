@@ -25,8 +25,9 @@ pub enum Check {
     /// [MQTT-3.3.1-8], the matching identifiers [MQTT-3.3.4-3].
     DeliveryOptions,
     /// A QoS 2 message reaches each matching subscription of one client
-    /// instance at most once [MQTT-4.3.3-10] (a crashed client's new
-    /// instance has no memory of what it had).
+    /// process at most once [MQTT-4.3.3-10] (a crashed client's new process,
+    /// or another process racing for its client identifier, has no memory
+    /// of what the first one received).
     ExactlyOnce,
     /// A QoS 1/2 message reaches every subscription that matched when it
     /// was accepted, across reconnections of a persistent session
@@ -120,7 +121,13 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{} at {} ms] {}", self.check, self.at.as_millis(), self.message)
+        write!(
+            f,
+            "[{} at {} ms] {}",
+            self.check,
+            self.at.as_millis(),
+            self.message
+        )
     }
 }
 

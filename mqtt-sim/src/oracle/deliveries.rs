@@ -33,7 +33,7 @@ pub(crate) struct Expected {
 #[derive(Debug, Clone, Copy)]
 struct Receipt {
     qos: QoS,
-    instance: u32,
+    process: u32,
     /// The index of the delivery it matched.
     matched: usize,
 }
@@ -116,7 +116,11 @@ impl Deliveries {
             self.anon.insert((client, msg.topic.as_str().to_owned()));
         }
         self.tally.due += 1;
-        self.records.entry((key, client)).or_default().expected.push(e);
+        self.records
+            .entry((key, client))
+            .or_default()
+            .expected
+            .push(e);
     }
 
     /// Message `key` is due to one of `members`, a shared group.
@@ -144,13 +148,12 @@ impl Deliveries {
         }
     }
 
-    /// Client `client` (its `instance`-th process) received `m` with
+    /// Client `client` (in its client process `process`) received `m` with
     /// `ids` on a 5.0 connection (`v5`) or not, carrying message `key`
     /// (`None`: an empty message without Correlation Data).
     pub(crate) fn receive(
         &mut self,
-        client: ClientIx,
-        instance: u32,
+        (client, process): (ClientIx, u32),
         key: Option<Key>,
         m: &Message,
         mut ids: Vec<u32>,
@@ -168,11 +171,16 @@ impl Deliveries {
         let Some(info) = self.messages.get(&key) else {
             return checks.fail(
                 Check::DeliveryDue,
-                format!("client #{client} got message {key} on {topic}, which was never due to anyone"),
+                format!(
+                    "client #{client} got message {key} on {topic}, which was never due to anyone"
+                ),
             );
         };
         checks.check(Check::Topic, info.topic == m.topic, || {
-            format!("message {key} was published to {} and delivered on {topic}", info.topic.as_str())
+            format!(
+                "message {key} was published to {} and delivered on {topic}",
+                info.topic.as_str()
+            )
         });
         let Some(rec) = self.records.get_mut(&(key, client)) else {
             return checks.fail(
@@ -185,8 +193,11 @@ impl Deliveries {
         let fits = |e: &Expected| {
             e.qos == m.qos && e.retain == m.retain && (e.sub_ids == ids || !v5 && ids.is_empty())
         };
-        let matched = (rec.expected.iter().position(|e| fits(e) && e.group.is_none()))
-            .or_else(|| rec.expected.iter().position(fits));
+        let matched = (rec
+            .expected
+            .iter()
+            .position(|e| fits(e) && e.group.is_none()))
+        .or_else(|| rec.expected.iter().position(fits));
         checks.check(Check::DeliveryOptions, matched.is_some(), || {
             format!(
                 "client #{client} got message {key} on {topic} at {:?}, RETAIN {}, identifiers {ids:?}; due: {:?}",
@@ -199,24 +210,32 @@ impl Deliveries {
         let first = rec.receipts.is_empty();
         rec.receipts.push(Receipt {
             qos: m.qos,
-            instance,
+            process,
             matched,
         });
         if m.qos == QoS::ExactlyOnce {
             let got = rec
                 .receipts
                 .iter()
-                .filter(|r| r.instance == instance && r.qos == QoS::ExactlyOnce)
+                .filter(|r| r.process == process && r.qos == QoS::ExactlyOnce)
                 .count();
-            let due = rec.expected.iter().filter(|e| e.qos == QoS::ExactlyOnce).count();
+            let due = rec
+                .expected
+                .iter()
+                .filter(|e| e.qos == QoS::ExactlyOnce)
+                .count();
             checks.check(Check::ExactlyOnce, got <= due, || {
-                format!("client #{client} got QoS 2 message {key} on {topic} {got} times, due {due}")
+                format!(
+                    "client #{client} got QoS 2 message {key} on {topic} {got} times, due {due}"
+                )
             });
         }
         let e = &rec.expected[matched];
         let once = self.routings.get(&key) == Some(&1);
         let ordered = first && once && m.qos != QoS::AtMostOnce && !m.retain;
-        if let (true, None, false, Some(publisher)) = (ordered, e.group, e.on_subscribe, info.publisher) {
+        if let (true, None, false, Some(publisher)) =
+            (ordered, e.group, e.on_subscribe, info.publisher)
+        {
             let last = self
                 .order
                 .entry((client, publisher, topic.to_owned()))
@@ -242,7 +261,10 @@ impl Deliveries {
                 continue;
             }
             let (key, client) = *k;
-            let mut owed = rec.expected.iter().filter(|e| e.obligated && e.group.is_none());
+            let mut owed = rec
+                .expected
+                .iter()
+                .filter(|e| e.obligated && e.group.is_none());
             let Some(first) = owed.next() else {
                 continue;
             };
@@ -264,10 +286,17 @@ impl Deliveries {
                     continue;
                 };
                 any |= !rec.receipts.is_empty();
-                got += usize::from(rec.receipts.iter().any(|r| rec.expected[r.matched].group == Some(g)));
+                got += usize::from(
+                    rec.receipts
+                        .iter()
+                        .any(|r| rec.expected[r.matched].group == Some(g)),
+                );
             }
             checks.check(Check::SharedOnce, got <= 1, || {
-                format!("shared message {} reached {got} members of its group", group.key)
+                format!(
+                    "shared message {} reached {got} members of its group",
+                    group.key
+                )
             });
             if got > 0 || any || !group.obligated {
                 continue;
@@ -287,7 +316,12 @@ impl Deliveries {
             format!(
                 "{} QoS 1/2 deliveries never arrived, but the broker reported {dropped} drops: {}",
                 missing.len(),
-                missing.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .take(8)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         });
     }

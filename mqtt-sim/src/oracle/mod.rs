@@ -43,7 +43,7 @@ struct Limits {
 #[derive(Debug, Clone, Copy)]
 struct Bound {
     client: ClientIx,
-    instance: u32,
+    process: u32,
 }
 
 /// The oracle of one broker. See the [module documentation](self).
@@ -108,11 +108,13 @@ impl Oracle {
         self.trace = on;
     }
 
-    /// Connection `peer` belongs to client `client_id`'s `instance`-th
-    /// process (a new one after each crash).
-    pub fn bind(&mut self, peer: PeerId, client_id: &str, instance: u32) {
+    /// Connection `peer` belongs to client `client_id` as run by client
+    /// process `process` (a number unique in the run: a crashed client
+    /// comes back as a new process, and two processes may race for one
+    /// client identifier).
+    pub fn bind(&mut self, peer: PeerId, client_id: &str, process: u32) {
         let client = self.model.intern(client_id);
-        self.peers.insert(peer, Bound { client, instance });
+        self.peers.insert(peer, Bound { client, process });
     }
 
     /// Connection `peer` is the probe: its first SUBSCRIBE (`#`, Retain
@@ -157,10 +159,16 @@ impl Oracle {
                 format!("the retained messages are {got:?}, the last retained publishes per topic {expected:?} ({dropped} drops reported)")
             });
         }
-        self.checks
-            .check(Check::AckReason, self.quota_exceeded == 0 || dropped > 0, || {
-                format!("{} publishes were refused for full queues, but no drop was reported", self.quota_exceeded)
-            });
+        self.checks.check(
+            Check::AckReason,
+            self.quota_exceeded == 0 || dropped > 0,
+            || {
+                format!(
+                    "{} publishes were refused for full queues, but no drop was reported",
+                    self.quota_exceeded
+                )
+            },
+        );
         &self.checks
     }
 
@@ -203,7 +211,12 @@ impl Oracle {
         }
     }
 
-    fn on_subscribe(&mut self, now: Instant, peer: PeerId, s: &mqtt_session::mqtt_codec::Subscribe) {
+    fn on_subscribe(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        s: &mqtt_session::mqtt_codec::Subscribe,
+    ) {
         if let Some((probe, expected @ None)) = &mut self.probe {
             if *probe == peer {
                 let retained = self.model.retained.values();
@@ -244,9 +257,10 @@ impl Oracle {
                 format!("the broker closed a well-behaved client: {close:?}"),
             ),
             Initiator::Peer | Initiator::Transport => {
-                self.checks.check(Check::BrokerClose, close.violation.is_none(), || {
-                    format!("the broker says a well-behaved client broke a rule: {close:?}")
-                });
+                self.checks
+                    .check(Check::BrokerClose, close.violation.is_none(), || {
+                        format!("the broker says a well-behaved client broke a rule: {close:?}")
+                    });
             }
         }
         self.model.end_conn(now, peer, &mut self.d);
@@ -262,7 +276,10 @@ impl Oracle {
                 };
                 let (got, due) = (*session_present, c.present);
                 self.checks.check(Check::SessionPresent, got == due, || {
-                    format!("client #{} connected with Session Present {got}, the model says {due}", b.client)
+                    format!(
+                        "client #{} connected with Session Present {got}, the model says {due}",
+                        b.client
+                    )
                 });
             }
             ClientEvent::Message {
@@ -275,7 +292,7 @@ impl Oracle {
                 // whatever the session's subscriptions say.
                 let v5 = self.model.conns.get(&peer).is_none_or(|c| c.v5);
                 self.d
-                    .receive(b.client, b.instance, key, msg, ids, v5, &mut self.checks);
+                    .receive((b.client, b.process), key, msg, ids, v5, &mut self.checks);
             }
             ClientEvent::Published { id, reason, .. } => {
                 let Some(due) = self.acks.remove(&(peer, id.get())) else {
@@ -286,7 +303,11 @@ impl Oracle {
                     return;
                 }
                 self.checks.check(Check::AckReason, *reason == due, || {
-                    format!("client #{} publish {} answered {reason:?}, due {due:?}", b.client, id.get())
+                    format!(
+                        "client #{} publish {} answered {reason:?}, due {due:?}",
+                        b.client,
+                        id.get()
+                    )
                 });
             }
             ClientEvent::Subscribed { id, results, .. } => {
@@ -322,7 +343,10 @@ impl Oracle {
             Initiator::Local | Initiator::Transport => close.violation.is_none(),
         };
         self.checks.check(Check::ClientView, allowed, || {
-            format!("client #{} saw the broker end its connection: {close:?}", b.client)
+            format!(
+                "client #{} saw the broker end its connection: {close:?}",
+                b.client
+            )
         });
     }
 
@@ -340,15 +364,25 @@ impl Oracle {
             let client = self.model.client_ids.get(s.client_id).copied();
             let m = client.and_then(|c| self.model.sessions.get(&c));
             let ok = m.is_some_and(|m| {
-                m.conn.is_some() == s.connected && m.expires_at == s.expires_at && m.will_at() == s.will_at
+                m.conn.is_some() == s.connected
+                    && m.expires_at == s.expires_at
+                    && m.will_at() == s.will_at
             });
             self.checks.check(Check::Sessions, ok, || {
                 let m = m.map(|m| (m.conn.is_some(), m.expires_at, m.will_at()));
                 format!("the broker holds {s:?}, the model (connected, expires, will) {m:?}")
             });
-            self.checks.check(Check::Bounds, s.queued <= self.limits.max_queued && s.inflight <= usize::from(self.limits.max_inflight), || {
-                format!("session {s:?} is over max_queued {} or max_inflight {}", self.limits.max_queued, self.limits.max_inflight)
-            });
+            self.checks.check(
+                Check::Bounds,
+                s.queued <= self.limits.max_queued
+                    && s.inflight <= usize::from(self.limits.max_inflight),
+                || {
+                    format!(
+                        "session {s:?} is over max_queued {} or max_inflight {}",
+                        self.limits.max_queued, self.limits.max_inflight
+                    )
+                },
+            );
         }
         let due = self.model.sessions.len();
         self.checks.check(Check::Sessions, seen == due, || {
@@ -367,7 +401,11 @@ impl Oracle {
 /// The key a message carries: its payload, or its Correlation Data when
 /// the payload is empty, as a decimal number.
 fn key_of(payload: &Bytes, correlation: Option<&Bytes>) -> Option<Key> {
-    let text = if payload.is_empty() { correlation? } else { payload };
+    let text = if payload.is_empty() {
+        correlation?
+    } else {
+        payload
+    };
     std::str::from_utf8(text).ok()?.parse().ok()
 }
 
@@ -384,7 +422,11 @@ impl<P: Policy> Observer<P> for Oracle {
     fn to_broker(&mut self, now: Instant, _: usize, peer: PeerId, packet: &Packet) {
         self.checks.now = now;
         if self.trace {
-            eprintln!("{:>9} peer {peer:>3} -> broker {}", now.as_millis(), trace::packet(packet));
+            eprintln!(
+                "{:>9} peer {peer:>3} -> broker {}",
+                now.as_millis(),
+                trace::packet(packet)
+            );
         }
         self.model.heard(now, peer);
         match packet {
@@ -422,7 +464,13 @@ impl<P: Policy> Observer<P> for Oracle {
     fn broker_closed(&mut self, now: Instant, _: usize, peer: PeerId, close: &Close) {
         self.checks.now = now;
         if self.trace {
-            eprintln!("{:>9} peer {peer:>3} closed by the broker: {:?} {:?} {:?}", now.as_millis(), close.initiator, close.reason, close.violation);
+            eprintln!(
+                "{:>9} peer {peer:>3} closed by the broker: {:?} {:?} {:?}",
+                now.as_millis(),
+                close.initiator,
+                close.reason,
+                close.violation
+            );
         }
         self.on_broker_closed(now, peer, close);
     }
@@ -435,7 +483,14 @@ impl<P: Policy> Observer<P> for Oracle {
         self.checks.now = now;
         if self.trace {
             let s = core.stats();
-            eprintln!("{:>9} rest: wills {} (model {}), retained {} (model {})", now.as_millis(), s.wills_published, self.model.wills_published, core.retained_count(), self.model.retained.len());
+            eprintln!(
+                "{:>9} rest: wills {} (model {}), retained {} (model {})",
+                now.as_millis(),
+                s.wills_published,
+                self.model.wills_published,
+                core.retained_count(),
+                self.model.retained.len()
+            );
         }
         self.at_rest_checks(core);
     }
@@ -463,7 +518,11 @@ impl<P: Policy> Observer<P> for Oracle {
     fn client_event(&mut self, now: Instant, peer: PeerId, event: &ClientEvent) {
         self.checks.now = now;
         if self.trace {
-            eprintln!("{:>9} peer {peer:>3} <- {}", now.as_millis(), trace::event(event));
+            eprintln!(
+                "{:>9} peer {peer:>3} <- {}",
+                now.as_millis(),
+                trace::event(event)
+            );
         }
         if let Some(&b) = self.peers.get(&peer) {
             self.on_client_event(peer, b, event);

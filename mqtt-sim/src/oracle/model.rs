@@ -271,7 +271,13 @@ impl Model {
 
     /// Ends `client`'s session: subscriptions and queue go, then a waiting
     /// will is published if `publish_will`.
-    fn end_session(&mut self, now: Instant, client: ClientIx, publish_will: bool, d: &mut Deliveries) {
+    fn end_session(
+        &mut self,
+        now: Instant,
+        client: ClientIx,
+        publish_will: bool,
+        d: &mut Deliveries,
+    ) {
         let Some(s) = self.sessions.remove(&client) else {
             return;
         };
@@ -404,8 +410,10 @@ impl Model {
             if msg.empty {
                 self.retained.remove(msg.topic.as_str());
             } else {
-                self.retained
-                    .insert(msg.topic.as_str().to_owned(), (key, msg.qos, msg.expires_at));
+                self.retained.insert(
+                    msg.topic.as_str().to_owned(),
+                    (key, msg.qos, msg.expires_at),
+                );
             }
         }
         let mut reached = 0;

@@ -24,9 +24,13 @@ pub(super) fn packet(p: &Packet) -> String {
             c.clean_start,
             c.props.session_expiry_interval,
             c.keep_alive,
-            c.will
-                .as_ref()
-                .map(|w| (w.topic.as_str().to_owned(), text(&w.payload), w.qos, w.retain, w.props.will_delay_interval))
+            c.will.as_ref().map(|w| (
+                w.topic.as_str().to_owned(),
+                text(&w.payload),
+                w.qos,
+                w.retain,
+                w.props.will_delay_interval
+            ))
         ),
         Packet::Publish(x) => format!(
             "PUBLISH {} {:?} alias {:?} {}{} payload {}",
@@ -42,7 +46,14 @@ pub(super) fn packet(p: &Packet) -> String {
             s.id,
             s.filters
                 .iter()
-                .map(|(f, o)| format!("{} {:?} nl {} rap {} rh {:?}", f.as_str(), o.qos, o.no_local, o.retain_as_published, o.retain_handling))
+                .map(|(f, o)| format!(
+                    "{} {:?} nl {} rap {} rh {:?}",
+                    f.as_str(),
+                    o.qos,
+                    o.no_local,
+                    o.retain_as_published,
+                    o.retain_handling
+                ))
                 .collect::<Vec<_>>(),
             s.props.subscription_identifier
         ),
@@ -68,7 +79,9 @@ pub(super) fn packet(p: &Packet) -> String {
 /// A client event in a line.
 pub(super) fn event(e: &ClientEvent) -> String {
     match e {
-        ClientEvent::Connected { session_present, .. } => {
+        ClientEvent::Connected {
+            session_present, ..
+        } => {
             format!("connected, session present {session_present}")
         }
         ClientEvent::Message {
@@ -89,6 +102,8 @@ pub(super) fn event(e: &ClientEvent) -> String {
             format!("unsubscribed #{id} {results:?}")
         }
         ClientEvent::Auth { reason, .. } => format!("auth {reason:?}"),
-        ClientEvent::Closed(c) => format!("closed {:?} {:?} {:?}", c.initiator, c.reason, c.violation),
+        ClientEvent::Closed(c) => {
+            format!("closed {:?} {:?} {:?}", c.initiator, c.reason, c.violation)
+        }
     }
 }

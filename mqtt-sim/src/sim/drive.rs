@@ -101,7 +101,10 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             let (timer, s2c) = if p.frozen {
                 (None, None)
             } else {
-                (p.conn.as_ref().and_then(|c| c.poll_timeout()), p.s2c.next_at())
+                (
+                    p.conn.as_ref().and_then(|c| c.poll_timeout()),
+                    p.s2c.next_at(),
+                )
             };
             [timer, p.c2s.next_at(), s2c, p.thaw_at]
         });
@@ -191,9 +194,9 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
                 self.flush_client(i);
             }
             Action::ClientTimer(i) => self.client_timer(i),
-            Action::ToBroker(i) => self.to_broker(i),
+            Action::ToBroker(i) => self.deliver_to_broker(i),
             Action::EofToBroker(i) => self.eof_to_broker(i),
-            Action::ToClient(i) => self.to_client(i),
+            Action::ToClient(i) => self.deliver_to_client(i),
             Action::EofToClient(i) => self.eof_to_client(i),
         }
     }
@@ -230,7 +233,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
     }
 
     /// The next piece of peer `i`'s stream reaches its broker.
-    fn to_broker(&mut self, i: PeerId) {
+    fn deliver_to_broker(&mut self, i: PeerId) {
         let now = self.now;
         let peer = &mut self.peers[i];
         let Some(bytes) = peer.c2s.take() else {
@@ -246,9 +249,9 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         match node.path {
             AdapterPath::Bytes => {
                 if self.observer.wants_packets() {
-                    let (decoder, buf) = peer.shadow.get_or_insert_with(|| {
-                        (core.decoder(), BytesMut::new())
-                    });
+                    let (decoder, buf) = peer
+                        .shadow
+                        .get_or_insert_with(|| (core.decoder(), BytesMut::new()));
                     buf.extend_from_slice(&bytes);
                     while let Ok(Some(packet)) = decoder.decode(buf) {
                         self.observer.to_broker(now, b, i, &packet);
@@ -287,7 +290,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
 
     /// The next piece of the broker's stream reaches peer `i`'s client; a
     /// broker write that waited for room in the link goes out.
-    fn to_client(&mut self, i: PeerId) {
+    fn deliver_to_client(&mut self, i: PeerId) {
         let now = self.now;
         let peer = &mut self.peers[i];
         let Some(bytes) = peer.s2c.take() else {
@@ -329,7 +332,11 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         let now = self.now;
         loop {
             let mut moved = false;
-            while let Some(id) = self.brokers[b].core.as_mut().and_then(|c| c.poll_writable()) {
+            while let Some(id) = self.brokers[b]
+                .core
+                .as_mut()
+                .and_then(|c| c.poll_writable())
+            {
                 moved = true;
                 self.write_conn(b, id, false);
             }
@@ -466,7 +473,10 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
 
 /// Every whole packet in `buf`, with its size, and the error that ended the
 /// stream, if one did.
-fn decode_all(decoder: &mut Decoder, buf: &mut BytesMut) -> (Vec<(Packet, usize)>, Option<DecodeError>) {
+fn decode_all(
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+) -> (Vec<(Packet, usize)>, Option<DecodeError>) {
     let mut packets = Vec::new();
     loop {
         let len = buf.len();

@@ -139,7 +139,8 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         p.conn = None;
         p.frozen = false;
         p.open = false;
-        p.c2s.cut(now.saturating_add(crate::net::ms(self.rng.below(delay + 1))));
+        p.c2s
+            .cut(now.saturating_add(crate::net::ms(self.rng.below(delay + 1))));
         p.s2c.cut(now);
         p.s2c.take_eof();
     }
@@ -165,7 +166,8 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             p.open = false;
             p.c2s.cut(now);
             p.c2s.take_eof();
-            p.s2c.cut(now.saturating_add(crate::net::ms(self.rng.below(delay + 1))));
+            p.s2c
+                .cut(now.saturating_add(crate::net::ms(self.rng.below(delay + 1))));
             if !self.active.contains(&i) {
                 self.active.push(i);
             }

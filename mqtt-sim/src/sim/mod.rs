@@ -120,7 +120,12 @@ impl core::fmt::Debug for Peer {
 }
 
 impl Peer {
-    fn new(broker: usize, conn: Option<Connection<Client>>, v: ProtocolVersion, link: LinkConfig) -> Self {
+    fn new(
+        broker: usize,
+        conn: Option<Connection<Client>>,
+        v: ProtocolVersion,
+        link: LinkConfig,
+    ) -> Self {
         Peer {
             broker,
             id: None,
@@ -394,7 +399,10 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
 
     /// Whole MQTT packets written onto every link so far, both directions.
     pub fn packets(&self) -> u64 {
-        self.peers.iter().map(|p| p.c2s.packets + p.s2c.packets).sum()
+        self.peers
+            .iter()
+            .map(|p| p.c2s.packets + p.s2c.packets)
+            .sum()
     }
 
     /// The peers that still have something to do (or might).
