@@ -2,7 +2,7 @@
 //! received (from its client state machine), and the end-of-run accounting
 //! of everything due and never received.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use mqtt_session::mqtt_codec::QoS;
 use mqtt_session::Message;
@@ -278,27 +278,17 @@ impl Deliveries {
                 missing.push(format!("message {key} to client #{client}"));
             }
         }
-        for (g, group) in self.groups.iter().enumerate() {
-            let mut got = 0;
-            let mut any = false;
-            for &(client, _) in &group.members {
-                let Some(rec) = self.records.get(&(group.key, client)) else {
-                    continue;
-                };
-                any |= !rec.receipts.is_empty();
-                got += usize::from(
-                    rec.receipts
-                        .iter()
-                        .any(|r| rec.expected[r.matched].group == Some(g)),
-                );
+        self.check_shared_once(checks);
+        for group in &self.groups {
+            if !group.obligated {
+                continue;
             }
-            checks.check(Check::SharedOnce, got <= 1, || {
-                format!(
-                    "shared message {} reached {got} members of its group",
-                    group.key
-                )
+            let any = group.members.iter().any(|&(client, _)| {
+                self.records
+                    .get(&(group.key, client))
+                    .is_some_and(|rec| !rec.receipts.is_empty())
             });
-            if got > 0 || any || !group.obligated {
+            if any {
                 continue;
             }
             let lost = group.members.iter().any(|m| self.ended.contains(m));
@@ -326,6 +316,66 @@ impl Deliveries {
         });
     }
 
+    /// Each message routed to shared groups reached each group at most
+    /// once (section 4.8.2). A client may belong to several groups that one
+    /// message matched (`$share/g/#` and `$share/g/a/#` are two
+    /// subscriptions), and its receipts do not say for which group they
+    /// came: the check is that the receipts owed to groups can be assigned
+    /// to distinct groups each listing the receiver as a member (a bipartite
+    /// matching, found by augmenting paths).
+    fn check_shared_once(&self, checks: &mut Checks) {
+        let mut by_key: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+        for (g, group) in self.groups.iter().enumerate() {
+            by_key.entry(group.key).or_default().push(g);
+        }
+        for (key, groups) in by_key {
+            let mut clients: Vec<ClientIx> = groups
+                .iter()
+                .flat_map(|&g| self.groups[g].members.iter().map(|m| m.0))
+                .collect();
+            clients.sort_unstable();
+            clients.dedup();
+            // One unit per receipt that no ordinary subscription explains.
+            let mut units = Vec::new();
+            for c in clients {
+                let Some(rec) = self.records.get(&(key, c)) else {
+                    continue;
+                };
+                // A member may get its copy more than once (QoS 1 resent
+                // after a reconnection): only more copies than the groups
+                // it is in can show a group that got the message twice.
+                let n = rec.receipts.iter();
+                let n = n
+                    .filter(|r| rec.expected[r.matched].group.is_some())
+                    .count();
+                let member_of = groups
+                    .iter()
+                    .filter(|&&g| self.groups[g].members.iter().any(|m| m.0 == c));
+                units.extend(core::iter::repeat_n(c, n.min(member_of.count())));
+            }
+            let member = |u: usize, g: usize| {
+                self.groups[groups[g]]
+                    .members
+                    .iter()
+                    .any(|m| m.0 == units[u])
+            };
+            let mut holder: Vec<Option<usize>> = vec![None; groups.len()];
+            let assigned = (0..units.len())
+                .filter(|&u| {
+                    let mut seen = vec![false; groups.len()];
+                    augment(u, &member, &mut holder, &mut seen)
+                })
+                .count();
+            checks.check(Check::SharedOnce, assigned == units.len(), || {
+                format!(
+                    "shared message {key} reached {} members of its {} groups: some group got it twice",
+                    units.len(),
+                    groups.len()
+                )
+            });
+        }
+    }
+
     /// The keys of the retained messages client `client` received because
     /// of a SUBSCRIBE.
     pub(crate) fn retained_received(&self, client: ClientIx) -> Vec<Key> {
@@ -344,4 +394,29 @@ impl Deliveries {
         keys.sort_unstable();
         keys
     }
+}
+
+/// Finds a group for unit `u` in the matching `holder` (group to unit),
+/// moving other units to other groups if need be (Kuhn's augmenting path).
+fn augment(
+    u: usize,
+    member: &impl Fn(usize, usize) -> bool,
+    holder: &mut [Option<usize>],
+    seen: &mut [bool],
+) -> bool {
+    for g in 0..holder.len() {
+        if seen[g] || !member(u, g) {
+            continue;
+        }
+        seen[g] = true;
+        let free = match holder[g] {
+            None => true,
+            Some(v) => augment(v, member, holder, seen),
+        };
+        if free {
+            holder[g] = Some(u);
+            return true;
+        }
+    }
+    false
 }

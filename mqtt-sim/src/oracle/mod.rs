@@ -14,7 +14,7 @@ mod deliveries;
 mod model;
 mod trace;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use mqtt_router::broker::{Broker, BrokerConfig, Policy};
@@ -67,6 +67,11 @@ pub struct Oracle {
     /// The connection that checks the retained store at the end, and the
     /// retained messages it must get.
     probe: Option<(PeerId, Option<Vec<Key>>)>,
+    /// The client process that last connected to each client identifier's
+    /// session.
+    holders: HashMap<ClientIx, u32>,
+    /// Connections that resumed a session another client process left.
+    foreign: HashSet<PeerId>,
     /// Keys of empty messages without Correlation Data (3.1.1 publishers).
     next_anonymous: Key,
     /// Print every packet the broker handles and every client event.
@@ -97,6 +102,8 @@ impl Oracle {
             dropped: 0,
             quota_exceeded: 0,
             probe: None,
+            holders: HashMap::new(),
+            foreign: HashSet::new(),
             next_anonymous: u64::MAX / 2,
             trace: false,
         }
@@ -174,7 +181,23 @@ impl Oracle {
 
     fn on_connect(&mut self, now: Instant, peer: PeerId, c: &mqtt_session::mqtt_codec::Connect) {
         let will_key = c.will.as_ref().and_then(|w| key_of(&w.payload, None));
-        self.model.connect(now, peer, c, will_key, &mut self.d);
+        let present = self.model.connect(now, peer, c, will_key, &mut self.d);
+        let Some(&b) = self.peers.get(&peer) else {
+            return;
+        };
+        let last = self.holders.insert(b.client, b.process);
+        if present && last != Some(b.process) {
+            self.foreign.insert(peer);
+        }
+    }
+
+    /// Whether a close that names a rule broken by `peer` is excused: its
+    /// client process resumed a session another process left, so the two
+    /// ends' session states differ (packets in flight that one side knows
+    /// and the other does not) and the client may well exceed the broker's
+    /// Receive Maximum [MQTT-3.3.4-7] without knowing it.
+    fn excused(&self, peer: PeerId, close: &Close) -> bool {
+        self.foreign.contains(&peer) && close.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED
     }
 
     fn on_publish(&mut self, now: Instant, peer: PeerId, p: &mqtt_session::mqtt_codec::Publish) {
@@ -257,10 +280,10 @@ impl Oracle {
                 format!("the broker closed a well-behaved client: {close:?}"),
             ),
             Initiator::Peer | Initiator::Transport => {
-                self.checks
-                    .check(Check::BrokerClose, close.violation.is_none(), || {
-                        format!("the broker says a well-behaved client broke a rule: {close:?}")
-                    });
+                let ok = close.violation.is_none() || self.excused(peer, close);
+                self.checks.check(Check::BrokerClose, ok, || {
+                    format!("the broker says a well-behaved client broke a rule: {close:?}")
+                });
             }
         }
         self.model.end_conn(now, peer, &mut self.d);
@@ -316,7 +339,10 @@ impl Oracle {
             ClientEvent::Unsubscribed { id, results, .. } => {
                 self.check_results(peer, id.get(), true, results);
             }
-            ClientEvent::Closed(close) => self.on_client_closed(b, close),
+            ClientEvent::Closed(close) => {
+                let excused = self.excused(peer, close);
+                self.on_client_closed(b, close, excused);
+            }
             ClientEvent::Expired { .. } | ClientEvent::Auth { .. } => {}
         }
     }
@@ -330,18 +356,19 @@ impl Oracle {
         });
     }
 
-    fn on_client_closed(&mut self, b: Bound, close: &Close) {
-        let allowed = match close.initiator {
-            Initiator::Peer => {
-                close.violation.is_none()
-                    && [
-                        ReasonCode::SESSION_TAKEN_OVER,
-                        ReasonCode::KEEP_ALIVE_TIMEOUT,
-                    ]
-                    .contains(&close.reason)
-            }
-            Initiator::Local | Initiator::Transport => close.violation.is_none(),
-        };
+    fn on_client_closed(&mut self, b: Bound, close: &Close, excused: bool) {
+        let allowed = excused
+            || match close.initiator {
+                Initiator::Peer => {
+                    close.violation.is_none()
+                        && [
+                            ReasonCode::SESSION_TAKEN_OVER,
+                            ReasonCode::KEEP_ALIVE_TIMEOUT,
+                        ]
+                        .contains(&close.reason)
+                }
+                Initiator::Local | Initiator::Transport => close.violation.is_none(),
+            };
         self.checks.check(Check::ClientView, allowed, || {
             format!(
                 "client #{} saw the broker end its connection: {close:?}",

@@ -233,44 +233,114 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
     }
 
     /// The next piece of peer `i`'s stream reaches its broker.
+    ///
+    /// An observer that wants packets sees each one just before the broker
+    /// handles it, so the piece is handed over one packet at a time (a read
+    /// that ends where a packet ends, a batch of one packet): a broker that
+    /// closes the connection on a packet never handles the ones after it,
+    /// and the observer must not see them either.
     fn deliver_to_broker(&mut self, i: PeerId) {
-        let now = self.now;
-        let peer = &mut self.peers[i];
-        let Some(bytes) = peer.c2s.take() else {
+        let Some(bytes) = self.peers[i].c2s.take() else {
             return;
         };
-        let b = peer.broker;
-        let node = &mut self.brokers[b];
-        let (Some(core), Some(id), false) = (node.core.as_mut(), peer.id, peer.broker_gone) else {
+        let b = self.peers[i].broker;
+        if !self.reads(i) {
             // The broker closed this socket or crashed: the bytes are lost.
             return;
-        };
-        peer.broker_rbuf.extend_from_slice(&bytes);
-        match node.path {
-            AdapterPath::Bytes => {
-                if self.observer.wants_packets() {
-                    let (decoder, buf) = peer
-                        .shadow
-                        .get_or_insert_with(|| (core.decoder(), BytesMut::new()));
-                    buf.extend_from_slice(&bytes);
-                    while let Ok(Some(packet)) = decoder.decode(buf) {
-                        self.observer.to_broker(now, b, i, &packet);
-                    }
-                }
-                core.handle_read(id, now, &mut peer.broker_rbuf);
+        }
+        let watch = self.observer.wants_packets();
+        match (self.brokers[b].path, watch) {
+            (AdapterPath::Bytes, false) => {
+                self.handle_read(i, &bytes);
+                self.drain_broker(b);
             }
-            AdapterPath::Packets => {
-                let decoder = peer.adapter_decoder.get_or_insert_with(|| core.decoder());
-                let (packets, error) = decode_all(decoder, &mut peer.broker_rbuf);
-                for (packet, _) in &packets {
-                    self.observer.to_broker(now, b, i, packet);
-                }
-                if !packets.is_empty() || error.is_some() {
-                    core.handle_packets(id, now, packets, error);
-                }
+            (AdapterPath::Bytes, true) => self.read_packetwise(i, &bytes),
+            (AdapterPath::Packets, _) => self.read_packets(i, &bytes, watch),
+        }
+    }
+
+    /// Whether peer `i`'s broker still reads its connection.
+    fn reads(&self, i: PeerId) -> bool {
+        let p = &self.peers[i];
+        p.id.is_some() && !p.broker_gone && self.brokers[p.broker].core.is_some()
+    }
+
+    /// `Broker::handle_read` of `bytes` on peer `i`'s connection.
+    fn handle_read(&mut self, i: PeerId, bytes: &[u8]) {
+        let now = self.now;
+        let peer = &mut self.peers[i];
+        let (Some(core), Some(id)) = (self.brokers[peer.broker].core.as_mut(), peer.id) else {
+            return;
+        };
+        peer.broker_rbuf.extend_from_slice(bytes);
+        core.handle_read(id, now, &mut peer.broker_rbuf);
+    }
+
+    /// The bytes path under an observer: `bytes` handed over in reads that
+    /// end where packets end, each packet shown to the observer first.
+    fn read_packetwise(&mut self, i: PeerId, bytes: &[u8]) {
+        let now = self.now;
+        let b = self.peers[i].broker;
+        let mut ends = Vec::new();
+        if let Some(core) = self.brokers[b].core.as_ref() {
+            let (decoder, buf) = self.peers[i]
+                .shadow
+                .get_or_insert_with(|| (core.decoder(), BytesMut::new()));
+            buf.extend_from_slice(bytes);
+            // What is left after a packet is always a tail of `bytes`.
+            while let Ok(Some(packet)) = decoder.decode(buf) {
+                ends.push((bytes.len() - buf.len(), packet));
             }
         }
-        self.drain_broker(b);
+        let mut fed = 0;
+        for (end, packet) in ends {
+            self.observer.to_broker(now, b, i, &packet);
+            self.handle_read(i, &bytes[fed..end]);
+            fed = end;
+            self.drain_broker(b);
+            if !self.reads(i) {
+                return;
+            }
+        }
+        if fed < bytes.len() {
+            self.handle_read(i, &bytes[fed..]);
+            self.drain_broker(b);
+        }
+    }
+
+    /// The packet path: the adapter decodes and hands the broker its
+    /// packets, all at once, or one at a time under an observer (`watch`).
+    fn read_packets(&mut self, i: PeerId, bytes: &[u8], watch: bool) {
+        let now = self.now;
+        let b = self.peers[i].broker;
+        let peer = &mut self.peers[i];
+        let (Some(core), Some(id)) = (self.brokers[b].core.as_mut(), peer.id) else {
+            return;
+        };
+        peer.broker_rbuf.extend_from_slice(bytes);
+        let decoder = peer.adapter_decoder.get_or_insert_with(|| core.decoder());
+        let (packets, error) = decode_all(decoder, &mut peer.broker_rbuf);
+        if !watch {
+            if !packets.is_empty() || error.is_some() {
+                core.handle_packets(id, now, packets, error);
+            }
+            return self.drain_broker(b);
+        }
+        for (packet, n) in packets {
+            self.observer.to_broker(now, b, i, &packet);
+            let Some(core) = self.brokers[b].core.as_mut() else {
+                return;
+            };
+            core.handle_packets(id, now, vec![(packet, n)], None);
+            self.drain_broker(b);
+            if !self.reads(i) {
+                return;
+            }
+        }
+        if let (Some(e), Some(core)) = (error, self.brokers[b].core.as_mut()) {
+            core.handle_packets(id, now, Vec::new(), Some(e));
+            self.drain_broker(b);
+        }
     }
 
     fn eof_to_broker(&mut self, i: PeerId) {
