@@ -10,10 +10,13 @@ use crate::PeerId;
 /// Hooks the simulator calls at each step, in the order things happen. Every
 /// method does nothing by default.
 ///
-/// The packet hook sees what each broker handles in exactly the order it
-/// handles it, before it does; the close hook sees each connection the broker
-/// ends, as it ends it. An observer that keeps a model of the broker updates
-/// it there, so its notion of "when" is the broker's own.
+/// The packet hook sees each packet a broker handled, in exactly the order
+/// it handled them, right after it did and before anything it produced
+/// (writes, closes) is taken; a packet on which the broker closed the
+/// connection for a broken rule was not acted on and is not shown. The close
+/// hook sees each connection the broker ends, as it ends it. An observer
+/// that keeps a model of the broker updates it there, so its notion of
+/// "when" is the broker's own.
 pub trait Observer<P: Policy> {
     /// Whether [`Observer::to_broker`] is wanted: on the bytes path the
     /// simulator then decodes the stream a second time to report packets.
@@ -21,7 +24,7 @@ pub trait Observer<P: Policy> {
         false
     }
 
-    /// Broker `broker` is about to handle `packet` from `peer`.
+    /// Broker `broker` handled `packet` from `peer` (see above).
     fn to_broker(&mut self, now: Instant, broker: usize, peer: PeerId, packet: &Packet) {
         let _ = (now, broker, peer, packet);
     }

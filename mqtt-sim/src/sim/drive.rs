@@ -234,11 +234,13 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
 
     /// The next piece of peer `i`'s stream reaches its broker.
     ///
-    /// An observer that wants packets sees each one just before the broker
-    /// handles it, so the piece is handed over one packet at a time (a read
-    /// that ends where a packet ends, a batch of one packet): a broker that
-    /// closes the connection on a packet never handles the ones after it,
-    /// and the observer must not see them either.
+    /// An observer that wants packets sees each one the broker accepted,
+    /// right after the broker handled it and before anything the broker did
+    /// is taken, so the piece is handed over one packet at a time (a read
+    /// that ends where a packet ends, a batch of one packet): a packet on
+    /// which the broker closes the connection for a broken rule, and the
+    /// ones after it, were never acted on, and the observer does not see
+    /// them.
     fn deliver_to_broker(&mut self, i: PeerId) {
         let Some(bytes) = self.peers[i].c2s.take() else {
             return;
@@ -263,6 +265,24 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
     fn reads(&self, i: PeerId) -> bool {
         let p = &self.peers[i];
         p.id.is_some() && !p.broker_gone && self.brokers[p.broker].core.is_some()
+    }
+
+    /// Whether peer `i`'s broker just closed its connection for a broken
+    /// rule (the events it produced are kept for [`Sim::drain_broker`]).
+    fn refused(&mut self, i: PeerId) -> bool {
+        let Some(id) = self.peers[i].id else {
+            return true;
+        };
+        let node = &mut self.brokers[self.peers[i].broker];
+        let Some(core) = node.core.as_mut() else {
+            return true;
+        };
+        while let Some(ev) = core.poll_event() {
+            node.events.push_back(ev);
+        }
+        node.events.iter().any(|ev| match ev {
+            BrokerEvent::Closed { id: x, close } => *x == id && close.violation.is_some(),
+        })
     }
 
     /// `Broker::handle_read` of `bytes` on peer `i`'s connection.
@@ -294,9 +314,11 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         }
         let mut fed = 0;
         for (end, packet) in ends {
-            self.observer.to_broker(now, b, i, &packet);
             self.handle_read(i, &bytes[fed..end]);
             fed = end;
+            if !self.refused(i) {
+                self.observer.to_broker(now, b, i, &packet);
+            }
             self.drain_broker(b);
             if !self.reads(i) {
                 return;
@@ -327,11 +349,13 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             return self.drain_broker(b);
         }
         for (packet, n) in packets {
-            self.observer.to_broker(now, b, i, &packet);
             let Some(core) = self.brokers[b].core.as_mut() else {
                 return;
             };
-            core.handle_packets(id, now, vec![(packet, n)], None);
+            core.handle_packets(id, now, vec![(packet.clone(), n)], None);
+            if !self.refused(i) {
+                self.observer.to_broker(now, b, i, &packet);
+            }
             self.drain_broker(b);
             if !self.reads(i) {
                 return;
@@ -410,7 +434,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
                 moved = true;
                 self.write_conn(b, id, false);
             }
-            while let Some(ev) = self.brokers[b].core.as_mut().and_then(|c| c.poll_event()) {
+            while let Some(ev) = self.next_event(b) {
                 moved = true;
                 match ev {
                     BrokerEvent::Closed { id, close } => self.on_broker_closed(b, id, close),
@@ -423,6 +447,14 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         if let Some(core) = self.brokers[b].core.as_ref() {
             self.observer.after_broker(now, b, core);
         }
+    }
+
+    /// Broker `b`'s next event: one kept by [`Sim::refused`] first.
+    fn next_event(&mut self, b: usize) -> Option<BrokerEvent> {
+        let node = &mut self.brokers[b];
+        node.events
+            .pop_front()
+            .or_else(|| node.core.as_mut()?.poll_event())
     }
 
     /// The broker ended connection `id`: its last bytes go out, then its

@@ -157,6 +157,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         }
         node.restart_at = downtime.map(|d| now.saturating_add(d));
         node.blocked.clear();
+        node.events.clear();
         self.stats.broker_crashes += 1;
         let peers: Vec<PeerId> = node.peers.drain().map(|(_, i)| i).collect();
         for i in peers {

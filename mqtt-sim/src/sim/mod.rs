@@ -14,10 +14,10 @@ mod commands;
 mod drive;
 mod faults;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::BytesMut;
-use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, ConnId, Policy};
+use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, BrokerEvent, ConnId, Policy};
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{Decoder, Packet, ProtocolVersion, MAX_PACKET_SIZE};
 use mqtt_session::{Client, ClientEvent, Close, Connection, Frame};
@@ -202,6 +202,8 @@ pub(crate) struct BrokerNode<P: Policy> {
     pub(crate) incarnation: u32,
     /// Scratch space for the packet path's frames.
     frames: Vec<Frame>,
+    /// Events taken from the core and not acted on yet.
+    pub(crate) events: VecDeque<BrokerEvent>,
 }
 
 /// Counters of a run.
@@ -303,6 +305,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             refuse_until: Instant::ZERO,
             incarnation: 0,
             frames: Vec::new(),
+            events: VecDeque::new(),
         });
         self.brokers.len() - 1
     }
