@@ -103,6 +103,27 @@ struct Node {
     connected_at: u64,
 }
 
+impl Node {
+    /// The configuration of its next connection.
+    fn config(&self, clean_start: bool, expiry: u32, will: Option<Will>) -> ClientConfig {
+        let setup = &self.setup;
+        let v = if setup.v5 {
+            ProtocolVersion::V5
+        } else {
+            ProtocolVersion::V311
+        };
+        let mut config = ClientConfig::new(v, s(&self.client_id));
+        config.clean_start = clean_start;
+        config.keep_alive = setup.keep_alive;
+        config.session_expiry_interval = if setup.v5 { expiry } else { 0 };
+        config.will = will;
+        config.limits.receive_maximum = setup.receive_maximum;
+        config.limits.max_inflight = setup.receive_maximum;
+        config.limits.outbound_topic_aliases = setup.v5 && setup.topic_aliases;
+        config
+    }
+}
+
 /// A run in progress.
 struct World {
     sim: Sim<AllowAll, Oracle>,
@@ -194,28 +215,23 @@ impl World {
             return;
         }
         let will = will.map(|w| self.will(w, self.nodes[n].setup.v5));
-        let node = &mut self.nodes[n];
-        let setup = &node.setup;
-        let v = if setup.v5 {
-            ProtocolVersion::V5
-        } else {
-            ProtocolVersion::V311
-        };
-        let mut config = ClientConfig::new(v, s(&node.client_id));
-        config.clean_start = clean_start;
-        config.keep_alive = setup.keep_alive;
-        config.session_expiry_interval = if setup.v5 { expiry } else { 0 };
-        config.will = will;
-        config.limits.receive_maximum = setup.receive_maximum;
-        config.limits.max_inflight = setup.receive_maximum;
-        config.limits.outbound_topic_aliases = setup.v5 && setup.topic_aliases;
-        let session: Option<Session> = match (clean_start, node.peer) {
+        let config = self.nodes[n].config(clean_start, expiry, will);
+        let session: Option<Session> = match (clean_start, self.nodes[n].peer) {
             (false, Some(p)) => self.sim.peers[p]
                 .conn
                 .as_mut()
                 .and_then(|c| c.take_session()),
             _ => None,
         };
+        if session.is_none() && self.nodes[n].peer.is_some() {
+            // The client starts without the session state it had (a clean
+            // start, which the broker may never see if the connection
+            // fails): what it received before is forgotten, as after a
+            // crash, so it counts as a new process for exactly once.
+            self.nodes[n].process = self.next_process;
+            self.next_process += 1;
+        }
+        let v = config.version;
         let conn = mqtt_session::Connection::<mqtt_session::Client>::new(
             config.clone(),
             self.sim.now,
@@ -223,6 +239,7 @@ impl World {
         );
         let peer = self.sim.open(0, Some(conn), v, link);
         if tracing() {
+            let node = &self.nodes[n];
             eprintln!(
                 "{:>9} peer {peer:>3} is {} (process {})",
                 self.sim.now.as_millis(),
