@@ -643,6 +643,7 @@ impl Outcome {
         a.due += b.due;
         a.received += b.received;
         a.lost_with_session += b.lost_with_session;
+        a.mismatched += b.mismatched;
         a.expirable += b.expirable;
         a.missing += b.missing;
         self.packets += o.packets;

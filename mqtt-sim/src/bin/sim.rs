@@ -128,8 +128,8 @@ fn report(total: &Outcome, seeds: u64, elapsed: Duration, failures: &[u64]) {
     let t = &total.tally;
     println!();
     println!(
-        "deliveries: {} messages routed, {} deliveries due, {} received; never received: {} with their session, {} expirable, {} within reported drops ({} drops)",
-        t.routed, t.due, t.received, t.lost_with_session, t.expirable, t.missing, total.dropped
+        "deliveries: {} messages routed, {} deliveries due, {} received; never received: {} with their session, {} expirable, {} within reported drops ({} drops); {} sessions resumed with another client's state",
+        t.routed, t.due, t.received, t.lost_with_session, t.expirable, t.missing, total.dropped, t.mismatched
     );
     println!(
         "{seeds} seeds in {:.1} s: {:.0} scenarios/s, {} packets ({:.0} packets/s), {} steps, {} connections, {:.1} virtual hours",

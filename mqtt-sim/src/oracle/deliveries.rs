@@ -67,6 +67,9 @@ pub struct Tally {
     pub received: u64,
     /// QoS 1/2 deliveries never received because their session ended.
     pub lost_with_session: u64,
+    /// Sessions resumed by a client process with another session state
+    /// (what they were owed is excused like a lost session's).
+    pub mismatched: u64,
     /// QoS 1/2 deliveries never received of messages that could expire.
     pub expirable: u64,
     /// QoS 1/2 deliveries never received without an excuse but within the
@@ -102,6 +105,17 @@ impl Deliveries {
         self.messages.entry(key).or_insert_with(|| msg.clone());
         *self.routings.entry(key).or_default() += 1;
         self.tally.routed += 1;
+    }
+
+    /// Client `client`'s session `gen` was resumed by a client process with
+    /// another session state (a takeover race between two processes, or a
+    /// process that lost its state): its packet identifiers may collide
+    /// with the broker's, and a QoS 2 delivery the client takes for one it
+    /// already has is not passed on [MQTT-4.3.3-10]. What it was owed is
+    /// excused.
+    pub(crate) fn mismatched(&mut self, client: ClientIx, gen: u64) {
+        self.ended.insert((client, gen));
+        self.tally.mismatched += 1;
     }
 
     /// Client `client`'s session `gen` ended.

@@ -188,6 +188,9 @@ impl Oracle {
         let last = self.holders.insert(b.client, b.process);
         if present && last != Some(b.process) {
             self.foreign.insert(peer);
+            if let Some(s) = self.model.sessions.get(&b.client) {
+                self.d.mismatched(b.client, s.gen);
+            }
         }
     }
 
