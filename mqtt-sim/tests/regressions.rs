@@ -1,0 +1,173 @@
+//! Shrunk scenarios of every failure the random runs found, kept as
+//! regression tests: each names what it proves and says whether the bug was
+//! the broker's or the oracle's.
+
+use mqtt_sim::run::{check, run_seed};
+use mqtt_sim::workload::{LinkKind::*, Op::*, *};
+
+/// Every client with the defaults of the shrunk scenarios but its link,
+/// version, client identifier number, keep alive and first session expiry.
+fn client(v5: bool, id: u8, link: LinkKind, keep_alive: u16, expiry: u32) -> ClientSetup {
+    ClientSetup {
+        v5,
+        id,
+        link,
+        receive_maximum: 2,
+        topic_aliases: false,
+        keep_alive,
+        expiry,
+    }
+}
+
+fn broker(max_queued: usize) -> BrokerSetup {
+    BrokerSetup {
+        packet_path: false,
+        max_queued,
+        max_inflight: 2,
+        receive_maximum: 4,
+        topic_alias_maximum: 0,
+        outbound_topic_aliases: false,
+        drop_new: false,
+        max_session_expiry: u32::MAX,
+    }
+}
+
+fn publish(client: u8, topic: &'static str, qos: u8) -> Op {
+    Publish {
+        client,
+        topic,
+        qos,
+        retain: false,
+        expiry: None,
+        empty: false,
+    }
+}
+
+fn subscribe(client: u8, filter: &'static str, qos: u8) -> Op {
+    Subscribe {
+        client,
+        filter,
+        qos,
+        no_local: false,
+        rap: false,
+        rh: 0,
+        sub_id: None,
+    }
+}
+
+fn connect(client: u8) -> Op {
+    Connect {
+        client,
+        clean_start: false,
+        expiry: 0,
+        will: None,
+    }
+}
+
+/// Broker bug (seed 1905): the clock jumps past a detached session's expiry
+/// and the client's CONNECT reaches the broker before its session timer
+/// fires; the broker resumed the expired session (Session Present 1). A
+/// session is gone at its expiry [MQTT-3.1.2-23]: `Broker::on_connect` now
+/// settles what is due for the session first.
+#[test]
+fn a_session_past_its_expiry_is_not_resumed_when_connect_beats_its_timer() {
+    for seed in 0..20 {
+        check(&Scenario {
+            seed,
+            broker: broker(4),
+            clients: vec![client(false, 0, Lan, 0, 0), client(true, 1, Instant, 5, 2)],
+            watcher: true,
+            ops: vec![
+                Wait { ms: 6000 },
+                Disconnect {
+                    client: 1,
+                    with_will: false,
+                },
+                Wait { ms: 1 },
+                connect(1),
+                Jump { secs: 3 },
+            ],
+        });
+    }
+}
+
+/// Oracle bug (seed 5): two client processes race for one client
+/// identifier; a QoS 2 message in flight to the first reaches the second
+/// too when it takes the session over. Each process has its own memory, so
+/// each may get it once: exactly once is per process.
+#[test]
+fn a_qos2_message_in_flight_at_a_takeover_reaches_each_racing_process_once() {
+    check(&Scenario {
+        seed: 0,
+        broker: broker(4),
+        clients: vec![
+            client(false, 0, Instant, 0, 0),
+            client(false, 1, Instant, 0, 0),
+            client(false, 5, Instant, 0, 0),
+            client(false, 0, Instant, 0, 0),
+            client(true, 5, Wan, 0, 2),
+        ],
+        watcher: false,
+        ops: vec![
+            subscribe(4, "a/a/a", 2),
+            Wait { ms: 10 },
+            connect(2),
+            Stall { client: 2, ms: 50 },
+            publish(4, "a/a/a", 2),
+        ],
+    });
+}
+
+/// Oracle bug (seed 1566): `$share/g/#` and `$share/g/a/#` are two shared
+/// subscriptions; a message matching both goes once to each, possibly to
+/// one client twice. Receipts are matched to groups, not counted per group.
+#[test]
+fn a_message_matching_two_shared_groups_reaches_each_group_once() {
+    check(&Scenario {
+        seed: 1690018147175631241,
+        broker: broker(16),
+        clients: vec![client(true, 3, Instant, 0, 0), client(false, 0, Instant, 0, 0)],
+        watcher: false,
+        ops: vec![
+            subscribe(0, "a", 0),
+            subscribe(2, "$share/g/#", 1),
+            publish(0, "a", 1),
+            subscribe(0, "a", 1),
+            Unsubscribe {
+                client: 0,
+                filter: "a",
+            },
+            publish(0, "a", 1),
+            subscribe(1, "$share/g/a/#", 1),
+            publish(0, "b/a", 1),
+            subscribe(1, "$share/g/#", 1),
+        ],
+    });
+}
+
+/// Oracle bug (seeds 1621, 5001277): a process resumes a session another
+/// process left with QoS 2 messages unreleased; its own count of messages
+/// in flight is lower than the broker's, so the broker rightly closes it
+/// with 0x93 Receive Maximum exceeded, and the packet that broke the limit
+/// (a retained publish here) was never acted on.
+#[test]
+fn a_session_resumed_with_another_process_state_may_exceed_receive_maximum() {
+    for (seed, ops) in [(1621, 200), (5001277, 800)] {
+        if let Err(f) = run_seed(seed, ops) {
+            panic!("seed {seed}: {f}");
+        }
+    }
+}
+
+/// Oracle bugs (seeds 5003524, 5003129): a client that starts clean (and
+/// whose CONNECT never arrives) forgets what it received, like a crashed
+/// one; and a client resuming a session with another session state may
+/// take a new QoS 2 message for one it already has.
+#[test]
+fn a_client_that_lost_its_session_state_is_excused_what_it_forgot() {
+    for seed in [5003524, 5003129] {
+        if let Err(f) = run_seed(seed, 800) {
+            panic!("seed {seed}: {f}");
+        }
+    }
+}
