@@ -35,7 +35,7 @@ pub mod build;
 pub mod net;
 mod observe;
 pub mod oracle;
-mod pair;
+pub mod pair;
 mod rng;
 pub mod run;
 mod sim;
@@ -43,7 +43,7 @@ pub mod workload;
 
 pub use net::LinkConfig;
 pub use observe::{Observer, Quiet};
-pub use pair::{Pair, Side};
+pub use pair::{Encoding, Pair, ServerPolicy, Side};
 pub use rng::Rng;
 pub use sim::{
     AdapterPath, Durability, Peer, PeerId, Received, Restart, Scheduling, Sim, SimStats, Volatile,

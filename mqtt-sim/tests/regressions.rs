@@ -126,7 +126,10 @@ fn a_message_matching_two_shared_groups_reaches_each_group_once() {
     check(&Scenario {
         seed: 1690018147175631241,
         broker: broker(16),
-        clients: vec![client(true, 3, Instant, 0, 0), client(false, 0, Instant, 0, 0)],
+        clients: vec![
+            client(true, 3, Instant, 0, 0),
+            client(false, 0, Instant, 0, 0),
+        ],
         watcher: false,
         ops: vec![
             subscribe(0, "a", 0),
