@@ -21,6 +21,9 @@
 //! - [`run`] runs a seed end to end, replays one (`MQTT_SIM_SEED`), and
 //!   shrinks a failing scenario to a small one to keep as a regression test.
 //!
+//! With the `arbitrary` feature, [`fuzz`] decodes a scenario from a fuzz
+//! target's bytes and runs it under the oracle.
+//!
 //! The `sim` binary runs seeds for as long as it is given and reports what
 //! the oracle checked and how fast.
 //!
@@ -32,6 +35,8 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+#[cfg(feature = "arbitrary")]
+pub mod fuzz;
 pub mod net;
 mod observe;
 pub mod oracle;
