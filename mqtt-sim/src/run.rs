@@ -562,6 +562,17 @@ pub fn seed_from_env() -> Option<u64> {
     std::env::var("MQTT_SIM_SEED").ok()?.trim().parse().ok()
 }
 
+/// The operation count `MQTT_SIM_OPS` names, if it is set (a seed's
+/// scenario depends on it: the `sim` binary's failures name theirs).
+pub fn ops_from_env() -> Option<usize> {
+    std::env::var("MQTT_SIM_OPS").ok()?.trim().parse().ok()
+}
+
+/// The command that replays the scenario of `seed` with `ops` operations.
+pub fn replay_command(seed: u64, ops: usize) -> String {
+    format!("MQTT_SIM_SEED={seed} MQTT_SIM_OPS={ops} cargo test -p mqtt-sim --test random")
+}
+
 /// Shrinks the failing scenario of `seed` for at most `budget`: proptest's
 /// value tree first (fewer operations and clients, simpler values), then
 /// each remaining operation dropped in turn while the run still fails.
@@ -603,12 +614,14 @@ pub fn shrink(seed: u64, ops: usize, budget: Duration) -> Scenario {
 
 /// Runs seeds `seeds`; on the first failure, shrinks it and panics with
 /// the seed, the command that replays it and the shrunk scenario as Rust.
-/// `MQTT_SIM_SEED` replaces the range by that one seed.
+/// `MQTT_SIM_SEED` replaces the range by that one seed, `MQTT_SIM_OPS` the
+/// operation count.
 pub fn check_seeds(seeds: core::ops::Range<u64>, ops: usize) -> Outcome {
     let seeds = match seed_from_env() {
         Some(seed) => seed..seed + 1,
         None => seeds,
     };
+    let ops = ops_from_env().unwrap_or(ops);
     let mut total = Outcome::default();
     for seed in seeds {
         match run_seed(seed, ops) {
@@ -616,7 +629,8 @@ pub fn check_seeds(seeds: core::ops::Range<u64>, ops: usize) -> Outcome {
             Err(f) => {
                 let small = shrink(seed, ops, Duration::from_secs(60));
                 panic!(
-                    "seed {seed} failed: {f}\nreplay: MQTT_SIM_SEED={seed} cargo test -p mqtt-sim\nshrunk scenario (keep it as a regression test with mqtt_sim::run::check):\n{}",
+                    "seed {seed} failed: {f}\nreplay: {}\nshrunk scenario (keep it as a regression test with mqtt_sim::run::check):\n{}",
+                    replay_command(seed, ops),
                     small.to_rust()
                 );
             }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use mqtt_sim::oracle::Check;
-use mqtt_sim::run::{run_seed, shrink, Outcome};
+use mqtt_sim::run::{replay_command, run_seed, shrink, Outcome};
 
 /// When to stop.
 enum Until {
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             Ok(o) => total.add(&o),
             Err(f) => {
                 println!("seed {seed} FAILED: {f}");
-                println!("  replay: MQTT_SIM_SEED={seed} cargo test -p mqtt-sim");
+                println!("  replay: {}", replay_command(seed, args.ops));
                 if args.shrink {
                     let small = shrink(seed, args.ops, Duration::from_secs(120));
                     println!("  shrunk:\n{}", small.to_rust());

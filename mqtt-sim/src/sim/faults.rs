@@ -159,7 +159,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         node.blocked.clear();
         node.events.clear();
         self.stats.broker_crashes += 1;
-        let peers: Vec<PeerId> = node.peers.drain().map(|(_, i)| i).collect();
+        let peers: Vec<PeerId> = core::mem::take(&mut node.peers).into_values().collect();
         for i in peers {
             let p = &mut self.peers[i];
             let delay = p.link.eof_delay_ms;

@@ -14,7 +14,7 @@ mod commands;
 mod drive;
 mod faults;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::BytesMut;
 use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, BrokerEvent, ConnId, Policy};
@@ -190,7 +190,7 @@ pub(crate) struct BrokerNode<P: Policy> {
     pub(crate) config: BrokerConfig,
     pub(crate) path: AdapterPath,
     /// Which peer each connection belongs to.
-    pub(crate) peers: HashMap<ConnId, PeerId>,
+    pub(crate) peers: BTreeMap<ConnId, PeerId>,
     /// Connections with output that wait for room in their link.
     pub(crate) blocked: Vec<ConnId>,
     pub(crate) restart: Option<Box<dyn Restart<P>>>,
@@ -298,7 +298,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             core: Some(core),
             config,
             path: AdapterPath::Bytes,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             blocked: Vec::new(),
             restart: None,
             restart_at: None,
