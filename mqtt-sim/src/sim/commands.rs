@@ -1,6 +1,7 @@
 //! The unit test's way of driving a simulation: each command settles it
-//! (runs until idle) and returns what came of it, read from the recorded
-//! events and transcripts.
+//! (runs until idle; a command that waits for an answer also lets time pass
+//! while the answer is on its way over a delayed link) and returns what
+//! came of it, read from the recorded events and transcripts.
 
 use mqtt_router::broker::Policy;
 use mqtt_session::mqtt_codec::{Packet, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
@@ -28,6 +29,21 @@ pub struct Received {
 }
 
 impl<P: Policy, O: Observer<P>> Sim<P, O> {
+    /// Settles, letting time pass while something is on its way (delayed
+    /// links), until client `i` reports an event `wanted` picks; returns its
+    /// place in the peer's events, `None` if nothing is left to happen.
+    fn settle_until(&mut self, i: PeerId, wanted: impl Fn(&ClientEvent) -> bool) -> Option<usize> {
+        for _ in 0..100_000 {
+            self.run_until_idle();
+            if let Some(at) = self.peers[i].events.iter().position(&wanted) {
+                return Some(at);
+            }
+            let next = self.next_due()?;
+            self.run_until(next);
+        }
+        None
+    }
+
     /// Opens a transport to the first broker for a client with `config` and
     /// settles: the CONNECT exchange happens (see [`Sim::connack`]).
     pub fn connect(&mut self, config: ClientConfig) -> PeerId {
@@ -102,12 +118,13 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             .client(i)
             .subscribe(now, list, id.map(sub_id))
             .expect("client may subscribe");
-        self.run_until_idle();
-        let evs = &mut self.peers[i].events;
-        let at = evs
-            .iter()
-            .position(|e| matches!(e, ClientEvent::Subscribed { id, .. } if *id == pid))
+        let at = self
+            .settle_until(
+                i,
+                |e| matches!(e, ClientEvent::Subscribed { id, .. } if *id == pid),
+            )
             .expect("SUBACK arrived");
+        let evs = &mut self.peers[i].events;
         match evs.remove(at) {
             ClientEvent::Subscribed { results, .. } => results,
             other => unreachable!("found by position: {other:?}"),
@@ -126,12 +143,13 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             .client(i)
             .unsubscribe(now, vec![filter(f)])
             .expect("client may unsubscribe");
-        self.run_until_idle();
-        let evs = &mut self.peers[i].events;
-        let at = evs
-            .iter()
-            .position(|e| matches!(e, ClientEvent::Unsubscribed { id, .. } if *id == pid))
+        let at = self
+            .settle_until(
+                i,
+                |e| matches!(e, ClientEvent::Unsubscribed { id, .. } if *id == pid),
+            )
             .expect("UNSUBACK arrived");
+        let evs = &mut self.peers[i].events;
         match evs.remove(at) {
             ClientEvent::Unsubscribed { results, .. } => results,
             other => unreachable!("found by position: {other:?}"),
@@ -143,13 +161,17 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
     pub fn publish(&mut self, i: PeerId, m: Message) -> Option<ReasonCode> {
         let now = self.now;
         let pid = self.client(i).publish(now, m).expect("client may publish");
-        self.run_until_idle();
-        let pid = pid?;
-        let evs = &mut self.peers[i].events;
-        let at = evs
-            .iter()
-            .position(|e| matches!(e, ClientEvent::Published { id, .. } if *id == pid))
+        let Some(pid) = pid else {
+            self.run_until_idle();
+            return None;
+        };
+        let at = self
+            .settle_until(
+                i,
+                |e| matches!(e, ClientEvent::Published { id, .. } if *id == pid),
+            )
             .expect("the publish flow completed");
+        let evs = &mut self.peers[i].events;
         match evs.remove(at) {
             ClientEvent::Published { reason, .. } => Some(reason),
             other => unreachable!("found by position: {other:?}"),

@@ -91,7 +91,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
     }
 
     /// The earliest instant anything is due, if anything ever is.
-    fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         let brokers = self.brokers.iter().flat_map(|n| {
             let timer = n.core.as_ref().and_then(|c| c.poll_timeout());
             [timer, n.restart_at]
