@@ -113,17 +113,21 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
 
     /// Takes one step due at the current instant; false if nothing is due.
     pub fn step(&mut self) -> bool {
-        let mut ready = Vec::new();
+        // One buffer for every step: the scheduler runs millions of them.
+        let mut ready = core::mem::take(&mut self.ready_buf);
+        ready.clear();
         self.ready(&mut ready);
-        if ready.is_empty() {
+        let action = match (ready.len(), self.scheduling) {
+            (0, _) => None,
+            (_, Scheduling::InOrder) => Some(ready[0]),
+            (n, Scheduling::Random) => Some(ready[self.rng.below(n as u64) as usize]),
+        };
+        self.ready_buf = ready;
+        let Some(action) = action else {
             return false;
-        }
-        let pick = match self.scheduling {
-            Scheduling::InOrder => 0,
-            Scheduling::Random => self.rng.below(ready.len() as u64) as usize,
         };
         self.stats.steps += 1;
-        self.perform(ready[pick]);
+        self.perform(action);
         true
     }
 
@@ -131,8 +135,8 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
     /// makes due, until nothing is left; the clock does not move. Output a
     /// test produced by calling a client or a broker directly is taken first.
     pub fn run_until_idle(&mut self) {
-        for i in self.active.clone() {
-            self.flush_client(i);
+        for k in 0..self.active.len() {
+            self.flush_client(self.active[k]);
         }
         for b in 0..self.brokers.len() {
             self.drain_broker(b);

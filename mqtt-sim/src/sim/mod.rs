@@ -237,6 +237,8 @@ pub struct Sim<P: Policy = AllowAll, O: Observer<P> = Quiet> {
     /// Peers with something left to do.
     pub(crate) active: Vec<PeerId>,
     pub(crate) stats: SimStats,
+    /// What is due now, reused from step to step.
+    pub(crate) ready_buf: Vec<drive::Action>,
     next_port: u32,
 }
 
@@ -285,6 +287,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             default_link: LinkConfig::instant(),
             active: Vec::new(),
             stats: SimStats::default(),
+            ready_buf: Vec::new(),
             next_port: 40000,
         };
         sim.add_broker(config, policy);
