@@ -25,8 +25,16 @@ pub trait Observer<P: Policy> {
     }
 
     /// Broker `broker` handled `packet` from `peer` (see above).
-    fn to_broker(&mut self, now: Instant, broker: usize, peer: PeerId, packet: &Packet) {
-        let _ = (now, broker, peer, packet);
+    /// `core` is the broker as it is right after handling it.
+    fn to_broker(
+        &mut self,
+        now: Instant,
+        broker: usize,
+        peer: PeerId,
+        packet: &Packet,
+        core: &Broker<P>,
+    ) {
+        let _ = (now, broker, peer, packet, core);
     }
 
     /// Broker `broker` is about to act on its deadlines at `now`.

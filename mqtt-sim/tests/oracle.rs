@@ -29,7 +29,8 @@ fn oracle(n: usize) -> Oracle {
 }
 
 fn handled(o: &mut Oracle, peer: PeerId, packet: Packet) {
-    Observer::<AllowAll>::to_broker(o, T0, 0, peer, &packet);
+    let core = Broker::new(broker_config(), AllowAll);
+    o.to_broker(T0, 0, peer, &packet, &core);
 }
 
 fn pid(n: u16) -> PacketId {

@@ -171,3 +171,26 @@ fn a_client_that_lost_its_session_state_is_excused_what_it_forgot() {
     check(&include!("regressions/seed_5003524.rs"));
     check(&include!("regressions/seed_5003129.rs"));
 }
+
+/// Broker bug (seed 20012878): after a clock jump, `handle_timeout` fired a
+/// connection's stale timer entry, whose keep alive deadline had moved
+/// later, before an earlier session deadline: a 3.1.1 client's will and a
+/// 5.0 session's will on one retained topic went out in the wrong order, so
+/// the retained message was not the last one due. Late deadlines are now
+/// acted on in deadline order (`Broker::handle_timeout` queues a moved
+/// deadline again at its instant).
+#[test]
+fn late_deadlines_are_acted_on_in_deadline_order_after_a_clock_jump() {
+    check(&include!(
+        "regressions/keep_alive_before_session_deadline.rs"
+    ));
+}
+
+/// Oracle bug (seed 20040013): a QoS 2 publish refused with 0x97 Quota
+/// exceeded (`DropNew`, the only subscriber's queue full) frees its packet
+/// identifier [MQTT-4.3.3-9]; the publisher, gone before it heard the
+/// refusal, sends it again and the broker rightly routes it as new.
+#[test]
+fn a_qos2_publish_refused_for_quota_and_sent_again_is_routed_anew() {
+    check(&include!("regressions/quota_refused_qos2_resent.rs"));
+}

@@ -62,6 +62,8 @@ pub struct Oracle {
     /// Drops the broker reported before its last crash, and since.
     dropped_before: u64,
     dropped: u64,
+    /// Publishes the broker counted as received, as of the last look.
+    received: u64,
     /// 5.0 publishes answered 0x97 Quota exceeded.
     quota_exceeded: u64,
     /// The connection that checks the retained store at the end, and the
@@ -100,6 +102,7 @@ impl Oracle {
             subacks: HashMap::new(),
             dropped_before: 0,
             dropped: 0,
+            received: 0,
             quota_exceeded: 0,
             probe: None,
             holders: HashMap::new(),
@@ -203,7 +206,13 @@ impl Oracle {
         self.foreign.contains(&peer) && close.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED
     }
 
-    fn on_publish(&mut self, now: Instant, peer: PeerId, p: &mqtt_session::mqtt_codec::Publish) {
+    fn on_publish(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        p: &mqtt_session::mqtt_codec::Publish,
+        fresh: bool,
+    ) {
         let Some(topic) = self.model.topic_of(peer, p) else {
             return;
         };
@@ -226,6 +235,9 @@ impl Oracle {
             self.next_anonymous += 1;
             self.next_anonymous
         });
+        if let (true, mqtt_session::mqtt_codec::QosPid::ExactlyOnce(id)) = (fresh, p.qos) {
+            self.model.pubrel(peer, id.get());
+        }
         let reached = self.model.publish(now, peer, p, key, &msg, &mut self.d);
         if let (Some(reached), Some(id), true) = (reached, p.qos.packet_id(), v5) {
             let reason = if reached > 0 {
@@ -264,6 +276,12 @@ impl Oracle {
             let ok = close.reason == ReasonCode::SESSION_TAKEN_OVER;
             return self.checks.check(Check::BrokerClose, ok, || {
                 format!("a connection taken over was closed with {close:?}")
+            });
+        }
+        if c.keep_alive_ended {
+            let ok = close.reason == ReasonCode::KEEP_ALIVE_TIMEOUT;
+            return self.checks.check(Check::BrokerClose, ok, || {
+                format!("a keep alive ran out, but the broker closed the connection with {close:?}")
             });
         }
         if c.ended {
@@ -449,7 +467,14 @@ impl<P: Policy> Observer<P> for Oracle {
         true
     }
 
-    fn to_broker(&mut self, now: Instant, _: usize, peer: PeerId, packet: &Packet) {
+    fn to_broker(
+        &mut self,
+        now: Instant,
+        _: usize,
+        peer: PeerId,
+        packet: &Packet,
+        core: &Broker<P>,
+    ) {
         self.checks.now = now;
         if self.trace {
             eprintln!(
@@ -461,7 +486,14 @@ impl<P: Policy> Observer<P> for Oracle {
         self.model.heard(now, peer);
         match packet {
             Packet::Connect(c) => self.on_connect(now, peer, c),
-            Packet::Publish(p) => self.on_publish(now, peer, p),
+            Packet::Publish(p) => {
+                // Did the broker take it as a new message? A QoS 2 resend
+                // is new to it when it refused the first send (0x97, the
+                // identifier freed [MQTT-4.3.3-9]) before the publisher
+                // heard the refusal.
+                let fresh = core.stats().messages_received > self.received;
+                self.on_publish(now, peer, p, fresh);
+            }
             Packet::PubRel(a) => self.model.pubrel(peer, a.id.get()),
             Packet::Subscribe(s) => self.on_subscribe(now, peer, s),
             Packet::Unsubscribe(u) => {
@@ -507,6 +539,7 @@ impl<P: Policy> Observer<P> for Oracle {
 
     fn after_broker(&mut self, _: Instant, _: usize, core: &Broker<P>) {
         self.dropped = core.stats().messages_dropped;
+        self.received = core.stats().messages_received;
     }
 
     fn at_rest(&mut self, now: Instant, _: usize, core: &Broker<P>) {
@@ -532,6 +565,7 @@ impl<P: Policy> Observer<P> for Oracle {
         }
         self.dropped_before += self.dropped;
         self.dropped = 0;
+        self.received = 0;
         self.model.crash(&mut self.d);
         self.acks.clear();
         self.subacks.clear();

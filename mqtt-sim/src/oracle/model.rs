@@ -84,6 +84,15 @@ impl MSession {
     }
 }
 
+/// A deadline of the broker's, in its timer heap's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// A connection's keep alive ran out.
+    KeepAlive(PeerId),
+    /// A detached session's will delay or expiry.
+    Session(ClientIx),
+}
+
 /// A connection as the model sees it (from its CONNECT on).
 #[derive(Debug)]
 pub(crate) struct MConn {
@@ -102,7 +111,18 @@ pub(crate) struct MConn {
     pub(crate) ended: bool,
     /// Ended by a takeover the model predicted.
     pub(crate) taken_over: bool,
+    /// Ended by a keep alive timeout the model predicted.
+    pub(crate) keep_alive_ended: bool,
     aliases: HashMap<u16, TopicName>,
+}
+
+impl MConn {
+    /// When the broker ends this connection if it hears nothing more: one
+    /// and a half keep alive periods after the last packet [MQTT-3.1.2-24].
+    pub(crate) fn keep_alive_due(&self) -> Option<Instant> {
+        let ms = u64::from(self.keep_alive) * 1500;
+        (ms > 0).then(|| Instant::from_millis(self.last_rx.as_millis() + ms))
+    }
 }
 
 /// The reference broker.
@@ -222,6 +242,7 @@ impl Model {
                 present,
                 ended: false,
                 taken_over: false,
+                keep_alive_ended: false,
                 aliases: HashMap::new(),
             },
         );
@@ -254,18 +275,31 @@ impl Model {
     /// The broker acts on its deadlines: wills past their delay, sessions
     /// past their expiry, earliest first.
     pub(crate) fn timeout(&mut self, now: Instant, d: &mut Deliveries) {
-        let mut due: Vec<(Instant, ClientIx)> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.conn.is_none())
-            .filter_map(|(c, s)| {
-                let at = [s.will_at(), s.expires_at].into_iter().flatten().min()?;
-                (at <= now).then_some((at, *c))
-            })
-            .collect();
+        // The broker acts on its deadlines in their order, connections'
+        // before sessions' at one instant (its timer heap): a keep alive that
+        // ran out ends its connection (and may publish a will) before a
+        // later session deadline, however late `now` is (a clock jump).
+        let sessions = self.sessions.iter().filter(|(_, s)| s.conn.is_none());
+        let sessions = sessions.filter_map(|(c, s)| {
+            let at = [s.will_at(), s.expires_at].into_iter().flatten().min()?;
+            (at <= now).then_some((at, Due::Session(*c)))
+        });
+        let conns = self.conns.iter().filter_map(|(&peer, c)| {
+            let at = c.keep_alive_due().filter(|at| *at <= now && !c.ended)?;
+            Some((at, Due::KeepAlive(peer)))
+        });
+        let mut due: Vec<(Instant, Due)> = conns.chain(sessions).collect();
         due.sort_unstable();
-        for (_, client) in due {
-            self.due_for(now, client, d);
+        for (_, what) in due {
+            match what {
+                Due::KeepAlive(peer) => {
+                    if let Some(c) = self.conns.get_mut(&peer) {
+                        c.keep_alive_ended = true;
+                    }
+                    self.end_conn(now, peer, d);
+                }
+                Due::Session(client) => self.due_for(now, client, d),
+            }
         }
     }
 

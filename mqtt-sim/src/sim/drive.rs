@@ -320,8 +320,8 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         for (end, packet) in ends {
             self.handle_read(i, &bytes[fed..end]);
             fed = end;
-            if !self.refused(i) {
-                self.observer.to_broker(now, b, i, &packet);
+            if let (false, Some(core)) = (self.refused(i), self.brokers[b].core.as_ref()) {
+                self.observer.to_broker(now, b, i, &packet, core);
             }
             self.drain_broker(b);
             if !self.reads(i) {
@@ -357,8 +357,8 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
                 return;
             };
             core.handle_packets(id, now, vec![(packet.clone(), n)], None);
-            if !self.refused(i) {
-                self.observer.to_broker(now, b, i, &packet);
+            if let (false, Some(core)) = (self.refused(i), self.brokers[b].core.as_ref()) {
+                self.observer.to_broker(now, b, i, &packet, core);
             }
             self.drain_broker(b);
             if !self.reads(i) {
