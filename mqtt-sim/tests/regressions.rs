@@ -151,15 +151,17 @@ fn a_message_matching_two_shared_groups_reaches_each_group_once() {
     });
 }
 
-/// Oracle bug (seeds 1621, 5001277): a process resumes a session another
+/// Oracle bug (seeds 1621, 5001277, 30001553): a process resumes a session another
 /// process left with QoS 2 messages unreleased; its own count of messages
 /// in flight is lower than the broker's, so the broker rightly closes it
 /// with 0x93 Receive Maximum exceeded, and the packet that broke the limit
-/// (a retained publish here) was never acted on.
+/// (a retained publish here) was never acted on. The states stay apart
+/// even when the same process resumes the session again.
 #[test]
 fn a_session_resumed_with_another_process_state_may_exceed_receive_maximum() {
     check(&include!("regressions/seed_1621.rs"));
     check(&include!("regressions/seed_5001277.rs"));
+    check(&include!("regressions/mismatch_persists.rs"));
 }
 
 /// Oracle bugs (seeds 5003524, 5003129): a client that starts clean (and

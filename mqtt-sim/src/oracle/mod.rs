@@ -74,6 +74,8 @@ pub struct Oracle {
     holders: HashMap<ClientIx, u32>,
     /// Connections that resumed a session another client process left.
     foreign: HashSet<PeerId>,
+    /// Sessions (client, generation) resumed with another session state.
+    mismatched: HashSet<(ClientIx, u64)>,
     /// Keys of empty messages without Correlation Data (3.1.1 publishers).
     next_anonymous: Key,
     /// Print every packet the broker handles and every client event.
@@ -107,6 +109,7 @@ impl Oracle {
             probe: None,
             holders: HashMap::new(),
             foreign: HashSet::new(),
+            mismatched: HashSet::new(),
             next_anonymous: u64::MAX / 2,
             trace: false,
         }
@@ -189,10 +192,15 @@ impl Oracle {
             return;
         };
         let last = self.holders.insert(b.client, b.process);
-        if present && last != Some(b.process) {
+        let Some(gen) = self.model.sessions.get(&b.client).map(|s| s.gen) else {
+            return;
+        };
+        // Once two session states differ they stay apart, whoever resumes.
+        let mismatched = last != Some(b.process) || self.mismatched.contains(&(b.client, gen));
+        if present && mismatched {
             self.foreign.insert(peer);
-            if let Some(s) = self.model.sessions.get(&b.client) {
-                self.d.mismatched(b.client, s.gen);
+            if self.mismatched.insert((b.client, gen)) {
+                self.d.mismatched(b.client, gen);
             }
         }
     }
