@@ -254,6 +254,9 @@ impl World {
         node.connected_at = self.connects;
         let (id, process) = (node.client_id.clone(), node.process);
         self.sim.observer_mut().bind(peer, &id, process);
+        if let Some(conn) = self.sim.peers[peer].id {
+            self.sim.observer_mut().conn_id(peer, conn);
+        }
     }
 
     fn will(&mut self, w: &WillSpec, v5: bool) -> Will {
@@ -437,6 +440,9 @@ impl World {
             .sim
             .open_client(0, crate::build::cfg(ProtocolVersion::V5, "probe"), None);
         self.sim.observer_mut().bind(probe, "probe", 0);
+        if let Some(conn) = self.sim.peers[probe].id {
+            self.sim.observer_mut().conn_id(probe, conn);
+        }
         self.sim.observer_mut().probe(probe);
         self.sim.advance(Duration::from_millis(10));
         let o = crate::build::opts(
@@ -465,6 +471,9 @@ impl World {
         let p = self.sim.open_client(0, config, session);
         self.watcher = Some(p);
         self.sim.observer_mut().bind(p, "watcher", 0);
+        if let Some(conn) = self.sim.peers[p].id {
+            self.sim.observer_mut().conn_id(p, conn);
+        }
         self.sim.run_until_idle();
         if subscribe {
             let now = self.sim.now;

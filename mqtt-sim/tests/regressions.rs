@@ -196,3 +196,11 @@ fn late_deadlines_are_acted_on_in_deadline_order_after_a_clock_jump() {
 fn a_qos2_publish_refused_for_quota_and_sent_again_is_routed_anew() {
     check(&include!("regressions/quota_refused_qos2_resent.rs"));
 }
+
+/// Oracle bug (seeds 40019182, 40022910, 40040376): keep alives that ran out
+/// at one instant are acted on in the order of the broker's connection
+/// identifiers (its timer heap), which the model now follows.
+#[test]
+fn keep_alives_that_run_out_together_end_in_the_brokers_order() {
+    check(&include!("regressions/keep_alive_ties.rs"));
+}

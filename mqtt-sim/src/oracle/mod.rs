@@ -17,7 +17,7 @@ mod trace;
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use mqtt_router::broker::{Broker, BrokerConfig, Policy};
+use mqtt_router::broker::{Broker, BrokerConfig, ConnId, Policy};
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{Packet, QoS, ReasonCode};
 use mqtt_session::{Client, ClientEvent, Close, Connection, Initiator, Message};
@@ -74,6 +74,8 @@ pub struct Oracle {
     holders: HashMap<ClientIx, u32>,
     /// Connections that resumed a session another client process left.
     foreign: HashSet<PeerId>,
+    /// The broker's identifiers of the connections.
+    conn_ids: HashMap<PeerId, ConnId>,
     /// Sessions (client, generation) resumed with another session state.
     mismatched: HashSet<(ClientIx, u64)>,
     /// Keys of empty messages without Correlation Data (3.1.1 publishers).
@@ -110,6 +112,7 @@ impl Oracle {
             holders: HashMap::new(),
             foreign: HashSet::new(),
             mismatched: HashSet::new(),
+            conn_ids: HashMap::new(),
             next_anonymous: u64::MAX / 2,
             trace: false,
         }
@@ -128,6 +131,12 @@ impl Oracle {
     pub fn bind(&mut self, peer: PeerId, client_id: &str, process: u32) {
         let client = self.model.intern(client_id);
         self.peers.insert(peer, Bound { client, process });
+    }
+
+    /// The broker knows connection `peer` as `id` (it orders connections'
+    /// deadlines at one instant by it).
+    pub fn conn_id(&mut self, peer: PeerId, id: ConnId) {
+        self.conn_ids.insert(peer, id);
     }
 
     /// Connection `peer` is the probe: its first SUBSCRIBE (`#`, Retain
@@ -188,6 +197,9 @@ impl Oracle {
     fn on_connect(&mut self, now: Instant, peer: PeerId, c: &mqtt_session::mqtt_codec::Connect) {
         let will_key = c.will.as_ref().and_then(|w| key_of(&w.payload, None));
         let present = self.model.connect(now, peer, c, will_key, &mut self.d);
+        if let Some(conn) = self.model.conns.get_mut(&peer) {
+            conn.conn_id = self.conn_ids.get(&peer).copied();
+        }
         let Some(&b) = self.peers.get(&peer) else {
             return;
         };

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use mqtt_router::broker::ConnId;
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{
     Connect, Publish, QoS, ReasonCode, RetainHandling, Subscribe, TopicFilter, TopicName,
@@ -87,8 +88,9 @@ impl MSession {
 /// A deadline of the broker's, in its timer heap's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
-    /// A connection's keep alive ran out.
-    KeepAlive(PeerId),
+    /// A connection's keep alive ran out (ordered as the broker orders its
+    /// connections' timers at one instant: by its connection identifier).
+    KeepAlive(Option<ConnId>, PeerId),
     /// A detached session's will delay or expiry.
     Session(ClientIx),
 }
@@ -113,6 +115,8 @@ pub(crate) struct MConn {
     pub(crate) taken_over: bool,
     /// Ended by a keep alive timeout the model predicted.
     pub(crate) keep_alive_ended: bool,
+    /// The broker's identifier of the connection.
+    pub(crate) conn_id: Option<ConnId>,
     aliases: HashMap<u16, TopicName>,
 }
 
@@ -243,6 +247,7 @@ impl Model {
                 ended: false,
                 taken_over: false,
                 keep_alive_ended: false,
+                conn_id: None,
                 aliases: HashMap::new(),
             },
         );
@@ -286,13 +291,13 @@ impl Model {
         });
         let conns = self.conns.iter().filter_map(|(&peer, c)| {
             let at = c.keep_alive_due().filter(|at| *at <= now && !c.ended)?;
-            Some((at, Due::KeepAlive(peer)))
+            Some((at, Due::KeepAlive(c.conn_id, peer)))
         });
         let mut due: Vec<(Instant, Due)> = conns.chain(sessions).collect();
         due.sort_unstable();
         for (_, what) in due {
             match what {
-                Due::KeepAlive(peer) => {
+                Due::KeepAlive(_, peer) => {
                     if let Some(c) = self.conns.get_mut(&peer) {
                         c.keep_alive_ended = true;
                     }
