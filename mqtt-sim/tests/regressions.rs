@@ -121,9 +121,11 @@ fn a_qos2_message_in_flight_at_a_takeover_reaches_each_racing_process_once() {
     });
 }
 
-/// Oracle bug (seed 1566): `$share/g/#` and `$share/g/a/#` are two shared
-/// subscriptions; a message matching both goes once to each, possibly to
-/// one client twice. Receipts are matched to groups, not counted per group.
+/// Oracle bug (seeds 1566, 40030065): `$share/g/#` and `$share/g/a/#` are
+/// two shared subscriptions; a message matching both goes once to each,
+/// possibly to one client twice, and a QoS 1 copy may come twice from one
+/// group (resent). Receipts are matched to the groups whose QoS, RETAIN and
+/// identifiers they fit, not counted per group.
 #[test]
 fn a_message_matching_two_shared_groups_reaches_each_group_once() {
     check(&Scenario {
@@ -149,6 +151,7 @@ fn a_message_matching_two_shared_groups_reaches_each_group_once() {
             subscribe(1, "$share/g/#", 1),
         ],
     });
+    check(&include!("regressions/shared_resend.rs"));
 }
 
 /// Oracle bug (seeds 1621, 5001277, 30001553): a process resumes a session another

@@ -30,12 +30,15 @@ pub(crate) struct Expected {
     pub(crate) on_subscribe: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Receipt {
     qos: QoS,
     process: u32,
     /// The index of the delivery it matched.
     matched: usize,
+    /// The shared group routings it could have come from (its QoS, RETAIN
+    /// and identifiers fit theirs).
+    groups: Vec<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -222,10 +225,13 @@ impl Deliveries {
             return;
         };
         let first = rec.receipts.is_empty();
+        let groups = rec.expected.iter().filter(|e| fits(e));
+        let groups = groups.filter_map(|e| e.group).collect();
         rec.receipts.push(Receipt {
             qos: m.qos,
             process,
             matched,
+            groups,
         });
         if m.qos == QoS::ExactlyOnce {
             let got = rec
@@ -349,30 +355,30 @@ impl Deliveries {
                 .collect();
             clients.sort_unstable();
             clients.dedup();
-            // One unit per receipt that no ordinary subscription explains.
-            let mut units = Vec::new();
+            // One unit per receipt that no ordinary subscription explains,
+            // each with the groups it could have come from. A member may get
+            // its copy more than once (QoS 1 resent after a reconnection):
+            // only more copies than the groups they fit can show a group
+            // that got the message twice.
+            let mut units: Vec<Vec<usize>> = Vec::new();
             for c in clients {
                 let Some(rec) = self.records.get(&(key, c)) else {
                     continue;
                 };
-                // A member may get its copy more than once (QoS 1 resent
-                // after a reconnection): only more copies than the groups
-                // it is in can show a group that got the message twice.
-                let n = rec.receipts.iter();
-                let n = n
+                let grouped = rec.receipts.iter();
+                let grouped: Vec<&Receipt> = grouped
                     .filter(|r| rec.expected[r.matched].group.is_some())
-                    .count();
-                let member_of = groups
-                    .iter()
-                    .filter(|&&g| self.groups[g].members.iter().any(|m| m.0 == c));
-                units.extend(core::iter::repeat_n(c, n.min(member_of.count())));
+                    .collect();
+                let mut fit: Vec<usize> = grouped.iter().flat_map(|r| r.groups.clone()).collect();
+                fit.sort_unstable();
+                fit.dedup();
+                let fit: Vec<usize> = (0..groups.len())
+                    .filter(|&g| fit.contains(&groups[g]))
+                    .collect();
+                let n = grouped.len().min(fit.len());
+                units.extend(core::iter::repeat_n(fit, n));
             }
-            let member = |u: usize, g: usize| {
-                self.groups[groups[g]]
-                    .members
-                    .iter()
-                    .any(|m| m.0 == units[u])
-            };
+            let member = |u: usize, g: usize| units[u].contains(&g);
             let mut holder: Vec<Option<usize>> = vec![None; groups.len()];
             let assigned = (0..units.len())
                 .filter(|&u| {
