@@ -1,4 +1,4 @@
-//! The simulated network: one [`Link`] per connection, a [`Pipe`] each way.
+//! The simulated network: a link per connection ([`LinkConfig`]), a pipe each way.
 //!
 //! A pipe keeps the order of what is written into it (TCP does) but decides
 //! when each byte arrives and in which pieces: latency and jitter, a

@@ -218,7 +218,7 @@ pub struct SimStats {
 }
 
 /// Brokers, clients and the network between them on a virtual clock. See
-/// the [module documentation](self).
+/// the [crate documentation](crate).
 pub struct Sim<P: Policy = AllowAll, O: Observer<P> = Quiet> {
     /// The virtual clock.
     pub now: Instant,
