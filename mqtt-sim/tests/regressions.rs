@@ -167,14 +167,16 @@ fn a_session_resumed_with_another_process_state_may_exceed_receive_maximum() {
     check(&include!("regressions/mismatch_persists.rs"));
 }
 
-/// Oracle bugs (seeds 5003524, 5003129): a client that starts clean (and
-/// whose CONNECT never arrives) forgets what it received, like a crashed
-/// one; and a client resuming a session with another session state may
-/// take a new QoS 2 message for one it already has.
+/// Oracle bugs (seeds 5003524, 5003129, 100120877): a client that starts
+/// clean (and whose CONNECT never arrives) forgets what it received, like a
+/// crashed one; a client resuming a session with another session state may
+/// take a new QoS 2 message for one it already has; and a client that left
+/// before its CONNACK never heard that the broker started a new session.
 #[test]
 fn a_client_that_lost_its_session_state_is_excused_what_it_forgot() {
     check(&include!("regressions/seed_5003524.rs"));
     check(&include!("regressions/seed_5003129.rs"));
+    check(&include!("regressions/connack_never_heard.rs"));
 }
 
 /// Broker bug (seed 20012878): after a clock jump, `handle_timeout` fired a

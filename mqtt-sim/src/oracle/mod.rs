@@ -74,6 +74,9 @@ pub struct Oracle {
     holders: HashMap<ClientIx, u32>,
     /// Connections that resumed a session another client process left.
     foreign: HashSet<PeerId>,
+    /// The session generation each client process last heard a CONNACK on,
+    /// per client identifier.
+    synced: HashMap<(u32, ClientIx), u64>,
     /// The broker's identifiers of the connections.
     conn_ids: HashMap<PeerId, ConnId>,
     /// Sessions (client, generation) resumed with another session state.
@@ -113,6 +116,7 @@ impl Oracle {
             foreign: HashSet::new(),
             mismatched: HashSet::new(),
             conn_ids: HashMap::new(),
+            synced: HashMap::new(),
             next_anonymous: u64::MAX / 2,
             trace: false,
         }
@@ -207,8 +211,12 @@ impl Oracle {
         let Some(gen) = self.model.sessions.get(&b.client).map(|s| s.gen) else {
             return;
         };
-        // Once two session states differ they stay apart, whoever resumes.
-        let mismatched = last != Some(b.process) || self.mismatched.contains(&(b.client, gen));
+        // The client's state is the session's only if this process last
+        // heard a CONNACK on this very session; once two session states
+        // differ they stay apart, whoever resumes.
+        let synced = self.synced.get(&(b.process, b.client)) == Some(&gen);
+        let mismatched =
+            last != Some(b.process) || !synced || self.mismatched.contains(&(b.client, gen));
         if present && mismatched {
             self.foreign.insert(peer);
             if self.mismatched.insert((b.client, gen)) {
@@ -339,6 +347,9 @@ impl Oracle {
                     return;
                 };
                 let (got, due) = (*session_present, c.present);
+                if let Some(s) = self.model.sessions.get(&c.client) {
+                    self.synced.insert((b.process, c.client), s.gen);
+                }
                 self.checks.check(Check::SessionPresent, got == due, || {
                     format!(
                         "client #{} connected with Session Present {got}, the model says {due}",
