@@ -94,10 +94,11 @@ fn a_session_past_its_expiry_is_not_resumed_when_connect_beats_its_timer() {
     }
 }
 
-/// Oracle bug (seed 5): two client processes race for one client
-/// identifier; a QoS 2 message in flight to the first reaches the second
-/// too when it takes the session over. Each process has its own memory, so
-/// each may get it once: exactly once is per process.
+/// Oracle bugs (seeds 5, 300002321): two client processes race for one
+/// client identifier; a QoS 2 message in flight to the first reaches the
+/// second too when it takes the session over. Each process has its own
+/// memory, so each may get it once: exactly once is per process, and so is
+/// the order of what each receives.
 #[test]
 fn a_qos2_message_in_flight_at_a_takeover_reaches_each_racing_process_once() {
     check(&Scenario {
@@ -119,6 +120,7 @@ fn a_qos2_message_in_flight_at_a_takeover_reaches_each_racing_process_once() {
             publish(4, "a/a/a", 2),
         ],
     });
+    check(&include!("regressions/order_per_process.rs"));
 }
 
 /// Oracle bug (seeds 1566, 40030065): `$share/g/#` and `$share/g/a/#` are

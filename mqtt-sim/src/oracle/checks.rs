@@ -35,9 +35,9 @@ pub enum Check {
     /// (expiry, clean start, broker crash), the message expired, or the
     /// broker reported the drop.
     AtLeastOnce,
-    /// Messages from one publisher on one topic arrive at a subscriber at
-    /// QoS 1/2 in the order the broker accepted them [MQTT-4.6.0-5],
-    /// [MQTT-4.6.0-6].
+    /// Messages from one publisher on one topic arrive at a subscriber (each
+    /// of its client processes) at QoS 1/2 in the order the broker accepted
+    /// them [MQTT-4.6.0-5], [MQTT-4.6.0-6].
     Order,
     /// A message to a shared subscription group reaches one member
     /// (section 4.8.2): never two, and one unless excused as above.

@@ -92,8 +92,9 @@ pub(crate) struct Deliveries {
     anon: HashSet<(ClientIx, String)>,
     messages: HashMap<Key, MsgInfo>,
     /// The broker-order place of the last message received per
-    /// (subscriber, publisher, topic).
-    order: HashMap<(ClientIx, ClientIx, String), u64>,
+    /// (subscriber, its client process, publisher, topic): two processes
+    /// racing for one client identifier each see their own stream.
+    order: HashMap<(ClientIx, u32, ClientIx, String), u64>,
     pub(crate) tally: Tally,
 }
 
@@ -258,7 +259,7 @@ impl Deliveries {
         {
             let last = self
                 .order
-                .entry((client, publisher, topic.to_owned()))
+                .entry((client, process, publisher, topic.to_owned()))
                 .or_default();
             let (seq, before) = (e.seq, *last);
             checks.check(Check::Order, seq > before, || {
