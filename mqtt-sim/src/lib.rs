@@ -21,7 +21,7 @@
 //! - [`run`] runs a seed end to end, replays one (`MQTT_SIM_SEED`), and
 //!   shrinks a failing scenario to a small one to keep as a regression test.
 //!
-//! With the `arbitrary` feature, [`fuzz`] decodes a scenario from a fuzz
+//! With the `arbitrary` feature, `fuzz` decodes a scenario from a fuzz
 //! target's bytes and runs it under the oracle.
 //!
 //! The `sim` binary runs seeds for as long as it is given and reports what
