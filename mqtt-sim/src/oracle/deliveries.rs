@@ -47,6 +47,16 @@ struct Record {
     receipts: Vec<Receipt>,
 }
 
+impl Record {
+    /// QoS 2 copies client process `process` got, and QoS 2 deliveries due.
+    fn qos2(&self, process: u32) -> (usize, usize) {
+        let got = self.receipts.iter();
+        let got = got.filter(|r| r.process == process && r.qos == QoS::ExactlyOnce);
+        let due = self.expected.iter().filter(|e| e.qos == QoS::ExactlyOnce);
+        (got.count(), due.count())
+    }
+}
+
 /// A message routed to a shared group: one member must get it.
 #[derive(Debug)]
 struct Group {
@@ -194,6 +204,7 @@ impl Deliveries {
                 ),
             );
         };
+        let publisher = info.publisher;
         checks.check(Check::Topic, info.topic == m.topic, || {
             format!(
                 "message {key} was published to {} and delivered on {topic}",
@@ -235,16 +246,7 @@ impl Deliveries {
             groups,
         });
         if m.qos == QoS::ExactlyOnce {
-            let got = rec
-                .receipts
-                .iter()
-                .filter(|r| r.process == process && r.qos == QoS::ExactlyOnce)
-                .count();
-            let due = rec
-                .expected
-                .iter()
-                .filter(|e| e.qos == QoS::ExactlyOnce)
-                .count();
+            let (got, due) = rec.qos2(process);
             checks.check(Check::ExactlyOnce, got <= due, || {
                 format!(
                     "client #{client} got QoS 2 message {key} on {topic} {got} times, due {due}"
@@ -252,21 +254,32 @@ impl Deliveries {
             });
         }
         let e = &rec.expected[matched];
+        let (seq, plain) = (e.seq, e.group.is_none() && !e.on_subscribe);
         let once = self.routings.get(&key) == Some(&1);
-        let ordered = first && once && m.qos != QoS::AtMostOnce && !m.retain;
-        if let (true, None, false, Some(publisher)) =
-            (ordered, e.group, e.on_subscribe, info.publisher)
-        {
-            let last = self
-                .order
-                .entry((client, process, publisher, topic.to_owned()))
-                .or_default();
-            let (seq, before) = (e.seq, *last);
-            checks.check(Check::Order, seq > before, || {
-                format!("client #{client} got message {key} on {topic} from client #{publisher} after a later one (broker order {seq} after {before})")
-            });
-            *last = before.max(seq);
+        let ordered = first && once && plain && m.qos != QoS::AtMostOnce && !m.retain;
+        if let (true, Some(publisher)) = (ordered, publisher) {
+            let stream = (client, process, publisher, topic.to_owned());
+            self.check_order(stream, key, seq, checks);
         }
+    }
+
+    /// Message `key`, at place `seq` in the broker's order, arrived on
+    /// `stream` (subscriber, its process, publisher, topic) after every
+    /// message before it there.
+    fn check_order(
+        &mut self,
+        stream: (ClientIx, u32, ClientIx, String),
+        key: Key,
+        seq: u64,
+        checks: &mut Checks,
+    ) {
+        let (client, _, publisher, topic) = stream.clone();
+        let last = self.order.entry(stream).or_default();
+        let before = *last;
+        checks.check(Check::Order, seq > before, || {
+            format!("client #{client} got message {key} on {topic} from client #{publisher} after a later one (broker order {seq} after {before})")
+        });
+        *last = before.max(seq);
     }
 
     /// The deliveries due and never received, each excused or not; checks

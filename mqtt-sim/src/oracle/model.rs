@@ -222,17 +222,7 @@ impl Model {
         s.will = None;
         s.expires_at = None;
         s.conn = Some(peer);
-        let will = c.will.as_ref().zip(will_key).map(|(w, key)| {
-            let msg = MsgInfo {
-                topic: w.topic.clone(),
-                qos: w.qos,
-                retain: w.retain,
-                publisher: None,
-                expires_at: None,
-                empty: w.payload.is_empty(),
-            };
-            (key, msg, w.props.will_delay_interval.unwrap_or(0))
-        });
+        let will = c.will.as_ref().zip(will_key).map(will_of);
         self.conns.insert(
             peer,
             MConn {
@@ -563,37 +553,7 @@ impl Model {
             if !send {
                 continue;
             }
-            for (t, &(key, qos, expires_at)) in &self.retained {
-                if expires_at.is_some_and(|at| now >= at) {
-                    continue;
-                }
-                let Ok(topic) = TopicName::<&[u8]>::try_from(t.as_str()) else {
-                    continue;
-                };
-                if !f.matches(&topic) {
-                    continue;
-                }
-                let Some(msg) = d.message(key).cloned() else {
-                    continue;
-                };
-                let qos = qos.min(granted);
-                d.expect(
-                    key,
-                    client,
-                    &msg,
-                    Expected {
-                        gen: s.gen,
-                        qos,
-                        // [MQTT-3.3.1-8]: RETAIN set on subscribe.
-                        retain: true,
-                        sub_ids: sub_id.into_iter().collect(),
-                        obligated: qos != QoS::AtMostOnce,
-                        seq: 0,
-                        group: None,
-                        on_subscribe: true,
-                    },
-                );
-            }
+            retained_due(&self.retained, now, f, (client, s.gen), granted, sub_id, d);
         }
         results
     }
@@ -628,4 +588,58 @@ impl Model {
         self.retained.clear();
         self.wills_published = 0;
     }
+}
+
+/// The retained messages a new subscription to `f` gets (granted `granted`,
+/// with identifier `sub_id`), made due to `to` (client, session): live
+/// ones on matching topics, with RETAIN set [MQTT-3.3.1-8].
+fn retained_due(
+    retained: &BTreeMap<String, (Key, QoS, Option<Instant>)>,
+    now: Instant,
+    f: &TopicFilter,
+    (client, gen): (ClientIx, u64),
+    granted: QoS,
+    sub_id: Option<u32>,
+    d: &mut Deliveries,
+) {
+    for (t, &(key, qos, expires_at)) in retained {
+        if expires_at.is_some_and(|at| now >= at) {
+            continue;
+        }
+        let Ok(topic) = TopicName::<&[u8]>::try_from(t.as_str()) else {
+            continue;
+        };
+        if !f.matches(&topic) {
+            continue;
+        }
+        let Some(msg) = d.message(key).cloned() else {
+            continue;
+        };
+        let qos = qos.min(granted);
+        let e = Expected {
+            gen,
+            qos,
+            retain: true,
+            sub_ids: sub_id.into_iter().collect(),
+            obligated: qos != QoS::AtMostOnce,
+            seq: 0,
+            group: None,
+            on_subscribe: true,
+        };
+        d.expect(key, client, &msg, e);
+    }
+}
+
+/// A CONNECT's will as the model keeps it: its key, the message and its
+/// Will Delay Interval in seconds.
+fn will_of((w, key): (&mqtt_session::mqtt_codec::Will, Key)) -> (Key, MsgInfo, u32) {
+    let msg = MsgInfo {
+        topic: w.topic.clone(),
+        qos: w.qos,
+        retain: w.retain,
+        publisher: None,
+        expires_at: None,
+        empty: w.payload.is_empty(),
+    };
+    (key, msg, w.props.will_delay_interval.unwrap_or(0))
 }
