@@ -2,7 +2,7 @@
 //! `Broker::open_bridge` and driven by hand the way the broker binary's
 //! driver does (`poll_bridge_ready`, `poll_bridge`, `bridge_settled`,
 //! `publish_from_bridge`), beside real mqtt-session clients on the
-//! simulator's virtual clock (see `common::Sim`).
+//! simulator's virtual clock (mqtt-sim, see `common`).
 
 /// The adapter hands bytes to the broker (`handle_read`, `poll_transmit`).
 const PACKET_PATH: bool = false;
@@ -32,29 +32,30 @@ fn open<P: Policy>(
     limit: usize,
 ) -> BridgeId {
     let subs = filters.iter().map(|(f, q)| (filter(f), *q)).collect();
+    let now = sim.now;
     let opened = sim
-        .broker
-        .open_bridge(sim.now, name, subs, BridgeOptions::new(limit))
+        .broker_mut()
+        .open_bridge(now, name, subs, BridgeOptions::new(limit))
         .expect("the bridge opens");
     assert!(
         opened.results.iter().all(|r| !r.is_error()),
         "{:?}",
         opened.results
     );
-    sim.broker
+    sim.broker_mut()
         .set_bridge_state(opened.id, BridgeState::Connected);
     opened.id
 }
 
 /// Every bridge `poll_bridge_ready` names now, in order.
 fn ready<P: Policy>(sim: &mut Sim<P>) -> Vec<BridgeId> {
-    std::iter::from_fn(|| sim.broker.poll_bridge_ready()).collect()
+    std::iter::from_fn(|| sim.broker_mut().poll_bridge_ready()).collect()
 }
 
 /// Takes every message waiting for bridge `id` (they are then in flight).
 fn take<P: Policy>(sim: &mut Sim<P>, id: BridgeId) -> Vec<BridgeMessage> {
     let now = sim.now;
-    std::iter::from_fn(|| sim.broker.poll_bridge(id, now)).collect()
+    std::iter::from_fn(|| sim.broker_mut().poll_bridge(id, now)).collect()
 }
 
 fn payloads_of(msgs: &[BridgeMessage]) -> Vec<String> {
@@ -72,19 +73,19 @@ fn settle<P: Policy>(
 ) {
     let now = sim.now;
     for m in msgs {
-        sim.broker.bridge_settled(id, now, m.token, outcome);
+        sim.broker_mut().bridge_settled(id, now, m.token, outcome);
     }
-    sim.exchange();
+    sim.run_until_idle();
 }
 
 /// Bridge `id` brings in `m`, and the simulation settles.
 fn bring_in<P: Policy>(sim: &mut Sim<P>, id: BridgeId, m: Message) -> ReasonCode {
     let now = sim.now;
     let outcome = sim
-        .broker
+        .broker_mut()
         .publish_from_bridge(id, now, m)
         .expect("the bridge is open");
-    sim.exchange();
+    sim.run_until_idle();
     outcome.reason
 }
 
@@ -97,7 +98,7 @@ fn publish_burst<P: Policy>(sim: &mut Sim<P>, i: usize, t: &str, n: usize) {
             .publish(now, msg(t, &k.to_string(), Q1, false))
             .expect("the client queues it");
     }
-    sim.exchange();
+    sim.run_until_idle();
 }
 
 /// Publish flows peer `i` has seen complete so far.
@@ -117,7 +118,7 @@ fn completed<P: Policy>(sim: &Sim<P>, i: usize) -> usize {
 /// retained); the driver is told which bridge has messages, once.
 #[test]
 fn a_bridge_gets_what_its_filters_match_in_order_at_the_lower_qos() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let b = open(&mut sim, "b", &[("out/#", Q1)], 100);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     assert!(ready(&mut sim).is_empty(), "nothing routed yet");
@@ -136,7 +137,7 @@ fn a_bridge_gets_what_its_filters_match_in_order_at_the_lower_qos() {
         [false, true, false]
     );
     settle(&mut sim, b, &got, BridgeOutcome::Delivered);
-    let stats = sim.broker.bridge_stats(b).unwrap();
+    let stats = sim.broker().bridge_stats(b).unwrap();
     assert_eq!(
         (stats.messages_sent, stats.queued, stats.in_flight),
         (3, 0, 0)
@@ -153,7 +154,7 @@ fn a_bridge_gets_what_its_filters_match_in_order_at_the_lower_qos() {
 /// message reaches both bridges.
 #[test]
 fn a_message_from_a_bridge_reaches_everyone_but_that_bridge() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let a = open(&mut sim, "a", &[("t/#", Q2)], 100);
     let b = open(&mut sim, "b", &[("t/#", Q2)], 100);
     let (sub, _) = sim.connect_ok(cfg(V5, "sub"));
@@ -176,10 +177,10 @@ fn a_message_from_a_bridge_reaches_everyone_but_that_bridge() {
     assert_eq!(payloads_of(&take(&mut sim, b)), ["local"]);
     assert_eq!(sim.payloads(sub), ["local"]);
 
-    let stats = sim.broker.bridge_stats(a).unwrap();
+    let stats = sim.broker().bridge_stats(a).unwrap();
     assert_eq!(stats.messages_received, 1);
     assert_eq!(
-        sim.broker.stats().messages_received,
+        sim.broker().stats().messages_received,
         2,
         "bridged messages count as received"
     );
@@ -189,11 +190,11 @@ fn a_message_from_a_bridge_reaches_everyone_but_that_bridge() {
 /// 0x10, as a client's would be; it is not dropped.
 #[test]
 fn a_bridged_message_nobody_wants_is_answered_no_matching_subscribers() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let a = open(&mut sim, "a", &[("t/#", Q1)], 10);
     let reason = bring_in(&mut sim, a, msg("t/1", "x", Q1, false));
     assert_eq!(reason, ReasonCode::NO_MATCHING_SUBSCRIBERS);
-    assert_eq!(sim.broker.bridge_stats(a).unwrap().messages_dropped, 0);
+    assert_eq!(sim.broker().bridge_stats(a).unwrap().messages_dropped, 0);
 }
 
 // ----- the queue limit ------------------------------------------------------------------
@@ -203,7 +204,7 @@ fn a_bridged_message_nobody_wants_is_answered_no_matching_subscribers() {
 /// for the bridge and the broker.
 #[test]
 fn a_full_bridge_drops_the_oldest_queued_message_never_one_in_flight() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let b = open(&mut sim, "b", &[("t", Q1)], 3);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     sim.publish(publisher, msg("t", "0", Q0, false));
@@ -214,14 +215,14 @@ fn a_full_bridge_drops_the_oldest_queued_message_never_one_in_flight() {
     }
     // 0 in flight; 1 and 2 queued, then 3 and 4 each dropped the oldest.
     assert_eq!(payloads_of(&take(&mut sim, b)), ["3", "4"]);
-    let stats = sim.broker.bridge_stats(b).unwrap();
+    let stats = sim.broker().bridge_stats(b).unwrap();
     assert_eq!(stats.messages_dropped, 2);
     assert_eq!((stats.queued, stats.in_flight), (3, 3));
-    assert_eq!(sim.broker.stats().messages_dropped, 2);
+    assert_eq!(sim.broker().stats().messages_dropped, 2);
     // Everything is in flight now: a new message is the one dropped.
     sim.publish(publisher, msg("t", "5", Q0, false));
     assert!(take(&mut sim, b).is_empty());
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 3);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 3);
     // As the remote broker takes them, room comes back.
     settle(&mut sim, b, &in_flight, BridgeOutcome::Delivered);
     sim.publish(publisher, msg("t", "6", Q0, false));
@@ -233,21 +234,22 @@ fn a_full_bridge_drops_the_oldest_queued_message_never_one_in_flight() {
 /// and go, oldest first, once the bridge is connected again.
 #[test]
 fn a_disconnected_bridge_keeps_the_newest_messages_within_its_limit() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let b = open(&mut sim, "b", &[("t", Q1)], 3);
-    sim.broker.set_bridge_state(b, BridgeState::Reconnecting);
+    sim.broker_mut()
+        .set_bridge_state(b, BridgeState::Reconnecting);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     for p in ["0", "1", "2", "3", "4"] {
         sim.publish(publisher, msg("t", p, Q0, false));
     }
     assert!(take(&mut sim, b).is_empty(), "nothing leaves while away");
-    let stats = sim.broker.bridge_stats(b).unwrap();
+    let stats = sim.broker().bridge_stats(b).unwrap();
     assert_eq!(
         (stats.queued, stats.in_flight, stats.messages_dropped),
         (3, 0, 2)
     );
     let _ = ready(&mut sim);
-    sim.broker.set_bridge_state(b, BridgeState::Connected);
+    sim.broker_mut().set_bridge_state(b, BridgeState::Connected);
     assert_eq!(ready(&mut sim), [b], "named again once connected");
     assert_eq!(payloads_of(&take(&mut sim, b)), ["2", "3", "4"]);
 }
@@ -257,16 +259,17 @@ fn a_disconnected_bridge_keeps_the_newest_messages_within_its_limit() {
 /// again for it.
 #[test]
 fn a_bridge_hands_out_no_more_than_its_window() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let subs = vec![(filter("t"), Q1)];
     let mut options = BridgeOptions::new(100);
     options.max_in_flight = 2;
+    let now = sim.now;
     let b = sim
-        .broker
-        .open_bridge(sim.now, "b", subs, options)
+        .broker_mut()
+        .open_bridge(now, "b", subs, options)
         .unwrap()
         .id;
-    sim.broker.set_bridge_state(b, BridgeState::Connected);
+    sim.broker_mut().set_bridge_state(b, BridgeState::Connected);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     for p in ["0", "1", "2", "3"] {
         sim.publish(publisher, msg("t", p, Q0, false));
@@ -285,7 +288,7 @@ fn a_bridge_hands_out_no_more_than_its_window() {
 fn under_drop_new_a_full_bridge_refuses_the_new_message_with_quota_exceeded() {
     let mut config = broker_config();
     config.queue_full = QueueFullPolicy::DropNew;
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let b = open(&mut sim, "b", &[("t", Q1)], 2);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     // Flow control would hold the acknowledgements of a congested bridge;
@@ -296,14 +299,14 @@ fn under_drop_new_a_full_bridge_refuses_the_new_message_with_quota_exceeded() {
     let reason = sim.publish(publisher, msg("t", "2", Q1, false));
     assert_eq!(reason, Some(ReasonCode::QUOTA_EXCEEDED));
     assert_eq!(payloads_of(&take(&mut sim, b)), ["0", "1"]);
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 1);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 1);
 }
 
 /// A message that expired while it waited for the bridge is dropped when
 /// the driver would take it [MQTT-3.3.2-5].
 #[test]
 fn a_message_that_expired_waiting_for_a_bridge_is_dropped() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let a = open(&mut sim, "a", &[("in", Q1)], 10);
     let b = open(&mut sim, "b", &[("t", Q1)], 10);
     let mut m = msg("t", "short-lived", Q1, false);
@@ -311,9 +314,9 @@ fn a_message_that_expired_waiting_for_a_bridge_is_dropped() {
     bring_in(&mut sim, a, m);
     bring_in(&mut sim, a, msg("t", "lasting", Q1, false));
     let later = Instant::from_millis(6_000);
-    let got: Vec<_> = std::iter::from_fn(|| sim.broker.poll_bridge(b, later)).collect();
+    let got: Vec<_> = std::iter::from_fn(|| sim.broker_mut().poll_bridge(b, later)).collect();
     assert_eq!(payloads_of(&got), ["lasting"]);
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 1);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 1);
 }
 
 /// A message whose connection to the remote broker was lost goes back in
@@ -321,7 +324,7 @@ fn a_message_that_expired_waiting_for_a_bridge_is_dropped() {
 /// broker refused is dropped and counted.
 #[test]
 fn a_message_settled_for_retry_is_sent_again_in_its_place() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let b = open(&mut sim, "b", &[("t", Q1)], 10);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     for p in ["0", "1", "2"] {
@@ -334,10 +337,10 @@ fn a_message_settled_for_retry_is_sent_again_in_its_place() {
     settle(&mut sim, b, &first[..1], BridgeOutcome::Dropped);
     assert_eq!(ready(&mut sim), [b]);
     assert_eq!(payloads_of(&take(&mut sim, b)), ["1", "2", "3"]);
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 1);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 1);
     // A token settled twice counts once.
     settle(&mut sim, b, &first[..1], BridgeOutcome::Dropped);
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 1);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 1);
 }
 
 // ----- flow control ---------------------------------------------------------------------
@@ -348,16 +351,16 @@ fn a_message_settled_for_retry_is_sent_again_in_its_place() {
 /// that a quarter or less waits; nothing is dropped.
 #[test]
 fn a_congested_bridge_holds_local_publishers_acks_until_it_drains() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let b = open(&mut sim, "b", &[("t", Q1)], 8);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     publish_burst(&mut sim, publisher, "t", 8);
     assert!(completed(&sim, publisher) < 8, "acknowledgements are held");
-    assert!(sim.broker.stats().acks_held > 0);
+    assert!(sim.broker().stats().acks_held > 0);
     let sent = take(&mut sim, b);
     assert_eq!(sent.len(), 8);
     // Taken by the driver is not delivered: still held.
-    sim.exchange();
+    sim.run_until_idle();
     assert!(completed(&sim, publisher) < 8);
     settle(&mut sim, b, &sent[..5], BridgeOutcome::Delivered);
     assert!(
@@ -366,7 +369,7 @@ fn a_congested_bridge_holds_local_publishers_acks_until_it_drains() {
     );
     settle(&mut sim, b, &sent[5..6], BridgeOutcome::Delivered);
     assert_eq!(completed(&sim, publisher), 8, "released at a quarter");
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 0);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 0);
 }
 
 /// A bridge that takes nothing for a second (its remote broker away)
@@ -374,7 +377,7 @@ fn a_congested_bridge_holds_local_publishers_acks_until_it_drains() {
 /// back any more; its queue sheds load, counted.
 #[test]
 fn a_stalled_bridge_does_not_hold_publishers_back() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let b = open(&mut sim, "b", &[("t", Q1)], 4);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     publish_burst(&mut sim, publisher, "t", 4);
@@ -387,22 +390,22 @@ fn a_stalled_bridge_does_not_hold_publishers_back() {
         8,
         "a stalled bridge holds nothing"
     );
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 4);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 4);
 }
 
 /// Closing a bridge removes its subscriptions, drops what waited for it
 /// and sends the acknowledgements it held.
 #[test]
 fn closing_a_bridge_releases_what_it_held_and_ends_its_subscriptions() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let b = open(&mut sim, "b", &[("t", Q1)], 4);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     publish_burst(&mut sim, publisher, "t", 4);
     assert!(completed(&sim, publisher) < 4);
-    sim.broker.close_bridge(b);
-    sim.exchange();
+    sim.broker_mut().close_bridge(b);
+    sim.run_until_idle();
     assert_eq!(completed(&sim, publisher), 4);
-    assert!(sim.broker.bridge_stats(b).is_none(), "the id is stale");
+    assert!(sim.broker().bridge_stats(b).is_none(), "the id is stale");
     let reason = sim.publish(publisher, msg("t", "x", Q1, false));
     assert_eq!(reason, Some(ReasonCode::NO_MATCHING_SUBSCRIBERS));
     // The name is free again; the new bridge is a different one.
@@ -416,7 +419,7 @@ fn closing_a_bridge_releases_what_it_held_and_ends_its_subscriptions() {
 /// later subscribers get it, RETAIN set [MQTT-3.3.1-8].
 #[test]
 fn a_retained_message_from_a_bridge_is_kept_for_later_subscribers() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let a = open(&mut sim, "a", &[("none", Q0)], 10);
     bring_in(&mut sim, a, msg("status/site1", "up", Q1, true));
     let (sub, _) = sim.connect_ok(cfg(V5, "sub"));
@@ -434,7 +437,7 @@ fn a_retained_message_from_a_bridge_is_kept_for_later_subscribers() {
 /// set, as a client subscribing does.
 #[test]
 fn a_bridge_gets_the_retained_messages_its_filters_match_when_it_opens() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     sim.publish(publisher, msg("out/1", "kept", Q1, true));
     sim.publish(publisher, msg("other", "no", Q1, true));
@@ -455,7 +458,7 @@ fn a_bridge_gets_the_retained_messages_its_filters_match_when_it_opens() {
 #[test]
 fn a_client_with_the_bridges_old_local_client_id_cannot_affect_the_bridge() {
     for id in ["local.b", "local.host.b", "b", "bridge:b"] {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let b = open(&mut sim, "b", &[("t/#", Q1)], 10);
         let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
         let (intruder, present) = sim.connect_ok(persistent(V5, id, 0));
@@ -469,7 +472,7 @@ fn a_client_with_the_bridges_old_local_client_id_cannot_affect_the_bridge() {
         sim.disconnect(again, ReasonCode::SUCCESS);
         sim.publish(publisher, msg("t/2", "two", Q1, false));
         assert_eq!(payloads_of(&take(&mut sim, b)), ["one", "two"], "{id}");
-        let stats = sim.broker.bridge_stats(b).unwrap();
+        let stats = sim.broker().bridge_stats(b).unwrap();
         assert_eq!(
             (stats.messages_dropped, stats.state),
             (0, BridgeState::Connected)
@@ -480,10 +483,10 @@ fn a_client_with_the_bridges_old_local_client_id_cannot_affect_the_bridge() {
 /// A bridge's name is a `$SYS` topic level, and its own.
 #[test]
 fn a_bridge_needs_a_name_of_its_own_and_room_for_one_message() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let now = sim.now;
     let mut try_open = |name: &str, limit: usize| {
-        sim.broker
+        sim.broker_mut()
             .open_bridge(
                 now,
                 name,
@@ -504,11 +507,12 @@ fn a_bridge_needs_a_name_of_its_own_and_room_for_one_message() {
 /// No Local [MQTT-3.8.3-4]) is refused with 0x9E; the others are granted.
 #[test]
 fn a_bridge_cannot_join_a_shared_subscription() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let subs = vec![(filter("$share/g/t"), Q1), (filter("t"), Q2)];
+    let now = sim.now;
     let opened = sim
-        .broker
-        .open_bridge(sim.now, "b", subs, BridgeOptions::default())
+        .broker_mut()
+        .open_bridge(now, "b", subs, BridgeOptions::default())
         .unwrap();
     assert_eq!(
         opened.results,
@@ -561,11 +565,15 @@ impl Policy for Recording {
 /// cannot publish into them either.
 #[test]
 fn the_policy_judges_a_bridge_by_its_name_and_user_name() {
-    let mut sim = Sim::with_policy(broker_config(), Recording::default());
+    let mut sim = new_sim_with(broker_config(), Recording::default());
     let mut options = BridgeOptions::new(10);
     options.username = Some("site1".to_owned());
     let subs = vec![(filter("secret/#"), Q1), (filter("open/#"), Q1)];
-    let opened = sim.broker.open_bridge(sim.now, "b", subs, options).unwrap();
+    let now = sim.now;
+    let opened = sim
+        .broker_mut()
+        .open_bridge(now, "b", subs, options)
+        .unwrap();
     assert_eq!(opened.results, [ReasonCode::NOT_AUTHORIZED, ReasonCode(1)]);
     let b = opened.id;
     assert_eq!(
@@ -576,14 +584,14 @@ fn the_policy_judges_a_bridge_by_its_name_and_user_name() {
         bring_in(&mut sim, b, msg("$SYS/x", "no", Q1, false)),
         ReasonCode::NOT_AUTHORIZED
     );
-    assert_eq!(sim.broker.bridge_stats(b).unwrap().messages_dropped, 2);
-    assert_eq!(sim.broker.stats().publishes_denied, 2);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 2);
+    assert_eq!(sim.broker().stats().publishes_denied, 2);
     let expected = (
         "b".to_owned(),
         Some("site1".to_owned()),
         "bridge:b".to_owned(),
     );
-    let asked = sim.broker.policy_mut().asked.borrow().clone();
+    let asked = sim.broker_mut().policy_mut().asked.borrow().clone();
     assert!(!asked.is_empty());
     assert!(asked.iter().all(|who| *who == expected), "{asked:?}");
 }
@@ -598,12 +606,12 @@ fn bridge_figures_and_state_appear_in_sys() {
         sys_interval: Some(secs(1)),
         ..broker_config()
     };
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let b = open(&mut sim, "site1", &[("t", Q1)], 10);
     let a = open(&mut sim, "a", &[("none", Q1)], 10);
     let (reader, _) = sim.connect_ok(cfg(V5, "reader"));
     sim.subscribe(reader, "$SYS/broker/bridges/site1/#", Q0);
-    sim.broker.set_bridge_state(b, BridgeState::Connected);
+    sim.broker_mut().set_bridge_state(b, BridgeState::Connected);
     bring_in(&mut sim, a, msg("t", "x", Q1, false));
     let got = take(&mut sim, b);
     settle(&mut sim, b, &got, BridgeOutcome::Delivered);

@@ -1,6 +1,6 @@
 //! The broker core end to end, without sockets: real mqtt-session clients
 //! (`Connection<Client>`) talk to one `Broker` through in-memory pipes on a
-//! virtual clock (see `common::Sim`). Each test names the behaviour it shows
+//! virtual clock (mqtt-sim, see `common`). Each test names the behaviour it shows
 //! and cites the specification statements it checks; "v5" is MQTT 5.0,
 //! "v311" is MQTT 3.1.1.
 

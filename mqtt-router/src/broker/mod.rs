@@ -44,6 +44,7 @@ mod bridges;
 mod config;
 mod connections;
 mod flow;
+mod inspect;
 mod policy;
 mod route;
 mod sessions;
@@ -72,6 +73,7 @@ pub use bridges::{
     BridgeToken, OpenedBridge, PublishOutcome,
 };
 pub use config::{BrokerConfig, QueueFullPolicy};
+pub use inspect::SessionView;
 pub use policy::{AllowAll, ClientInfo, Policy};
 pub use stats::Stats;
 

@@ -58,6 +58,7 @@ impl<P: Policy> Broker<P> {
         if c.conn.session_expiry_interval() > self.config.max_session_expiry {
             ack.session_expiry_interval = Some(self.config.max_session_expiry);
         }
+        self.settle_detached(now, &client_id);
         self.take_over(id, now, &client_id);
         let (key, stored) = self.session_for(now, client_id, connect.clean_start);
         self.attach(id, key);
@@ -99,6 +100,22 @@ impl<P: Policy> Broker<P> {
             ack.assigned_client_identifier = Some(assigned.clone());
         }
         Some(assigned)
+    }
+
+    /// What is due by `now` for the detached session of `client_id`: a
+    /// will past its delay goes out, a session past its expiry ends. Its
+    /// timer may not have fired yet (the adapter calls `handle_timeout` a
+    /// little late, or the clock jumped), but a session is gone at its
+    /// expiry [MQTT-3.1.2-23] and must not be resumed after it.
+    fn settle_detached(&mut self, now: Instant, client_id: &Str) {
+        let Some(&key) = self.client_ids.get(client_id) else {
+            return;
+        };
+        let Some(entry) = self.sessions[key as usize].as_ref() else {
+            return;
+        };
+        let generation = entry.generation;
+        self.session_timer(key, generation, now);
     }
 
     /// Take over: the client's previous connection ends with 0x8E, and its

@@ -51,12 +51,15 @@ impl<P: Policy> Broker<P> {
             return;
         }
         c.timer_at = None;
-        if c.conn.poll_timeout().is_some_and(|due| due <= now) {
+        // Compared with the entry's own instant, not `now`: when deadlines
+        // are acted on late (a late call, a clock that jumped), a deadline
+        // that moved later since this entry was queued (keep alive after
+        // each read) is queued again at its real instant, so it is acted on
+        // in its turn, after the session deadlines that fall before it.
+        if c.conn.poll_timeout().is_some_and(|due| due <= at) {
             c.conn.handle_timeout(now);
             self.drain(id, now);
         } else {
-            // The deadline moved later since this entry was queued (keep
-            // alive after each read): queue it now.
             self.rearm(id);
         }
     }

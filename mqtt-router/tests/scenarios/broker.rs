@@ -35,7 +35,7 @@ fn acks(sim: &Sim<impl mqtt_router::broker::Policy>, i: usize) -> Vec<(&'static 
 #[test]
 fn delivery_qos_is_the_minimum_of_publish_and_granted_qos() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let subs: Vec<usize> = QOS
             .iter()
             .map(|q| {
@@ -61,8 +61,8 @@ fn delivery_qos_is_the_minimum_of_publish_and_granted_qos() {
         }
         // The subscribers acknowledged everything: nothing stays in flight.
         assert!(sim.peers.iter().all(|p| p.open));
-        assert_eq!(sim.broker.stats().messages_received, 3);
-        assert_eq!(sim.broker.stats().messages_sent, 9);
+        assert_eq!(sim.broker().stats().messages_received, 3);
+        assert_eq!(sim.broker().stats().messages_sent, 9);
     }
 }
 
@@ -71,7 +71,7 @@ fn delivery_qos_is_the_minimum_of_publish_and_granted_qos() {
 #[test]
 fn no_delivery_after_unsubscribe() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (sub, _) = sim.connect_ok(cfg(v, "sub"));
         let (publisher, _) = sim.connect_ok(cfg(v, "pub"));
         sim.subscribe(sub, "a/+", QoS::AtLeastOnce);
@@ -103,7 +103,7 @@ fn no_delivery_after_unsubscribe() {
 #[test]
 fn v5_ack_is_no_matching_subscribers_when_nobody_matched() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (publisher, _) = sim.connect_ok(cfg(v, "pub"));
         sim.publish(publisher, msg("nobody/here", "1", QoS::AtLeastOnce, false));
         sim.publish(publisher, msg("nobody/here", "2", QoS::ExactlyOnce, false));
@@ -136,7 +136,7 @@ fn v5_ack_is_no_matching_subscribers_when_nobody_matched() {
 #[test]
 fn wildcards_match_but_root_wildcards_skip_dollar_topics() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (all, _) = sim.connect_ok(cfg(v, "all"));
         let (plus, _) = sim.connect_ok(cfg(v, "plus"));
         let (sport, _) = sim.connect_ok(cfg(v, "sport"));
@@ -157,9 +157,9 @@ fn wildcards_match_but_root_wildcards_skip_dollar_topics() {
             msg("sport/tennis/player2", "p2", QoS::AtMostOnce, false),
         );
         let now = sim.now;
-        sim.broker
+        sim.broker_mut()
             .publish(now, msg("$SYS/broker/test", "sys", QoS::AtMostOnce, false));
-        sim.exchange();
+        sim.run_until_idle();
 
         assert_eq!(sim.payloads(all), ["p1", "parent", "p2"], "{v:?}");
         assert_eq!(sim.payloads(plus), ["p1"], "{v:?}");
@@ -174,7 +174,7 @@ fn wildcards_match_but_root_wildcards_skip_dollar_topics() {
 #[test]
 fn clients_cannot_publish_into_dollar_topics() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (sys, _) = sim.connect_ok(cfg(v, "sys"));
         sim.subscribe(sys, "$SYS/#", QoS::AtLeastOnce);
         let (publisher, _) = sim.connect_ok(cfg(v, "pub"));
@@ -192,7 +192,7 @@ fn clients_cannot_publish_into_dollar_topics() {
         let (late, _) = sim.connect_ok(cfg(v, "late"));
         sim.subscribe(late, "$SYS/#", QoS::AtLeastOnce);
         assert!(sim.payloads(late).is_empty(), "{v:?}: forged $SYS retained");
-        assert_eq!(sim.broker.stats().publishes_denied, 1);
+        assert_eq!(sim.broker().stats().publishes_denied, 1);
     }
 }
 
@@ -204,7 +204,7 @@ fn clients_cannot_publish_into_dollar_topics() {
 /// retained message sent on subscribe carries the new subscription's id.
 #[test]
 fn v5_subscription_identifiers_are_delivered() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (sub, _) = sim.connect_ok(cfg(V5, "sub"));
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     let o = |q| opts(q, false, false, RetainHandling::SendAtSubscribe);
@@ -244,7 +244,7 @@ fn v5_subscription_identifiers_are_delivered() {
 /// still receive them.
 #[test]
 fn v5_no_local_keeps_a_client_own_messages_from_it() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (a, _) = sim.connect_ok(cfg(V5, "a"));
     let (b, _) = sim.connect_ok(cfg(V5, "b"));
     sim.subscribe_with(
@@ -286,7 +286,7 @@ fn v5_no_local_keeps_a_client_own_messages_from_it() {
 /// gets retain flags as published; a plain 3.1.1 client gets both.
 #[test]
 fn v311_bridge_gets_neither_its_own_messages_nor_cleared_retain_flags() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let mut bridge_cfg = cfg(V311, "bridge");
     bridge_cfg.bridge = true;
     let (bridge, _) = sim.connect_ok(bridge_cfg);
@@ -312,7 +312,7 @@ fn v311_bridge_gets_neither_its_own_messages_nor_cleared_retain_flags() {
 #[test]
 fn retain_flag_is_cleared_on_forwarding_unless_retain_as_published() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (plain, _) = sim.connect_ok(cfg(v, "plain"));
         sim.subscribe(plain, "t", QoS::AtLeastOnce);
         let (publisher, _) = sim.connect_ok(cfg(v, "pub"));
@@ -355,7 +355,7 @@ fn retain_flag_is_cleared_on_forwarding_unless_retain_as_published() {
 #[test]
 fn retained_message_is_set_replaced_cleared_and_sent_on_subscribe() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (publisher, _) = sim.connect_ok(cfg(v, "pub"));
         let (live, _) = sim.connect_ok(cfg(v, "live"));
         sim.subscribe(live, "r/#", QoS::AtLeastOnce);
@@ -416,7 +416,7 @@ fn retained_message_is_set_replaced_cleared_and_sent_on_subscribe() {
 /// is new, 2 never.
 #[test]
 fn v5_retain_handling_0_1_2() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     sim.publish(publisher, msg("r/t", "kept", QoS::AtLeastOnce, true));
     for (rh, first, again) in [
@@ -438,7 +438,7 @@ fn v5_retain_handling_0_1_2() {
 /// all once it has expired.
 #[test]
 fn v5_retained_message_expires() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     let mut m = msg("r/t", "short-lived", QoS::AtLeastOnce, true);
     m.props.expires_at = Some(sim.now.plus_secs(10));
@@ -468,7 +468,7 @@ fn v5_retained_message_expires() {
 /// reduced by the time they waited [MQTT-3.3.2-6].
 #[test]
 fn v5_message_expiry_applies_to_queued_messages() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (sub, _) = sim.connect_ok(persistent(V5, "sub", 3600));
     sim.subscribe(sub, "q", QoS::AtLeastOnce);
     sim.disconnect(sub, ReasonCode::NORMAL_DISCONNECTION);
@@ -521,7 +521,7 @@ fn will_is_published_when_the_transport_ends_without_disconnect() {
     // Whether the session ends with the connection or is kept (v311 Clean
     // Session 0, v5 Session Expiry > 0) makes no difference to the will.
     for (v, expiry) in [(V311, 0), (V311, 3600), (V5, 0), (V5, 3600)] {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (watcher, client) = with_will(&mut sim, v, None, expiry);
         assert!(sim.payloads(watcher).is_empty());
         sim.drop_transport(client);
@@ -532,7 +532,7 @@ fn will_is_published_when_the_transport_ends_without_disconnect() {
             ("will/w", "gone")
         );
         assert_eq!(got[0].qos, QoS::AtLeastOnce);
-        assert_eq!(sim.broker.stats().wills_published, 1);
+        assert_eq!(sim.broker().stats().wills_published, 1);
     }
 }
 
@@ -542,7 +542,7 @@ fn will_is_published_when_the_transport_ends_without_disconnect() {
 #[test]
 fn will_is_published_after_keep_alive_expiry() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (watcher, client) = with_will(&mut sim, v, None, 0);
         sim.freeze(client);
         sim.advance(secs(14));
@@ -565,7 +565,7 @@ fn will_is_published_after_keep_alive_expiry() {
 /// v5 3.14.2.1: DISCONNECT with 0x04 closes normally but asks for the will.
 #[test]
 fn v5_will_is_published_on_disconnect_with_will_message() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (watcher, client) = with_will(&mut sim, V5, None, 0);
     sim.disconnect(client, ReasonCode::DISCONNECT_WITH_WILL_MESSAGE);
     assert_eq!(sim.payloads(watcher), ["gone"]);
@@ -576,19 +576,19 @@ fn v5_will_is_published_on_disconnect_with_will_message() {
 #[test]
 fn will_is_not_published_on_normal_disconnect() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (watcher, client) = with_will(&mut sim, v, Some(5), 60);
         sim.disconnect(client, ReasonCode::NORMAL_DISCONNECTION);
         sim.advance(secs(3600));
         assert!(sim.payloads(watcher).is_empty(), "{v:?}");
-        assert_eq!(sim.broker.stats().wills_published, 0);
+        assert_eq!(sim.broker().stats().wills_published, 0);
     }
 }
 
 /// v5 3.1.3.2.2: the will waits for its Will Delay Interval.
 #[test]
 fn v5_will_is_published_after_its_delay() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (watcher, client) = with_will(&mut sim, V5, Some(30), 300);
     sim.drop_transport(client);
     sim.advance(secs(29));
@@ -604,7 +604,7 @@ fn v5_will_is_published_after_its_delay() {
 /// has passed cancels the will.
 #[test]
 fn v5_will_is_cancelled_by_a_reconnection_before_its_delay() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (watcher, client) = with_will(&mut sim, V5, Some(30), 300);
     sim.drop_transport(client);
     sim.advance(secs(10));
@@ -629,7 +629,7 @@ fn v5_will_is_cancelled_by_a_reconnection_before_its_delay() {
 /// before the will delay: at session expiry, or at once with expiry 0.
 #[test]
 fn v5_will_is_published_at_session_end_if_that_comes_first() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (watcher, client) = with_will(&mut sim, V5, Some(60), 10);
     sim.drop_transport(client);
     sim.advance(secs(9));
@@ -641,7 +641,7 @@ fn v5_will_is_published_at_session_end_if_that_comes_first() {
         "not published at session end"
     );
 
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (watcher, client) = with_will(&mut sim, V5, Some(60), 0);
     sim.drop_transport(client);
     assert_eq!(
@@ -656,7 +656,7 @@ fn v5_will_is_published_at_session_end_if_that_comes_first() {
 /// delay is published then (it was not a connection *to that session*).
 #[test]
 fn v5_clean_start_reconnection_ends_the_session_and_publishes_a_delayed_will() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (watcher, client) = with_will(&mut sim, V5, Some(30), 300);
     sim.drop_transport(client);
     sim.advance(secs(5));
@@ -672,7 +672,7 @@ fn v5_clean_start_reconnection_ends_the_session_and_publishes_a_delayed_will() {
 /// names a session like any other.
 #[test]
 fn v5_empty_client_id_is_assigned_in_connack() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let assigned = |sim: &mut Sim, i: usize| {
         sim.client(i)
             .server_caps()
@@ -697,7 +697,7 @@ fn v5_empty_client_id_is_assigned_in_connack() {
 /// Clean Session 1 is accepted (each such client gets its own session).
 #[test]
 fn v311_empty_client_id_with_clean_session_is_accepted() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (a, present) = sim.connect_ok(cfg(V311, ""));
     assert!(!present);
     let (b, _) = sim.connect_ok(cfg(V311, ""));
@@ -715,12 +715,12 @@ fn v311_empty_client_id_with_clean_session_is_accepted() {
 /// connection is closed.
 #[test]
 fn v311_empty_client_id_without_clean_session_is_refused_with_code_2() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let i = sim.raw(V311);
     sim.send_raw(i, &encode(V311, &[connect_packet(V311, "", false)]));
     assert_eq!(sim.peers[i].raw_in, [0x20, 0x02, 0x00, 0x02]);
     assert!(sim.broker_closed(i));
-    assert_eq!(sim.broker.connection_count(), 0);
+    assert_eq!(sim.broker().connection_count(), 0);
 
     // The real client reports it as 0x85.
     let c = sim.connect(persistent(V311, "", 0));
@@ -735,7 +735,7 @@ fn v311_empty_client_id_without_clean_session_is_refused_with_code_2() {
 #[test]
 fn second_connection_with_same_client_id_takes_over_the_session() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (first, _) = sim.connect_ok(persistent(v, "dev", 600));
         sim.subscribe(first, "t", QoS::AtLeastOnce);
         let (second, present) = sim.connect_ok(persistent(v, "dev", 600));
@@ -769,7 +769,7 @@ fn second_connection_with_same_client_id_takes_over_the_session() {
             sim.payloads(third).is_empty(),
             "{v:?}: old subscription survived"
         );
-        assert_eq!(sim.broker.connection_count(), 2);
+        assert_eq!(sim.broker().connection_count(), 2);
     }
 }
 
@@ -779,7 +779,7 @@ fn second_connection_with_same_client_id_takes_over_the_session() {
 #[test]
 fn take_over_publishes_the_old_connection_will() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (watcher, _) = with_will(&mut sim, v, None, 0);
         sim.connect_ok(cfg(v, "w"));
         assert_eq!(sim.payloads(watcher), ["gone"], "{v:?}");
@@ -795,7 +795,7 @@ fn take_over_publishes_the_old_connection_will() {
 #[test]
 fn persistent_session_receives_messages_queued_while_away() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (sub, _) = sim.connect_ok(persistent(v, "sub", 3600));
         sim.subscribe(sub, "q/#", QoS::ExactlyOnce);
         sim.disconnect(sub, ReasonCode::NORMAL_DISCONNECTION);
@@ -836,7 +836,7 @@ fn persistent_session_receives_messages_queued_while_away() {
 /// subscriptions and queued messages.
 #[test]
 fn v5_session_expiry_removes_the_session_and_its_subscriptions() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (sub, _) = sim.connect_ok(persistent(V5, "sub", 60));
     sim.subscribe(sub, "e/t", QoS::AtLeastOnce);
     sim.drop_transport(sub);
@@ -872,7 +872,7 @@ fn v5_session_expiry_removes_the_session_and_its_subscriptions() {
 #[test]
 fn clean_start_discards_the_old_session() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (sub, _) = sim.connect_ok(persistent(v, "sub", 3600));
         sim.subscribe(sub, "t", QoS::AtLeastOnce);
         sim.disconnect(sub, ReasonCode::NORMAL_DISCONNECTION);
@@ -899,7 +899,7 @@ fn overflow(policy: QueueFullPolicy, payloads: &[&str]) -> (Vec<String>, Vec<Rea
         ..broker_config()
     };
     config.server.limits.max_queued = 3;
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let (sub, _) = sim.connect_ok(persistent(V5, "sub", 3600));
     sim.subscribe(sub, "q", QoS::AtLeastOnce);
     sim.disconnect(sub, ReasonCode::NORMAL_DISCONNECTION);
@@ -913,7 +913,7 @@ fn overflow(policy: QueueFullPolicy, payloads: &[&str]) -> (Vec<String>, Vec<Rea
         };
         acks.extend(sim.publish(publisher, msg("q", p, q, false)));
     }
-    let dropped = sim.broker.stats().messages_dropped;
+    let dropped = sim.broker().stats().messages_dropped;
     let (sub, present) = sim.connect_ok(persistent(V5, "sub", 3600));
     assert!(present);
     (sim.payloads(sub), acks, dropped)
@@ -966,7 +966,7 @@ fn queue_limit_drop_new_keeps_the_oldest_messages_and_reports_quota_exceeded() {
 /// and ordinary subscriptions get their own copy.
 #[test]
 fn shared_subscription_delivers_each_message_to_exactly_one_member_round_robin() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let members: Vec<usize> = (0..3)
         .map(|n| {
             // A 3.1.1 client may join a group too (as with Mosquitto).
@@ -1012,7 +1012,7 @@ fn shared_subscription_delivers_each_message_to_exactly_one_member_round_robin()
 /// A member that leaves its group no longer gets messages; the others share them.
 #[test]
 fn shared_subscription_member_that_unsubscribes_is_skipped() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (a, _) = sim.connect_ok(cfg(V5, "a"));
     let (b, _) = sim.connect_ok(cfg(V5, "b"));
     sim.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
@@ -1033,7 +1033,7 @@ fn shared_subscription_member_that_unsubscribes_is_skipped() {
 #[test]
 fn policy_refuses_connect_with_bad_user_name_or_password() {
     for v in VERSIONS {
-        let mut sim = Sim::with_policy(broker_config(), TestPolicy::default());
+        let mut sim = new_sim_with(broker_config(), TestPolicy::default());
         let mut c = cfg(v, "m");
         c.username = Some(s("mallory"));
         c.password = Some(Bytes::from_static(b"guess"));
@@ -1046,8 +1046,8 @@ fn policy_refuses_connect_with_bad_user_name_or_password() {
             assert_eq!(connack, [0x20, 0x02, 0x00, 0x04]);
         }
         assert!(sim.broker_closed(i));
-        assert_eq!(sim.broker.connection_count(), 0);
-        assert_eq!(sim.broker.stats().connections_refused, 1);
+        assert_eq!(sim.broker().connection_count(), 0);
+        assert_eq!(sim.broker().stats().connections_refused, 1);
 
         let mut c = cfg(v, "alice");
         c.username = Some(s("alice"));
@@ -1061,7 +1061,7 @@ fn policy_refuses_connect_with_bad_user_name_or_password() {
 #[test]
 fn policy_refuses_a_subscription() {
     for v in VERSIONS {
-        let mut sim = Sim::with_policy(broker_config(), TestPolicy::default());
+        let mut sim = new_sim_with(broker_config(), TestPolicy::default());
         let (sub, _) = sim.connect_ok(cfg(v, "sub"));
         let q1 = SubscriptionOptions::new(QoS::AtLeastOnce);
         let results = sim.subscribe_with(sub, &[("secret/#", q1), ("open/#", q1)], None);
@@ -1080,11 +1080,11 @@ fn policy_refuses_a_subscription() {
         };
         assert!(raw.windows(2).any(|w| w == tail), "{v:?}: {raw:x?}");
         let now = sim.now;
-        sim.broker
+        sim.broker_mut()
             .publish(now, msg("secret/plans", "x", QoS::AtLeastOnce, false));
-        sim.broker
+        sim.broker_mut()
             .publish(now, msg("open/news", "y", QoS::AtLeastOnce, false));
-        sim.exchange();
+        sim.run_until_idle();
         assert_eq!(sim.payloads(sub), ["y"], "{v:?}");
     }
 }
@@ -1095,7 +1095,7 @@ fn policy_refuses_a_subscription() {
 #[test]
 fn policy_refuses_a_publish() {
     for v in VERSIONS {
-        let mut sim = Sim::with_policy(broker_config(), TestPolicy::default());
+        let mut sim = new_sim_with(broker_config(), TestPolicy::default());
         let (all, _) = sim.connect_ok(cfg(v, "all"));
         sim.subscribe(all, "#", QoS::AtLeastOnce);
         let (publisher, _) = sim.connect_ok(cfg(v, "pub"));
@@ -1117,7 +1117,7 @@ fn policy_refuses_a_publish() {
         );
         sim.publish(publisher, msg("open/x", "fine", QoS::AtLeastOnce, false));
         assert_eq!(sim.payloads(all), ["fine"], "{v:?}");
-        assert_eq!(sim.broker.stats().publishes_denied, 3);
+        assert_eq!(sim.broker().stats().publishes_denied, 3);
         assert!(!sim.broker_closed(publisher));
     }
 }
@@ -1134,7 +1134,7 @@ fn sys_topics_are_published_every_sys_interval() {
         version: "test-broker 1.0".into(),
         ..broker_config()
     };
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let (sys, _) = sim.connect_ok(cfg(V5, "sys"));
     sim.subscribe(sys, "$SYS/#", QoS::AtMostOnce);
     let (all, _) = sim.connect_ok(cfg(V311, "all"));
@@ -1194,7 +1194,7 @@ fn sys_topics_are_published_every_sys_interval() {
 #[test]
 fn malformed_packet_closes_only_that_connection() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (sub, _) = sim.connect_ok(cfg(v, "sub"));
         sim.subscribe(sub, "t", QoS::AtLeastOnce);
         let bad = sim.raw(v);
@@ -1210,7 +1210,7 @@ fn malformed_packet_closes_only_that_connection() {
         sim.publish(publisher, msg("t", "still here", QoS::AtLeastOnce, false));
         assert_eq!(sim.payloads(sub), ["still here"], "{v:?}");
         assert!(!sim.broker_closed(sub));
-        assert_eq!(sim.broker.connection_count(), 2);
+        assert_eq!(sim.broker().connection_count(), 2);
     }
 }
 
@@ -1220,7 +1220,7 @@ fn malformed_packet_closes_only_that_connection() {
 fn silent_connection_is_closed_at_the_connect_timeout() {
     let mut config = broker_config();
     config.server.connect_timeout = secs(5);
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let silent = sim.raw(V5);
     let partial = sim.raw(V5);
     let connect = encode(V5, &[connect_packet(V5, "p", true)]);
@@ -1233,7 +1233,7 @@ fn silent_connection_is_closed_at_the_connect_timeout() {
         sim.peers[silent].raw_in.is_empty(),
         "nothing is owed before CONNECT"
     );
-    assert_eq!(sim.broker.connection_count(), 0);
+    assert_eq!(sim.broker().connection_count(), 0);
 }
 
 /// v5 [MQTT-3.1.2-24] (the server's Maximum Packet Size), issue 5: a packet
@@ -1244,7 +1244,7 @@ fn packet_announced_over_the_maximum_size_is_refused_from_its_header() {
     for v in VERSIONS {
         let mut config = broker_config();
         config.server.limits.max_packet_size = 1024;
-        let mut sim = Sim::new(config);
+        let mut sim = new_sim(config);
         let i = sim.raw(v);
         sim.send_raw(i, &encode(v, &[connect_packet(v, "big", true)]));
         if v.is_v5() {
@@ -1258,14 +1258,14 @@ fn packet_announced_over_the_maximum_size_is_refused_from_its_header() {
         assert!(sim.broker_closed(i), "{v:?}: waited for the body");
         let expected = v.is_v5().then_some(ReasonCode::PACKET_TOO_LARGE);
         assert_eq!(sim.disconnect_reason(i), expected, "{v:?}");
-        assert_eq!(sim.broker.connection_count(), 0);
+        assert_eq!(sim.broker().connection_count(), 0);
 
         // The same for a CONNECT announced over the limit: refused before
         // any CONNECT was accepted.
         let j = sim.raw(v);
         sim.send_raw(j, &[0x10, 0xC0, 0x84, 0x3D]);
         assert!(sim.broker_closed(j), "{v:?}: waited for the CONNECT body");
-        assert_eq!(sim.broker.connection_count(), 0);
+        assert_eq!(sim.broker().connection_count(), 0);
     }
 }
 
@@ -1275,14 +1275,14 @@ fn packet_announced_over_the_maximum_size_is_refused_from_its_header() {
 /// serves a new connection.
 #[test]
 fn calls_with_a_stale_conn_id_do_nothing() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (old, _) = sim.connect_ok(cfg(V5, "old"));
-    let stale = sim.peers[old].id;
+    let stale = sim.peers[old].id.expect("opened");
     sim.drop_transport(old);
-    assert_eq!(sim.broker.connection_count(), 0);
+    assert_eq!(sim.broker().connection_count(), 0);
     let (new, _) = sim.connect_ok(cfg(V5, "new"));
     sim.subscribe(new, "t", QoS::AtLeastOnce);
-    assert_ne!(sim.peers[new].id, stale);
+    assert_ne!(sim.peers[new].id.expect("opened"), stale);
 
     let now = sim.now;
     let mut bytes = bytes::BytesMut::from(
@@ -1293,18 +1293,18 @@ fn calls_with_a_stale_conn_id_do_nothing() {
             )],
         )[..],
     );
-    sim.broker.handle_read(stale, now, &mut bytes);
-    sim.broker.handle_eof(stale, now);
-    sim.broker
+    sim.broker_mut().handle_read(stale, now, &mut bytes);
+    sim.broker_mut().handle_eof(stale, now);
+    sim.broker_mut()
         .close(stale, now, ReasonCode::ADMINISTRATIVE_ACTION);
     let mut out = bytes::BytesMut::new();
-    assert_eq!(sim.broker.poll_transmit(stale, now, &mut out), 0);
+    assert_eq!(sim.broker_mut().poll_transmit(stale, now, &mut out), 0);
     assert!(out.is_empty());
-    assert!(sim.broker.poll_event().is_none());
-    sim.exchange();
+    assert!(sim.broker_mut().poll_event().is_none());
+    sim.run_until_idle();
 
     assert!(!sim.broker_closed(new));
-    assert_eq!(sim.broker.connection_count(), 1);
+    assert_eq!(sim.broker().connection_count(), 1);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     sim.publish(publisher, msg("t", "alive", QoS::AtLeastOnce, false));
     assert_eq!(sim.payloads(new), ["alive"]);
@@ -1318,7 +1318,7 @@ fn calls_with_a_stale_conn_id_do_nothing() {
 #[test]
 fn unacknowledged_messages_are_resent_with_dup_on_resumption() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (sub, _) = sim.connect_ok(persistent(v, "sub", 3600));
         sim.subscribe(sub, "t", QoS::AtLeastOnce);
         sim.freeze(sub);
@@ -1352,7 +1352,7 @@ fn unacknowledged_messages_are_resent_with_dup_on_resumption() {
 fn slow_subscriber_queue_is_bounded_and_does_not_hold_up_others() {
     let mut config = broker_config();
     config.server.limits.max_queued = 3;
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let mut slow = cfg(V5, "slow");
     slow.limits.receive_maximum = 2;
     let (slow, _) = sim.connect_ok(slow);
@@ -1367,7 +1367,7 @@ fn slow_subscriber_queue_is_bounded_and_does_not_hold_up_others() {
             .publish(now, msg("t", &format!("m{n}"), QoS::AtLeastOnce, false))
             .unwrap();
     }
-    sim.exchange();
+    sim.run_until_idle();
     // Flow control holds the acknowledgements until the slow subscriber
     // counts as stalled (a second without progress); then they all succeed.
     sim.advance(secs(2));
@@ -1381,7 +1381,7 @@ fn slow_subscriber_queue_is_bounded_and_does_not_hold_up_others() {
         .collect();
     assert_eq!(reasons, [ReasonCode::SUCCESS; 10]);
     assert_eq!(sim.payloads(fast).len(), 10);
-    assert_eq!(sim.broker.stats().messages_dropped, 5);
+    assert_eq!(sim.broker().stats().messages_dropped, 5);
     sim.thaw(slow);
     assert_eq!(sim.payloads(slow), ["m0", "m1", "m2", "m3", "m4"]);
 }
@@ -1391,7 +1391,7 @@ fn slow_subscriber_queue_is_bounded_and_does_not_hold_up_others() {
 /// (and counted), which stays connected.
 #[test]
 fn v5_message_over_a_subscriber_maximum_packet_size_is_dropped_for_it() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let mut small = cfg(V5, "small");
     small.limits.max_packet_size = 64;
     let (small, _) = sim.connect_ok(small);
@@ -1405,7 +1405,7 @@ fn v5_message_over_a_subscriber_maximum_packet_size_is_dropped_for_it() {
     assert_eq!(sim.payloads(big), [large.as_str(), "short"]);
     assert_eq!(sim.payloads(small), ["short"]);
     assert!(!sim.broker_closed(small));
-    assert_eq!(sim.broker.stats().messages_dropped, 1);
+    assert_eq!(sim.broker().stats().messages_dropped, 1);
 }
 
 /// v5 3.1.2.11.2: the Session Expiry Interval counts from the latest
@@ -1413,7 +1413,7 @@ fn v5_message_over_a_subscriber_maximum_packet_size_is_dropped_for_it() {
 /// was resumed and left again.
 #[test]
 fn v5_session_expiry_counts_from_the_latest_disconnection() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (sub, _) = sim.connect_ok(persistent(V5, "sub", 60));
     sim.subscribe(sub, "t", QoS::AtLeastOnce);
     sim.drop_transport(sub);
@@ -1442,7 +1442,7 @@ fn v5_session_expiry_counts_from_the_latest_disconnection() {
 #[test]
 fn v5_disconnect_can_end_the_session_with_the_connection() {
     use mqtt_session::mqtt_codec::{Disconnect, PacketId, Subscribe};
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let raw = sim.raw(V5);
     let mut connect = connect_packet(V5, "raw", false);
     if let Packet::Connect(c) = &mut connect {
@@ -1483,7 +1483,7 @@ fn session_expiry_is_capped_by_the_broker() {
         max_session_expiry: 30,
         ..broker_config()
     };
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let (sub, _) = sim.connect_ok(persistent(V5, "sub", 3600));
     let caps = sim.client(sub).server_caps().cloned().expect("connected");
     assert_eq!(caps.session_expiry_interval, 30);
@@ -1513,7 +1513,7 @@ fn session_expiry_is_capped_by_the_broker() {
 #[test]
 fn will_with_retain_is_published_retained() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let mut c = cfg(v, "w");
         let mut w = will("status/w", "offline", None);
         w.retain = true;
@@ -1538,7 +1538,7 @@ fn retained_limits_keep_messages_out_of_the_store() {
         max_retained_payload: 8,
         ..broker_config()
     };
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let (live, _) = sim.connect_ok(cfg(V5, "live"));
     sim.subscribe(live, "#", QoS::AtLeastOnce);
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
@@ -1558,7 +1558,7 @@ fn retained_limits_keep_messages_out_of_the_store() {
         Some(ReasonCode::QUOTA_EXCEEDED)
     );
     assert_eq!(sim.payloads(live), ["first", "x", "replaced", "too large"]);
-    assert_eq!(sim.broker.stats().retained_refused, 2);
+    assert_eq!(sim.broker().stats().retained_refused, 2);
 
     let (late, _) = sim.connect_ok(cfg(V5, "late"));
     sim.subscribe(late, "#", QoS::AtLeastOnce);
@@ -1572,7 +1572,7 @@ fn retained_limits_keep_messages_out_of_the_store() {
 #[test]
 fn second_connect_closes_with_protocol_error() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let i = sim.raw(v);
         let connect = encode(v, &[connect_packet(v, "twice", true)]);
         sim.send_raw(i, &connect);
@@ -1581,7 +1581,7 @@ fn second_connect_closes_with_protocol_error() {
         assert!(sim.broker_closed(i), "{v:?}");
         let expected = v.is_v5().then_some(ReasonCode::PROTOCOL_ERROR);
         assert_eq!(sim.disconnect_reason(i), expected, "{v:?}");
-        assert_eq!(sim.broker.connection_count(), 0);
+        assert_eq!(sim.broker().connection_count(), 0);
     }
 }
 
@@ -1590,7 +1590,7 @@ fn second_connect_closes_with_protocol_error() {
 /// for it), and nothing is subscribed.
 #[test]
 fn v5_no_local_on_a_shared_subscription_is_a_protocol_error() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let raw = sim.raw(V5);
     sim.send_raw(raw, &encode(V5, &[connect_packet(V5, "nl", true)]));
     // SUBSCRIBE id 1, no properties, "$share/g/t" with QoS 1 + No Local.
@@ -1619,12 +1619,12 @@ fn open_refuses_connections_over_the_limit() {
         max_connections: 2,
         ..broker_config()
     };
-    let mut sim = Sim::new(config);
+    let mut sim = new_sim(config);
     let (a, _) = sim.connect_ok(cfg(V5, "a"));
     sim.raw(V5);
     let now = sim.now;
     assert_eq!(
-        sim.broker.open(now, Default::default()),
+        sim.broker_mut().open(now, Default::default()),
         Err(mqtt_router::broker::OpenError::TooManyConnections(2))
     );
     sim.drop_transport(a);
@@ -1637,18 +1637,18 @@ fn open_refuses_connections_over_the_limit() {
 #[test]
 fn broker_close_tells_v5_clients_the_reason() {
     for v in VERSIONS {
-        let mut sim = Sim::new(broker_config());
+        let mut sim = new_sim(broker_config());
         let (c, _) = sim.connect_ok(cfg(v, "c"));
         let now = sim.now;
-        let id = sim.peers[c].id;
-        assert_eq!(sim.broker.connections(), [id]);
-        sim.broker.close(id, now, ReasonCode::SERVER_SHUTTING_DOWN);
-        sim.exchange();
+        let id = sim.peers[c].id.expect("opened");
+        assert_eq!(sim.broker().connections(), [id]);
+        sim.broker_mut().close(id, now, ReasonCode::SERVER_SHUTTING_DOWN);
+        sim.run_until_idle();
         assert!(sim.broker_closed(c));
         let expected = v.is_v5().then_some(ReasonCode::SERVER_SHUTTING_DOWN);
         assert_eq!(sim.disconnect_reason(c), expected, "{v:?}");
         assert!(sim.client_closed(c).is_some());
-        assert_eq!(sim.broker.connection_count(), 0);
+        assert_eq!(sim.broker().connection_count(), 0);
     }
 }
 
@@ -1670,7 +1670,7 @@ fn publish_burst(sim: &mut Sim, i: usize, n: usize) {
             .publish(now, msg("t", &k.to_string(), QoS::AtLeastOnce, false))
             .expect("the client queues it");
     }
-    sim.exchange();
+    sim.run_until_idle();
 }
 
 fn completed(sim: &Sim, i: usize) -> usize {
@@ -1687,7 +1687,7 @@ fn completed(sim: &Sim, i: usize) -> usize {
 #[test]
 fn a_busy_subscriber_slows_its_publishers_instead_of_losing_messages() {
     for v in VERSIONS {
-        let mut sim = Sim::new(flow_config());
+        let mut sim = new_sim(flow_config());
         let (sub, _) = sim.connect_ok(cfg(v, "sub"));
         sim.subscribe(sub, "t", QoS::AtLeastOnce);
         // A 3.1.1 publisher has no Receive Maximum from the server: its own
@@ -1698,14 +1698,14 @@ fn a_busy_subscriber_slows_its_publishers_instead_of_losing_messages() {
         sim.freeze(sub);
         publish_burst(&mut sim, publisher, 60);
         assert!(completed(&sim, publisher) < 60, "{v:?}: acknowledgements are held");
-        assert!(sim.broker.stats().acks_held > 0);
+        assert!(sim.broker().stats().acks_held > 0);
         for _ in 0..10 {
             sim.thaw(sub);
         }
         assert_eq!(completed(&sim, publisher), 60, "{v:?}");
         let expected: Vec<String> = (0..60).map(|k| k.to_string()).collect();
         assert_eq!(sim.payloads(sub), expected, "{v:?}");
-        assert_eq!(sim.broker.stats().messages_dropped, 0, "{v:?}");
+        assert_eq!(sim.broker().stats().messages_dropped, 0, "{v:?}");
     }
 }
 
@@ -1715,7 +1715,7 @@ fn a_busy_subscriber_slows_its_publishers_instead_of_losing_messages() {
 /// message.
 #[test]
 fn a_stalled_subscriber_does_not_hold_the_others_back() {
-    let mut sim = Sim::new(flow_config());
+    let mut sim = new_sim(flow_config());
     let (stalled, _) = sim.connect_ok(cfg(V5, "stalled"));
     sim.subscribe(stalled, "t", QoS::AtLeastOnce);
     let (healthy, _) = sim.connect_ok(cfg(V5, "healthy"));
@@ -1728,5 +1728,5 @@ fn a_stalled_subscriber_does_not_hold_the_others_back() {
     assert_eq!(completed(&sim, publisher), 60);
     let expected: Vec<String> = (0..60).map(|k| k.to_string()).collect();
     assert_eq!(sim.payloads(healthy), expected);
-    assert!(sim.broker.stats().messages_dropped > 0, "the stalled queue shed load");
+    assert!(sim.broker().stats().messages_dropped > 0, "the stalled queue shed load");
 }

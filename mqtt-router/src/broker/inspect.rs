@@ -1,0 +1,58 @@
+//! A read-only view of what the broker holds: its sessions and their
+//! queues, for operators, tests and simulators that check the broker's
+//! memory stays within its configured limits.
+
+use mqtt_session::Session;
+
+use super::sessions::SessionEntry;
+use super::{Broker, Policy};
+use crate::Instant;
+
+/// One session as the broker holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionView<'a> {
+    /// The client identifier it belongs to.
+    pub client_id: &'a str,
+    /// Whether a connection holds it now.
+    pub connected: bool,
+    /// Messages waiting: behind the in-flight window, or while the client is
+    /// away (bounded by `limits.max_queued`).
+    pub queued: usize,
+    /// QoS 1/2 deliveries started and not yet acknowledged.
+    pub inflight: usize,
+    /// When the session ends if no connection takes it first (`None` while
+    /// connected, or never).
+    pub expires_at: Option<Instant>,
+    /// When its will is published if no connection takes the session first.
+    pub will_at: Option<Instant>,
+}
+
+impl<P: Policy> Broker<P> {
+    /// Every session the broker holds, connected or not.
+    pub fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> {
+        self.sessions.iter().flatten().map(|e| self.view(e))
+    }
+
+    /// The session of `client_id`, if the broker holds one.
+    pub fn session(&self, client_id: &str) -> Option<SessionView<'_>> {
+        self.sessions().find(|s| s.client_id == client_id)
+    }
+
+    /// How many retained messages the broker keeps.
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    fn view<'a>(&'a self, e: &'a SessionEntry) -> SessionView<'a> {
+        let live = e.conn.and_then(|id| self.conns.get(id)?.conn.session());
+        let session = live.or(e.stored.as_deref());
+        SessionView {
+            client_id: e.client_id.as_str(),
+            connected: e.conn.is_some(),
+            queued: session.map_or(0, Session::queued),
+            inflight: session.map_or(0, Session::inflight),
+            expires_at: e.expires_at,
+            will_at: e.will.as_ref().map(|w| w.1),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Shrunk scenarios of every failure the random runs found, kept as
+//! regression tests: each names what it proves and says whether the bug was
+//! the broker's or the oracle's. Four long scenarios are kept whole in
+//! `regressions/` (drawn by the generator of the time from the seeds that
+//! failed; the generator has changed since, so the seeds alone would no
+//! longer reproduce them).
+
+use mqtt_sim::run::check;
+use mqtt_sim::workload::{LinkKind::*, Op::*, *};
+
+/// Every client with the defaults of the shrunk scenarios but its link,
+/// version, client identifier number, keep alive and first session expiry.
+fn client(v5: bool, id: u8, link: LinkKind, keep_alive: u16, expiry: u32) -> ClientSetup {
+    ClientSetup {
+        v5,
+        id,
+        link,
+        receive_maximum: 2,
+        topic_aliases: false,
+        keep_alive,
+        expiry,
+    }
+}
+
+fn broker(max_queued: usize) -> BrokerSetup {
+    BrokerSetup {
+        packet_path: false,
+        max_queued,
+        max_inflight: 2,
+        receive_maximum: 4,
+        topic_alias_maximum: 0,
+        outbound_topic_aliases: false,
+        drop_new: false,
+        max_session_expiry: u32::MAX,
+    }
+}
+
+fn publish(client: u8, topic: &'static str, qos: u8) -> Op {
+    Publish {
+        client,
+        topic,
+        qos,
+        retain: false,
+        expiry: None,
+        empty: false,
+    }
+}
+
+fn subscribe(client: u8, filter: &'static str, qos: u8) -> Op {
+    Subscribe {
+        client,
+        filter,
+        qos,
+        no_local: false,
+        rap: false,
+        rh: 0,
+        sub_id: None,
+    }
+}
+
+fn connect(client: u8) -> Op {
+    Connect {
+        client,
+        clean_start: false,
+        expiry: 0,
+        will: None,
+    }
+}
+
+/// Broker bug (seed 1905): the clock jumps past a detached session's expiry
+/// and the client's CONNECT reaches the broker before its session timer
+/// fires; the broker resumed the expired session (Session Present 1). A
+/// session is gone at its expiry [MQTT-3.1.2-23]: `Broker::on_connect` now
+/// settles what is due for the session first.
+#[test]
+fn a_session_past_its_expiry_is_not_resumed_when_connect_beats_its_timer() {
+    for seed in 0..20 {
+        check(&Scenario {
+            seed,
+            broker: broker(4),
+            clients: vec![client(false, 0, Lan, 0, 0), client(true, 1, Instant, 5, 2)],
+            watcher: true,
+            ops: vec![
+                Wait { ms: 6000 },
+                Disconnect {
+                    client: 1,
+                    with_will: false,
+                },
+                Wait { ms: 1 },
+                connect(1),
+                Jump { secs: 3 },
+            ],
+        });
+    }
+}
+
+/// Oracle bugs (seeds 5, 300002321): two client processes race for one
+/// client identifier; a QoS 2 message in flight to the first reaches the
+/// second too when it takes the session over. Each process has its own
+/// memory, so each may get it once: exactly once is per process, and so is
+/// the order of what each receives.
+#[test]
+fn a_qos2_message_in_flight_at_a_takeover_reaches_each_racing_process_once() {
+    check(&Scenario {
+        seed: 0,
+        broker: broker(4),
+        clients: vec![
+            client(false, 0, Instant, 0, 0),
+            client(false, 1, Instant, 0, 0),
+            client(false, 5, Instant, 0, 0),
+            client(false, 0, Instant, 0, 0),
+            client(true, 5, Wan, 0, 2),
+        ],
+        watcher: false,
+        ops: vec![
+            subscribe(4, "a/a/a", 2),
+            Wait { ms: 10 },
+            connect(2),
+            Stall { client: 2, ms: 50 },
+            publish(4, "a/a/a", 2),
+        ],
+    });
+    check(&include!("regressions/order_per_process.rs"));
+}
+
+/// Oracle bug (seeds 1566, 40030065): `$share/g/#` and `$share/g/a/#` are
+/// two shared subscriptions; a message matching both goes once to each,
+/// possibly to one client twice, and a QoS 1 copy may come twice from one
+/// group (resent). Receipts are matched to the groups whose QoS, RETAIN and
+/// identifiers they fit, not counted per group.
+#[test]
+fn a_message_matching_two_shared_groups_reaches_each_group_once() {
+    check(&Scenario {
+        seed: 1690018147175631241,
+        broker: broker(16),
+        clients: vec![
+            client(true, 3, Instant, 0, 0),
+            client(false, 0, Instant, 0, 0),
+        ],
+        watcher: false,
+        ops: vec![
+            subscribe(0, "a", 0),
+            subscribe(2, "$share/g/#", 1),
+            publish(0, "a", 1),
+            subscribe(0, "a", 1),
+            Unsubscribe {
+                client: 0,
+                filter: "a",
+            },
+            publish(0, "a", 1),
+            subscribe(1, "$share/g/a/#", 1),
+            publish(0, "b/a", 1),
+            subscribe(1, "$share/g/#", 1),
+        ],
+    });
+    check(&include!("regressions/shared_resend.rs"));
+}
+
+/// Oracle bug (seeds 1621, 5001277, 30001553): a process resumes a session another
+/// process left with QoS 2 messages unreleased; its own count of messages
+/// in flight is lower than the broker's, so the broker rightly closes it
+/// with 0x93 Receive Maximum exceeded, and the packet that broke the limit
+/// (a retained publish here) was never acted on. The states stay apart
+/// even when the same process resumes the session again.
+#[test]
+fn a_session_resumed_with_another_process_state_may_exceed_receive_maximum() {
+    check(&include!("regressions/seed_1621.rs"));
+    check(&include!("regressions/seed_5001277.rs"));
+    check(&include!("regressions/mismatch_persists.rs"));
+}
+
+/// Oracle bugs (seeds 5003524, 5003129, 100120877): a client that starts
+/// clean (and whose CONNECT never arrives) forgets what it received, like a
+/// crashed one; a client resuming a session with another session state may
+/// take a new QoS 2 message for one it already has; and a client that left
+/// before its CONNACK never heard that the broker started a new session.
+#[test]
+fn a_client_that_lost_its_session_state_is_excused_what_it_forgot() {
+    check(&include!("regressions/seed_5003524.rs"));
+    check(&include!("regressions/seed_5003129.rs"));
+    check(&include!("regressions/connack_never_heard.rs"));
+}
+
+/// Broker bug (seed 20012878): after a clock jump, `handle_timeout` fired a
+/// connection's stale timer entry, whose keep alive deadline had moved
+/// later, before an earlier session deadline: a 3.1.1 client's will and a
+/// 5.0 session's will on one retained topic went out in the wrong order, so
+/// the retained message was not the last one due. Late deadlines are now
+/// acted on in deadline order (`Broker::handle_timeout` queues a moved
+/// deadline again at its instant).
+#[test]
+fn late_deadlines_are_acted_on_in_deadline_order_after_a_clock_jump() {
+    check(&include!(
+        "regressions/keep_alive_before_session_deadline.rs"
+    ));
+}
+
+/// Oracle bug (seed 20040013): a QoS 2 publish refused with 0x97 Quota
+/// exceeded (`DropNew`, the only subscriber's queue full) frees its packet
+/// identifier [MQTT-4.3.3-9]; the publisher, gone before it heard the
+/// refusal, sends it again and the broker rightly routes it as new.
+#[test]
+fn a_qos2_publish_refused_for_quota_and_sent_again_is_routed_anew() {
+    check(&include!("regressions/quota_refused_qos2_resent.rs"));
+}
+
+/// Oracle bug (seeds 40019182, 40022910, 40040376): keep alives that ran out
+/// at one instant are acted on in the order of the broker's connection
+/// identifiers (its timer heap), which the model now follows.
+#[test]
+fn keep_alives_that_run_out_together_end_in_the_brokers_order() {
+    check(&include!("regressions/keep_alive_ties.rs"));
+}
