@@ -7,6 +7,7 @@ use mqtt_codec::{Ack, AckProps, Packet, PacketId, QoS, QosPid, ReasonCode};
 
 use crate::alias::AliasUse;
 use crate::error::{DeliverError, UsageError};
+use crate::journal::SessionChange;
 use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
@@ -64,6 +65,11 @@ impl<R: Role> Connection<R> {
         let id = session
             .alloc_id()
             .ok_or(DeliverError::QueueFull { limit: max_queued })?;
+        session.record(|| SessionChange::Queued {
+            id,
+            msg: msg.clone(),
+            opts: opts.clone(),
+        });
         let out = Outgoing { id, msg, opts };
         if room {
             self.send_outgoing(now, out, false);
@@ -124,6 +130,10 @@ impl<R: Role> Connection<R> {
             if out.msg.is_expired(now) {
                 // Never started onward: dropped [MQTT-3.3.2-5].
                 session.release_id(out.id);
+                session.record(|| SessionChange::Completed {
+                    id: out.id,
+                    msg: Some(out.msg),
+                });
                 R::on_queued_expired(self, out.id);
                 continue;
             }
@@ -172,8 +182,9 @@ impl<R: Role> Connection<R> {
             return;
         };
         if let Some(i) = session.find_inflight(id) {
-            session.inflight.remove(i);
+            let entry = session.inflight.remove(i);
             session.release_id(id);
+            session.record(|| completed(id, entry));
             R::on_outbound_complete(self, id, ReasonCode::PACKET_TOO_LARGE, AckProps::default());
             self.fill_window(now);
         }
@@ -189,8 +200,9 @@ impl<R: Role> Connection<R> {
         if !matches!(&session.inflight[i], Inflight::Publish(o) if o.opts.qos == QoS::AtLeastOnce) {
             return;
         }
-        session.inflight.remove(i);
+        let entry = session.inflight.remove(i);
         session.release_id(ack.id);
+        session.record(|| completed(ack.id, entry));
         R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
         self.fill_window(now);
     }
@@ -205,12 +217,22 @@ impl<R: Role> Connection<R> {
                 Inflight::Publish(o) if o.opts.qos == QoS::ExactlyOnce => {
                     if ack.reason.is_error() {
                         // A failure PUBREC ends the QoS 2 flow (section 4.3.3).
-                        session.inflight.remove(i);
+                        let entry = session.inflight.remove(i);
                         session.release_id(ack.id);
+                        session.record(|| completed(ack.id, entry));
                         R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
                         self.fill_window(now);
                     } else {
-                        session.inflight[i] = Inflight::PubRel(ack.id, ack.reason);
+                        let old = core::mem::replace(
+                            &mut session.inflight[i],
+                            Inflight::PubRel(ack.id, ack.reason),
+                        );
+                        if let Inflight::Publish(o) = old {
+                            session.record(|| SessionChange::PubRelSent {
+                                id: ack.id,
+                                msg: o.msg,
+                            });
+                        }
                         self.tx.push_back(Packet::PubRel(Ack::new(ack.id)));
                     }
                 }
@@ -238,6 +260,10 @@ impl<R: Role> Connection<R> {
         };
         session.inflight.remove(i);
         session.release_id(ack.id);
+        session.record(|| SessionChange::Completed {
+            id: ack.id,
+            msg: None,
+        });
         // PUBCOMP's own reason wins when it reports a failure; otherwise the
         // PUBREC's (0x10 No matching subscribers travels in PUBREC only).
         let reason = if ack.reason.is_error() {
@@ -272,6 +298,15 @@ impl<R: Role> Connection<R> {
         }
         Ok(())
     }
+}
+
+/// The change that records the end of the in-flight exchange `entry`.
+fn completed(id: PacketId, entry: Option<Inflight>) -> SessionChange {
+    let msg = match entry {
+        Some(Inflight::Publish(o)) => Some(o.msg),
+        Some(Inflight::PubRel(..)) | None => None,
+    };
+    SessionChange::Completed { id, msg }
 }
 
 /// Stands in for the real identifier while a PUBLISH is only being measured.
