@@ -108,9 +108,15 @@ impl<P: Policy> Broker<P> {
         let mut stored = msg.clone();
         // The copy in the store keeps its own memory, not the read buffer.
         stored.payload = bytes::Bytes::copy_from_slice(&msg.payload);
-        self.retained
+        let record = self.store.is_some().then(|| stored.clone());
+        let ok = self
+            .retained
             .store(now, &msg.topic, stored, msg.props.expires_at)
-            .is_ok()
+            .is_ok();
+        if let (true, Some(m)) = (ok, record) {
+            self.record_retained(&m);
+        }
+        ok
     }
 
     /// Delivers `msg` to every matching subscriber: how many it reached, and
@@ -126,6 +132,7 @@ impl<P: Policy> Broker<P> {
         let mut routed = Routed::default();
         // One message for all the subscribers: each session holds a reference.
         let msg = Arc::new(msg);
+        self.set_routing(Some(&msg));
         for d in matches.subscribers().chain(matches.shared()) {
             let opts = DeliveryOptions {
                 qos: msg.qos.min(d.qos),
@@ -143,6 +150,7 @@ impl<P: Policy> Broker<P> {
             }
         }
         self.matches = matches;
+        self.set_routing(None);
         routed
     }
 
@@ -169,7 +177,9 @@ impl<P: Policy> Broker<P> {
             return Err(DeliverError::Closed);
         };
         let policy = self.config.queue_full;
-        enqueue_detached(session, policy, msg, opts, &mut self.stats.messages_dropped)
+        let r = enqueue_detached(session, policy, msg, opts, &mut self.stats.messages_dropped);
+        self.journal_detached(key);
+        r
     }
 }
 
@@ -188,6 +198,12 @@ impl<P: Policy> Broker<P> {
             return Err(DeliverError::Closed);
         };
         let r = c.conn.deliver(now, msg, opts);
+        if self.store.is_some() {
+            self.journal_conn(cid);
+        }
+        let Some(c) = self.conns.get_mut(cid) else {
+            return Err(DeliverError::Closed);
+        };
         let backlog = c.conn.session().map_or(0, Session::queued);
         c.flow.observe(backlog, capacity, now);
         let congested = c.flow.congested(capacity, now).then_some(Sink::Conn(cid));

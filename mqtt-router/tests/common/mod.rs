@@ -25,6 +25,7 @@ use core::time::Duration;
 use bytes::{Bytes, BytesMut};
 use mqtt_router::broker::{
     AllowAll, Broker, BrokerConfig, BrokerEvent, ClientInfo, ConnId, PeerInfo, Policy,
+    RestoredState, StoreImage, WallTime,
 };
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{
@@ -202,24 +203,88 @@ pub struct Sim<P: Policy = AllowAll> {
     /// Every `BrokerEvent::Closed`, in order.
     pub closed: Vec<(ConnId, Close)>,
     next_port: u32,
+    /// The store the broker's records go to, once made durable
+    /// ([`Sim::durable`]); applied and reported in every round of
+    /// [`Sim::exchange`] unless `store_paused`.
+    pub store: Option<StoreImage>,
+    pub store_paused: bool,
+    /// Wall-clock time at `now == 0`.
+    pub wall0: u64,
+    config: BrokerConfig,
 }
+
+/// The wall clock of a simulation at its start.
+pub const WALL0: u64 = 1_700_000_000_000;
 
 impl Sim<AllowAll> {
     /// A broker with `config` and the allow-all policy, at time 0.
     pub fn new(config: BrokerConfig) -> Self {
         Sim::with_policy(config, AllowAll)
     }
+
+    /// A broker with a store (an empty [`StoreImage`]), at time 0.
+    pub fn durable(config: BrokerConfig) -> Self {
+        let mut sim = Sim::new(config);
+        sim.broker
+            .restore(Instant::ZERO, sim.wall(), RestoredState::default())
+            .expect("a fresh broker restores");
+        sim.store = Some(StoreImage::new());
+        sim
+    }
+
+    /// The process dies (what the store has not committed is lost, every
+    /// transport ends), stays down for `down`, and starts again from the
+    /// store, with a clock that starts at 0.
+    pub fn crash_and_restart(&mut self, down: Duration) {
+        let image = self.store.clone().expect("a durable simulation");
+        let wall0 = self.wall().as_millis() + down.as_millis() as u64;
+        let mut next = Sim::new(self.config.clone());
+        next.wall0 = wall0;
+        next.next_port = self.next_port;
+        next.broker
+            .restore(Instant::ZERO, next.wall(), image.restored())
+            .expect("the store restores");
+        next.store = Some(image);
+        *self = next;
+        self.exchange();
+    }
 }
 
 impl<P: Policy> Sim<P> {
     pub fn with_policy(config: BrokerConfig, policy: P) -> Self {
         Sim {
-            broker: Broker::new(config, policy),
+            broker: Broker::new(config.clone(), policy),
             peers: Vec::new(),
             now: Instant::ZERO,
             closed: Vec::new(),
             next_port: 40000,
+            store: None,
+            store_paused: false,
+            wall0: WALL0,
+            config,
         }
+    }
+
+    /// The wall-clock time now.
+    pub fn wall(&self) -> WallTime {
+        WallTime::from_millis(self.wall0 + self.now.as_millis())
+    }
+
+    /// Commits what the broker emitted to the store and reports it; false
+    /// when there was nothing (or the store is paused).
+    pub fn commit(&mut self) -> bool {
+        let Some(image) = self.store.as_mut().filter(|_| !self.store_paused) else {
+            return false;
+        };
+        let mut records = Vec::new();
+        let Some(up_to) = self.broker.poll_store(&mut records) else {
+            return false;
+        };
+        for r in records {
+            image.apply(r);
+        }
+        self.broker.handle_stored(up_to);
+        true
     }
 
     fn open(&mut self, conn: Option<Connection<Client>>, version: ProtocolVersion) -> usize {
@@ -358,6 +423,8 @@ impl<P: Policy> Sim<P> {
                     moved = true;
                 }
             }
+            // The store commits what the broker emitted.
+            moved |= self.commit();
             // The broker writes.
             while let Some(id) = self.broker.poll_writable() {
                 moved |= self.flush(id);

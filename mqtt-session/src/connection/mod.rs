@@ -217,10 +217,11 @@ impl<R: Role> Connection<R> {
         self.session.as_ref()
     }
 
-    /// Starts recording the changes to the connection's session state (see
-    /// [`Session::track_changes`]), creating the session if it has none yet.
-    pub fn track_session_changes(&mut self) {
-        self.session_mut().track_changes(true);
+    /// Starts (`on`) or stops recording the changes to the connection's
+    /// session state (see [`Session::track_changes`]), creating the session
+    /// if it has none yet.
+    pub fn track_session_changes(&mut self, on: bool) {
+        self.session_mut().track_changes(on);
     }
 
     /// Moves the changes recorded in the connection's session to `out`.
