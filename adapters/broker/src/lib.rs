@@ -23,6 +23,7 @@ pub mod bridge;
 pub mod config;
 pub mod passwd;
 mod server;
+pub mod store;
 mod tls;
 mod transport;
 mod ws;

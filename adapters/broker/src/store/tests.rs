@@ -1,0 +1,264 @@
+//! The same tests against every store: what is committed reads back as
+//! `StoreImage` says; and the disk store's start-up errors.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mqtt_codec::{PacketId, QoS, Str, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
+use mqtt_router::broker::{MessageId, StoreImage, StoreRecord, StoredWill, WallTime};
+use mqtt_session::{DeliveryOptions, Message};
+
+use super::{MemoryStore, RedbStore, Store, StoreError, FORMAT_VERSION, STORE_FILE};
+
+/// A directory of its own for one test, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("mqtt-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = set_readonly(&self.0, false);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn set_readonly(p: &std::path::Path, ro: bool) -> std::io::Result<()> {
+    let mut perm = std::fs::metadata(p)?.permissions();
+    perm.set_readonly(ro);
+    std::fs::set_permissions(p, perm)
+}
+
+fn cid(s: &str) -> Str {
+    Str::try_from(s).unwrap()
+}
+
+fn pid(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+fn message(topic: &str, payload: &'static str) -> Message {
+    let mut m = Message::new(
+        TopicName::try_from(topic).unwrap(),
+        payload,
+        QoS::ExactlyOnce,
+        false,
+    );
+    m.props.user_properties = vec![(cid("k"), cid("v"))];
+    m
+}
+
+fn queued(client: &str, id: u16, body: u64, order: u64) -> StoreRecord {
+    let mut options = DeliveryOptions::new(QoS::AtLeastOnce);
+    options.subscription_identifiers = vec![SubscriptionId::new(5).unwrap()];
+    StoreRecord::Queued {
+        client_id: cid(client),
+        packet_id: pid(id),
+        message: MessageId(body),
+        options,
+        order,
+    }
+}
+
+/// Every kind of record, in an order the core could emit them.
+fn history() -> Vec<StoreRecord> {
+    let opened = |c: &str| StoreRecord::SessionOpened {
+        client_id: cid(c),
+        username: Some(cid("alice")),
+        expiry: 3600,
+    };
+    vec![
+        opened("a"),
+        opened("b"),
+        opened("gone"),
+        StoreRecord::Subscribed {
+            client_id: cid("a"),
+            filter: TopicFilter::try_from("x/#").unwrap(),
+            options: SubscriptionOptions::new(QoS::ExactlyOnce),
+            identifier: SubscriptionId::new(5),
+        },
+        StoreRecord::Subscribed {
+            client_id: cid("a"),
+            filter: TopicFilter::try_from("y").unwrap(),
+            options: SubscriptionOptions::new(QoS::AtMostOnce),
+            identifier: None,
+        },
+        StoreRecord::Unsubscribed {
+            client_id: cid("a"),
+            filter: TopicFilter::try_from("y").unwrap(),
+        },
+        StoreRecord::MessageStored {
+            id: MessageId(1),
+            message: Arc::new(message("x/1", "one")),
+            expires_at: Some(WallTime::from_millis(99)),
+        },
+        queued("a", 1, 1, 10),
+        queued("b", 1, 1, 11),
+        queued("gone", 1, 1, 12),
+        StoreRecord::MessageStored {
+            id: MessageId(2),
+            message: Arc::new(message("x/2", "two")),
+            expires_at: None,
+        },
+        queued("a", 2, 2, 14),
+        StoreRecord::PubRelSent {
+            client_id: cid("a"),
+            packet_id: pid(1),
+        },
+        StoreRecord::Completed {
+            client_id: cid("b"),
+            packet_id: pid(1),
+        },
+        StoreRecord::IncomingReceived {
+            client_id: cid("b"),
+            packet_id: pid(9),
+        },
+        StoreRecord::IncomingReceived {
+            client_id: cid("b"),
+            packet_id: pid(10),
+        },
+        StoreRecord::IncomingReleased {
+            client_id: cid("b"),
+            packet_id: pid(9),
+        },
+        StoreRecord::SessionEnded {
+            client_id: cid("gone"),
+        },
+        StoreRecord::SessionDetached {
+            client_id: cid("b"),
+            expires_at: Some(WallTime::from_millis(5000)),
+            will: Some(StoredWill {
+                message: message("will/b", "bye"),
+                expires_at: None,
+                due: WallTime::from_millis(4000),
+            }),
+        },
+        StoreRecord::RetainedSet {
+            message: message("r/1", "kept"),
+            expires_at: Some(WallTime::from_millis(7)),
+        },
+        StoreRecord::RetainedSet {
+            message: message("r/2", "cleared"),
+            expires_at: None,
+        },
+        StoreRecord::RetainedCleared {
+            topic: TopicName::try_from("r/2").unwrap(),
+        },
+    ]
+}
+
+fn image_of(records: &[StoreRecord]) -> StoreImage {
+    let mut image = StoreImage::new();
+    for r in records {
+        image.apply(r.clone());
+    }
+    image
+}
+
+/// Commits `history` in two transactions and checks what reads back.
+fn reads_back_as_the_image_says(store: &mut dyn Store) {
+    let records = history();
+    let (first, second) = records.split_at(9);
+    store.commit(first.to_vec()).unwrap();
+    store.commit(second.to_vec()).unwrap();
+    let expected = image_of(&records);
+    let state = store.load().unwrap();
+    assert_eq!(state, expected.restored());
+    // Body 1: held by "a" until PUBREL, by "b" until completed, by "gone"
+    // until its end: deleted. Body 2 is still held.
+    assert_eq!(state.messages.len(), 1);
+    assert_eq!(state.messages[0].id, MessageId(2));
+    assert_eq!(state.sessions.len(), 2);
+    assert_eq!(state.retained.len(), 1);
+}
+
+#[test]
+fn the_memory_store_reads_back_as_the_image_says() {
+    reads_back_as_the_image_says(&mut MemoryStore::new());
+}
+
+#[test]
+fn the_redb_store_reads_back_as_the_image_says() {
+    let dir = TempDir::new("image");
+    reads_back_as_the_image_says(&mut RedbStore::open(&dir.0).unwrap());
+}
+
+#[test]
+fn a_reopened_redb_store_keeps_what_was_committed() {
+    let dir = TempDir::new("reopen");
+    let records = history();
+    {
+        let mut s = RedbStore::open(&dir.0).unwrap();
+        s.commit(records.clone()).unwrap();
+    }
+    let mut s = RedbStore::open(&dir.0).unwrap();
+    assert_eq!(s.load().unwrap(), image_of(&records).restored());
+}
+
+fn open_err(dir: &TempDir) -> StoreError {
+    RedbStore::open(&dir.0).expect_err("the store must be refused")
+}
+
+#[test]
+fn a_file_that_is_not_a_store_is_refused_as_corrupt() {
+    let dir = TempDir::new("garbage");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(dir.0.join(STORE_FILE), vec![0x5a; 10_000]).unwrap();
+    let e = open_err(&dir);
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    assert!(e.to_string().contains(STORE_FILE), "{e}");
+}
+
+#[test]
+fn a_truncated_store_is_refused_with_its_name() {
+    let dir = TempDir::new("truncated");
+    {
+        let mut s = RedbStore::open(&dir.0).unwrap();
+        s.commit(history()).unwrap();
+    }
+    let path = dir.0.join(STORE_FILE);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 3).unwrap();
+    drop(f);
+    let e = match RedbStore::open(&dir.0) {
+        Err(e) => e,
+        // Opened: then reading must say what is wrong.
+        Ok(mut s) => s.load().expect_err("a truncated store must not load"),
+    };
+    assert!(e.to_string().contains(STORE_FILE), "{e}");
+}
+
+#[test]
+fn an_unknown_format_version_is_refused() {
+    let dir = TempDir::new("version");
+    {
+        let s = RedbStore::open(&dir.0).unwrap();
+        let tx = s.db.begin_write().unwrap();
+        tx.open_table(super::redb::META_FOR_TESTS)
+            .unwrap()
+            .insert("format", FORMAT_VERSION + 1)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let e = open_err(&dir);
+    assert!(
+        matches!(e, StoreError::UnknownVersion { found, .. } if found == FORMAT_VERSION + 1),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(STORE_FILE), "{e}");
+}
+
+#[test]
+fn a_read_only_directory_is_refused() {
+    let dir = TempDir::new("readonly");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    set_readonly(&dir.0, true).unwrap();
+    let e = open_err(&dir);
+    assert!(matches!(e, StoreError::ReadOnly { .. }), "{e:?}");
+}
