@@ -34,6 +34,8 @@ pub(super) struct Durable {
     changes: Vec<SessionChange>,
     /// Connections whose output waits for records to be stored.
     held: Vec<ConnId>,
+    /// The driver reported that its store cannot write.
+    failing: bool,
 }
 
 impl Durable {
@@ -47,6 +49,7 @@ impl Durable {
             routing: None,
             changes: Vec::new(),
             held: Vec::new(),
+            failing: false,
         }
     }
 
@@ -187,6 +190,21 @@ impl<P: Policy> Broker<P> {
         if let Some(d) = self.store.as_deref_mut() {
             d.held = held;
         }
+    }
+
+    /// The driver's store cannot write (`true`) or writes again (`false`).
+    /// While it cannot, what needs it stays held, `$SYS/broker/store/failing`
+    /// says 1, and new QoS 1/2 messages for persistent sessions are refused
+    /// with 0x97 Quota exceeded where the publisher speaks 5.0.
+    pub fn set_store_failing(&mut self, failing: bool) {
+        if let Some(d) = self.store.as_deref_mut() {
+            d.failing = failing;
+        }
+    }
+
+    /// Whether the store was reported failing.
+    pub fn store_failing(&self) -> bool {
+        self.store.as_deref().is_some_and(|d| d.failing)
     }
 
     /// Whether connection `id`'s output waits for records to be stored.

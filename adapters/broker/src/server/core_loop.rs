@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::ReasonCode;
-use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
+use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo, Policy};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
 use super::outbox::{Outbox, ToConn};
+use super::persist::{StoreLink, Stored};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, Prepared};
 
@@ -20,24 +21,28 @@ pub(super) struct ConnHandle {
 }
 
 pub(super) async fn core<P: Policy + Send + 'static>(
-    config: BrokerConfig,
-    policy: P,
+    mut broker: Broker<P>,
+    clock: Clock,
     mut rx: mpsc::Receiver<ToCore>,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
+    mut store: Option<StoreLink>,
 ) {
-    let clock = Clock(tokio::time::Instant::now());
-    let mut broker = Broker::new(config, policy);
     let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
     let mut w = Writers::new();
     let mut stopping = false;
+    let mut records = Vec::new();
     loop {
+        let room = store.as_ref().is_none_or(StoreLink::has_room);
         let deadline = broker
             .poll_timeout()
             .map(|t| clock.to_tokio(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            cmd = rx.recv() => {
+            Some(stored) = recv_stored(&mut store) => {
+                on_stored(&mut broker, &mut store, stored);
+            }
+            cmd = rx.recv(), if room => {
                 let Some(cmd) = cmd else { break };
                 let mut packets = weight(&cmd);
                 handle(&mut broker, &mut w, clock, cmd);
@@ -78,10 +83,20 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             }
         }
         bridges.flush(&mut broker, clock.now());
+        if let Some(link) = store.as_mut() {
+            // This turn's records go to the store's thread; what they hold
+            // is written once it reports them stored.
+            if let Some(up_to) = broker.poll_store(&mut records) {
+                link.send(std::mem::take(&mut records), up_to);
+            }
+        }
         flush(&mut broker, &mut w, clock);
         if stopping && w.conns.is_empty() {
             break;
         }
+    }
+    if let Some(link) = store {
+        link.close().await;
     }
     // The remote ends' last reports find the channel closed instead of
     // waiting for room in it.
@@ -89,11 +104,36 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     bridges.join().await;
 }
 
+/// The next report of the store's thread (never, without a store).
+async fn recv_stored(store: &mut Option<StoreLink>) -> Option<Stored> {
+    match store {
+        Some(link) => link.done.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn on_stored<P: Policy>(broker: &mut Broker<P>, store: &mut Option<StoreLink>, stored: Stored) {
+    let Some(link) = store.as_mut() else {
+        return;
+    };
+    match stored {
+        Stored::Up(up_to, turns) => {
+            link.in_flight = link.in_flight.saturating_sub(turns);
+            broker.set_store_failing(false);
+            broker.handle_stored(up_to);
+        }
+        Stored::Failed => broker.set_store_failing(true),
+    }
+}
+
 /// The core's side of the connections' writers.
 pub(super) struct Writers {
     pub(super) conns: HashMap<ConnId, ConnHandle>,
     /// Connections whose outbox was full when the core last wrote for them.
     pub(super) blocked: Vec<ConnId>,
+    /// Connections the core closed whose last packets wait for the store:
+    /// their sockets close once those are written.
+    pub(super) closing: Vec<ConnId>,
 }
 
 impl Writers {
@@ -101,6 +141,7 @@ impl Writers {
         Writers {
             conns: HashMap::new(),
             blocked: Vec::new(),
+            closing: Vec::new(),
         }
     }
 }
@@ -182,13 +223,32 @@ pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: C
                 debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);
-                if let Some(h) = w.conns.remove(&id) {
-                    h.writer.push(ToConn::Close);
+                if broker.output_held(id) {
+                    w.closing.push(id);
+                } else {
+                    close_socket(w, id);
                 }
-                w.blocked.retain(|b| *b != id);
             }
         }
     }
+    if !w.closing.is_empty() {
+        let closing = std::mem::take(&mut w.closing);
+        for id in closing {
+            if broker.output_held(id) {
+                w.closing.push(id);
+            } else {
+                write_one(broker, w, clock, id);
+                close_socket(w, id);
+            }
+        }
+    }
+}
+
+fn close_socket(w: &mut Writers, id: ConnId) {
+    if let Some(h) = w.conns.remove(&id) {
+        h.writer.push(ToConn::Close);
+    }
+    w.blocked.retain(|b| *b != id);
 }
 
 pub(super) fn write_one<P: Policy>(

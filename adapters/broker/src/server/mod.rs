@@ -33,6 +33,7 @@ mod accept;
 mod connection;
 mod core_loop;
 mod outbox;
+mod persist;
 
 use accept::accept_loop;
 pub(crate) use accept::{bind, Admission, BoundListener};
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::{DecodeError, Decoder, Packet};
-use mqtt_router::broker::{BrokerConfig, ConnId, Policy};
+use mqtt_router::broker::{Broker, ConnId, Policy, RestoredState};
 use mqtt_session::Instant;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -135,9 +136,14 @@ impl ToCoreTx {
 
 /// The core's clock: milliseconds since the broker started.
 #[derive(Clone, Copy)]
-struct Clock(tokio::time::Instant);
+pub(crate) struct Clock(tokio::time::Instant);
 
 impl Clock {
+    /// A clock whose epoch is now.
+    pub(crate) fn start() -> Clock {
+        Clock(tokio::time::Instant::now())
+    }
+
     fn now(&self) -> Instant {
         Instant::from_millis(self.0.elapsed().as_millis() as u64)
     }
@@ -147,11 +153,45 @@ impl Clock {
     }
 }
 
+/// The broker core with its store, restored and ready to serve.
+pub(crate) struct Core<P: Policy> {
+    broker: Broker<P>,
+    clock: Clock,
+    store: Option<persist::StoreLink>,
+}
+
+impl<P: Policy> Core<P> {
+    /// The core, restored from `store` (read now) when there is one.
+    pub(crate) fn new(
+        mut broker: Broker<P>,
+        store: Option<Box<dyn crate::store::Store>>,
+    ) -> std::io::Result<Core<P>> {
+        let clock = Clock::start();
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let store = match store {
+            Some(mut store) => {
+                let state: RestoredState = store.load().map_err(|e| invalid(e.to_string()))?;
+                let (sessions, retained) = (state.sessions.len(), state.retained.len());
+                broker
+                    .restore(clock.now(), persist::wall_now(), state)
+                    .map_err(|e| invalid(format!("the store {}: {e}", store.describe())))?;
+                tracing::info!(store = %store.describe(), sessions, retained, "durable: state restored");
+                Some(persist::StoreLink::start(store)?)
+            }
+            None => None,
+        };
+        Ok(Core {
+            broker,
+            clock,
+            store,
+        })
+    }
+}
+
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
 /// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B.
 pub(crate) async fn run<P: Policy + Send + 'static>(
-    config: BrokerConfig,
-    policy: P,
+    core: Core<P>,
     listeners: Vec<BoundListener>,
     admission: Admission,
     shutdown: Arc<Notify>,
@@ -166,7 +206,15 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
     }
     drop(to_core);
-    core_loop::core(config, policy, from_conns, shutdown, bridges).await;
+    core_loop::core(
+        core.broker,
+        core.clock,
+        from_conns,
+        shutdown,
+        bridges,
+        core.store,
+    )
+    .await;
 }
 
 /// A random seed for the broker core's hashers and random choices.

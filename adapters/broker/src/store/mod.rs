@@ -18,6 +18,8 @@ use std::path::PathBuf;
 
 use mqtt_router::broker::{RestoredState, StoreImage, StoreRecord};
 
+use crate::config::PersistenceConfig;
+
 pub use self::redb::{RedbStore, FORMAT_VERSION, STORE_FILE};
 
 /// Why a store cannot be opened, read or written. Each names the file.
@@ -87,10 +89,22 @@ pub trait Store: Send + 'static {
     /// # Errors
     /// [`StoreError::Write`] (or another) if they cannot be stored; none of
     /// them is then.
-    fn commit(&mut self, records: Vec<StoreRecord>) -> Result<(), StoreError>;
+    fn commit(&mut self, records: &[StoreRecord]) -> Result<(), StoreError>;
 
     /// What to call the store in logs: a path, or "memory".
     fn describe(&self) -> String;
+}
+
+/// The store `config` asks for: a [`RedbStore`] in its data directory, or
+/// none (in memory only).
+///
+/// # Errors
+/// A [`StoreError`] naming the file when the store cannot be used.
+pub fn open(config: &PersistenceConfig) -> Result<Option<Box<dyn Store>>, StoreError> {
+    match config.data_dir() {
+        Some(dir) => Ok(Some(Box::new(RedbStore::open(dir)?))),
+        None => Ok(None),
+    }
 }
 
 /// A store in memory: durable only as long as the process, for tests and
@@ -117,9 +131,9 @@ impl Store for MemoryStore {
         Ok(self.image.restored())
     }
 
-    fn commit(&mut self, records: Vec<StoreRecord>) -> Result<(), StoreError> {
+    fn commit(&mut self, records: &[StoreRecord]) -> Result<(), StoreError> {
         for r in records {
-            self.image.apply(r);
+            self.image.apply(r.clone());
         }
         Ok(())
     }

@@ -249,13 +249,13 @@ impl Store for RedbStore {
         guarded(&self.path, || self.read_all())?.map_err(|e| self.corrupt(e))
     }
 
-    fn commit(&mut self, records: Vec<StoreRecord>) -> Result<(), StoreError> {
+    fn commit(&mut self, records: &[StoreRecord]) -> Result<(), StoreError> {
         let tx = self
             .db
             .begin_write()
             .map_err(|e| self.write_err(e.into()))?;
         for r in records {
-            if let Err(e) = apply(&tx, r) {
+            if let Err(e) = apply(&tx, r.clone()) {
                 let _ = tx.abort();
                 return Err(self.write_err(e));
             }

@@ -164,8 +164,8 @@ fn image_of(records: &[StoreRecord]) -> StoreImage {
 fn reads_back_as_the_image_says(store: &mut dyn Store) {
     let records = history();
     let (first, second) = records.split_at(9);
-    store.commit(first.to_vec()).unwrap();
-    store.commit(second.to_vec()).unwrap();
+    store.commit(first).unwrap();
+    store.commit(second).unwrap();
     let expected = image_of(&records);
     let state = store.load().unwrap();
     assert_eq!(state, expected.restored());
@@ -194,7 +194,7 @@ fn a_reopened_redb_store_keeps_what_was_committed() {
     let records = history();
     {
         let mut s = RedbStore::open(&dir.0).unwrap();
-        s.commit(records.clone()).unwrap();
+        s.commit(&records).unwrap();
     }
     let mut s = RedbStore::open(&dir.0).unwrap();
     assert_eq!(s.load().unwrap(), image_of(&records).restored());
@@ -219,7 +219,7 @@ fn a_truncated_store_is_refused_with_its_name() {
     let dir = TempDir::new("truncated");
     {
         let mut s = RedbStore::open(&dir.0).unwrap();
-        s.commit(history()).unwrap();
+        s.commit(&history()).unwrap();
     }
     let path = dir.0.join(STORE_FILE);
     let len = std::fs::metadata(&path).unwrap().len();
