@@ -41,7 +41,7 @@ struct Publisher {
 }
 
 fn qos_of(n: u32) -> QoS {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         QoS::ExactlyOnce
     } else {
         QoS::AtLeastOnce
