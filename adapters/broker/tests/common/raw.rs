@@ -135,6 +135,24 @@ impl RawClient {
         self.send(&Packet::Publish(p))
     }
 
+    /// Publishes a retained QoS 1 message with a 5.0 Message Expiry
+    /// Interval and waits for its PUBACK.
+    pub fn retain_expiring(&mut self, topic: &str, payload: &str, expiry: u32) -> Result<(), ()> {
+        let mut p = Publish::new(
+            TopicName::try_from(topic).unwrap(),
+            Bytes::copy_from_slice(payload.as_bytes()),
+        );
+        p.qos = QosPid::from_qos(QoS::AtLeastOnce, PacketId::new(9).unwrap());
+        p.retain = true;
+        p.props.message_expiry_interval = Some(expiry);
+        self.send(&Packet::Publish(p))?;
+        loop {
+            if let Packet::PubAck(_) = self.recv(Duration::from_secs(5))? {
+                return Ok(());
+            }
+        }
+    }
+
     /// Sends PUBREL for `id`.
     pub fn pubrel(&mut self, id: u16) -> Result<(), ()> {
         self.send(&Packet::PubRel(Ack::new(PacketId::new(id).unwrap())))
