@@ -165,8 +165,13 @@ fn main() -> ExitCode {
         let signal = server.shutdown_handle();
         tokio::spawn(async move {
             wait_for_signal().await;
-            info!("signal received");
+            info!("signal received: closing every connection, flushing the store");
             signal.notify_one();
+            // A second signal during the drain: out at once. What the store
+            // committed is safe; nothing uncommitted was acknowledged.
+            wait_for_signal().await;
+            warn!("second signal: exiting at once");
+            std::process::exit(130);
         });
         server.wait().await;
         info!("stopped");

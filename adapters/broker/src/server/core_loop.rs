@@ -23,7 +23,7 @@ pub(super) struct ConnHandle {
 pub(super) async fn core<P: Policy + Send + 'static>(
     mut broker: Broker<P>,
     clock: Clock,
-    mut rx: mpsc::Receiver<ToCore>,
+    rx: &mut mpsc::Receiver<ToCore>,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
     mut store: Option<StoreLink>,

@@ -197,25 +197,40 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
 ) {
-    let (tx, from_conns) = mpsc::channel::<ToCore>(4096);
+    let (tx, mut from_conns) = mpsc::channel::<ToCore>(4096);
     let to_core = ToCoreTx {
         tx,
         budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
     };
-    for listener in listeners {
-        tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
-    }
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, admission.clone(), to_core.clone())))
+        .collect();
     drop(to_core);
     core_loop::core(
         core.broker,
         core.clock,
-        from_conns,
+        &mut from_conns,
         shutdown,
         bridges,
         core.store,
     )
     .await;
+    // Every connection was told to close: wait (bounded) until every
+    // connection task has written its last packets (a 5.0 client's
+    // DISCONNECT 0x8B) and closed its socket, which drops its sending end;
+    // what they still hand over is dropped.
+    for a in accepting {
+        a.abort();
+    }
+    let drained = async { while from_conns.recv().await.is_some() {} };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        tracing::warn!("some connections did not close in time");
+    }
 }
+
+/// The longest the broker waits at shutdown for its connections' last writes.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// A random seed for the broker core's hashers and random choices.
 pub(crate) fn seed() -> u64 {

@@ -82,6 +82,18 @@ impl BrokerProcess {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
 
+    /// Waits (bounded) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the broker did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Kills the process with SIGKILL and waits for it.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
