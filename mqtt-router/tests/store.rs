@@ -498,3 +498,41 @@ fn records_come_out_in_order_and_name_one_body_per_message() {
     assert!(up_to >= 3);
     assert_eq!(sim.broker.poll_store(&mut records), None);
 }
+
+#[test]
+fn while_the_store_fails_new_persistent_work_is_refused_with_0x97() {
+    let mut sim = Sim::durable(broker_config());
+    offline_subscriber(&mut sim, V5, "d/#");
+    let (p, _) = sim.connect_ok(cfg(V5, "pub"));
+    let (o, _) = sim.connect_ok(cfg(V5, "online"));
+    sim.subscribe(o, "m/#", QoS::AtLeastOnce);
+    sim.broker.set_store_failing(true);
+    assert!(sim.broker.store_failing());
+    // A message for a persistent session, a retained one: refused.
+    assert_eq!(
+        sim.publish(p, msg("d/1", "x", QoS::AtLeastOnce, false)),
+        Some(ReasonCode::QUOTA_EXCEEDED)
+    );
+    assert_eq!(
+        sim.publish(p, msg("m/r", "x", QoS::AtLeastOnce, true)),
+        Some(ReasonCode::QUOTA_EXCEEDED)
+    );
+    // One for connected clean sessions only: delivered as ever.
+    assert_eq!(
+        sim.publish(p, msg("m/1", "y", QoS::AtLeastOnce, false)),
+        Some(ReasonCode::SUCCESS)
+    );
+    assert_eq!(sim.payloads(o), ["y"]);
+    // A new persistent session, a persistent session's subscription: refused.
+    let i = sim.connect(persistent(V5, "new", 60));
+    assert_eq!(sim.connack(i), Err(ReasonCode::QUOTA_EXCEEDED));
+    sim.broker.set_store_failing(false);
+    let (i, _) = sim.connect_ok(persistent(V5, "new", 60));
+    sim.broker.set_store_failing(true);
+    assert_eq!(
+        sim.subscribe(i, "z", QoS::AtLeastOnce),
+        ReasonCode::QUOTA_EXCEEDED
+    );
+    sim.broker.set_store_failing(false);
+    assert_eq!(sim.subscribe(i, "z", QoS::AtLeastOnce), ReasonCode(1));
+}

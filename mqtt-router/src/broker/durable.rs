@@ -53,6 +53,10 @@ impl Durable {
         }
     }
 
+    pub(super) fn is_failing(&self) -> bool {
+        self.failing
+    }
+
     /// The wall-clock time of `at`.
     pub(super) fn wall(&self, at: Instant) -> WallTime {
         let (i, w) = self.anchor;

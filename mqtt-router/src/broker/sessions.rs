@@ -58,6 +58,13 @@ impl<P: Policy> Broker<P> {
             .as_ref()
             .map(|u| Str::copy_from(&u.borrowed()));
         c.try_private = connect.bridge;
+        let failing = self.store.as_deref().is_some_and(|d| d.is_failing());
+        if failing && connect.protocol.is_v5() && c.conn.session_expiry_interval() > 0 {
+            // The store cannot write: a persistent session could not be kept.
+            c.conn.reject(now, ReasonCode::QUOTA_EXCEEDED);
+            self.stats.connections_refused += 1;
+            return;
+        }
         if c.conn.session_expiry_interval() > self.config.max_session_expiry {
             ack.session_expiry_interval = Some(self.config.max_session_expiry);
         }

@@ -32,6 +32,20 @@ impl<P: Policy> Broker<P> {
             return;
         };
         let v5 = c.conn.version().is_v5();
+        let refuse = v5
+            && self.store.as_deref().is_some_and(|d| d.is_failing())
+            && self
+                .sessions
+                .get(key as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.durable);
+        if refuse {
+            // The store cannot write: a persistent session's subscription
+            // could not be kept.
+            let results = alloc::vec![ReasonCode::QUOTA_EXCEEDED; filters.len()];
+            let _ = c.conn.suback(pid, &results);
+            return;
+        }
         let mut results = Vec::with_capacity(filters.len());
         let mut retained_for = Vec::new();
         let durable = self.store.is_some();
