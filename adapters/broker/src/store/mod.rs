@@ -11,6 +11,7 @@
 
 mod codec;
 mod redb;
+mod redb_write;
 #[cfg(test)]
 mod tests;
 

@@ -10,9 +10,10 @@ use mqtt_router::broker::{
     MessageId, OutgoingState, RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState,
     RestoredSubscription, StoreRecord,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{Corrupt, Reader, Writer};
+use super::redb_write::Tables;
 use super::{Store, StoreError};
 
 /// The file's name inside the data directory.
@@ -24,23 +25,24 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 #[cfg(test)]
 pub(super) const META_FOR_TESTS: TableDefinition<&str, u64> = META;
 /// client id → username, expiry, detached state, will.
-const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// (client id, filter) → options and identifier.
-const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("subscriptions");
+pub(super) const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("subscriptions");
 /// (client id, packet id) → order, state, body, delivery options.
-const OUTGOING: TableDefinition<(&str, u16), &[u8]> = TableDefinition::new("outgoing");
+pub(super) const OUTGOING: TableDefinition<(&str, u16), &[u8]> = TableDefinition::new("outgoing");
 /// (client id, packet id) of incoming QoS 2 messages not yet released.
-const INCOMING: TableDefinition<(&str, u16), u8> = TableDefinition::new("incoming");
+pub(super) const INCOMING: TableDefinition<(&str, u16), u8> = TableDefinition::new("incoming");
 /// message id → expiry and message.
-const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+pub(super) const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 /// message id → sessions holding it.
-const HOLDERS: TableDefinition<u64, u32> = TableDefinition::new("holders");
+pub(super) const HOLDERS: TableDefinition<u64, u32> = TableDefinition::new("holders");
 /// topic → expiry and message.
-const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+pub(super) const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
 /// Why a transaction failed: the database, or a stored value.
 #[derive(Debug, thiserror::Error)]
-enum Fail {
+pub(super) enum Fail {
     #[error(transparent)]
     Db(#[from] redb::Error),
     #[error(transparent)]
@@ -254,11 +256,15 @@ impl Store for RedbStore {
             .db
             .begin_write()
             .map_err(|e| self.write_err(e.into()))?;
-        for r in records {
-            if let Err(e) = apply(&tx, r.clone()) {
-                let _ = tx.abort();
-                return Err(self.write_err(e));
+        let applied = Tables::open(&tx).and_then(|mut t| {
+            for r in records {
+                t.apply(r)?;
             }
+            Ok(())
+        });
+        if let Err(e) = applied {
+            let _ = tx.abort();
+            return Err(self.write_err(e));
         }
         tx.commit().map_err(|e| self.write_err(e.into()))
     }
@@ -268,222 +274,6 @@ impl Store for RedbStore {
     }
 }
 
-// ----- writing ------------------------------------------------------------------
-
-fn apply(tx: &WriteTransaction, r: StoreRecord) -> Result<(), Fail> {
-    match r {
-        StoreRecord::SessionOpened {
-            client_id,
-            username,
-            expiry,
-        } => {
-            end_session(tx, client_id.as_str())?;
-            let v = session_value(username.as_ref(), expiry, None, None);
-            tx.open_table(SESSIONS)?
-                .insert(client_id.as_str(), &v[..])?;
-        }
-        StoreRecord::SessionResumed {
-            client_id,
-            username,
-            expiry,
-        } => {
-            let mut t = tx.open_table(SESSIONS)?;
-            if t.get(client_id.as_str())?.is_some() {
-                let v = session_value(username.as_ref(), expiry, None, None);
-                t.insert(client_id.as_str(), &v[..])?;
-            }
-        }
-        StoreRecord::SessionDetached {
-            client_id,
-            expires_at,
-            will,
-        } => {
-            let mut t = tx.open_table(SESSIONS)?;
-            let old = t.get(client_id.as_str())?.map(|v| v.value().to_vec());
-            if let Some(old) = old {
-                let s = read_session(&old)?;
-                let v = session_value(s.0.as_ref(), s.1, Some(expires_at), will.as_ref());
-                t.insert(client_id.as_str(), &v[..])?;
-            }
-        }
-        StoreRecord::SessionEnded { client_id } => end_session(tx, client_id.as_str())?,
-        StoreRecord::Subscribed {
-            client_id,
-            filter,
-            options,
-            identifier,
-        } => {
-            if tx.open_table(SESSIONS)?.get(client_id.as_str())?.is_some() {
-                let mut w = Writer::default();
-                w.subscription(&options, identifier);
-                tx.open_table(SUBSCRIPTIONS)?
-                    .insert((client_id.as_str(), filter.as_str()), &w.into_vec()[..])?;
-            }
-        }
-        StoreRecord::Unsubscribed { client_id, filter } => {
-            tx.open_table(SUBSCRIPTIONS)?
-                .remove((client_id.as_str(), filter.as_str()))?;
-        }
-        StoreRecord::MessageStored {
-            id,
-            message,
-            expires_at,
-        } => {
-            let mut w = Writer::default();
-            w.wall(expires_at).message(&message);
-            tx.open_table(BODIES)?.insert(id.0, &w.into_vec()[..])?;
-            tx.open_table(HOLDERS)?.insert(id.0, 0)?;
-        }
-        r @ (StoreRecord::Queued { .. }
-        | StoreRecord::PubRelSent { .. }
-        | StoreRecord::Completed { .. }) => apply_outgoing(tx, r)?,
-        StoreRecord::IncomingReceived {
-            client_id,
-            packet_id,
-        } => {
-            tx.open_table(INCOMING)?
-                .insert((client_id.as_str(), packet_id.get()), 0)?;
-        }
-        StoreRecord::IncomingReleased {
-            client_id,
-            packet_id,
-        } => {
-            tx.open_table(INCOMING)?
-                .remove((client_id.as_str(), packet_id.get()))?;
-        }
-        StoreRecord::RetainedSet {
-            message,
-            expires_at,
-        } => {
-            let mut w = Writer::default();
-            w.wall(expires_at).message(&message);
-            tx.open_table(RETAINED)?
-                .insert(message.topic.as_str(), &w.into_vec()[..])?;
-        }
-        StoreRecord::RetainedCleared { topic } => {
-            tx.open_table(RETAINED)?.remove(topic.as_str())?;
-        }
-    }
-    Ok(())
-}
-
-fn apply_outgoing(tx: &WriteTransaction, r: StoreRecord) -> Result<(), Fail> {
-    let mut out = tx.open_table(OUTGOING)?;
-    match r {
-        StoreRecord::Queued {
-            client_id,
-            packet_id,
-            message,
-            options,
-            order,
-        } => {
-            if tx.open_table(SESSIONS)?.get(client_id.as_str())?.is_none() {
-                return Ok(());
-            }
-            let mut w = Writer::default();
-            w.u64(order).u8(0).u64(message.0).delivery(&options);
-            let key = (client_id.as_str(), packet_id.get());
-            let old = out
-                .insert(key, &w.into_vec()[..])?
-                .map(|v| v.value().to_vec());
-            hold(tx, message.0, 1)?;
-            if let Some(old) = old {
-                release(tx, &old)?;
-            }
-        }
-        StoreRecord::PubRelSent {
-            client_id,
-            packet_id,
-        } => {
-            let key = (client_id.as_str(), packet_id.get());
-            let old = out.get(key)?.map(|v| v.value().to_vec());
-            if let Some(old) = old {
-                let order = Reader::new(&old).u64("outgoing")?;
-                let mut w = Writer::default();
-                w.u64(order).u8(1);
-                out.insert(key, &w.into_vec()[..])?;
-                release(tx, &old)?;
-            }
-        }
-        StoreRecord::Completed {
-            client_id,
-            packet_id,
-        } => {
-            let old = out
-                .remove((client_id.as_str(), packet_id.get()))?
-                .map(|v| v.value().to_vec());
-            if let Some(old) = old {
-                release(tx, &old)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Adds `n` holders to body `id`.
-fn hold(tx: &WriteTransaction, id: u64, n: u32) -> Result<(), Fail> {
-    let mut h = tx.open_table(HOLDERS)?;
-    let count = h.get(id)?.map_or(0, |v| v.value());
-    h.insert(id, count.saturating_add(n))?;
-    Ok(())
-}
-
-/// The outgoing entry `value` no longer holds its body: the last holder
-/// deletes it.
-fn release(tx: &WriteTransaction, value: &[u8]) -> Result<(), Fail> {
-    let mut r = Reader::new(value);
-    r.u64("outgoing")?;
-    if r.u8("outgoing")? != 0 {
-        return Ok(());
-    }
-    let id = r.u64("outgoing")?;
-    let mut h = tx.open_table(HOLDERS)?;
-    let count = h.get(id)?.map_or(0, |v| v.value());
-    if count <= 1 {
-        h.remove(id)?;
-        tx.open_table(BODIES)?.remove(id)?;
-    } else {
-        h.insert(id, count - 1)?;
-    }
-    Ok(())
-}
-
-fn end_session(tx: &WriteTransaction, client_id: &str) -> Result<(), Fail> {
-    tx.open_table(SESSIONS)?.remove(client_id)?;
-    let held: Vec<Vec<u8>> = {
-        let mut out = tx.open_table(OUTGOING)?;
-        let gone = out.extract_from_if((client_id, 0u16)..=(client_id, u16::MAX), |_, _| true)?;
-        let mut held = Vec::new();
-        for e in gone {
-            held.push(e?.1.value().to_vec());
-        }
-        held
-    };
-    for v in held {
-        release(tx, &v)?;
-    }
-    tx.open_table(INCOMING)?
-        .retain_in((client_id, 0u16)..=(client_id, u16::MAX), |_, _| false)?;
-    let mut subs = tx.open_table(SUBSCRIPTIONS)?;
-    let filters: Vec<String> = {
-        let mut v = Vec::new();
-        for e in subs.range((client_id, "")..)? {
-            let (k, _) = e?;
-            let (c, f) = k.value();
-            if c != client_id {
-                break;
-            }
-            v.push(f.to_string());
-        }
-        v
-    };
-    for f in filters {
-        subs.remove((client_id, f.as_str()))?;
-    }
-    Ok(())
-}
-
 type SessionFields = (
     Option<Str>,
     u32,
@@ -491,7 +281,7 @@ type SessionFields = (
     Option<mqtt_router::broker::StoredWill>,
 );
 
-fn session_value(
+pub(super) fn session_value(
     username: Option<&Str>,
     expiry: u32,
     detached: Option<Option<mqtt_router::broker::WallTime>>,
@@ -514,7 +304,7 @@ fn session_value(
     w.into_vec()
 }
 
-fn read_session(v: &[u8]) -> Result<SessionFields, Corrupt> {
+pub(super) fn read_session(v: &[u8]) -> Result<SessionFields, Corrupt> {
     const W: &str = "session";
     let mut r = Reader::new(v);
     let username = match r.u8(W)? {
