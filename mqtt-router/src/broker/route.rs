@@ -235,16 +235,15 @@ impl<P: Policy> Broker<P> {
             return Err(DeliverError::Closed);
         };
         let r = c.conn.deliver(now, msg, opts);
-        if self.store.is_some() {
-            self.journal_conn(cid);
-        }
-        let Some(c) = self.conns.get_mut(cid) else {
-            return Err(DeliverError::Closed);
-        };
         let backlog = c.conn.session().map_or(0, Session::queued);
         c.flow.observe(backlog, capacity, now);
         let congested = c.flow.congested(capacity, now).then_some(Sink::Conn(cid));
         self.note_change(cid);
+        if self.store.is_some() {
+            // The session's new message is recorded before anything else
+            // can change that session.
+            self.journal_conn(cid);
+        }
         match r {
             Ok(_) => {
                 self.stats.messages_sent += 1;
