@@ -536,3 +536,63 @@ fn while_the_store_fails_new_persistent_work_is_refused_with_0x97() {
     sim.broker.set_store_failing(false);
     assert_eq!(sim.subscribe(i, "z", QoS::AtLeastOnce), ReasonCode(1));
 }
+
+#[test]
+fn a_subscribers_acknowledgements_do_not_hold_its_next_messages() {
+    for v in VERSIONS {
+        let mut sim = Sim::durable(broker_config());
+        let (s, _) = sim.connect_ok(persistent(v, "sub", 3600));
+        sim.subscribe(s, "t", QoS::ExactlyOnce);
+        let (p, _) = sim.connect_ok(cfg(v, "pub"));
+        sim.store_paused = true;
+        for (n, qos) in [
+            ("1", QoS::AtLeastOnce),
+            ("2", QoS::AtLeastOnce),
+            ("3", QoS::AtLeastOnce),
+        ] {
+            let now = sim.now;
+            sim.client(p).publish(now, msg("t", n, qos, false)).unwrap();
+            sim.exchange();
+        }
+        // Nothing stored, yet every message reached the connected
+        // subscriber, whose own PUBACKs promise it nothing.
+        assert_eq!(sim.payloads(s), ["1", "2", "3"], "{v:?}");
+        assert_eq!(
+            published(&mut sim, p),
+            0,
+            "{v:?}: the publisher waits for the store"
+        );
+        sim.store_paused = false;
+        sim.exchange();
+        assert_eq!(published(&mut sim, p), 3, "{v:?}");
+    }
+}
+
+#[test]
+fn a_pubrel_to_a_subscriber_waits_for_its_state_to_be_stored() {
+    let mut sim = Sim::durable(broker_config());
+    let s = raw_persistent(&mut sim, "raw");
+    let sub = mqtt_session::mqtt_codec::Subscribe {
+        id: pid(1),
+        props: Default::default(),
+        filters: vec![(
+            filter("q/#"),
+            mqtt_session::mqtt_codec::SubscriptionOptions::new(QoS::ExactlyOnce),
+        )],
+    };
+    sim.send_raw(s, &encode(V311, &[Packet::Subscribe(sub)]));
+    let (p, _) = sim.connect_ok(cfg(V311, "pub"));
+    sim.publish(p, msg("q/t", "two", QoS::ExactlyOnce, false));
+    sim.store_paused = true;
+    sim.send_raw(s, &encode(V311, &[Packet::PubRec(Ack::new(pid(1)))]));
+    let pubrel = |sim: &mut Sim| {
+        sim.peer(s)
+            .received
+            .iter()
+            .any(|p| matches!(p, Packet::PubRel(_)))
+    };
+    assert!(!pubrel(&mut sim), "PUBREL before its state was stored");
+    sim.store_paused = false;
+    sim.exchange();
+    assert!(pubrel(&mut sim));
+}

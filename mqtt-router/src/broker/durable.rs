@@ -23,6 +23,9 @@ pub(super) struct Durable {
     records: Vec<StoreRecord>,
     /// Sequence number of the last record emitted (the first is 1).
     emitted: u64,
+    /// Sequence number of the last record an answer may promise (every
+    /// record but the end of an outgoing exchange; see [`promises`]).
+    promised: u64,
     /// Every record up to this one is durable.
     stored: u64,
     next_message: u64,
@@ -44,6 +47,7 @@ impl Durable {
             anchor: (now, wall),
             records: Vec::new(),
             emitted,
+            promised: emitted,
             stored: emitted,
             next_message,
             routing: None,
@@ -79,8 +83,11 @@ impl Durable {
     }
 
     fn push(&mut self, r: StoreRecord) {
-        self.records.push(r);
         self.emitted += 1;
+        if promises(&r) {
+            self.promised = self.emitted;
+        }
+        self.records.push(r);
     }
 
     /// The body identifier of `msg`, emitting it first when new.
@@ -145,6 +152,17 @@ impl Durable {
         }
         self.changes = changes;
     }
+}
+
+/// Whether an answer may promise what `r` records. The end of an outgoing
+/// exchange promises the subscriber nothing: lost in a crash, the broker
+/// sends the PUBLISH (QoS 1, a duplicate the protocol allows) or the PUBREL
+/// (QoS 2, answered with PUBCOMP) again; so a subscriber's PUBACK and
+/// PUBCOMP never hold its next messages. "PUBREL sent" does promise: once
+/// the subscriber has the PUBREL it may forget the message, and a PUBLISH
+/// sent again after a crash would then be delivered twice.
+fn promises(r: &StoreRecord) -> bool {
+    !matches!(r, StoreRecord::Completed { .. })
 }
 
 impl<P: Policy> Broker<P> {
@@ -235,19 +253,21 @@ impl<P: Policy> Broker<P> {
         true
     }
 
-    /// The number of the last record emitted so far (0 without a store).
+    /// The number of the last record an answer may promise so far (0
+    /// without a store).
     pub(super) fn store_mark(&self) -> u64 {
-        self.store.as_deref().map_or(0, |d| d.emitted)
+        self.store.as_deref().map_or(0, |d| d.promised)
     }
 
-    /// Connection `id`'s input made records after `mark`: its output waits
-    /// until they are stored, since it may promise them (a PUBACK, PUBREC,
-    /// PUBCOMP, SUBACK, UNSUBACK, CONNACK).
+    /// Connection `id`'s input made records after `mark` that its answers
+    /// may promise (a PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK, CONNACK):
+    /// its output waits until they, and every record before them, are
+    /// stored.
     pub(super) fn gate_output(&mut self, id: ConnId, mark: u64) {
-        let emitted = self.store_mark();
-        if emitted > mark {
+        let promised = self.store_mark();
+        if promised > mark {
             if let Some(c) = self.conns.get_mut(id) {
-                c.gate = emitted;
+                c.gate = promised;
             }
         }
     }
