@@ -101,6 +101,8 @@ pub(super) struct Conn {
     /// The store record this connection's output waits for: its input made
     /// it, and the output may promise it (see `durable.rs`). 0: none.
     pub(super) gate: u64,
+    /// Listed among the connections whose output waits for the store.
+    pub(super) held: bool,
 }
 
 impl<P: Policy> Broker<P> {

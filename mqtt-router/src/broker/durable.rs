@@ -203,6 +203,7 @@ impl<P: Policy> Broker<P> {
             if c.gate > stored {
                 return true;
             }
+            c.held = false;
             if !c.ready {
                 c.ready = true;
                 self.ready.push_back(id);
@@ -241,13 +242,14 @@ impl<P: Policy> Broker<P> {
         let Some(d) = self.store.as_deref_mut() else {
             return false;
         };
-        let Some(c) = self.conns.get(id) else {
+        let Some(c) = self.conns.get_mut(id) else {
             return false;
         };
         if c.gate <= d.stored {
             return false;
         }
-        if !d.held.contains(&id) {
+        if !c.held {
+            c.held = true;
             d.held.push(id);
         }
         true

@@ -267,6 +267,7 @@ impl<P: Policy> Broker<P> {
             ready: false,
             closed: false,
             gate: 0,
+            held: false,
         });
         self.note_change(id);
         Ok(id)
