@@ -596,3 +596,53 @@ fn a_pubrel_to_a_subscriber_waits_for_its_state_to_be_stored() {
     sim.exchange();
     assert!(pubrel(&mut sim));
 }
+
+#[test]
+fn a_bridge_queue_survives_a_restart_and_goes_out_when_the_bridge_opens() {
+    use mqtt_router::broker::{BridgeOptions, BridgeOutcome, BridgeState};
+    let open = |sim: &mut Sim| {
+        let now = sim.now;
+        let opened = sim
+            .broker
+            .open_bridge(
+                now,
+                "br",
+                vec![(filter("b/#"), QoS::AtLeastOnce)],
+                BridgeOptions::new(100),
+            )
+            .unwrap();
+        opened.id
+    };
+    let mut sim = Sim::durable(broker_config());
+    open(&mut sim);
+    let (p, _) = sim.connect_ok(cfg(V5, "p"));
+    for n in ["1", "2"] {
+        assert_eq!(
+            sim.publish(p, msg("b/x", n, QoS::AtLeastOnce, false)),
+            Some(ReasonCode::SUCCESS)
+        );
+    }
+    sim.crash_and_restart(secs(1));
+    let id = open(&mut sim);
+    sim.broker.set_bridge_state(id, BridgeState::Connected);
+    let now = sim.now;
+    let first = sim
+        .broker
+        .poll_bridge(id, now)
+        .expect("the stored queue is back");
+    assert_eq!(&first.message.payload[..], b"1");
+    sim.broker
+        .bridge_settled(id, now, first.token, BridgeOutcome::Delivered);
+    sim.exchange();
+    // The first one was settled before this crash: only the second is back.
+    sim.crash_and_restart(secs(1));
+    let id = open(&mut sim);
+    sim.broker.set_bridge_state(id, BridgeState::Connected);
+    let now = sim.now;
+    let again = sim
+        .broker
+        .poll_bridge(id, now)
+        .expect("the second is still there");
+    assert_eq!(&again.message.payload[..], b"2");
+    assert!(sim.broker.poll_bridge(id, now).is_none());
+}

@@ -8,12 +8,18 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use mqtt_codec::Str;
+use alloc::collections::BTreeMap;
+
+use mqtt_codec::{QoS, Str};
 use mqtt_session::{Message, SessionChange};
 
 use super::store::{MessageId, StoreRecord, StoredWill, WallTime};
 use super::{Broker, ConnId, Policy, SessionKey};
 use crate::Instant;
+
+/// One message of a bridge's stored queue, restored: its place, the
+/// shared body, the QoS and RETAIN flag it is forwarded with.
+pub(super) type StoredBridgeMessage = (u64, Arc<Message>, QoS, bool);
 
 /// The store seam's state, present once the broker is restored.
 pub(super) struct Durable {
@@ -39,6 +45,8 @@ pub(super) struct Durable {
     held: Vec<ConnId>,
     /// The driver reported that its store cannot write.
     failing: bool,
+    /// Bridges' stored queues, until a bridge of that name opens.
+    bridges: BTreeMap<Str, Vec<StoredBridgeMessage>>,
 }
 
 impl Durable {
@@ -54,11 +62,42 @@ impl Durable {
             changes: Vec::new(),
             held: Vec::new(),
             failing: false,
+            bridges: BTreeMap::new(),
         }
     }
 
     pub(super) fn is_failing(&self) -> bool {
         self.failing
+    }
+
+    /// Records a QoS 1/2 message queued for bridge `bridge`.
+    pub(super) fn bridge_queued(
+        &mut self,
+        bridge: Str,
+        seq: u64,
+        msg: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+    ) {
+        let message = self.body(msg);
+        self.push(StoreRecord::BridgeQueued {
+            bridge,
+            seq,
+            message,
+            qos,
+            retain,
+        });
+    }
+
+    /// Keeps a bridge's stored queue until the bridge opens.
+    pub(super) fn keep_bridge_queue(&mut self, name: Str, queue: Vec<StoredBridgeMessage>) {
+        self.bridges.insert(name, queue);
+    }
+
+    /// The stored queue of bridge `name`, once.
+    pub(super) fn take_bridge_queue(&mut self, name: &str) -> Option<Vec<StoredBridgeMessage>> {
+        let key = Str::try_from(name).ok()?;
+        self.bridges.remove(&key)
     }
 
     /// The wall-clock time of `at`.
@@ -162,7 +201,10 @@ impl Durable {
 /// the subscriber has the PUBREL it may forget the message, and a PUBLISH
 /// sent again after a crash would then be delivered twice.
 fn promises(r: &StoreRecord) -> bool {
-    !matches!(r, StoreRecord::Completed { .. })
+    !matches!(
+        r,
+        StoreRecord::Completed { .. } | StoreRecord::BridgeSettled { .. }
+    )
 }
 
 impl<P: Policy> Broker<P> {

@@ -65,6 +65,22 @@ impl<P: Policy> Broker<P> {
         for r in state.retained {
             self.restore_retained(now, wall, r.message, r.expires_at);
         }
+        for b in state.bridges {
+            let mut queue = Vec::with_capacity(b.queue.len());
+            for m in b.queue {
+                let Some(body) = bodies.get(&m.message) else {
+                    return Err(RestoreError::MissingBridgeMessage {
+                        bridge: b.name,
+                        message: m.message,
+                    });
+                };
+                queue.push((m.seq, body.clone(), m.qos, m.retain));
+            }
+            queue.sort_by_key(|q| q.0);
+            if let Some(d) = self.store.as_deref_mut() {
+                d.keep_bridge_queue(b.name, queue);
+            }
+        }
         let mut wills = Vec::new();
         for s in state.sessions {
             if self.client_ids.contains_key(&s.client_id) {

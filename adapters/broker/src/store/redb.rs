@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use mqtt_codec::{PacketId, Str, TopicFilter};
+use mqtt_codec::{PacketId, QoS, Str, TopicFilter};
 use mqtt_router::broker::{
-    MessageId, OutgoingState, RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState,
-    RestoredSubscription, StoreRecord,
+    MessageId, OutgoingState, RestoredBridge, RestoredBridgeMessage, RestoredMessage,
+    RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription, StoreRecord,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -37,6 +37,9 @@ pub(super) const INCOMING: TableDefinition<(&str, u16), u8> = TableDefinition::n
 pub(super) const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 /// message id → sessions holding it.
 pub(super) const HOLDERS: TableDefinition<u64, u32> = TableDefinition::new("holders");
+/// (bridge name, seq) → body, QoS, RETAIN.
+pub(super) const BRIDGE_QUEUE: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("bridge_queue");
 /// topic → expiry and message.
 pub(super) const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
@@ -167,6 +170,7 @@ impl RedbStore {
             tx.open_table(OUTGOING)?;
             tx.open_table(INCOMING)?;
             tx.open_table(HOLDERS)?;
+            tx.open_table(BRIDGE_QUEUE)?;
         }
         tx.commit()?;
         Ok(())
@@ -361,6 +365,33 @@ impl RedbStore {
                 message,
                 expires_at,
             });
+        }
+        for e in tx.open_table(BRIDGE_QUEUE)?.iter()? {
+            let (k, v) = e?;
+            let (name, seq) = k.value();
+            let name = str_of(name.as_bytes(), "bridge name")?;
+            let mut r = Reader::new(v.value());
+            let message = MessageId(r.u64("bridge message")?);
+            let qos = match r.u8("bridge message")? {
+                1 => QoS::AtLeastOnce,
+                2 => QoS::ExactlyOnce,
+                _ => return Err(Corrupt("bridge message").into()),
+            };
+            let retain = r.u8("bridge message")? == 1;
+            r.end("bridge message")?;
+            let m = RestoredBridgeMessage {
+                seq,
+                message,
+                qos,
+                retain,
+            };
+            match state.bridges.last_mut() {
+                Some(b) if b.name == name => b.queue.push(m),
+                _ => state.bridges.push(RestoredBridge {
+                    name,
+                    queue: vec![m],
+                }),
+            }
         }
         let subs = tx.open_table(SUBSCRIPTIONS)?;
         let out = tx.open_table(OUTGOING)?;

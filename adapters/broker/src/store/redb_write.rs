@@ -6,8 +6,8 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{Reader, Writer};
 use super::redb::{
-    read_session, session_value, Fail, BODIES, HOLDERS, INCOMING, OUTGOING, RETAINED, SESSIONS,
-    SUBSCRIPTIONS,
+    read_session, session_value, Fail, BODIES, BRIDGE_QUEUE, HOLDERS, INCOMING, OUTGOING, RETAINED,
+    SESSIONS, SUBSCRIPTIONS,
 };
 
 /// Every table a commit writes, open for one transaction.
@@ -19,6 +19,7 @@ pub(super) struct Tables<'txn> {
     bodies: Table<'txn, u64, &'static [u8]>,
     holders: Table<'txn, u64, u32>,
     retained: Table<'txn, &'static str, &'static [u8]>,
+    bridges: Table<'txn, (&'static str, u64), &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -31,6 +32,7 @@ impl<'txn> Tables<'txn> {
             bodies: tx.open_table(BODIES)?,
             holders: tx.open_table(HOLDERS)?,
             retained: tx.open_table(RETAINED)?,
+            bridges: tx.open_table(BRIDGE_QUEUE)?,
         })
     }
 
@@ -194,6 +196,34 @@ impl<'txn> Tables<'txn> {
             StoreRecord::RetainedCleared { topic } => {
                 self.retained.remove(topic.as_str())?;
             }
+            StoreRecord::BridgeQueued {
+                bridge,
+                seq,
+                message,
+                qos,
+                retain,
+            } => {
+                let mut w = Writer::default();
+                w.u64(message.0).u8(*qos as u8).u8(u8::from(*retain));
+                let old = self
+                    .bridges
+                    .insert((bridge.as_str(), *seq), &w.into_vec()[..])?
+                    .map(|v| v.value().to_vec());
+                let count = self.holders.get(message.0)?.map_or(0, |v| v.value());
+                self.holders.insert(message.0, count.saturating_add(1))?;
+                if let Some(old) = old {
+                    self.release_body(Reader::new(&old).u64("bridge message")?)?;
+                }
+            }
+            StoreRecord::BridgeSettled { bridge, seq } => {
+                let old = self
+                    .bridges
+                    .remove((bridge.as_str(), *seq))?
+                    .map(|v| v.value().to_vec());
+                if let Some(old) = old {
+                    self.release_body(Reader::new(&old).u64("bridge message")?)?;
+                }
+            }
             // Handled by `apply` and `apply_message`.
             StoreRecord::SessionOpened { .. }
             | StoreRecord::SessionResumed { .. }
@@ -217,7 +247,11 @@ impl<'txn> Tables<'txn> {
         if r.u8("outgoing")? != 0 {
             return Ok(());
         }
-        let id = r.u64("outgoing")?;
+        self.release_body(r.u64("outgoing")?)
+    }
+
+    /// One holder of body `id` is done with it; the last deletes it.
+    fn release_body(&mut self, id: u64) -> Result<(), Fail> {
         let count = self.holders.get(id)?.map_or(0, |v| v.value());
         if count <= 1 {
             self.holders.remove(id)?;

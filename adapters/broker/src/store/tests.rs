@@ -106,6 +106,24 @@ fn history() -> Vec<StoreRecord> {
             expires_at: None,
         },
         queued("a", 2, 2, 14),
+        StoreRecord::BridgeQueued {
+            bridge: cid("br"),
+            seq: 1,
+            message: MessageId(2),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        },
+        StoreRecord::BridgeQueued {
+            bridge: cid("br"),
+            seq: 2,
+            message: MessageId(1),
+            qos: QoS::ExactlyOnce,
+            retain: true,
+        },
+        StoreRecord::BridgeSettled {
+            bridge: cid("br"),
+            seq: 2,
+        },
         StoreRecord::PubRelSent {
             client_id: cid("a"),
             packet_id: pid(1),
@@ -170,11 +188,14 @@ fn reads_back_as_the_image_says(store: &mut dyn Store) {
     let state = store.load().unwrap();
     assert_eq!(state, expected.restored());
     // Body 1: held by "a" until PUBREL, by "b" until completed, by "gone"
-    // until its end: deleted. Body 2 is still held.
+    // until its end, by the bridge until settled: deleted. Body 2 is still
+    // held (by "a" and the bridge).
     assert_eq!(state.messages.len(), 1);
     assert_eq!(state.messages[0].id, MessageId(2));
     assert_eq!(state.sessions.len(), 2);
     assert_eq!(state.retained.len(), 1);
+    assert_eq!(state.bridges.len(), 1);
+    assert_eq!(state.bridges[0].queue.len(), 1);
 }
 
 #[test]

@@ -4,13 +4,15 @@
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 use mqtt_codec::{PacketId, Str, TopicFilter, TopicName};
 use mqtt_session::Message;
 
 use super::{
-    MessageId, OutgoingState, RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState,
-    RestoredSubscription, StoreRecord, StoredWill, WallTime,
+    MessageId, OutgoingState, RestoredBridge, RestoredBridgeMessage, RestoredMessage,
+    RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription, StoreRecord,
+    StoredWill, WallTime,
 };
 
 /// The durable state after applying [`StoreRecord`]s in order. Message
@@ -21,6 +23,7 @@ pub struct StoreImage {
     sessions: BTreeMap<Str, ImageSession>,
     messages: BTreeMap<MessageId, Body>,
     retained: BTreeMap<TopicName, (Message, Option<WallTime>)>,
+    bridges: BTreeMap<(Str, u64), RestoredBridgeMessage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +134,31 @@ impl StoreImage {
             } => {
                 self.retained
                     .insert(message.topic.clone(), (message, expires_at));
+            }
+            StoreRecord::BridgeQueued {
+                bridge,
+                seq,
+                message,
+                qos,
+                retain,
+            } => {
+                if let Some(b) = self.messages.get_mut(&message) {
+                    b.holders += 1;
+                }
+                let m = RestoredBridgeMessage {
+                    seq,
+                    message,
+                    qos,
+                    retain,
+                };
+                if let Some(old) = self.bridges.insert((bridge, seq), m) {
+                    self.release_body(old.message);
+                }
+            }
+            StoreRecord::BridgeSettled { bridge, seq } => {
+                if let Some(old) = self.bridges.remove(&(bridge, seq)) {
+                    self.release_body(old.message);
+                }
             }
             StoreRecord::RetainedCleared { topic } => {
                 self.retained.remove(&topic);
@@ -247,9 +275,12 @@ impl StoreImage {
 
     /// One holder of a body is done with it; the last one deletes it.
     fn release_state(&mut self, state: OutgoingState) {
-        let OutgoingState::Publish { message, .. } = state else {
-            return;
-        };
+        if let OutgoingState::Publish { message, .. } = state {
+            self.release_body(message);
+        }
+    }
+
+    fn release_body(&mut self, message: MessageId) {
         if let Some(b) = self.messages.get_mut(&message) {
             b.holders = b.holders.saturating_sub(1);
             if b.holders == 0 {
@@ -293,6 +324,21 @@ impl StoreImage {
                     expires_at: *expires_at,
                 })
                 .collect(),
+            bridges: self.restored_bridges(),
         }
+    }
+
+    fn restored_bridges(&self) -> Vec<RestoredBridge> {
+        let mut out: Vec<RestoredBridge> = Vec::new();
+        for ((name, _), m) in &self.bridges {
+            match out.last_mut() {
+                Some(b) if b.name == *name => b.queue.push(m.clone()),
+                _ => out.push(RestoredBridge {
+                    name: name.clone(),
+                    queue: alloc::vec![m.clone()],
+                }),
+            }
+        }
+        out
     }
 }

@@ -12,7 +12,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use mqtt_codec::{PacketId, Str, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
+use mqtt_codec::{PacketId, QoS, Str, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
 use mqtt_session::{DeliveryOptions, Message};
 
 mod image;
@@ -173,6 +173,28 @@ pub enum StoreRecord {
         /// Its packet identifier.
         packet_id: PacketId,
     },
+    /// A QoS 1/2 message was queued for a bridge, to be sent to its remote
+    /// broker (it holds its body like a session does).
+    BridgeQueued {
+        /// The bridge's name.
+        bridge: Str,
+        /// Its place in the bridge's queue (increasing).
+        seq: u64,
+        /// The body.
+        message: MessageId,
+        /// The QoS it is forwarded with.
+        qos: QoS,
+        /// The RETAIN flag it is forwarded with.
+        retain: bool,
+    },
+    /// The remote broker took (or refused) bridge message `seq`, or it was
+    /// dropped: it leaves the bridge's queue.
+    BridgeSettled {
+        /// The bridge's name.
+        bridge: Str,
+        /// Its place in the bridge's queue.
+        seq: u64,
+    },
     /// A retained message was set (replacing any on its topic).
     RetainedSet {
         /// The message (its `props.expires_at` is not used: see `expires_at`).
@@ -197,6 +219,30 @@ pub struct RestoredState {
     pub sessions: Vec<RestoredSession>,
     /// Every stored retained message.
     pub retained: Vec<RestoredMessage>,
+    /// Every bridge's stored queue.
+    pub bridges: Vec<RestoredBridge>,
+}
+
+/// A bridge's stored queue, given back when a bridge of that name opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredBridge {
+    /// The bridge's name.
+    pub name: Str,
+    /// Its queued QoS 1/2 messages, in any order (`seq` sorts them).
+    pub queue: Vec<RestoredBridgeMessage>,
+}
+
+/// One stored message of a bridge's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredBridgeMessage {
+    /// Its place in the queue.
+    pub seq: u64,
+    /// The body.
+    pub message: MessageId,
+    /// The QoS it is forwarded with.
+    pub qos: QoS,
+    /// The RETAIN flag it is forwarded with.
+    pub retain: bool,
 }
 
 /// A stored message: a body (with its identifier) or a retained message
@@ -277,6 +323,14 @@ pub enum RestoreError {
     /// The broker already has connections or state: restore comes first.
     #[error("the broker must be restored before it takes connections")]
     NotFresh,
+    /// A bridge queues a message body the state does not hold.
+    #[error("bridge {bridge:?} queues message {message:?}, which is not stored")]
+    MissingBridgeMessage {
+        /// The bridge.
+        bridge: Str,
+        /// The missing body.
+        message: MessageId,
+    },
     /// A session queues a message body the state does not hold.
     #[error("session {client_id:?} queues message {message:?}, which is not stored")]
     MissingMessage {
