@@ -83,13 +83,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             }
         }
         bridges.flush(&mut broker, clock.now());
-        if let Some(link) = store.as_mut() {
-            // This turn's records go to the store's thread; what they hold
-            // is written once it reports them stored.
-            if let Some(up_to) = broker.poll_store(&mut records) {
-                link.send(std::mem::take(&mut records), up_to);
-            }
-        }
+        send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
         if stopping && w.conns.is_empty() {
             break;
@@ -102,6 +96,20 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // waiting for room in it.
     drop(from_bridges);
     bridges.join().await;
+}
+
+/// Hands this turn's records to the store's thread; what they hold is
+/// written once it reports them stored.
+fn send_records<P: Policy>(
+    broker: &mut Broker<P>,
+    store: &mut Option<StoreLink>,
+    records: &mut Vec<mqtt_router::broker::StoreRecord>,
+) {
+    if let Some(link) = store.as_mut() {
+        if let Some(up_to) = broker.poll_store(records) {
+            link.send(std::mem::take(records), up_to);
+        }
+    }
 }
 
 /// The next report of the store's thread (never, without a store).

@@ -366,33 +366,7 @@ impl RedbStore {
                 expires_at,
             });
         }
-        for e in tx.open_table(BRIDGE_QUEUE)?.iter()? {
-            let (k, v) = e?;
-            let (name, seq) = k.value();
-            let name = str_of(name.as_bytes(), "bridge name")?;
-            let mut r = Reader::new(v.value());
-            let message = MessageId(r.u64("bridge message")?);
-            let qos = match r.u8("bridge message")? {
-                1 => QoS::AtLeastOnce,
-                2 => QoS::ExactlyOnce,
-                _ => return Err(Corrupt("bridge message").into()),
-            };
-            let retain = r.u8("bridge message")? == 1;
-            r.end("bridge message")?;
-            let m = RestoredBridgeMessage {
-                seq,
-                message,
-                qos,
-                retain,
-            };
-            match state.bridges.last_mut() {
-                Some(b) if b.name == name => b.queue.push(m),
-                _ => state.bridges.push(RestoredBridge {
-                    name,
-                    queue: vec![m],
-                }),
-            }
-        }
+        read_bridges(&tx.open_table(BRIDGE_QUEUE)?, &mut state)?;
         let subs = tx.open_table(SUBSCRIPTIONS)?;
         let out = tx.open_table(OUTGOING)?;
         let inc = tx.open_table(INCOMING)?;
@@ -415,6 +389,41 @@ impl RedbStore {
         }
         Ok(state)
     }
+}
+
+/// Every bridge's stored queue, grouped by bridge (the keys are sorted).
+fn read_bridges(
+    table: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    state: &mut RestoredState,
+) -> Result<(), Fail> {
+    for e in table.iter()? {
+        let (k, v) = e?;
+        let (name, seq) = k.value();
+        let name = str_of(name.as_bytes(), "bridge name")?;
+        let mut r = Reader::new(v.value());
+        let message = MessageId(r.u64("bridge message")?);
+        let qos = match r.u8("bridge message")? {
+            1 => QoS::AtLeastOnce,
+            2 => QoS::ExactlyOnce,
+            _ => return Err(Corrupt("bridge message").into()),
+        };
+        let retain = r.u8("bridge message")? == 1;
+        r.end("bridge message")?;
+        let m = RestoredBridgeMessage {
+            seq,
+            message,
+            qos,
+            retain,
+        };
+        match state.bridges.last_mut() {
+            Some(b) if b.name == name => b.queue.push(m),
+            _ => state.bridges.push(RestoredBridge {
+                name,
+                queue: vec![m],
+            }),
+        }
+    }
+    Ok(())
 }
 
 fn read_children(

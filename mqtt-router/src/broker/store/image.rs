@@ -135,6 +135,17 @@ impl StoreImage {
                 self.retained
                     .insert(message.topic.clone(), (message, expires_at));
             }
+            StoreRecord::RetainedCleared { topic } => {
+                self.retained.remove(&topic);
+            }
+            r @ (StoreRecord::BridgeQueued { .. } | StoreRecord::BridgeSettled { .. }) => {
+                self.apply_bridge(r)
+            }
+        }
+    }
+
+    fn apply_bridge(&mut self, record: StoreRecord) {
+        match record {
             StoreRecord::BridgeQueued {
                 bridge,
                 seq,
@@ -160,9 +171,7 @@ impl StoreImage {
                     self.release_body(old.message);
                 }
             }
-            StoreRecord::RetainedCleared { topic } => {
-                self.retained.remove(&topic);
-            }
+            _ => {}
         }
     }
 
