@@ -86,6 +86,8 @@ fn commit_loop(
     let mut turns = 0;
     let mut up_to = 0;
     let mut failing = false;
+    // For the log at exit: what group commit achieved.
+    let (mut commits, mut records_stored, mut turns_stored) = (0u64, 0u64, 0u64);
     loop {
         if turns == 0 {
             match rx.recv() {
@@ -93,7 +95,16 @@ fn commit_loop(
                     pending = records;
                     (turns, up_to) = (1, up);
                 }
-                Err(_) => return,
+                Err(_) => {
+                    info!(
+                        store = %store.describe(),
+                        commits,
+                        records = records_stored,
+                        turns = turns_stored,
+                        "store closed"
+                    );
+                    return;
+                }
             }
         }
         // Group commit: every turn already waiting joins this transaction.
@@ -107,6 +118,9 @@ fn commit_loop(
                     info!(store = %store.describe(), "the store accepts writes again");
                     failing = false;
                 }
+                commits += 1;
+                records_stored += pending.len() as u64;
+                turns_stored += turns as u64;
                 pending.clear();
                 let _ = done.send(Stored::Up(up_to, turns));
                 turns = 0;
