@@ -32,6 +32,9 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     let mut w = Writers::new();
     let mut stopping = false;
     let mut records = Vec::new();
+    // What restoring changed (expired sessions, wills that came due) is
+    // stored before anything else happens.
+    send_records(&mut broker, &mut store, &mut records);
     loop {
         let room = store.as_ref().is_none_or(StoreLink::has_room);
         let deadline = broker
