@@ -283,3 +283,112 @@ fn a_read_only_directory_is_refused() {
     let e = open_err(&dir);
     assert!(matches!(e, StoreError::ReadOnly { .. }), "{e:?}");
 }
+
+/// Any sequence of records, as the core could emit them in any order of
+/// events: the disk store reads back what `StoreImage` says.
+mod agreement {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CLIENTS: [&str; 3] = ["a", "b", "c"];
+
+    /// One step, made into records with the body counter `next`.
+    fn records(step: (u8, u8, u8, u8), next: &mut u64) -> Vec<StoreRecord> {
+        let (kind, c, n, m) = step;
+        let client = cid(CLIENTS[usize::from(c) % 3]);
+        let packet_id = pid(u16::from(n % 4) + 1);
+        match kind % 12 {
+            0 => vec![StoreRecord::SessionOpened {
+                client_id: client,
+                username: None,
+                expiry: 60,
+            }],
+            1 => vec![StoreRecord::SessionEnded { client_id: client }],
+            2 | 3 => {
+                *next += 1;
+                let id = MessageId(*next);
+                let mut records = vec![StoreRecord::MessageStored {
+                    id,
+                    message: Arc::new(message("t", "body")),
+                    expires_at: None,
+                }];
+                for target in 0..=(m % 3) {
+                    records.push(StoreRecord::Queued {
+                        client_id: cid(CLIENTS[usize::from(c + target) % 3]),
+                        packet_id,
+                        message: id,
+                        options: DeliveryOptions::new(QoS::AtLeastOnce),
+                        order: *next * 10 + u64::from(target),
+                    });
+                }
+                if m % 2 == 0 {
+                    records.push(StoreRecord::BridgeQueued {
+                        bridge: cid("br"),
+                        seq: u64::from(n % 4),
+                        message: id,
+                        qos: QoS::AtLeastOnce,
+                        retain: false,
+                    });
+                }
+                records
+            }
+            4 => vec![StoreRecord::PubRelSent {
+                client_id: client,
+                packet_id,
+            }],
+            5 => vec![StoreRecord::Completed {
+                client_id: client,
+                packet_id,
+            }],
+            6 => vec![StoreRecord::IncomingReceived {
+                client_id: client,
+                packet_id,
+            }],
+            7 => vec![StoreRecord::IncomingReleased {
+                client_id: client,
+                packet_id,
+            }],
+            8 => vec![StoreRecord::Subscribed {
+                client_id: client,
+                filter: TopicFilter::try_from(["x", "y/+", "#"][usize::from(m) % 3]).unwrap(),
+                options: SubscriptionOptions::new(QoS::AtLeastOnce),
+                identifier: None,
+            }],
+            9 => vec![StoreRecord::BridgeSettled {
+                bridge: cid("br"),
+                seq: u64::from(n % 4),
+            }],
+            10 => vec![StoreRecord::SessionDetached {
+                client_id: client,
+                expires_at: Some(WallTime::from_millis(u64::from(m))),
+                will: None,
+            }],
+            _ => vec![StoreRecord::RetainedSet {
+                message: message(["r/1", "r/2"][usize::from(m) % 2], "kept"),
+                expires_at: None,
+            }],
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn the_redb_store_agrees_with_the_image(
+            steps in proptest::collection::vec(any::<(u8, u8, u8, u8)>(), 1..40),
+            chunk in 1usize..8,
+        ) {
+            let dir = TempDir::new("agreement");
+            let mut redb = RedbStore::open(&dir.0).unwrap();
+            let mut image = StoreImage::new();
+            let mut next = 0;
+            let all: Vec<StoreRecord> = steps.into_iter().flat_map(|s| records(s, &mut next)).collect();
+            for batch in all.chunks(chunk) {
+                redb.commit(batch).unwrap();
+                for r in batch {
+                    image.apply(r.clone());
+                }
+            }
+            prop_assert_eq!(redb.load().unwrap(), image.restored());
+        }
+    }
+}
