@@ -147,3 +147,10 @@ fn the_broker_says_at_start_that_it_runs_in_memory() {
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("running in memory"), "{log}");
 }
+
+#[test]
+fn a_data_directory_another_broker_uses_is_refused() {
+    let data = TempDir::new("in-use");
+    let _first = BrokerProcess::start_durable(free_port(), &data.0, "");
+    refuses_to_start(&data.0, "another process");
+}
