@@ -447,6 +447,7 @@ fn restore_refuses_a_used_broker_and_a_missing_body() {
             expiry: 60,
             detached: Some(None),
             will: None,
+            connected_will: None,
             subscriptions: Vec::new(),
             outgoing: vec![RestoredOutgoing {
                 packet_id: pid(1),
@@ -645,4 +646,37 @@ fn a_bridge_queue_survives_a_restart_and_goes_out_when_the_bridge_opens() {
         .expect("the second is still there");
     assert_eq!(&again.message.payload[..], b"2");
     assert!(sim.broker.poll_bridge(id, now).is_none());
+}
+
+#[test]
+fn the_will_of_a_client_connected_at_the_crash_is_published_after_its_delay() {
+    let mut sim = Sim::durable(broker_config());
+    offline_subscriber(&mut sim, V5, "will/#");
+    let mut c = persistent(V5, "dying", 3600);
+    c.will = Some(will("will/dying", "gone", Some(10)));
+    sim.connect_ok(c);
+    // The broker dies while the client is connected: that connection ended
+    // without DISCONNECT.
+    sim.crash_and_restart(secs(1));
+    sim.advance(secs(9));
+    let (s, _) = sim.connect_ok(persistent(V5, "sub", 3600));
+    assert!(sim.payloads(s).is_empty(), "published before its delay");
+    sim.advance(secs(2));
+    assert_eq!(sim.payloads(s), ["gone"]);
+}
+
+#[test]
+fn a_client_that_returns_in_time_after_a_crash_cancels_its_will() {
+    let mut sim = Sim::durable(broker_config());
+    offline_subscriber(&mut sim, V5, "will/#");
+    let mut c = persistent(V5, "back", 3600);
+    c.will = Some(will("will/back", "gone", Some(10)));
+    sim.connect_ok(c.clone());
+    sim.crash_and_restart(secs(1));
+    sim.advance(secs(3));
+    let (_, present) = sim.connect_ok(c);
+    assert!(present);
+    sim.advance(secs(20));
+    let (s, _) = sim.connect_ok(persistent(V5, "sub", 3600));
+    assert!(sim.payloads(s).is_empty(), "a cancelled will was published");
 }

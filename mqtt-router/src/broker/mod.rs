@@ -79,9 +79,9 @@ pub use config::{BrokerConfig, QueueFullPolicy};
 pub use policy::{AllowAll, ClientInfo, Policy};
 pub use stats::Stats;
 pub use store::{
-    MessageId, OutgoingState, RestoreError, RestoredBridge, RestoredBridgeMessage, RestoredMessage,
-    RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription, StoreImage,
-    StoreRecord, StoredWill, WallTime,
+    ConnectedWill, MessageId, OutgoingState, RestoreError, RestoredBridge, RestoredBridgeMessage,
+    RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription,
+    StoreImage, StoreRecord, StoredWill, WallTime,
 };
 
 use crate::retained::RetainedMessage;

@@ -128,11 +128,27 @@ impl<P: Policy> Broker<P> {
             return Ok(());
         };
         let had_will = s.will.is_some();
-        let mut will = s.will.map(|w| {
+        let pending = s.will.map(|w| {
             let mut msg = w.message;
             msg.props.expires_at = w.expires_at.map(|t| d.instant(t));
             (msg, d.instant(w.due), w.due <= wall)
         });
+        // Connected when the broker stopped: that connection ended without
+        // DISCONNECT, so its will is due after its delay from now.
+        let connected = s.connected_will.filter(|_| s.detached.is_none()).map(|w| {
+            let due = WallTime::from_millis(
+                wall.as_millis()
+                    .saturating_add(u64::from(w.delay).saturating_mul(1000)),
+            );
+            let mut msg = w.message;
+            msg.props.expires_at = w.message_expiry.map(|e| {
+                d.instant(WallTime::from_millis(
+                    due.as_millis().saturating_add(u64::from(e) * 1000),
+                ))
+            });
+            (msg, d.instant(due), w.delay == 0)
+        });
+        let mut will = pending.or(connected);
         let expires_at = match s.detached {
             Some(Some(at)) => Some(at),
             Some(None) => None,

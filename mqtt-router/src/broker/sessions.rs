@@ -13,7 +13,9 @@ use mqtt_codec::{ConnAckProps, ProtocolVersion, ReasonCode, Str};
 use mqtt_session::mqtt_codec::Connect;
 use mqtt_session::{Close, Message, Session};
 
-use super::{Broker, BrokerEvent, ConnId, PeerInfo, Policy, SessionKey, StoreRecord, Timer};
+use super::{
+    Broker, BrokerEvent, ConnId, ConnectedWill, PeerInfo, Policy, SessionKey, StoreRecord, Timer,
+};
 use crate::Instant;
 
 pub(super) struct SessionEntry {
@@ -80,13 +82,13 @@ impl<P: Policy> Broker<P> {
         let _ = c.conn.accept(now, stored, ack);
         self.stats.connections_total += 1;
         if self.store.is_some() {
-            self.record_connect(id, key, resumed);
+            self.record_connect(id, key, resumed, now);
         }
     }
 
     /// Records the session a connection took: opened or resumed when it
     /// outlives the connection, ended when it no longer does.
-    fn record_connect(&mut self, id: ConnId, key: SessionKey, resumed: bool) {
+    fn record_connect(&mut self, id: ConnId, key: SessionKey, resumed: bool, now: Instant) {
         let max = self.config.max_session_expiry;
         let (Some(c), Some(entry)) = (self.conns.get_mut(id), self.sessions[key as usize].as_mut())
         else {
@@ -95,6 +97,10 @@ impl<P: Policy> Broker<P> {
         let expiry = c.conn.session_expiry_interval().min(max);
         let client_id = entry.client_id.clone();
         let username = entry.username.clone();
+        let will = c
+            .conn
+            .will_message(now)
+            .map(|(msg, delay)| connected_will(msg, delay, now));
         if expiry == 0 {
             // It ends with this connection [MQTT-3.1.2-23]: a crash ends it too.
             let was = core::mem::replace(&mut entry.durable, false);
@@ -109,12 +115,14 @@ impl<P: Policy> Broker<P> {
                 client_id,
                 username,
                 expiry,
+                will,
             }
         } else {
             StoreRecord::SessionOpened {
                 client_id,
                 username,
                 expiry,
+                will,
             }
         };
         entry.durable = true;
@@ -355,5 +363,21 @@ impl<P: Policy> Broker<P> {
         if expired {
             self.end_session(key, now, true);
         }
+    }
+}
+
+/// A connection's will as stored while it is connected: the message without
+/// its deadline, the Message Expiry Interval it had, the Will Delay Interval.
+fn connected_will(mut message: Message, delay: Duration, now: Instant) -> ConnectedWill {
+    let published = now.saturating_add(delay);
+    let message_expiry = message.props.expires_at.map(|at| {
+        let ms = at.as_millis().saturating_sub(published.as_millis());
+        u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+    });
+    message.props.expires_at = None;
+    ConnectedWill {
+        message,
+        message_expiry,
+        delay: u32::try_from(delay.as_secs()).unwrap_or(u32::MAX),
     }
 }

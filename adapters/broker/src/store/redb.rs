@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use mqtt_codec::{PacketId, QoS, Str, TopicFilter};
 use mqtt_router::broker::{
-    MessageId, OutgoingState, RestoredBridge, RestoredBridgeMessage, RestoredMessage,
-    RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription, StoreRecord,
+    ConnectedWill, MessageId, OutgoingState, RestoredBridge, RestoredBridgeMessage,
+    RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription,
+    StoreRecord, StoredWill, WallTime,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -278,57 +279,80 @@ impl Store for RedbStore {
     }
 }
 
-type SessionFields = (
-    Option<Str>,
-    u32,
-    Option<Option<mqtt_router::broker::WallTime>>,
-    Option<mqtt_router::broker::StoredWill>,
-);
-
-pub(super) fn session_value(
-    username: Option<&Str>,
-    expiry: u32,
-    detached: Option<Option<mqtt_router::broker::WallTime>>,
-    will: Option<&mqtt_router::broker::StoredWill>,
-) -> Vec<u8> {
-    let mut w = Writer::default();
-    match username {
-        Some(u) => w.u8(1).bytes(u.as_str().as_bytes()),
-        None => w.u8(0),
-    };
-    w.u32(expiry);
-    match detached {
-        Some(at) => w.u8(1).wall(at),
-        None => w.u8(0),
-    };
-    match will {
-        Some(will) => w.u8(1).will(will),
-        None => w.u8(0),
-    };
-    w.into_vec()
+/// A `sessions` row.
+#[derive(Debug, Default)]
+pub(super) struct SessionRow {
+    pub(super) username: Option<Str>,
+    pub(super) expiry: u32,
+    pub(super) detached: Option<Option<WallTime>>,
+    pub(super) will: Option<StoredWill>,
+    pub(super) connected_will: Option<ConnectedWill>,
 }
 
-pub(super) fn read_session(v: &[u8]) -> Result<SessionFields, Corrupt> {
-    const W: &str = "session";
-    let mut r = Reader::new(v);
-    let username = match r.u8(W)? {
-        0 => None,
-        1 => Some(str_of(r.bytes(W)?, W)?),
-        _ => return Err(Corrupt(W)),
-    };
-    let expiry = r.u32(W)?;
-    let detached = match r.u8(W)? {
-        0 => None,
-        1 => Some(r.wall(W)?),
-        _ => return Err(Corrupt(W)),
-    };
-    let will = match r.u8(W)? {
-        0 => None,
-        1 => Some(r.will()?),
-        _ => return Err(Corrupt(W)),
-    };
-    r.end(W)?;
-    Ok((username, expiry, detached, will))
+impl SessionRow {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        match &self.username {
+            Some(u) => w.u8(1).bytes(u.as_str().as_bytes()),
+            None => w.u8(0),
+        };
+        w.u32(self.expiry);
+        match self.detached {
+            Some(at) => w.u8(1).wall(at),
+            None => w.u8(0),
+        };
+        match &self.will {
+            Some(will) => w.u8(1).will(will),
+            None => w.u8(0),
+        };
+        match &self.connected_will {
+            Some(c) => {
+                w.u8(1).message(&c.message);
+                w.u32(c.message_expiry.map_or(u32::MAX, |e| e.min(u32::MAX - 1)));
+                w.u32(c.delay)
+            }
+            None => w.u8(0),
+        };
+        w.into_vec()
+    }
+
+    pub(super) fn decode(v: &[u8]) -> Result<SessionRow, Corrupt> {
+        const W: &str = "session";
+        let mut r = Reader::new(v);
+        let username = match r.u8(W)? {
+            0 => None,
+            1 => Some(str_of(r.bytes(W)?, W)?),
+            _ => return Err(Corrupt(W)),
+        };
+        let expiry = r.u32(W)?;
+        let detached = match r.u8(W)? {
+            0 => None,
+            1 => Some(r.wall(W)?),
+            _ => return Err(Corrupt(W)),
+        };
+        let will = match r.u8(W)? {
+            0 => None,
+            1 => Some(r.will()?),
+            _ => return Err(Corrupt(W)),
+        };
+        let connected_will = match r.u8(W)? {
+            0 => None,
+            1 => Some(ConnectedWill {
+                message: r.message()?,
+                message_expiry: Some(r.u32(W)?).filter(|e| *e != u32::MAX),
+                delay: r.u32(W)?,
+            }),
+            _ => return Err(Corrupt(W)),
+        };
+        r.end(W)?;
+        Ok(SessionRow {
+            username,
+            expiry,
+            detached,
+            will,
+            connected_will,
+        })
+    }
 }
 
 fn str_of(b: &[u8], what: &'static str) -> Result<Str, Corrupt> {
@@ -373,13 +397,14 @@ impl RedbStore {
         for e in tx.open_table(SESSIONS)?.iter()? {
             let (k, v) = e?;
             let client_id = str_of(k.value().as_bytes(), "client identifier")?;
-            let (username, expiry, detached, will) = read_session(v.value())?;
+            let row = SessionRow::decode(v.value())?;
             let mut s = RestoredSession {
                 client_id,
-                username,
-                expiry,
-                detached,
-                will,
+                username: row.username,
+                expiry: row.expiry,
+                detached: row.detached,
+                will: row.will,
+                connected_will: row.connected_will,
                 subscriptions: Vec::new(),
                 outgoing: Vec::new(),
                 incoming: Vec::new(),

@@ -1,13 +1,14 @@
 //! The disk store's writing half: one transaction applies a turn's records
 //! (as `StoreImage` says they mean), every table opened once for it.
 
-use mqtt_router::broker::StoreRecord;
+use mqtt_codec::Str;
+use mqtt_router::broker::{ConnectedWill, StoreRecord};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{Reader, Writer};
 use super::redb::{
-    read_session, session_value, Fail, BODIES, BRIDGE_QUEUE, HOLDERS, INCOMING, OUTGOING, RETAINED,
-    SESSIONS, SUBSCRIPTIONS,
+    Fail, SessionRow, BODIES, BRIDGE_QUEUE, HOLDERS, INCOMING, OUTGOING, RETAINED, SESSIONS,
+    SUBSCRIPTIONS,
 };
 
 /// Every table a commit writes, open for one transaction.
@@ -47,18 +48,20 @@ impl<'txn> Tables<'txn> {
                 client_id,
                 username,
                 expiry,
+                will,
             } => {
                 self.end_session(client_id.as_str())?;
-                let v = session_value(username.as_ref(), *expiry, None, None);
+                let v = connected_row(username, *expiry, will).encode();
                 self.sessions.insert(client_id.as_str(), &v[..])?;
             }
             StoreRecord::SessionResumed {
                 client_id,
                 username,
                 expiry,
+                will,
             } => {
                 if self.has_session(client_id.as_str())? {
-                    let v = session_value(username.as_ref(), *expiry, None, None);
+                    let v = connected_row(username, *expiry, will).encode();
                     self.sessions.insert(client_id.as_str(), &v[..])?;
                 }
             }
@@ -72,9 +75,14 @@ impl<'txn> Tables<'txn> {
                     .get(client_id.as_str())?
                     .map(|v| v.value().to_vec());
                 if let Some(old) = old {
-                    let (username, expiry, _, _) = read_session(&old)?;
-                    let v =
-                        session_value(username.as_ref(), expiry, Some(*expires_at), will.as_ref());
+                    let row = SessionRow::decode(&old)?;
+                    let v = SessionRow {
+                        detached: Some(*expires_at),
+                        will: will.clone(),
+                        connected_will: None,
+                        ..row
+                    }
+                    .encode();
                     self.sessions.insert(client_id.as_str(), &v[..])?;
                 }
             }
@@ -290,5 +298,15 @@ impl<'txn> Tables<'txn> {
             self.subscriptions.remove((client_id, f.as_str()))?;
         }
         Ok(())
+    }
+}
+
+/// The row of a session whose client is connected.
+fn connected_row(username: &Option<Str>, expiry: u32, will: &Option<ConnectedWill>) -> SessionRow {
+    SessionRow {
+        username: username.clone(),
+        expiry,
+        connected_will: will.clone(),
+        ..SessionRow::default()
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mqtt_codec::{PacketId, QoS, Str, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
-use mqtt_router::broker::{MessageId, StoreImage, StoreRecord, StoredWill, WallTime};
+use mqtt_router::broker::{
+    ConnectedWill, MessageId, StoreImage, StoreRecord, StoredWill, WallTime,
+};
 use mqtt_session::{DeliveryOptions, Message};
 
 use super::{MemoryStore, RedbStore, Store, StoreError, FORMAT_VERSION, STORE_FILE};
@@ -71,6 +73,11 @@ fn history() -> Vec<StoreRecord> {
         client_id: cid(c),
         username: Some(cid("alice")),
         expiry: 3600,
+        will: (c == "a").then(|| ConnectedWill {
+            message: message("will/a", "bye"),
+            message_expiry: Some(30),
+            delay: 5,
+        }),
     };
     vec![
         opened("a"),
@@ -302,6 +309,11 @@ mod agreement {
                 client_id: client,
                 username: None,
                 expiry: 60,
+                will: (m % 2 == 0).then(|| ConnectedWill {
+                    message: message("w", "will"),
+                    message_expiry: None,
+                    delay: u32::from(n),
+                }),
             }],
             1 => vec![StoreRecord::SessionEnded { client_id: client }],
             2 | 3 => {

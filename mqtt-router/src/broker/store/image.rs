@@ -10,9 +10,9 @@ use mqtt_codec::{PacketId, Str, TopicFilter, TopicName};
 use mqtt_session::Message;
 
 use super::{
-    MessageId, OutgoingState, RestoredBridge, RestoredBridgeMessage, RestoredMessage,
-    RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription, StoreRecord,
-    StoredWill, WallTime,
+    ConnectedWill, MessageId, OutgoingState, RestoredBridge, RestoredBridgeMessage,
+    RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription,
+    StoreRecord, StoredWill, WallTime,
 };
 
 /// The durable state after applying [`StoreRecord`]s in order. Message
@@ -39,6 +39,7 @@ struct ImageSession {
     expiry: u32,
     detached: Option<Option<WallTime>>,
     will: Option<StoredWill>,
+    connected_will: Option<ConnectedWill>,
     subscriptions: BTreeMap<TopicFilter, RestoredSubscription>,
     outgoing: BTreeMap<PacketId, RestoredOutgoing>,
     incoming: BTreeSet<PacketId>,
@@ -72,6 +73,7 @@ impl StoreImage {
                 client_id,
                 username,
                 expiry,
+                will,
             } => {
                 self.end_session(&client_id);
                 self.sessions.insert(
@@ -81,6 +83,7 @@ impl StoreImage {
                         expiry,
                         detached: None,
                         will: None,
+                        connected_will: will,
                         subscriptions: BTreeMap::new(),
                         outgoing: BTreeMap::new(),
                         incoming: BTreeSet::new(),
@@ -91,9 +94,11 @@ impl StoreImage {
                 client_id,
                 username,
                 expiry,
+                will,
             } => {
                 if let Some(s) = self.sessions.get_mut(&client_id) {
                     (s.username, s.expiry, s.detached, s.will) = (username, expiry, None, None);
+                    s.connected_will = will;
                 }
             }
             StoreRecord::SessionDetached {
@@ -103,6 +108,7 @@ impl StoreImage {
             } => {
                 if let Some(s) = self.sessions.get_mut(&client_id) {
                     (s.detached, s.will) = (Some(expires_at), will);
+                    s.connected_will = None;
                 }
             }
             StoreRecord::SessionEnded { client_id } => self.end_session(&client_id),
@@ -319,6 +325,7 @@ impl StoreImage {
                     expiry: s.expiry,
                     detached: s.detached,
                     will: s.will.clone(),
+                    connected_will: s.connected_will.clone(),
                     subscriptions: s.subscriptions.values().cloned().collect(),
                     outgoing: s.outgoing.values().cloned().collect(),
                     incoming: s.incoming.iter().copied().collect(),

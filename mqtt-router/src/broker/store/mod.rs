@@ -54,6 +54,19 @@ pub struct StoredWill {
     pub due: WallTime,
 }
 
+/// The will of a client while it is connected, as stored: if the broker
+/// dies meanwhile, the connection ended without DISCONNECT, so after the
+/// restart the will is due after its delay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedWill {
+    /// The will message (its `props.expires_at` is not used).
+    pub message: Message,
+    /// Its Message Expiry Interval, in seconds, counted from publication.
+    pub message_expiry: Option<u32>,
+    /// Its Will Delay Interval, in seconds.
+    pub delay: u32,
+}
+
 /// One change to the durable state, in the order the core made them.
 /// Sessions are named by client identifier; applying the records in order
 /// to an empty store gives the state [`RestoredState`] reads back.
@@ -70,6 +83,8 @@ pub enum StoreRecord {
         username: Option<Str>,
         /// Its Session Expiry Interval, in seconds (`u32::MAX`: never).
         expiry: u32,
+        /// The connection's will.
+        will: Option<ConnectedWill>,
     },
     /// A client resumed its stored session: it is connected, so it has no
     /// expiry deadline and no pending will; `expiry` is the interval now in
@@ -81,6 +96,8 @@ pub enum StoreRecord {
         username: Option<Str>,
         /// Its Session Expiry Interval, in seconds.
         expiry: u32,
+        /// The connection's will.
+        will: Option<ConnectedWill>,
     },
     /// The session's connection ended; the session waits for the client
     /// until `expires_at` (`None`: never), with its will if delayed.
@@ -272,6 +289,9 @@ pub struct RestoredSession {
     pub detached: Option<Option<WallTime>>,
     /// A will waiting for its delay.
     pub will: Option<StoredWill>,
+    /// The will of the connection it had when the broker stopped (`detached`
+    /// is `None`): due after its delay from the restart.
+    pub connected_will: Option<ConnectedWill>,
     /// Its subscriptions.
     pub subscriptions: Vec<RestoredSubscription>,
     /// Its outgoing QoS 1/2 messages, in any order (`order` sorts them).
