@@ -7,9 +7,10 @@ use core::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{
-    AckProps, AuthProps, ConnAck, ConnAckProps, Connect, Decoder, DisconnectProps, Packet,
-    PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubAckProps,
-    SubscriptionId, SubscriptionOptions, TopicFilter, TopicName, Will, MAX_PACKET_SIZE,
+    AckProps, AuthProps, ConnAck, ConnAckProps, Connect, DecodeError, Decoder, DisconnectProps,
+    Packet, PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, StrError, SubAck,
+    SubAckProps, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName, Will,
+    MAX_PACKET_SIZE,
 };
 
 use crate::config::ServerConfig;
@@ -18,6 +19,7 @@ use crate::error::{Close, DeliverError, UsageError, Violation};
 use crate::message::{DeliveryOptions, Message, MessageProps};
 use crate::session::Session;
 use crate::time::Instant;
+use crate::tx::Tx;
 
 /// The server role: the broker's end of a client connection.
 #[derive(Debug)]
@@ -76,6 +78,7 @@ pub struct ServerState {
     maximum_qos: QoS,
     retain_available: bool,
     max_keep_alive: Option<u16>,
+    allow_control_characters: bool,
     connect_deadline: Option<Instant>,
     client_id: Str,
     clean_start: bool,
@@ -98,6 +101,10 @@ impl Role for Server {
     fn on_detach(_: &mut Connection<Self>) {}
 
     fn handle_packet(c: &mut Connection<Self>, now: Instant, p: Packet) {
+        if !c.role.allow_control_characters && has_control_characters(&p) {
+            let e = DecodeError::InvalidString(StrError::ControlCharacter);
+            return c.violation(now, Violation::Decode(e));
+        }
         match (c.state, p) {
             (State::AwaitingConnect, Packet::Connect(connect)) => c.on_connect(connect),
             (_, Packet::Connect(_)) => {
@@ -110,6 +117,10 @@ impl Role for Server {
                 }
                 if v5 && p.retain && !c.role.retain_available {
                     return c.violation(now, Violation::RetainNotSupported);
+                }
+                if !p.props.subscription_identifiers.is_empty() {
+                    // Only a server sets them, towards its subscribers.
+                    return c.violation(now, Violation::SubscriptionIdentifierFromClient);
                 }
                 c.on_publish(now, p);
             }
@@ -282,6 +293,24 @@ fn own_will(w: &Will) -> Will {
     }
 }
 
+/// Whether a client's packet carries a control character in a client
+/// identifier, user name, will topic, topic name or topic filter: the
+/// strings section 1.5.4 lets a receiver treat as malformed when they do.
+fn has_control_characters(p: &Packet) -> bool {
+    let has = |b: &[u8]| mqtt_codec::has_control_characters(b);
+    match p {
+        Packet::Publish(p) => p.topic.as_ref().is_some_and(|t| has(t.as_bytes())),
+        Packet::Subscribe(s) => s.filters.iter().any(|(f, _)| has(f.as_bytes())),
+        Packet::Unsubscribe(u) => u.filters.iter().any(|f| has(f.as_bytes())),
+        Packet::Connect(c) => {
+            has(c.client_id.as_bytes())
+                || c.username.as_ref().is_some_and(|u| has(u.as_bytes()))
+                || c.will.as_ref().is_some_and(|w| has(w.topic.as_bytes()))
+        }
+        _ => false,
+    }
+}
+
 /// 1.5 times the keep alive after the last packet received [MQTT-3.1.2-24].
 fn keep_alive_deadline(c: &Connection<Server>) -> Option<Instant> {
     if c.state != State::Connected || c.keep_alive == 0 {
@@ -308,6 +337,7 @@ impl Connection<Server> {
                 maximum_qos: config.maximum_qos,
                 retain_available: config.retain_available,
                 max_keep_alive: config.max_keep_alive,
+                allow_control_characters: config.allow_control_characters,
                 connect_deadline: Some(deadline),
                 client_id: Str::default(),
                 clean_start: true,
@@ -446,9 +476,37 @@ impl Connection<Server> {
         let mut session = resumed.unwrap_or_else(|| Session::new(max_queued));
         session.set_max_queued(max_queued);
         self.session = Some(session);
+        if !self.connack_fits() {
+            // Nothing of the session is sent or taken in: it stays as a
+            // close leaves it.
+            self.cannot_accept(now);
+            return Ok(());
+        }
         self.resume(now);
         self.release_before_connack(now);
         Ok(())
+    }
+
+    /// Whether the CONNACK just queued fits the client's Maximum Packet Size,
+    /// once without its diagnostics if need be (they go first, see
+    /// `shed_front`).
+    fn connack_fits(&self) -> bool {
+        let max = self.peer.max_packet_size as usize;
+        let Some(Tx::Packet(p)) = self.tx.back() else {
+            return true;
+        };
+        let Packet::ConnAck(ack) = &**p else {
+            return true;
+        };
+        if p.encoded_len(self.version).is_ok_and(|n| n <= max) {
+            return true;
+        }
+        let mut bare = ack.clone();
+        bare.props.reason_string = None;
+        bare.props.user_properties.clear();
+        Packet::ConnAck(bare)
+            .encoded_len(self.version)
+            .is_ok_and(|n| n <= max)
     }
 
     /// Refuses the CONNECT with `reason` and closes: a 5.0 client gets CONNACK

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::raw::{ConnectSpec, RawClient};
+use common::raw_client::{ConnectSpec, RawClient};
 use common::{free_port, require, run, BrokerProcess, TempDir};
 use mqtt_codec::{Packet, ProtocolVersion, QoS};
 

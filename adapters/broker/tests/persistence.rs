@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::raw::{ConnectSpec, RawClient};
+use common::raw_client::{ConnectSpec, RawClient};
 use common::{broker_command, free_port, run, start_refused, BrokerProcess, TempDir};
 use mqtt_codec::{ProtocolVersion, QoS};
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::raw::{ConnectSpec, RawClient};
+use common::raw_client::{ConnectSpec, RawClient};
 use common::{free_port, BrokerProcess, TempDir};
 use mqtt_codec::{Packet, ProtocolVersion, QoS, ReasonCode};
 

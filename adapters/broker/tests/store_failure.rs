@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::raw::{ConnectSpec, RawClient};
+use common::raw_client::{ConnectSpec, RawClient};
 use mqtt_broker::store::{MemoryStore, Store, StoreError};
 use mqtt_broker::{Config, FilePolicy, Server};
 use mqtt_codec::{Packet, ProtocolVersion, QoS, ReasonCode};

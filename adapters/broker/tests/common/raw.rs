@@ -1,204 +1,235 @@
-//! A minimal blocking MQTT client over `TcpStream` and mqtt-codec, for
-//! tests that must know exactly which acknowledgements arrived before a
-//! broker died (no library resends or hides anything). Every read is
-//! bounded by a timeout.
+//! A raw MQTT peer over a loopback socket: packets built byte by byte and
+//! answers read back whole, so a test can assert what goes over the wire
+//! byte for byte. Every read is bounded in time.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use mqtt_codec::{
-    Ack, Connect, Decoder, Disconnect, Packet, PacketId, ProtocolVersion, Publish, QoS, QosPid,
-    ReasonCode, Str, Subscribe, SubscriptionOptions, TopicFilter, TopicName, Will,
-};
-
-/// One connection; `Err(())` from any call means the connection broke.
-pub struct RawClient {
+/// One raw connection to the broker.
+pub struct Raw {
     stream: TcpStream,
-    version: ProtocolVersion,
-    decoder: Decoder,
-    buf: BytesMut,
+    buf: Vec<u8>,
 }
 
-/// How a client connects.
-#[derive(Clone)]
-pub struct ConnectSpec {
-    pub version: ProtocolVersion,
-    pub client_id: &'static str,
-    pub clean: bool,
-    /// 5.0 Session Expiry Interval.
-    pub expiry: u32,
-    /// A will on `topic` with `payload`, delayed by this many seconds (5.0).
-    pub will: Option<(&'static str, &'static str, u32)>,
+/// How a read for the next packet ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A whole packet, fixed header included.
+    Packet(Vec<u8>),
+    /// The broker closed the connection (end of stream or reset).
+    Closed,
+    /// Nothing within the time given.
+    Silent,
 }
 
-impl RawClient {
-    /// Connects; returns the client and Session Present.
-    pub fn connect(addr: SocketAddr, spec: &ConnectSpec) -> Result<(RawClient, bool), ()> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|_| ())?;
-        stream.set_nodelay(true).map_err(|_| ())?;
-        let mut c = RawClient {
+impl Raw {
+    /// Opens a connection (no Nagle delay: each `send` is one segment).
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("the broker accepts");
+        stream.set_nodelay(true).unwrap();
+        Raw {
             stream,
-            version: spec.version,
-            decoder: Decoder::with_version(spec.version),
-            buf: BytesMut::new(),
-        };
-        let mut connect = Connect::new(spec.version, Str::try_from(spec.client_id).unwrap());
-        connect.clean_start = spec.clean;
-        connect.keep_alive = 60;
-        if spec.version == ProtocolVersion::V5 && spec.expiry > 0 {
-            connect.props.session_expiry_interval = Some(spec.expiry);
-        }
-        if let Some((topic, payload, delay)) = spec.will {
-            let mut will = Will {
-                topic: TopicName::try_from(topic).unwrap(),
-                payload: Bytes::from_static(payload.as_bytes()),
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                props: Default::default(),
-            };
-            will.props.will_delay_interval = Some(delay);
-            connect.will = Some(will);
-        }
-        c.send(&Packet::Connect(Box::new(connect)))?;
-        match c.recv(Duration::from_secs(5))? {
-            Packet::ConnAck(a) if !a.reason.is_error() => Ok((c, a.session_present)),
-            _ => Err(()),
+            buf: Vec::new(),
         }
     }
 
-    pub fn send(&mut self, p: &Packet) -> Result<(), ()> {
-        let mut out = BytesMut::new();
-        p.encode(self.version, &mut out).map_err(|_| ())?;
-        self.stream.write_all(&out).map_err(|_| ())
+    /// Opens a connection and completes `connect`, checking that the
+    /// broker answers with exactly `connack`.
+    pub fn connected(addr: SocketAddr, connect: &[u8], connack: &[u8]) -> Raw {
+        let mut raw = Raw::connect(addr);
+        raw.send(connect);
+        raw.expect(connack);
+        raw
     }
 
-    /// The next packet within `timeout`.
-    pub fn recv(&mut self, timeout: Duration) -> Result<Packet, ()> {
-        let deadline = Instant::now() + timeout;
+    /// Writes `bytes` in one write.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("the write succeeds");
+    }
+
+    /// The next packet from the broker, within `within`.
+    pub fn next(&mut self, within: Duration) -> Next {
+        let deadline = Instant::now() + within;
         loop {
-            if let Some(p) = self.decoder.decode(&mut self.buf).map_err(|_| ())? {
-                return Ok(p);
+            if let Some(len) = whole_packet_len(&self.buf) {
+                return Next::Packet(self.buf.drain(..len).collect());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(());
+                return Next::Silent;
             }
-            self.stream.set_read_timeout(Some(left)).map_err(|_| ())?;
-            let mut chunk = [0u8; 16 * 1024];
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 4096];
             match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return Err(()),
+                Ok(0) => return Next::Closed,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    /// Subscribes to `filter` at `qos` and waits for SUBACK.
-    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(), ()> {
-        let sub = Subscribe {
-            id: PacketId::new(1).unwrap(),
-            props: Default::default(),
-            filters: vec![(
-                TopicFilter::try_from(filter).unwrap(),
-                SubscriptionOptions::new(qos),
-            )],
-        };
-        self.send(&Packet::Subscribe(sub))?;
-        loop {
-            if let Packet::SubAck(_) = self.recv(Duration::from_secs(5))? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Sends a PUBLISH.
-    pub fn publish(
-        &mut self,
-        topic: &str,
-        payload: &str,
-        qos: QoS,
-        id: u16,
-        dup: bool,
-        retain: bool,
-    ) -> Result<(), ()> {
-        let mut p = Publish::new(
-            TopicName::try_from(topic).unwrap(),
-            Bytes::copy_from_slice(payload.as_bytes()),
-        );
-        p.qos = match PacketId::new(id) {
-            Some(pid) => QosPid::from_qos(qos, pid),
-            None => QosPid::AtMostOnce,
-        };
-        p.dup = dup;
-        p.retain = retain;
-        self.send(&Packet::Publish(p))
-    }
-
-    /// Publishes a retained QoS 1 message with a 5.0 Message Expiry
-    /// Interval and waits for its PUBACK.
-    pub fn retain_expiring(&mut self, topic: &str, payload: &str, expiry: u32) -> Result<(), ()> {
-        let mut p = Publish::new(
-            TopicName::try_from(topic).unwrap(),
-            Bytes::copy_from_slice(payload.as_bytes()),
-        );
-        p.qos = QosPid::from_qos(QoS::AtLeastOnce, PacketId::new(9).unwrap());
-        p.retain = true;
-        p.props.message_expiry_interval = Some(expiry);
-        self.send(&Packet::Publish(p))?;
-        loop {
-            if let Packet::PubAck(_) = self.recv(Duration::from_secs(5))? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Sends PUBREL for `id`.
-    pub fn pubrel(&mut self, id: u16) -> Result<(), ()> {
-        self.send(&Packet::PubRel(Ack::new(PacketId::new(id).unwrap())))
-    }
-
-    /// Acknowledges a received PUBLISH as its QoS asks (PUBACK, or PUBREC
-    /// and, on PUBREL, PUBCOMP, handled in [`RawClient::drain`]).
-    fn answer(&mut self, p: &Publish) -> Result<(), ()> {
-        match p.qos {
-            QosPid::AtMostOnce => Ok(()),
-            QosPid::AtLeastOnce(id) => self.send(&Packet::PubAck(Ack::new(id))),
-            QosPid::ExactlyOnce(id) => self.send(&Packet::PubRec(Ack::new(id))),
-        }
-    }
-
-    /// Receives messages until none comes for `quiet` (at most `limit` in
-    /// all), acknowledging each; returns their payloads in order.
-    pub fn drain(&mut self, quiet: Duration, limit: Duration) -> Vec<String> {
-        let deadline = Instant::now() + limit;
-        let mut got = Vec::new();
-        while Instant::now() < deadline {
-            match self.recv(quiet) {
-                Ok(Packet::Publish(p)) => {
-                    got.push(String::from_utf8_lossy(&p.payload).into_owned());
-                    if self.answer(&p).is_err() {
-                        break;
-                    }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Next::Silent
                 }
-                Ok(Packet::PubRel(a)) => {
-                    let _ = self.send(&Packet::PubComp(Ack::new(a.id)));
-                }
-                Ok(_) => {}
-                Err(()) => break,
+                Err(_) => return Next::Closed,
             }
         }
-        got
     }
 
-    /// DISCONNECT (normal) and close.
-    pub fn disconnect(mut self) {
-        let _ = self.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    /// Asserts that the next packet is exactly `bytes` (within 5 s).
+    #[track_caller]
+    pub fn expect(&mut self, bytes: &[u8]) {
+        match self.next(Duration::from_secs(5)) {
+            Next::Packet(p) => assert_eq!(hex(&p), hex(bytes), "the packet the broker sent"),
+            other => panic!("expected {}, got {other:?}", hex(bytes)),
+        }
     }
 
-    /// Drops the connection without DISCONNECT (the will is due).
-    pub fn abort(self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    /// Asserts that the broker closes the connection within 5 s without
+    /// sending anything more.
+    #[track_caller]
+    pub fn expect_closed(&mut self) {
+        match self.next(Duration::from_secs(5)) {
+            Next::Closed => {}
+            other => panic!("expected the connection closed, got {other:?}"),
+        }
     }
+
+    /// Asserts that `bytes` is the last thing the broker sends before it
+    /// closes the connection.
+    #[track_caller]
+    pub fn expect_last(&mut self, bytes: &[u8]) {
+        self.expect(bytes);
+        self.expect_closed();
+    }
+}
+
+/// Bytes as spaced hexadecimal, for readable assertion failures.
+pub fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The length of the whole packet at the start of `b`, once it is all there.
+fn whole_packet_len(b: &[u8]) -> Option<usize> {
+    let mut len = 0usize;
+    for i in 0..4 {
+        let byte = *b.get(1 + i)?;
+        len |= usize::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            let total = 2 + i + len;
+            return (b.len() >= total).then_some(total);
+        }
+    }
+    None
+}
+
+/// A Variable Byte Integer.
+pub fn vbi(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut d = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            d |= 0x80;
+        }
+        out.push(d);
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// A UTF-8 string or binary field: two-byte length, then the bytes.
+pub fn string(s: &[u8]) -> Vec<u8> {
+    let mut out = (s.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(s);
+    out
+}
+
+/// A packet: first byte, remaining length, body.
+pub fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    out.extend(vbi(body.len()));
+    out.extend_from_slice(body);
+    out
+}
+
+/// A CONNECT of protocol level `level` (3, 4 or 5) with `flags` (0x02:
+/// clean session), keep alive `keep_alive`, the 5.0 `props` (ignored below
+/// 5.0) and client identifier `id`.
+pub fn connect(level: u8, flags: u8, keep_alive: u16, props: &[u8], id: &[u8]) -> Vec<u8> {
+    let name: &[u8] = if level == 3 { b"MQIsdp" } else { b"MQTT" };
+    let mut body = string(name);
+    body.push(level);
+    body.push(flags);
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    if level == 5 {
+        body.extend(vbi(props.len()));
+        body.extend_from_slice(props);
+    }
+    body.extend(string(id));
+    packet(0x10, &body)
+}
+
+/// A 3.1.1 CONNECT with clean session and keep alive 60.
+pub fn connect_v311(id: &str) -> Vec<u8> {
+    connect(4, 0x02, 60, &[], id.as_bytes())
+}
+
+/// A 5.0 CONNECT with clean start, keep alive 60 and `props`.
+pub fn connect_v5(id: &str, props: &[u8]) -> Vec<u8> {
+    connect(5, 0x02, 60, props, id.as_bytes())
+}
+
+/// The broker's CONNACK to a 3.1.1 client: accepted, no session.
+pub const CONNACK_V311: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
+
+/// The broker's CONNACK to a 5.0 client with its default limits: Receive
+/// Maximum 100, Maximum Packet Size 1 MiB, Topic Alias Maximum 16.
+pub const CONNACK_V5: [u8; 16] = [
+    0x20, 0x0E, 0x00, 0x00, 0x0B, 0x21, 0x00, 0x64, 0x27, 0x00, 0x10, 0x00, 0x00, 0x22, 0x00, 0x10,
+];
+
+/// SUBSCRIBE `id` to `filter` with options byte `options` (3.1.1 form; a
+/// 5.0 one needs [`subscribe_v5`]).
+pub fn subscribe_v311(id: u16, filter: &str, options: u8) -> Vec<u8> {
+    let mut body = id.to_be_bytes().to_vec();
+    body.extend(string(filter.as_bytes()));
+    body.push(options);
+    packet(0x82, &body)
+}
+
+/// A 5.0 SUBSCRIBE `id` to `filter` with options byte `options`, no properties.
+pub fn subscribe_v5(id: u16, filter: &str, options: u8) -> Vec<u8> {
+    let mut body = id.to_be_bytes().to_vec();
+    body.push(0);
+    body.extend(string(filter.as_bytes()));
+    body.push(options);
+    packet(0x82, &body)
+}
+
+/// A PUBLISH with the given first byte (QoS and flags), topic, packet
+/// identifier (QoS 1/2), 5.0 properties (`None`: 3.1.1, no property
+/// length) and payload.
+pub fn publish(
+    first: u8,
+    topic: &[u8],
+    id: Option<u16>,
+    props: Option<&[u8]>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut body = string(topic);
+    if let Some(id) = id {
+        body.extend_from_slice(&id.to_be_bytes());
+    }
+    if let Some(props) = props {
+        body.extend(vbi(props.len()));
+        body.extend_from_slice(props);
+    }
+    body.extend_from_slice(payload);
+    packet(first, &body)
 }
