@@ -326,7 +326,7 @@ mod agreement {
                 }];
                 for target in 0..=(m % 3) {
                     records.push(StoreRecord::Queued {
-                        client_id: cid(CLIENTS[usize::from(c + target) % 3]),
+                        client_id: cid(CLIENTS[(usize::from(c) + usize::from(target)) % 3]),
                         packet_id,
                         message: id,
                         options: DeliveryOptions::new(QoS::AtLeastOnce),
