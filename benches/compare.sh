@@ -8,6 +8,11 @@
 #   benches/compare.sh --duration 5 --reps 3 --modes "pinned unpinned" \
 #       --cases "fan-in-qos1 latency" --out target/compare/mine
 #   benches/compare.sh --before /path/to/old/mqtt-broker --brokers "ours before"
+#   benches/compare.sh --persist --cases fan-in-qos1
+#                                       # durable: our broker on a data directory
+#                                       # (fsync per commit), Mosquitto with
+#                                       # persistence on (autosave every second),
+#                                       # subscribers with persistent sessions
 #                                       # before/after: an older build of ours
 #                                       # as a fourth broker ("before"), with the
 #                                       # same configuration; an A/B table
@@ -40,6 +45,7 @@ cases=""
 out=""
 before_src=""
 brokers=""
+persist=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
@@ -50,6 +56,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --before) before_src=$2; shift 2 ;;
     --brokers) brokers=$2; shift 2 ;;
+    --persist) persist=1; shift ;;
     -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -166,6 +173,9 @@ max_keep_alive = 3600
 [sys]
 interval = 0
 EOF
+      if [ "$persist" = 1 ]; then
+        printf '\n[persistence]\npath = "%s"\n' "$dir/data-$broker" >> "$dir/ours.toml"
+      fi
       if [ "$broker" = before ]; then
         echo "$before_bin -c $dir/ours.toml"
       else
@@ -180,7 +190,9 @@ max_connections -1
 max_inflight_messages 100
 max_queued_messages 0
 max_queued_bytes 0
-persistence false
+persistence $([ "$persist" = 1 ] && echo true || echo false)
+persistence_location $dir/
+autosave_interval 1
 sys_interval 0
 set_tcp_nodelay true
 log_dest stderr
@@ -272,7 +284,8 @@ run_one() {
     timeout $((duration * 2 + 300)) $pin_gen "$loadgen" --broker "127.0.0.1:$port" \
       $(case_args "$case") --duration "$duration" --broker-pid "$broker_pid" \
       --json "$results" --tag "broker=$broker" --tag "case=$case" --tag "mode=$mode" \
-      --tag "rep=$rep" || echo "   (loadgen failed: exit $?)"
+      --tag "rep=$rep" --tag "persist=$persist" \
+      $([ "$persist" = 1 ] && echo --persistent-subscribers) || echo "   (loadgen failed: exit $?)"
   else
     echo "   $broker did not start listening on $port; see $log"
     echo "{\"scenario\":\"none\",\"broker\":\"$broker\",\"case\":\"$case\",\"mode\":\"$mode\",\"rep\":\"$rep\",\"error\":\"broker did not start\"}" >> "$results"

@@ -395,6 +395,16 @@ impl Connection<Server> {
         self.role.clean_start
     }
 
+    /// The will of the connection, if it has one, as it would be published
+    /// if the connection ended now: the message (its expiry counted from
+    /// the end of the delay) and the Will Delay Interval.
+    pub fn will_message(&self, now: Instant) -> Option<(Message, Duration)> {
+        self.role
+            .will
+            .as_ref()
+            .map(|w| will_message((**w).clone(), now))
+    }
+
     /// The session expiry interval in force, in seconds (`u32::MAX`: never;
     /// 3.1.1 sessions without clean session never expire on their own).
     pub fn session_expiry_interval(&self) -> u32 {

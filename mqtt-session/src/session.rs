@@ -7,6 +7,7 @@ use mqtt_codec::{PacketId, QoS, ReasonCode};
 
 use crate::error::DeliverError;
 use crate::ids::IdSet;
+use crate::journal::SessionChange;
 use crate::message::{DeliveryOptions, Message};
 use crate::time::Instant;
 
@@ -55,13 +56,17 @@ pub struct Session {
     next_id: u16,
     /// Packet identifiers in use on the way out: in flight, queued, and
     /// (client side) SUBSCRIBE/UNSUBSCRIBE waiting for their answer.
-    ids: IdSet,
+    pub(crate) ids: IdSet,
     pub(crate) inflight: VecDeque<Inflight>,
     pub(crate) queue: VecDeque<Outgoing>,
     pub(crate) offline_qos0: VecDeque<(Arc<Message>, DeliveryOptions)>,
     /// QoS 2 messages received and answered with PUBREC, until PUBREL.
     pub(crate) inbound_qos2: BTreeSet<PacketId>,
     max_queued: usize,
+    /// Whether changes to the durable state are recorded (see
+    /// [`SessionChange`](crate::SessionChange)), and those not yet taken.
+    pub(crate) tracking: bool,
+    pub(crate) changes: alloc::vec::Vec<crate::journal::SessionChange>,
 }
 
 impl Session {
@@ -75,6 +80,8 @@ impl Session {
             offline_qos0: VecDeque::new(),
             inbound_qos2: BTreeSet::new(),
             max_queued,
+            tracking: false,
+            changes: alloc::vec::Vec::new(),
         }
     }
 
@@ -99,6 +106,11 @@ impl Session {
         let id = self.alloc_id().ok_or(DeliverError::QueueFull {
             limit: self.max_queued,
         })?;
+        self.record(|| SessionChange::Queued {
+            id,
+            msg: msg.clone(),
+            opts: opts.clone(),
+        });
         self.queue.push_back(Outgoing { id, msg, opts });
         Ok(())
     }
@@ -144,12 +156,13 @@ impl Session {
         self.queue.retain(|o| {
             let keep = !o.msg.is_expired(now);
             if !keep {
-                freed.push(o.id);
+                freed.push((o.id, o.msg.clone()));
             }
             keep
         });
-        for id in freed {
+        for (id, msg) in freed {
             self.release_id(id);
+            self.record(|| SessionChange::Completed { id, msg: Some(msg) });
         }
         self.offline_qos0.retain(|(m, _)| !m.is_expired(now));
         before - self.queued()
@@ -169,6 +182,10 @@ impl Session {
         match self.queue.pop_front() {
             Some(o) => {
                 self.release_id(o.id);
+                self.record(|| SessionChange::Completed {
+                    id: o.id,
+                    msg: Some(o.msg),
+                });
                 true
             }
             None => false,

@@ -50,6 +50,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `$SYS` publication.
     pub sys: SysConfig,
+    /// Where sessions, queued messages and retained messages survive a
+    /// restart; see [`PersistenceConfig`].
+    pub persistence: PersistenceConfig,
     /// Password and ACL files; see [`AuthConfig`].
     pub auth: AuthConfig,
     /// Bridges to other brokers (`[[bridge]]`; default: none); see
@@ -281,6 +284,43 @@ pub struct SysConfig {
 impl Default for SysConfig {
     fn default() -> Self {
         SysConfig { interval: 10 }
+    }
+}
+
+/// The durable store: with a `path`, persistent sessions (with their
+/// subscriptions, queued and in-flight QoS 1/2 messages and incoming QoS 2
+/// state), retained messages and delayed wills survive a restart and a
+/// crash, and an acknowledgement is sent only once what it promises is on
+/// disk. Without one the broker keeps everything in memory (and says so at
+/// start).
+///
+/// ```toml
+/// [persistence]
+/// path = "/var/lib/mqtt-broker"   # a directory; the store is broker.redb in it
+/// enabled = true                  # false: in memory, even with a path
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistenceConfig {
+    /// The data directory (created if missing; default: none, in memory).
+    pub path: Option<PathBuf>,
+    /// Whether to use it (default true).
+    pub enabled: bool,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        PersistenceConfig {
+            path: None,
+            enabled: true,
+        }
+    }
+}
+
+impl PersistenceConfig {
+    /// The data directory in force: `path` unless turned off.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.path.as_deref().filter(|_| self.enabled)
     }
 }
 

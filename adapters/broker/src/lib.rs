@@ -23,6 +23,7 @@ pub mod bridge;
 pub mod config;
 pub mod passwd;
 mod server;
+pub mod store;
 mod tls;
 mod transport;
 mod ws;
@@ -38,7 +39,7 @@ use tokio::task::JoinHandle;
 use crate::transport::Transport;
 
 pub use crate::auth::{AuthError, FilePolicy};
-pub use crate::config::{AuthConfig, Config, ConfigError, Listener, Protocol};
+pub use crate::config::{AuthConfig, Config, ConfigError, Listener, PersistenceConfig, Protocol};
 pub use crate::tls::TlsError;
 
 /// A broker running on the current tokio runtime: its listeners are bound
@@ -80,6 +81,22 @@ impl Server {
         seed: u64,
         policy: P,
     ) -> std::io::Result<Server> {
+        let store = store::open(&config.persistence)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Self::start_with_store(config, seed, policy, store).await
+    }
+
+    /// Like [`Server::start_with_policy`], with `store` keeping the durable
+    /// state instead of the configuration's `[persistence]` section (a
+    /// store of the caller's own, or none: in memory only). The store is
+    /// read now; an error reading it, or an inconsistent state, is an
+    /// error of kind `InvalidInput` naming it.
+    pub async fn start_with_store<P: Policy + Send + 'static>(
+        config: Config,
+        seed: u64,
+        policy: P,
+        store: Option<Box<dyn store::Store>>,
+    ) -> std::io::Result<Server> {
         let limits = &config.limits;
         let mut transports = Vec::new();
         for l in config.listeners() {
@@ -102,10 +119,11 @@ impl Server {
             handshake_timeout: Duration::from_secs(limits.connect_timeout.max(1)),
             handshakes: Arc::new(Semaphore::new(limits.max_connections.max(1))),
         };
+        let broker = mqtt_router::broker::Broker::new(config.broker_config(seed), policy);
+        let core = server::Core::new(broker, store)?;
         let shutdown = Arc::new(Notify::new());
         let task = tokio::spawn(server::run(
-            config.broker_config(seed),
-            policy,
+            core,
             listeners,
             admission,
             shutdown.clone(),

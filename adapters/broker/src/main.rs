@@ -32,6 +32,13 @@ struct Args {
     /// Log every connection and packet-level decision (debug level); `RUST_LOG` overrides.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Keep sessions, queued messages and retained messages in DIR, so they
+    /// survive a restart and a crash (overrides `[persistence] path`).
+    #[arg(long = "data-dir", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory, even if the configuration names a data directory.
+    #[arg(long = "no-persistence", conflicts_with = "data_dir")]
+    no_persistence: bool,
     /// Seed for the core's hash keys and random choices, to replay a run (default: random).
     #[arg(long = "seed", value_name = "N")]
     seed: Option<u64>,
@@ -109,6 +116,21 @@ fn main() -> ExitCode {
     if let Some(port) = args.port {
         config.listeners = vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], port)))];
     }
+    if let Some(dir) = args.data_dir {
+        config.persistence.path = Some(dir);
+        config.persistence.enabled = true;
+    }
+    if args.no_persistence {
+        config.persistence.enabled = false;
+    }
+    match config.persistence.data_dir() {
+        Some(dir) => {
+            info!(data_dir = %dir.display(), "durable: sessions, queued and retained messages survive a restart")
+        }
+        None => warn!(
+            "no data directory: running in memory, nothing survives a restart (use --data-dir DIR)"
+        ),
+    }
     let seed = args.seed.unwrap_or_else(mqtt_broker::random_seed);
     let policy = match FilePolicy::load(&config.auth) {
         Ok(p) => p,
@@ -133,15 +155,23 @@ fn main() -> ExitCode {
         let server = match Server::start_with_policy(config, seed, policy).await {
             Ok(s) => s,
             Err(e) => {
-                error!("cannot listen on {addrs:?}: {e}");
+                match e.kind() {
+                    std::io::ErrorKind::InvalidInput => error!("cannot start: {e}"),
+                    _ => error!("cannot listen on {addrs:?}: {e}"),
+                }
                 return ExitCode::FAILURE;
             }
         };
         let signal = server.shutdown_handle();
         tokio::spawn(async move {
             wait_for_signal().await;
-            info!("signal received");
+            info!("signal received: closing every connection, flushing the store");
             signal.notify_one();
+            // A second signal during the drain: out at once. What the store
+            // committed is safe; nothing uncommitted was acknowledged.
+            wait_for_signal().await;
+            warn!("second signal: exiting at once");
+            std::process::exit(130);
         });
         server.wait().await;
         info!("stopped");

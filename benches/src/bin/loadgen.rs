@@ -105,6 +105,11 @@ struct Args {
     /// (default: as fast as the window and the socket allow).
     #[arg(long)]
     pub_rate: Option<f64>,
+    /// Subscribers keep their sessions (Clean Session 0), so a broker with a
+    /// store writes what it queues for them: fan-in into a persistent
+    /// subscriber.
+    #[arg(long)]
+    persistent_subscribers: bool,
     /// Keep alive of every connection, seconds; idle connections ping at half of it.
     #[arg(long, default_value_t = 30)]
     keep_alive: u16,
@@ -410,11 +415,12 @@ async fn connect_all(
         let id = format!("lg{pid}-{role}-{i}");
         let broker = args.broker;
         let keep_alive = args.keep_alive;
+        let clean = !(args.persistent_subscribers && role == "sub");
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             (
                 i,
-                Conn::connect(broker, None, &id, keep_alive, deadline).await,
+                Conn::connect(broker, None, &id, keep_alive, clean, deadline).await,
             )
         });
     }
@@ -598,7 +604,7 @@ async fn connections(
         set.spawn(async move {
             let permit = limit.acquire_owned().await;
             let id = format!("lg{pid}-idle-{i}");
-            let conn = Conn::connect(broker, source, &id, keep_alive, connect_deadline).await;
+            let conn = Conn::connect(broker, source, &id, keep_alive, true, connect_deadline).await;
             drop(permit);
             match conn {
                 Ok(c) => {

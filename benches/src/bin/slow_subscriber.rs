@@ -83,9 +83,9 @@ async fn run(args: &Args) -> Result<String, Box<dyn std::error::Error>> {
     let rss_before = stats::rss_kib(&pid).ok_or("cannot read the broker's memory")?;
 
     // The subscriber that never reads: connected and subscribed, then left alone.
-    let mut stalled = Conn::connect(args.broker, None, "slow-stalled", 0, setup).await?;
+    let mut stalled = Conn::connect(args.broker, None, "slow-stalled", 0, true, setup).await?;
     stalled.subscribe("slow/+", QoS::AtLeastOnce, setup).await?;
-    let mut healthy = Conn::connect(args.broker, None, "slow-healthy", 0, setup).await?;
+    let mut healthy = Conn::connect(args.broker, None, "slow-healthy", 0, true, setup).await?;
     healthy.subscribe("slow/+", QoS::AtLeastOnce, setup).await?;
 
     let base = Instant::now();
@@ -95,7 +95,8 @@ async fn run(args: &Args) -> Result<String, Box<dyn std::error::Error>> {
     let state = Arc::new(RunState::new(args.publishers));
     let mut publishers = Vec::new();
     for i in 0..args.publishers {
-        let conn = Conn::connect(args.broker, None, &format!("slow-pub-{i}"), 0, setup).await?;
+        let conn =
+            Conn::connect(args.broker, None, &format!("slow-pub-{i}"), 0, true, setup).await?;
         let plan = PublisherPlan {
             id: i,
             template: Arc::new(PublishTemplate::new(

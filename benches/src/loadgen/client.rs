@@ -88,6 +88,7 @@ impl Conn {
         source: Option<IpAddr>,
         client_id: &str,
         keep_alive: u16,
+        clean: bool,
         deadline: Instant,
     ) -> Result<Conn, LoadError> {
         let socket = if broker.is_ipv4() {
@@ -111,6 +112,8 @@ impl Conn {
         };
         let mut connect = Connect::new(VERSION, Str::new(Bytes::from(client_id.to_string()))?);
         connect.keep_alive = keep_alive;
+        // Clean Session 0: a persistent session, which a durable broker stores.
+        connect.clean_start = clean;
         Packet::Connect(Box::new(connect)).encode(VERSION, &mut conn.wbuf)?;
         conn.flush(deadline).await?;
         match conn.recv(deadline, "CONNACK").await? {

@@ -53,11 +53,11 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use mqtt_codec::{QoS, ReasonCode, SubscriptionOptions, TopicFilter, TopicName};
+use mqtt_codec::{QoS, ReasonCode, Str, SubscriptionOptions, TopicFilter, TopicName};
 use mqtt_session::{DeliverError, DeliveryOptions, Message};
 
 use super::flow::{Flow, Sink};
-use super::{Broker, ClientInfo, PeerInfo, Policy, QueueFullPolicy, SessionKey};
+use super::{Broker, ClientInfo, PeerInfo, Policy, QueueFullPolicy, SessionKey, StoreRecord};
 use crate::{Instant, Subscription};
 use queue::{Queue, Queued};
 pub use types::{
@@ -145,7 +145,7 @@ impl Bridge {
         opts: &DeliveryOptions,
         policy: QueueFullPolicy,
         dropped: &mut u64,
-    ) -> Result<(), DeliverError> {
+    ) -> Result<u64, DeliverError> {
         if self.waiting() >= self.queue_limit {
             let made_room = policy.make_room(opts.qos, &mut self.queue);
             self.dropped += 1;
@@ -164,7 +164,21 @@ impl Bridge {
             qos: opts.qos,
             retain: opts.retain,
         });
-        Ok(())
+        Ok(seq)
+    }
+
+    /// The bridge's name, as the store records it.
+    fn store_name(&self) -> Str {
+        Str::try_from(self.name.as_str()).unwrap_or_default()
+    }
+
+    /// Puts back what the store held for this bridge, in order, before
+    /// anything new is queued.
+    fn restore_queue(&mut self, queued: Vec<Queued>) {
+        for q in queued {
+            self.next_seq = self.next_seq.max(q.seq + 1);
+            self.queue.push(q);
+        }
     }
 
     fn stats(&self) -> BridgeStats {
@@ -301,7 +315,15 @@ impl<P: Policy> Broker<P> {
         if options.queue_limit == 0 {
             return Err(BridgeError::ZeroQueueLimit);
         }
-        let id = self.bridges.insert(Bridge::new(name, options, now))?;
+        let mut bridge = Bridge::new(name, options, now);
+        if let Some(queued) = self.restored_bridge_queue(name) {
+            bridge.restore_queue(queued);
+        }
+        let waiting = bridge.queue.len() > 0;
+        let id = self.bridges.insert(bridge)?;
+        if waiting {
+            self.bridges.mark_ready(id);
+        }
         let results = self.subscribe_bridge(id, now, subscriptions);
         Ok(OpenedBridge { id, results })
     }
@@ -394,22 +416,34 @@ impl<P: Policy> Broker<P> {
         if b.state != BridgeState::Connected || b.in_flight.len() >= b.max_in_flight {
             return None;
         }
+        let mut expired = Vec::new();
+        let mut next = None;
         while let Some(q) = b.queue.pop_front() {
             if q.message.props.expires_at.is_some_and(|at| at <= now) {
                 b.dropped += 1;
                 self.stats.messages_dropped += 1;
+                if q.qos != QoS::AtMostOnce {
+                    expired.push(q.seq);
+                }
                 continue;
             }
-            let m = BridgeMessage {
+            next = Some(BridgeMessage {
                 message: q.message.clone(),
                 qos: q.qos,
                 retain: q.retain,
                 token: BridgeToken(q.seq),
-            };
+            });
             b.in_flight.insert(q.seq, q);
-            return Some(m);
+            break;
         }
-        None
+        if !expired.is_empty() && self.store.is_some() {
+            let bridge = b.store_name();
+            for seq in expired {
+                let bridge = bridge.clone();
+                self.emit(|| StoreRecord::BridgeSettled { bridge, seq });
+            }
+        }
+        next
     }
 
     /// What became of a message bridge `id`'s driver took: the remote
@@ -430,14 +464,28 @@ impl<P: Policy> Broker<P> {
         let Some(q) = b.in_flight.remove(&token.0) else {
             return;
         };
-        match outcome {
-            BridgeOutcome::Delivered => b.sent += 1,
+        let settled = match outcome {
+            BridgeOutcome::Delivered => {
+                b.sent += 1;
+                true
+            }
             BridgeOutcome::Dropped => {
                 b.dropped += 1;
                 self.stats.messages_dropped += 1;
+                true
             }
-            BridgeOutcome::Retry => b.queue.requeue(q),
+            BridgeOutcome::Retry => {
+                b.queue.requeue(q.clone());
+                false
+            }
+        };
+        if settled && q.qos != QoS::AtMostOnce && self.store.is_some() {
+            let bridge = b.store_name();
+            self.emit(|| StoreRecord::BridgeSettled { bridge, seq: q.seq });
         }
+        let Some(b) = self.bridges.get_mut(id) else {
+            return;
+        };
         // Room in the window: what waits may go.
         if b.queue.len() > 0 {
             self.bridges.mark_ready(id);
@@ -517,14 +565,58 @@ impl<P: Policy> Broker<P> {
         let Some((id, b)) = self.bridges.by_index_mut(index) else {
             return Err(DeliverError::Closed);
         };
-        let r = b.enqueue(msg, &opts, policy, &mut self.stats.messages_dropped);
+        let r = b.enqueue(msg.clone(), &opts, policy, &mut self.stats.messages_dropped);
         let capacity = b.queue_limit;
         b.flow.observe(b.waiting(), capacity, now);
         let congested = b.flow.congested(capacity, now).then_some(Sink::Bridge(id));
+        if self.store.is_some() {
+            self.record_bridge_queued(id, r.as_ref().ok().copied(), msg, &opts);
+        }
         r?;
         self.stats.messages_sent += 1;
         self.bridges.mark_ready(id);
         Ok(congested)
+    }
+
+    /// Records what the queue-full policy dropped from bridge `id` and the
+    /// QoS 1/2 message just queued for it (`seq`), for the store.
+    fn record_bridge_queued(
+        &mut self,
+        id: BridgeId,
+        seq: Option<u64>,
+        msg: Arc<Message>,
+        opts: &DeliveryOptions,
+    ) {
+        let Some(b) = self.bridges.get_mut(id) else {
+            return;
+        };
+        let dropped = b.queue.take_dropped();
+        let bridge = b.store_name();
+        if let Some(seq) = dropped {
+            let bridge = bridge.clone();
+            self.emit(|| StoreRecord::BridgeSettled { bridge, seq });
+        }
+        if let (Some(seq), Some(d)) = (seq, self.store.as_deref_mut()) {
+            if opts.qos != QoS::AtMostOnce {
+                d.bridge_queued(bridge, seq, msg, opts.qos, opts.retain);
+            }
+        }
+    }
+
+    /// The queue the store held for a bridge named `name`, if any.
+    fn restored_bridge_queue(&mut self, name: &str) -> Option<Vec<Queued>> {
+        let stored = self.store.as_deref_mut()?.take_bridge_queue(name)?;
+        Some(
+            stored
+                .into_iter()
+                .map(|(seq, message, qos, retain)| Queued {
+                    seq,
+                    message,
+                    qos,
+                    retain,
+                })
+                .collect(),
+        )
     }
 
     /// Flow control after a bridge's backlog went down: the acknowledgements

@@ -98,6 +98,11 @@ pub(super) struct Conn {
     pub(super) timer_at: Option<Instant>,
     pub(super) ready: bool,
     pub(super) closed: bool,
+    /// The store record this connection's output waits for: its input made
+    /// it, and the output may promise it (see `durable.rs`). 0: none.
+    pub(super) gate: u64,
+    /// Listed among the connections whose output waits for the store.
+    pub(super) held: bool,
 }
 
 impl<P: Policy> Broker<P> {
@@ -142,6 +147,7 @@ impl<P: Policy> Broker<P> {
 
     /// Handles everything the connection reported.
     pub(super) fn drain(&mut self, id: ConnId, now: Instant) {
+        let mark = self.store_mark();
         loop {
             let Some(c) = self.conns.get_mut(id) else {
                 return;
@@ -170,6 +176,8 @@ impl<P: Policy> Broker<P> {
             }
         }
         self.flow_control(id, now);
+        self.journal_conn(id);
+        self.gate_output(id, mark);
         self.note_change(id);
     }
 }

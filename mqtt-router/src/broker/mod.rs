@@ -43,12 +43,15 @@
 mod bridges;
 mod config;
 mod connections;
+mod durable;
 mod flow;
 mod inspect;
 mod policy;
+mod restore;
 mod route;
 mod sessions;
 mod stats;
+mod store;
 mod subscriptions;
 mod sys;
 #[cfg(test)]
@@ -56,6 +59,7 @@ mod tests;
 mod timers;
 mod wills;
 
+use alloc::boxed::Box;
 use alloc::collections::{BinaryHeap, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -76,6 +80,11 @@ pub use config::{BrokerConfig, QueueFullPolicy};
 pub use inspect::SessionView;
 pub use policy::{AllowAll, ClientInfo, Policy};
 pub use stats::Stats;
+pub use store::{
+    ConnectedWill, MessageId, OutgoingState, RestoreError, RestoredBridge, RestoredBridgeMessage,
+    RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription,
+    StoreImage, StoreRecord, StoredWill, WallTime,
+};
 
 use crate::retained::RetainedMessage;
 use crate::seed::{KeyedState, SplitMix64};
@@ -83,6 +92,7 @@ use crate::{Instant, Matches, Retained, SubscriptionIndex};
 
 use bridges::Bridges;
 use connections::{Conn, Conns};
+use durable::Durable;
 use flow::Flow;
 use sessions::SessionEntry;
 use timers::Timer;
@@ -168,6 +178,8 @@ pub struct Broker<P: Policy = AllowAll> {
     stats: Stats,
     started: Option<Instant>,
     sys_at: Option<Instant>,
+    /// The store seam, once restored; `None`: in memory only, no records.
+    store: Option<Box<Durable>>,
 }
 
 impl<P: Policy> core::fmt::Debug for Broker<P> {
@@ -207,6 +219,7 @@ impl<P: Policy> Broker<P> {
             stats: Stats::default(),
             started: None,
             sys_at: None,
+            store: None,
         }
     }
 
@@ -256,6 +269,8 @@ impl<P: Policy> Broker<P> {
             timer_at: None,
             ready: false,
             closed: false,
+            gate: 0,
+            held: false,
         });
         self.note_change(id);
         Ok(id)
@@ -323,6 +338,9 @@ impl<P: Policy> Broker<P> {
         while let Some(id) = self.ready.pop_front() {
             if let Some(c) = self.conns.get_mut(id) {
                 c.ready = false;
+                if self.hold_output(id) {
+                    continue;
+                }
                 return Some(id);
             }
         }
@@ -363,6 +381,9 @@ impl<P: Policy> Broker<P> {
         id: ConnId,
         take: impl FnOnce(&mut Connection<Server>) -> usize,
     ) -> usize {
+        if self.hold_output(id) {
+            return 0;
+        }
         let Some(c) = self.conns.get_mut(id) else {
             return 0;
         };

@@ -46,6 +46,17 @@ impl<P: Policy> Broker<P> {
             peer: &c.peer,
         };
         let allowed = self.may_publish(&info, &msg);
+        if pid.is_some() && c.conn.version().is_v5() && self.store_failing() {
+            // The store cannot write: a message that would need it is
+            // refused now rather than held without end.
+            if self.would_persist(&msg, origin) {
+                self.stats.publishes_denied += 1;
+                if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
+                    let _ = c.conn.ack(pid, ReasonCode::QUOTA_EXCEEDED);
+                }
+                return;
+            }
+        }
         let (reason, routed) = self.publish_checked(now, msg, origin, allowed);
         let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) else {
             return;
@@ -56,6 +67,31 @@ impl<P: Policy> Broker<P> {
                 let _ = c.conn.ack(pid, reason);
             }
         }
+    }
+
+    /// Whether publishing `msg` would write to the store: it is retained, or
+    /// reaches a persistent session at QoS 1/2.
+    fn would_persist(&mut self, msg: &Message, origin: Option<SessionKey>) -> bool {
+        if msg.retain {
+            return true;
+        }
+        if msg.qos == mqtt_codec::QoS::AtMostOnce {
+            return false;
+        }
+        let mut matches = core::mem::take(&mut self.matches);
+        self.index.match_topic(&msg.topic, origin, &mut matches);
+        let durable = matches
+            .subscribers()
+            .chain(matches.shared())
+            .filter(|d| d.qos != mqtt_codec::QoS::AtMostOnce)
+            .any(|d| {
+                self.sessions
+                    .get(d.client as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| e.durable)
+            });
+        self.matches = matches;
+        durable
     }
 
     /// Whether `publisher` may publish `msg`: clients and bridges do not
@@ -108,9 +144,16 @@ impl<P: Policy> Broker<P> {
         let mut stored = msg.clone();
         // The copy in the store keeps its own memory, not the read buffer.
         stored.payload = bytes::Bytes::copy_from_slice(&msg.payload);
-        self.retained
+        // `$SYS` values are the broker's own and republished: not stored.
+        let record = (self.store.is_some() && !msg.topic.is_dollar()).then(|| stored.clone());
+        let ok = self
+            .retained
             .store(now, &msg.topic, stored, msg.props.expires_at)
-            .is_ok()
+            .is_ok();
+        if let (true, Some(m)) = (ok, record) {
+            self.record_retained(&m);
+        }
+        ok
     }
 
     /// Delivers `msg` to every matching subscriber: how many it reached, and
@@ -126,6 +169,7 @@ impl<P: Policy> Broker<P> {
         let mut routed = Routed::default();
         // One message for all the subscribers: each session holds a reference.
         let msg = Arc::new(msg);
+        self.set_routing(Some(&msg));
         for d in matches.subscribers().chain(matches.shared()) {
             let opts = DeliveryOptions {
                 qos: msg.qos.min(d.qos),
@@ -143,6 +187,7 @@ impl<P: Policy> Broker<P> {
             }
         }
         self.matches = matches;
+        self.set_routing(None);
         routed
     }
 
@@ -169,7 +214,9 @@ impl<P: Policy> Broker<P> {
             return Err(DeliverError::Closed);
         };
         let policy = self.config.queue_full;
-        enqueue_detached(session, policy, msg, opts, &mut self.stats.messages_dropped)
+        let r = enqueue_detached(session, policy, msg, opts, &mut self.stats.messages_dropped);
+        self.journal_detached(key);
+        r
     }
 }
 
@@ -192,6 +239,11 @@ impl<P: Policy> Broker<P> {
         c.flow.observe(backlog, capacity, now);
         let congested = c.flow.congested(capacity, now).then_some(Sink::Conn(cid));
         self.note_change(cid);
+        if self.store.is_some() {
+            // The session's new message is recorded before anything else
+            // can change that session.
+            self.journal_conn(cid);
+        }
         match r {
             Ok(_) => {
                 self.stats.messages_sent += 1;

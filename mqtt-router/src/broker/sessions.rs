@@ -13,7 +13,9 @@ use mqtt_codec::{ConnAckProps, ProtocolVersion, ReasonCode, Str};
 use mqtt_session::mqtt_codec::Connect;
 use mqtt_session::{Close, Message, Session};
 
-use super::{Broker, BrokerEvent, ConnId, PeerInfo, Policy, SessionKey, Timer};
+use super::{
+    Broker, BrokerEvent, ConnId, ConnectedWill, PeerInfo, Policy, SessionKey, StoreRecord, Timer,
+};
 use crate::Instant;
 
 pub(super) struct SessionEntry {
@@ -31,6 +33,9 @@ pub(super) struct SessionEntry {
     pub(super) will: Option<Box<(Message, Instant)>>,
     /// Bumped whenever the session is reused, so stale timers are ignored.
     pub(super) generation: u32,
+    /// Whether the store holds this session (a persistent session of a
+    /// broker with a store): its changes are recorded.
+    pub(super) durable: bool,
 }
 
 impl<P: Policy> Broker<P> {
@@ -55,6 +60,13 @@ impl<P: Policy> Broker<P> {
             .as_ref()
             .map(|u| Str::copy_from(&u.borrowed()));
         c.try_private = connect.bridge;
+        let failing = self.store.as_deref().is_some_and(|d| d.is_failing());
+        if failing && connect.protocol.is_v5() && c.conn.session_expiry_interval() > 0 {
+            // The store cannot write: a persistent session could not be kept.
+            c.conn.reject(now, ReasonCode::QUOTA_EXCEEDED);
+            self.stats.connections_refused += 1;
+            return;
+        }
         if c.conn.session_expiry_interval() > self.config.max_session_expiry {
             ack.session_expiry_interval = Some(self.config.max_session_expiry);
         }
@@ -66,9 +78,57 @@ impl<P: Policy> Broker<P> {
             return;
         };
         c.session = Some(key);
+        let resumed = stored.is_some();
         // Invariant: the connection is awaiting acceptance, having just sent CONNECT.
         let _ = c.conn.accept(now, stored, ack);
         self.stats.connections_total += 1;
+        if self.store.is_some() {
+            self.record_connect(id, key, resumed, now);
+        }
+    }
+
+    /// Records the session a connection took: opened or resumed when it
+    /// outlives the connection, ended when it no longer does.
+    fn record_connect(&mut self, id: ConnId, key: SessionKey, resumed: bool, now: Instant) {
+        let max = self.config.max_session_expiry;
+        let (Some(c), Some(entry)) = (self.conns.get_mut(id), self.sessions[key as usize].as_mut())
+        else {
+            return;
+        };
+        let expiry = c.conn.session_expiry_interval().min(max);
+        let client_id = entry.client_id.clone();
+        let username = entry.username.clone();
+        let will = c
+            .conn
+            .will_message(now)
+            .map(|(msg, delay)| connected_will(msg, delay, now));
+        if expiry == 0 {
+            // It ends with this connection [MQTT-3.1.2-23]: a crash ends it too.
+            let was = core::mem::replace(&mut entry.durable, false);
+            c.conn.track_session_changes(false);
+            if was {
+                self.emit(|| StoreRecord::SessionEnded { client_id });
+            }
+            return;
+        }
+        let r = if resumed && entry.durable {
+            StoreRecord::SessionResumed {
+                client_id,
+                username,
+                expiry,
+                will,
+            }
+        } else {
+            StoreRecord::SessionOpened {
+                client_id,
+                username,
+                expiry,
+                will,
+            }
+        };
+        entry.durable = true;
+        c.conn.track_session_changes(true);
+        self.emit(|| r);
     }
 
     /// The client identifier of a CONNECT, assigned when it is empty and
@@ -192,6 +252,7 @@ impl<P: Policy> Broker<P> {
             expires_at: None,
             will: None,
             generation: 0,
+            durable: false,
         };
         let key = match self.free_sessions.pop() {
             Some(k) => {
@@ -222,6 +283,10 @@ impl<P: Policy> Broker<P> {
             self.client_ids.remove(&entry.client_id);
         }
         self.free_sessions.push(key);
+        if entry.durable {
+            let client_id = entry.client_id.clone();
+            self.emit(|| StoreRecord::SessionEnded { client_id });
+        }
         if publish_will {
             if let Some((will, _)) = entry.will.map(|b| *b) {
                 self.publish_will(
@@ -238,6 +303,8 @@ impl<P: Policy> Broker<P> {
     // ----- close, wills, session expiry ----------------------------------------
 
     pub(super) fn on_closed(&mut self, id: ConnId, now: Instant, close: Close) {
+        // What the session recorded goes out before the session leaves.
+        self.journal_conn(id);
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
@@ -285,6 +352,7 @@ impl<P: Policy> Broker<P> {
         if let Some((msg, delay)) = will {
             self.will_at_close(key, msg, delay, now);
         }
+        self.record_detached(key);
     }
 
     pub(super) fn session_timer(&mut self, key: SessionKey, generation: u32, now: Instant) {
@@ -302,6 +370,7 @@ impl<P: Policy> Broker<P> {
                     entry.peer.clone(),
                 );
                 self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+                self.record_detached(key);
             }
         }
         let expired = self.sessions[key as usize]
@@ -311,5 +380,21 @@ impl<P: Policy> Broker<P> {
         if expired {
             self.end_session(key, now, true);
         }
+    }
+}
+
+/// A connection's will as stored while it is connected: the message without
+/// its deadline, the Message Expiry Interval it had, the Will Delay Interval.
+fn connected_will(mut message: Message, delay: Duration, now: Instant) -> ConnectedWill {
+    let published = now.saturating_add(delay);
+    let message_expiry = message.props.expires_at.map(|at| {
+        let ms = at.as_millis().saturating_sub(published.as_millis());
+        u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+    });
+    message.props.expires_at = None;
+    ConnectedWill {
+        message,
+        message_expiry,
+        delay: u32::try_from(delay.as_secs()).unwrap_or(u32::MAX),
     }
 }

@@ -10,7 +10,7 @@ use mqtt_codec::{
 };
 use mqtt_session::DeliveryOptions;
 
-use super::{Broker, ClientInfo, ConnId, Policy, SessionKey};
+use super::{Broker, ClientInfo, ConnId, Policy, SessionKey, StoreRecord};
 use crate::{Instant, Subscription};
 
 impl<P: Policy> Broker<P> {
@@ -32,8 +32,24 @@ impl<P: Policy> Broker<P> {
             return;
         };
         let v5 = c.conn.version().is_v5();
+        let refuse = v5
+            && self.store.as_deref().is_some_and(|d| d.is_failing())
+            && self
+                .sessions
+                .get(key as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.durable);
+        if refuse {
+            // The store cannot write: a persistent session's subscription
+            // could not be kept.
+            let results = alloc::vec![ReasonCode::QUOTA_EXCEEDED; filters.len()];
+            let _ = c.conn.suback(pid, &results);
+            return;
+        }
         let mut results = Vec::with_capacity(filters.len());
         let mut retained_for = Vec::new();
+        let durable = self.store.is_some();
+        let mut subscribed = Vec::new();
         for (filter, mut opts) in filters {
             let info = ClientInfo {
                 client_id: c.conn.client_id().as_str(),
@@ -53,6 +69,9 @@ impl<P: Policy> Broker<P> {
             let sub = Subscription::new(opts, subscription_identifier.filter(|_| v5));
             match self.index.insert(key, &filter, sub) {
                 Ok(ins) => {
+                    if durable {
+                        subscribed.push((filter.clone(), sub));
+                    }
                     results.push(ReasonCode(opts.qos as u8));
                     // Retained messages are not sent for shared subscriptions
                     // (section 4.8.2); otherwise per Retain Handling (3.8.3.1).
@@ -70,6 +89,9 @@ impl<P: Policy> Broker<P> {
             }
         }
         self.stats.subscribes += 1;
+        for (filter, sub) in subscribed {
+            self.record_subscribed(key, &filter, sub);
+        }
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
@@ -103,6 +125,30 @@ impl<P: Policy> Broker<P> {
         }
     }
 
+    /// The client identifier of `key` when the store holds that session.
+    fn durable_client_id(&self, key: SessionKey) -> Option<Str> {
+        self.store.as_ref()?;
+        let e = self.sessions.get(key as usize)?.as_ref()?;
+        e.durable.then(|| e.client_id.clone())
+    }
+
+    fn record_subscribed(&mut self, key: SessionKey, filter: &TopicFilter, sub: Subscription) {
+        if let Some(client_id) = self.durable_client_id(key) {
+            self.emit(|| StoreRecord::Subscribed {
+                client_id,
+                filter: filter.clone(),
+                options: sub.options,
+                identifier: sub.id,
+            });
+        }
+    }
+
+    fn record_unsubscribed(&mut self, key: SessionKey, filter: TopicFilter) {
+        if let Some(client_id) = self.durable_client_id(key) {
+            self.emit(|| StoreRecord::Unsubscribed { client_id, filter });
+        }
+    }
+
     pub(super) fn on_unsubscribe(&mut self, id: ConnId, pid: PacketId, filters: Vec<TopicFilter>) {
         let Some(c) = self.conns.get_mut(id) else {
             return;
@@ -110,13 +156,16 @@ impl<P: Policy> Broker<P> {
         let Some(key) = c.session else {
             return;
         };
-        let results: Vec<ReasonCode> = filters
-            .iter()
-            .map(|f| match self.index.remove(key, f) {
-                Some(_) => ReasonCode::SUCCESS,
+        let mut results = Vec::with_capacity(filters.len());
+        for f in filters {
+            results.push(match self.index.remove(key, &f) {
+                Some(_) => {
+                    self.record_unsubscribed(key, f);
+                    ReasonCode::SUCCESS
+                }
                 None => ReasonCode::NO_SUBSCRIPTION_EXISTED,
-            })
-            .collect();
+            });
+        }
         if let Some(c) = self.conns.get_mut(id) {
             let _ = c.conn.unsuback(pid, &results);
         }

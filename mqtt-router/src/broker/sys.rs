@@ -64,6 +64,10 @@ impl<P: Policy> Broker<P> {
         for (name, value) in values {
             self.publish_sys_value(now, name, value);
         }
+        if let Some(d) = self.store.as_deref() {
+            let failing = if d.is_failing() { "1" } else { "0" };
+            self.publish_sys_value(now, "store/failing", failing.into());
+        }
         for (name, value) in self.bridge_sys_values() {
             self.publish_sys_value(now, &name, value);
         }

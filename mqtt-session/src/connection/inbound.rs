@@ -6,6 +6,7 @@ use mqtt_codec::{
 };
 
 use crate::error::{UsageError, Violation};
+use crate::journal::SessionChange;
 use crate::message::Message;
 use crate::session::Session;
 use crate::time::Instant;
@@ -65,6 +66,7 @@ impl<R: Role> Connection<R> {
                     // reconnection is recognised even if the connection broke
                     // before the application answered.
                     session.inbound_qos2.insert(id);
+                    session.record(|| SessionChange::IncomingReceived { id });
                 }
             }
         }
@@ -117,7 +119,10 @@ impl<R: Role> Connection<R> {
             if reason.is_error() {
                 // A failure PUBREC ends the flow: the identifier is free for a
                 // new message [MQTT-4.3.3-9].
-                self.session_mut().inbound_qos2.remove(&id);
+                let session = self.session_mut();
+                if session.inbound_qos2.remove(&id) {
+                    session.record(|| SessionChange::IncomingReleased { id });
+                }
             }
             self.tx.push_back(Packet::PubRec(ack));
         }
@@ -125,10 +130,13 @@ impl<R: Role> Connection<R> {
     }
 
     pub(crate) fn on_pubrel(&mut self, ack: Ack) {
-        let known = self
-            .session
-            .as_mut()
-            .is_some_and(|s| s.inbound_qos2.remove(&ack.id));
+        let known = self.session.as_mut().is_some_and(|s| {
+            let known = s.inbound_qos2.remove(&ack.id);
+            if known {
+                s.record(|| SessionChange::IncomingReleased { id: ack.id });
+            }
+            known
+        });
         let reason = if known || !self.version.is_v5() {
             ReasonCode::SUCCESS
         } else {

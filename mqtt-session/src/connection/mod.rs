@@ -217,6 +217,20 @@ impl<R: Role> Connection<R> {
         self.session.as_ref()
     }
 
+    /// Starts (`on`) or stops recording the changes to the connection's
+    /// session state (see [`Session::track_changes`]), creating the session
+    /// if it has none yet.
+    pub fn track_session_changes(&mut self, on: bool) {
+        self.session_mut().track_changes(on);
+    }
+
+    /// Moves the changes recorded in the connection's session to `out`.
+    pub fn take_session_changes(&mut self, out: &mut alloc::vec::Vec<crate::SessionChange>) {
+        if let Some(s) = self.session.as_mut() {
+            s.take_changes(out);
+        }
+    }
+
     /// Takes the session out of the connection, to resume it on the next one.
     pub fn detach(mut self) -> Option<Session> {
         R::on_detach(&mut self);

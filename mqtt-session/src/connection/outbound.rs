@@ -6,6 +6,7 @@ use alloc::sync::Arc;
 use mqtt_codec::{Ack, AckProps, Packet, PacketId, PacketType, QoS, QosPid, ReasonCode};
 
 use crate::error::{DeliverError, UsageError, Violation};
+use crate::journal::SessionChange;
 use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
@@ -63,6 +64,11 @@ impl<R: Role> Connection<R> {
         let id = session
             .alloc_id()
             .ok_or(DeliverError::QueueFull { limit: max_queued })?;
+        session.record(|| SessionChange::Queued {
+            id,
+            msg: msg.clone(),
+            opts: opts.clone(),
+        });
         let out = Outgoing { id, msg, opts };
         if room {
             self.send_outgoing(now, out, false);
@@ -112,6 +118,10 @@ impl<R: Role> Connection<R> {
             if out.msg.is_expired(now) {
                 // Never started onward: dropped [MQTT-3.3.2-5].
                 session.release_id(out.id);
+                session.record(|| SessionChange::Completed {
+                    id: out.id,
+                    msg: Some(out.msg),
+                });
                 R::on_queued_expired(self, out.id);
                 continue;
             }
@@ -160,8 +170,9 @@ impl<R: Role> Connection<R> {
             return;
         };
         if let Some(i) = session.find_inflight(id) {
-            session.inflight.remove(i);
+            let entry = session.inflight.remove(i);
             session.release_id(id);
+            session.record(|| completed(id, entry));
             R::on_outbound_complete(self, id, ReasonCode::PACKET_TOO_LARGE, AckProps::default());
             self.fill_window(now);
         }
@@ -178,8 +189,9 @@ impl<R: Role> Connection<R> {
             // PUBACK for a QoS 2 flow.
             return self.violation(now, Violation::WrongAcknowledgement(PacketType::PubAck));
         }
-        session.inflight.remove(i);
+        let entry = session.inflight.remove(i);
         session.release_id(ack.id);
+        session.record(|| completed(ack.id, entry));
         R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
         self.fill_window(now);
     }
@@ -194,12 +206,22 @@ impl<R: Role> Connection<R> {
                 Inflight::Publish(o) if o.opts.qos == QoS::ExactlyOnce => {
                     if ack.reason.is_error() {
                         // A failure PUBREC ends the QoS 2 flow (section 4.3.3).
-                        session.inflight.remove(i);
+                        let entry = session.inflight.remove(i);
                         session.release_id(ack.id);
+                        session.record(|| completed(ack.id, entry));
                         R::on_outbound_complete(self, ack.id, ack.reason, ack.props);
                         self.fill_window(now);
                     } else {
-                        session.inflight[i] = Inflight::PubRel(ack.id, ack.reason);
+                        let old = core::mem::replace(
+                            &mut session.inflight[i],
+                            Inflight::PubRel(ack.id, ack.reason),
+                        );
+                        if let Inflight::Publish(o) = old {
+                            session.record(|| SessionChange::PubRelSent {
+                                id: ack.id,
+                                msg: o.msg,
+                            });
+                        }
                         self.tx.push_back(Packet::PubRel(Ack::new(ack.id)));
                     }
                 }
@@ -231,6 +253,10 @@ impl<R: Role> Connection<R> {
         };
         session.inflight.remove(i);
         session.release_id(ack.id);
+        session.record(|| SessionChange::Completed {
+            id: ack.id,
+            msg: None,
+        });
         // PUBCOMP's own reason wins when it reports a failure; otherwise the
         // PUBREC's (0x10 No matching subscribers travels in PUBREC only).
         let reason = if ack.reason.is_error() {
@@ -265,6 +291,15 @@ impl<R: Role> Connection<R> {
         }
         Ok(())
     }
+}
+
+/// The change that records the end of the in-flight exchange `entry`.
+fn completed(id: PacketId, entry: Option<Inflight>) -> SessionChange {
+    let msg = match entry {
+        Some(Inflight::Publish(o)) => Some(o.msg),
+        Some(Inflight::PubRel(..)) | None => None,
+    };
+    SessionChange::Completed { id, msg }
 }
 
 /// Stands in for the real identifier while a PUBLISH is only being measured.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::ReasonCode;
-use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, Policy};
+use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo, Policy};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
+use super::persist::{StoreLink, Stored};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, Prepared};
 
@@ -28,34 +29,39 @@ pub(super) struct Input {
 }
 
 pub(super) async fn core<P: Policy + Send + 'static>(
-    config: BrokerConfig,
-    policy: P,
-    from_conns: Input,
+    mut broker: Broker<P>,
+    clock: Clock,
+    from_conns: &mut Input,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
+    mut store: Option<StoreLink>,
 ) {
-    let Input {
-        commands: mut rx,
-        stamps,
-    } = from_conns;
-    let clock = Clock(tokio::time::Instant::now());
-    let mut broker = Broker::new(config, policy);
+    let rx = &mut from_conns.commands;
+    let stamps = from_conns.stamps.clone();
     let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
     let mut w = Writers::new();
     // The connections' commands, put back in the order their reads became
     // ready (see `order`).
     let mut input = Reorder::default();
     let mut stopping = false;
+    let mut records = Vec::new();
+    // What restoring changed (expired sessions, wills that came due) is
+    // stored before anything else happens.
+    send_records(&mut broker, &mut store, &mut records);
     loop {
+        let room = store.as_ref().is_none_or(StoreLink::has_room);
         let deadline = broker
             .poll_timeout()
             .map(|t| clock.to_tokio(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let hold = input.deadline();
         tokio::select! {
+            Some(stored) = recv_stored(&mut store) => {
+                on_stored(&mut broker, &mut store, stored);
+            }
             // Commands left due by the last turn are handled first.
             () = std::future::ready(()), if input.has_due() => {}
-            cmd = rx.recv() => {
+            cmd = rx.recv(), if room => {
                 let Some(cmd) = cmd else { break };
                 input.push(cmd);
                 // Take what is already queued before writing, so one write
@@ -97,15 +103,55 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         }
         handle_due(&mut broker, &mut w, clock, &mut input);
         bridges.flush(&mut broker, clock.now());
+        send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
         if stopping && w.conns.is_empty() {
             break;
         }
     }
+    if let Some(link) = store {
+        link.close().await;
+    }
     // The remote ends' last reports find the channel closed instead of
     // waiting for room in it.
     drop(from_bridges);
     bridges.join().await;
+}
+
+/// Hands this turn's records to the store's thread; what they hold is
+/// written once it reports them stored.
+fn send_records<P: Policy>(
+    broker: &mut Broker<P>,
+    store: &mut Option<StoreLink>,
+    records: &mut Vec<mqtt_router::broker::StoreRecord>,
+) {
+    if let Some(link) = store.as_mut() {
+        if let Some(up_to) = broker.poll_store(records) {
+            link.send(std::mem::take(records), up_to);
+        }
+    }
+}
+
+/// The next report of the store's thread (never, without a store).
+async fn recv_stored(store: &mut Option<StoreLink>) -> Option<Stored> {
+    match store {
+        Some(link) => link.done.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn on_stored<P: Policy>(broker: &mut Broker<P>, store: &mut Option<StoreLink>, stored: Stored) {
+    let Some(link) = store.as_mut() else {
+        return;
+    };
+    match stored {
+        Stored::Up(up_to, turns) => {
+            link.in_flight = link.in_flight.saturating_sub(turns);
+            broker.set_store_failing(false);
+            broker.handle_stored(up_to);
+        }
+        Stored::Failed => broker.set_store_failing(true),
+    }
 }
 
 /// Handles the commands due, at most [`BATCH`] commands or
@@ -135,6 +181,9 @@ pub(super) struct Writers {
     pub(super) conns: HashMap<ConnId, ConnHandle>,
     /// Connections whose outbox was full when the core last wrote for them.
     pub(super) blocked: Vec<ConnId>,
+    /// Connections the core closed whose last packets wait for the store:
+    /// their sockets close once those are written.
+    pub(super) closing: Vec<ConnId>,
 }
 
 impl Writers {
@@ -142,6 +191,7 @@ impl Writers {
         Writers {
             conns: HashMap::new(),
             blocked: Vec::new(),
+            closing: Vec::new(),
         }
     }
 }
@@ -225,13 +275,32 @@ pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: C
                 debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);
-                if let Some(h) = w.conns.remove(&id) {
-                    h.writer.push(ToConn::Close);
+                if broker.output_held(id) {
+                    w.closing.push(id);
+                } else {
+                    close_socket(w, id);
                 }
-                w.blocked.retain(|b| *b != id);
             }
         }
     }
+    if !w.closing.is_empty() {
+        let closing = std::mem::take(&mut w.closing);
+        for id in closing {
+            if broker.output_held(id) {
+                w.closing.push(id);
+            } else {
+                write_one(broker, w, clock, id);
+                close_socket(w, id);
+            }
+        }
+    }
+}
+
+fn close_socket(w: &mut Writers, id: ConnId) {
+    if let Some(h) = w.conns.remove(&id) {
+        h.writer.push(ToConn::Close);
+    }
+    w.blocked.retain(|b| *b != id);
 }
 
 pub(super) fn write_one<P: Policy>(

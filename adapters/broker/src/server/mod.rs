@@ -34,6 +34,7 @@ mod connection;
 mod core_loop;
 mod order;
 mod outbox;
+mod persist;
 
 use accept::accept_loop;
 pub(crate) use accept::{bind, Admission, BoundListener};
@@ -45,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::{DecodeError, Decoder, Packet};
-use mqtt_router::broker::{BrokerConfig, ConnId, Policy};
+use mqtt_router::broker::{Broker, ConnId, Policy, RestoredState};
 use mqtt_session::Instant;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
@@ -173,9 +174,14 @@ impl ToCoreTx {
 
 /// The core's clock: milliseconds since the broker started.
 #[derive(Clone, Copy)]
-struct Clock(tokio::time::Instant);
+pub(crate) struct Clock(tokio::time::Instant);
 
 impl Clock {
+    /// A clock whose epoch is now.
+    pub(crate) fn start() -> Clock {
+        Clock(tokio::time::Instant::now())
+    }
+
     fn now(&self) -> Instant {
         Instant::from_millis(self.0.elapsed().as_millis() as u64)
     }
@@ -185,11 +191,45 @@ impl Clock {
     }
 }
 
+/// The broker core with its store, restored and ready to serve.
+pub(crate) struct Core<P: Policy> {
+    broker: Broker<P>,
+    clock: Clock,
+    store: Option<persist::StoreLink>,
+}
+
+impl<P: Policy> Core<P> {
+    /// The core, restored from `store` (read now) when there is one.
+    pub(crate) fn new(
+        mut broker: Broker<P>,
+        store: Option<Box<dyn crate::store::Store>>,
+    ) -> std::io::Result<Core<P>> {
+        let clock = Clock::start();
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let store = match store {
+            Some(mut store) => {
+                let state: RestoredState = store.load().map_err(|e| invalid(e.to_string()))?;
+                let (sessions, retained) = (state.sessions.len(), state.retained.len());
+                broker
+                    .restore(clock.now(), persist::wall_now(), state)
+                    .map_err(|e| invalid(format!("the store {}: {e}", store.describe())))?;
+                tracing::info!(store = %store.describe(), sessions, retained, "durable: state restored");
+                Some(persist::StoreLink::start(store)?)
+            }
+            None => None,
+        };
+        Ok(Core {
+            broker,
+            clock,
+            store,
+        })
+    }
+}
+
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
 /// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B.
 pub(crate) async fn run<P: Policy + Send + 'static>(
-    config: BrokerConfig,
-    policy: P,
+    core: Core<P>,
     listeners: Vec<BoundListener>,
     admission: Admission,
     shutdown: Arc<Notify>,
@@ -201,17 +241,40 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
         stamps: Arc::default(),
     };
-    for listener in listeners {
-        tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
-    }
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, admission.clone(), to_core.clone())))
+        .collect();
     let stamps = to_core.stamps.clone();
     drop(to_core);
-    let from_conns = core_loop::Input {
+    let mut from_conns = core_loop::Input {
         commands: from_conns,
         stamps,
     };
-    core_loop::core(config, policy, from_conns, shutdown, bridges).await;
+    core_loop::core(
+        core.broker,
+        core.clock,
+        &mut from_conns,
+        shutdown,
+        bridges,
+        core.store,
+    )
+    .await;
+    // Every connection was told to close: wait (bounded) until every
+    // connection task has written its last packets (a 5.0 client's
+    // DISCONNECT 0x8B) and closed its socket, which drops its sending end;
+    // what they still hand over is dropped.
+    for a in accepting {
+        a.abort();
+    }
+    let drained = async { while from_conns.commands.recv().await.is_some() {} };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        tracing::warn!("some connections did not close in time");
+    }
 }
+
+/// The longest the broker waits at shutdown for its connections' last writes.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// A random seed for the broker core's hashers and random choices.
 pub(crate) fn seed() -> u64 {

@@ -25,7 +25,12 @@ impl BrokerProcess {
     /// Starts `mqtt-broker` with `config` (TOML text, `{port}` replaced) on a
     /// free port, and waits until it accepts connections.
     pub fn start_with(config: &str) -> BrokerProcess {
-        let port = free_port();
+        Self::start_on(free_port(), config)
+    }
+
+    /// Like [`BrokerProcess::start_with`], on `port` (to start a broker
+    /// again where clients expect it).
+    pub fn start_on(port: u16, config: &str) -> BrokerProcess {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = std::env::temp_dir().join(format!("mqtt-broker-test-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -35,7 +40,7 @@ impl BrokerProcess {
             config.replace("{port}", &port.to_string())
         );
         std::fs::write(&path, config).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+        let child = broker_command()
             .arg("-c")
             .arg(&path)
             .arg("--seed")
@@ -58,6 +63,43 @@ impl BrokerProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         broker
+    }
+
+    /// Starts the broker on `port` with its store in `data_dir`.
+    pub fn start_durable(port: u16, data_dir: &std::path::Path, config: &str) -> BrokerProcess {
+        let config = format!(
+            "{config}\n[persistence]\npath = {:?}\n",
+            data_dir.display().to_string()
+        );
+        Self::start_on(port, &config)
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the broker logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the broker did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Starts the broker with the default limits and `$SYS` every second.
@@ -102,6 +144,41 @@ impl Drop for BrokerProcess {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The broker binary, as a command.
+pub fn broker_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+}
+
+/// Runs the broker with `args` expecting it to refuse to start: its exit
+/// status (bounded in time) and what it logged.
+pub fn start_refused(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = run(broker_command().args(args), Duration::from_secs(10));
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status, log)
+}
+
+/// A directory of its own for one test, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p =
+            std::env::temp_dir().join(format!("mqtt-broker-data-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub mod raw_client;
 
 #[path = "../../../testkit/src/ports.rs"]
 mod ports;

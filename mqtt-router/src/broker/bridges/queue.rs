@@ -26,6 +26,9 @@ pub(super) struct Queued {
 pub(super) struct Queue {
     qos0: VecDeque<Queued>,
     qos12: VecDeque<Queued>,
+    /// The sequence number of the QoS 1/2 message the queue-full policy
+    /// dropped last, until taken (a durable broker records its end).
+    dropped: Option<u64>,
 }
 
 impl Queue {
@@ -79,7 +82,23 @@ impl super::super::config::MakeRoom for Queue {
     }
 
     fn drop_oldest(&mut self) -> bool {
-        self.pop_front().is_some()
+        match self.pop_front() {
+            Some(q) => {
+                if q.qos != QoS::AtMostOnce {
+                    self.dropped = Some(q.seq);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Queue {
+    /// The QoS 1/2 message the queue-full policy dropped, if any since the
+    /// last call.
+    pub(super) fn take_dropped(&mut self) -> Option<u64> {
+        self.dropped.take()
     }
 }
 

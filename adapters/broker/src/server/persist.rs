@@ -1,0 +1,146 @@
+//! The store's thread: the core task hands it each turn's records and goes
+//! on; it commits everything that is waiting in one transaction (group
+//! commit: one fsync for as many turns as queued up during the last one)
+//! and reports how far the records are durable. A failed commit is kept
+//! and tried again, with what came after it, until it succeeds: records
+//! are applied in order or not at all.
+
+use std::time::Duration;
+
+use mqtt_router::broker::{StoreRecord, WallTime};
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+use crate::store::Store;
+
+/// Turns of records handed to the store and not yet reported stored, at
+/// most: past this the core stops taking commands, so a slow disk slows
+/// the clients down instead of piling records up in memory.
+pub(super) const MAX_IN_FLIGHT: usize = 64;
+/// The wait before a failed commit is tried again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What the store's thread reports.
+#[derive(Debug)]
+pub(super) enum Stored {
+    /// Every record up to this sequence number is durable; `turns` turns
+    /// were in that commit.
+    Up(u64, usize),
+    /// A commit failed; it will be tried again.
+    Failed,
+}
+
+/// The core task's side of the store's thread.
+pub(super) struct StoreLink {
+    tx: Option<std::sync::mpsc::Sender<(Vec<StoreRecord>, u64)>>,
+    pub(super) done: mpsc::UnboundedReceiver<Stored>,
+    pub(super) in_flight: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoreLink {
+    /// Starts the thread that owns `store`.
+    pub(super) fn start(store: Box<dyn Store>) -> std::io::Result<StoreLink> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("mqtt-store".into())
+            .spawn(move || commit_loop(store, rx, done_tx))?;
+        Ok(StoreLink {
+            tx: Some(tx),
+            done,
+            in_flight: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands one turn's records to the thread.
+    pub(super) fn send(&mut self, records: Vec<StoreRecord>, up_to: u64) {
+        if let Some(tx) = &self.tx {
+            if tx.send((records, up_to)).is_ok() {
+                self.in_flight += 1;
+            }
+        }
+    }
+
+    /// Whether the core may take more commands.
+    pub(super) fn has_room(&self) -> bool {
+        self.in_flight < MAX_IN_FLIGHT
+    }
+
+    /// Lets the thread commit what it has and waits for it to end.
+    pub(super) async fn close(mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+fn commit_loop(
+    mut store: Box<dyn Store>,
+    rx: std::sync::mpsc::Receiver<(Vec<StoreRecord>, u64)>,
+    done: mpsc::UnboundedSender<Stored>,
+) {
+    let mut pending: Vec<StoreRecord> = Vec::new();
+    let mut turns = 0;
+    let mut up_to = 0;
+    let mut failing = false;
+    // For the log at exit: what group commit achieved.
+    let (mut commits, mut records_stored, mut turns_stored) = (0u64, 0u64, 0u64);
+    loop {
+        if turns == 0 {
+            match rx.recv() {
+                Ok((records, up)) => {
+                    pending = records;
+                    (turns, up_to) = (1, up);
+                }
+                Err(_) => {
+                    info!(
+                        store = %store.describe(),
+                        commits,
+                        records = records_stored,
+                        turns = turns_stored,
+                        "store closed"
+                    );
+                    return;
+                }
+            }
+        }
+        // Group commit: every turn already waiting joins this transaction.
+        while let Ok((mut records, up)) = rx.try_recv() {
+            pending.append(&mut records);
+            (turns, up_to) = (turns + 1, up);
+        }
+        match store.commit(&pending) {
+            Ok(()) => {
+                if failing {
+                    info!(store = %store.describe(), "the store accepts writes again");
+                    failing = false;
+                }
+                commits += 1;
+                records_stored += pending.len() as u64;
+                turns_stored += turns as u64;
+                pending.clear();
+                let _ = done.send(Stored::Up(up_to, turns));
+                turns = 0;
+            }
+            Err(e) => {
+                if !failing {
+                    error!(error = %e, "cannot store: acknowledgements that need it are held; retrying");
+                    failing = true;
+                }
+                let _ = done.send(Stored::Failed);
+                std::thread::sleep(RETRY);
+            }
+        }
+    }
+}
+
+/// The wall-clock time now, for expiry across restarts.
+pub(super) fn wall_now() -> WallTime {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    WallTime::from_millis(ms)
+}
