@@ -60,6 +60,9 @@ pub enum UsageError {
     /// No topic filters were given to SUBSCRIBE or UNSUBSCRIBE.
     #[error("SUBSCRIBE and UNSUBSCRIBE need at least one topic filter")]
     NoTopicFilters,
+    /// The message's expiry had passed already: it is not sent [MQTT-3.3.2-5].
+    #[error("the message expired before it was published")]
+    Expired,
 }
 
 /// Why a message could not be delivered to a subscriber's connection or session.

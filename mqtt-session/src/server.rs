@@ -377,6 +377,13 @@ impl Connection<Server> {
     ///
     /// The session's limits are announced through `ack` (5.0) unless the
     /// application set them there itself.
+    ///
+    /// A CONNACK larger than the client's Maximum Packet Size goes without
+    /// its reason string and user properties; if it is still too large,
+    /// nothing can be sent (nothing may precede CONNACK): the connection
+    /// closes (`Closed` with 0x95 Packet too large), the session stays for
+    /// [`Connection::take_session`], and this returns
+    /// [`UsageError::PacketTooLarge`].
     pub fn accept(
         &mut self,
         now: Instant,
@@ -427,18 +434,49 @@ impl Connection<Server> {
         }
         let mut connack = ConnAck::new(session_present, ReasonCode::SUCCESS);
         connack.props = ack;
-        self.tx.push_back(Packet::ConnAck(Box::new(connack)));
-        self.state = State::Connected;
-        self.role.connect_deadline = None;
-        self.keep_alive = keep_alive;
-        self.last_rx = now;
         let max_queued = self.limits.max_queued;
         let mut session = resumed.unwrap_or_else(|| Session::new(max_queued));
         session.set_max_queued(max_queued);
         self.session = Some(session);
+        let connack = match self.fit_connack(connack) {
+            Ok(connack) => connack,
+            Err(e) => {
+                // Nothing may go before CONNACK [MQTT-3.2.0-1], and no
+                // CONNACK fits: the connection ends unanswered, its session
+                // left for `take_session`.
+                self.before_connack = None;
+                self.finish(now, Close::local(ReasonCode::PACKET_TOO_LARGE), false);
+                return Err(e);
+            }
+        };
+        self.tx.push_back(connack);
+        self.state = State::Connected;
+        self.role.connect_deadline = None;
+        self.keep_alive = keep_alive;
+        self.last_rx = now;
         self.resume(now);
         self.release_before_connack(now);
         Ok(())
+    }
+
+    /// The CONNACK within the client's Maximum Packet Size: without its
+    /// reason string and user properties if it must [MQTT-3.1.2-25]; an
+    /// error when even that is too large.
+    fn fit_connack(&self, connack: ConnAck) -> Result<Packet, UsageError> {
+        let max = self.peer.max_packet_size;
+        let mut packet = Packet::ConnAck(Box::new(connack));
+        let len = |p: &Packet| p.encoded_len(self.version).map_err(UsageError::Encode);
+        if len(&packet)? > max as usize {
+            if let Packet::ConnAck(c) = &mut packet {
+                c.props.reason_string = None;
+                c.props.user_properties.clear();
+            }
+            let n = len(&packet)?;
+            if n > max as usize {
+                return Err(UsageError::PacketTooLarge { len: n, max });
+            }
+        }
+        Ok(packet)
     }
 
     /// Refuses the CONNECT with `reason` and closes: a 5.0 client gets CONNACK
@@ -515,14 +553,14 @@ impl Connection<Server> {
         results: &[ReasonCode],
         props: SubAckProps,
     ) -> Result<(), UsageError> {
-        if !self.role.pending.remove(&(id, true)) {
-            return Err(UsageError::UnknownPacketId(id));
-        }
-        self.push_suback(Packet::SubAck(SubAck {
-            id,
-            props,
-            reasons: results.to_vec(),
-        }))
+        self.push_suback(
+            (id, true),
+            Packet::SubAck(SubAck {
+                id,
+                props,
+                reasons: results.to_vec(),
+            }),
+        )
     }
 
     /// Answers an UNSUBSCRIBE: one result per filter under 5.0 (ignored under 3.1.1).
@@ -538,17 +576,27 @@ impl Connection<Server> {
         results: &[ReasonCode],
         props: SubAckProps,
     ) -> Result<(), UsageError> {
-        if !self.role.pending.remove(&(id, false)) {
-            return Err(UsageError::UnknownPacketId(id));
-        }
-        self.push_suback(Packet::UnsubAck(SubAck {
-            id,
-            props,
-            reasons: results.to_vec(),
-        }))
+        self.push_suback(
+            (id, false),
+            Packet::UnsubAck(SubAck {
+                id,
+                props,
+                reasons: results.to_vec(),
+            }),
+        )
     }
 
-    fn push_suback(&mut self, p: Packet) -> Result<(), UsageError> {
+    /// Sends the answer to the request `pending`. Nothing goes out once
+    /// the connection has closed (a DISCONNECT may already be queued); a
+    /// request whose answer cannot be encoded stays unanswered, so it can
+    /// be answered again.
+    fn push_suback(&mut self, pending: (PacketId, bool), p: Packet) -> Result<(), UsageError> {
+        if !self.role.pending.contains(&pending) {
+            return Err(UsageError::UnknownPacketId(pending.0));
+        }
+        if self.is_ending() {
+            return Err(UsageError::NotConnected);
+        }
         let mut p = p;
         if self.version == ProtocolVersion::V31 {
             // 3.1 has no SUBACK failure code; a refused subscription is
@@ -562,6 +610,7 @@ impl Connection<Server> {
             }
         }
         p.encoded_len(self.version).map_err(UsageError::Encode)?;
+        self.role.pending.remove(&pending);
         self.tx.push_back(p);
         Ok(())
     }

@@ -1316,10 +1316,16 @@ fn a_3_1_1_session_expiry_follows_clean_session() {
 /// refused with CONNACK return code 2 (identifier rejected).
 #[test]
 fn mqtt31_a_client_identifier_over_23_characters_gets_return_code_2() {
+    // The encoder refuses such a CONNECT: one with 23 bytes, grown by one.
     let mut c = connect_packet(V31);
-    c.client_id = s("abcdefghijklmnopqrstuvwx");
+    c.client_id = s("abcdefghijklmnopqrstuvw");
+    let mut wire = encode(V31, &[Packet::Connect(Box::new(c))]);
+    let id_len = wire.len() - 23 - 1;
+    wire[1] += 1;
+    wire[id_len] += 1;
+    wire.extend_from_slice(b"x");
     let mut server = Connection::<Server>::new(ServerConfig::default(), T0);
-    feed(&mut server, T0, V31, &[Packet::Connect(Box::new(c))]);
+    server.handle_read(T0, &mut wire);
     assert_eq!(&transmit(&mut server, T0)[..], &[0x20, 0x02, 0x00, 0x02]);
     let evs = events(&mut server);
     assert!(server_close(&evs).violation.is_some());

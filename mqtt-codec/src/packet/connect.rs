@@ -199,6 +199,16 @@ impl<B: AsRef<[u8]>> Connect<B> {
                 version: self.protocol,
             });
         }
+        // What the decoder refuses is not encoded either: 3.1 client
+        // identifiers are 1 to 23 bytes (section 3.1 of 3.1).
+        if self.protocol == ProtocolVersion::V31
+            && (self.client_id.is_empty() || self.client_id.len() > V31_MAX_CLIENT_ID)
+        {
+            return Err(EncodeError::NotInVersion {
+                what: "a client identifier that is empty or over 23 bytes",
+                version: self.protocol,
+            });
+        }
         let mut n = 2 + self.protocol.protocol_name().len() + 1 + 1 + 2;
         let props_len = if v5 { self.props.len()? } else { 0 };
         if v5 {
