@@ -9,7 +9,7 @@
 #       --cases "fan-in-qos1 latency" --out target/compare/mine
 #   benches/compare.sh --before /path/to/old/mqtt-broker --brokers "ours before"
 #                                       # before/after: an older build of ours
-#                                       # as a fifth broker ("before"), with the
+#                                       # as a fourth broker ("before"), with the
 #                                       # same configuration; an A/B table
 #
 # Every broker is started fresh for every run, on a free loopback port, with
@@ -107,7 +107,7 @@ if [ -n "$before_src" ]; then
 fi
 loadgen="$out/bin/loadgen"
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if ! git diff --quiet HEAD -- mqtt-codec mqtt-session mqtt-router adapters/broker benches 2>/dev/null; then
+if ! git diff --quiet HEAD -- mqtt-codec mqtt-session mqtt-router mqtt-client adapters/broker benches 2>/dev/null; then
   revision="$revision with uncommitted changes"
 fi
 

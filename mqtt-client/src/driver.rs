@@ -28,7 +28,7 @@
 //!     AfterConnection::Reconnect => /* sleep driver.next_delay(random), taking commands; open; start again */,
 //! }
 //! ```
-//! ReplySender are handed back through [`ReplySender::send`], as soon as the outcome
+//! Replies are handed back through [`ReplySender::send`], as soon as the outcome
 //! is known: the driver never waits on them.
 
 use alloc::boxed::Box;

@@ -120,7 +120,7 @@ impl Net {
     }
 
     /// Moves bytes both ways until nothing moves.
-    fn take_events(&mut self) {
+    fn exchange(&mut self) {
         for _ in 0..100 {
             let mut up = BytesMut::new();
             let _ = self.driver.poll_transmit(self.now, &mut up);
@@ -211,7 +211,7 @@ fn commands_before_connack_are_held_then_answered_by_packet_id() {
     net.driver.command(now, sub);
     assert!(!net.driver.is_connected());
     assert!(taken(&r1).is_none() && taken(&r0).is_none());
-    net.take_events();
+    net.exchange();
     assert!(net.driver.is_connected() && net.driver.has_connected());
     assert_eq!(taken(&r1), Some(Ok(ReasonCode::SUCCESS)));
     assert_eq!(taken(&r0), Some(Ok(ReasonCode::SUCCESS)));
@@ -238,7 +238,7 @@ fn commands_before_connack_are_held_then_answered_by_packet_id() {
             reply: ru.clone(),
         },
     );
-    net.take_events();
+    net.exchange();
     assert_eq!(taken(&rs), Some(Ok(vec![Err(ReasonCode::NOT_AUTHORIZED)])));
     assert_eq!(taken(&ru), Some(Ok(vec![ReasonCode::SUCCESS])));
 }
@@ -246,7 +246,7 @@ fn commands_before_connack_are_held_then_answered_by_packet_id() {
 #[test]
 fn qos0_completes_only_once_its_bytes_are_written() {
     let mut net = Net::v5();
-    net.take_events();
+    net.exchange();
     let (p0, r0) = publish("a/0", QoS::AtMostOnce);
     net.driver.command(net.now, p0);
     let mut wbuf = BytesMut::new();
@@ -259,13 +259,13 @@ fn qos0_completes_only_once_its_bytes_are_written() {
 #[test]
 fn messages_reach_the_application_as_events() {
     let mut net = Net::v5();
-    net.take_events();
+    net.exchange();
     let _ = net.events();
     let msg = Message::new(topic("d/1"), "hi", QoS::AtLeastOnce, false);
     net.server
         .deliver(net.now, msg, DeliveryOptions::default())
         .unwrap();
-    net.take_events();
+    net.exchange();
     assert!(net.driver.has_events());
     match net.events().as_slice() {
         [Event::Message { message, .. }] => assert_eq!(&message.payload[..], b"hi"),
@@ -276,14 +276,14 @@ fn messages_reach_the_application_as_events() {
 #[test]
 fn a_lost_connection_resumes_the_session_and_completes_what_was_in_flight() {
     let mut net = Net::v5();
-    net.take_events();
+    net.exchange();
     let _ = net.events();
     net.policy.no_acks = true;
     let (p1, r1) = publish("a/1", QoS::AtLeastOnce);
     let (sub, rs) = subscribe("s/#");
     net.driver.command(net.now, p1);
     net.driver.command(net.now, sub);
-    net.take_events();
+    net.exchange();
     assert!(taken(&r1).is_none());
 
     assert!(matches!(net.cut(), AfterConnection::Reconnect));
@@ -314,7 +314,7 @@ fn a_lost_connection_resumes_the_session_and_completes_what_was_in_flight() {
 
     net.policy.no_acks = false;
     net.driver.start(net.now);
-    net.take_events();
+    net.exchange();
     assert!(!net.clean_start, "the session is resumed");
     assert!(matches!(
         net.events().as_slice(),
@@ -333,11 +333,11 @@ fn a_lost_connection_resumes_the_session_and_completes_what_was_in_flight() {
 fn without_reconnection_a_lost_connection_ends_the_client() {
     let config = ClientConfig::new(ProtocolVersion::V311, Str::from_static("c"));
     let mut net = Net::new(config, None);
-    net.take_events();
+    net.exchange();
     net.policy.no_acks = true;
     let (p1, r1) = publish("a/1", QoS::ExactlyOnce);
     net.driver.command(net.now, p1);
-    net.take_events();
+    net.exchange();
     assert!(matches!(net.cut(), AfterConnection::Finished));
     assert_eq!(taken(&r1), Some(Err(ClientError::ConnectionLost)));
     assert!(net.driver.is_finished());
@@ -360,7 +360,7 @@ fn a_refused_first_connection_reports_the_close_and_fails_held_commands() {
     net.policy.refuse = Some(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
     let (p1, r1) = publish("a/1", QoS::AtLeastOnce);
     net.driver.command(net.now, p1);
-    net.take_events();
+    net.exchange();
     assert!(net.driver.is_closed());
     match net.driver.connection_ended(net.now) {
         AfterConnection::Failed(Some(close)) => {
@@ -375,11 +375,11 @@ fn a_refused_first_connection_reports_the_close_and_fails_held_commands() {
 #[test]
 fn disconnect_completes_when_the_connection_ends() {
     let mut net = Net::v5();
-    net.take_events();
+    net.exchange();
     net.policy.no_acks = true;
     let (p1, r1) = publish("a/1", QoS::AtLeastOnce);
     net.driver.command(net.now, p1);
-    net.take_events();
+    net.exchange();
     let (d, rd) = disconnect();
     net.driver.command(net.now, d);
     assert!(net.driver.is_disconnecting());
@@ -387,7 +387,7 @@ fn disconnect_completes_when_the_connection_ends() {
     let (p2, r2) = publish("a/2", QoS::AtMostOnce);
     net.driver.command(net.now, p2);
     assert_eq!(taken(&r2), Some(Err(ClientError::Disconnected)));
-    net.take_events();
+    net.exchange();
     assert!(net.driver.is_closed());
     assert!(taken(&rd).is_none());
     assert!(matches!(
@@ -411,9 +411,9 @@ fn disconnect_completes_when_the_connection_ends() {
 #[test]
 fn dropped_handles_disconnect_normally() {
     let mut net = Net::v5();
-    net.take_events();
+    net.exchange();
     net.driver.handles_dropped(net.now);
-    net.take_events();
+    net.exchange();
     assert!(net.driver.is_closed());
     assert!(matches!(
         net.driver.connection_ended(net.now),
@@ -426,7 +426,7 @@ fn held_commands_are_bounded_and_fail_when_the_client_stops() {
     let mut config = ClientConfig::new(ProtocolVersion::V5, Str::from_static("c"));
     config.limits.max_queued = 1;
     let mut net = Net::new(config, Some(Backoff::default()));
-    net.take_events();
+    net.exchange();
     assert!(matches!(net.cut(), AfterConnection::Reconnect));
     let (p1, r1) = publish("a/1", QoS::AtLeastOnce);
     let (p2, r2) = publish("a/2", QoS::AtLeastOnce);
@@ -449,7 +449,7 @@ fn held_commands_are_bounded_and_fail_when_the_client_stops() {
 #[test]
 fn usage_errors_answer_at_once() {
     let mut net = Net::v5();
-    net.take_events();
+    net.exchange();
     let ru = slot();
     net.driver.command(
         net.now,

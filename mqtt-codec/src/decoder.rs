@@ -143,7 +143,7 @@ impl Decoder {
         if buf.len() < len {
             return Ok(None);
         }
-        // Split where the packet's bytes is used (see `Publish::read_into`).
+        // Split where the packet's bytes are used (see `Publish::read_into`).
         self.decode_packet_bytes(|| split(buf, len), &header, Some)
     }
 

@@ -432,99 +432,26 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             state,
             ..
         } = self;
-        {
-            let Matches {
-                hits,
-                runs,
-                shared,
-                frontier,
-                next,
-                ..
-            } = &mut *out;
-            // Collects the subscriptions ending at node `n`, and serves its groups.
-            let mut visit = |n: NodeIdx, hits: &mut Vec<Hit<C>>| {
-                let node = nodes.get(n);
-                let entries = node.subscribers.as_slice();
-                let start = hits.len() as u32;
-                let mut skipped = NIL;
-                match publisher {
-                    None => hits.extend(entries.iter().map(|&e| Hit::new(e))),
-                    Some(p) => {
-                        for (i, &e) in entries.iter().enumerate() {
-                            if e.options.no_local() && e.client == p {
-                                skipped = i as u32;
-                            } else {
-                                hits.push(Hit::new(e));
-                            }
-                        }
-                    }
-                }
-                if hits.len() as u32 > start {
-                    runs.push(Run {
-                        node: n,
-                        start,
-                        skipped,
-                    });
-                }
-                if node.links == NIL {
-                    return;
-                }
-                let mut g = links.get(node.links).groups;
-                while g != NIL {
-                    let group = groups.get_mut(g);
-                    shared.extend(group.pick(*strategy, rng).copied());
-                    g = group.next;
-                }
-            };
-
-            frontier.clear();
-            frontier.push(ROOT);
-            for level in levels(topic.as_str()) {
-                let key = LevelKey::new(level, edges);
-                next.clear();
-                for &n in frontier.iter() {
-                    let l = nodes.get(n).links;
-                    if l == NIL {
-                        continue; // a leaf: nothing below it
-                    }
-                    let Links {
-                        plus,
-                        hash,
-                        children,
-                        ..
-                    } = *links.get(l);
-                    // [MQTT-4.7.2-1]: at the root, a '$' topic skips '+' and '#'.
-                    if !(n == ROOT && key.is_dollar()) {
-                        if hash != NIL {
-                            // '#' matches the remaining levels, however many.
-                            visit(hash, hits);
-                        }
-                        if plus != NIL {
-                            next.push(plus);
-                        }
-                    }
-                    if children != 0 {
-                        let child = edges.find(Edges::edge_hash(key.hash, n), |&c| {
-                            let c = nodes.get(c);
-                            c.parent == n && c.level.is(&key)
-                        });
-                        next.extend(child);
-                    }
-                }
-                core::mem::swap(frontier, next);
-                if frontier.is_empty() {
-                    break;
-                }
-            }
-            for &n in frontier.iter() {
-                visit(n, hits);
-                // "sport/#" also matches "sport": '#' includes the parent level.
-                let l = nodes.get(n).links;
-                if l != NIL && links.get(l).hash != NIL {
-                    visit(links.get(l).hash, hits);
-                }
-            }
+        let Matches {
+            hits,
+            runs,
+            shared,
+            frontier,
+            next,
+            ..
+        } = &mut *out;
+        Collector {
+            nodes,
+            links,
+            groups,
+            strategy: *strategy,
+            rng,
+            publisher,
+            hits,
+            runs,
+            shared,
         }
+        .walk(edges, topic.as_str(), frontier, next);
         out.merge_hits(*merge_hasher, |n, client| {
             nodes.get(n).subscribers.position(client, state)
         });
@@ -730,6 +657,126 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         }
         if *head == NIL {
             self.clients.remove(&client);
+        }
+    }
+}
+
+/// What matching collects on its way down the tree: the subscriptions that
+/// end at each matching node, and one member of each matching group.
+struct Collector<'a, C> {
+    nodes: &'a Slab<Node<C>>,
+    links: &'a Slab<Links>,
+    groups: &'a mut Slab<Group<C>>,
+    strategy: SharedStrategy,
+    rng: &'a mut SplitMix64,
+    publisher: Option<C>,
+    hits: &'a mut Vec<Hit<C>>,
+    runs: &'a mut Vec<Run>,
+    shared: &'a mut Vec<Entry<C>>,
+}
+
+impl<C: Copy + Eq + Hash + Ord> Collector<'_, C> {
+    /// Walks the tree down `topic`'s levels, visiting every node whose
+    /// filter matches: '#' nodes on the way (they match whatever follows),
+    /// then the nodes that match all of `topic`. `frontier` and `next` are
+    /// scratch space, kept between calls so matching allocates nothing.
+    fn walk(
+        &mut self,
+        edges: &Edges,
+        topic: &str,
+        frontier: &mut Vec<NodeIdx>,
+        next: &mut Vec<NodeIdx>,
+    ) {
+        frontier.clear();
+        frontier.push(ROOT);
+        for level in levels(topic) {
+            let key = LevelKey::new(level, edges);
+            next.clear();
+            for &n in frontier.iter() {
+                self.step(edges, &key, n, next);
+            }
+            core::mem::swap(frontier, next);
+            if frontier.is_empty() {
+                break;
+            }
+        }
+        for &n in frontier.iter() {
+            self.visit(n);
+            // "sport/#" also matches "sport": '#' includes the parent level.
+            let l = self.nodes.get(n).links;
+            if l != NIL && self.links.get(l).hash != NIL {
+                self.visit(self.links.get(l).hash);
+            }
+        }
+    }
+
+    /// One level down from node `n`: its '#' child matches now, its '+'
+    /// child and the child named `key` go on to the next level.
+    fn step(&mut self, edges: &Edges, key: &LevelKey, n: NodeIdx, next: &mut Vec<NodeIdx>) {
+        let l = self.nodes.get(n).links;
+        if l == NIL {
+            return; // a leaf: nothing below it
+        }
+        let Links {
+            plus,
+            hash,
+            children,
+            ..
+        } = *self.links.get(l);
+        // [MQTT-4.7.2-1]: at the root, a '$' topic skips '+' and '#'.
+        if !(n == ROOT && key.is_dollar()) {
+            if hash != NIL {
+                // '#' matches the remaining levels, however many.
+                self.visit(hash);
+            }
+            if plus != NIL {
+                next.push(plus);
+            }
+        }
+        if children != 0 {
+            let nodes = self.nodes;
+            let child = edges.find(Edges::edge_hash(key.hash, n), |&c| {
+                let c = nodes.get(c);
+                c.parent == n && c.level.is(key)
+            });
+            next.extend(child);
+        }
+    }
+
+    /// Collects the subscriptions ending at node `n`, and serves its groups.
+    fn visit(&mut self, n: NodeIdx) {
+        let node = self.nodes.get(n);
+        let entries = node.subscribers.as_slice();
+        let start = self.hits.len() as u32;
+        let mut skipped = NIL;
+        match self.publisher {
+            None => self.hits.extend(entries.iter().map(|&e| Hit::new(e))),
+            Some(p) => {
+                for (i, &e) in entries.iter().enumerate() {
+                    if e.options.no_local() && e.client == p {
+                        skipped = i as u32;
+                    } else {
+                        self.hits.push(Hit::new(e));
+                    }
+                }
+            }
+        }
+        if self.hits.len() as u32 > start {
+            self.runs.push(Run {
+                node: n,
+                start,
+                skipped,
+            });
+        }
+        if node.links == NIL {
+            return;
+        }
+        let mut g = self.links.get(node.links).groups;
+        while g != NIL {
+            let group = self.groups.get_mut(g);
+            self.shared
+                .extend(group.pick(self.strategy, self.rng).copied());
+            g = group.next;
         }
     }
 }

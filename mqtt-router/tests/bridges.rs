@@ -41,6 +41,8 @@ fn open<P: Policy>(
         "{:?}",
         opened.results
     );
+    sim.broker
+        .set_bridge_state(opened.id, BridgeState::Connected);
     opened.id
 }
 
@@ -72,7 +74,7 @@ fn settle<P: Policy>(
     for m in msgs {
         sim.broker.bridge_settled(id, now, m.token, outcome);
     }
-    sim.take_events();
+    sim.exchange();
 }
 
 /// Bridge `id` brings in `m`, and the simulation settles.
@@ -82,7 +84,7 @@ fn bring_in<P: Policy>(sim: &mut Sim<P>, id: BridgeId, m: Message) -> ReasonCode
         .broker
         .publish_from_bridge(id, now, m)
         .expect("the bridge is open");
-    sim.take_events();
+    sim.exchange();
     outcome.reason
 }
 
@@ -95,7 +97,7 @@ fn publish_burst<P: Policy>(sim: &mut Sim<P>, i: usize, t: &str, n: usize) {
             .publish(now, msg(t, &k.to_string(), Q1, false))
             .expect("the client queues it");
     }
-    sim.take_events();
+    sim.exchange();
 }
 
 /// Publish flows peer `i` has seen complete so far.
@@ -226,6 +228,57 @@ fn a_full_bridge_drops_the_oldest_queued_message_never_one_in_flight() {
     assert_eq!(payloads_of(&take(&mut sim, b)), ["6"]);
 }
 
+/// While the remote broker is away nothing is handed out: messages wait in
+/// the core, where the queue-full policy keeps the newest (`DropOldest`),
+/// and go, oldest first, once the bridge is connected again.
+#[test]
+fn a_disconnected_bridge_keeps_the_newest_messages_within_its_limit() {
+    let mut sim = Sim::new(broker_config());
+    let b = open(&mut sim, "b", &[("t", Q1)], 3);
+    sim.broker.set_bridge_state(b, BridgeState::Reconnecting);
+    let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
+    for p in ["0", "1", "2", "3", "4"] {
+        sim.publish(publisher, msg("t", p, Q0, false));
+    }
+    assert!(take(&mut sim, b).is_empty(), "nothing leaves while away");
+    let stats = sim.broker.bridge_stats(b).unwrap();
+    assert_eq!(
+        (stats.queued, stats.in_flight, stats.messages_dropped),
+        (3, 0, 2)
+    );
+    let _ = ready(&mut sim);
+    sim.broker.set_bridge_state(b, BridgeState::Connected);
+    assert_eq!(ready(&mut sim), [b], "named again once connected");
+    assert_eq!(payloads_of(&take(&mut sim, b)), ["2", "3", "4"]);
+}
+
+/// The driver never has more than the bridge's window in flight; each
+/// settled message makes room for the next, and the bridge is named ready
+/// again for it.
+#[test]
+fn a_bridge_hands_out_no_more_than_its_window() {
+    let mut sim = Sim::new(broker_config());
+    let subs = vec![(filter("t"), Q1)];
+    let mut options = BridgeOptions::new(100);
+    options.max_in_flight = 2;
+    let b = sim
+        .broker
+        .open_bridge(sim.now, "b", subs, options)
+        .unwrap()
+        .id;
+    sim.broker.set_bridge_state(b, BridgeState::Connected);
+    let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
+    for p in ["0", "1", "2", "3"] {
+        sim.publish(publisher, msg("t", p, Q0, false));
+    }
+    let first = take(&mut sim, b);
+    assert_eq!(payloads_of(&first), ["0", "1"]);
+    let _ = ready(&mut sim);
+    settle(&mut sim, b, &first[..1], BridgeOutcome::Delivered);
+    assert_eq!(ready(&mut sim), [b]);
+    assert_eq!(payloads_of(&take(&mut sim, b)), ["2"]);
+}
+
 /// Under `DropNew` a full bridge keeps what it has; a QoS 1 message that
 /// reached nobody else is refused with 0x97 Quota exceeded.
 #[test]
@@ -304,7 +357,7 @@ fn a_congested_bridge_holds_local_publishers_acks_until_it_drains() {
     let sent = take(&mut sim, b);
     assert_eq!(sent.len(), 8);
     // Taken by the driver is not delivered: still held.
-    sim.take_events();
+    sim.exchange();
     assert!(completed(&sim, publisher) < 8);
     settle(&mut sim, b, &sent[..5], BridgeOutcome::Delivered);
     assert!(
@@ -347,7 +400,7 @@ fn closing_a_bridge_releases_what_it_held_and_ends_its_subscriptions() {
     publish_burst(&mut sim, publisher, "t", 4);
     assert!(completed(&sim, publisher) < 4);
     sim.broker.close_bridge(b);
-    sim.take_events();
+    sim.exchange();
     assert_eq!(completed(&sim, publisher), 4);
     assert!(sim.broker.bridge_stats(b).is_none(), "the id is stale");
     let reason = sim.publish(publisher, msg("t", "x", Q1, false));
@@ -419,7 +472,7 @@ fn a_client_with_the_bridges_old_local_client_id_cannot_affect_the_bridge() {
         let stats = sim.broker.bridge_stats(b).unwrap();
         assert_eq!(
             (stats.messages_dropped, stats.state),
-            (0, BridgeState::Reconnecting)
+            (0, BridgeState::Connected)
         );
     }
 }

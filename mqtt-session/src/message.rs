@@ -128,7 +128,7 @@ pub struct DeliveryOptions {
 }
 
 impl DeliveryOptions {
-    /// Forwarding at `qos`, RETAIN clear, no subscription identifiers.
+    /// Delivery at `qos`, RETAIN clear, no subscription identifiers.
     pub fn new(qos: QoS) -> Self {
         DeliveryOptions {
             qos,

@@ -1,6 +1,6 @@
 //! The packet path: an adapter that decodes in its own task hands packets to
 //! the connection (`handle_packet`, `handle_decode_error`) and takes packets
-//! out (`poll_packets`). The same rules hold as on the byte path; the
+//! out (`poll_frames`). The same rules hold as on the byte path; the
 //! proptest in `props.rs` compares whole random sessions on both paths.
 
 mod common;
@@ -95,14 +95,15 @@ fn packets_after_a_refused_connect_are_never_handled() {
     );
 }
 
-/// Held packets are bounded by twice the maximum packet size on the wire:
-/// a client that sends more before its CONNECT is answered is dropped (0x89).
+/// Held packets are bounded by twice the maximum packet size, each counted
+/// at least as a decoded packet's size (and at least 16 packets fit): a
+/// client that sends more before its CONNECT is answered is dropped (0x89).
 #[test]
 fn packets_held_before_the_accept_are_bounded() {
     let (mut s, mut d) = server(64);
     let mut bytes = encode(V311, &[connect_with_keep_alive(V311, 60)]);
     hand_over(&mut s, &mut d, &mut bytes);
-    let tail: Vec<Packet> = (0..12)
+    let tail: Vec<Packet> = (0..17)
         .map(|i| publish("a/b", &format!("tail {i:02}"), QosPid::AtMostOnce, false))
         .collect();
     let mut bytes = encode(V311, &tail);
@@ -123,6 +124,29 @@ fn a_decode_error_after_connect_ends_the_connection_after_the_accept() {
     bytes.extend_from_slice(&[0x36, 0x03, 0x00, 0x01, b'a']);
     hand_over(&mut s, &mut d, &mut bytes);
     assert_eq!(events(&mut s).len(), 1);
+    s.accept(T0, None, ConnAckProps::default()).unwrap();
+    let out = sent(&mut s, T0, V5);
+    assert!(
+        matches!(out.as_slice(), [Packet::ConnAck(_), Packet::Disconnect(x)] if x.reason == ReasonCode::MALFORMED_PACKET),
+        "{out:?}"
+    );
+}
+
+/// On the byte path, a broken packet while the CONNECT waits for its answer
+/// ends the stream there: what follows it is not decoded or held, however
+/// much arrives, and the accept is answered with the error's DISCONNECT.
+#[test]
+fn nothing_after_a_broken_packet_is_read_while_the_connect_waits() {
+    let (mut s, _) = server(1024);
+    let mut bytes = encode(V5, &[connect_with_keep_alive(V5, 60)]);
+    bytes.extend_from_slice(&[0x36, 0x03, 0x00, 0x01, b'a']);
+    s.handle_read(T0, &mut bytes);
+    for _ in 0..1_000 {
+        let mut more = encode(V5, &[Packet::PingReq]);
+        s.handle_read(T0, &mut more);
+        assert!(more.is_empty(), "the bytes are consumed, not kept");
+    }
+    assert_eq!(events(&mut s).len(), 1, "only the CONNECT");
     s.accept(T0, None, ConnAckProps::default()).unwrap();
     let out = sent(&mut s, T0, V5);
     assert!(

@@ -42,7 +42,7 @@ fn publish_one(p: &mut Pair, qos: QoS) -> mqtt_session::mqtt_codec::PacketId {
         .publish(p.now, msg("t", "1", qos))
         .unwrap()
         .expect("QoS 1/2 has a packet identifier");
-    p.take_events();
+    p.exchange();
     id
 }
 
@@ -63,7 +63,7 @@ fn a_reason_string_on_a_puback_reaches_the_publisher() {
     p.server
         .ack_with(id, ReasonCode::QUOTA_EXCEEDED, props.clone())
         .unwrap();
-    p.take_events();
+    p.exchange();
     let got = p.client_events.iter().find_map(|e| match e {
         ClientEvent::Published {
             id: done,
@@ -84,7 +84,7 @@ fn a_failure_pubrec_carries_its_reason_string_to_the_publisher() {
     p.server
         .ack_with(id, ReasonCode::NOT_AUTHORIZED, ack_props("no writes to t"))
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert!(p.client_events.iter().any(|e| matches!(
         e,
         ClientEvent::Published { id: done, reason: ReasonCode::NOT_AUTHORIZED, props }
@@ -100,7 +100,7 @@ fn suback_and_unsuback_reason_strings_reach_the_subscriber() {
         .client
         .subscribe(p.now, vec![(filter("a/#"), Default::default())], None)
         .unwrap();
-    p.take_events();
+    p.exchange();
     let got = p.take_server_events();
     let Some(ServerEvent::Subscribe { id, .. }) = got.first() else {
         panic!("no Subscribe event: {got:?}");
@@ -108,7 +108,7 @@ fn suback_and_unsuback_reason_strings_reach_the_subscriber() {
     p.server
         .suback_with(*id, &[ReasonCode::NOT_AUTHORIZED], suback_props("acl"))
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert!(p.client_events.iter().any(|e| matches!(
         e,
         ClientEvent::Subscribed { id, results, props }
@@ -117,7 +117,7 @@ fn suback_and_unsuback_reason_strings_reach_the_subscriber() {
     )));
 
     let uid = p.client.unsubscribe(p.now, vec![filter("a/#")]).unwrap();
-    p.take_events();
+    p.exchange();
     let got = p.take_server_events();
     let Some(ServerEvent::Unsubscribe { id, .. }) = got.first() else {
         panic!("no Unsubscribe event: {got:?}");
@@ -129,7 +129,7 @@ fn suback_and_unsuback_reason_strings_reach_the_subscriber() {
             suback_props("none"),
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert!(p.client_events.iter().any(|e| matches!(
         e,
         ClientEvent::Unsubscribed { id, props, .. }
@@ -152,7 +152,7 @@ fn mqtt_3_1_2_29_no_diagnostics_on_acks_when_the_client_asks_for_none() {
     p.server
         .ack_with(id, ReasonCode::QUOTA_EXCEEDED, ack_props("hidden"))
         .unwrap();
-    p.take_events();
+    p.exchange();
     let acks: Vec<_> = p
         .take_s2c()
         .into_iter()
@@ -172,7 +172,7 @@ fn mqtt_3_1_2_29_no_diagnostics_on_acks_when_the_client_asks_for_none() {
             disconnect_props("kicked"),
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     let close = client_close(&p.client_events);
     assert_eq!(close.initiator, Initiator::Peer);
     assert_eq!(close.props.reason_string, Some(s("kicked")));
@@ -185,7 +185,7 @@ fn request_problem_information_is_sent_only_when_refused() {
     for (cfg, expected) in [(client_config(V5), None), (quiet_client(V5), Some(false))] {
         let mut p = Pair::new(cfg, ServerConfig::default());
         p.broker = common::Broker::passive();
-        p.take_events();
+        p.exchange();
         let connect = p.c2s.iter().find_map(|x| match x {
             Packet::Connect(c) => Some(c.clone()),
             _ => None,
@@ -204,7 +204,7 @@ fn a_server_disconnect_with_a_reason_string_and_server_reference_reaches_the_cli
     p.server
         .close_with(p.now, ReasonCode::SERVER_MOVED, props.clone())
         .unwrap();
-    p.take_events();
+    p.exchange();
     let close = client_close(&p.client_events);
     assert_eq!(close.reason, ReasonCode::SERVER_MOVED);
     assert_eq!(close.props, props);
@@ -238,7 +238,7 @@ fn mqtt_3_14_2_2_session_expiry_on_disconnect_is_checked_before_sending() {
             .disconnect_with(p.now, ReasonCode::NORMAL_DISCONNECTION, server_ref),
         Err(UsageError::PropertyNotAllowed)
     );
-    p.take_events();
+    p.exchange();
     assert!(p.client.is_connected() && p.server.is_connected());
     assert!(p.take_c2s().is_empty() && p.take_s2c().is_empty());
 
@@ -251,7 +251,7 @@ fn mqtt_3_14_2_2_session_expiry_on_disconnect_is_checked_before_sending() {
     p.client
         .disconnect_with(p.now, ReasonCode::NORMAL_DISCONNECTION, props)
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.server.session_expiry_interval(), 60);
     assert_eq!(
         server_close(&p.server_events).props.session_expiry_interval,
@@ -266,12 +266,12 @@ fn a_refusing_connack_carries_its_reason_string_in_5_0_only() {
     for v in [V5, V311] {
         let mut p = Pair::new(client_config(v), ServerConfig::default());
         p.broker = common::Broker::passive();
-        p.take_events();
+        p.exchange();
         let mut props = ConnAckProps::default();
         props.reason_string = Some(s("unknown user"));
         p.server
             .reject_with(p.now, ReasonCode::BAD_USER_NAME_OR_PASSWORD, props);
-        p.take_events();
+        p.exchange();
         let close = client_close(&p.client_events);
         assert_eq!(close.reason, ReasonCode::BAD_USER_NAME_OR_PASSWORD, "{v:?}");
         let expected = (v == V5).then(|| s("unknown user"));
@@ -287,7 +287,7 @@ fn a_3_1_1_client_disconnecting_before_connack_sends_a_plain_disconnect() {
     p.broker = common::Broker::passive();
     p.client
         .disconnect(p.now, ReasonCode::DISCONNECT_WITH_WILL_MESSAGE);
-    p.take_events();
+    p.exchange();
     let kinds: Vec<_> = p.c2s.iter().map(|x| x.packet_type()).collect();
     assert_eq!(kinds.len(), 2, "{:?}", p.c2s);
     assert!(matches!(p.c2s[1], Packet::Disconnect(ref d) if d.reason == ReasonCode::SUCCESS));
@@ -314,12 +314,12 @@ fn mqtt_3_3_2_5_a_queued_publish_that_expires_is_reported_and_not_sent() {
     let mut second = msg("t", "second", QoS::AtLeastOnce);
     second.props.expires_at = Some(at(5_000));
     let second = p.client.publish(p.now, second).unwrap().unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.client.session().unwrap().queued(), 1);
     p.jump(secs(6));
     p.server.ack(first, ReasonCode::SUCCESS).unwrap();
     p.clear();
-    p.take_events();
+    p.exchange();
     assert!(
         !p.c2s.iter().any(|x| matches!(x, Packet::Publish(_))),
         "the expired message was sent: {:?}",
@@ -346,11 +346,11 @@ fn an_expired_in_flight_message_is_resent_with_a_non_zero_interval() {
     let mut m = msg("t", "x", QoS::AtLeastOnce);
     m.props.expires_at = Some(at(2_000));
     p.client.publish(p.now, m).unwrap().unwrap();
-    p.take_events();
+    p.exchange();
     p.jump(secs(5));
     p.clear();
     p.reconnect();
-    p.take_events();
+    p.exchange();
     let resent: Vec<_> = p
         .c2s
         .iter()
@@ -373,7 +373,7 @@ fn a_qos_2_publish_without_subscribers_completes_with_0x10() {
     p.server
         .ack(id, ReasonCode::NO_MATCHING_SUBSCRIBERS)
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert!(
         p.s2c.iter().any(|x| matches!(x, Packet::PubComp(_))),
         "{:?}",

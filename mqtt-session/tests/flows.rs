@@ -70,7 +70,7 @@ fn subscribed(cfg: ClientConfig, f: &str, qos: QoS) -> Pair {
             None,
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.take_wire(),
         [(C, subscribe(1, f, qos)), (S, suback(1, qos)),]
@@ -97,7 +97,7 @@ fn qos0_both_directions(v: ProtocolVersion) {
         p.client.publish(p.now, msg("t/a", "zero", QoS::AtMostOnce)),
         Ok(None)
     );
-    p.take_events();
+    p.exchange();
     let zero = publish("t/a", "zero", QosPid::AtMostOnce, false);
     assert_eq!(p.take_wire(), [(C, zero.clone()), (S, zero)]);
     assert_eq!(payloads(&p), [Bytes::from("zero")]);
@@ -118,7 +118,7 @@ fn qos1_both_directions(v: ProtocolVersion) {
             "identifiers continue after SUBSCRIBE's"
         );
     }
-    p.take_events();
+    p.exchange();
     let up = |id: u16, m: &str| publish1("t/a", m, id);
     assert_eq!(
         p.take_wire(),
@@ -171,7 +171,7 @@ fn qos2_both_directions(v: ProtocolVersion) {
         .publish(p.now, msg("t", "once", QoS::ExactlyOnce))
         .unwrap();
     assert_eq!(id, Some(pid(2)));
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.take_wire(),
         [
@@ -202,9 +202,9 @@ fn unsubscribe_stops_delivery(v: ProtocolVersion) {
     p.client
         .publish(p.now, msg("t/x", "before", QoS::AtLeastOnce))
         .unwrap();
-    p.take_events();
+    p.exchange();
     let id = p.client.unsubscribe(p.now, vec![filter("t/#")]).unwrap();
-    p.take_events();
+    p.exchange();
     let results = p
         .client_events
         .iter()
@@ -220,7 +220,7 @@ fn unsubscribe_stops_delivery(v: ProtocolVersion) {
     p.client
         .publish(p.now, msg("t/x", "after", QoS::AtLeastOnce))
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(payloads(&p), [Bytes::from("before")]);
     // The publish itself still completes (5.0: "no matching subscribers").
     let reasons: Vec<ReasonCode> = p
@@ -260,7 +260,7 @@ fn resume_resends_with_dup_and_delivers_qos2_once(v: ProtocolVersion) {
     assert!(p.step_c2s());
     assert_eq!(p.server_messages().len(), 2);
     p.reconnect();
-    p.take_events();
+    p.exchange();
     let resent: Vec<(Side, Packet)> = p
         .wire
         .iter()
@@ -316,7 +316,7 @@ fn in_flight_window_is_never_exceeded(v: ProtocolVersion) {
             None,
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     p.clear();
     for i in 0..12 {
         let q = [QoS::AtLeastOnce, QoS::ExactlyOnce][i % 2];
@@ -392,7 +392,7 @@ fn take_over_moves_the_session_to_the_new_connection(v: ProtocolVersion) {
     assert!(p.step_s2c());
     assert_eq!(p.client_messages().len(), 2);
     p.server.close(p.now, ReasonCode::SESSION_TAKEN_OVER);
-    p.take_events();
+    p.exchange();
     let old_server = server_close(&p.server_events).clone();
     assert_eq!(old_server.reason, ReasonCode::SESSION_TAKEN_OVER);
     assert_eq!(old_server.initiator, Initiator::Local);
@@ -411,7 +411,7 @@ fn take_over_moves_the_session_to_the_new_connection(v: ProtocolVersion) {
     }
     p.reconnect();
     p.clear();
-    p.take_events();
+    p.exchange();
     // (3.1 has no Session Present flag; its client assumes the session kept.)
     assert!(matches!(&p.s2c[0], Packet::ConnAck(c) if c.session_present || v == V31));
     assert!(matches!(
@@ -453,7 +453,7 @@ fn a_session_the_server_lost_starts_over(v: ProtocolVersion) {
     p.reconnect();
     p.broker.session = None;
     p.clear();
-    p.take_events();
+    p.exchange();
     assert!(matches!(&p.s2c[0], Packet::ConnAck(c) if !c.session_present));
     // A 3.1 client cannot tell (no Session Present flag) and resends with DUP;
     // the server takes it as a new message all the same.
@@ -490,7 +490,7 @@ fn topic_aliases_both_ways_and_per_connection() {
             None,
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     p.clear();
     let topics = ["a/1", "b/2", "a/1", "a/1", "b/2", "c/3"];
     for t in topics {
@@ -498,7 +498,7 @@ fn topic_aliases_both_ways_and_per_connection() {
             .publish(p.now, msg(t, t, QoS::AtLeastOnce))
             .unwrap();
     }
-    p.take_events();
+    p.exchange();
     let aliases = |packets: &[Packet]| -> Vec<(bool, Option<u16>)> {
         packets
             .iter()
@@ -548,12 +548,12 @@ fn topic_aliases_both_ways_and_per_connection() {
     assert_eq!(got, topics);
 
     p.reconnect();
-    p.take_events();
+    p.exchange();
     p.clear();
     p.client
         .publish(p.now, msg("a/1", "again", QoS::AtLeastOnce))
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(aliases(&p.c2s), [(true, Some(1))]);
     assert_eq!(aliases(&p.s2c), [(true, Some(1))]);
     assert_eq!(p.client_messages()[0].topic, topic("a/1"));
@@ -582,7 +582,7 @@ fn receive_maximum_of_one_keeps_order_across_a_resumption() {
             None,
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     p.clear();
     for i in 0..6 {
         p.client
@@ -597,7 +597,7 @@ fn receive_maximum_of_one_keeps_order_across_a_resumption() {
         assert!(outstanding(&p.s2c, &p.c2s) <= 1);
     }
     p.reconnect();
-    p.take_events();
+    p.exchange();
     let expected: Vec<Bytes> = (0..6).map(|i| Bytes::from(i.to_string())).collect();
     assert_eq!(payloads(&p), expected, "each exactly once, in order");
 }
@@ -642,6 +642,6 @@ fn qos_0_has_its_own_smaller_queue_bound() {
             )
             .expect("QoS 1 still fits within max_queued");
     }
-    p.take_events();
+    p.exchange();
     assert_eq!(p.client_messages().len(), 8);
 }

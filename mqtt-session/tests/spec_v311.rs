@@ -326,10 +326,11 @@ fn packets_sent_right_after_connect_are_processed_once_it_is_accepted_whatever_t
 }
 
 /// What a client sends before its CONNECT is answered is held, but bounded
-/// (twice the maximum packet size): beyond that the server drops the client
-/// (server busy) instead of growing its memory.
+/// (twice the maximum packet size, each packet counted at least as a
+/// decoded packet's size, at least 16 packets): beyond that the server
+/// drops the client (server busy) instead of growing its memory.
 #[test]
-fn bytes_held_before_the_connect_is_answered_are_bounded() {
+fn packets_held_before_the_connect_is_answered_are_bounded() {
     let cfg = ServerConfig {
         limits: Limits {
             max_packet_size: 64,
@@ -339,7 +340,7 @@ fn bytes_held_before_the_connect_is_answered_are_bounded() {
     };
     let mut server = Connection::<Server>::new(cfg, T0);
     feed(&mut server, T0, V311, &[connect_with_keep_alive(V311, 60)]);
-    let tail: Vec<Packet> = (0..12)
+    let tail: Vec<Packet> = (0..17)
         .map(|i| publish("a/b", &format!("tail {i:02}"), QosPid::AtMostOnce, false))
         .collect();
     feed(&mut server, T0, V311, &tail);
@@ -434,6 +435,24 @@ fn mqtt_3_1_2_24_server_closes_after_one_and_a_half_keep_alive() {
     assert!(close.will.is_some());
     assert!(transmit(&mut server, at(25_000)).is_empty());
     assert!(server.is_closed());
+}
+
+/// [MQTT-3.1.2-24] counts Control Packets: bytes of a packet that never
+/// completes do not keep the connection alive, on the byte path as on the
+/// packet path.
+#[test]
+fn mqtt_3_1_2_24_part_of_a_packet_does_not_restart_the_keep_alive() {
+    let mut server = server_with_will(10);
+    // A PUBLISH announcing 100 bytes, trickled in well within each period.
+    let mut partial = bytes::BytesMut::from(&[0x30u8, 100, 0, 1, b't'][..]);
+    for t in [5_000, 10_000, 14_000] {
+        server.handle_read(at(t), &mut partial);
+        partial.extend_from_slice(b"xx");
+    }
+    assert_eq!(server.poll_timeout(), Some(at(15_000)));
+    server.handle_timeout(at(15_000));
+    let evs = events(&mut server);
+    assert_eq!(server_close(&evs).reason, ReasonCode::KEEP_ALIVE_TIMEOUT);
 }
 
 /// A keep alive of 0 turns the mechanism off (section 3.1.2.10).
@@ -626,7 +645,7 @@ fn mqtt_4_3_2_1_the_qos1_sender_sends_dup_0_and_waits_for_puback() {
         .publish(p.now, msg("a/b", "hello", QoS::AtLeastOnce))
         .unwrap()
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.take_c2s(),
         vec![publish("a/b", "hello", QosPid::AtLeastOnce(id), false)]
@@ -640,7 +659,7 @@ fn mqtt_4_3_2_1_the_qos1_sender_sends_dup_0_and_waits_for_puback() {
     assert_eq!(*got, id);
     assert_eq!(msg.qos, QoS::AtLeastOnce);
     p.server.ack(id, ReasonCode::SUCCESS).unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.take_s2c(), vec![Packet::PubAck(Ack::new(id))]);
     assert!(matches!(
         p.take_client_events().as_slice(),
@@ -690,13 +709,13 @@ fn mqtt_4_3_3_1_the_qos2_sender_flow_on_the_wire() {
         .publish(p.now, msg("a/b", "once", QoS::ExactlyOnce))
         .unwrap()
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.take_c2s(),
         vec![publish("a/b", "once", QosPid::ExactlyOnce(id), false)]
     );
     p.server.ack(id, ReasonCode::SUCCESS).unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.take_s2c(), vec![pubrec(id.get()), pubcomp(id.get())]);
     assert_eq!(p.take_c2s(), vec![pubrel(id.get())]);
     let evs = p.take_client_events();
@@ -853,14 +872,14 @@ fn mqtt_4_4_0_1_the_client_resends_unacked_publishes_and_pubrels_in_order() {
     .into_iter()
     .map(|(m, q)| p.client.publish(p.now, msg("t", m, q)).unwrap().unwrap())
     .collect();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.server_messages().len(), 4);
     // The server answers B; the client's PUBREL never leaves.
     p.server.ack(ids[1], ReasonCode::SUCCESS).unwrap();
     assert!(p.step_s2c());
     p.reconnect();
     p.clear();
-    p.take_events();
+    p.exchange();
     let c2s = p.take_c2s();
     assert!(matches!(&c2s[0], Packet::Connect(c) if !c.clean_start));
     assert_eq!(
@@ -942,12 +961,12 @@ fn mqtt_4_3_3_2_a_qos2_message_is_not_delivered_again_after_resumption() {
         .publish(p.now, msg("t", "once", QoS::ExactlyOnce))
         .unwrap()
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.server_messages().len(), 1);
     // The connection breaks before the application answers.
     p.reconnect();
     p.clear();
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.c2s[1],
         publish("t", "once", QosPid::ExactlyOnce(id), true)
@@ -1020,7 +1039,7 @@ fn mqtt_3_14_4_3_disconnect_discards_the_will() {
     // A client's own disconnect sends DISCONNECT and closes.
     let mut p = Pair::connected(V311);
     p.client.disconnect(p.now, ReasonCode::NORMAL_DISCONNECTION);
-    p.take_events();
+    p.exchange();
     assert_eq!(p.c2s, vec![Packet::Disconnect(Disconnect::default())]);
     assert_eq!(server_close(&p.server_events).will, None);
     assert!(p.client.is_closed() && p.server.is_closed());
@@ -1366,11 +1385,11 @@ fn mqtt31_connects_and_completes_a_qos2_exchange() {
             None,
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     p.client
         .publish(p.now, msg("a/b", "x", QoS::ExactlyOnce))
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.client_messages().len(), 1);
     assert!(p
         .client_events

@@ -313,7 +313,7 @@ fn connack_carries_the_server_limits_and_the_client_keeps_to_them() {
         p.client.publish(p.now, retained),
         Err(UsageError::RetainNotSupported)
     );
-    p.take_events();
+    p.exchange();
     assert!(
         p.c2s.is_empty(),
         "nothing was sent for the refused publishes"
@@ -470,7 +470,7 @@ fn mqtt_3_1_2_20_the_client_pings_when_idle_and_gives_up_without_pingresp() {
 fn a_server_disconnect_ends_the_client_with_its_reason() {
     let mut p = Pair::connected(V5);
     p.server.close(p.now, ReasonCode::SESSION_TAKEN_OVER);
-    p.take_events();
+    p.exchange();
     assert_eq!(p.s2c, vec![disconnect(ReasonCode::SESSION_TAKEN_OVER)]);
     let close = client_close(&p.client_events);
     assert_eq!(close.initiator, Initiator::Peer);
@@ -496,10 +496,10 @@ fn qos1_and_qos2_exchanges_on_the_wire() {
         .publish(p.now, msg("t", "2", QoS::ExactlyOnce))
         .unwrap()
         .unwrap();
-    p.take_events();
+    p.exchange();
     p.server.ack(a, ReasonCode::SUCCESS).unwrap();
     p.server.ack(b, ReasonCode::SUCCESS).unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.c2s,
         vec![
@@ -531,9 +531,9 @@ fn mqtt_3_4_2_1_and_4_4_0_2_a_failure_puback_reaches_the_publisher_and_ends_the_
         .publish(p.now, msg("t", "1", QoS::AtLeastOnce))
         .unwrap()
         .unwrap();
-    p.take_events();
+    p.exchange();
     p.server.ack(id, ReasonCode::NOT_AUTHORIZED).unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.take_s2c(),
         vec![ack_with(
@@ -549,7 +549,7 @@ fn mqtt_3_4_2_1_and_4_4_0_2_a_failure_puback_reaches_the_publisher_and_ends_the_
     assert_eq!(p.client.session().unwrap().inflight(), 0);
     p.reconnect();
     p.clear();
-    p.take_events();
+    p.exchange();
     assert!(
         !p.c2s.iter().any(|x| matches!(x, Packet::Publish(_))),
         "not resent: {:?}",
@@ -574,10 +574,10 @@ fn mqtt_4_4_0_2_a_failure_pubrec_ends_the_qos2_flow() {
         .publish(p.now, msg("t", "b", QoS::ExactlyOnce))
         .unwrap()
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.take_c2s().len(), 1, "window of one");
     p.server.ack(a, ReasonCode::QUOTA_EXCEEDED).unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.take_s2c(),
         vec![ack_with(
@@ -665,7 +665,7 @@ fn mqtt_3_3_4_7_the_client_never_exceeds_the_server_receive_maximum() {
             None,
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(outstanding(&p.c2s, &p.s2c), 3);
     assert!(
         matches!(p.c2s.last(), Some(Packet::Subscribe(_))),
@@ -683,7 +683,7 @@ fn mqtt_3_3_4_7_the_client_never_exceeds_the_server_receive_maximum() {
             .nth(round)
             .expect("the next publish arrived");
         p.server.ack(id, ReasonCode::SUCCESS).unwrap();
-        p.take_events();
+        p.exchange();
         assert!(outstanding(&p.c2s, &p.s2c) <= 3);
     }
     assert_eq!(p.server_messages().len(), 6);
@@ -874,7 +874,7 @@ fn mqtt_3_3_2_11_the_server_sends_aliases_within_the_client_maximum() {
             )
             .unwrap();
     }
-    p.take_events();
+    p.exchange();
     let wire: Vec<(Option<String>, Option<u16>)> = p
         .s2c
         .iter()
@@ -923,7 +923,7 @@ fn mqtt_3_3_2_11_the_server_sends_aliases_within_the_client_maximum() {
             )
             .unwrap();
     }
-    p.take_events();
+    p.exchange();
     assert!(p.s2c.iter().all(
         |x| matches!(x, Packet::Publish(x) if x.props.topic_alias.is_none() && x.topic.is_some())
     ));
@@ -947,7 +947,7 @@ fn mqtt_3_2_2_17_the_client_sends_aliases_within_the_server_maximum_and_per_conn
             .publish(p.now, msg(t, "x", QoS::AtMostOnce))
             .unwrap();
     }
-    p.take_events();
+    p.exchange();
     let aliases: Vec<_> = p
         .c2s
         .iter()
@@ -972,12 +972,12 @@ fn mqtt_3_2_2_17_the_client_sends_aliases_within_the_server_maximum_and_per_conn
         .collect();
     assert_eq!(got, ["a/b", "a/b", "c", "c"]);
     p.reconnect();
-    p.take_events();
+    p.exchange();
     p.clear();
     p.client
         .publish(p.now, msg("c", "x", QoS::AtMostOnce))
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert!(
         matches!(&p.c2s[..], [Packet::Publish(x)] if x.topic.is_some()),
         "the new connection sets the alias again: {:?}",
@@ -1016,7 +1016,7 @@ fn mqtt_3_1_2_24_and_25_a_delivery_over_the_client_maximum_is_not_sent() {
         .unwrap()
         .unwrap();
     assert_eq!(small.get(), 1, "the refused message took no identifier");
-    p.take_events();
+    p.exchange();
     assert_eq!(
         p.s2c,
         vec![publish("t", "ok", QosPid::AtLeastOnce(small), false)]
@@ -1050,7 +1050,7 @@ fn mqtt_3_2_2_15_the_client_refuses_packets_over_the_server_maximum() {
         matches!(r, Err(UsageError::PacketTooLarge { max: 64, .. })),
         "{r:?}"
     );
-    p.take_events();
+    p.exchange();
     assert!(p.c2s.is_empty());
     assert!(p.server.is_connected());
 }
@@ -1101,7 +1101,7 @@ fn mqtt_3_2_2_19_and_20_connack_diagnostics_are_dropped_over_the_client_maximum(
     broker.connack.user_properties = vec![(s("k"), s(&"v".repeat(80)))];
     let mut p = Pair::new(cfg, ServerConfig::default());
     p.broker = broker;
-    p.take_events();
+    p.exchange();
     let [Packet::ConnAck(ack)] = p.s2c.as_slice() else {
         panic!("{:?}", p.s2c)
     };
@@ -1137,7 +1137,7 @@ fn mqtt_3_3_2_6_the_remaining_expiry_interval_is_sent() {
         .deliver(p.now, m, DeliveryOptions::new(QoS::AtLeastOnce))
         .unwrap();
     p.now = at(3_000);
-    p.take_events();
+    p.exchange();
     let expiry: Vec<Option<u32>> = p
         .s2c
         .iter()
@@ -1192,7 +1192,7 @@ fn mqtt_3_3_2_5_an_expired_queued_message_is_dropped() {
             .deliver(p.now, m.clone(), DeliveryOptions::new(QoS::AtLeastOnce)),
         Err(DeliverError::Expired)
     );
-    p.take_events();
+    p.exchange();
     let payloads: Vec<_> = p
         .client_messages()
         .iter()
@@ -1221,7 +1221,7 @@ fn mqtt_3_3_2_5_an_expired_queued_message_is_dropped() {
         .unwrap();
     p.now = at(20_000);
     p.clear();
-    p.take_events();
+    p.exchange();
     let payloads: Vec<_> = p
         .client_messages()
         .iter()
@@ -1294,10 +1294,10 @@ fn mqtt_3_3_2_4_to_20_message_properties_are_forwarded_unaltered() {
             None,
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     let sent_msg = rich_message();
     p.client.publish(p.now, sent_msg.clone()).unwrap();
-    p.take_events();
+    p.exchange();
     assert_eq!(p.server_messages(), vec![&sent_msg]);
     assert_eq!(p.client_messages(), vec![&sent_msg]);
     // The same message at 3.1.1 loses the 5.0 properties, and nothing else.
@@ -1307,7 +1307,7 @@ fn mqtt_3_3_2_4_to_20_message_properties_are_forwarded_unaltered() {
         Broker::accept_only(),
     );
     p.client.publish(p.now, rich_message()).unwrap();
-    p.take_events();
+    p.exchange();
     let got = p.server_messages()[0];
     assert_eq!(got.props, Default::default());
     assert_eq!(
@@ -1329,7 +1329,7 @@ fn mqtt_3_3_4_3_subscription_identifiers_reach_the_subscriber() {
             Some(sid),
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert!(p.server_events.iter().any(|e| matches!(
         e,
         ServerEvent::Subscribe { subscription_identifier: Some(x), .. } if *x == sid
@@ -1342,7 +1342,7 @@ fn mqtt_3_3_4_3_subscription_identifiers_reach_the_subscriber() {
     p.server
         .deliver(p.now, msg("a", "x", QoS::AtMostOnce), opts)
         .unwrap();
-    p.take_events();
+    p.exchange();
     let ids: Vec<u32> = p
         .client_events
         .iter()
@@ -1377,7 +1377,7 @@ fn mqtt_4_12_0_2_and_3_enhanced_authentication_runs_as_events() {
     cfg.authentication = Some((s("SCRAM-SHA-1"), Some(Bytes::from_static(b"client-first"))));
     let mut p = Pair::new(cfg, ServerConfig::default());
     p.broker = Broker::passive();
-    p.take_events();
+    p.exchange();
     let evs = p.take_server_events();
     let [ServerEvent::Connect(c)] = evs.as_slice() else {
         panic!("{evs:?}")
@@ -1400,7 +1400,7 @@ fn mqtt_4_12_0_2_and_3_enhanced_authentication_runs_as_events() {
             challenge.clone(),
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     let evs = p.take_client_events();
     let [ClientEvent::Auth { reason, props }] = evs.as_slice() else {
         panic!("{evs:?}")
@@ -1415,7 +1415,7 @@ fn mqtt_4_12_0_2_and_3_enhanced_authentication_runs_as_events() {
             auth_props("client-final"),
         )
         .unwrap();
-    p.take_events();
+    p.exchange();
     let evs = p.take_server_events();
     let [ServerEvent::Auth { reason, props }] = evs.as_slice() else {
         panic!("the client's AUTH must reach the application before CONNACK: {evs:?}")
@@ -1427,7 +1427,7 @@ fn mqtt_4_12_0_2_and_3_enhanced_authentication_runs_as_events() {
     ack.authentication_method = Some(s("SCRAM-SHA-1"));
     ack.authentication_data = Some(Bytes::from_static(b"server-final"));
     p.server.accept(p.now, None, ack).unwrap();
-    p.take_events();
+    p.exchange();
     assert!(p.client.is_connected());
     assert!(matches!(
         p.s2c.as_slice(),
@@ -1473,7 +1473,7 @@ fn mqtt_4_12_0_5_auth_with_another_method_ends_the_connection() {
     other.authentication_method = Some(s("PLAIN"));
     let start = |p: &mut Pair| {
         p.broker = Broker::passive();
-        p.take_events();
+        p.exchange();
         p.clear();
     };
     let mut cfg = client_config(V5);
@@ -1503,7 +1503,7 @@ fn mqtt_4_12_0_5_auth_with_another_method_ends_the_connection() {
     p.server
         .auth(p.now, ReasonCode::CONTINUE_AUTHENTICATION, other)
         .unwrap();
-    p.take_events();
+    p.exchange();
     let close = client_close(&p.client_events);
     assert_eq!(close.violation, Some(Violation::BadAuthenticationMethod));
     assert_eq!(close.reason, ReasonCode::BAD_AUTHENTICATION_METHOD);
@@ -1514,7 +1514,7 @@ fn mqtt_4_12_0_5_auth_with_another_method_ends_the_connection() {
     p.server
         .accept(p.now, None, ConnAckProps::default())
         .unwrap();
-    p.take_events();
+    p.exchange();
     assert!(!p.client.is_connected());
     assert_eq!(
         client_close(&p.client_events).violation,
@@ -1581,7 +1581,7 @@ fn mqtt_3_14_4_3_a_normal_disconnect_discards_the_will() {
     cfg.will = Some(will(5));
     let mut p = Pair::connected_with(cfg.clone(), ServerConfig::default(), Broker::accept_only());
     p.client.disconnect(p.now, ReasonCode::NORMAL_DISCONNECTION);
-    p.take_events();
+    p.exchange();
     assert_eq!(p.c2s, vec![disconnect(ReasonCode::NORMAL_DISCONNECTION)]);
     let close = server_close(&p.server_events);
     assert_eq!((close.initiator, &close.will), (Initiator::Peer, &None));
@@ -1589,7 +1589,7 @@ fn mqtt_3_14_4_3_a_normal_disconnect_discards_the_will() {
     let mut p = Pair::connected_with(cfg, ServerConfig::default(), Broker::accept_only());
     p.client
         .disconnect(p.now, ReasonCode::DISCONNECT_WITH_WILL_MESSAGE);
-    p.take_events();
+    p.exchange();
     assert!(server_close(&p.server_events).will.is_some());
 }
 

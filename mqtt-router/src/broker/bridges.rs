@@ -82,6 +82,7 @@ pub(super) struct Bridge {
     username: Option<String>,
     peer: PeerInfo,
     queue_limit: usize,
+    max_in_flight: usize,
     queue: Queue,
     /// Taken by the driver, not yet settled, by token.
     in_flight: BTreeMap<u64, Queued>,
@@ -106,6 +107,7 @@ impl Bridge {
                 certificate_subject: None,
             },
             queue_limit: options.queue_limit,
+            max_in_flight: options.max_in_flight.max(1),
             queue: Queue::default(),
             in_flight: BTreeMap::new(),
             next_seq: 0,
@@ -145,14 +147,7 @@ impl Bridge {
         dropped: &mut u64,
     ) -> Result<(), DeliverError> {
         if self.waiting() >= self.queue_limit {
-            let made_room = match policy {
-                QueueFullPolicy::DropOldest => {
-                    self.queue.drop_oldest_qos0() || self.queue.pop_front().is_some()
-                }
-                QueueFullPolicy::DropNew => {
-                    opts.qos != QoS::AtMostOnce && self.queue.drop_oldest_qos0()
-                }
-            };
+            let made_room = policy.make_room(opts.qos, &mut self.queue);
             self.dropped += 1;
             *dropped += 1;
             if !made_room {
@@ -386,12 +381,19 @@ impl<P: Policy> Broker<P> {
     }
 
     /// The next message for bridge `id`'s remote broker, in routing order;
-    /// `None` when none waits. It stays in flight, counted against the
-    /// queue limit, until [`Broker::bridge_settled`]. A message whose
+    /// `None` when none waits, while the bridge is not connected
+    /// ([`Broker::set_bridge_state`]), or while its window
+    /// ([`BridgeOptions::max_in_flight`]) is full. It stays in flight,
+    /// counted against the queue limit, until [`Broker::bridge_settled`]. A message whose
     /// expiry passed while it waited is dropped (counted) instead
     /// [MQTT-3.3.2-5].
     pub fn poll_bridge(&mut self, id: BridgeId, now: Instant) -> Option<BridgeMessage> {
         let b = self.bridges.get_mut(id)?;
+        // A message handed out is out of the queue-full policy's reach: only
+        // what the connected remote end can carry leaves the queue.
+        if b.state != BridgeState::Connected || b.in_flight.len() >= b.max_in_flight {
+            return None;
+        }
         while let Some(q) = b.queue.pop_front() {
             if q.message.props.expires_at.is_some_and(|at| at <= now) {
                 b.dropped += 1;
@@ -434,10 +436,11 @@ impl<P: Policy> Broker<P> {
                 b.dropped += 1;
                 self.stats.messages_dropped += 1;
             }
-            BridgeOutcome::Retry => {
-                b.queue.requeue(q);
-                self.bridges.mark_ready(id);
-            }
+            BridgeOutcome::Retry => b.queue.requeue(q),
+        }
+        // Room in the window: what waits may go.
+        if b.queue.len() > 0 {
+            self.bridges.mark_ready(id);
         }
         self.bridge_flow_control(id, now);
     }
@@ -483,10 +486,15 @@ impl<P: Policy> Broker<P> {
     }
 
     /// Bridge `id`'s connection to the remote broker changed state; `$SYS`
-    /// shows it.
+    /// shows it. Messages are handed out only while it is connected.
     pub fn set_bridge_state(&mut self, id: BridgeId, state: BridgeState) {
-        if let Some(b) = self.bridges.get_mut(id) {
-            b.state = state;
+        let Some(b) = self.bridges.get_mut(id) else {
+            return;
+        };
+        b.state = state;
+        // Connected again: what waited may go.
+        if state == BridgeState::Connected && b.queue.len() > 0 {
+            self.bridges.mark_ready(id);
         }
     }
 

@@ -20,6 +20,41 @@ pub enum QueueFullPolicy {
     DropNew,
 }
 
+/// A queue the queue-full policy makes room in: a detached session's, or a
+/// bridge's.
+pub(super) trait MakeRoom {
+    /// Drops the oldest queued QoS 0 message; false if there is none.
+    fn drop_oldest_qos0(&mut self) -> bool;
+    /// Drops the oldest queued message of any QoS; false if there is none.
+    fn drop_oldest(&mut self) -> bool;
+}
+
+impl QueueFullPolicy {
+    /// At the limit, makes room for a new message of `qos` by the policy:
+    /// queued QoS 0 messages give way first (to a QoS 1/2 message under
+    /// `DropNew`, which otherwise keeps what is queued); `DropOldest` then
+    /// drops the oldest of any QoS. Either way exactly one message is
+    /// dropped: the one this removes, or the new one when it returns false.
+    pub(super) fn make_room(self, qos: mqtt_codec::QoS, queue: &mut impl MakeRoom) -> bool {
+        match self {
+            QueueFullPolicy::DropOldest => queue.drop_oldest_qos0() || queue.drop_oldest(),
+            QueueFullPolicy::DropNew => {
+                qos != mqtt_codec::QoS::AtMostOnce && queue.drop_oldest_qos0()
+            }
+        }
+    }
+}
+
+impl MakeRoom for mqtt_session::Session {
+    fn drop_oldest_qos0(&mut self) -> bool {
+        mqtt_session::Session::drop_oldest_qos0(self)
+    }
+
+    fn drop_oldest(&mut self) -> bool {
+        mqtt_session::Session::drop_oldest(self)
+    }
+}
+
 /// Configuration of a [`Broker`](super::Broker); every limit has a default.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {

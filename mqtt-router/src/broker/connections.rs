@@ -88,7 +88,7 @@ pub(super) struct Conn {
     /// A 3.1/3.1.1 bridge (Mosquitto's `try_private` marker in its CONNECT):
     /// it never gets its own publications back, and gets retain flags as
     /// published, as Mosquitto treats bridges.
-    pub(super) bridge: bool,
+    pub(super) try_private: bool,
     /// Flow control of this connection as a subscriber: the publishers'
     /// acknowledgements it holds, and whether it drains. See
     /// [`Broker::flow_control`].

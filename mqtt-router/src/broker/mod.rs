@@ -249,7 +249,7 @@ impl<P: Policy> Broker<P> {
             session: None,
             peer: Arc::new(peer),
             username: None,
-            bridge: false,
+            try_private: false,
             flow: Flow::new(now),
             timer_at: None,
             ready: false,

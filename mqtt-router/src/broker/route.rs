@@ -4,7 +4,7 @@
 
 use alloc::sync::Arc;
 
-use mqtt_codec::{PacketId, QoS, ReasonCode, Str};
+use mqtt_codec::{PacketId, ReasonCode, Str};
 use mqtt_session::{DeliverError, DeliveryOptions, Message, Session};
 
 use super::bridges::bridge_index;
@@ -217,16 +217,7 @@ fn enqueue_detached(
     match session.enqueue(msg.clone(), opts.clone()) {
         Ok(()) => Ok(None),
         Err(e @ DeliverError::QueueFull { .. }) => {
-            // At the limit, queued QoS 0 messages give way first (to a
-            // QoS 1/2 message under `DropNew`, which otherwise keeps
-            // what is queued); `DropOldest` then drops the oldest of
-            // any QoS. Either way exactly one message is dropped.
-            let made_room = match policy {
-                QueueFullPolicy::DropOldest => session.drop_oldest_qos0() || session.drop_oldest(),
-                QueueFullPolicy::DropNew => {
-                    opts.qos != QoS::AtMostOnce && session.drop_oldest_qos0()
-                }
-            };
+            let made_room = policy.make_room(opts.qos, session);
             *dropped += 1;
             if made_room && session.enqueue(msg, opts).is_ok() {
                 Ok(None)

@@ -54,7 +54,7 @@ impl<P: Policy> Broker<P> {
             .username
             .as_ref()
             .map(|u| Str::copy_from(&u.borrowed()));
-        c.bridge = connect.bridge;
+        c.try_private = connect.bridge;
         if c.conn.session_expiry_interval() > self.config.max_session_expiry {
             ack.session_expiry_interval = Some(self.config.max_session_expiry);
         }

@@ -45,7 +45,7 @@ impl<P: Policy> Broker<P> {
                 continue;
             }
             opts.qos = opts.qos.min(max_qos);
-            if c.bridge {
+            if c.try_private {
                 // What No Local and Retain As Published do for a 5.0 bridge.
                 opts.no_local = true;
                 opts.retain_as_published = true;

@@ -81,7 +81,6 @@ impl<P: Policy> Broker<P> {
             QoS::AtMostOnce,
             true,
         );
-        self.retain(now, &msg);
-        self.route(now, msg, None);
+        self.publish(now, msg);
     }
 }

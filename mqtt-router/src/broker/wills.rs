@@ -53,7 +53,7 @@ impl<P: Policy> Broker<P> {
             username: username.map(Str::as_str),
             peer,
         };
-        if msg.topic.is_dollar() || !self.policy.may_publish(&info, &msg.topic) {
+        if !self.may_publish(&info, &msg) {
             return;
         }
         self.stats.wills_published += 1;

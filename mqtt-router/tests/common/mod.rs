@@ -6,7 +6,7 @@
 //! peer whose bytes a test writes by hand (for malformed input). Between
 //! them are in-memory byte buffers:
 //!
-//! - [`Sim::pump`] moves bytes both ways, drains every event and acts on
+//! - [`Sim::exchange`] moves bytes both ways, drains every event and acts on
 //!   closes (a connection the broker closed gets its last bytes, then end of
 //!   stream; a client that closed its side makes the broker see end of
 //!   stream) until nothing moves;
@@ -257,7 +257,7 @@ impl<P: Policy> Sim<P> {
         let v = config.version;
         let conn = Connection::<Client>::new(config, self.now, None);
         let i = self.open(Some(conn), v);
-        self.take_events();
+        self.exchange();
         i
     }
 
@@ -278,7 +278,7 @@ impl<P: Policy> Sim<P> {
     /// Hands `bytes` to the broker from peer `i` and pumps.
     pub fn send_raw(&mut self, i: usize, bytes: &[u8]) {
         self.peers[i].to_broker.extend_from_slice(bytes);
-        self.take_events();
+        self.exchange();
     }
 
     /// Session Present of the client's CONNACK, or the refusal reason.
@@ -304,7 +304,7 @@ impl<P: Policy> Sim<P> {
     }
 
     /// Moves bytes both ways and drains every event until nothing moves.
-    pub fn take_events(&mut self) {
+    pub fn exchange(&mut self) {
         let now = self.now;
         for round in 0.. {
             assert!(round < 10_000, "the simulation does not settle");
@@ -464,7 +464,7 @@ impl<P: Policy> Sim<P> {
     /// order, pumping after each), and pumps at the end.
     pub fn advance(&mut self, d: Duration) {
         let target = self.now.saturating_add(d);
-        self.take_events();
+        self.exchange();
         for step in 0.. {
             assert!(step < 100_000, "deadlines do not advance");
             let Some(at) = self.next_deadline().filter(|at| *at <= target) else {
@@ -498,7 +498,7 @@ impl<P: Policy> Sim<P> {
                 }
             }
         }
-        self.take_events();
+        self.exchange();
     }
 
     /// Breaks peer `i`'s transport without any DISCONNECT: both ends see EOF.
@@ -515,7 +515,7 @@ impl<P: Policy> Sim<P> {
             }
         }
         self.broker.handle_eof(p.id, now);
-        self.take_events();
+        self.exchange();
     }
 
     /// Client `i` goes silent: it stops reading, writing and keeping time,
@@ -527,7 +527,7 @@ impl<P: Policy> Sim<P> {
     /// Client `i` wakes up and handles what piled up meanwhile.
     pub fn thaw(&mut self, i: usize) {
         self.peers[i].frozen = false;
-        self.take_events();
+        self.exchange();
     }
 
     /// The client of peer `i` disconnects with `reason` (DISCONNECT, then the
@@ -535,7 +535,7 @@ impl<P: Policy> Sim<P> {
     pub fn disconnect(&mut self, i: usize, reason: ReasonCode) {
         let now = self.now;
         self.client(i).disconnect(now, reason);
-        self.take_events();
+        self.exchange();
     }
 
     // ----- commands and what came of them ---------------------------------------
@@ -553,7 +553,7 @@ impl<P: Policy> Sim<P> {
             .client(i)
             .subscribe(now, list, id.map(sub_id))
             .expect("client may subscribe");
-        self.take_events();
+        self.exchange();
         let evs = &mut self.peers[i].events;
         let at = evs
             .iter()
@@ -577,7 +577,7 @@ impl<P: Policy> Sim<P> {
             .client(i)
             .unsubscribe(now, vec![filter(f)])
             .expect("client may unsubscribe");
-        self.take_events();
+        self.exchange();
         let evs = &mut self.peers[i].events;
         let at = evs
             .iter()
@@ -594,7 +594,7 @@ impl<P: Policy> Sim<P> {
     pub fn publish(&mut self, i: usize, m: Message) -> Option<ReasonCode> {
         let now = self.now;
         let pid = self.client(i).publish(now, m).expect("client may publish");
-        self.take_events();
+        self.exchange();
         let pid = pid?;
         let evs = &mut self.peers[i].events;
         let at = evs

@@ -159,7 +159,7 @@ fn wildcards_match_but_root_wildcards_skip_dollar_topics() {
         let now = sim.now;
         sim.broker
             .publish(now, msg("$SYS/broker/test", "sys", QoS::AtMostOnce, false));
-        sim.take_events();
+        sim.exchange();
 
         assert_eq!(sim.payloads(all), ["p1", "parent", "p2"], "{v:?}");
         assert_eq!(sim.payloads(plus), ["p1"], "{v:?}");
@@ -1084,7 +1084,7 @@ fn policy_refuses_a_subscription() {
             .publish(now, msg("secret/plans", "x", QoS::AtLeastOnce, false));
         sim.broker
             .publish(now, msg("open/news", "y", QoS::AtLeastOnce, false));
-        sim.take_events();
+        sim.exchange();
         assert_eq!(sim.payloads(sub), ["y"], "{v:?}");
     }
 }
@@ -1301,7 +1301,7 @@ fn calls_with_a_stale_conn_id_do_nothing() {
     assert_eq!(sim.broker.poll_transmit(stale, now, &mut out), 0);
     assert!(out.is_empty());
     assert!(sim.broker.poll_event().is_none());
-    sim.take_events();
+    sim.exchange();
 
     assert!(!sim.broker_closed(new));
     assert_eq!(sim.broker.connection_count(), 1);
@@ -1367,7 +1367,7 @@ fn slow_subscriber_queue_is_bounded_and_does_not_hold_up_others() {
             .publish(now, msg("t", &format!("m{n}"), QoS::AtLeastOnce, false))
             .unwrap();
     }
-    sim.take_events();
+    sim.exchange();
     // Flow control holds the acknowledgements until the slow subscriber
     // counts as stalled (a second without progress); then they all succeed.
     sim.advance(secs(2));
@@ -1643,7 +1643,7 @@ fn broker_close_tells_v5_clients_the_reason() {
         let id = sim.peers[c].id;
         assert_eq!(sim.broker.connections(), [id]);
         sim.broker.close(id, now, ReasonCode::SERVER_SHUTTING_DOWN);
-        sim.take_events();
+        sim.exchange();
         assert!(sim.broker_closed(c));
         let expected = v.is_v5().then_some(ReasonCode::SERVER_SHUTTING_DOWN);
         assert_eq!(sim.disconnect_reason(c), expected, "{v:?}");
@@ -1670,7 +1670,7 @@ fn publish_burst(sim: &mut Sim, i: usize, n: usize) {
             .publish(now, msg("t", &k.to_string(), QoS::AtLeastOnce, false))
             .expect("the client queues it");
     }
-    sim.take_events();
+    sim.exchange();
 }
 
 fn completed(sim: &Sim, i: usize) -> usize {

@@ -142,9 +142,9 @@ pub struct Connection<R: Role> {
     pub(crate) awaiting_ack: BTreeMap<PacketId, QoS>,
     /// Topic aliases in both directions (5.0).
     pub(crate) aliases: Aliases,
-    /// Server: packets
-    /// that arrived after CONNECT, held until it is accepted, with their
-    /// total size on the wire. Boxed: an idle connection pays one pointer.
+    /// Server: packets that arrived after CONNECT, held until it is
+    /// accepted, with what they cost. Boxed: an idle connection pays one
+    /// pointer.
     pub(crate) before_connack: Option<Box<BeforeConnack>>,
     pub(crate) role: R::State,
 }

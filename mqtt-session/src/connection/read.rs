@@ -12,11 +12,21 @@ use crate::time::Instant;
 
 use super::{Connection, Role, State};
 
-/// Packets held before the CONNECT is accepted, and their size on the wire.
+/// However small the maximum packet size, this many packets may be held
+/// before the CONNECT is accepted.
+const HELD_PACKETS_FLOOR: usize = 16;
+
+/// Packets held before the CONNECT is accepted, and what they cost.
 #[derive(Debug, Default)]
 pub(crate) struct BeforeConnack {
     packets: VecDeque<Result<Packet, DecodeError>>,
-    bytes: usize,
+    /// What the held packets cost: each its size on the wire, but at least
+    /// the size of a decoded packet, so that many small packets (or decode
+    /// errors, which have no size on the wire) count as what they hold.
+    cost: usize,
+    /// A decode error is held: the stream ends there, and nothing after it
+    /// is read.
+    ended: bool,
 }
 
 impl<R: Role> Connection<R> {
@@ -30,6 +40,11 @@ impl<R: Role> Connection<R> {
     /// Afterwards drain [`poll_transmit`](Connection::poll_transmit),
     /// [`poll_event`](Connection::poll_event) and [`poll_timeout`](Connection::poll_timeout).
     pub fn handle_read(&mut self, now: Instant, rbuf: &mut BytesMut) {
+        if self.before_connack.as_ref().is_some_and(|q| q.ended) {
+            // The bytes after a broken packet mean nothing.
+            rbuf.clear();
+            return;
+        }
         while !self.is_ending() {
             let before = rbuf.len();
             match self.decoder.decode(rbuf) {
@@ -102,18 +117,26 @@ impl<R: Role> Connection<R> {
         if holding && !matches!(packet, Ok(Packet::Auth(_))) {
             // [MQTT-3.1.4-5]: nothing after CONNECT is processed before
             // the application accepts it; it waits, bounded to two
-            // maximum-size packets (a client that sends more is dropped,
-            // 0x89). AUTH is the exception: enhanced authentication happens
+            // maximum-size packets' worth (a client that sends more is
+            // dropped, 0x89). AUTH is the exception: enhanced authentication happens
             // before CONNACK (section 4.12, [MQTT-3.1.4-6] of 5.0), and a
             // client that named a method sends nothing else until then
             // [MQTT-3.1.2-30].
-            let limit = (self.limits.max_packet_size as usize).saturating_mul(2);
+            let limit = (self.limits.max_packet_size as usize)
+                .saturating_mul(2)
+                .max(HELD_PACKETS_FLOOR * core::mem::size_of::<Packet>());
             let queue = self.before_connack.get_or_insert_with(Default::default);
-            queue.bytes = queue.bytes.saturating_add(wire_len);
-            if queue.bytes > limit {
+            if queue.ended {
+                return;
+            }
+            queue.cost = queue
+                .cost
+                .saturating_add(wire_len.max(core::mem::size_of::<Packet>()));
+            if queue.cost > limit {
                 self.before_connack = None;
                 return self.finish(now, Close::local(ReasonCode::SERVER_BUSY), false);
             }
+            queue.ended = packet.is_err();
             queue.packets.push_back(packet);
             if self.state != State::AwaitingAccept {
                 self.release_before_connack(now);

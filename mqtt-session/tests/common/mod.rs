@@ -610,7 +610,7 @@ impl Pair {
     ) -> Self {
         let mut p = Pair::new(client_config, server_config);
         p.broker = broker;
-        p.take_events();
+        p.exchange();
         assert!(p.client.is_connected(), "client not connected: {p:?}");
         assert!(p.server.is_connected(), "server not connected");
         p.clear();
@@ -665,7 +665,7 @@ impl Pair {
     /// Moves bytes both ways, running the broker policy, until nothing moves.
     /// A side that has closed and written its last bytes closes the
     /// transport: the other side then sees end of stream.
-    pub fn take_events(&mut self) {
+    pub fn exchange(&mut self) {
         for _ in 0..100_000 {
             let a = self.step_c2s();
             let b = self.step_s2c();
@@ -771,7 +771,7 @@ impl Pair {
         assert_deadline_after(&self.server, now);
         self.drain_client();
         self.drain_server();
-        self.take_events();
+        self.exchange();
     }
 
     /// Lets `d` pass with the network working: every deadline on the way is

@@ -4,7 +4,6 @@
 //! publishes what the core hands it, reports what became of each, and
 //! hands the core what the remote broker sends.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -66,9 +65,9 @@ enum Ended {
 
 type Subscribing = Pin<Box<dyn Future<Output = Result<Vec<SubscribeResult>, ClientError>> + Send>>;
 
-/// A publish to the remote broker under way, with its token.
+/// A publish to the remote broker under way, with its token and QoS.
 type Publishing =
-    Pin<Box<dyn Future<Output = (BridgeToken, Result<ReasonCode, ClientError>)> + Send>>;
+    Pin<Box<dyn Future<Output = (BridgeToken, QoS, Result<ReasonCode, ClientError>)> + Send>>;
 
 /// Whether serving a client goes on after a step.
 enum Step {
@@ -79,10 +78,8 @@ enum Step {
 
 /// What serving one client keeps between its steps.
 struct Serving {
-    /// Publishes under way (at most the queue limit).
+    /// Publishes under way (at most the bridge's window).
     publishes: FuturesUnordered<Publishing>,
-    /// Their tokens: sent again through the core if the client goes.
-    in_flight: HashSet<BridgeToken>,
     subscribing: Option<Subscribing>,
     /// The remote subscriptions are still to be made.
     need_subscribe: bool,
@@ -95,7 +92,6 @@ impl Serving {
     fn new() -> Serving {
         Serving {
             publishes: FuturesUnordered::new(),
-            in_flight: HashSet::new(),
             subscribing: None,
             need_subscribe: true,
             max_qos: QoS::ExactlyOnce,
@@ -172,7 +168,7 @@ impl Remote {
     /// Serves one client (which reconnects by itself) until it is done or the
     /// bridge stops.
     async fn serve(&mut self, client: Client, mut incoming: Incoming) -> Ended {
-        let limit = self.prepared.config.queue_limit;
+        let limit = super::runtime::remote_window(&self.prepared.config);
         let mut s = Serving::new();
         loop {
             let step = tokio::select! {
@@ -184,7 +180,14 @@ impl Remote {
                     Some(event) => self.on_event(event, &client, &mut s).await,
                     None => {
                         info!(bridge = self.name(), "bridge client ended; starting over");
-                        self.retry(std::mem::take(&mut s.in_flight)).await;
+                        // The client is gone, so every publish under way
+                        // finishes now: each is settled by what came of it
+                        // (taken, or to be sent again), none is guessed.
+                        while let Some((token, qos, result)) = s.publishes.next().await {
+                            if let Step::Stop = self.on_published(token, qos, result, &mut s).await {
+                                return Ended::Stopped;
+                            }
+                        }
                         return Ended::Lost;
                     }
                 },
@@ -192,12 +195,12 @@ impl Remote {
                     let mut message = crossing.into_message(client.now());
                     message.qos = message.qos.min(s.max_qos);
                     let c = client.clone();
-                    s.in_flight.insert(token);
-                    s.publishes.push(Box::pin(async move { (token, c.publish_message(message).await) }));
+                    let qos = message.qos;
+                    s.publishes.push(Box::pin(async move { (token, qos, c.publish_message(message).await) }));
                     Step::Go
                 }
-                Some((token, result)) = s.publishes.next(), if !s.publishes.is_empty() => {
-                    self.on_published(token, result, &mut s).await
+                Some((token, qos, result)) = s.publishes.next(), if !s.publishes.is_empty() => {
+                    self.on_published(token, qos, result, &mut s).await
                 }
                 result = maybe(&mut s.subscribing) => {
                     s.subscribing = None;
@@ -280,11 +283,11 @@ impl Remote {
     async fn on_published(
         &mut self,
         token: BridgeToken,
+        qos: QoS,
         result: Result<ReasonCode, ClientError>,
         s: &mut Serving,
     ) -> Step {
-        s.in_flight.remove(&token);
-        let outcome = outcome(&result);
+        let outcome = outcome(qos, &result);
         if let Err(error) = result {
             if let Some(count) = s.refused.hit() {
                 warn!(bridge = self.name(), %error, count, ?outcome, "the remote broker did not take a bridged message");
@@ -350,27 +353,18 @@ impl Remote {
     async fn report(&self, report: FromRemote) -> bool {
         self.inbound.send((self.index, report)).await.is_ok()
     }
-
-    /// Publishes that will never complete (the client is gone): the core
-    /// queues them again for the next client.
-    async fn retry(&self, in_flight: HashSet<BridgeToken>) {
-        for token in in_flight {
-            if !self
-                .report(FromRemote::Settled(token, BridgeOutcome::Retry))
-                .await
-            {
-                return;
-            }
-        }
-    }
 }
 
 /// What a publish's result means for the core: taken, to be sent again
 /// (the connection went before the remote broker answered), or dropped
-/// (refused, expired, or not sendable).
-fn outcome(result: &Result<ReasonCode, ClientError>) -> BridgeOutcome {
+/// (refused, expired, or not sendable). A QoS 0 message is never sent
+/// again: its bytes may have gone out, and it is at most once.
+fn outcome(qos: QoS, result: &Result<ReasonCode, ClientError>) -> BridgeOutcome {
     match result {
         Ok(_) => BridgeOutcome::Delivered,
+        Err(ClientError::ConnectionLost | ClientError::Disconnected) if qos == QoS::AtMostOnce => {
+            BridgeOutcome::Dropped
+        }
         Err(ClientError::ConnectionLost | ClientError::Disconnected) => BridgeOutcome::Retry,
         Err(
             ClientError::Refused(_)

@@ -138,7 +138,7 @@ struct Link {
     name: String,
     rules: Arc<Rules>,
     queue_limit: usize,
-    /// Holds at most `queue_limit` messages: the core never has more in
+    /// Holds at most [`remote_window`] messages: the core never has more in
     /// flight for the bridge, so sending never finds it full.
     to_remote: Option<mpsc::Sender<Outgoing>>,
     stop: Option<oneshot::Sender<()>>,
@@ -147,6 +147,17 @@ struct Link {
     drops: RateLimited,
     refusals: RateLimited,
 }
+
+/// Messages a bridge's remote end may have on their way to the remote
+/// broker at once (the core's window for it): the rest wait in the core,
+/// where the queue-full policy applies while the remote broker is slow or
+/// away.
+pub(super) fn remote_window(c: &super::BridgeConfig) -> usize {
+    REMOTE_WINDOW.min(c.queue_limit)
+}
+
+/// The largest [`remote_window`]: as a Receive Maximum of 100.
+const REMOTE_WINDOW: usize = 100;
 
 impl Bridges {
     /// Opens every bridge in the core and spawns its remote end. Returns
@@ -168,7 +179,7 @@ impl Bridges {
                 continue;
             };
             let c = &p.config;
-            let (to_remote, outbound) = mpsc::channel(c.queue_limit);
+            let (to_remote, outbound) = mpsc::channel(remote_window(c));
             let (stop, stop_rx) = oneshot::channel();
             bridges.links.push(Link {
                 id,
@@ -267,6 +278,7 @@ fn open<P: Policy>(broker: &mut Broker<P>, p: &Prepared, now: Instant) -> Option
     }
     let mut options = BridgeOptions::new(c.queue_limit);
     options.username = c.local_username.clone();
+    options.max_in_flight = remote_window(c);
     let filters = p.rules.local_subscriptions();
     let opened = match broker.open_bridge(now, &c.name, filters.clone(), options) {
         Ok(opened) => opened,

@@ -17,7 +17,6 @@ use crate::bridge::{Bridges, Prepared};
 
 pub(super) struct ConnHandle {
     pub(super) writer: Arc<Outbox>,
-    pub(super) closing: bool,
 }
 
 pub(super) async fn core<P: Policy + Send + 'static>(
@@ -135,13 +134,7 @@ pub(super) fn handle<P: Policy>(
             match broker.open(now, info) {
                 Ok(id) => {
                     debug!(%peer, ?id, "connection opened");
-                    w.conns.insert(
-                        id,
-                        ConnHandle {
-                            writer,
-                            closing: false,
-                        },
-                    );
+                    w.conns.insert(id, ConnHandle { writer });
                     let _ = reply.send(Some((id, broker.decoder())));
                 }
                 Err(e) => {
@@ -189,11 +182,9 @@ pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: C
                 debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);
-                if let Some(h) = w.conns.get_mut(&id) {
-                    h.closing = true;
+                if let Some(h) = w.conns.remove(&id) {
                     h.writer.push(ToConn::Close);
                 }
-                w.conns.remove(&id);
                 w.blocked.retain(|b| *b != id);
             }
         }
@@ -218,9 +209,6 @@ pub(super) fn write_one<P: Policy>(
         }
         return;
     };
-    if h.closing {
-        return;
-    }
     loop {
         if !h.writer.has_room() {
             // A slow reader: its packets wait in its session, whose bounded

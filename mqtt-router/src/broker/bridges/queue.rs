@@ -73,6 +73,16 @@ impl Queue {
     }
 }
 
+impl super::super::config::MakeRoom for Queue {
+    fn drop_oldest_qos0(&mut self) -> bool {
+        Queue::drop_oldest_qos0(self)
+    }
+
+    fn drop_oldest(&mut self) -> bool {
+        self.pop_front().is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,14 +101,22 @@ pub struct BridgeOptions {
     /// Most messages that may wait for the bridge at once: queued in the
     /// core, or taken by the driver and not yet settled. At least 1.
     pub queue_limit: usize,
+    /// Most messages the driver may have taken and not yet settled (the
+    /// remote end's window, like a Receive Maximum). Messages are handed
+    /// out only while the bridge is connected and within this window; the
+    /// rest wait in the core, where the queue-full policy applies to them.
+    /// At least 1.
+    pub max_in_flight: usize,
 }
 
 impl BridgeOptions {
-    /// No user name, and room for `queue_limit` messages.
+    /// No user name, room for `queue_limit` messages, and a window of 100
+    /// in flight.
     pub fn new(queue_limit: usize) -> BridgeOptions {
         BridgeOptions {
             username: None,
             queue_limit,
+            max_in_flight: 100,
         }
     }
 }
