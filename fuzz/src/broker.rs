@@ -23,11 +23,17 @@
 //! - what one write takes from a connection is bounded by the limits (the
 //!   QoS 0 and session queues, the in-flight window) plus the answers its
 //!   own input calls for, however much was published meanwhile;
+//! - `Closed` is the last word on a connection: once it has come and the
+//!   connection has been written out in full, nothing more is written;
+//! - what the broker holds (`Broker::sizes`) stays within its limits and
+//!   what the input made: connections, sessions, subscriptions, retained
+//!   messages, timer entries;
 //! - `poll_writable` names each connection once per change and never loops,
 //!   and after `handle_timeout(now)` the next deadline is later than `now`.
 //!
 //! At the end every connection gets EOF: each has had exactly one `Closed`,
-//! and once written out none is left.
+//! and once written out none is left; a month later every session has
+//! expired (the expiry is capped), with its subscriptions.
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::{BufMut, BytesMut};
@@ -68,15 +74,34 @@ struct Input {
 enum Op {
     /// A transport is accepted; `decoded`: its adapter decodes the bytes
     /// itself and hands over packets.
-    Open { decoded: bool },
-    Send { conn: u8, packet: ToServer, cut: u16 },
-    Flush { conn: u8 },
-    Eof { conn: u8 },
-    Close { conn: u8, reason: u8 },
+    Open {
+        decoded: bool,
+    },
+    Send {
+        conn: u8,
+        packet: ToServer,
+        cut: u16,
+    },
+    Flush {
+        conn: u8,
+    },
+    Eof {
+        conn: u8,
+    },
+    Close {
+        conn: u8,
+        reason: u8,
+    },
     Time(u16),
     Publish(DeliverSpec),
-    Write { conn: u8, limit: Option<u16> },
-    Frames { conn: u8, budget: u16 },
+    Write {
+        conn: u8,
+        limit: Option<u16>,
+    },
+    Frames {
+        conn: u8,
+        budget: u16,
+    },
     /// The adapter's loop: every writable connection written out.
     WriteAll,
 }
@@ -114,6 +139,8 @@ struct Conn {
     rbuf: BytesMut,
     in_bytes: usize,
     closed: bool,
+    /// Written out in full after `Closed`: nothing more may come.
+    drained: bool,
     out: Output,
     /// The client's Maximum Packet Size, when its first bytes were a 5.0
     /// CONNECT naming one.
@@ -155,6 +182,8 @@ pub fn broker(data: &[u8]) {
     };
     let mut h = Harness {
         max_connections: config.max_connections,
+        max_retained: config.max_retained,
+        steps: 0,
         broker: Broker::new(config, policy),
         limits,
         now: Instant::ZERO,
@@ -170,6 +199,9 @@ struct Harness {
     broker: Broker<FuzzPolicy>,
     limits: Limits,
     max_connections: usize,
+    max_retained: usize,
+    /// Steps run so far.
+    steps: usize,
     now: Instant,
     conns: Vec<Conn>,
 }
@@ -213,7 +245,8 @@ impl Harness {
             Op::Close { conn, reason } => {
                 let Some(i) = self.pick(*conn) else { return };
                 let live = self.live(i);
-                self.broker.close(self.conns[i].id, now, gen::reason(*reason));
+                self.broker
+                    .close(self.conns[i].id, now, gen::reason(*reason));
                 self.events();
                 assert!(!live || self.conns[i].closed, "close brought no Closed");
             }
@@ -239,11 +272,49 @@ impl Harness {
             Op::WriteAll => self.write_all(),
         }
         self.events();
+        self.steps += 1;
+        self.check_sizes();
+    }
+
+    /// What the broker holds stays within its limits and what the input
+    /// made: open connections within `max_connections`, a session per
+    /// connection opened at most, a subscription per four bytes read,
+    /// retained messages within `max_retained`, and the timer heap growing
+    /// by a few entries per step at most (stale entries included).
+    fn check_sizes(&self) {
+        let s = self.broker.sizes();
+        assert_eq!(s.connections, self.broker.connection_count());
         assert!(
-            self.broker.connection_count() <= self.max_connections,
+            s.connections <= self.max_connections,
             "{} connections open, limit {}",
-            self.broker.connection_count(),
+            s.connections,
             self.max_connections
+        );
+        assert!(
+            s.sessions <= self.conns.len(),
+            "{} sessions from {} connections",
+            s.sessions,
+            self.conns.len()
+        );
+        // A subscription takes four bytes of SUBSCRIBE at least (a filter
+        // of one character, its length and its options).
+        let read: usize = self.conns.iter().map(|c| c.in_bytes).sum();
+        assert!(
+            s.subscriptions <= read / 4,
+            "{} subscriptions from {read} bytes read",
+            s.subscriptions,
+        );
+        assert!(
+            s.retained <= self.max_retained,
+            "{} retained, limit {}",
+            s.retained,
+            self.max_retained
+        );
+        assert!(
+            s.timers <= 16 + 4 * self.steps,
+            "{} timers after {} steps",
+            s.timers,
+            self.steps
         );
     }
 
@@ -271,6 +342,7 @@ impl Harness {
                     rbuf: BytesMut::new(),
                     in_bytes: 0,
                     closed: false,
+                    drained: false,
                     out: Output::new(Reader::Client),
                     peer_max: mqtt_codec::MAX_PACKET_SIZE,
                 });
@@ -341,6 +413,12 @@ impl Harness {
             None => self.broker.poll_transmit(id, now, &mut buf),
         };
         assert_eq!(n, buf.len(), "poll_transmit reports what it wrote");
+        let c = &mut self.conns[i];
+        assert!(
+            !c.drained || n == 0,
+            "{n} bytes written after Closed and the last write"
+        );
+        c.drained |= c.closed && limit.is_none();
         let Some(version) = version else {
             assert_eq!(n, 0, "bytes written for a connection that is gone");
             return;
@@ -348,7 +426,10 @@ impl Harness {
         let bound = self.write_bound(i);
         let c = &mut self.conns[i];
         let packets = c.out.bytes(version, c.peer_max, &buf);
-        assert!(packets <= bound, "one write took {packets} packets, bound {bound}");
+        assert!(
+            packets <= bound,
+            "one write took {packets} packets, bound {bound}"
+        );
     }
 
     fn frames(&mut self, i: usize, budget: usize) {
@@ -359,19 +440,32 @@ impl Harness {
             assert!(frames.is_empty(), "frames for a connection that is gone");
             return;
         };
-        assert!(frames.len() <= 1 || batch.wire_len <= budget, "past the budget");
+        assert!(
+            !self.conns[i].drained || frames.is_empty(),
+            "frames handed out after Closed and the last write"
+        );
+        assert!(
+            frames.len() <= 1 || batch.wire_len <= budget,
+            "past the budget"
+        );
         let bound = self.write_bound(i);
         let c = &mut self.conns[i];
         let packets = c
             .out
             .frames(batch.version, c.peer_max, &frames, batch.wire_len);
-        assert!(packets <= bound, "one write took {packets} packets, bound {bound}");
+        assert!(
+            packets <= bound,
+            "one write took {packets} packets, bound {bound}"
+        );
     }
 
     fn write_all(&mut self) {
         let mut seen = Vec::new();
         while let Some(id) = self.broker.poll_writable() {
-            assert!(!seen.contains(&id), "{id:?} writable twice without a change");
+            assert!(
+                !seen.contains(&id),
+                "{id:?} writable twice without a change"
+            );
             seen.push(id);
             let i = self
                 .conns
@@ -417,6 +511,16 @@ impl Harness {
         self.now = Instant::from_millis(self.now.as_millis() + 30 * 86_400_000);
         self.broker.handle_timeout(self.now);
         assert!(self.broker.poll_timeout().is_none_or(|t| t > self.now));
-        assert!(self.broker.poll_writable().is_none(), "writable with no connection");
+        assert!(
+            self.broker.poll_writable().is_none(),
+            "writable with no connection"
+        );
+        // Every session expiry is capped (`max_session_expiry`): all are
+        // gone, with their subscriptions; only `$SYS` stays on the clock.
+        let s = self.broker.sizes();
+        assert_eq!(s.sessions, 0, "sessions past their expiry: {s:?}");
+        assert_eq!(s.subscriptions, 0, "subscriptions of no session: {s:?}");
+        assert!(s.timers <= 1, "timers with nothing to time: {s:?}");
+        self.check_sizes();
     }
 }

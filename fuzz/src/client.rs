@@ -31,8 +31,7 @@ use mqtt_codec::{
     MAX_PACKET_SIZE,
 };
 use mqtt_session::{
-    Client, ClientConfig, ClientEvent, Connection, Instant, Limits, Message, ServerCaps,
-    UsageError,
+    Client, ClientConfig, ClientEvent, Connection, Instant, Limits, Message, ServerCaps, UsageError,
 };
 
 use crate::gen::{self, LimitsSpec, ToClient};
@@ -256,9 +255,7 @@ impl Harness {
                 self.calls += 1;
                 let mut props = DisconnectProps::default();
                 props.session_expiry_interval = expiry.map(|e| u32::from(e) * 10);
-                let _ = self
-                    .conn
-                    .disconnect_with(now, gen::reason(*reason), props);
+                let _ = self.conn.disconnect_with(now, gen::reason(*reason), props);
             }
             Op::Auth { reason, method } => {
                 self.calls += 1;

@@ -42,7 +42,10 @@ enum Value {
 }
 
 const TABLES: &[(&str, &[&str])] = &[
-    ("", &["listener", "limits", "sys", "auth", "bridge", "unknown"]),
+    (
+        "",
+        &["listener", "limits", "sys", "auth", "bridge", "unknown"],
+    ),
     (
         "[limits]",
         &[
@@ -153,7 +156,9 @@ const STRINGS: &[&str] = &[
     "nul\\u0000",
     "x/",
 ];
-const FLOATS: &[&str] = &["0.001", "0.01", "1.5", "86400.0", "86400.5", "inf", "nan", "-1.0"];
+const FLOATS: &[&str] = &[
+    "0.001", "0.01", "1.5", "86400.0", "86400.5", "inf", "nan", "-1.0",
+];
 
 impl Value {
     fn toml(&self) -> String {
@@ -210,7 +215,10 @@ fn check(text: &str) {
         Ok(c) => {
             let b = c.broker_config(7);
             let l = &b.server.limits;
-            assert!(l.max_inflight >= 1 && l.receive_maximum >= 1, "a zero window");
+            assert!(
+                l.max_inflight >= 1 && l.receive_maximum >= 1,
+                "a zero window"
+            );
             assert!(l.max_packet_size >= 64, "packets below 64 bytes");
             assert!(b.server.maximum_qos as u8 <= 2);
             let listeners = c.listeners();

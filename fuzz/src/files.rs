@@ -26,21 +26,6 @@ use mqtt_broker::acl::{self, AclError, AclFile, Client};
 use mqtt_broker::passwd::{PasswordFile, PasswordFileError};
 use mqtt_codec::{TopicFilter, TopicName};
 
-/// Whether the one known way a value widens a pattern is tolerated: a
-/// value substituted for one placeholder is searched again for the other
-/// (a client identifier holding `%u` becomes the user name). `acl.rs`'s
-/// substitution is another issue's to fix; until then the input that shows
-/// it is kept in `fuzz/known/files/` (not replayed by CI), and
-/// `MQTT_FUZZ_ACL_STRICT=1` makes the target fail on it. Once it is fixed,
-/// set this to `false` and move that input to `fuzz/regressions/files/`.
-const TOLERATE_KNOWN_PERCENT_WIDENING: bool = true;
-
-fn tolerate_known_widening() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    TOLERATE_KNOWN_PERCENT_WIDENING
-        && !*STRICT.get_or_init(|| std::env::var_os("MQTT_FUZZ_ACL_STRICT").is_some())
-}
-
 #[derive(Arbitrary, Debug)]
 enum Input<'a> {
     Passwd(&'a str),
@@ -84,7 +69,11 @@ pub fn files(data: &[u8]) {
                 ask(&acl, client_id, username, topic);
             }
         }
-        Input::Match { a, b, topic } => matching(&levels(&a, FILTER_LEVELS), &levels(&b, FILTER_LEVELS), &levels(&topic, TOPIC_LEVELS)),
+        Input::Match { a, b, topic } => matching(
+            &levels(&a, FILTER_LEVELS),
+            &levels(&b, FILTER_LEVELS),
+            &levels(&topic, TOPIC_LEVELS),
+        ),
         Input::Model(m) => m.check(),
     }
 }
@@ -171,10 +160,16 @@ fn matching(a: &str, b: &str, topic: &str) {
     }
     let (ma, mb) = (acl::matches(a, topic), acl::matches(b, topic));
     if acl::covers(a, b) && mb {
-        assert!(ma, "{a:?} covers {b:?}, which matches {topic:?}, but {a:?} does not");
+        assert!(
+            ma,
+            "{a:?} covers {b:?}, which matches {topic:?}, but {a:?} does not"
+        );
     }
     if ma && mb {
-        assert!(acl::intersects(a, b), "{a:?} and {b:?} both match {topic:?}");
+        assert!(
+            acl::intersects(a, b),
+            "{a:?} and {b:?} both match {topic:?}"
+        );
         assert!(acl::intersects(b, a), "intersects is symmetric");
     }
     assert!(acl::covers(a, a), "{a:?} covers itself");
@@ -241,36 +236,50 @@ impl Model {
             .unwrap_or_else(|e| panic!("valid rules refused: {e}\n{text}"));
         let client_id = levels_joined(&self.client_id);
         let username = self.username.as_ref().map(|u| levels_joined(u));
-        let topic = levels(&self.topic, if self.subscribe { FILTER_LEVELS } else { TOPIC_LEVELS });
+        let topic = levels(
+            &self.topic,
+            if self.subscribe {
+                FILTER_LEVELS
+            } else {
+                TOPIC_LEVELS
+            },
+        );
         let client = Client {
             client_id: &client_id,
             username: username.as_deref(),
         };
         let (decided, valid) = if self.subscribe {
-            (valid_filter(&topic).then(|| acl.may_subscribe(client, &topic)), valid_filter(&topic))
+            (
+                valid_filter(&topic).then(|| acl.may_subscribe(client, &topic)),
+                valid_filter(&topic),
+            )
         } else {
-            (valid_topic(&topic).then(|| acl.may_publish(client, &topic)), valid_topic(&topic))
+            (
+                valid_topic(&topic).then(|| acl.may_publish(client, &topic)),
+                valid_topic(&topic),
+            )
         };
         let Some(decided) = decided.filter(|_| valid) else {
             return;
         };
-        let model = model_decision(&topics, &patterns, &client_id, username.as_deref(), &topic, self.subscribe);
-        if decided && !model {
-            // The known issue: a value substituted for one placeholder is
-            // searched again for the other.
-            let known = tolerate_known_widening()
-                && patterns.iter().any(|r| {
-                    let u = username.as_deref().unwrap_or("");
-                    r.filter.replace("%c", &client_id).replace("%u", u)
-                        != substitute(&r.filter, &client_id, u)
-                });
-            assert!(
-                known,
-                "the ACL grants what its rules do not: client id {client_id:?}, user name \
-                 {username:?}, {} {topic:?}\n--- ACL ---\n{text}",
-                if self.subscribe { "subscribe" } else { "publish" }
-            );
-        }
+        let model = model_decision(
+            &topics,
+            &patterns,
+            &client_id,
+            username.as_deref(),
+            &topic,
+            self.subscribe,
+        );
+        assert!(
+            !decided || model,
+            "the ACL grants what its rules do not: client id {client_id:?}, user name \
+             {username:?}, {} {topic:?}\n--- ACL ---\n{text}",
+            if self.subscribe {
+                "subscribe"
+            } else {
+                "publish"
+            }
+        );
     }
 }
 
@@ -293,8 +302,7 @@ fn model_decision(
 ) -> bool {
     let unsafe_value = |v: &str| v.contains(['+', '#', '/']);
     let uses = |p: &str| patterns.iter().any(|r| r.filter.contains(p));
-    if (uses("%c") && unsafe_value(client_id))
-        || (uses("%u") && username.is_some_and(unsafe_value))
+    if (uses("%c") && unsafe_value(client_id)) || (uses("%u") && username.is_some_and(unsafe_value))
     {
         return false;
     }
@@ -308,7 +316,10 @@ fn model_decision(
             }
         } else {
             let hit = acl::matches(filter, topic);
-            (hit && deny, hit && (access == "write" || access == "readwrite"))
+            (
+                hit && deny,
+                hit && (access == "write" || access == "readwrite"),
+            )
         }
     };
     let mut granted = false;

@@ -52,22 +52,41 @@ struct Input {
 enum Op {
     /// The client's bytes join what it has not delivered yet; the first
     /// `cut` bytes of that arrive now.
-    Send { packet: ToServer, cut: u16 },
+    Send {
+        packet: ToServer,
+        cut: u16,
+    },
     /// Everything not delivered yet arrives.
     Flush,
     /// Time passes; the connection's deadlines are handled.
     Time(u16),
     Accept(AcceptSpec),
     Reject(u8),
-    Ack { pick: u8, reason: u8 },
-    Suback { pick: u8, reasons: Vec<u8> },
-    Unsuback { pick: u8, reasons: Vec<u8> },
+    Ack {
+        pick: u8,
+        reason: u8,
+    },
+    Suback {
+        pick: u8,
+        reasons: Vec<u8>,
+    },
+    Unsuback {
+        pick: u8,
+        reasons: Vec<u8>,
+    },
     Deliver(DeliverSpec),
-    Auth { reason: u8, method: bool },
+    Auth {
+        reason: u8,
+        method: bool,
+    },
     Close(u8),
     Eof,
-    Transmit { limit: Option<u16> },
-    Frames { budget: u16 },
+    Transmit {
+        limit: Option<u16>,
+    },
+    Frames {
+        budget: u16,
+    },
     /// The connection ends (EOF if still open) and a new one starts; its
     /// session may be resumed by the next accept.
     Reconnect,
@@ -302,7 +321,10 @@ impl Harness {
         let reason = gen::reason(reason);
         if self.unacked.is_empty() {
             let id = gen::packet_id(pick);
-            assert!(self.conn.ack(id, reason).is_err(), "ack of {id:?}, never handed over");
+            assert!(
+                self.conn.ack(id, reason).is_err(),
+                "ack of {id:?}, never handed over"
+            );
             return;
         }
         let id = self.unacked.remove(usize::from(pick) % self.unacked.len());
@@ -376,9 +398,7 @@ impl Harness {
             "{} frames of {n} bytes past the budget {budget}",
             frames.len()
         );
-        let packets = self
-            .out
-            .frames(version, self.peer_max(version), &frames, n);
+        let packets = self.out.frames(version, self.peer_max(version), &frames, n);
         self.account(packets);
     }
 
@@ -441,7 +461,10 @@ impl Harness {
                     }
                 }
                 ServerEvent::Subscribe { id, filters, .. } => {
-                    assert!(self.accepted, "a subscription handed over before the accept");
+                    assert!(
+                        self.accepted,
+                        "a subscription handed over before the accept"
+                    );
                     assert!(!filters.is_empty(), "SUBSCRIBE without filters");
                     self.subs.push(id);
                 }
@@ -499,7 +522,10 @@ pub(crate) fn settle_timeout<R: mqtt_session::Role>(conn: &mut Connection<R>, no
     for _ in 0..2 {
         match conn.poll_timeout() {
             Some(t) if t <= now => {
-                assert_eq!(t, now, "poll_timeout {t:?} in the past after handle_timeout({now:?})");
+                assert_eq!(
+                    t, now,
+                    "poll_timeout {t:?} in the past after handle_timeout({now:?})"
+                );
                 conn.handle_timeout(now);
             }
             _ => return,

@@ -73,7 +73,7 @@ pub use bridges::{
 };
 pub use config::{BrokerConfig, QueueFullPolicy};
 pub use policy::{AllowAll, ClientInfo, Policy};
-pub use stats::Stats;
+pub use stats::{Sizes, Stats};
 
 use crate::retained::RetainedMessage;
 use crate::seed::{KeyedState, SplitMix64};
@@ -211,6 +211,17 @@ impl<P: Policy> Broker<P> {
     /// The broker's counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// How much the broker holds now.
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            connections: self.conns.open,
+            sessions: self.client_ids.len(),
+            subscriptions: self.index.len(),
+            retained: self.retained.len(),
+            timers: self.timers.len(),
+        }
     }
 
     /// The policy, for reloading its data.
