@@ -5,9 +5,7 @@
 mod common;
 
 use common::*;
-use mqtt_session::mqtt_codec::{
-    ConnAckProps, Connect, Packet, ProtocolVersion, ReasonCode, Str,
-};
+use mqtt_session::mqtt_codec::{ConnAckProps, Connect, Packet, ProtocolVersion, ReasonCode, Str};
 use mqtt_session::{
     Client, ClientConfig, ClientEvent, Connection, Instant, Server, ServerConfig, ServerEvent,
     UsageError,
@@ -22,14 +20,28 @@ use mqtt_session::{
 fn eof_while_closing_discards_what_was_still_to_be_written() {
     let v = ProtocolVersion::V311;
     let mut server = Connection::<Server>::new(ServerConfig::default(), at(0));
-    feed(&mut server, at(0), v, &[Packet::Connect(Box::new(connect_packet(v)))]);
-    assert!(matches!(events(&mut server).as_slice(), [ServerEvent::Connect(_)]));
+    feed(
+        &mut server,
+        at(0),
+        v,
+        &[Packet::Connect(Box::new(connect_packet(v)))],
+    );
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [ServerEvent::Connect(_)]
+    ));
     // The application never answers: at the deadline the client hears "busy".
     server.handle_timeout(at(10_000));
-    assert!(matches!(events(&mut server).as_slice(), [ServerEvent::Closed(_)]));
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [ServerEvent::Closed(_)]
+    ));
     server.handle_eof(at(10_001));
     assert!(server.is_closed());
-    assert!(transmit(&mut server, at(10_001)).is_empty(), "bytes after the close");
+    assert!(
+        transmit(&mut server, at(10_001)).is_empty(),
+        "bytes after the close"
+    );
 }
 
 /// `broker`: a 5.0 client announced a Maximum Packet Size smaller than the
@@ -43,7 +55,10 @@ fn a_connack_that_cannot_fit_the_clients_maximum_packet_size_ends_the_connection
     connect.props.maximum_packet_size = core::num::NonZeroU32::new(8);
     let mut server = Connection::<Server>::new(ServerConfig::default(), at(0));
     feed(&mut server, at(0), v, &[Packet::Connect(Box::new(connect))]);
-    assert!(matches!(events(&mut server).as_slice(), [ServerEvent::Connect(_)]));
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [ServerEvent::Connect(_)]
+    ));
     let mut props = ConnAckProps::default();
     props.assigned_client_identifier = Some(Str::from_static("auto-0123456789abcdef"));
     let r = server.accept(at(0), None, props);
@@ -100,7 +115,10 @@ fn a_client_whose_connect_cannot_be_encoded_closes_at_once_and_sends_nothing() {
         assert!(transmit(&mut client, Instant::ZERO).is_empty());
     }
     // 23 bytes is a valid 3.1 identifier.
-    let config = ClientConfig::new(ProtocolVersion::V31, Str::from_static("an-identifier-of-23-byt"));
+    let config = ClientConfig::new(
+        ProtocolVersion::V31,
+        Str::from_static("an-identifier-of-23-byt"),
+    );
     let mut client = Connection::<Client>::new(config, Instant::ZERO, None);
     let out = sent(&mut client, Instant::ZERO, ProtocolVersion::V31);
     assert!(matches!(out.as_slice(), [Packet::Connect(_)]), "{out:?}");
@@ -119,12 +137,21 @@ fn answers_given_after_the_connection_closed_are_not_sent() {
         None,
         ConnAckProps::default(),
     );
-    let mut wire = encode(v, &[subscribe(1, "a", mqtt_session::mqtt_codec::QoS::AtMostOnce)]);
+    let mut wire = encode(
+        v,
+        &[subscribe(1, "a", mqtt_session::mqtt_codec::QoS::AtMostOnce)],
+    );
     wire.extend_from_slice(&[0xFF, 0xFF]); // no packet type 15 with these flags
     server.handle_read(at(0), &mut wire);
     let evs = events(&mut server);
-    assert!(matches!(evs.first(), Some(ServerEvent::Subscribe { .. })), "{evs:?}");
-    assert!(matches!(evs.last(), Some(ServerEvent::Closed(_))), "{evs:?}");
+    assert!(
+        matches!(evs.first(), Some(ServerEvent::Subscribe { .. })),
+        "{evs:?}"
+    );
+    assert!(
+        matches!(evs.last(), Some(ServerEvent::Closed(_))),
+        "{evs:?}"
+    );
     let r = server.suback(pid(1), &[ReasonCode::GRANTED_QOS_0]);
     assert!(matches!(r, Err(UsageError::NotConnected)), "{r:?}");
     let out = sent(&mut server, at(0), v);
@@ -144,7 +171,12 @@ fn a_suback_refused_for_its_reason_codes_can_be_given_again() {
         None,
         ConnAckProps::default(),
     );
-    feed(&mut server, at(0), v, &[subscribe(1, "a", mqtt_session::mqtt_codec::QoS::AtMostOnce)]);
+    feed(
+        &mut server,
+        at(0),
+        v,
+        &[subscribe(1, "a", mqtt_session::mqtt_codec::QoS::AtMostOnce)],
+    );
     let _ = events(&mut server);
     // 0x04 is no SUBACK reason code.
     assert!(matches!(
