@@ -140,6 +140,10 @@ pub enum Violation {
     /// An AUTH packet without an authentication method, or one that differs from CONNECT's.
     #[error("bad authentication method")]
     BadAuthenticationMethod,
+    /// A SUBSCRIBE or UNSUBSCRIBE with the packet identifier of one still
+    /// unanswered [MQTT-2.2.1-3].
+    #[error("packet identifier {0:?} is in use by an unanswered request")]
+    PacketIdInUse(PacketId),
 }
 
 impl Violation {
@@ -149,7 +153,8 @@ impl Violation {
             Violation::Decode(e) => e.reason_code(),
             Violation::UnexpectedPacket(_)
             | Violation::SessionExpiryAfterZero
-            | Violation::UnexpectedSessionPresent => ReasonCode::PROTOCOL_ERROR,
+            | Violation::UnexpectedSessionPresent
+            | Violation::PacketIdInUse(_) => ReasonCode::PROTOCOL_ERROR,
             Violation::ReceiveMaximumExceeded => ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
             Violation::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
             Violation::TopicAliasUnknown(_) => ReasonCode::PROTOCOL_ERROR,
@@ -177,6 +182,7 @@ impl Violation {
             Violation::SessionExpiryAfterZero => "3.14.2.2.2",
             Violation::UnexpectedSessionPresent => "MQTT-3.2.2-4",
             Violation::BadAuthenticationMethod => "MQTT-4.12.0-7",
+            Violation::PacketIdInUse(_) => "MQTT-2.2.1-3",
         }
     }
 }

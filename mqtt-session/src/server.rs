@@ -8,8 +8,9 @@ use core::time::Duration;
 use bytes::Bytes;
 use mqtt_codec::{
     AckProps, AuthProps, ConnAck, ConnAckProps, Connect, Decoder, DisconnectProps, Packet,
-    PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubAckProps,
-    SubscriptionId, SubscriptionOptions, TopicFilter, TopicName, Will, MAX_PACKET_SIZE,
+    PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubAckProps, Subscribe,
+    SubscriptionId, SubscriptionOptions, TopicFilter, TopicName, Unsubscribe, Will,
+    MAX_PACKET_SIZE,
 };
 
 use crate::config::ServerConfig;
@@ -90,6 +91,13 @@ pub struct ServerState {
     pending: BTreeSet<(PacketId, bool)>,
 }
 
+impl ServerState {
+    /// Whether a SUBSCRIBE or UNSUBSCRIBE under `id` awaits its answer.
+    fn request_pending(&self, id: PacketId) -> bool {
+        self.pending.contains(&(id, true)) || self.pending.contains(&(id, false))
+    }
+}
+
 impl Role for Server {
     type Event = ServerEvent;
     type State = ServerState;
@@ -113,6 +121,14 @@ impl Role for Server {
                 }
                 c.on_publish(now, p);
             }
+            // A request's identifier is not used again until it is
+            // answered [MQTT-2.2.1-3]: a second request under it could not
+            // be answered on its own (its answer would name the first).
+            (
+                State::Connected,
+                Packet::Subscribe(Subscribe { id, .. })
+                | Packet::Unsubscribe(Unsubscribe { id, .. }),
+            ) if c.role.request_pending(id) => c.violation(now, Violation::PacketIdInUse(id)),
             (State::Connected, Packet::Subscribe(s)) => {
                 c.role.pending.insert((s.id, true));
                 c.events.push_back(ServerEvent::Subscribe {

@@ -5,10 +5,12 @@
 mod common;
 
 use common::*;
-use mqtt_session::mqtt_codec::{ConnAckProps, Connect, Packet, ProtocolVersion, ReasonCode, Str};
+use mqtt_session::mqtt_codec::{
+    ConnAckProps, Connect, Packet, ProtocolVersion, QoS, ReasonCode, Str,
+};
 use mqtt_session::{
     Client, ClientConfig, ClientEvent, Connection, Instant, Server, ServerConfig, ServerEvent,
-    UsageError,
+    UsageError, Violation,
 };
 
 /// `server_connection`: a CONNECT left unanswered past the connect timeout
@@ -223,4 +225,70 @@ fn publishing_an_expired_message_says_it_expired_not_that_the_client_is_offline(
     assert_eq!(client.publish(at(0), m), Err(UsageError::Expired));
     assert!(client.is_connected());
     assert!(sent(&mut client, at(0), v).is_empty());
+}
+
+/// `server_connection`: a client sent a second SUBSCRIBE under the packet
+/// identifier of one still unanswered. Both were handed to the
+/// application, which could answer only one: the other's SUBACK was never
+/// sent. A request under an identifier in use is a protocol error now
+/// [MQTT-2.2.1-3], for SUBSCRIBE and UNSUBSCRIBE alike.
+#[test]
+fn a_request_under_the_identifier_of_an_unanswered_one_is_a_protocol_error() {
+    let v = ProtocolVersion::V5;
+    let unsubscribe = Packet::Unsubscribe(mqtt_session::mqtt_codec::Unsubscribe {
+        id: pid(1),
+        props: Default::default(),
+        filters: vec![filter("b")],
+    });
+    for second in [subscribe(1, "b", QoS::AtMostOnce), unsubscribe] {
+        let mut server = accepted_server(
+            ServerConfig::default(),
+            connect_packet(v),
+            None,
+            ConnAckProps::default(),
+        );
+        let _ = transmit(&mut server, at(0));
+        feed(
+            &mut server,
+            at(0),
+            v,
+            &[subscribe(1, "a", QoS::AtLeastOnce), second],
+        );
+        let evs = events(&mut server);
+        assert!(matches!(evs[0], ServerEvent::Subscribe { .. }), "{evs:?}");
+        let close = server_close(&evs);
+        assert_eq!(close.violation, Some(Violation::PacketIdInUse(pid(1))));
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        let out = sent(&mut server, at(0), v);
+        let [Packet::Disconnect(d)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(d.reason, ReasonCode::PROTOCOL_ERROR);
+    }
+    // Once answered, the identifier is free again.
+    let mut server = accepted_server(
+        ServerConfig::default(),
+        connect_packet(v),
+        None,
+        ConnAckProps::default(),
+    );
+    feed(
+        &mut server,
+        at(0),
+        v,
+        &[subscribe(1, "a", QoS::AtLeastOnce)],
+    );
+    let _ = events(&mut server);
+    server.suback(pid(1), &[ReasonCode::GRANTED_QOS_1]).unwrap();
+    feed(
+        &mut server,
+        at(0),
+        v,
+        &[subscribe(1, "b", QoS::AtLeastOnce)],
+    );
+    let evs = events(&mut server);
+    assert!(
+        matches!(evs.as_slice(), [ServerEvent::Subscribe { .. }]),
+        "{evs:?}"
+    );
 }
