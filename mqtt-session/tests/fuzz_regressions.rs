@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mqtt_session::mqtt_codec::{
-    ConnAckProps, Connect, Packet, ProtocolVersion, QoS, ReasonCode, Str,
+    ConnAck, ConnAckProps, Connect, Packet, ProtocolVersion, QoS, ReasonCode, Str,
 };
 use mqtt_session::{
     Client, ClientConfig, ClientEvent, Connection, Instant, Server, ServerConfig, ServerEvent,
@@ -291,4 +291,53 @@ fn a_request_under_the_identifier_of_an_unanswered_one_is_a_protocol_error() {
         matches!(evs.as_slice(), [ServerEvent::Subscribe { .. }]),
         "{evs:?}"
     );
+}
+
+/// `client_connection`: a resumed session's in-flight message, too large
+/// for the Maximum Packet Size of the new CONNACK, was still queued when
+/// the application disconnected. Writing the DISCONNECT shed the message
+/// and reported it `Published` with 0x95, after `Closed`. Once closed,
+/// nothing is reported; the message stays in the session for the next
+/// connection to resend.
+#[test]
+fn a_message_shed_while_closing_is_not_reported_after_closed() {
+    let v = ProtocolVersion::V5;
+    let mut cfg = client_config(v);
+    cfg.clean_start = false;
+    cfg.session_expiry_interval = 60;
+    let mut first = connected_client(cfg.clone(), connack_ok());
+    let id = first
+        .publish(
+            at(0),
+            msg("a/b", "a payload longer than 16 bytes", QoS::AtLeastOnce),
+        )
+        .unwrap();
+    assert!(id.is_some());
+    let _ = transmit(&mut first, at(0));
+    first.handle_eof(at(1));
+    let session = first.take_session().unwrap();
+    assert_eq!(session.inflight(), 1);
+
+    let mut second = Connection::<Client>::new(cfg, at(2), Some(session));
+    let out = sent(&mut second, at(2), v);
+    assert!(matches!(out.as_slice(), [Packet::Connect(_)]), "{out:?}");
+    let mut ack = ConnAck::new(true, ReasonCode::SUCCESS);
+    ack.props.maximum_packet_size = core::num::NonZeroU32::new(16);
+    feed(&mut second, at(2), v, &[Packet::ConnAck(Box::new(ack))]);
+    let evs = events(&mut second);
+    assert!(
+        matches!(evs.as_slice(), [ClientEvent::Connected { .. }]),
+        "{evs:?}"
+    );
+    second.disconnect(at(3), ReasonCode::NORMAL_DISCONNECTION);
+    let evs = events(&mut second);
+    assert!(
+        matches!(evs.as_slice(), [ClientEvent::Closed(_)]),
+        "{evs:?}"
+    );
+    let out = sent(&mut second, at(3), v);
+    assert!(matches!(out.as_slice(), [Packet::Disconnect(_)]), "{out:?}");
+    let evs = events(&mut second);
+    assert!(evs.is_empty(), "events after Closed: {evs:?}");
+    assert_eq!(second.take_session().unwrap().inflight(), 1);
 }
