@@ -26,11 +26,16 @@ for t in "${targets[@]}"; do
   for d in "regressions/$t" "corpus/$t"; do
     [ -d "$d" ] && inputs+=("$d")
   done
+  # libFuzzer counts the committed inputs among its runs: these come on top.
+  committed=0
+  if [ "${#inputs[@]}" -gt 0 ]; then
+    committed=$(find "${inputs[@]}" -type f | wc -l)
+  fi
   mkdir -p "$scratch/$t" "artifacts/$t"
   printf '%-18s ' "$t"
   # New units go to the scratch directory, first in the list, not into the
   # committed corpus.
-  "target/$triple/release/$t" -runs="$runs" -seed=1 -max_len=4096 \
+  "target/$triple/release/$t" -runs=$((committed + runs)) -seed=1 -max_len=4096 \
     -artifact_prefix="artifacts/$t/" "$scratch/$t" "${inputs[@]}" 2>"$scratch/$t.log" || {
     echo "FAILED"; tail -n 60 "$scratch/$t.log"; exit 1; }
   grep -E '^Done [0-9]+ runs' "$scratch/$t.log" || echo
