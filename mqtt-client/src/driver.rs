@@ -147,6 +147,9 @@ pub enum Event<E> {
         message: Message,
         /// The identifiers of the subscriptions it matched (5.0).
         subscription_identifiers: Vec<SubscriptionId>,
+        /// The packet identifier it arrived with (QoS 1 and 2), as
+        /// `mosquitto_sub -F %m` shows it; the flow is already answered.
+        packet_id: Option<PacketId>,
     },
     /// A connection was accepted: the first one, and each reconnection.
     Connected {
@@ -552,10 +555,11 @@ impl<K: ReplySender> ClientDriver<K> {
             ClientEvent::Message {
                 msg,
                 subscription_identifiers,
-                ..
+                packet_id,
             } => self.events.push_back(Event::Message {
                 message: msg,
                 subscription_identifiers,
+                packet_id,
             }),
             ClientEvent::Published { id, reason, .. } => {
                 if let Some(reply) = self.publishes.remove(&id) {

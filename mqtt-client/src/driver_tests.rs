@@ -261,15 +261,23 @@ fn messages_reach_the_application_as_events() {
     let mut net = Net::v5();
     net.exchange();
     let _ = net.events();
-    let msg = Message::new(topic("d/1"), "hi", QoS::AtLeastOnce, false);
-    net.server
-        .deliver(net.now, msg, DeliveryOptions::default())
-        .unwrap();
-    net.exchange();
-    assert!(net.driver.has_events());
-    match net.events().as_slice() {
-        [Event::Message { message, .. }] => assert_eq!(&message.payload[..], b"hi"),
-        other => panic!("{other:?}"),
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let msg = Message::new(topic("d/1"), "hi", qos, false);
+        net.server
+            .deliver(net.now, msg, DeliveryOptions::new(qos))
+            .unwrap();
+        net.exchange();
+        assert!(net.driver.has_events());
+        match net.events().as_slice() {
+            [Event::Message {
+                message, packet_id, ..
+            }] => {
+                assert_eq!(&message.payload[..], b"hi");
+                // QoS 1 and 2 name the packet identifier they came with.
+                assert_eq!(packet_id.is_some(), qos != QoS::AtMostOnce);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
 

@@ -19,9 +19,9 @@ fn main() {
     let mut hex = String::new();
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
-            "--v31" => decoder.set_version(ProtocolVersion::V31),
-            "--v311" => decoder.set_version(ProtocolVersion::V311),
-            "--v5" => decoder.set_version(ProtocolVersion::V5),
+            "--v31" => decoder = Decoder::with_version(ProtocolVersion::V31),
+            "--v311" => decoder = Decoder::with_version(ProtocolVersion::V311),
+            "--v5" => decoder = Decoder::with_version(ProtocolVersion::V5),
             h => hex.push_str(h),
         }
     }

@@ -200,10 +200,7 @@ fn will(u: &mut Unstructured<'_>, v5: bool) -> Result<Will<Bytes>> {
 
 fn connect(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Connect<Bytes>> {
     let v5 = v.is_v5();
-    let mut client_id = string(u)?;
-    if v == ProtocolVersion::V31 && (client_id.is_empty() || client_id.len() > 23) {
-        client_id = Str::from_static("client-3.1");
-    }
+    let client_id = string(u)?;
     let mut c = Connect::new(v, client_id);
     c.clean_start = u.arbitrary()?;
     c.keep_alive = u.arbitrary()?;

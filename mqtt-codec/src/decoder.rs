@@ -16,13 +16,16 @@ pub type Borrowed<'a> = (Packet<&'a [u8]>, usize);
 /// ("need more bytes") without consuming anything, or an error. Splitting the
 /// same stream at any byte positions yields the same packets.
 ///
-/// A decoder created with [`Decoder::new`] expects CONNECT first (the server
-/// side) and adopts the version that CONNECT carries; a client creates it with
-/// [`Decoder::with_version`], the version it sent.
+/// A decoder created with [`Decoder::new`] reads what a client sends (the
+/// server side): CONNECT first, whose version it adopts, and never a packet
+/// only a server sends ([`DecodeError::ServerOnlyPacket`]). A client creates
+/// it with [`Decoder::with_version`], the version it sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decoder {
     version: Option<ProtocolVersion>,
     max_packet_size: u32,
+    /// Reads a client's packets: those only a server sends are refused.
+    from_client: bool,
 }
 
 impl Default for Decoder {
@@ -32,20 +35,24 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    /// A decoder that accepts only CONNECT until one has been decoded, with no
-    /// size limit below the protocol's own.
+    /// A server's decoder: it accepts only CONNECT until one has been
+    /// decoded, then what a client may send, with no size limit below the
+    /// protocol's own.
     pub const fn new() -> Self {
         Decoder {
             version: None,
             max_packet_size: MAX_PACKET_SIZE,
+            from_client: true,
         }
     }
 
-    /// A decoder for a connection whose version is already known.
+    /// A decoder for a connection whose version is already known, taking
+    /// packets of every type (a client's decoder, or a dissector's).
     pub const fn with_version(version: ProtocolVersion) -> Self {
         Decoder {
             version: Some(version),
             max_packet_size: MAX_PACKET_SIZE,
+            from_client: false,
         }
     }
 
@@ -77,6 +84,22 @@ impl Decoder {
         self.version = Some(version);
     }
 
+    /// Parses the fixed header at the front of `buf`. A server's decoder
+    /// refuses a packet only a server sends from its first byte, before its
+    /// flags or body: it is a Protocol Error whatever follows (section
+    /// 2.1.2), as Mosquitto answers.
+    #[inline(always)]
+    fn header(&self, buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
+        if let (true, Some(_), Some(&first)) = (self.from_client, self.version, buf.first()) {
+            if let Some(t) = PacketType::from_nibble(first >> 4) {
+                if t.sent_by_server_only() {
+                    return Err(DecodeError::ServerOnlyPacket(t));
+                }
+            }
+        }
+        FixedHeader::parse(buf, self.version, self.max_packet_size)
+    }
+
     fn adopt(&mut self, p: &Packet<impl AsRef<[u8]>>) {
         if let (None, Packet::Connect(c)) = (self.version, p) {
             self.version = Some(c.protocol);
@@ -92,7 +115,7 @@ impl Decoder {
     /// strings and payload share `buf`'s memory.
     #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet<Bytes>>, DecodeError> {
-        let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
+        let Some(header) = self.header(buf)? else {
             return Ok(None);
         };
         let len = header.packet_len();
@@ -136,7 +159,7 @@ impl Decoder {
     /// Decodes one packet from the front of a frozen buffer, advancing it.
     #[inline]
     pub fn decode_bytes(&mut self, buf: &mut Bytes) -> Result<Option<Packet<Bytes>>, DecodeError> {
-        let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
+        let Some(header) = self.header(buf)? else {
             return Ok(None);
         };
         let len = header.packet_len();
@@ -151,7 +174,7 @@ impl Decoder {
     /// the number of bytes it took. Allocates nothing for topics and payloads.
     #[inline]
     pub fn decode_slice<'a>(&mut self, buf: &'a [u8]) -> Result<Option<Borrowed<'a>>, DecodeError> {
-        let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
+        let Some(header) = self.header(buf)? else {
             return Ok(None);
         };
         let len = header.packet_len();

@@ -47,6 +47,11 @@ pub enum DecodeError {
     /// The first packet on a connection must be CONNECT [MQTT-3.1.0-1].
     #[error("the first packet from a client must be CONNECT, got {0} [MQTT-3.1.0-1]")]
     ExpectedConnect(PacketType),
+    /// A packet only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP)
+    /// arrived from a client: well-formed or not, it flows the wrong way
+    /// (section 2.1.2), a Protocol Error (section 4.13).
+    #[error("{0} is sent only by a server, not by a client (section 2.1.2)")]
+    ServerOnlyPacket(PacketType),
     /// A UTF-8 string field breaks the string rules.
     #[error("invalid string: {0}")]
     InvalidString(StrError),
@@ -119,9 +124,6 @@ pub enum DecodeError {
     /// 3.1 and 3.1.1 forbid a password without a user name [MQTT-3.1.2-22].
     #[error("password flag set without the user name flag [MQTT-3.1.2-22]")]
     PasswordWithoutUserName,
-    /// MQTT 3.1 client identifiers are 1 to 23 characters long.
-    #[error("MQTT 3.1 client identifiers must be 1 to 23 characters")]
-    InvalidClientIdV31,
     /// Reserved bits of the CONNACK acknowledge flags are set [MQTT-3.2.2-1].
     #[error("reserved CONNACK acknowledge flags are set")]
     InvalidConnAckFlags,
@@ -151,13 +153,13 @@ impl DecodeError {
         match self {
             PacketTooLarge { .. } => ReasonCode::PACKET_TOO_LARGE,
             UnsupportedProtocolVersion(_) => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-            InvalidClientIdV31 => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
             PayloadFormatInvalid => ReasonCode::PAYLOAD_FORMAT_INVALID,
             InvalidTopicName(e) => e.name_reason(),
             InvalidTopicFilter(e) => e.filter_reason(),
             InvalidSubscriptionQoS(ProtocolVersion::V5) => ReasonCode::PROTOCOL_ERROR,
             InvalidSubscriptionQoS(_) => ReasonCode::MALFORMED_PACKET,
             ExpectedConnect(_)
+            | ServerOnlyPacket(_)
             | PacketNotInVersion { .. }
             | MissingTopic
             | NoTopicFilters(_)

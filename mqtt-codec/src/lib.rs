@@ -75,7 +75,7 @@ pub use properties::{
     SubAckProps, SubscribeProps, SubscriptionId, UnsubscribeProps, UserProperties, WillProps,
 };
 pub use reason::ReasonCode;
-pub use string::{Storage, Str, StrError};
+pub use string::{has_control_characters, Storage, Str, StrError};
 pub use topic::{SharedFilter, TopicError, TopicFilter, TopicName};
 pub use types::{PacketId, PacketType, ProtocolVersion, QoS, QosPid};
 pub use wire::MAX_VARIABLE_BYTE_INTEGER;

@@ -67,6 +67,14 @@ pub enum StrError {
     /// The null character U+0000 is forbidden in MQTT strings [MQTT-1.5.4-2].
     #[error("the string contains the null character U+0000 [MQTT-1.5.4-2]")]
     ContainsNull,
+    /// A control character U+0001–U+001F or U+007F–U+009F: senders SHOULD
+    /// NOT send them and a receiver MAY treat them as malformed (section
+    /// 1.5.4). The decoder accepts them; [`has_control_characters`] finds
+    /// them for a receiver that refuses them.
+    #[error(
+        "the string contains a control character (U+0001-U+001F, U+007F-U+009F; section 1.5.4)"
+    )]
+    ControlCharacter,
     /// A string's length prefix is two bytes, so 65,535 bytes is the most it can hold.
     #[error("the string is {len} bytes long; MQTT strings hold at most 65535")]
     TooLong {
@@ -87,6 +95,14 @@ pub(crate) fn check_str(b: &[u8]) -> Result<(), StrError> {
         return Ok(());
     }
     check_str_exact(b)
+}
+
+/// Whether valid UTF-8 `b` holds a control character U+0001–U+001F or
+/// U+007F–U+009F, which section 1.5.4 says senders SHOULD NOT send and a
+/// receiver MAY treat as a Malformed Packet.
+pub fn has_control_characters(b: &[u8]) -> bool {
+    // U+0080–U+009F are 0xC2 0x80–0x9F in UTF-8.
+    any_byte(b, |c| c < 0x20 || c == 0x7F) || b.windows(2).any(|w| w[0] == 0xC2 && w[1] < 0xA0)
 }
 
 /// The full check, for strings with a U+0000 or non-ASCII byte. UTF-8 is
@@ -271,6 +287,25 @@ mod tests {
     fn mqtt_1_5_4_3_bom_is_kept_not_stripped() {
         let s = Str::new("\u{FEFF}x".as_bytes()).unwrap();
         assert_eq!(s.as_str(), "\u{FEFF}x");
+    }
+
+    #[test]
+    fn section_1_5_4_control_characters_are_found_and_nothing_else() {
+        for c in (1u32..=0x1F).chain(0x7F..=0x9F) {
+            let s = alloc::format!("a{}b", char::from_u32(c).unwrap());
+            assert!(has_control_characters(s.as_bytes()), "U+{c:04X}");
+        }
+        for s in [
+            "",
+            "a/b",
+            "\u{A0}",
+            "\u{C2A0}é",
+            "\u{100}",
+            "\u{FEFF}",
+            " ~",
+        ] {
+            assert!(!has_control_characters(s.as_bytes()), "{s:?}");
+        }
     }
 
     #[test]

@@ -219,6 +219,15 @@ impl PacketType {
         })
     }
 
+    /// Whether only a server sends this packet (section 2.1.2, "Direction of
+    /// flow"): CONNACK, SUBACK, UNSUBACK and PINGRESP.
+    pub const fn sent_by_server_only(self) -> bool {
+        matches!(
+            self,
+            PacketType::ConnAck | PacketType::SubAck | PacketType::UnsubAck | PacketType::PingResp
+        )
+    }
+
     /// The flags the fixed header must carry for this type (section 2.1.3);
     /// `None` for PUBLISH, whose flags carry DUP, QoS and RETAIN.
     pub const fn required_flags(self) -> Option<u8> {

@@ -164,33 +164,3 @@ fn an_incomplete_packet_reserves_exactly_what_it_needs() {
     assert!(buf.capacity() >= wire.len());
     assert!(buf.capacity() < wire.len() * 2);
 }
-
-/// Found by the `client_connection` fuzz target: a 3.1 CONNECT with an empty
-/// client identifier encoded, and no decoder would take it back (3.1
-/// identifiers are 1 to 23 bytes). The encoder refuses what the decoder
-/// refuses.
-#[test]
-fn a_v31_connect_encodes_only_with_a_client_identifier_it_decodes_back() {
-    use mqtt_codec::{Connect, EncodeError, Str};
-    for (id, encodes) in [
-        ("", false),
-        ("x", true),
-        ("abcdefghijklmnopqrstuvw", true),
-        ("abcdefghijklmnopqrstuvwx", false),
-    ] {
-        let p = Packet::Connect(Box::new(Connect::new(
-            ProtocolVersion::V31,
-            Str::try_from(id).unwrap(),
-        )));
-        let mut out = BytesMut::new();
-        let r = p.encode(ProtocolVersion::V31, &mut out);
-        assert_eq!(r.is_ok(), encodes, "{id:?}: {r:?}");
-        if encodes {
-            let back = Decoder::new().decode(&mut out).unwrap().unwrap();
-            assert_eq!(back, p);
-        } else {
-            assert!(matches!(r, Err(EncodeError::NotInVersion { .. })));
-            assert!(out.is_empty(), "nothing is written");
-        }
-    }
-}

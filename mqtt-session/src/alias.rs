@@ -1,9 +1,11 @@
 //! Topic aliases (section 3.3.2.3.4): per-connection maps in each direction.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::num::NonZeroU16;
 
+use bytes::Bytes;
 use mqtt_codec::TopicName;
 
 use crate::error::Violation;
@@ -50,11 +52,22 @@ impl InboundAliases {
     }
 }
 
-/// Aliases this side assigns to outgoing topics, least recently used giving way.
+/// Aliases this side assigns to outgoing topics, least recently used giving
+/// way. Every step is a lookup in two ordered maps, so a peer announcing a
+/// large maximum costs at most the configured number of topics, never a
+/// scan per message. Topics are copied in, so the table never pins a read
+/// buffer the message came in.
 #[derive(Debug, Default)]
 pub(crate) struct OutboundAliases {
-    /// Index `alias - 1`: the topic and when it was last used.
-    slots: Vec<(TopicName, u64)>,
+    /// Index `alias - 1`: the topic and when it was last used; `None` once
+    /// forgotten.
+    slots: Vec<Option<(TopicName, u64)>>,
+    /// Topic → index into `slots`.
+    by_topic: BTreeMap<TopicName, usize>,
+    /// Last use → index into `slots`: the first entry is the least recently used.
+    by_use: BTreeMap<u64, usize>,
+    /// Forgotten slots, taken again first.
+    free: Vec<usize>,
     clock: u64,
 }
 
@@ -68,30 +81,52 @@ pub(crate) enum AliasUse {
 }
 
 impl OutboundAliases {
-    /// Picks an alias for `topic` within `maximum` (the peer's Topic Alias Maximum).
+    /// Picks an alias for `topic` within `maximum` (the smaller of the
+    /// peer's Topic Alias Maximum and our own bound).
     pub(crate) fn assign(&mut self, topic: &TopicName, maximum: u16) -> Option<AliasUse> {
-        if maximum == 0 {
-            return None;
-        }
-        self.clock += 1;
         let alias = |i: usize| NonZeroU16::new(u16::try_from(i + 1).ok()?);
-        if let Some(i) = self.slots.iter().position(|(t, _)| t == topic) {
-            self.slots[i].1 = self.clock;
+        self.clock += 1;
+        if let Some(&i) = self.by_topic.get(topic) {
+            self.touch(i);
             return alias(i).map(AliasUse::Reuse);
         }
-        let i = if self.slots.len() < usize::from(maximum) {
-            self.slots.push((topic.clone(), self.clock));
+        let i = if let Some(i) = self.free.pop() {
+            i
+        } else if self.slots.len() < usize::from(maximum) {
+            self.slots.push(None);
             self.slots.len() - 1
         } else {
-            let (i, _) = self
-                .slots
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, (_, used))| *used)?;
-            self.slots[i] = (topic.clone(), self.clock);
+            let (_, i) = self.by_use.pop_first()?;
+            if let Some((old, _)) = self.slots[i].take() {
+                self.by_topic.remove(&old);
+            }
             i
         };
+        let owned = TopicName::new(Bytes::copy_from_slice(topic.as_bytes())).ok()?;
+        self.by_topic.insert(owned.clone(), i);
+        self.by_use.insert(self.clock, i);
+        self.slots[i] = Some((owned, self.clock));
         alias(i).map(AliasUse::Set)
+    }
+
+    /// Marks slot `i` as used now.
+    fn touch(&mut self, i: usize) {
+        if let Some((_, used)) = &mut self.slots[i] {
+            self.by_use.remove(used);
+            *used = self.clock;
+            self.by_use.insert(self.clock, i);
+        }
+    }
+
+    /// Forgets `alias`: the PUBLISH that was to set it was never sent, so
+    /// the peer does not know it and the next use of its topic sets it again.
+    pub(crate) fn forget(&mut self, alias: NonZeroU16) {
+        let i = usize::from(alias.get() - 1);
+        if let Some((topic, used)) = self.slots.get_mut(i).and_then(Option::take) {
+            self.by_topic.remove(&topic);
+            self.by_use.remove(&used);
+            self.free.push(i);
+        }
     }
 }
 
@@ -127,6 +162,13 @@ impl Aliases {
             return None;
         }
         self.tables().1.assign(topic, maximum)
+    }
+
+    /// See [`OutboundAliases::forget`].
+    pub(crate) fn forget(&mut self, alias: NonZeroU16) {
+        if let Some(tables) = &mut self.0 {
+            tables.1.forget(alias);
+        }
     }
 }
 
@@ -175,7 +217,27 @@ mod tests {
         assert_eq!(o.assign(&t("a"), 2), Some(AliasUse::Reuse(nz(1).unwrap())));
         // "b" is least recently used, so "c" takes its alias.
         assert_eq!(o.assign(&t("c"), 2), Some(AliasUse::Set(nz(2).unwrap())));
-        assert_eq!(o.assign(&t("x"), 0), None);
+        assert_eq!(o.assign(&t("b"), 2), Some(AliasUse::Set(nz(1).unwrap())));
+        // A forgotten alias is set again by the next use of its topic.
+        o.forget(nz(1).unwrap());
+        assert_eq!(o.assign(&t("d"), 2), Some(AliasUse::Set(nz(1).unwrap())));
+        assert_eq!(o.assign(&t("c"), 2), Some(AliasUse::Reuse(nz(2).unwrap())));
+        assert_eq!(o.assign(&t("b"), 2), Some(AliasUse::Set(nz(1).unwrap())));
+    }
+
+    #[test]
+    fn outbound_aliases_stay_within_the_maximum_whatever_the_topics() {
+        let mut o = OutboundAliases::default();
+        for round in 0..3u32 {
+            for n in 0..100u32 {
+                let topic = TopicName::new(Bytes::from(alloc::format!("t/{n}"))).unwrap();
+                match o.assign(&topic, 16) {
+                    Some(AliasUse::Set(a) | AliasUse::Reuse(a)) => assert!(a.get() <= 16),
+                    None => panic!("round {round}, topic {n}: no alias"),
+                }
+            }
+        }
+        assert!(o.slots.len() <= 16 && o.by_topic.len() <= 16 && o.by_use.len() <= 16);
     }
 
     #[test]

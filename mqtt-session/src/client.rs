@@ -43,6 +43,9 @@ pub enum ClientEvent {
         msg: Message,
         /// Identifiers of the subscriptions it matched (5.0).
         subscription_identifiers: Vec<SubscriptionId>,
+        /// The packet identifier it arrived with (QoS 1 and 2), for logs
+        /// and tools that show it; the flow is already answered.
+        packet_id: Option<PacketId>,
     },
     /// A QoS 1/2 publish completed: PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived,
     /// or a failure PUBREC ended it.
@@ -201,6 +204,7 @@ impl Role for Client {
         c.events.push_back(ClientEvent::Message {
             msg,
             subscription_identifiers,
+            packet_id: id,
         });
         if let Some(id) = id {
             // Invariant: `on_publish` recorded `id` as awaiting an answer.

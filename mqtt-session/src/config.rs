@@ -31,9 +31,12 @@ pub struct Limits {
     /// up costs at QoS 0; what does not fit is dropped (`QueueFull`), as
     /// MQTT allows for QoS 0 (default 1000).
     pub max_queued_qos0: usize,
-    /// Assign topic aliases to outgoing publishes (5.0), least recently used
-    /// topics giving way, within the peer's Topic Alias Maximum.
-    pub outbound_topic_aliases: bool,
+    /// Most topic aliases this side assigns to outgoing publishes (5.0),
+    /// least recently used topics giving way, within the peer's Topic Alias
+    /// Maximum; 0 (the default) assigns none. Each alias holds a copy of its
+    /// topic, so this bounds the memory a peer announcing a large maximum
+    /// can make a connection hold.
+    pub outbound_topic_alias_maximum: u16,
 }
 
 impl Default for Limits {
@@ -45,7 +48,7 @@ impl Default for Limits {
             max_inflight: 100,
             max_queued: 1000,
             max_queued_qos0: 1000,
-            outbound_topic_aliases: false,
+            outbound_topic_alias_maximum: 0,
         }
     }
 }
@@ -60,7 +63,7 @@ impl Limits {
             max_inflight: u16::MAX,
             max_queued: usize::MAX,
             max_queued_qos0: usize::MAX,
-            outbound_topic_aliases: false,
+            outbound_topic_alias_maximum: 0,
         }
     }
 }
@@ -180,6 +183,13 @@ pub struct ServerConfig {
     /// The largest keep alive a client may ask for; a larger or zero one is
     /// replaced by this through Server Keep Alive (5.0). `None`: any.
     pub max_keep_alive: Option<u16>,
+    /// Whether control characters (U+0001–U+001F, U+007F–U+009F) are
+    /// accepted in client identifiers, user names, will topics, topic names
+    /// and topic filters. Section 1.5.4 says they SHOULD NOT be sent and a
+    /// receiver MAY treat them as malformed; by default (`false`) they are,
+    /// as Mosquitto does: the connection closes (5.0: DISCONNECT 0x81; a
+    /// CONNECT gets no CONNACK).
+    pub allow_control_characters: bool,
 }
 
 impl Default for ServerConfig {
@@ -190,6 +200,7 @@ impl Default for ServerConfig {
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,
             max_keep_alive: None,
+            allow_control_characters: false,
         }
     }
 }

@@ -116,6 +116,14 @@ pub enum Violation {
     /// CONNECT [MQTT-3.1.0-2] or a SUBSCRIBE sent to a client.
     #[error("unexpected {0} packet")]
     UnexpectedPacket(PacketType),
+    /// A PUBLISH from a client carrying a Subscription Identifier [MQTT-3.3.4-6].
+    #[error("a PUBLISH from a client must not carry a subscription identifier")]
+    SubscriptionIdentifierFromClient,
+    /// An acknowledgement that does not belong to the flow of its packet
+    /// identifier: PUBREC or PUBCOMP for a QoS 1 PUBLISH, PUBACK for a QoS 2
+    /// one, PUBCOMP before PUBREC (sections 4.3.2, 4.3.3).
+    #[error("{0} does not answer the QoS of the PUBLISH it names")]
+    WrongAcknowledgement(PacketType),
     /// More unacknowledged QoS 1/2 publishes than our Receive Maximum [MQTT-3.3.4-9].
     #[error("more QoS 1 and 2 publishes in flight than the receive maximum allows")]
     ReceiveMaximumExceeded,
@@ -152,6 +160,8 @@ impl Violation {
         match self {
             Violation::Decode(e) => e.reason_code(),
             Violation::UnexpectedPacket(_)
+            | Violation::SubscriptionIdentifierFromClient
+            | Violation::WrongAcknowledgement(_)
             | Violation::SessionExpiryAfterZero
             | Violation::UnexpectedSessionPresent
             | Violation::PacketIdInUse(_) => ReasonCode::PROTOCOL_ERROR,
@@ -171,6 +181,10 @@ impl Violation {
             Violation::Decode(_) => "MQTT-4.13.1-1",
             Violation::UnexpectedPacket(PacketType::Connect) => "MQTT-3.1.0-2",
             Violation::UnexpectedPacket(_) => "MQTT-4.13.1-1",
+            Violation::SubscriptionIdentifierFromClient => "MQTT-3.3.4-6",
+            // No numbered statement: the QoS 1 and QoS 2 flows of sections
+            // 4.3.2 and 4.3.3, which Mosquitto enforces the same way.
+            Violation::WrongAcknowledgement(_) => "4.3.2, 4.3.3",
             // Client to server, server to client.
             Violation::ReceiveMaximumExceeded => "MQTT-3.3.4-7, MQTT-3.3.4-9",
             Violation::TopicAliasInvalid(_) => "MQTT-3.3.2-9, MQTT-3.3.2-11",

@@ -7,10 +7,10 @@ use core::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{
-    AckProps, AuthProps, ConnAck, ConnAckProps, Connect, Decoder, DisconnectProps, Packet,
-    PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubAckProps, Subscribe,
-    SubscriptionId, SubscriptionOptions, TopicFilter, TopicName, Unsubscribe, Will,
-    MAX_PACKET_SIZE,
+    AckProps, AuthProps, ConnAck, ConnAckProps, Connect, DecodeError, Decoder, DisconnectProps,
+    Packet, PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, StrError, SubAck,
+    SubAckProps, Subscribe, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName,
+    Unsubscribe, Will, MAX_PACKET_SIZE,
 };
 
 use crate::config::ServerConfig;
@@ -19,6 +19,7 @@ use crate::error::{Close, DeliverError, UsageError, Violation};
 use crate::message::{DeliveryOptions, Message, MessageProps};
 use crate::session::Session;
 use crate::time::Instant;
+use crate::tx::Tx;
 
 /// The server role: the broker's end of a client connection.
 #[derive(Debug)]
@@ -77,6 +78,7 @@ pub struct ServerState {
     maximum_qos: QoS,
     retain_available: bool,
     max_keep_alive: Option<u16>,
+    allow_control_characters: bool,
     connect_deadline: Option<Instant>,
     client_id: Str,
     clean_start: bool,
@@ -106,6 +108,10 @@ impl Role for Server {
     fn on_detach(_: &mut Connection<Self>) {}
 
     fn handle_packet(c: &mut Connection<Self>, now: Instant, p: Packet) {
+        if !c.role.allow_control_characters && has_control_characters(&p) {
+            let e = DecodeError::InvalidString(StrError::ControlCharacter);
+            return c.violation(now, Violation::Decode(e));
+        }
         match (c.state, p) {
             (State::AwaitingConnect, Packet::Connect(connect)) => c.on_connect(connect),
             (_, Packet::Connect(_)) => {
@@ -118,6 +124,10 @@ impl Role for Server {
                 }
                 if v5 && p.retain && !c.role.retain_available {
                     return c.violation(now, Violation::RetainNotSupported);
+                }
+                if !p.props.subscription_identifiers.is_empty() {
+                    // Only a server sets them, towards its subscribers.
+                    return c.violation(now, Violation::SubscriptionIdentifierFromClient);
                 }
                 c.on_publish(now, p);
             }
@@ -298,6 +308,24 @@ fn own_will(w: &Will) -> Will {
     }
 }
 
+/// Whether a client's packet carries a control character in a client
+/// identifier, user name, will topic, topic name or topic filter: the
+/// strings section 1.5.4 lets a receiver treat as malformed when they do.
+fn has_control_characters(p: &Packet) -> bool {
+    let has = |b: &[u8]| mqtt_codec::has_control_characters(b);
+    match p {
+        Packet::Publish(p) => p.topic.as_ref().is_some_and(|t| has(t.as_bytes())),
+        Packet::Subscribe(s) => s.filters.iter().any(|(f, _)| has(f.as_bytes())),
+        Packet::Unsubscribe(u) => u.filters.iter().any(|f| has(f.as_bytes())),
+        Packet::Connect(c) => {
+            has(c.client_id.as_bytes())
+                || c.username.as_ref().is_some_and(|u| has(u.as_bytes()))
+                || c.will.as_ref().is_some_and(|w| has(w.topic.as_bytes()))
+        }
+        _ => false,
+    }
+}
+
 /// 1.5 times the keep alive after the last packet received [MQTT-3.1.2-24].
 fn keep_alive_deadline(c: &Connection<Server>) -> Option<Instant> {
     if c.state != State::Connected || c.keep_alive == 0 {
@@ -324,6 +352,7 @@ impl Connection<Server> {
                 maximum_qos: config.maximum_qos,
                 retain_available: config.retain_available,
                 max_keep_alive: config.max_keep_alive,
+                allow_control_characters: config.allow_control_characters,
                 connect_deadline: Some(deadline),
                 client_id: Str::default(),
                 clean_start: true,
@@ -393,13 +422,6 @@ impl Connection<Server> {
     ///
     /// The session's limits are announced through `ack` (5.0) unless the
     /// application set them there itself.
-    ///
-    /// A CONNACK larger than the client's Maximum Packet Size goes without
-    /// its reason string and user properties; if it is still too large,
-    /// nothing can be sent (nothing may precede CONNACK): the connection
-    /// closes (`Closed` with 0x95 Packet too large), the session stays for
-    /// [`Connection::take_session`], and this returns
-    /// [`UsageError::PacketTooLarge`].
     pub fn accept(
         &mut self,
         now: Instant,
@@ -450,49 +472,46 @@ impl Connection<Server> {
         }
         let mut connack = ConnAck::new(session_present, ReasonCode::SUCCESS);
         connack.props = ack;
-        let max_queued = self.limits.max_queued;
-        let mut session = resumed.unwrap_or_else(|| Session::new(max_queued));
-        session.set_max_queued(max_queued);
-        self.session = Some(session);
-        let connack = match self.fit_connack(connack) {
-            Ok(connack) => connack,
-            Err(e) => {
-                // Nothing may go before CONNACK [MQTT-3.2.0-1], and no
-                // CONNACK fits: the connection ends unanswered, its session
-                // left for `take_session`.
-                self.before_connack = None;
-                self.finish(now, Close::local(ReasonCode::PACKET_TOO_LARGE), false);
-                return Err(e);
-            }
-        };
-        self.tx.push_back(connack);
+        self.tx.push_back(Packet::ConnAck(Box::new(connack)));
         self.state = State::Connected;
         self.role.connect_deadline = None;
         self.keep_alive = keep_alive;
         self.last_rx = now;
+        let max_queued = self.limits.max_queued;
+        let mut session = resumed.unwrap_or_else(|| Session::new(max_queued));
+        session.set_max_queued(max_queued);
+        self.session = Some(session);
+        if !self.connack_fits() {
+            // Nothing of the session is sent or taken in: it stays as a
+            // close leaves it.
+            self.cannot_accept(now);
+            return Ok(());
+        }
         self.resume(now);
         self.release_before_connack(now);
         Ok(())
     }
 
-    /// The CONNACK within the client's Maximum Packet Size: without its
-    /// reason string and user properties if it must [MQTT-3.1.2-25]; an
-    /// error when even that is too large.
-    fn fit_connack(&self, connack: ConnAck) -> Result<Packet, UsageError> {
-        let max = self.peer.max_packet_size;
-        let mut packet = Packet::ConnAck(Box::new(connack));
-        let len = |p: &Packet| p.encoded_len(self.version).map_err(UsageError::Encode);
-        if len(&packet)? > max as usize {
-            if let Packet::ConnAck(c) = &mut packet {
-                c.props.reason_string = None;
-                c.props.user_properties.clear();
-            }
-            let n = len(&packet)?;
-            if n > max as usize {
-                return Err(UsageError::PacketTooLarge { len: n, max });
-            }
+    /// Whether the CONNACK just queued fits the client's Maximum Packet Size,
+    /// once without its diagnostics if need be (they go first, see
+    /// `shed_front`).
+    fn connack_fits(&self) -> bool {
+        let max = self.peer.max_packet_size as usize;
+        let Some(Tx::Packet(p)) = self.tx.back() else {
+            return true;
+        };
+        let Packet::ConnAck(ack) = &**p else {
+            return true;
+        };
+        if p.encoded_len(self.version).is_ok_and(|n| n <= max) {
+            return true;
         }
-        Ok(packet)
+        let mut bare = ack.clone();
+        bare.props.reason_string = None;
+        bare.props.user_properties.clear();
+        Packet::ConnAck(bare)
+            .encoded_len(self.version)
+            .is_ok_and(|n| n <= max)
     }
 
     /// Refuses the CONNECT with `reason` and closes: a 5.0 client gets CONNACK

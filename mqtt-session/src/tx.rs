@@ -265,6 +265,14 @@ impl TxQueue {
         self.0.front()
     }
 
+    pub(crate) fn front_mut(&mut self) -> Option<&mut Tx> {
+        self.0.front_mut()
+    }
+
+    pub(crate) fn back(&self) -> Option<&Tx> {
+        self.0.back()
+    }
+
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Tx> {
         self.0.iter_mut()
     }

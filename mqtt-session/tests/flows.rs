@@ -472,11 +472,11 @@ fn a_session_the_server_lost_starts_over(v: ProtocolVersion) {
 fn topic_aliases_both_ways_and_per_connection() {
     let mut cfg = client_config(V5);
     cfg.clean_start = false;
-    cfg.limits.outbound_topic_aliases = true;
+    cfg.limits.outbound_topic_alias_maximum = 16;
     cfg.limits.topic_alias_maximum = 1;
     let server_cfg = ServerConfig {
         limits: Limits {
-            outbound_topic_aliases: true,
+            outbound_topic_alias_maximum: 16,
             topic_alias_maximum: 2,
             ..Limits::default()
         },

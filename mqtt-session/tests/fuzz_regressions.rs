@@ -63,18 +63,14 @@ fn a_connack_that_cannot_fit_the_clients_maximum_packet_size_ends_the_connection
     ));
     let mut props = ConnAckProps::default();
     props.assigned_client_identifier = Some(Str::from_static("auto-0123456789abcdef"));
-    let r = server.accept(at(0), None, props);
-    assert!(
-        matches!(r, Err(UsageError::PacketTooLarge { max: 8, .. })),
-        "{r:?}"
-    );
+    // `accept` takes the answer; the connection then ends unanswered
+    // (nothing may precede CONNACK [MQTT-3.2.0-1]).
+    server.accept(at(0), None, props).unwrap();
     let evs = events(&mut server);
     let close = server_close(&evs);
     assert_eq!(close.reason, ReasonCode::PACKET_TOO_LARGE);
     assert!(transmit(&mut server, at(0)).is_empty(), "nothing is sent");
     assert!(server.is_closed());
-    // The session stays with the connection for the application to keep.
-    assert!(server.take_session().is_some());
 }
 
 /// The same client with room for a bare CONNACK gets one without its
@@ -98,31 +94,27 @@ fn a_connack_too_large_only_for_its_diagnostics_goes_without_them() {
     assert!(server.is_connected());
 }
 
-/// `client_connection`: a 3.1 client configured with an empty client
-/// identifier wrote a CONNECT that no server can decode (3.1 identifiers
-/// are 1 to 23 bytes). Such a CONNECT is not encoded at all now, and the
-/// connection ends at once instead of waiting for a CONNACK.
+/// `client_connection`: a client whose CONNECT cannot be encoded (found
+/// with a 3.1 client identifier the codec then refused; here a 3.1.1
+/// password without a user name) waited for a CONNACK to a CONNECT that
+/// never went out. It ends at once now and sends nothing.
 #[test]
 fn a_client_whose_connect_cannot_be_encoded_closes_at_once_and_sends_nothing() {
-    for id in ["", "an-identifier-of-24-byte"] {
-        let config = ClientConfig::new(ProtocolVersion::V31, Str::try_from(id).unwrap());
-        let mut client = Connection::<Client>::new(config, Instant::ZERO, None);
-        let evs = events(&mut client);
-        assert!(
-            matches!(evs.as_slice(), [ClientEvent::Closed(_)]),
-            "{id:?}: {evs:?}"
-        );
-        assert!(client.is_closed());
-        assert_eq!(client.poll_timeout(), None);
-        assert!(transmit(&mut client, Instant::ZERO).is_empty());
-    }
-    // 23 bytes is a valid 3.1 identifier.
-    let config = ClientConfig::new(
-        ProtocolVersion::V31,
-        Str::from_static("an-identifier-of-23-byt"),
+    let mut config = ClientConfig::new(ProtocolVersion::V311, Str::from_static("c"));
+    config.password = Some(bytes::Bytes::from_static(b"pw"));
+    let mut client = Connection::<Client>::new(config.clone(), Instant::ZERO, None);
+    let evs = events(&mut client);
+    assert!(
+        matches!(evs.as_slice(), [ClientEvent::Closed(_)]),
+        "{evs:?}"
     );
+    assert!(client.is_closed());
+    assert_eq!(client.poll_timeout(), None);
+    assert!(transmit(&mut client, Instant::ZERO).is_empty());
+    // With a user name the same CONNECT goes out.
+    config.username = Some(Str::from_static("u"));
     let mut client = Connection::<Client>::new(config, Instant::ZERO, None);
-    let out = sent(&mut client, Instant::ZERO, ProtocolVersion::V31);
+    let out = sent(&mut client, Instant::ZERO, ProtocolVersion::V311);
     assert!(matches!(out.as_slice(), [Packet::Connect(_)]), "{out:?}");
 }
 

@@ -1331,24 +1331,34 @@ fn a_3_1_1_session_expiry_follows_clean_session() {
 
 // ----- MQTT 3.1 ----------------------------------------------------------------
 
-/// MQTT 3.1 section 3.1: a client identifier longer than 23 characters is
-/// refused with CONNACK return code 2 (identifier rejected).
+/// MQTT 3.1 section 3.1 says 1 to 23 characters: a longer client identifier
+/// is accepted as given (Mosquitto accepts it; 3.1 clients send them), and
+/// an empty one is handed to the broker like a 3.1.1 one, which assigns an
+/// identifier with a clean session [MQTT-3.1.3-6] (Mosquitto refuses it;
+/// real 3.1 clients send it).
 #[test]
-fn mqtt31_a_client_identifier_over_23_characters_gets_return_code_2() {
-    // The encoder refuses such a CONNECT: one with 23 bytes, grown by one.
+fn mqtt31_a_client_identifier_over_23_characters_is_accepted_an_empty_one_goes_to_the_broker() {
     let mut c = connect_packet(V31);
-    c.client_id = s("abcdefghijklmnopqrstuvw");
-    let mut wire = encode(V31, &[Packet::Connect(Box::new(c))]);
-    let id_len = wire.len() - 23 - 1;
-    wire[1] += 1;
-    wire[id_len] += 1;
-    wire.extend_from_slice(b"x");
+    c.client_id = s("abcdefghijklmnopqrstuvwxyz0123456789");
+    let server = accepted_server(ServerConfig::default(), c, None, ConnAckProps::default());
+    assert_eq!(
+        server.client_id().as_str(),
+        "abcdefghijklmnopqrstuvwxyz0123456789"
+    );
+
     let mut server = Connection::<Server>::new(ServerConfig::default(), T0);
+    // CONNECT "MQIsdp" 3, clean session, keep alive 60, client identifier "".
+    let mut wire = bytes::BytesMut::from(
+        &[
+            0x10, 0x0E, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3C,
+            0x00, 0x00,
+        ][..],
+    );
     server.handle_read(T0, &mut wire);
-    assert_eq!(&transmit(&mut server, T0)[..], &[0x20, 0x02, 0x00, 0x02]);
+    assert!(transmit(&mut server, T0).is_empty());
+    assert!(!server.is_closed());
     let evs = events(&mut server);
-    assert!(server_close(&evs).violation.is_some());
-    assert!(server.is_closed());
+    assert!(matches!(evs.as_slice(), [ServerEvent::Connect(c)] if c.client_id.is_empty()));
 }
 
 /// MQTT 3.1 has no SUBACK failure code: a refused subscription is reported as

@@ -861,7 +861,7 @@ fn mqtt_3_3_2_11_the_server_sends_aliases_within_the_client_maximum() {
     let mut cfg = client_config(V5);
     cfg.limits.topic_alias_maximum = 2;
     let server_cfg = ServerConfig {
-        limits: limits(|l| l.outbound_topic_aliases = true),
+        limits: limits(|l| l.outbound_topic_alias_maximum = 16),
         ..ServerConfig::default()
     };
     let mut p = Pair::connected_with(cfg, server_cfg.clone(), Broker::accept_only());
@@ -935,7 +935,7 @@ fn mqtt_3_3_2_11_the_server_sends_aliases_within_the_client_maximum() {
 #[test]
 fn mqtt_3_2_2_17_the_client_sends_aliases_within_the_server_maximum_and_per_connection() {
     let mut cfg = client_config(V5);
-    cfg.limits.outbound_topic_aliases = true;
+    cfg.limits.outbound_topic_alias_maximum = 16;
     cfg.clean_start = false;
     let server_cfg = ServerConfig {
         limits: limits(|l| l.topic_alias_maximum = 1),
@@ -1907,4 +1907,81 @@ fn mqtt_3_1_2_25_an_unsendable_resend_completes_and_frees_its_slot() {
         "{evs:?}"
     );
     assert_eq!(client.session().unwrap().inflight(), 0);
+}
+
+/// [MQTT-3.2.2-21]: a server whose limit is below the keep alive a client
+/// asks for (0, no limit, included) announces its own as Server Keep Alive,
+/// and the client's stands otherwise; checked for every keep alive a client
+/// can ask for, against limits at both ends of the range.
+#[test]
+fn mqtt_3_2_2_21_server_keep_alive_is_announced_for_every_keep_alive_above_the_limit() {
+    for max in [1u16, 30, 3600, u16::MAX] {
+        let cfg = ServerConfig {
+            max_keep_alive: Some(max),
+            ..ServerConfig::default()
+        };
+        for asked in 0..=u16::MAX {
+            let mut server = Connection::<Server>::new(cfg.clone(), T0);
+            let mut connect = connect_packet(V5);
+            connect.keep_alive = asked;
+            feed(&mut server, T0, V5, &[Packet::Connect(Box::new(connect))]);
+            events(&mut server);
+            server.accept(T0, None, ConnAckProps::default()).unwrap();
+            let [Packet::ConnAck(ack)] = &sent(&mut server, T0, V5)[..] else {
+                panic!("one CONNACK");
+            };
+            let expected = (asked == 0 || asked > max).then_some(max);
+            assert_eq!(
+                ack.props.server_keep_alive, expected,
+                "max {max}, asked {asked}"
+            );
+            assert_eq!(server.keep_alive(), expected.unwrap_or(asked));
+        }
+    }
+}
+
+/// [MQTT-3.1.2-25] with outgoing topic aliases: a PUBLISH too large for the
+/// peer (here a resend after a resumption whose server accepts less) is
+/// discarded, and the alias it was to set is forgotten with it, so the next
+/// message on that topic sets the alias again instead of using one the peer
+/// never learnt (section 3.3.2.3.4).
+#[test]
+fn mqtt_3_1_2_25_a_discarded_publish_does_not_leave_its_alias_behind() {
+    let mut cfg = client_config(V5);
+    cfg.clean_start = false;
+    cfg.session_expiry_interval = 60;
+    cfg.limits.outbound_topic_alias_maximum = 16;
+    let mut client = connected_client(cfg.clone(), connack_ok());
+    let topic = "sensors/line-1/temp";
+    client
+        .publish(T0, msg(topic, &"x".repeat(500), QoS::AtLeastOnce))
+        .unwrap();
+    let _ = sent(&mut client, T0, V5);
+    client.handle_eof(T0);
+    let session = client.detach();
+
+    // The server that resumes the session accepts at most 100 bytes and 4 aliases.
+    let mut client = Connection::<Client>::new(cfg, T0, session);
+    let _ = sent(&mut client, T0, V5);
+    let mut connack = ConnAck::new(true, ReasonCode::SUCCESS);
+    connack.props.maximum_packet_size = core::num::NonZeroU32::new(100);
+    connack.props.topic_alias_maximum = Some(4);
+    feed(&mut client, T0, V5, &[Packet::ConnAck(Box::new(connack))]);
+    let _ = events(&mut client);
+    for payload in ["small", "again"] {
+        client
+            .publish(T0, msg(topic, payload, QoS::AtMostOnce))
+            .unwrap();
+    }
+    let wire: Vec<(Option<String>, Option<u16>)> = sent(&mut client, T0, V5)
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (
+                p.topic.as_ref().map(|t| t.to_string()),
+                p.props.topic_alias.map(NonZeroU16::get),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(wire, [(Some(topic.to_string()), Some(1)), (None, Some(1))]);
 }

@@ -219,6 +219,10 @@ pub struct LimitsConfig {
     pub queue_full: String,
     /// Highest topic alias a 5.0 client may use (default 16; 0: none).
     pub topic_alias_maximum: u16,
+    /// Most topic aliases the broker assigns to the topics it sends a 5.0
+    /// client that announces a Topic Alias Maximum (the smaller of the two
+    /// applies; least recently used topics give way). Default 16; 0: none.
+    pub outbound_topic_alias_maximum: u16,
     /// Highest keep alive granted, in seconds; 5.0 clients asking for more or
     /// for none get this (default 3600).
     pub max_keep_alive: u16,
@@ -235,6 +239,11 @@ pub struct LimitsConfig {
     pub maximum_qos: u8,
     /// Whether retained messages are accepted (default true).
     pub retain_available: bool,
+    /// Whether control characters (U+0001–U+001F, U+007F–U+009F) are
+    /// accepted in client identifiers, user names, will topics, topic names
+    /// and topic filters (default false: refused as malformed, which section
+    /// 1.5.4 allows, as Mosquitto does).
+    pub allow_control_characters: bool,
 }
 
 impl Default for LimitsConfig {
@@ -248,6 +257,7 @@ impl Default for LimitsConfig {
             max_queued_qos0_messages: 1000,
             queue_full: "oldest".to_string(),
             topic_alias_maximum: 16,
+            outbound_topic_alias_maximum: 16,
             max_keep_alive: 3600,
             connect_timeout: 10,
             max_session_expiry: 86_400,
@@ -255,6 +265,7 @@ impl Default for LimitsConfig {
             max_retained_payload: 256 * 1024,
             maximum_qos: 2,
             retain_available: true,
+            allow_control_characters: false,
         }
     }
 }
@@ -384,7 +395,7 @@ impl Config {
             max_inflight: l.max_inflight,
             max_queued: l.max_queued_messages,
             max_queued_qos0: l.max_queued_qos0_messages,
-            outbound_topic_aliases: false,
+            outbound_topic_alias_maximum: l.outbound_topic_alias_maximum,
         };
         let server = ServerConfig {
             limits,
@@ -392,6 +403,7 @@ impl Config {
             maximum_qos: QoS::from_u8(l.maximum_qos).unwrap_or(QoS::ExactlyOnce),
             retain_available: l.retain_available,
             max_keep_alive: Some(l.max_keep_alive).filter(|&k| k > 0),
+            allow_control_characters: l.allow_control_characters,
         };
         BrokerConfig {
             seed,

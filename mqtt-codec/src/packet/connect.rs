@@ -79,9 +79,6 @@ mod flags {
     pub(super) const RESERVED: u8 = 0x01;
 }
 
-/// The longest client identifier MQTT 3.1 allows.
-const V31_MAX_CLIENT_ID: usize = 23;
-
 /// The top bit of the protocol level that marks a 3.1/3.1.1 bridge.
 const BRIDGE_BIT: u8 = 0x80;
 
@@ -140,11 +137,11 @@ impl<B: Storage> Connect<B> {
             ConnectProps::default()
         };
         let client_id = r.string()?;
-        if protocol == ProtocolVersion::V31
-            && (client_id.is_empty() || client_id.len() > V31_MAX_CLIENT_ID)
-        {
-            return Err(DecodeError::InvalidClientIdV31);
-        }
+        // MQTT 3.1 says 1 to 23 characters. Both an empty identifier and a
+        // longer one are let through to the server, which treats an empty
+        // one as 3.1.1 does (assigned with a clean session, refused with
+        // return code 2 without) [MQTT-3.1.3-6], [MQTT-3.1.3-8]: 3.1
+        // clients send both, and refusing them buys nothing.
         let will = if has_will {
             let props = if v5 {
                 WillProps::read(r)?
@@ -196,16 +193,6 @@ impl<B: AsRef<[u8]>> Connect<B> {
         if !v5 && self.password.is_some() && self.username.is_none() {
             return Err(EncodeError::NotInVersion {
                 what: "a password without a user name",
-                version: self.protocol,
-            });
-        }
-        // What the decoder refuses is not encoded either: 3.1 client
-        // identifiers are 1 to 23 bytes (section 3.1 of 3.1).
-        if self.protocol == ProtocolVersion::V31
-            && (self.client_id.is_empty() || self.client_id.len() > V31_MAX_CLIENT_ID)
-        {
-            return Err(EncodeError::NotInVersion {
-                what: "a client identifier that is empty or over 23 bytes",
                 version: self.protocol,
             });
         }

@@ -616,6 +616,7 @@ impl<P: Policy> Sim<P> {
                 ClientEvent::Message {
                     msg,
                     subscription_identifiers,
+                    ..
                 } => out.push(Received {
                     topic: msg.topic.as_str().to_owned(),
                     payload: String::from_utf8_lossy(&msg.payload).into_owned(),

@@ -3,10 +3,9 @@
 
 use alloc::sync::Arc;
 
-use mqtt_codec::{Ack, AckProps, Packet, PacketId, QoS, QosPid, ReasonCode};
+use mqtt_codec::{Ack, AckProps, Packet, PacketId, PacketType, QoS, QosPid, ReasonCode};
 
-use crate::alias::AliasUse;
-use crate::error::{DeliverError, UsageError};
+use crate::error::{DeliverError, UsageError, Violation};
 use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Outgoing, Session};
 use crate::time::Instant;
@@ -82,8 +81,8 @@ impl<R: Role> Connection<R> {
             .push_back(Inflight::Publish(out));
     }
 
-    /// Queues the PUBLISH of a message, assigning a topic alias if enabled
-    /// (5.0); properties go out under 5.0 only. It is encoded from the
+    /// Queues the PUBLISH of a message (its topic alias, if any, is chosen
+    /// when it is sent: `alias_front`); properties go out under 5.0 only. It is encoded from the
     /// message itself when sent (see [`crate::tx`]).
     pub(super) fn push_publish(
         &mut self,
@@ -93,18 +92,7 @@ impl<R: Role> Connection<R> {
         opts: &DeliveryOptions,
         dup: bool,
     ) {
-        let v5 = self.version.is_v5();
-        let mut p = OutPublish::new(msg, qos, opts, dup, now, v5);
-        if v5 && self.limits.outbound_topic_aliases {
-            match self
-                .aliases
-                .assign(&msg.topic, self.peer.topic_alias_maximum)
-            {
-                Some(AliasUse::Set(a)) => p.alias = Some(a),
-                Some(AliasUse::Reuse(a)) => (p.alias, p.alias_only) = (Some(a), true),
-                None => {}
-            }
-        }
+        let p = OutPublish::new(msg, qos, opts, dup, now, self.version.is_v5());
         self.tx.push_back(Tx::Publish(p));
     }
 
@@ -194,7 +182,8 @@ impl<R: Role> Connection<R> {
             return;
         };
         if !matches!(&session.inflight[i], Inflight::Publish(o) if o.opts.qos == QoS::AtLeastOnce) {
-            return;
+            // PUBACK for a QoS 2 flow.
+            return self.violation(now, Violation::WrongAcknowledgement(PacketType::PubAck));
         }
         session.inflight.remove(i);
         session.release_id(ack.id);
@@ -223,7 +212,10 @@ impl<R: Role> Connection<R> {
                 }
                 // A repeated PUBREC: answer it again.
                 Inflight::PubRel(..) => self.tx.push_back(Packet::PubRel(Ack::new(ack.id))),
-                Inflight::Publish(_) => {}
+                // PUBREC for a QoS 1 flow.
+                Inflight::Publish(_) => {
+                    self.violation(now, Violation::WrongAcknowledgement(PacketType::PubRec))
+                }
             },
             None if v5 => self.tx.push_back(Packet::PubRel(Ack::with_reason(
                 ack.id,
@@ -241,7 +233,8 @@ impl<R: Role> Connection<R> {
             return;
         };
         let Inflight::PubRel(_, received) = session.inflight[i] else {
-            return;
+            // PUBCOMP for a QoS 1 flow, or before the PUBREC of a QoS 2 one.
+            return self.violation(now, Violation::WrongAcknowledgement(PacketType::PubComp));
         };
         session.inflight.remove(i);
         session.release_id(ack.id);

@@ -4,6 +4,7 @@
 use bytes::BufMut;
 use mqtt_codec::{EncodeError, Packet};
 
+use crate::alias::AliasUse;
 use crate::time::Instant;
 use crate::tx::{Frame, Tx};
 
@@ -17,7 +18,10 @@ impl<R: Role> Connection<R> {
     pub fn poll_transmit(&mut self, now: Instant, wbuf: &mut impl BufMut) -> usize {
         self.strip_for_peer();
         let mut written = 0;
-        while let Some(p) = self.tx.front() {
+        while let Some(p) = {
+            self.alias_front();
+            self.tx.front()
+        } {
             let n = match p.encode_limited(self.version, self.peer.max_packet_size, wbuf) {
                 Ok(n) => n,
                 Err(EncodeError::BufferTooSmall { .. }) => break,
@@ -56,7 +60,10 @@ impl<R: Role> Connection<R> {
         // Sized once: a growing vector would copy every packet again.
         out.reserve(self.tx.len());
         let mut total = 0usize;
-        while let Some(p) = self.tx.front() {
+        while let Some(p) = {
+            self.alias_front();
+            self.tx.front()
+        } {
             let n = match p.encoded_len(self.version) {
                 Ok(n) if n <= self.peer.max_packet_size as usize => n,
                 Ok(_) => {
@@ -78,6 +85,30 @@ impl<R: Role> Connection<R> {
         }
         self.after_transmit(now, total);
         total
+    }
+
+    /// Gives the front packet, if a PUBLISH, its topic alias (5.0) when this
+    /// side assigns them. Aliases are chosen here, when the packet is next out,
+    /// never when it is queued, so the table is what the peer has been sent:
+    /// a PUBLISH that is shed forgets the alias it was to set
+    /// ([`Connection::shed_front`]), and one that waits for room keeps the
+    /// choice made (`alias` is set).
+    fn alias_front(&mut self) {
+        let maximum = self
+            .limits
+            .outbound_topic_alias_maximum
+            .min(self.peer.topic_alias_maximum);
+        if maximum > 0 {
+            if let Some(Tx::Publish(p)) = self.tx.front_mut() {
+                if p.v5 && p.alias.is_none() {
+                    match self.aliases.assign(&p.msg.topic, maximum) {
+                        Some(AliasUse::Set(a)) => p.alias = Some(a),
+                        Some(AliasUse::Reuse(a)) => (p.alias, p.alias_only) = (Some(a), true),
+                        None => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Only PUBLISH, CONNACK and DISCONNECT may carry diagnostics to a client
@@ -104,6 +135,10 @@ impl<R: Role> Connection<R> {
             return;
         };
         if let Tx::Publish(o) = &t {
+            if let (Some(a), false) = (o.alias, o.alias_only) {
+                // The peer never learns this alias.
+                self.aliases.forget(a);
+            }
             // A message that no longer fits the peer's limit (a smaller
             // one after resumption) is treated as delivered, so its
             // identifier and window slot are freed [MQTT-3.1.2-25].
@@ -119,9 +154,28 @@ impl<R: Role> Connection<R> {
                     .is_ok_and(|n| n <= self.peer.max_packet_size as usize)
                 {
                     self.tx.push_front(p);
+                } else if matches!(p, Packet::ConnAck(_)) {
+                    self.cannot_accept(now);
                 }
             }
         }
+    }
+
+    /// The CONNACK exceeds the client's Maximum Packet Size even without
+    /// diagnostics: the server cannot answer within the client's limit
+    /// [MQTT-3.1.2-24] and discards the packet [MQTT-3.1.2-25], and a
+    /// connection without CONNACK cannot go on, so it closes without sending
+    /// anything (no DISCONNECT before a successful CONNACK [MQTT-3.14.0-1]).
+    /// The session stays as any close leaves it.
+    pub(crate) fn cannot_accept(&mut self, now: Instant) {
+        self.tx.clear();
+        self.tx_qos0 = 0;
+        if self.is_ending() {
+            // A refusal: already closing, and nothing else to send.
+            return;
+        }
+        let close = crate::error::Close::local(mqtt_codec::ReasonCode::PACKET_TOO_LARGE);
+        self.finish(now, close, true);
     }
 
     /// Takes the front packet as sent.

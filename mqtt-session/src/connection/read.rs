@@ -98,11 +98,16 @@ impl<R: Role> Connection<R> {
     /// A decoder configured the way this connection decodes (version and
     /// maximum packet size), for adapters that decode in their own task.
     pub fn decoder(&self) -> Decoder {
-        let d = if R::IS_CLIENT || self.state != State::AwaitingConnect {
+        let d = if R::IS_CLIENT {
             Decoder::with_version(self.version)
         } else {
-            // The server's decoder adopts the version of the CONNECT.
-            Decoder::new()
+            // The server's decoder adopts the version of the CONNECT, and
+            // refuses the packets only a server sends.
+            let mut d = Decoder::new();
+            if self.state != State::AwaitingConnect {
+                d.set_version(self.version);
+            }
+            d
         };
         d.with_max_packet_size(self.limits.max_packet_size)
     }
@@ -188,7 +193,6 @@ pub(crate) fn connack_for_decode_error(e: &DecodeError) -> Option<ReasonCode> {
         DecodeError::UnsupportedProtocolVersion(_) => {
             Some(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION)
         }
-        DecodeError::InvalidClientIdV31 => Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
         _ => None,
     }
 }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
+use super::order::Stamp;
 use super::outbox::{Outbox, ToConn};
 use super::{ToCore, ToCoreTx, READ_MAX, READ_MIN};
 
@@ -39,88 +40,146 @@ where
     S: Stream,
 {
     let opening = Box::new((peer, certificate_subject));
-    async move {
-        let outbox = Arc::new(Outbox::new());
-        let (peer, certificate_subject) = *opening;
-        let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
-        let Some((id, mut decoder)) = registered else {
-            return;
-        };
-        // One task per connection reads, decodes, encodes and writes: an
-        // idle connection costs one small future, not two tasks and a
-        // channel.
-        let mut rbuf = ReadBuffer::new();
-        loop {
-            // What the core queued goes out first.
-            if outbox.has_chunks() {
-                match Box::pin(write_out(&mut stream, &outbox)).await {
-                    Ok(true) => {
-                        // Never waits: behind a full command queue the core
-                        // is busy and retries blocked connections on every
-                        // turn anyway.
-                        let _ = to_core.tx.try_send(ToCore::Writable(id));
+    let outbox = Arc::new(Outbox::new(to_core.stamps.clone()));
+    let serving = Parking {
+        outbox: outbox.clone(),
+        future: async move {
+            let (peer, certificate_subject) = *opening;
+            let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
+            let Some((id, mut decoder)) = registered else {
+                return;
+            };
+            // The socket is read with the outbox as its waker, which stamps
+            // the reads' order (see `order`).
+            let read_waker = Waker::from(outbox.clone());
+            // One task per connection reads, decodes, encodes and writes: an
+            // idle connection costs one small future, not two tasks and a
+            // channel.
+            let mut rbuf = ReadBuffer::new();
+            loop {
+                let step = std::future::poll_fn(|cx| {
+                    poll_next(cx, &outbox, &read_waker, &mut stream, &mut rbuf)
+                })
+                .await;
+                let ended = match step {
+                    Step::Write => {
+                        Box::pin(write_all_out(&mut stream, &outbox, &to_core, id)).await
                     }
-                    Ok(false) => return,
-                    Err(()) => {
-                        let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
+                    Step::Read { n, free, stamp } => {
+                        rbuf.after_read(n, free);
+                        let (packets, error) = decode_all(&mut decoder, &mut rbuf.buf);
+                        rbuf.release_if_idle();
+                        if packets.is_empty() && error.is_none() {
+                            Box::pin(release(&to_core, stamp)).await
+                        } else {
+                            Box::pin(hand_over(&to_core, id, packets, error, stamp)).await
+                        }
+                    }
+                    Step::Eof(stamp) => {
+                        // The core answers with Close; the DISCONNECT or other
+                        // last packets it sends first are written before it.
+                        let _ = Box::pin(to_core.send(ToCore::Eof(id, stamp))).await;
+                        Ended::Reading
+                    }
+                    Step::Release(stamp) => Box::pin(release(&to_core, stamp)).await,
+                };
+                match ended {
+                    Ended::No => {}
+                    Ended::Reading => {
+                        Box::pin(continue_until_closed(&mut stream, &outbox)).await;
                         return;
                     }
+                    Ended::Stopping => return,
                 }
             }
-            let read =
-                std::future::poll_fn(|cx| poll_next(cx, &outbox, &mut stream, &mut rbuf)).await;
-            let ended = match read {
-                // The outbox has chunks.
-                None => continue,
-                Some(Some((n, free))) => {
-                    rbuf.after_read(n, free);
-                    let (packets, error) = decode_all(&mut decoder, &mut rbuf.buf);
-                    rbuf.release_if_idle();
-                    if packets.is_empty() && error.is_none() {
-                        continue;
-                    }
-                    Box::pin(hand_over(&to_core, id, packets, error)).await
-                }
-                Some(None) => {
-                    // The core answers with Close; the DISCONNECT or other
-                    // last packets it sends first are written before it.
-                    let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
-                    Ended::Reading
-                }
-            };
-            match ended {
-                Ended::No => {}
-                Ended::Reading => {
-                    Box::pin(continue_until_closed(&mut stream, &outbox)).await;
-                    return;
-                }
-                Ended::Stopping => return,
-            }
-        }
+        },
+    };
+    serving
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's future, which tells its outbox whether the task runs
+    /// or waits, and for what ([`Outbox::arm`], [`Outbox::park`]): a wake
+    /// of the socket takes a stamp while the task runs or waits for it, so a
+    /// task that an operating system thread switch holds between two steps
+    /// still has its read stamped in the order the socket became ready.
+    struct Parking<F> {
+        outbox: Arc<Outbox>,
+        #[pin]
+        future: F,
     }
 }
 
-/// One small wait for both directions: chunks from the core first
-/// (`Ready(None)`), then the socket (`Ready(Some(None))`: the read side
-/// ended; otherwise the bytes read and the room there was). The read races
-/// the outbox as a whole, so a read that waits (TLS or WebSocket, or a
-/// readiness that was stale) never holds writes back.
+impl<F: Future<Output = ()>> Future for Parking<F> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        this.outbox.arm();
+        let done = this.future.poll(cx);
+        if let Some(stamp) = this.outbox.park() {
+            this.outbox.stamps().release(stamp);
+        }
+        done
+    }
+}
+
+/// What a connection's task does next.
+enum Step {
+    /// Write what the core queued.
+    Write,
+    /// Decode and hand over `n` bytes read into `free` room, at `stamp`.
+    Read { n: usize, free: usize, stamp: Stamp },
+    /// The read side ended (or failed), at `stamp`.
+    Eof(Stamp),
+    /// A wake took `stamp` and there was nothing to read.
+    Release(Stamp),
+}
+
+/// One small wait for both directions: chunks from the core first, then
+/// the socket. The read races the outbox as a whole, so a read that waits
+/// (TLS or WebSocket, or a readiness that was stale) never holds writes
+/// back. A read whose wake took a stamp goes first: later reads of every
+/// connection wait for it (see `order`), so it is read and handed over
+/// before anything is written.
 fn poll_next<S: Stream>(
     cx: &mut Context<'_>,
     outbox: &Outbox,
+    read_waker: &Waker,
     stream: &mut S,
     rbuf: &mut ReadBuffer,
-) -> Poll<Option<Option<(usize, usize)>>> {
-    if outbox.poll_ready(cx).is_ready() {
-        return Poll::Ready(None);
+) -> Poll<Step> {
+    let stamp = outbox.take_stamp();
+    if stamp.is_none() && outbox.poll_ready(cx).is_ready() {
+        return Poll::Ready(Step::Write);
     }
-    if stream.poll_readable(cx).is_pending() {
-        return Poll::Pending;
+    let mut rcx = Context::from_waker(read_waker);
+    let read = if stream.poll_readable(&mut rcx).is_ready() {
+        let free = rbuf.make_room();
+        std::pin::pin!(stream.read_buf(&mut rbuf.buf))
+            .poll(&mut rcx)
+            .map(|r| (r.ok().filter(|n| *n > 0), free))
+    } else {
+        Poll::Pending
+    };
+    match (read, stamp) {
+        (Poll::Ready((read, free)), stamp) => {
+            // No stamp yet: a wake during the read may have taken one.
+            let stamp = stamp
+                .or_else(|| outbox.take_stamp())
+                .unwrap_or_else(|| outbox.new_stamp());
+            Poll::Ready(match read {
+                Some(n) => Step::Read { n, free, stamp },
+                None => Step::Eof(stamp),
+            })
+        }
+        (Poll::Pending, Some(stamp)) => Poll::Ready(Step::Release(stamp)),
+        // The wake that ends this wait takes a stamp.
+        (Poll::Pending, None) => {
+            outbox.wait_for_read();
+            Poll::Pending
+        }
     }
-    let free = rbuf.make_room();
-    std::pin::pin!(stream.read_buf(&mut rbuf.buf))
-        .poll(cx)
-        .map(|r| Some(r.ok().filter(|n| *n > 0).map(|n| (n, free))))
 }
 
 /// A connection's read buffer. Once a read has needed more than the
@@ -182,7 +241,8 @@ pub(super) enum Ended {
     /// The stream ended or could not be decoded: what the core still sends
     /// is written until it closes the connection.
     Reading,
-    /// The broker is stopping.
+    /// The task ends now: the broker is stopping, or the connection was
+    /// closed or its socket failed.
     Stopping,
 }
 
@@ -192,11 +252,12 @@ pub(super) async fn hand_over(
     id: ConnId,
     packets: Vec<(Packet, usize)>,
     error: Option<DecodeError>,
+    stamp: Stamp,
 ) -> Ended {
     let failed = error.is_some();
     let bytes = packets.iter().map(|(_, n)| n).sum();
     if to_core
-        .send_packets(id, packets, error, bytes)
+        .send_packets(id, packets, error, bytes, stamp)
         .await
         .is_err()
     {
@@ -208,6 +269,38 @@ pub(super) async fn hand_over(
         Ended::Reading
     } else {
         Ended::No
+    }
+}
+
+/// Tells the core that a read brought nothing to hand over, so that later
+/// reads need not wait for it.
+async fn release(to_core: &ToCoreTx, stamp: Stamp) -> Ended {
+    match to_core.send(ToCore::Release(stamp)).await {
+        Ok(()) => Ended::No,
+        Err(_) => Ended::Stopping,
+    }
+}
+
+/// Writes what the core queued and tells it when the writer has caught up;
+/// a socket that cannot be written ends the connection.
+async fn write_all_out<S: Stream>(
+    stream: &mut S,
+    outbox: &Outbox,
+    to_core: &ToCoreTx,
+    id: ConnId,
+) -> Ended {
+    match write_out(stream, outbox).await {
+        Ok(true) => {
+            // Never waits: behind a full command queue the core is busy
+            // and retries blocked connections on every turn anyway.
+            let _ = to_core.tx.try_send(ToCore::Writable(id));
+            Ended::No
+        }
+        Ok(false) => Ended::Stopping,
+        Err(()) => {
+            let _ = to_core.send(ToCore::Eof(id, outbox.new_stamp())).await;
+            Ended::Stopping
+        }
     }
 }
 
@@ -363,6 +456,7 @@ mod tests {
         let to_core = ToCoreTx {
             tx,
             budget: Arc::new(Semaphore::new(1)),
+            stamps: Arc::default(),
         };
         let serving = serve(client, addr, None, to_core);
         let size = std::mem::size_of_val(&serving);

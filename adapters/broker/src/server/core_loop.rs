@@ -11,6 +11,7 @@ use mqtt_router::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, P
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
+use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, Prepared};
@@ -19,43 +20,57 @@ pub(super) struct ConnHandle {
     pub(super) writer: Arc<Outbox>,
 }
 
+/// What the connections send the core: commands, and stamps given up
+/// without one ([`Stamps::release`]).
+pub(super) struct Input {
+    pub(super) commands: mpsc::Receiver<ToCore>,
+    pub(super) stamps: Arc<Stamps>,
+}
+
 pub(super) async fn core<P: Policy + Send + 'static>(
     config: BrokerConfig,
     policy: P,
-    mut rx: mpsc::Receiver<ToCore>,
+    from_conns: Input,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
 ) {
+    let Input {
+        commands: mut rx,
+        stamps,
+    } = from_conns;
     let clock = Clock(tokio::time::Instant::now());
     let mut broker = Broker::new(config, policy);
     let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
     let mut w = Writers::new();
+    // The connections' commands, put back in the order their reads became
+    // ready (see `order`).
+    let mut input = Reorder::default();
     let mut stopping = false;
     loop {
         let deadline = broker
             .poll_timeout()
             .map(|t| clock.to_tokio(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let hold = input.deadline();
         tokio::select! {
+            // Commands left due by the last turn are handled first.
+            () = std::future::ready(()), if input.has_due() => {}
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
-                let mut packets = weight(&cmd);
-                handle(&mut broker, &mut w, clock, cmd);
+                input.push(cmd);
                 // Take what is already queued before writing, so one write
                 // carries all the packets this batch made for a connection.
                 for _ in 0..BATCH {
-                    if packets >= BATCH_PACKETS {
-                        break;
-                    }
                     match rx.try_recv() {
-                        Ok(cmd) => {
-                            packets += weight(&cmd);
-                            handle(&mut broker, &mut w, clock, cmd);
-                        }
+                        Ok(cmd) => input.push(cmd),
                         Err(_) => break,
                     }
                 }
             }
+            () = tokio::time::sleep_until(hold.unwrap_or(deadline)), if hold.is_some() => {
+                input.skip_missing();
+            }
+            () = stamps.released() => {}
             Some(msg) = from_bridges.recv() => {
                 bridges.handle_inbound(&mut broker, msg, clock.now());
                 for _ in 0..BATCH {
@@ -77,6 +92,10 @@ pub(super) async fn core<P: Policy + Send + 'static>(
                 }
             }
         }
+        for stamp in stamps.take_released() {
+            input.push(ToCore::Release(stamp));
+        }
+        handle_due(&mut broker, &mut w, clock, &mut input);
         bridges.flush(&mut broker, clock.now());
         flush(&mut broker, &mut w, clock);
         if stopping && w.conns.is_empty() {
@@ -87,6 +106,28 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // waiting for room in it.
     drop(from_bridges);
     bridges.join().await;
+}
+
+/// Handles the commands due, at most [`BATCH`] commands or
+/// [`BATCH_PACKETS`] packets before the core writes; the rest wait for the
+/// next turn.
+fn handle_due<P: Policy>(
+    broker: &mut Broker<P>,
+    w: &mut Writers,
+    clock: Clock,
+    input: &mut Reorder,
+) {
+    let mut packets = 0;
+    for _ in 0..BATCH {
+        if packets >= BATCH_PACKETS {
+            break;
+        }
+        let Some(cmd) = input.pop() else {
+            break;
+        };
+        packets += weight(&cmd);
+        handle(broker, w, clock, cmd);
+    }
 }
 
 /// The core's side of the connections' writers.
@@ -108,8 +149,8 @@ impl Writers {
 /// How many packets a command brings to the core.
 pub(super) fn weight(cmd: &ToCore) -> usize {
     match cmd {
-        ToCore::Packets(_, packets, _, _) => packets.len().max(1),
-        ToCore::Open { .. } | ToCore::Eof(_) | ToCore::Writable(_) => 1,
+        ToCore::Packets { packets, .. } => packets.len().max(1),
+        ToCore::Open { .. } | ToCore::Eof(..) | ToCore::Release(_) | ToCore::Writable(_) => 1,
     }
 }
 
@@ -143,10 +184,12 @@ pub(super) fn handle<P: Policy>(
                 }
             }
         }
-        ToCore::Packets(id, packets, error, _permit) => {
-            broker.handle_packets(id, now, packets, error)
-        }
-        ToCore::Eof(id) => broker.handle_eof(id, now),
+        ToCore::Packets {
+            id, packets, error, ..
+        } => broker.handle_packets(id, now, packets, error),
+        ToCore::Eof(id, _) => broker.handle_eof(id, now),
+        // Settled in `Reorder`; nothing to do here.
+        ToCore::Release(_) => {}
         ToCore::Writable(id) => {
             if let Some(i) = w.blocked.iter().position(|b| *b == id) {
                 w.blocked.swap_remove(i);

@@ -32,10 +32,12 @@
 mod accept;
 mod connection;
 mod core_loop;
+mod order;
 mod outbox;
 
 use accept::accept_loop;
 pub(crate) use accept::{bind, Admission, BoundListener};
+use order::{Stamp, Stamps};
 use outbox::Outbox;
 
 use std::net::SocketAddr;
@@ -45,7 +47,7 @@ use std::time::Duration;
 use mqtt_codec::{DecodeError, Decoder, Packet};
 use mqtt_router::broker::{BrokerConfig, ConnId, Policy};
 use mqtt_session::Instant;
-use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::bridge::Prepared;
 
@@ -78,16 +80,34 @@ enum ToCore {
     /// Packets the reader decoded, each with its size on the wire, and the
     /// decoding error that ended the stream after them, if any.
     /// The permit holds the batch's wire bytes against [`CORE_INPUT_BUDGET`]
-    /// until the core has handled it.
-    Packets(
-        ConnId,
-        Vec<(Packet, usize)>,
-        Option<DecodeError>,
-        OwnedSemaphorePermit,
-    ),
-    Eof(ConnId),
+    /// until the core has handled it; the stamp is the read's place in the
+    /// order of the core's input ([`order`]).
+    Packets {
+        id: ConnId,
+        packets: Vec<(Packet, usize)>,
+        error: Option<DecodeError>,
+        _permit: OwnedSemaphorePermit,
+        stamp: Stamp,
+    },
+    /// The connection's stream ended (or could not be written).
+    Eof(ConnId, Stamp),
+    /// A stamp whose read brought nothing to hand over.
+    Release(Stamp),
     /// The writer emptied its queue: the core may write for it again.
     Writable(ConnId),
+}
+
+impl ToCore {
+    /// The command's place in the order of reads; `None` for those taken
+    /// as they come.
+    fn stamp(&self) -> Option<Stamp> {
+        match self {
+            ToCore::Packets { stamp, .. } | ToCore::Eof(_, stamp) | ToCore::Release(stamp) => {
+                Some(*stamp)
+            }
+            ToCore::Open { .. } | ToCore::Writable(_) => None,
+        }
+    }
 }
 
 /// Wire bytes of decoded packets on their way to the core or waiting in its
@@ -102,6 +122,7 @@ const CORE_INPUT_BUDGET: usize = 8 * 1024 * 1024;
 struct ToCoreTx {
     tx: mpsc::Sender<ToCore>,
     budget: Arc<Semaphore>,
+    stamps: Arc<Stamps>,
 }
 
 impl ToCoreTx {
@@ -109,27 +130,44 @@ impl ToCoreTx {
         self.tx.send(cmd).await
     }
 
-    /// Hands a decoded batch to the core once the budget has room for its
-    /// `bytes`; `Err` when the broker is stopping.
+    /// Hands a decoded batch, read at `stamp`, to the core once the budget
+    /// has room for its `bytes`; `Err` when the broker is stopping.
+    ///
+    /// Without room at once, the stamp is released before waiting and a new
+    /// one taken after: the core is behind then, and later reads of other
+    /// connections must not wait for this one while the budget fills.
     async fn send_packets(
         &self,
         id: ConnId,
         packets: Vec<(Packet, usize)>,
         error: Option<DecodeError>,
         bytes: usize,
+        stamp: Stamp,
     ) -> Result<(), ()> {
         // A batch is at most one read (64 KiB) plus one packet, so it fits.
         let n = u32::try_from(bytes.clamp(1, CORE_INPUT_BUDGET)).unwrap_or(u32::MAX);
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .map_err(|_| ())?;
-        self.tx
-            .send(ToCore::Packets(id, packets, error, permit))
-            .await
-            .map_err(|_| ())
+        let (permit, stamp) = match self.budget.clone().try_acquire_many_owned(n) {
+            Ok(permit) => (permit, stamp),
+            Err(TryAcquireError::Closed) => return Err(()),
+            Err(TryAcquireError::NoPermits) => {
+                self.send(ToCore::Release(stamp)).await.map_err(|_| ())?;
+                let permit = self
+                    .budget
+                    .clone()
+                    .acquire_many_owned(n)
+                    .await
+                    .map_err(|_| ())?;
+                (permit, self.stamps.take())
+            }
+        };
+        let cmd = ToCore::Packets {
+            id,
+            packets,
+            error,
+            _permit: permit,
+            stamp,
+        };
+        self.tx.send(cmd).await.map_err(|_| ())
     }
 }
 
@@ -161,11 +199,17 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
     let to_core = ToCoreTx {
         tx,
         budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
+        stamps: Arc::default(),
     };
     for listener in listeners {
         tokio::spawn(accept_loop(listener, admission.clone(), to_core.clone()));
     }
+    let stamps = to_core.stamps.clone();
     drop(to_core);
+    let from_conns = core_loop::Input {
+        commands: from_conns,
+        stamps,
+    };
     core_loop::core(config, policy, from_conns, shutdown, bridges).await;
 }
 

@@ -1,11 +1,14 @@
-//! A connection's outgoing chunks, from the core task to the connection's task.
+//! A connection's outgoing chunks, from the core task to the connection's
+//! task; and the stamp its socket's wake takes ([`super::order`]).
 
 use std::collections::VecDeque;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use mqtt_codec::ProtocolVersion;
 use mqtt_session::Frame;
 
+use super::order::{Stamp, Stamps};
 use super::WRITE_QUEUE;
 
 /// What the core tells a connection's writer.
@@ -20,24 +23,81 @@ pub(super) enum ToConn {
 /// which is most of an idle connection's life, and the waiting task leaves
 /// only its waker here); bounded by [`WRITE_QUEUE`] because the core checks
 /// [`Outbox::has_room`] before each push.
+///
+/// It is also the waker the connection's socket reads with: woken while the
+/// task runs or waits for its socket ([`Outbox::arm`]), it takes the read's
+/// [`Stamp`] before it wakes the task, in the order the reactor reports the
+/// sockets ready; while the task waits for anything else ([`Outbox::park`])
+/// it takes none.
 pub(super) struct Outbox {
     inner: std::sync::Mutex<OutboxInner>,
+    stamps: Arc<Stamps>,
 }
 
 pub(super) struct OutboxInner {
     pub(super) queue: VecDeque<ToConn>,
-    /// The connection task, when it waits for chunks.
+    /// The connection task, when it waits for chunks or for its socket.
     pub(super) waker: Option<Waker>,
+    /// A wake takes a stamp: the task runs, or waits for its socket.
+    armed: bool,
+    /// The task waits for its socket (set by its last poll of the socket).
+    waits_for_read: bool,
+    /// The stamp a wake took, until the task takes it.
+    stamp: Option<Stamp>,
 }
 
 impl Outbox {
-    pub(super) fn new() -> Outbox {
+    pub(super) fn new(stamps: Arc<Stamps>) -> Outbox {
         Outbox {
             inner: std::sync::Mutex::new(OutboxInner {
                 queue: VecDeque::new(),
                 waker: None,
+                armed: false,
+                waits_for_read: false,
+                stamp: None,
             }),
+            stamps,
         }
+    }
+
+    /// The broker's stamps.
+    pub(super) fn stamps(&self) -> &Stamps {
+        &self.stamps
+    }
+
+    /// A new stamp, for a read no wake stamped.
+    pub(super) fn new_stamp(&self) -> Stamp {
+        self.stamps.take()
+    }
+
+    /// The stamp a wake took, if any.
+    pub(super) fn take_stamp(&self) -> Option<Stamp> {
+        self.lock().stamp.take()
+    }
+
+    /// The task runs: a wake of its socket takes a stamp.
+    pub(super) fn arm(&self) {
+        let mut inner = self.lock();
+        inner.armed = true;
+        inner.waits_for_read = false;
+    }
+
+    /// The task waits for its socket (and stays armed).
+    pub(super) fn wait_for_read(&self) {
+        self.lock().waits_for_read = true;
+    }
+
+    /// The task has stopped running: unless it waits for its socket, no
+    /// wake takes a stamp, and the stamp one took while it ran is given
+    /// back (it would hold the core's later input while the task waits for
+    /// something else).
+    pub(super) fn park(&self) -> Option<Stamp> {
+        let mut inner = self.lock();
+        if inner.waits_for_read {
+            return None;
+        }
+        inner.armed = false;
+        inner.stamp.take()
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, OutboxInner> {
@@ -58,10 +118,6 @@ impl Outbox {
         if let Some(w) = waker {
             w.wake();
         }
-    }
-
-    pub(super) fn has_chunks(&self) -> bool {
-        !self.lock().queue.is_empty()
     }
 
     pub(super) fn pop(&self) -> Option<ToConn> {
@@ -90,5 +146,25 @@ impl Outbox {
     /// Waits for the next chunk.
     pub(super) async fn ready(&self) {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+}
+
+/// The socket's waker: the reactor calls it when the socket is readable.
+impl Wake for Outbox {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waker = {
+            let mut inner = self.lock();
+            if inner.armed && inner.stamp.is_none() {
+                inner.stamp = Some(self.stamps.take());
+            }
+            inner.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }

@@ -4,6 +4,8 @@
 // Each test file uses part of this module, as its own crate.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
