@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     .with_max_packet_size(u32::from(pick) * 64 + 2);
     // Each decoded packet consumes at least two bytes, so this loop ends.
     while let Ok(Some((packet, used))) = decoder.decode_slice(rest) {
-        let version = decoder.version().expect("a decoded packet fixes the version");
+        let version = decoder
+            .version()
+            .expect("a decoded packet fixes the version");
         let mut wire = Vec::new();
         packet
             .encode(version, &mut wire)

@@ -9,7 +9,9 @@ use mqtt_codec::{Decoder, Packet};
 fuzz_target!(|vp: VersionedPacket| {
     let VersionedPacket { version, packet } = vp;
     let mut wire = BytesMut::new();
-    let n = packet.encode(version, &mut wire).expect("valid packets encode");
+    let n = packet
+        .encode(version, &mut wire)
+        .expect("valid packets encode");
     assert_eq!(n, wire.len());
     assert_eq!(packet.encoded_len(version), Ok(n));
     let mut decoder = match packet {

@@ -25,8 +25,15 @@ fn decode_all(chunks: &[&[u8]], version: ProtocolVersion) -> (Vec<Packet>, bool)
 
 fuzz_target!(|input: (u8, Vec<u16>, &[u8])| {
     let (v, cuts, stream) = input;
-    let version = [ProtocolVersion::V31, ProtocolVersion::V311, ProtocolVersion::V5][usize::from(v % 3)];
-    let mut cuts: Vec<usize> = cuts.iter().map(|&c| usize::from(c) % (stream.len() + 1)).collect();
+    let version = [
+        ProtocolVersion::V31,
+        ProtocolVersion::V311,
+        ProtocolVersion::V5,
+    ][usize::from(v % 3)];
+    let mut cuts: Vec<usize> = cuts
+        .iter()
+        .map(|&c| usize::from(c) % (stream.len() + 1))
+        .collect();
     cuts.sort_unstable();
     let mut chunks = Vec::new();
     let mut at = 0;

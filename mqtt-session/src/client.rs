@@ -17,6 +17,7 @@ use crate::error::{Close, UsageError, Violation};
 use crate::message::{DeliveryOptions, Message};
 use crate::session::{Inflight, Session};
 use crate::time::Instant;
+use crate::tx::Tx;
 
 /// The client role.
 #[derive(Debug)]
@@ -129,6 +130,11 @@ impl Role for Client {
 
     fn handle_packet(c: &mut Connection<Self>, now: Instant, p: Packet) {
         match (c.state, p) {
+            // A CONNACK to a CONNECT not written yet answers nothing
+            // [MQTT-3.2.0-1]; its limits would apply to that CONNECT.
+            (State::AwaitingConnAck, Packet::ConnAck(_)) if c.connect_unsent() => {
+                c.violation(now, Violation::UnexpectedPacket(PacketType::ConnAck))
+            }
             (State::AwaitingConnAck, Packet::ConnAck(ack)) => c.on_connack(now, *ack),
             (State::AwaitingConnAck | State::Connected, Packet::Auth(a))
                 if c.role.auth_method.is_some() =>
@@ -244,6 +250,11 @@ impl Connection<Client> {
     /// A client connection: CONNECT is queued at once. `resume` is the session
     /// of an earlier connection, whose in-flight messages are resent once the
     /// server confirms it still has the session.
+    ///
+    /// A configuration whose CONNECT cannot be encoded (see
+    /// [`mqtt_codec::EncodeError`]) gives a connection that is already
+    /// closed: its only event is `Closed` with 0x80, and it sends nothing;
+    /// `take_session` gives `resume` back.
     pub fn new(config: ClientConfig, now: Instant, resume: Option<Session>) -> Self {
         let mut connect = Connect::new(config.version, config.client_id.clone());
         connect.clean_start = config.clean_start;
@@ -297,8 +308,24 @@ impl Connection<Client> {
         );
         let max_queued = config.limits.max_queued;
         c.session = Some(resume.unwrap_or_else(|| Session::new(max_queued)));
-        c.tx.push_back(Packet::Connect(Box::new(connect)));
+        let connect = Packet::Connect(Box::new(connect));
+        if connect.encoded_len(config.version).is_err() {
+            // A configuration whose CONNECT cannot be encoded (a 3.1 client
+            // identifier that is empty or over 23 bytes, a password without
+            // a user name before 5.0, a field over its length limit) sends
+            // nothing: the connection ends at once, rather than wait for a
+            // CONNACK to a CONNECT that never went out.
+            c.finish(now, Close::local(ReasonCode::UNSPECIFIED_ERROR), false);
+            return c;
+        }
+        c.tx.push_back(connect);
         c
+    }
+
+    /// Whether the CONNECT is still queued: it goes first, so it is at
+    /// the front until written.
+    fn connect_unsent(&self) -> bool {
+        matches!(self.tx.front(), Some(Tx::Packet(p)) if matches!(**p, Packet::Connect(_)))
     }
 
     fn on_connack(&mut self, now: Instant, ack: ConnAck) {
@@ -424,7 +451,8 @@ impl Connection<Client> {
 
     /// Publishes a message. QoS 0 is handed over at once; QoS 1/2 returns the
     /// packet identifier that [`ClientEvent::Published`] will name, and waits
-    /// in the session queue if the in-flight window is full.
+    /// in the session queue if the in-flight window is full. A message whose
+    /// expiry has passed already is refused with [`UsageError::Expired`].
     pub fn publish(&mut self, now: Instant, msg: Message) -> Result<Option<PacketId>, UsageError> {
         if self.state != State::Connected {
             return Err(UsageError::NotConnected);
@@ -449,9 +477,8 @@ impl Connection<Client> {
                 UsageError::PacketTooLarge { len, max }
             }
             crate::error::DeliverError::QueueFull { limit } => UsageError::QueueFull { limit },
-            crate::error::DeliverError::Expired | crate::error::DeliverError::Closed => {
-                UsageError::NotConnected
-            }
+            crate::error::DeliverError::Expired => UsageError::Expired,
+            crate::error::DeliverError::Closed => UsageError::NotConnected,
         })
     }
 

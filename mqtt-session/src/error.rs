@@ -60,6 +60,9 @@ pub enum UsageError {
     /// No topic filters were given to SUBSCRIBE or UNSUBSCRIBE.
     #[error("SUBSCRIBE and UNSUBSCRIBE need at least one topic filter")]
     NoTopicFilters,
+    /// The message's expiry had passed already: it is not sent [MQTT-3.3.2-5].
+    #[error("the message expired before it was published")]
+    Expired,
 }
 
 /// Why a message could not be delivered to a subscriber's connection or session.
@@ -145,6 +148,10 @@ pub enum Violation {
     /// An AUTH packet without an authentication method, or one that differs from CONNECT's.
     #[error("bad authentication method")]
     BadAuthenticationMethod,
+    /// A SUBSCRIBE or UNSUBSCRIBE with the packet identifier of one still
+    /// unanswered [MQTT-2.2.1-3].
+    #[error("packet identifier {0:?} is in use by an unanswered request")]
+    PacketIdInUse(PacketId),
 }
 
 impl Violation {
@@ -156,7 +163,8 @@ impl Violation {
             | Violation::SubscriptionIdentifierFromClient
             | Violation::WrongAcknowledgement(_)
             | Violation::SessionExpiryAfterZero
-            | Violation::UnexpectedSessionPresent => ReasonCode::PROTOCOL_ERROR,
+            | Violation::UnexpectedSessionPresent
+            | Violation::PacketIdInUse(_) => ReasonCode::PROTOCOL_ERROR,
             Violation::ReceiveMaximumExceeded => ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
             Violation::TopicAliasInvalid(_) => ReasonCode::TOPIC_ALIAS_INVALID,
             Violation::TopicAliasUnknown(_) => ReasonCode::PROTOCOL_ERROR,
@@ -188,6 +196,7 @@ impl Violation {
             Violation::SessionExpiryAfterZero => "3.14.2.2.2",
             Violation::UnexpectedSessionPresent => "MQTT-3.2.2-4",
             Violation::BadAuthenticationMethod => "MQTT-4.12.0-7",
+            Violation::PacketIdInUse(_) => "MQTT-2.2.1-3",
         }
     }
 }

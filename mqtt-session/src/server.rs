@@ -9,8 +9,8 @@ use bytes::Bytes;
 use mqtt_codec::{
     AckProps, AuthProps, ConnAck, ConnAckProps, Connect, DecodeError, Decoder, DisconnectProps,
     Packet, PacketId, PacketType, ProtocolVersion, QoS, ReasonCode, Str, StrError, SubAck,
-    SubAckProps, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName, Will,
-    MAX_PACKET_SIZE,
+    SubAckProps, Subscribe, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName,
+    Unsubscribe, Will, MAX_PACKET_SIZE,
 };
 
 use crate::config::ServerConfig;
@@ -93,6 +93,13 @@ pub struct ServerState {
     pending: BTreeSet<(PacketId, bool)>,
 }
 
+impl ServerState {
+    /// Whether a SUBSCRIBE or UNSUBSCRIBE under `id` awaits its answer.
+    fn request_pending(&self, id: PacketId) -> bool {
+        self.pending.contains(&(id, true)) || self.pending.contains(&(id, false))
+    }
+}
+
 impl Role for Server {
     type Event = ServerEvent;
     type State = ServerState;
@@ -124,6 +131,14 @@ impl Role for Server {
                 }
                 c.on_publish(now, p);
             }
+            // A request's identifier is not used again until it is
+            // answered [MQTT-2.2.1-3]: a second request under it could not
+            // be answered on its own (its answer would name the first).
+            (
+                State::Connected,
+                Packet::Subscribe(Subscribe { id, .. })
+                | Packet::Unsubscribe(Unsubscribe { id, .. }),
+            ) if c.role.request_pending(id) => c.violation(now, Violation::PacketIdInUse(id)),
             (State::Connected, Packet::Subscribe(s)) => {
                 c.role.pending.insert((s.id, true));
                 c.events.push_back(ServerEvent::Subscribe {
@@ -583,14 +598,14 @@ impl Connection<Server> {
         results: &[ReasonCode],
         props: SubAckProps,
     ) -> Result<(), UsageError> {
-        if !self.role.pending.remove(&(id, true)) {
-            return Err(UsageError::UnknownPacketId(id));
-        }
-        self.push_suback(Packet::SubAck(SubAck {
-            id,
-            props,
-            reasons: results.to_vec(),
-        }))
+        self.push_suback(
+            (id, true),
+            Packet::SubAck(SubAck {
+                id,
+                props,
+                reasons: results.to_vec(),
+            }),
+        )
     }
 
     /// Answers an UNSUBSCRIBE: one result per filter under 5.0 (ignored under 3.1.1).
@@ -606,17 +621,27 @@ impl Connection<Server> {
         results: &[ReasonCode],
         props: SubAckProps,
     ) -> Result<(), UsageError> {
-        if !self.role.pending.remove(&(id, false)) {
-            return Err(UsageError::UnknownPacketId(id));
-        }
-        self.push_suback(Packet::UnsubAck(SubAck {
-            id,
-            props,
-            reasons: results.to_vec(),
-        }))
+        self.push_suback(
+            (id, false),
+            Packet::UnsubAck(SubAck {
+                id,
+                props,
+                reasons: results.to_vec(),
+            }),
+        )
     }
 
-    fn push_suback(&mut self, p: Packet) -> Result<(), UsageError> {
+    /// Sends the answer to the request `pending`. Nothing goes out once
+    /// the connection has closed (a DISCONNECT may already be queued); a
+    /// request whose answer cannot be encoded stays unanswered, so it can
+    /// be answered again.
+    fn push_suback(&mut self, pending: (PacketId, bool), p: Packet) -> Result<(), UsageError> {
+        if !self.role.pending.contains(&pending) {
+            return Err(UsageError::UnknownPacketId(pending.0));
+        }
+        if self.is_ending() {
+            return Err(UsageError::NotConnected);
+        }
         let mut p = p;
         if self.version == ProtocolVersion::V31 {
             // 3.1 has no SUBACK failure code; a refused subscription is
@@ -630,6 +655,7 @@ impl Connection<Server> {
             }
         }
         p.encoded_len(self.version).map_err(UsageError::Encode)?;
+        self.role.pending.remove(&pending);
         self.tx.push_back(p);
         Ok(())
     }

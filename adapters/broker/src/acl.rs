@@ -255,13 +255,7 @@ impl AclFile {
                 None if uses_username => continue,
                 None => "",
             };
-            filter.clear();
-            filter.push_str(
-                &rule
-                    .filter
-                    .replace("%c", client.client_id)
-                    .replace("%u", username),
-            );
+            substitute(&mut filter, &rule.filter, client.client_id, username);
             let (denies, grants) = judge(&filter, rule.access);
             if denies {
                 return false;
@@ -270,6 +264,29 @@ impl AclFile {
         }
         granted
     }
+}
+
+/// Writes `pattern` into `out` with `%c` and `%u` replaced, in one pass:
+/// a substituted value is a literal, never searched again, so a client
+/// identifier holding `%u` does not become the user name (nor the other
+/// way round) and widen the pattern.
+fn substitute(out: &mut String, pattern: &str, client_id: &str, username: &str) {
+    out.clear();
+    let mut rest = pattern;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let (value, skip) = if after.starts_with("%c") {
+            (client_id, 2)
+        } else if after.starts_with("%u") {
+            (username, 2)
+        } else {
+            ("%", 1)
+        };
+        out.push_str(value);
+        rest = &after[skip..];
+    }
+    out.push_str(rest);
 }
 
 /// Whether `filter` matches `topic` (section 4.7): `+` one level, `#` any
@@ -534,6 +551,22 @@ pattern write $SYS/broker/connection/%c/state
         let acl = parse("pattern read users/%u/#\n").unwrap();
         assert!(!acl.may_subscribe(user("ok", "a/b"), "users/a/b/#"));
         assert!(acl.may_subscribe(user("a/b", "u"), "users/u/#"));
+    }
+
+    /// Found by the `files` fuzz target (input in
+    /// `fuzz/regressions/files/`): `%c` was replaced first and the result
+    /// searched again for `%u`, so a client calling itself `%u` got the
+    /// topics of its user name's pattern, and one with a user name holding
+    /// `%c` the other way round.
+    #[test]
+    fn a_substituted_value_is_a_literal_and_never_substituted_again() {
+        let acl = parse("pattern readwrite clients/%c/#\npattern read users/%u/#\n").unwrap();
+        let c = user("%u", "alice");
+        assert!(!acl.may_publish(c, "clients/alice/x"));
+        assert!(acl.may_publish(c, "clients/%u/x"));
+        let u = user("dev1", "%c");
+        assert!(!acl.may_subscribe(u, "users/dev1/#"));
+        assert!(acl.may_subscribe(u, "users/%c/#"));
     }
 
     #[test]

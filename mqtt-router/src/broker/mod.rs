@@ -79,7 +79,7 @@ pub use bridges::{
 pub use config::{BrokerConfig, QueueFullPolicy};
 pub use inspect::SessionView;
 pub use policy::{AllowAll, ClientInfo, Policy};
-pub use stats::Stats;
+pub use stats::{Sizes, Stats};
 pub use store::{
     ConnectedWill, MessageId, OutgoingState, RestoreError, RestoredBridge, RestoredBridgeMessage,
     RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription,
@@ -226,6 +226,17 @@ impl<P: Policy> Broker<P> {
     /// The broker's counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// How much the broker holds now.
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            connections: self.conns.open,
+            sessions: self.client_ids.len(),
+            subscriptions: self.index.len(),
+            retained: self.retained.len(),
+            timers: self.timers.len(),
+        }
     }
 
     /// The policy, for reloading its data.

@@ -30,3 +30,21 @@ pub struct Stats {
     /// subscriber drained (see `Broker`'s module documentation).
     pub acks_held: u64,
 }
+
+/// How much the broker holds at one moment: what its limits bound
+/// (`max_connections`, `max_retained`, the session expiry), for metrics
+/// and for tests that check the bounds hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sizes {
+    /// Open connections.
+    pub connections: usize,
+    /// Sessions, attached to a connection or waiting for their client.
+    pub sessions: usize,
+    /// Subscriptions in the index (bridges' included).
+    pub subscriptions: usize,
+    /// Retained messages.
+    pub retained: usize,
+    /// Entries in the timer heap, live or stale.
+    pub timers: usize,
+}

@@ -32,11 +32,18 @@ impl<P: Policy> Broker<P> {
             );
             self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
         } else {
+            // Published when the delay has passed or the session ends,
+            // whichever comes first [MQTT-3.1.3-9]: a delay reaching past
+            // the session's expiry needs no timer of its own (that timer
+            // would outlive the session in the heap, up to 136 years).
             let due = now.saturating_add(delay);
+            let due = entry.expires_at.map_or(due, |at| due.min(at));
             entry.will = Some(Box::new((msg, due)));
-            let generation = entry.generation;
-            self.timers
-                .push(Reverse((due, Timer::Session(key, generation))));
+            if entry.expires_at != Some(due) {
+                let generation = entry.generation;
+                self.timers
+                    .push(Reverse((due, Timer::Session(key, generation))));
+            }
         }
     }
 

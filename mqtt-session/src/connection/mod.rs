@@ -248,7 +248,7 @@ impl<R: Role> Connection<R> {
         self.session.take()
     }
 
-    fn is_ending(&self) -> bool {
+    pub(crate) fn is_ending(&self) -> bool {
         matches!(self.state, State::Closing | State::Closed)
     }
 

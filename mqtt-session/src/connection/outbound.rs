@@ -157,7 +157,8 @@ impl<R: Role> Connection<R> {
     }
 
     /// Forgets an in-flight PUBLISH that can no longer be sent, reporting it
-    /// as completed with 0x95.
+    /// as completed with 0x95 (unless the connection is closing: then it
+    /// stays in the session).
     pub(super) fn drop_unsendable(&mut self, now: Instant, qos: QosPid) {
         if qos == QosPid::AtMostOnce {
             self.tx_qos0 = self.tx_qos0.saturating_sub(1);
@@ -166,6 +167,12 @@ impl<R: Role> Connection<R> {
         let Some(id) = qos.packet_id() else {
             return;
         };
+        if self.is_ending() {
+            // `Closed` has been reported: nothing is reported after it.
+            // The message stays in flight in the session, for the next
+            // connection to resend [MQTT-4.4.0-1] within its own limits.
+            return;
+        }
         let Some(session) = self.session.as_mut() else {
             return;
         };

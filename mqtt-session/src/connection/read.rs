@@ -172,12 +172,15 @@ impl<R: Role> Connection<R> {
 
     /// The transport ended (end of stream or an IO error).
     pub fn handle_eof(&mut self, now: Instant) {
+        // Nothing can be written to a transport that has ended: what is
+        // still queued goes, so a closed connection hands out no bytes.
+        self.tx.clear();
+        self.tx_qos0 = 0;
         if self.is_ending() {
             self.state = State::Closed;
             return;
         }
         let will = self.state == State::Connected;
-        self.tx.clear();
         self.finish(now, Close::transport_ended(), will);
         self.state = State::Closed;
     }
