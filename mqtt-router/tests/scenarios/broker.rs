@@ -632,15 +632,15 @@ fn v5_will_is_cancelled_by_a_reconnection_before_its_delay() {
 /// per such client.
 #[test]
 fn a_will_delay_past_the_session_expiry_leaves_no_timer_behind() {
-    let mut sim = Sim::new(broker_config());
+    let mut sim = new_sim(broker_config());
     let (watcher, client) = with_will(&mut sim, V5, Some(3600), 10);
     sim.drop_transport(client);
     sim.advance(secs(10));
     assert_eq!(sim.payloads(watcher), ["gone"]);
     sim.drop_transport(watcher);
     sim.advance(secs(120));
-    assert_eq!(sim.broker.poll_timeout(), None, "a deadline with nothing to do");
-    assert_eq!(sim.broker.sizes().timers, 0);
+    assert_eq!(sim.broker_mut().poll_timeout(), None, "a deadline with nothing to do");
+    assert_eq!(sim.broker().sizes().timers, 0);
 }
 
 /// v5 3.1.3.2.2: the will is published when the session ends, if that comes
