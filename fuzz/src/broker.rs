@@ -67,6 +67,8 @@ struct Input {
     retain_available: bool,
     max_keep_alive: Option<u8>,
     strict_policy: bool,
+    /// Control characters in strings taken, not refused.
+    allow_control_characters: bool,
     ops: Vec<Op>,
 }
 
@@ -162,6 +164,7 @@ pub fn broker(data: &[u8]) {
             maximum_qos: gen::qos(input.maximum_qos),
             retain_available: input.retain_available,
             max_keep_alive: input.max_keep_alive.map(|k| u16::from(k % 16)),
+            allow_control_characters: input.allow_control_characters,
         },
         max_connections: usize::from(input.max_connections % 4) + 1,
         max_session_expiry: u32::from(input.max_session_expiry % 8) * 5,

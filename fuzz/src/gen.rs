@@ -113,7 +113,7 @@ pub(crate) struct LimitsSpec {
     max_inflight: u8,
     max_queued: u8,
     max_queued_qos0: u8,
-    outbound_topic_aliases: bool,
+    outbound_topic_alias_maximum: u8,
 }
 
 impl LimitsSpec {
@@ -125,7 +125,7 @@ impl LimitsSpec {
             max_inflight: u16::from(self.max_inflight % 6),
             max_queued: usize::from(self.max_queued % 8),
             max_queued_qos0: usize::from(self.max_queued_qos0 % 8),
-            outbound_topic_aliases: self.outbound_topic_aliases,
+            outbound_topic_alias_maximum: u16::from(self.outbound_topic_alias_maximum % 4),
         }
     }
 }

@@ -45,6 +45,8 @@ struct Input {
     maximum_qos: u8,
     retain_available: bool,
     max_keep_alive: Option<u8>,
+    /// Control characters in strings taken, not refused.
+    allow_control_characters: bool,
     ops: Vec<Op>,
 }
 
@@ -149,6 +151,7 @@ pub fn server_connection(data: &[u8]) {
         maximum_qos: gen::qos(input.maximum_qos),
         retain_available: input.retain_available,
         max_keep_alive: input.max_keep_alive.map(|k| u16::from(k % 16)),
+        allow_control_characters: input.allow_control_characters,
     };
     let mut h = Harness::new(config, limits);
     for op in input.ops.iter().take(256) {
