@@ -211,3 +211,12 @@ fn a_qos2_publish_refused_for_quota_and_sent_again_is_routed_anew() {
 fn keep_alives_that_run_out_together_end_in_the_brokers_order() {
     check(&include!("regressions/keep_alive_ties.rs"));
 }
+
+/// Oracle: a will whose delay reaches past its session's expiry is due at
+/// the session's end [MQTT-3.1.3-9]; the model's view of a detached session
+/// said the delay (found after the broker stopped keeping a timer for the
+/// rest of the delay).
+#[test]
+fn a_will_delay_past_the_session_expiry_is_due_at_the_sessions_end() {
+    check(&include!("regressions/will_delay_past_expiry.rs"));
+}

@@ -79,9 +79,11 @@ pub(crate) struct MSession {
 }
 
 impl MSession {
-    /// When the session's will goes out, if one waits.
+    /// When the session's will goes out, if one waits: when its delay has
+    /// passed or the session ends, whichever comes first [MQTT-3.1.3-9].
     pub(crate) fn will_at(&self) -> Option<Instant> {
-        self.will.as_ref().map(|w| w.due)
+        let due = self.will.as_ref()?.due;
+        Some(self.expires_at.map_or(due, |at| due.min(at)))
     }
 }
 
