@@ -98,10 +98,12 @@ impl RedbStore {
         };
         std::fs::create_dir_all(dir).map_err(|e| classify_io(dir, e))?;
         check_writable(dir)?;
-        if path.exists() {
+        let exists = path.exists();
+        if exists {
             check_writable(&path)?;
+            check_not_empty(&path)?;
         }
-        let db = create_guarded(&path)?.map_err(|e| match e {
+        let db = open_guarded(&path, exists)?.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 open_err("another process has it open".into())
             }
@@ -188,16 +190,46 @@ impl RedbStore {
     }
 }
 
-/// `Database::create`, with a panic inside redb (it asserts on some
-/// damaged files, e.g. one shorter than its header says) turned into
-/// [`StoreError::Corrupt`]: a damaged file is an error, never a crash. The
-/// panic hook is silenced meanwhile, so the operator sees our message only.
-fn create_guarded(path: &Path) -> Result<Result<Database, redb::DatabaseError>, StoreError> {
-    guarded(path, || Database::create(path))
+/// `Database::open` for a file that `exists`, else `Database::create`
+/// (which would initialise an existing empty file as a new store and so
+/// start the broker empty, silently), with a panic inside redb (it asserts
+/// on some damaged files, e.g. one shorter than its header says) turned
+/// into [`StoreError::Corrupt`]: a damaged file is an error, never a crash.
+/// The panic hook is silenced meanwhile, so the operator sees our message
+/// only.
+fn open_guarded(
+    path: &Path,
+    exists: bool,
+) -> Result<Result<Database, redb::DatabaseError>, StoreError> {
+    guarded(path, || {
+        if exists {
+            Database::open(path)
+        } else {
+            Database::create(path)
+        }
+    })
+}
+
+/// Refuses an existing store file of zero bytes: no store we write is
+/// empty (the first commit writes the header and format version), so the
+/// file lost its contents (e.g. a disk that filled while it was created,
+/// or a copy that went wrong), and starting empty would forget silently
+/// everything that was acknowledged.
+fn check_not_empty(path: &Path) -> Result<(), StoreError> {
+    let meta = std::fs::metadata(path).map_err(|e| classify_io(path, e))?;
+    if meta.len() == 0 {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "the file is empty (0 bytes); restore it from a backup, or move it \
+                     away to start with an empty store"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Runs `f`, a read of a file that may be damaged, turning a panic inside
-/// redb into [`StoreError::Corrupt`] (see [`create_guarded`]).
+/// redb into [`StoreError::Corrupt`] (see [`open_guarded`]).
 fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
