@@ -2,8 +2,9 @@
 //! on; it commits everything that is waiting in one transaction (group
 //! commit: one fsync for as many turns as queued up during the last one)
 //! and reports how far the records are durable. A failed commit is kept
-//! and tried again, with what came after it, until it succeeds: records
-//! are applied in order or not at all.
+//! and tried again, with what came after it and with a growing wait, until
+//! it succeeds: records are applied in order or not at all. (The store
+//! itself re-opens its file after a failure: see `RedbStore::commit`.)
 
 use std::time::Duration;
 
@@ -17,8 +18,11 @@ use crate::store::Store;
 /// most: past this the core stops taking commands, so a slow disk slows
 /// the clients down instead of piling records up in memory.
 pub(super) const MAX_IN_FLIGHT: usize = 64;
-/// The wait before a failed commit is tried again.
+/// The wait before a failed commit is tried again the first time; it
+/// doubles with each failure in a row, up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_millis(500);
+/// The longest wait between two tries of a failing store.
+const MAX_RETRY: Duration = Duration::from_secs(8);
 
 /// What the store's thread reports.
 #[derive(Debug)]
@@ -85,7 +89,10 @@ fn commit_loop(
     let mut pending: Vec<StoreRecord> = Vec::new();
     let mut turns = 0;
     let mut up_to = 0;
-    let mut failing = false;
+    // The error last logged while failing (`None`: not failing); a new one
+    // is logged too, e.g. when re-opening the store fails after a write.
+    let mut failing: Option<String> = None;
+    let mut retry = RETRY;
     // For the log at exit: what group commit achieved.
     let (mut commits, mut records_stored, mut turns_stored) = (0u64, 0u64, 0u64);
     loop {
@@ -114,9 +121,9 @@ fn commit_loop(
         }
         match store.commit(&pending) {
             Ok(()) => {
-                if failing {
+                if failing.take().is_some() {
                     info!(store = %store.describe(), "the store accepts writes again");
-                    failing = false;
+                    retry = RETRY;
                 }
                 commits += 1;
                 records_stored += pending.len() as u64;
@@ -126,12 +133,17 @@ fn commit_loop(
                 turns = 0;
             }
             Err(e) => {
-                if !failing {
-                    error!(error = %e, "cannot store: acknowledgements that need it are held; retrying");
-                    failing = true;
+                // The store re-opens itself after a failed commit (redb
+                // refuses a handle that saw an IO error), so each try may
+                // fail for a new reason: log the changes, not every try.
+                let reason = e.to_string();
+                if failing.as_ref() != Some(&reason) {
+                    error!(error = %reason, retry_in = ?retry, "cannot store: acknowledgements that need it are held; retrying");
+                    failing = Some(reason);
                 }
                 let _ = done.send(Stored::Failed);
-                std::thread::sleep(RETRY);
+                std::thread::sleep(retry);
+                retry = (retry * 2).min(MAX_RETRY);
             }
         }
     }
