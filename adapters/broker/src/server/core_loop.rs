@@ -9,13 +9,14 @@ use std::time::Duration;
 use mqtt_codec::ReasonCode;
 use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo, Policy};
 use tokio::sync::{mpsc, Notify};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, Prepared};
+use crate::store::StoreDied;
 
 pub(super) struct ConnHandle {
     pub(super) writer: Arc<Outbox>,
@@ -35,7 +36,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
     mut store: Option<StoreLink>,
-) {
+) -> Result<(), StoreDied> {
     let rx = &mut from_conns.commands;
     let stamps = from_conns.stamps.clone();
     let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
@@ -56,8 +57,10 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let hold = input.deadline();
         tokio::select! {
-            Some(stored) = recv_stored(&mut store) => {
-                on_stored(&mut broker, &mut store, stored);
+            stored = recv_stored(&mut store) => {
+                // Nothing held for the store is sent after this: the
+                // broker stops with the acknowledgements still held.
+                on_stored(&mut broker, &mut store, stored).inspect_err(|e| error!("{e}"))?;
             }
             // Commands left due by the last turn are handled first.
             () = std::future::ready(()), if input.has_due() => {}
@@ -116,6 +119,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // waiting for room in it.
     drop(from_bridges);
     bridges.join().await;
+    Ok(())
 }
 
 /// Hands this turn's records to the store's thread; what they hold is
@@ -140,18 +144,31 @@ async fn recv_stored(store: &mut Option<StoreLink>) -> Option<Stored> {
     }
 }
 
-fn on_stored<P: Policy>(broker: &mut Broker<P>, store: &mut Option<StoreLink>, stored: Stored) {
+/// Takes the store thread's report; an error when the store is gone (it
+/// panicked, or its thread ended), which stops the broker.
+fn on_stored<P: Policy>(
+    broker: &mut Broker<P>,
+    store: &mut Option<StoreLink>,
+    stored: Option<Stored>,
+) -> Result<(), StoreDied> {
     let Some(link) = store.as_mut() else {
-        return;
+        return Ok(());
+    };
+    let died = |reason: String| StoreDied {
+        store: link.describe.clone(),
+        reason,
     };
     match stored {
-        Stored::Up(up_to, turns) => {
+        Some(Stored::Up(up_to, turns)) => {
             link.in_flight = link.in_flight.saturating_sub(turns);
             broker.set_store_failing(false);
             broker.handle_stored(up_to);
         }
-        Stored::Failed => broker.set_store_failing(true),
+        Some(Stored::Failed) => broker.set_store_failing(true),
+        Some(Stored::Fatal(reason)) => return Err(died(reason)),
+        None => return Err(died("the store's thread ended".into())),
     }
+    Ok(())
 }
 
 /// Handles the commands due, at most [`BATCH`] commands or

@@ -32,6 +32,9 @@ pub(super) enum Stored {
     Up(u64, usize),
     /// A commit failed; it will be tried again.
     Failed,
+    /// The store panicked: the thread has ended and nothing more will be
+    /// stored, so what waits for it can never be acknowledged.
+    Fatal(String),
 }
 
 /// The core task's side of the store's thread.
@@ -39,6 +42,8 @@ pub(super) struct StoreLink {
     tx: Option<std::sync::mpsc::Sender<(Vec<StoreRecord>, u64)>>,
     pub(super) done: mpsc::UnboundedReceiver<Stored>,
     pub(super) in_flight: usize,
+    /// The store, for the log ([`Store::describe`]).
+    pub(super) describe: String,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -47,6 +52,7 @@ impl StoreLink {
     pub(super) fn start(store: Box<dyn Store>) -> std::io::Result<StoreLink> {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done) = mpsc::unbounded_channel();
+        let describe = store.describe();
         let thread = std::thread::Builder::new()
             .name("mqtt-store".into())
             .spawn(move || commit_loop(store, rx, done_tx))?;
@@ -54,6 +60,7 @@ impl StoreLink {
             tx: Some(tx),
             done,
             in_flight: 0,
+            describe,
             thread: Some(thread),
         })
     }
@@ -119,7 +126,18 @@ fn commit_loop(
             pending.append(&mut records);
             (turns, up_to) = (turns + 1, up);
         }
-        match store.commit(&pending) {
+        // A panic inside the store (a bug in it, or in redb) would end this
+        // thread silently and leave every held acknowledgement waiting
+        // forever: it is reported instead, and the broker stops.
+        let committed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit(&pending)));
+        let Ok(committed) = committed else {
+            let reason = "the store panicked while committing".to_string();
+            error!(store = %store.describe(), "{reason}");
+            let _ = done.send(Stored::Fatal(reason));
+            return;
+        };
+        match committed {
             Ok(()) => {
                 if failing.take().is_some() {
                     info!(store = %store.describe(), "the store accepts writes again");

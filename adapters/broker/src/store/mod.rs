@@ -72,6 +72,17 @@ pub enum StoreError {
     },
 }
 
+/// Why a broker stopped by itself: its store can no longer be written, so
+/// the acknowledgements waiting for it can never be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("the store {store} failed and the broker cannot go on without it: {reason}")]
+pub struct StoreDied {
+    /// The store ([`Store::describe`]).
+    pub store: String,
+    /// What happened.
+    pub reason: String,
+}
+
 /// Where the broker keeps what must survive a restart.
 ///
 /// The driver calls [`Store::load`] once at start and then
