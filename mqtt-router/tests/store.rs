@@ -292,6 +292,76 @@ fn qos2_incoming_ids_survive_a_restart_so_a_resend_is_not_delivered_twice() {
     assert_eq!(sim.payloads(s), ["new"]);
 }
 
+/// How many PUBLISH packets raw client `i` has received.
+fn publishes(sim: &mut Sim, i: usize) -> usize {
+    sim.peer(i)
+        .received
+        .iter()
+        .filter(|p| matches!(p, Packet::Publish(_)))
+        .count()
+}
+
+#[test]
+fn a_qos2_message_to_an_online_subscriber_is_not_delivered_twice_across_a_crash() {
+    let mut sim = Sim::durable(broker_config());
+    let raw_subscriber = |sim: &mut Sim| {
+        let s = raw_persistent(sim, "rawsub");
+        let sub = mqtt_session::mqtt_codec::Subscribe {
+            id: pid(1),
+            props: Default::default(),
+            filters: vec![(
+                filter("q/#"),
+                mqtt_session::mqtt_codec::SubscriptionOptions::new(QoS::ExactlyOnce),
+            )],
+        };
+        sim.send_raw(s, &encode(V311, &[Packet::Subscribe(sub)]));
+        s
+    };
+    let s = raw_subscriber(&mut sim);
+    let p = raw_persistent(&mut sim, "rawpub");
+    sim.store_paused = true;
+    sim.send_raw(
+        p,
+        &encode(V311, &[raw_publish(7, QoS::ExactlyOnce, "once", false)]),
+    );
+    assert!(
+        !matches!(sim.peer(p).received.last(), Some(Packet::PubRec(_))),
+        "PUBREC before the message is stored"
+    );
+    let before = publishes(&mut sim, s);
+    assert_eq!(before, 0, "the PUBLISH went out before it was stored");
+
+    // The crash forgets the message: the publisher never had its PUBREC.
+    sim.crash_and_restart(secs(1));
+    let s = raw_persistent(&mut sim, "rawsub");
+    let p = raw_persistent(&mut sim, "rawpub");
+    sim.send_raw(
+        p,
+        &encode(V311, &[raw_publish(7, QoS::ExactlyOnce, "once", true)]),
+    );
+    sim.send_raw(p, &encode(V311, &[Packet::PubRel(Ack::new(pid(7)))]));
+    assert!(matches!(sim.peer(p).received.last(), Some(Packet::PubComp(a)) if a.id == pid(7)));
+    assert_eq!(before + publishes(&mut sim, s), 1, "delivered twice");
+}
+
+#[test]
+fn a_qos1_message_to_an_online_subscriber_is_not_held_for_the_store() {
+    let mut sim = Sim::durable(broker_config());
+    let (s, _) = sim.connect_ok(persistent(V311, "sub", 3600));
+    assert_eq!(sim.subscribe(s, "q/#", QoS::AtLeastOnce), ReasonCode(1));
+    let (p, _) = sim.connect_ok(cfg(V311, "pub"));
+    sim.store_paused = true;
+    let now = sim.now;
+    sim.client(p)
+        .publish(now, msg("q/t", "fast", QoS::AtLeastOnce, false))
+        .unwrap();
+    sim.exchange();
+    assert_eq!(published(&mut sim, p), 0, "acknowledged unstored");
+    // At least once: a second copy after a crash is allowed, so the
+    // subscriber need not wait for the disk.
+    assert_eq!(sim.payloads(s), ["fast"]);
+}
+
 #[test]
 fn a_pubcomp_waits_for_the_release_to_be_stored() {
     let mut sim = Sim::durable(broker_config());
