@@ -639,8 +639,8 @@ fn a_will_delay_past_the_session_expiry_leaves_no_timer_behind() {
     assert_eq!(sim.payloads(watcher), ["gone"]);
     sim.drop_transport(watcher);
     sim.advance(secs(120));
-    assert_eq!(sim.broker.poll_timeout(), None, "a deadline with nothing to do");
-    assert_eq!(sim.broker.sizes().timers, 0);
+    assert_eq!(sim.broker().poll_timeout(), None, "a deadline with nothing to do");
+    assert_eq!(sim.broker().sizes().timers, 0);
 }
 
 /// v5 3.1.3.2.2: the will is published when the session ends, if that comes
