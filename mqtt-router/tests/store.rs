@@ -15,8 +15,8 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use mqtt_router::broker::{
-    MessageId, OutgoingState, RestoreError, RestoredOutgoing, RestoredSession, RestoredState,
-    StoreRecord,
+    MessageId, OutgoingState, RestoreError, RestoredMessage, RestoredOutgoing, RestoredSession,
+    RestoredState, StoreRecord,
 };
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{Ack, Packet, PacketId, Publish, QoS, QosPid, ReasonCode};
@@ -345,6 +345,39 @@ fn a_qos2_message_to_an_online_subscriber_is_not_delivered_twice_across_a_crash(
 }
 
 #[test]
+fn an_in_flight_publish_restored_from_the_store_is_resent_with_dup() {
+    let mut sim = Sim::durable(broker_config());
+    let s = raw_persistent(&mut sim, "raw");
+    let sub = mqtt_session::mqtt_codec::Subscribe {
+        id: pid(1),
+        props: Default::default(),
+        filters: vec![(
+            filter("q/#"),
+            mqtt_session::mqtt_codec::SubscriptionOptions::new(QoS::AtLeastOnce),
+        )],
+    };
+    sim.send_raw(s, &encode(V311, &[Packet::Subscribe(sub)]));
+    let (p, _) = sim.connect_ok(cfg(V311, "pub"));
+    sim.publish(p, msg("q/t", "one", QoS::AtLeastOnce, false));
+    // Sent, never acknowledged: the subscriber may have it.
+    assert_eq!(publishes(&mut sim, s), 1);
+
+    sim.crash_and_restart(secs(1));
+    let s = raw_persistent(&mut sim, "raw");
+    let dups: Vec<bool> = sim
+        .peer(s)
+        .received
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some(p.dup),
+            _ => None,
+        })
+        .collect();
+    // A re-delivery carries DUP=1 [MQTT-3.3.1-1].
+    assert_eq!(dups, [true]);
+}
+
+#[test]
 fn a_qos1_message_to_an_online_subscriber_is_not_held_for_the_store() {
     let mut sim = Sim::durable(broker_config());
     let (s, _) = sim.connect_ok(persistent(V311, "sub", 3600));
@@ -539,6 +572,60 @@ fn restore_refuses_a_used_broker_and_a_missing_body() {
         fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
         Err(RestoreError::MissingMessage {
             message: MessageId(9),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn restore_refuses_sequence_numbers_that_would_overflow() {
+    let mut fresh = Sim::new(broker_config());
+    let state = RestoredState {
+        messages: vec![RestoredMessage {
+            id: MessageId(u64::MAX),
+            message: msg("t", "x", QoS::AtLeastOnce, false),
+            expires_at: None,
+        }],
+        ..RestoredState::default()
+    };
+    assert!(matches!(
+        fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
+        Err(RestoreError::NumberTooLarge {
+            value: u64::MAX,
+            ..
+        })
+    ));
+    let mut fresh = Sim::new(broker_config());
+    let state = RestoredState {
+        messages: vec![RestoredMessage {
+            id: MessageId(9),
+            message: msg("t", "x", QoS::AtLeastOnce, false),
+            expires_at: None,
+        }],
+        sessions: vec![RestoredSession {
+            client_id: s("x"),
+            username: None,
+            expiry: 60,
+            detached: Some(None),
+            will: None,
+            connected_will: None,
+            subscriptions: Vec::new(),
+            outgoing: vec![RestoredOutgoing {
+                packet_id: pid(1),
+                order: u64::MAX,
+                state: OutgoingState::Publish {
+                    message: MessageId(9),
+                    options: DeliveryOptions::new(QoS::AtLeastOnce),
+                },
+            }],
+            incoming: Vec::new(),
+        }],
+        ..RestoredState::default()
+    };
+    assert!(matches!(
+        fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
+        Err(RestoreError::NumberTooLarge {
+            what: "record order",
             ..
         })
     ));

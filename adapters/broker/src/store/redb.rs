@@ -169,16 +169,16 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// What redb said opening `path`, in our words.
-fn db_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+pub(super) fn db_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Open {
             path: path.to_path_buf(),
             reason: "another process has it open".into(),
         },
-        redb::DatabaseError::UpgradeRequired(v) => StoreError::UnknownVersion {
+        // redb's own file format, not our `meta` format version.
+        redb::DatabaseError::UpgradeRequired(found) => StoreError::UnknownRedbFormat {
             path: path.to_path_buf(),
-            found: u64::from(v),
-            expected: FORMAT_VERSION,
+            found,
         },
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => classify_io(path, io),
         other => corrupt(path, other),

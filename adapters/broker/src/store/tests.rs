@@ -478,3 +478,16 @@ mod agreement {
         }
     }
 }
+
+#[test]
+fn a_file_in_an_unknown_redb_format_is_named_as_redbs_format_not_ours() {
+    let path = PathBuf::from("/data").join(STORE_FILE);
+    let e = super::redb::db_error(&path, redb::DatabaseError::UpgradeRequired(2));
+    assert!(
+        matches!(e, StoreError::UnknownRedbFormat { found: 2, .. }),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("redb file format 2"), "{text}");
+    assert!(text.contains(STORE_FILE), "{text}");
+}
