@@ -195,3 +195,58 @@ async fn a_store_that_panics_stops_the_broker_with_an_error_and_never_acknowledg
         "acknowledged what the store never stored"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_holds_only_what_needs_it_and_shutdown_still_ends() {
+    let config = Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n").unwrap();
+    let policy = FilePolicy::load(&config.auth).unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: Arc::new(Mutex::new(MemoryStore::new())),
+        failing: failing.clone(),
+    };
+    let server = Server::start_with_store(config, 7, policy, Some(Box::new(store)))
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    tokio::task::spawn_blocking(move || {
+        let (mut s, _) = RawClient::connect(addr, &v5("sub", false, 3600)).unwrap();
+        s.subscribe("d/#", QoS::AtLeastOnce).unwrap();
+        s.disconnect();
+        let (mut other, _) = RawClient::connect(addr, &v5("other", true, 0)).unwrap();
+        // 3.1.1: its messages cannot be refused, so each turn makes records.
+        let spec = ConnectSpec {
+            version: ProtocolVersion::V311,
+            ..v5("pub", true, 0)
+        };
+        let (mut p, _) = RawClient::connect(addr, &spec).unwrap();
+        failing.store(true, Ordering::SeqCst);
+        // Far more turns with records than the store may have in flight.
+        for id in 1..=150 {
+            p.publish("d/1", "held", QoS::AtLeastOnce, id, false, false)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        other.send(&Packet::PingReq).unwrap();
+        loop {
+            match other.recv(Duration::from_secs(3)) {
+                Ok(Packet::PingResp) => break,
+                Ok(_) => {}
+                Err(()) => panic!("no PINGRESP while the store fails"),
+            }
+        }
+        assert_eq!(
+            puback(&mut p, Duration::from_millis(300)),
+            None,
+            "acknowledged unstored"
+        );
+    })
+    .await
+    .unwrap();
+    // The store still fails: shutdown gives up on it, with an error.
+    server.shutdown();
+    let ended = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("shutdown hung on a failing store");
+    assert!(ended.is_err(), "unstored records at shutdown are an error");
+}

@@ -29,6 +29,10 @@ pub(super) struct Input {
     pub(super) stamps: Arc<Stamps>,
 }
 
+/// The longest shutdown waits for connections whose last packets wait for
+/// the store (a failing store would hold them for ever).
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
 pub(super) async fn core<P: Policy + Send + 'static>(
     mut broker: Broker<P>,
     clock: Clock,
@@ -45,6 +49,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // ready (see `order`).
     let mut input = Reorder::default();
     let mut stopping = false;
+    let mut stop_started = tokio::time::Instant::now();
     let mut records = Vec::new();
     // What restoring changed (expired sessions, wills that came due) is
     // stored before anything else happens.
@@ -92,8 +97,10 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             _ = tokio::time::sleep_until(deadline) => {
                 broker.handle_timeout(clock.now());
             }
+            () = tokio::time::sleep_until(stop_started + STOP_WAIT), if stopping => {}
             _ = shutdown.notified(), if !stopping => {
                 stopping = true;
+                stop_started = tokio::time::Instant::now();
                 bridges.stop();
                 info!(connections = broker.connection_count(), "shutting down");
                 for id in broker.connections() {
@@ -108,18 +115,22 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         bridges.flush(&mut broker, clock.now());
         send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
-        if stopping && w.conns.is_empty() {
+        // A connection whose last packets wait for a store that fails
+        // would keep shutdown waiting for ever: it is given up on after
+        // STOP_WAIT (what it waited for was never acknowledged).
+        if stopping && (w.conns.is_empty() || stop_started.elapsed() > STOP_WAIT) {
             break;
         }
     }
-    if let Some(link) = store {
-        link.close().await;
-    }
+    let closed = match store {
+        Some(link) => link.close().await.inspect_err(|e| error!("{e}")),
+        None => Ok(()),
+    };
     // The remote ends' last reports find the channel closed instead of
     // waiting for room in it.
     drop(from_bridges);
     bridges.join().await;
-    Ok(())
+    closed
 }
 
 /// Hands this turn's records to the store's thread; what they hold is
@@ -161,10 +172,14 @@ fn on_stored<P: Policy>(
     match stored {
         Some(Stored::Up(up_to, turns)) => {
             link.in_flight = link.in_flight.saturating_sub(turns);
+            link.failing = false;
             broker.set_store_failing(false);
             broker.handle_stored(up_to);
         }
-        Some(Stored::Failed) => broker.set_store_failing(true),
+        Some(Stored::Failed) => {
+            link.failing = true;
+            broker.set_store_failing(true);
+        }
         Some(Stored::Fatal(reason)) => return Err(died(reason)),
         None => return Err(died("the store's thread ended".into())),
     }

@@ -12,12 +12,19 @@ use mqtt_router::broker::{StoreRecord, WallTime};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use crate::store::Store;
+use crate::store::{Store, StoreDied};
 
 /// Turns of records handed to the store and not yet reported stored, at
 /// most: past this the core stops taking commands, so a slow disk slows
-/// the clients down instead of piling records up in memory.
+/// the clients down instead of piling records up in memory. Not while the
+/// store fails: its thread then gathers every turn into the one pending
+/// commit, and the core goes on serving what does not need the store
+/// (only the output waiting for records is held, and new persistent work
+/// is refused where the protocol allows).
 pub(super) const MAX_IN_FLIGHT: usize = 64;
+/// Tries of the last commit once the core has closed the store: a store
+/// that still fails then is given up on, so shutdown ends.
+const FINAL_TRIES: u32 = 3;
 /// The wait before a failed commit is tried again the first time; it
 /// doubles with each failure in a row, up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_millis(500);
@@ -42,6 +49,8 @@ pub(super) struct StoreLink {
     tx: Option<std::sync::mpsc::Sender<(Vec<StoreRecord>, u64)>>,
     pub(super) done: mpsc::UnboundedReceiver<Stored>,
     pub(super) in_flight: usize,
+    /// The store's last report was a failure.
+    pub(super) failing: bool,
     /// The store, for the log ([`Store::describe`]).
     pub(super) describe: String,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -60,6 +69,7 @@ impl StoreLink {
             tx: Some(tx),
             done,
             in_flight: 0,
+            failing: false,
             describe,
             thread: Some(thread),
         })
@@ -74,17 +84,30 @@ impl StoreLink {
         }
     }
 
-    /// Whether the core may take more commands.
+    /// Whether the core may take more commands (see [`MAX_IN_FLIGHT`]).
     pub(super) fn has_room(&self) -> bool {
-        self.in_flight < MAX_IN_FLIGHT
+        self.failing || self.in_flight < MAX_IN_FLIGHT
     }
 
-    /// Lets the thread commit what it has and waits for it to end.
-    pub(super) async fn close(mut self) {
+    /// Lets the thread commit what it has (a failing store is tried
+    /// [`FINAL_TRIES`] times) and waits for it to end.
+    ///
+    /// # Errors
+    /// [`StoreDied`] if the last records could not be stored.
+    pub(super) async fn close(mut self) -> Result<(), StoreDied> {
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+        while let Ok(stored) = self.done.try_recv() {
+            if let Stored::Fatal(reason) = stored {
+                return Err(StoreDied {
+                    store: self.describe,
+                    reason,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -100,6 +123,7 @@ fn commit_loop(
     // is logged too, e.g. when re-opening the store fails after a write.
     let mut failing: Option<String> = None;
     let mut retry = RETRY;
+    let mut final_tries = 0;
     // For the log at exit: what group commit achieved.
     let (mut commits, mut records_stored, mut turns_stored) = (0u64, 0u64, 0u64);
     loop {
@@ -162,6 +186,31 @@ fn commit_loop(
                 let _ = done.send(Stored::Failed);
                 std::thread::sleep(retry);
                 retry = (retry * 2).min(MAX_RETRY);
+                // Turns that came meanwhile join the pending commit; once
+                // the core has closed the store, the last tries are counted.
+                loop {
+                    match rx.try_recv() {
+                        Ok((mut records, up)) => {
+                            pending.append(&mut records);
+                            (turns, up_to) = (turns + 1, up);
+                        }
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            final_tries += 1;
+                            retry = RETRY;
+                            break;
+                        }
+                    }
+                }
+                if final_tries >= FINAL_TRIES {
+                    let reason = format!(
+                        "{} records could not be stored before the broker stopped",
+                        pending.len()
+                    );
+                    error!(store = %store.describe(), "{reason}");
+                    let _ = done.send(Stored::Fatal(reason));
+                    return;
+                }
             }
         }
     }
