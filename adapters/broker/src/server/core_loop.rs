@@ -15,7 +15,7 @@ use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
-use crate::bridge::{Bridges, Prepared};
+use crate::bridge::{Bridges, FromRemote, Prepared};
 use crate::store::StoreDied;
 
 pub(super) struct ConnHandle {
@@ -48,8 +48,8 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // The connections' commands, put back in the order their reads became
     // ready (see `order`).
     let mut input = Reorder::default();
-    let mut stopping = false;
-    let mut stop_started = tokio::time::Instant::now();
+    // When shutdown began.
+    let mut stopping: Option<tokio::time::Instant> = None;
     let mut records = Vec::new();
     // What restoring changed (expired sessions, wills that came due) is
     // stored before anything else happens.
@@ -87,25 +87,16 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             () = stamps.released() => {}
             Some(msg) = from_bridges.recv() => {
                 bridges.handle_inbound(&mut broker, msg, clock.now());
-                for _ in 0..BATCH {
-                    match from_bridges.try_recv() {
-                        Ok(msg) => bridges.handle_inbound(&mut broker, msg, clock.now()),
-                        Err(_) => break,
-                    }
-                }
+                bridge_batch(&mut broker, &mut bridges, &mut from_bridges, clock);
             }
             _ = tokio::time::sleep_until(deadline) => {
                 broker.handle_timeout(clock.now());
             }
-            () = tokio::time::sleep_until(stop_started + STOP_WAIT), if stopping => {}
-            _ = shutdown.notified(), if !stopping => {
-                stopping = true;
-                stop_started = tokio::time::Instant::now();
-                bridges.stop();
-                info!(connections = broker.connection_count(), "shutting down");
-                for id in broker.connections() {
-                    broker.close(id, clock.now(), ReasonCode::SERVER_SHUTTING_DOWN);
-                }
+            () = tokio::time::sleep_until(stopping.map_or(deadline, |t| t + STOP_WAIT)),
+                if stopping.is_some() => {}
+            _ = shutdown.notified(), if stopping.is_none() => {
+                stopping = Some(tokio::time::Instant::now());
+                begin_stop(&mut broker, &mut bridges, clock);
             }
         }
         for stamp in stamps.take_released() {
@@ -118,10 +109,20 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         // A connection whose last packets wait for a store that fails
         // would keep shutdown waiting for ever: it is given up on after
         // STOP_WAIT (what it waited for was never acknowledged).
-        if stopping && (w.conns.is_empty() || stop_started.elapsed() > STOP_WAIT) {
+        if stopping.is_some_and(|t| w.conns.is_empty() || t.elapsed() > STOP_WAIT) {
             break;
         }
     }
+    finish(store, bridges, from_bridges).await
+}
+
+/// Flushes the store and ends the bridges; an error if the store could not
+/// take its last records.
+async fn finish(
+    store: Option<StoreLink>,
+    bridges: Bridges,
+    from_bridges: mpsc::Receiver<(usize, FromRemote)>,
+) -> Result<(), StoreDied> {
     let closed = match store {
         Some(link) => link.close().await.inspect_err(|e| error!("{e}")),
         None => Ok(()),
@@ -131,6 +132,31 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     drop(from_bridges);
     bridges.join().await;
     closed
+}
+
+/// Takes what the bridges have already sent, at most [`BATCH`] messages.
+fn bridge_batch<P: Policy>(
+    broker: &mut Broker<P>,
+    bridges: &mut Bridges,
+    rx: &mut mpsc::Receiver<(usize, FromRemote)>,
+    clock: Clock,
+) {
+    for _ in 0..BATCH {
+        match rx.try_recv() {
+            Ok(msg) => bridges.handle_inbound(broker, msg, clock.now()),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Shutdown begins: bridges stop, every connection is closed with 0x8B
+/// (Server shutting down).
+fn begin_stop<P: Policy>(broker: &mut Broker<P>, bridges: &mut Bridges, clock: Clock) {
+    bridges.stop();
+    info!(connections = broker.connection_count(), "shutting down");
+    for id in broker.connections() {
+        broker.close(id, clock.now(), ReasonCode::SERVER_SHUTTING_DOWN);
+    }
 }
 
 /// Hands this turn's records to the store's thread; what they hold is

@@ -46,7 +46,7 @@ pub(super) enum Stored {
 
 /// The core task's side of the store's thread.
 pub(super) struct StoreLink {
-    tx: Option<std::sync::mpsc::Sender<(Vec<StoreRecord>, u64)>>,
+    tx: Option<std::sync::mpsc::Sender<Turn>>,
     pub(super) done: mpsc::UnboundedReceiver<Stored>,
     pub(super) in_flight: usize,
     /// The store's last report was a failure.
@@ -111,54 +111,73 @@ impl StoreLink {
     }
 }
 
+/// One turn of records and the sequence number of its last.
+type Turn = (Vec<StoreRecord>, u64);
+
+/// The records waiting for one commit: every turn that came since the last.
+#[derive(Default)]
+struct Batch {
+    records: Vec<StoreRecord>,
+    turns: usize,
+    up_to: u64,
+}
+
+impl Batch {
+    fn add(&mut self, (mut records, up_to): Turn) {
+        self.records.append(&mut records);
+        self.turns += 1;
+        self.up_to = up_to;
+    }
+
+    /// Adds every turn already waiting; false once the core has closed the
+    /// store and nothing more can come.
+    fn gather(&mut self, rx: &std::sync::mpsc::Receiver<Turn>) -> bool {
+        loop {
+            match rx.try_recv() {
+                Ok(turn) => self.add(turn),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+}
+
+/// For the log at exit: what group commit achieved.
+#[derive(Default)]
+struct Counts {
+    commits: u64,
+    records: u64,
+    turns: u64,
+}
+
 fn commit_loop(
     mut store: Box<dyn Store>,
-    rx: std::sync::mpsc::Receiver<(Vec<StoreRecord>, u64)>,
+    rx: std::sync::mpsc::Receiver<Turn>,
     done: mpsc::UnboundedSender<Stored>,
 ) {
-    let mut pending: Vec<StoreRecord> = Vec::new();
-    let mut turns = 0;
-    let mut up_to = 0;
+    let mut batch = Batch::default();
     // The error last logged while failing (`None`: not failing); a new one
     // is logged too, e.g. when re-opening the store fails after a write.
     let mut failing: Option<String> = None;
     let mut retry = RETRY;
     let mut final_tries = 0;
-    // For the log at exit: what group commit achieved.
-    let (mut commits, mut records_stored, mut turns_stored) = (0u64, 0u64, 0u64);
+    let mut counts = Counts::default();
     loop {
-        if turns == 0 {
-            match rx.recv() {
-                Ok((records, up)) => {
-                    pending = records;
-                    (turns, up_to) = (1, up);
-                }
-                Err(_) => {
-                    info!(
-                        store = %store.describe(),
-                        commits,
-                        records = records_stored,
-                        turns = turns_stored,
-                        "store closed"
-                    );
-                    return;
-                }
-            }
+        if batch.turns == 0 {
+            let Ok(turn) = rx.recv() else {
+                let Counts {
+                    commits,
+                    records,
+                    turns,
+                } = counts;
+                info!(store = %store.describe(), commits, records, turns, "store closed");
+                return;
+            };
+            batch.add(turn);
         }
         // Group commit: every turn already waiting joins this transaction.
-        while let Ok((mut records, up)) = rx.try_recv() {
-            pending.append(&mut records);
-            (turns, up_to) = (turns + 1, up);
-        }
-        // A panic inside the store (a bug in it, or in redb) would end this
-        // thread silently and leave every held acknowledgement waiting
-        // forever: it is reported instead, and the broker stops.
-        let committed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit(&pending)));
-        let Ok(committed) = committed else {
-            let reason = "the store panicked while committing".to_string();
-            error!(store = %store.describe(), "{reason}");
-            let _ = done.send(Stored::Fatal(reason));
+        batch.gather(&rx);
+        let Some(committed) = commit_guarded(&mut *store, &batch.records, &done) else {
             return;
         };
         match committed {
@@ -167,12 +186,11 @@ fn commit_loop(
                     info!(store = %store.describe(), "the store accepts writes again");
                     retry = RETRY;
                 }
-                commits += 1;
-                records_stored += pending.len() as u64;
-                turns_stored += turns as u64;
-                pending.clear();
-                let _ = done.send(Stored::Up(up_to, turns));
-                turns = 0;
+                counts.commits += 1;
+                counts.records += batch.records.len() as u64;
+                counts.turns += batch.turns as u64;
+                let _ = done.send(Stored::Up(batch.up_to, batch.turns));
+                batch = Batch::default();
             }
             Err(e) => {
                 // The store re-opens itself after a failed commit (redb
@@ -188,30 +206,40 @@ fn commit_loop(
                 retry = (retry * 2).min(MAX_RETRY);
                 // Turns that came meanwhile join the pending commit; once
                 // the core has closed the store, the last tries are counted.
-                loop {
-                    match rx.try_recv() {
-                        Ok((mut records, up)) => {
-                            pending.append(&mut records);
-                            (turns, up_to) = (turns + 1, up);
-                        }
-                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                            final_tries += 1;
-                            retry = RETRY;
-                            break;
-                        }
-                    }
+                if !batch.gather(&rx) {
+                    final_tries += 1;
+                    retry = RETRY;
                 }
                 if final_tries >= FINAL_TRIES {
                     let reason = format!(
                         "{} records could not be stored before the broker stopped",
-                        pending.len()
+                        batch.records.len()
                     );
                     error!(store = %store.describe(), "{reason}");
                     let _ = done.send(Stored::Fatal(reason));
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Commits `records`; `None` (reported to the core as fatal) if the store
+/// panicked. A panic inside the store (a bug in it, or in redb) would end
+/// this thread silently and leave every held acknowledgement waiting for
+/// ever: it is reported instead, and the broker stops.
+fn commit_guarded(
+    store: &mut dyn Store,
+    records: &[StoreRecord],
+    done: &mpsc::UnboundedSender<Stored>,
+) -> Option<Result<(), crate::store::StoreError>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit(records))) {
+        Ok(committed) => Some(committed),
+        Err(_) => {
+            let reason = "the store panicked while committing".to_string();
+            error!(store = %store.describe(), "{reason}");
+            let _ = done.send(Stored::Fatal(reason));
+            None
         }
     }
 }
