@@ -15,8 +15,8 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use mqtt_router::broker::{
-    MessageId, OutgoingState, RestoreError, RestoredOutgoing, RestoredSession, RestoredState,
-    StoreRecord,
+    MessageId, OutgoingState, RestoreError, RestoredMessage, RestoredOutgoing, RestoredSession,
+    RestoredState, StoreRecord,
 };
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{Ack, Packet, PacketId, Publish, QoS, QosPid, ReasonCode};
@@ -292,6 +292,109 @@ fn qos2_incoming_ids_survive_a_restart_so_a_resend_is_not_delivered_twice() {
     assert_eq!(sim.payloads(s), ["new"]);
 }
 
+/// How many PUBLISH packets raw client `i` has received.
+fn publishes(sim: &mut Sim, i: usize) -> usize {
+    sim.peer(i)
+        .received
+        .iter()
+        .filter(|p| matches!(p, Packet::Publish(_)))
+        .count()
+}
+
+#[test]
+fn a_qos2_message_to_an_online_subscriber_is_not_delivered_twice_across_a_crash() {
+    let mut sim = Sim::durable(broker_config());
+    let raw_subscriber = |sim: &mut Sim| {
+        let s = raw_persistent(sim, "rawsub");
+        let sub = mqtt_session::mqtt_codec::Subscribe {
+            id: pid(1),
+            props: Default::default(),
+            filters: vec![(
+                filter("q/#"),
+                mqtt_session::mqtt_codec::SubscriptionOptions::new(QoS::ExactlyOnce),
+            )],
+        };
+        sim.send_raw(s, &encode(V311, &[Packet::Subscribe(sub)]));
+        s
+    };
+    let s = raw_subscriber(&mut sim);
+    let p = raw_persistent(&mut sim, "rawpub");
+    sim.store_paused = true;
+    sim.send_raw(
+        p,
+        &encode(V311, &[raw_publish(7, QoS::ExactlyOnce, "once", false)]),
+    );
+    assert!(
+        !matches!(sim.peer(p).received.last(), Some(Packet::PubRec(_))),
+        "PUBREC before the message is stored"
+    );
+    let before = publishes(&mut sim, s);
+    assert_eq!(before, 0, "the PUBLISH went out before it was stored");
+
+    // The crash forgets the message: the publisher never had its PUBREC.
+    sim.crash_and_restart(secs(1));
+    let s = raw_persistent(&mut sim, "rawsub");
+    let p = raw_persistent(&mut sim, "rawpub");
+    sim.send_raw(
+        p,
+        &encode(V311, &[raw_publish(7, QoS::ExactlyOnce, "once", true)]),
+    );
+    sim.send_raw(p, &encode(V311, &[Packet::PubRel(Ack::new(pid(7)))]));
+    assert!(matches!(sim.peer(p).received.last(), Some(Packet::PubComp(a)) if a.id == pid(7)));
+    assert_eq!(before + publishes(&mut sim, s), 1, "delivered twice");
+}
+
+#[test]
+fn an_in_flight_publish_restored_from_the_store_is_resent_with_dup() {
+    let mut sim = Sim::durable(broker_config());
+    let s = raw_persistent(&mut sim, "raw");
+    let sub = mqtt_session::mqtt_codec::Subscribe {
+        id: pid(1),
+        props: Default::default(),
+        filters: vec![(
+            filter("q/#"),
+            mqtt_session::mqtt_codec::SubscriptionOptions::new(QoS::AtLeastOnce),
+        )],
+    };
+    sim.send_raw(s, &encode(V311, &[Packet::Subscribe(sub)]));
+    let (p, _) = sim.connect_ok(cfg(V311, "pub"));
+    sim.publish(p, msg("q/t", "one", QoS::AtLeastOnce, false));
+    // Sent, never acknowledged: the subscriber may have it.
+    assert_eq!(publishes(&mut sim, s), 1);
+
+    sim.crash_and_restart(secs(1));
+    let s = raw_persistent(&mut sim, "raw");
+    let dups: Vec<bool> = sim
+        .peer(s)
+        .received
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some(p.dup),
+            _ => None,
+        })
+        .collect();
+    // A re-delivery carries DUP=1 [MQTT-3.3.1-1].
+    assert_eq!(dups, [true]);
+}
+
+#[test]
+fn a_qos1_message_to_an_online_subscriber_is_not_held_for_the_store() {
+    let mut sim = Sim::durable(broker_config());
+    let (s, _) = sim.connect_ok(persistent(V311, "sub", 3600));
+    assert_eq!(sim.subscribe(s, "q/#", QoS::AtLeastOnce), ReasonCode(1));
+    let (p, _) = sim.connect_ok(cfg(V311, "pub"));
+    sim.store_paused = true;
+    let now = sim.now;
+    sim.client(p)
+        .publish(now, msg("q/t", "fast", QoS::AtLeastOnce, false))
+        .unwrap();
+    sim.exchange();
+    assert_eq!(published(&mut sim, p), 0, "acknowledged unstored");
+    // At least once: a second copy after a crash is allowed, so the
+    // subscriber need not wait for the disk.
+    assert_eq!(sim.payloads(s), ["fast"]);
+}
+
 #[test]
 fn a_pubcomp_waits_for_the_release_to_be_stored() {
     let mut sim = Sim::durable(broker_config());
@@ -469,6 +572,60 @@ fn restore_refuses_a_used_broker_and_a_missing_body() {
         fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
         Err(RestoreError::MissingMessage {
             message: MessageId(9),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn restore_refuses_sequence_numbers_that_would_overflow() {
+    let mut fresh = Sim::new(broker_config());
+    let state = RestoredState {
+        messages: vec![RestoredMessage {
+            id: MessageId(u64::MAX),
+            message: msg("t", "x", QoS::AtLeastOnce, false),
+            expires_at: None,
+        }],
+        ..RestoredState::default()
+    };
+    assert!(matches!(
+        fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
+        Err(RestoreError::NumberTooLarge {
+            value: u64::MAX,
+            ..
+        })
+    ));
+    let mut fresh = Sim::new(broker_config());
+    let state = RestoredState {
+        messages: vec![RestoredMessage {
+            id: MessageId(9),
+            message: msg("t", "x", QoS::AtLeastOnce, false),
+            expires_at: None,
+        }],
+        sessions: vec![RestoredSession {
+            client_id: s("x"),
+            username: None,
+            expiry: 60,
+            detached: Some(None),
+            will: None,
+            connected_will: None,
+            subscriptions: Vec::new(),
+            outgoing: vec![RestoredOutgoing {
+                packet_id: pid(1),
+                order: u64::MAX,
+                state: OutgoingState::Publish {
+                    message: MessageId(9),
+                    options: DeliveryOptions::new(QoS::AtLeastOnce),
+                },
+            }],
+            incoming: Vec::new(),
+        }],
+        ..RestoredState::default()
+    };
+    assert!(matches!(
+        fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
+        Err(RestoreError::NumberTooLarge {
+            what: "record order",
             ..
         })
     ));

@@ -96,7 +96,12 @@ impl Session {
         if opts.qos == QoS::AtMostOnce || !self.ids.insert(id) {
             return false;
         }
-        self.queue.push_back(Outgoing { id, msg, opts });
+        self.queue.push_back(Outgoing {
+            id,
+            msg,
+            opts,
+            maybe_sent: true,
+        });
         true
     }
 

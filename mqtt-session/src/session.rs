@@ -18,6 +18,11 @@ pub(crate) struct Outgoing {
     /// Shared by every subscriber the message goes to.
     pub(crate) msg: Arc<Message>,
     pub(crate) opts: DeliveryOptions,
+    /// It may have been sent before: restored from a store, which does not
+    /// record whether it had gone out, so its first PUBLISH now is a
+    /// possible re-delivery and carries DUP=1 [MQTT-3.3.1-1], as a resumed
+    /// session's resend does.
+    pub(crate) maybe_sent: bool,
 }
 
 /// One entry of the in-flight window, in the order the packets were first sent.
@@ -111,7 +116,12 @@ impl Session {
             msg: msg.clone(),
             opts: opts.clone(),
         });
-        self.queue.push_back(Outgoing { id, msg, opts });
+        self.queue.push_back(Outgoing {
+            id,
+            msg,
+            opts,
+            maybe_sent: false,
+        });
         Ok(())
     }
 

@@ -58,4 +58,5 @@ pub(crate) use prepared::Prepared;
 pub(crate) use runtime::Bridges;
 
 use rules::Rules;
-use runtime::{Crossing, FromRemote, Outgoing, RateLimited};
+pub(crate) use runtime::FromRemote;
+use runtime::{Crossing, Outgoing, RateLimited};

@@ -48,7 +48,7 @@ pub use crate::tls::TlsError;
 pub struct Server {
     local_addrs: Vec<SocketAddr>,
     shutdown: Arc<Notify>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Result<(), store::StoreDied>>,
 }
 
 impl Server {
@@ -156,14 +156,27 @@ impl Server {
     }
 
     /// Waits until the broker has stopped.
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    ///
+    /// # Errors
+    /// [`store::StoreDied`] if it stopped by itself because its store died
+    /// (the acknowledgements waiting for the store were never sent).
+    pub async fn wait(self) -> Result<(), store::StoreDied> {
+        match self.task.await {
+            Ok(r) => r,
+            // The core task panicked or was cancelled: resumed here so it
+            // is not mistaken for a clean stop.
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Ok(()),
+            },
+        }
     }
 
-    /// Asks the broker to stop and waits until it has.
+    /// Asks the broker to stop and waits until it has (see
+    /// [`Server::wait`] for how it ended; this ignores it).
     pub async fn stop(self) {
         self.shutdown();
-        self.wait().await;
+        let _ = self.wait().await;
     }
 }
 

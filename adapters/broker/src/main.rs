@@ -173,9 +173,16 @@ fn main() -> ExitCode {
             warn!("second signal: exiting at once");
             std::process::exit(130);
         });
-        server.wait().await;
-        info!("stopped");
-        ExitCode::SUCCESS
+        match server.wait().await {
+            Ok(()) => {
+                info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                error!("stopped: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -87,6 +87,18 @@ fn a_corrupt_store_stops_the_broker_at_start() {
 }
 
 #[test]
+fn an_empty_store_file_stops_the_broker_at_start() {
+    let data = TempDir::new("empty");
+    std::fs::write(data.0.join("broker.redb"), b"").unwrap();
+    refuses_to_start(&data.0, "empty");
+    assert_eq!(
+        std::fs::metadata(data.0.join("broker.redb")).unwrap().len(),
+        0,
+        "the broker wrote to the empty file it refused"
+    );
+}
+
+#[test]
 fn a_truncated_store_stops_the_broker_at_start() {
     let data = TempDir::new("truncated");
     let port = free_port();

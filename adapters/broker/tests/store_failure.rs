@@ -135,3 +135,118 @@ async fn a_failing_store_holds_what_needs_it_refuses_new_work_and_loses_nothing(
     assert_eq!(memory.lock().unwrap().image().session_count(), 1);
     server.stop().await;
 }
+
+/// A memory store whose commits panic while `panicking` is set, as a bug
+/// inside the store would.
+struct PanickingStore {
+    inner: MemoryStore,
+    panicking: Arc<AtomicBool>,
+}
+
+impl Store for PanickingStore {
+    fn load(&mut self) -> Result<RestoredState, StoreError> {
+        self.inner.load()
+    }
+
+    fn commit(&mut self, records: &[StoreRecord]) -> Result<(), StoreError> {
+        assert!(
+            !self.panicking.load(Ordering::SeqCst),
+            "injected panic in the store"
+        );
+        self.inner.commit(records)
+    }
+
+    fn describe(&self) -> String {
+        "panicking".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_panics_stops_the_broker_with_an_error_and_never_acknowledges_unstored() {
+    let config = Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n").unwrap();
+    let policy = FilePolicy::load(&config.auth).unwrap();
+    let panicking = Arc::new(AtomicBool::new(false));
+    let store = PanickingStore {
+        inner: MemoryStore::new(),
+        panicking: panicking.clone(),
+    };
+    let server = Server::start_with_store(config, 7, policy, Some(Box::new(store)))
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let client = tokio::task::spawn_blocking(move || {
+        let (mut s, _) = RawClient::connect(addr, &v5("sub", false, 3600)).unwrap();
+        s.subscribe("d/#", QoS::AtLeastOnce).unwrap();
+        s.disconnect();
+        let (mut p, _) = RawClient::connect(addr, &v5("pub", true, 0)).unwrap();
+        panicking.store(true, Ordering::SeqCst);
+        p.publish("d/1", "lost", QoS::AtLeastOnce, 1, false, false)
+            .unwrap();
+        puback(&mut p, Duration::from_secs(3))
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .expect("the broker went on without its store");
+    let e = ended.expect_err("the broker must report its store's death");
+    assert!(e.to_string().contains("panicking"), "{e}");
+    assert_eq!(
+        client.await.unwrap(),
+        None,
+        "acknowledged what the store never stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_holds_only_what_needs_it_and_shutdown_still_ends() {
+    let config = Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n").unwrap();
+    let policy = FilePolicy::load(&config.auth).unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: Arc::new(Mutex::new(MemoryStore::new())),
+        failing: failing.clone(),
+    };
+    let server = Server::start_with_store(config, 7, policy, Some(Box::new(store)))
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    tokio::task::spawn_blocking(move || {
+        let (mut s, _) = RawClient::connect(addr, &v5("sub", false, 3600)).unwrap();
+        s.subscribe("d/#", QoS::AtLeastOnce).unwrap();
+        s.disconnect();
+        let (mut other, _) = RawClient::connect(addr, &v5("other", true, 0)).unwrap();
+        // 3.1.1: its messages cannot be refused, so each turn makes records.
+        let spec = ConnectSpec {
+            version: ProtocolVersion::V311,
+            ..v5("pub", true, 0)
+        };
+        let (mut p, _) = RawClient::connect(addr, &spec).unwrap();
+        failing.store(true, Ordering::SeqCst);
+        // Far more turns with records than the store may have in flight.
+        for id in 1..=150 {
+            p.publish("d/1", "held", QoS::AtLeastOnce, id, false, false)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        other.send(&Packet::PingReq).unwrap();
+        loop {
+            match other.recv(Duration::from_secs(3)) {
+                Ok(Packet::PingResp) => break,
+                Ok(_) => {}
+                Err(()) => panic!("no PINGRESP while the store fails"),
+            }
+        }
+        assert_eq!(
+            puback(&mut p, Duration::from_millis(300)),
+            None,
+            "acknowledged unstored"
+        );
+    })
+    .await
+    .unwrap();
+    // The store still fails: shutdown gives up on it, with an error.
+    server.shutdown();
+    let ended = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("shutdown hung on a failing store");
+    assert!(ended.is_err(), "unstored records at shutdown are an error");
+}

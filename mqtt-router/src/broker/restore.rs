@@ -18,6 +18,11 @@ use super::store::{
 use super::{Broker, Policy, SessionKey, Timer};
 use crate::{Instant, Subscription};
 
+/// The largest message id or record order a store may hold: half the
+/// range, which a billion records a second would take 292 years to reach,
+/// so what comes after it can always be counted without overflow.
+const SEQUENCE_LIMIT: u64 = 1 << 63;
+
 impl<P: Policy> Broker<P> {
     /// Turns the store seam on and gives the core back the durable state a
     /// driver read from its store (empty on a first start): sessions
@@ -46,14 +51,23 @@ impl<P: Policy> Broker<P> {
         if self.store.is_some() || self.conns.open > 0 || !self.client_ids.is_empty() {
             return Err(RestoreError::NotFresh);
         }
-        self.start(now);
-        let next_message = state.messages.iter().map(|m| m.id.0 + 1).max().unwrap_or(1);
+        let last_message = state.messages.iter().map(|m| m.id.0).max().unwrap_or(0);
         let last_order = state
             .sessions
             .iter()
             .flat_map(|s| s.outgoing.iter().map(|o| o.order))
             .max()
             .unwrap_or(0);
+        // Both numbers go on counting up from here (`Durable::push`,
+        // `Durable::body`): a damaged store must not bring them near their
+        // end, where the count would overflow.
+        for (what, value) in [("message id", last_message), ("record order", last_order)] {
+            if value >= SEQUENCE_LIMIT {
+                return Err(RestoreError::NumberTooLarge { what, value });
+            }
+        }
+        let next_message = last_message + 1;
+        self.start(now);
         let d = Durable::new(now, wall, next_message, last_order);
         let mut bodies = BTreeMap::new();
         for m in state.messages {

@@ -4,7 +4,7 @@
 
 use alloc::sync::Arc;
 
-use mqtt_codec::{PacketId, ReasonCode, Str};
+use mqtt_codec::{PacketId, QoS, ReasonCode, Str};
 use mqtt_session::{DeliverError, DeliveryOptions, Message, Session};
 
 use super::bridges::bridge_index;
@@ -231,6 +231,8 @@ impl<P: Policy> Broker<P> {
         opts: DeliveryOptions,
     ) -> Result<Option<Sink>, DeliverError> {
         let capacity = self.flow_capacity();
+        let mark = self.store_mark();
+        let exactly_once = opts.qos == QoS::ExactlyOnce;
         let Some(c) = self.conns.get_mut(cid) else {
             return Err(DeliverError::Closed);
         };
@@ -243,6 +245,16 @@ impl<P: Policy> Broker<P> {
             // The session's new message is recorded before anything else
             // can change that session.
             self.journal_conn(cid);
+            if exactly_once {
+                // A QoS 2 PUBLISH to a persistent session waits until the
+                // message (and the publisher's "received" record before it)
+                // is stored: sent before, a crash would forget both, the
+                // publisher (never answered) would resend it, and the
+                // subscriber would get it twice, against the "exactly once"
+                // of [MQTT-4.3.3]. A QoS 1 PUBLISH is not held: a second
+                // copy after a crash is what QoS 1 allows [MQTT-4.3.2].
+                self.gate_output(cid, mark);
+            }
         }
         match r {
             Ok(_) => {

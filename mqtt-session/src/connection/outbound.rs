@@ -69,7 +69,12 @@ impl<R: Role> Connection<R> {
             msg: msg.clone(),
             opts: opts.clone(),
         });
-        let out = Outgoing { id, msg, opts };
+        let out = Outgoing {
+            id,
+            msg,
+            opts,
+            maybe_sent: false,
+        };
         if room {
             self.send_outgoing(now, out, false);
         } else {
@@ -125,7 +130,8 @@ impl<R: Role> Connection<R> {
                 R::on_queued_expired(self, out.id);
                 continue;
             }
-            self.send_outgoing(now, out, false);
+            let dup = out.maybe_sent;
+            self.send_outgoing(now, out, dup);
         }
     }
 

@@ -9,13 +9,14 @@ use std::time::Duration;
 use mqtt_codec::ReasonCode;
 use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo, Policy};
 use tokio::sync::{mpsc, Notify};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
-use crate::bridge::{Bridges, Prepared};
+use crate::bridge::{Bridges, FromRemote, Prepared};
+use crate::store::StoreDied;
 
 pub(super) struct ConnHandle {
     pub(super) writer: Arc<Outbox>,
@@ -28,6 +29,10 @@ pub(super) struct Input {
     pub(super) stamps: Arc<Stamps>,
 }
 
+/// The longest shutdown waits for connections whose last packets wait for
+/// the store (a failing store would hold them for ever).
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
 pub(super) async fn core<P: Policy + Send + 'static>(
     mut broker: Broker<P>,
     clock: Clock,
@@ -35,7 +40,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
     mut store: Option<StoreLink>,
-) {
+) -> Result<(), StoreDied> {
     let rx = &mut from_conns.commands;
     let stamps = from_conns.stamps.clone();
     let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
@@ -43,7 +48,8 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // The connections' commands, put back in the order their reads became
     // ready (see `order`).
     let mut input = Reorder::default();
-    let mut stopping = false;
+    // When shutdown began.
+    let mut stopping: Option<tokio::time::Instant> = None;
     let mut records = Vec::new();
     // What restoring changed (expired sessions, wills that came due) is
     // stored before anything else happens.
@@ -56,8 +62,10 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let hold = input.deadline();
         tokio::select! {
-            Some(stored) = recv_stored(&mut store) => {
-                on_stored(&mut broker, &mut store, stored);
+            stored = recv_stored(&mut store) => {
+                // Nothing held for the store is sent after this: the
+                // broker stops with the acknowledgements still held.
+                on_stored(&mut broker, &mut store, stored).inspect_err(|e| error!("{e}"))?;
             }
             // Commands left due by the last turn are handled first.
             () = std::future::ready(()), if input.has_due() => {}
@@ -79,23 +87,16 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             () = stamps.released() => {}
             Some(msg) = from_bridges.recv() => {
                 bridges.handle_inbound(&mut broker, msg, clock.now());
-                for _ in 0..BATCH {
-                    match from_bridges.try_recv() {
-                        Ok(msg) => bridges.handle_inbound(&mut broker, msg, clock.now()),
-                        Err(_) => break,
-                    }
-                }
+                bridge_batch(&mut broker, &mut bridges, &mut from_bridges, clock);
             }
             _ = tokio::time::sleep_until(deadline) => {
                 broker.handle_timeout(clock.now());
             }
-            _ = shutdown.notified(), if !stopping => {
-                stopping = true;
-                bridges.stop();
-                info!(connections = broker.connection_count(), "shutting down");
-                for id in broker.connections() {
-                    broker.close(id, clock.now(), ReasonCode::SERVER_SHUTTING_DOWN);
-                }
+            () = tokio::time::sleep_until(stopping.map_or(deadline, |t| t + STOP_WAIT)),
+                if stopping.is_some() => {}
+            _ = shutdown.notified(), if stopping.is_none() => {
+                stopping = Some(tokio::time::Instant::now());
+                begin_stop(&mut broker, &mut bridges, clock);
             }
         }
         for stamp in stamps.take_released() {
@@ -105,17 +106,57 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         bridges.flush(&mut broker, clock.now());
         send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
-        if stopping && w.conns.is_empty() {
+        // A connection whose last packets wait for a store that fails
+        // would keep shutdown waiting for ever: it is given up on after
+        // STOP_WAIT (what it waited for was never acknowledged).
+        if stopping.is_some_and(|t| w.conns.is_empty() || t.elapsed() > STOP_WAIT) {
             break;
         }
     }
-    if let Some(link) = store {
-        link.close().await;
-    }
+    finish(store, bridges, from_bridges).await
+}
+
+/// Flushes the store and ends the bridges; an error if the store could not
+/// take its last records.
+async fn finish(
+    store: Option<StoreLink>,
+    bridges: Bridges,
+    from_bridges: mpsc::Receiver<(usize, FromRemote)>,
+) -> Result<(), StoreDied> {
+    let closed = match store {
+        Some(link) => link.close().await.inspect_err(|e| error!("{e}")),
+        None => Ok(()),
+    };
     // The remote ends' last reports find the channel closed instead of
     // waiting for room in it.
     drop(from_bridges);
     bridges.join().await;
+    closed
+}
+
+/// Takes what the bridges have already sent, at most [`BATCH`] messages.
+fn bridge_batch<P: Policy>(
+    broker: &mut Broker<P>,
+    bridges: &mut Bridges,
+    rx: &mut mpsc::Receiver<(usize, FromRemote)>,
+    clock: Clock,
+) {
+    for _ in 0..BATCH {
+        match rx.try_recv() {
+            Ok(msg) => bridges.handle_inbound(broker, msg, clock.now()),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Shutdown begins: bridges stop, every connection is closed with 0x8B
+/// (Server shutting down).
+fn begin_stop<P: Policy>(broker: &mut Broker<P>, bridges: &mut Bridges, clock: Clock) {
+    bridges.stop();
+    info!(connections = broker.connection_count(), "shutting down");
+    for id in broker.connections() {
+        broker.close(id, clock.now(), ReasonCode::SERVER_SHUTTING_DOWN);
+    }
 }
 
 /// Hands this turn's records to the store's thread; what they hold is
@@ -140,18 +181,35 @@ async fn recv_stored(store: &mut Option<StoreLink>) -> Option<Stored> {
     }
 }
 
-fn on_stored<P: Policy>(broker: &mut Broker<P>, store: &mut Option<StoreLink>, stored: Stored) {
+/// Takes the store thread's report; an error when the store is gone (it
+/// panicked, or its thread ended), which stops the broker.
+fn on_stored<P: Policy>(
+    broker: &mut Broker<P>,
+    store: &mut Option<StoreLink>,
+    stored: Option<Stored>,
+) -> Result<(), StoreDied> {
     let Some(link) = store.as_mut() else {
-        return;
+        return Ok(());
+    };
+    let died = |reason: String| StoreDied {
+        store: link.describe.clone(),
+        reason,
     };
     match stored {
-        Stored::Up(up_to, turns) => {
+        Some(Stored::Up(up_to, turns)) => {
             link.in_flight = link.in_flight.saturating_sub(turns);
+            link.failing = false;
             broker.set_store_failing(false);
             broker.handle_stored(up_to);
         }
-        Stored::Failed => broker.set_store_failing(true),
+        Some(Stored::Failed) => {
+            link.failing = true;
+            broker.set_store_failing(true);
+        }
+        Some(Stored::Fatal(reason)) => return Err(died(reason)),
+        None => return Err(died("the store's thread ended".into())),
     }
+    Ok(())
 }
 
 /// Handles the commands due, at most [`BATCH`] commands or

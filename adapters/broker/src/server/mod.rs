@@ -227,14 +227,15 @@ impl<P: Policy> Core<P> {
 }
 
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
-/// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B.
+/// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B. Ends early,
+/// with the error, if the store dies.
 pub(crate) async fn run<P: Policy + Send + 'static>(
     core: Core<P>,
     listeners: Vec<BoundListener>,
     admission: Admission,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
-) {
+) -> Result<(), crate::store::StoreDied> {
     let (tx, from_conns) = mpsc::channel::<ToCore>(4096);
     let to_core = ToCoreTx {
         tx,
@@ -251,7 +252,7 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         commands: from_conns,
         stamps,
     };
-    core_loop::core(
+    let ended = core_loop::core(
         core.broker,
         core.clock,
         &mut from_conns,
@@ -260,17 +261,21 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         core.store,
     )
     .await;
+    for a in &accepting {
+        a.abort();
+    }
+    // The store died: the connections are dropped as they are (what
+    // waited for the store was never acknowledged).
+    ended?;
     // Every connection was told to close: wait (bounded) until every
     // connection task has written its last packets (a 5.0 client's
     // DISCONNECT 0x8B) and closed its socket, which drops its sending end;
     // what they still hand over is dropped.
-    for a in accepting {
-        a.abort();
-    }
     let drained = async { while from_conns.commands.recv().await.is_some() {} };
     if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("some connections did not close in time");
     }
+    Ok(())
 }
 
 /// The longest the broker waits at shutdown for its connections' last writes.

@@ -62,6 +62,19 @@ pub enum StoreError {
         /// The version this broker writes.
         expected: u64,
     },
+    /// The file is in a redb file format (the database library's own, not
+    /// the broker's layout) that this broker's redb cannot read: written
+    /// by a newer redb.
+    #[error(
+        "the store {path} is in redb file format {found}, which this broker's redb cannot read \
+         (written by a newer version of redb)"
+    )]
+    UnknownRedbFormat {
+        /// The file.
+        path: PathBuf,
+        /// redb's file-format number in the file.
+        found: u8,
+    },
     /// A commit failed (disk full, IO error): nothing of it is stored.
     #[error("cannot write to the store {path}: {reason}")]
     Write {
@@ -70,6 +83,17 @@ pub enum StoreError {
         /// What the system said.
         reason: String,
     },
+}
+
+/// Why a broker stopped by itself: its store can no longer be written, so
+/// the acknowledgements waiting for it can never be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("the store {store} failed and the broker cannot go on without it: {reason}")]
+pub struct StoreDied {
+    /// The store ([`Store::describe`]).
+    pub store: String,
+    /// What happened.
+    pub reason: String,
 }
 
 /// Where the broker keeps what must survive a restart.

@@ -69,10 +69,18 @@ db_errors!(
     redb::CommitError
 );
 
+/// Opens the database again after a failed commit.
+type Reopen = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send>;
+
 /// The disk store. See the module documentation.
 pub struct RedbStore {
     path: PathBuf,
-    pub(super) db: Database,
+    /// `None` after a failed commit, until it is opened again: redb
+    /// refuses every call on a `Database` that saw an IO error
+    /// (`PreviousIo`, "close and re-open"), so a retry on the same handle
+    /// could never succeed.
+    pub(super) db: Option<Database>,
+    reopen: Reopen,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -92,33 +100,45 @@ impl RedbStore {
     /// format, or in use by another process.
     pub fn open(dir: &Path) -> Result<RedbStore, StoreError> {
         let path = dir.join(STORE_FILE);
-        let open_err = |reason: String| StoreError::Open {
-            path: path.clone(),
-            reason,
-        };
         std::fs::create_dir_all(dir).map_err(|e| classify_io(dir, e))?;
         check_writable(dir)?;
-        if path.exists() {
+        let exists = path.exists();
+        if exists {
             check_writable(&path)?;
+            check_not_empty(&path)?;
         }
-        let db = create_guarded(&path)?.map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                open_err("another process has it open".into())
-            }
-            redb::DatabaseError::UpgradeRequired(v) => StoreError::UnknownVersion {
-                path: path.clone(),
-                found: u64::from(v),
-                expected: FORMAT_VERSION,
-            },
-            redb::DatabaseError::Storage(redb::StorageError::Io(io)) => classify_io(&path, io),
-            other => StoreError::Corrupt {
-                path: path.clone(),
-                reason: other.to_string(),
-            },
-        })?;
-        let store = RedbStore { path, db };
-        store.check_format()?;
-        Ok(store)
+        let db = open_guarded(&path, exists)?.map_err(|e| db_error(&path, e))?;
+        let reopen_path = path.clone();
+        RedbStore::with(path, db, Box::new(move || Database::open(&reopen_path)))
+    }
+
+    /// A store on `db`, checked (or given) the format version; `reopen`
+    /// opens the same database again after a failed commit.
+    pub(super) fn with(path: PathBuf, db: Database, reopen: Reopen) -> Result<Self, StoreError> {
+        check_format(&path, &db)?;
+        Ok(RedbStore {
+            path,
+            db: Some(db),
+            reopen,
+        })
+    }
+
+    /// The database, opened again (and its format checked again) if the
+    /// last commit failed.
+    fn ready(&mut self) -> Result<&Database, StoreError> {
+        if self.db.is_none() {
+            let path = &self.path;
+            let db = guarded(path, || (self.reopen)())?.map_err(|e| db_error(path, e))?;
+            check_format(path, &db)?;
+            self.db = Some(db);
+        }
+        match &self.db {
+            Some(db) => Ok(db),
+            None => Err(StoreError::Open {
+                path: self.path.clone(),
+                reason: "the database is closed".into(),
+            }),
+        }
     }
 
     /// The file.
@@ -127,54 +147,7 @@ impl RedbStore {
     }
 
     fn corrupt(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        }
-    }
-
-    /// A new file gets the format version; an existing one must have ours.
-    fn check_format(&self) -> Result<(), StoreError> {
-        let found = (|| -> Result<Option<u64>, Fail> {
-            let tx = self.db.begin_read()?;
-            let meta = match tx.open_table(META) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            Ok(meta.get("format")?.map(|v| v.value()))
-        })()
-        .map_err(|e| self.corrupt(e))?;
-        match found {
-            Some(FORMAT_VERSION) => Ok(()),
-            Some(v) => Err(StoreError::UnknownVersion {
-                path: self.path.clone(),
-                found: v,
-                expected: FORMAT_VERSION,
-            }),
-            None => self.initialise().map_err(|e| self.write_err(e)),
-        }
-    }
-
-    fn initialise(&self) -> Result<(), Fail> {
-        let tx = self.db.begin_write()?;
-        {
-            if tx.list_tables()?.next().is_some() {
-                return Err(Corrupt("format version (tables without one)").into());
-            }
-            let mut meta = tx.open_table(META)?;
-            meta.insert("format", FORMAT_VERSION)?;
-            tx.open_table(SESSIONS)?;
-            tx.open_table(BODIES)?;
-            tx.open_table(RETAINED)?;
-            tx.open_table(SUBSCRIPTIONS)?;
-            tx.open_table(OUTGOING)?;
-            tx.open_table(INCOMING)?;
-            tx.open_table(HOLDERS)?;
-            tx.open_table(BRIDGE_QUEUE)?;
-        }
-        tx.commit()?;
-        Ok(())
+        corrupt(&self.path, e)
     }
 
     fn write_err(&self, e: Fail) -> StoreError {
@@ -188,16 +161,120 @@ impl RedbStore {
     }
 }
 
-/// `Database::create`, with a panic inside redb (it asserts on some
-/// damaged files, e.g. one shorter than its header says) turned into
-/// [`StoreError::Corrupt`]: a damaged file is an error, never a crash. The
-/// panic hook is silenced meanwhile, so the operator sees our message only.
-fn create_guarded(path: &Path) -> Result<Result<Database, redb::DatabaseError>, StoreError> {
-    guarded(path, || Database::create(path))
+fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// What redb said opening `path`, in our words.
+pub(super) fn db_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "another process has it open".into(),
+        },
+        // redb's own file format, not our `meta` format version.
+        redb::DatabaseError::UpgradeRequired(found) => StoreError::UnknownRedbFormat {
+            path: path.to_path_buf(),
+            found,
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => classify_io(path, io),
+        other => corrupt(path, other),
+    }
+}
+
+/// A new file gets the format version; an existing one must have ours.
+fn check_format(path: &Path, db: &Database) -> Result<(), StoreError> {
+    let found = (|| -> Result<Option<u64>, Fail> {
+        let tx = db.begin_read()?;
+        let meta = match tx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(meta.get("format")?.map(|v| v.value()))
+    })()
+    .map_err(|e| corrupt(path, e))?;
+    match found {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(v) => Err(StoreError::UnknownVersion {
+            path: path.to_path_buf(),
+            found: v,
+            expected: FORMAT_VERSION,
+        }),
+        None => initialise(db).map_err(|e| match e {
+            Fail::Corrupt(c) => corrupt(path, c),
+            Fail::Db(e) => StoreError::Write {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        }),
+    }
+}
+
+fn initialise(db: &Database) -> Result<(), Fail> {
+    let tx = db.begin_write()?;
+    {
+        if tx.list_tables()?.next().is_some() {
+            return Err(Corrupt("format version (tables without one)").into());
+        }
+        let mut meta = tx.open_table(META)?;
+        meta.insert("format", FORMAT_VERSION)?;
+        tx.open_table(SESSIONS)?;
+        tx.open_table(BODIES)?;
+        tx.open_table(RETAINED)?;
+        tx.open_table(SUBSCRIPTIONS)?;
+        tx.open_table(OUTGOING)?;
+        tx.open_table(INCOMING)?;
+        tx.open_table(HOLDERS)?;
+        tx.open_table(BRIDGE_QUEUE)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// `Database::open` for a file that `exists`, else `Database::create`
+/// (which would initialise an existing empty file as a new store and so
+/// start the broker empty, silently), with a panic inside redb (it asserts
+/// on some damaged files, e.g. one shorter than its header says) turned
+/// into [`StoreError::Corrupt`]: a damaged file is an error, never a crash.
+/// The panic hook is silenced meanwhile, so the operator sees our message
+/// only.
+fn open_guarded(
+    path: &Path,
+    exists: bool,
+) -> Result<Result<Database, redb::DatabaseError>, StoreError> {
+    guarded(path, || {
+        if exists {
+            Database::open(path)
+        } else {
+            Database::create(path)
+        }
+    })
+}
+
+/// Refuses an existing store file of zero bytes: no store we write is
+/// empty (the first commit writes the header and format version), so the
+/// file lost its contents (e.g. a disk that filled while it was created,
+/// or a copy that went wrong), and starting empty would forget silently
+/// everything that was acknowledged.
+fn check_not_empty(path: &Path) -> Result<(), StoreError> {
+    let meta = std::fs::metadata(path).map_err(|e| classify_io(path, e))?;
+    if meta.len() == 0 {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "the file is empty (0 bytes); restore it from a backup, or move it \
+                     away to start with an empty store"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Runs `f`, a read of a file that may be damaged, turning a panic inside
-/// redb into [`StoreError::Corrupt`] (see [`create_guarded`]).
+/// redb into [`StoreError::Corrupt`] (see [`open_guarded`]).
 fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -253,30 +330,41 @@ fn check_writable(path: &Path) -> Result<(), StoreError> {
 
 impl Store for RedbStore {
     fn load(&mut self) -> Result<RestoredState, StoreError> {
-        guarded(&self.path, || self.read_all())?.map_err(|e| self.corrupt(e))
+        let path = self.path.clone();
+        let db = self.ready()?;
+        guarded(&path, || read_all(db))?.map_err(|e| corrupt(&path, e))
     }
 
+    /// On failure the database is dropped, to be opened again by the next
+    /// call (see [`RedbStore::ready`]).
     fn commit(&mut self, records: &[StoreRecord]) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .begin_write()
-            .map_err(|e| self.write_err(e.into()))?;
-        let applied = Tables::open(&tx).and_then(|mut t| {
-            for r in records {
-                t.apply(r)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = applied {
-            let _ = tx.abort();
-            return Err(self.write_err(e));
+        let db = self.ready()?;
+        let r = commit_to(db, records);
+        if r.is_err() {
+            self.db = None;
         }
-        tx.commit().map_err(|e| self.write_err(e.into()))
+        r.map_err(|e| self.write_err(e))
     }
 
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
+}
+
+fn commit_to(db: &Database, records: &[StoreRecord]) -> Result<(), Fail> {
+    let tx = db.begin_write()?;
+    let applied = Tables::open(&tx).and_then(|mut t| {
+        for r in records {
+            t.apply(r)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = applied {
+        let _ = tx.abort();
+        return Err(e);
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// A `sessions` row.
@@ -362,58 +450,56 @@ fn str_of(b: &[u8], what: &'static str) -> Result<Str, Corrupt> {
 
 // ----- reading ------------------------------------------------------------------
 
-impl RedbStore {
-    fn read_all(&self) -> Result<RestoredState, Fail> {
-        let tx = self.db.begin_read()?;
-        let mut state = RestoredState::default();
-        for e in tx.open_table(BODIES)?.iter()? {
-            let (k, v) = e?;
-            let mut r = Reader::new(v.value());
-            let expires_at = r.wall("body")?;
-            let message = r.message()?;
-            r.end("body")?;
-            state.messages.push(RestoredMessage {
-                id: MessageId(k.value()),
-                message,
-                expires_at,
-            });
-        }
-        for e in tx.open_table(RETAINED)?.iter()? {
-            let (_, v) = e?;
-            let mut r = Reader::new(v.value());
-            let expires_at = r.wall("retained")?;
-            let message = r.message()?;
-            r.end("retained")?;
-            state.retained.push(RestoredMessage {
-                id: MessageId(0),
-                message,
-                expires_at,
-            });
-        }
-        read_bridges(&tx.open_table(BRIDGE_QUEUE)?, &mut state)?;
-        let subs = tx.open_table(SUBSCRIPTIONS)?;
-        let out = tx.open_table(OUTGOING)?;
-        let inc = tx.open_table(INCOMING)?;
-        for e in tx.open_table(SESSIONS)?.iter()? {
-            let (k, v) = e?;
-            let client_id = str_of(k.value().as_bytes(), "client identifier")?;
-            let row = SessionRow::decode(v.value())?;
-            let mut s = RestoredSession {
-                client_id,
-                username: row.username,
-                expiry: row.expiry,
-                detached: row.detached,
-                will: row.will,
-                connected_will: row.connected_will,
-                subscriptions: Vec::new(),
-                outgoing: Vec::new(),
-                incoming: Vec::new(),
-            };
-            read_children(&subs, &out, &inc, &mut s)?;
-            state.sessions.push(s);
-        }
-        Ok(state)
+fn read_all(db: &Database) -> Result<RestoredState, Fail> {
+    let tx = db.begin_read()?;
+    let mut state = RestoredState::default();
+    for e in tx.open_table(BODIES)?.iter()? {
+        let (k, v) = e?;
+        let mut r = Reader::new(v.value());
+        let expires_at = r.wall("body")?;
+        let message = r.message()?;
+        r.end("body")?;
+        state.messages.push(RestoredMessage {
+            id: MessageId(k.value()),
+            message,
+            expires_at,
+        });
     }
+    for e in tx.open_table(RETAINED)?.iter()? {
+        let (_, v) = e?;
+        let mut r = Reader::new(v.value());
+        let expires_at = r.wall("retained")?;
+        let message = r.message()?;
+        r.end("retained")?;
+        state.retained.push(RestoredMessage {
+            id: MessageId(0),
+            message,
+            expires_at,
+        });
+    }
+    read_bridges(&tx.open_table(BRIDGE_QUEUE)?, &mut state)?;
+    let subs = tx.open_table(SUBSCRIPTIONS)?;
+    let out = tx.open_table(OUTGOING)?;
+    let inc = tx.open_table(INCOMING)?;
+    for e in tx.open_table(SESSIONS)?.iter()? {
+        let (k, v) = e?;
+        let client_id = str_of(k.value().as_bytes(), "client identifier")?;
+        let row = SessionRow::decode(v.value())?;
+        let mut s = RestoredSession {
+            client_id,
+            username: row.username,
+            expiry: row.expiry,
+            detached: row.detached,
+            will: row.will,
+            connected_will: row.connected_will,
+            subscriptions: Vec::new(),
+            outgoing: Vec::new(),
+            incoming: Vec::new(),
+        };
+        read_children(&subs, &out, &inc, &mut s)?;
+        state.sessions.push(s);
+    }
+    Ok(state)
 }
 
 /// Every bridge's stored queue, grouped by bridge (the keys are sorted).

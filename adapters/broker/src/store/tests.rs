@@ -2,6 +2,7 @@
 //! `StoreImage` says; and the disk store's start-up errors.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use mqtt_codec::{PacketId, QoS, Str, SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
@@ -228,6 +229,79 @@ fn a_reopened_redb_store_keeps_what_was_committed() {
     assert_eq!(s.load().unwrap(), image_of(&records).restored());
 }
 
+/// A redb backend in memory whose writes fail while `failing` is set, as a
+/// disk that fills up or returns EIO for a while.
+#[derive(Debug, Clone)]
+struct FlakyDisk {
+    inner: Arc<redb::backends::InMemoryBackend>,
+    failing: Arc<AtomicBool>,
+}
+
+impl FlakyDisk {
+    fn check(&self) -> std::io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected write error"));
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for FlakyDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+}
+
+#[test]
+fn the_redb_store_commits_again_after_write_errors_and_keeps_what_it_had() {
+    let disk = FlakyDisk {
+        inner: Arc::new(redb::backends::InMemoryBackend::new()),
+        failing: Arc::new(AtomicBool::new(false)),
+    };
+    let again = disk.clone();
+    let mut s = RedbStore::with(
+        PathBuf::from("flaky"),
+        redb::Builder::new()
+            .create_with_backend(disk.clone())
+            .unwrap(),
+        Box::new(move || redb::Builder::new().create_with_backend(again.clone())),
+    )
+    .unwrap();
+    let records = history();
+    let (first, second) = records.split_at(9);
+    s.commit(first).unwrap();
+    disk.failing.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let e = s
+            .commit(second)
+            .expect_err("a write error must fail the commit");
+        assert!(e.to_string().contains("flaky"), "{e}");
+    }
+    disk.failing.store(false, Ordering::SeqCst);
+    s.commit(second)
+        .expect("the store must accept writes once the disk does");
+    assert_eq!(s.load().unwrap(), image_of(&records).restored());
+}
+
 fn open_err(dir: &TempDir) -> StoreError {
     RedbStore::open(&dir.0).expect_err("the store must be refused")
 }
@@ -267,7 +341,7 @@ fn an_unknown_format_version_is_refused() {
     let dir = TempDir::new("version");
     {
         let s = RedbStore::open(&dir.0).unwrap();
-        let tx = s.db.begin_write().unwrap();
+        let tx = s.db.as_ref().unwrap().begin_write().unwrap();
         tx.open_table(super::redb::META_FOR_TESTS)
             .unwrap()
             .insert("format", FORMAT_VERSION + 1)
@@ -403,4 +477,17 @@ mod agreement {
             prop_assert_eq!(redb.load().unwrap(), image.restored());
         }
     }
+}
+
+#[test]
+fn a_file_in_an_unknown_redb_format_is_named_as_redbs_format_not_ours() {
+    let path = PathBuf::from("/data").join(STORE_FILE);
+    let e = super::redb::db_error(&path, redb::DatabaseError::UpgradeRequired(2));
+    assert!(
+        matches!(e, StoreError::UnknownRedbFormat { found: 2, .. }),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("redb file format 2"), "{text}");
+    assert!(text.contains(STORE_FILE), "{text}");
 }

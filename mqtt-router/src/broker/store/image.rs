@@ -177,7 +177,22 @@ impl StoreImage {
                     self.release_body(old.message);
                 }
             }
-            _ => {}
+            // `apply` sends only the records above here; listed, not `_`,
+            // so a new record must be placed (see `StoreRecord`).
+            StoreRecord::SessionOpened { .. }
+            | StoreRecord::SessionResumed { .. }
+            | StoreRecord::SessionDetached { .. }
+            | StoreRecord::SessionEnded { .. }
+            | StoreRecord::Subscribed { .. }
+            | StoreRecord::Unsubscribed { .. }
+            | StoreRecord::MessageStored { .. }
+            | StoreRecord::Queued { .. }
+            | StoreRecord::PubRelSent { .. }
+            | StoreRecord::Completed { .. }
+            | StoreRecord::IncomingReceived { .. }
+            | StoreRecord::IncomingReleased { .. }
+            | StoreRecord::RetainedSet { .. }
+            | StoreRecord::RetainedCleared { .. } => {}
         }
     }
 
@@ -203,7 +218,22 @@ impl StoreImage {
                     s.subscriptions.remove(&filter);
                 }
             }
-            _ => {}
+            // `apply` sends only the records above here; listed, not `_`,
+            // so a new record must be placed (see `StoreRecord`).
+            StoreRecord::SessionOpened { .. }
+            | StoreRecord::SessionResumed { .. }
+            | StoreRecord::SessionDetached { .. }
+            | StoreRecord::SessionEnded { .. }
+            | StoreRecord::MessageStored { .. }
+            | StoreRecord::Queued { .. }
+            | StoreRecord::PubRelSent { .. }
+            | StoreRecord::Completed { .. }
+            | StoreRecord::IncomingReceived { .. }
+            | StoreRecord::IncomingReleased { .. }
+            | StoreRecord::BridgeQueued { .. }
+            | StoreRecord::BridgeSettled { .. }
+            | StoreRecord::RetainedSet { .. }
+            | StoreRecord::RetainedCleared { .. } => {}
         }
     }
 
@@ -270,7 +300,19 @@ impl StoreImage {
                     s.incoming.remove(&packet_id);
                 }
             }
-            _ => {}
+            // `apply` sends only the records above here; listed, not `_`,
+            // so a new record must be placed (see `StoreRecord`).
+            StoreRecord::SessionOpened { .. }
+            | StoreRecord::SessionResumed { .. }
+            | StoreRecord::SessionDetached { .. }
+            | StoreRecord::SessionEnded { .. }
+            | StoreRecord::Subscribed { .. }
+            | StoreRecord::Unsubscribed { .. }
+            | StoreRecord::MessageStored { .. }
+            | StoreRecord::BridgeQueued { .. }
+            | StoreRecord::BridgeSettled { .. }
+            | StoreRecord::RetainedSet { .. }
+            | StoreRecord::RetainedCleared { .. } => {}
         }
     }
 

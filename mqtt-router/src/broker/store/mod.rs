@@ -362,4 +362,13 @@ pub enum RestoreError {
     /// Two stored sessions have the same client identifier.
     #[error("two stored sessions are named {0:?}")]
     DuplicateSession(Str),
+    /// A stored sequence number is too large to count on from (the store
+    /// is damaged: no broker lives long enough to reach it).
+    #[error("the stored {what} {value} is too large to count on from")]
+    NumberTooLarge {
+        /// Which number: "message id" or "record order".
+        what: &'static str,
+        /// The number found.
+        value: u64,
+    },
 }
