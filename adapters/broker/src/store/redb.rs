@@ -336,7 +336,7 @@ impl Store for RedbStore {
     }
 
     /// On failure the database is dropped, to be opened again by the next
-    /// call (see [`RedbStore::ready`]).
+    /// call (see `RedbStore::ready`).
     fn commit(&mut self, records: &[StoreRecord]) -> Result<(), StoreError> {
         let db = self.ready()?;
         let r = commit_to(db, records);
