@@ -118,6 +118,7 @@ impl Server {
         let admission = server::Admission {
             handshake_timeout: Duration::from_secs(limits.connect_timeout.max(1)),
             handshakes: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            order_across_connections: limits.order_across_connections,
         };
         let broker = mqtt_router::broker::Broker::new(config.broker_config(seed), policy);
         let core = server::Core::new(broker, store)?;

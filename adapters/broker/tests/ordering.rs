@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_millis(500);
 #[test]
 #[ignore = "timing: the kernel may make the later write readable first on a loaded machine"]
 fn a_subscribe_read_before_a_publish_takes_effect_first_across_connections() {
-    let broker = BrokerProcess::start_with("");
+    let broker = BrokerProcess::start_with("[limits]\norder_across_connections = true\n");
     let addr: std::net::SocketAddr = std::env::var("ORDER_ADDR")
         .ok()
         .and_then(|a| a.parse().ok())

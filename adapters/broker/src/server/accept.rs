@@ -28,6 +28,9 @@ pub(crate) struct Admission {
     /// Handshakes under way at once, over all listeners (the connection
     /// limit): sockets beyond it are closed at once.
     pub(crate) handshakes: Arc<Semaphore>,
+    /// Whether reads are taken in the order their sockets became ready,
+    /// across connections (`limits.order_across_connections`).
+    pub(crate) order_across_connections: bool,
 }
 
 pub(super) async fn accept_loop(listener: BoundListener, admission: Admission, to_core: ToCoreTx) {

@@ -115,6 +115,9 @@ impl<F: Future<Output = ()>> Future for Parking<F> {
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
+        if !this.outbox.stamps().ordered() {
+            return this.future.poll(cx);
+        }
         this.outbox.arm();
         let done = this.future.poll(cx);
         if let Some(stamp) = this.outbox.park() {

@@ -47,7 +47,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     let mut w = Writers::new();
     // The connections' commands, put back in the order their reads became
     // ready (see `order`).
-    let mut input = Reorder::default();
+    let mut input = Reorder::new(stamps.ordered());
     // When shutdown began.
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut records = Vec::new();

@@ -240,7 +240,7 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
     let to_core = ToCoreTx {
         tx,
         budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
-        stamps: Arc::default(),
+        stamps: Arc::new(Stamps::new(admission.order_across_connections)),
     };
     let accepting: Vec<_> = listeners
         .into_iter()

@@ -44,12 +44,28 @@ pub(super) struct Stamp(u64);
 /// given up where no command can be sent (see [`Stamps::release`]).
 #[derive(Debug, Default)]
 pub(super) struct Stamps {
+    /// Off: no wake takes a stamp and the core takes commands as they come
+    /// (the order costs throughput: see BENCHMARKS.md).
+    ordered: bool,
     next: AtomicU64,
     released: Mutex<Vec<Stamp>>,
     notify: Notify,
 }
 
 impl Stamps {
+    /// The counter; `ordered` says whether reads are put in order at all.
+    pub(super) fn new(ordered: bool) -> Stamps {
+        Stamps {
+            ordered,
+            ..Stamps::default()
+        }
+    }
+
+    /// Whether reads are put in the order their sockets became ready.
+    pub(super) fn ordered(&self) -> bool {
+        self.ordered
+    }
+
     /// The next stamp: later than every stamp taken before it.
     pub(super) fn take(&self) -> Stamp {
         Stamp(self.next.fetch_add(1, Ordering::Relaxed))
@@ -89,6 +105,8 @@ pub(super) const HOLD_LIMIT: Duration = Duration::from_millis(10);
 /// (registrations, writers ready) taken as they come.
 #[derive(Default)]
 pub(super) struct Reorder {
+    /// Off: every command is due as it comes (releases are dropped).
+    unordered: bool,
     /// Every stamp below this one has been taken or released.
     next: u64,
     /// Stamps above `next` already settled: a command, or `None` for a
@@ -101,11 +119,25 @@ pub(super) struct Reorder {
 }
 
 impl Reorder {
+    /// Commands put in stamp order, or (not `ordered`) taken as they come.
+    pub(super) fn new(ordered: bool) -> Reorder {
+        Reorder {
+            unordered: !ordered,
+            ..Reorder::default()
+        }
+    }
+
     /// Takes a command from a connection.
     pub(super) fn push(&mut self, cmd: ToCore) {
         let Some(Stamp(s)) = cmd.stamp() else {
             return self.due.push_back(cmd);
         };
+        if self.unordered {
+            if !matches!(cmd, ToCore::Release(_)) {
+                self.due.push_back(cmd);
+            }
+            return;
+        }
         let cmd = match cmd {
             ToCore::Release(_) => None,
             cmd => Some(cmd),

@@ -158,7 +158,7 @@ impl Wake for Outbox {
     fn wake_by_ref(self: &Arc<Self>) {
         let waker = {
             let mut inner = self.lock();
-            if inner.armed && inner.stamp.is_none() {
+            if inner.armed && inner.stamp.is_none() && self.stamps.ordered() {
                 inner.stamp = Some(self.stamps.take());
             }
             inner.waker.take()
