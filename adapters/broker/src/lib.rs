@@ -21,6 +21,7 @@ pub mod acl;
 pub mod auth;
 pub mod bridge;
 pub mod config;
+pub mod mosquitto;
 pub mod passwd;
 mod server;
 pub mod store;
@@ -179,6 +180,24 @@ impl Server {
         self.shutdown();
         let _ = self.wait().await;
     }
+}
+
+/// Reads every file `config` names, as [`Server::start`] would, without
+/// binding or opening anything: the password and ACL files, each TLS
+/// listener's certificate, key and CA files, and each bridge's TLS files.
+/// The store is not opened (a running broker holds its lock). The first
+/// file that cannot be used is the error, naming it.
+pub fn check_files(config: &Config) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    FilePolicy::load(&config.auth).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    for l in config.listeners() {
+        Transport::new(&l, config.limits.max_packet_size)
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    }
+    for b in &config.bridges {
+        bridge::Prepared::new(b)?;
+    }
+    Ok(())
 }
 
 /// A random seed from the operating system for [`Server::start`].

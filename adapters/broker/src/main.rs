@@ -3,15 +3,19 @@
 //! ```text
 //! mqtt-broker                  # 127.0.0.1:1883, anonymous clients, built-in limits
 //! mqtt-broker -c broker.toml   # listeners and limits from a file
+//! mqtt-broker -c mosquitto.conf        # or from a Mosquitto configuration file
+//! mqtt-broker --check -c broker.toml   # check a configuration and exit
+//! mqtt-broker convert mosquitto.conf   # print a Mosquitto file as TOML
 //! mqtt-broker -p 1884 -v       # another port, debug logging
 //! mqtt-broker passwd -c passwd alice   # a password file, like mosquitto_passwd
 //! ```
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mqtt_broker::mosquitto::{is_mosquitto_format, Conversion, Remark};
 use mqtt_broker::passwd::PasswordFile;
 use mqtt_broker::{Config, FilePolicy, Listener, Server};
 use tracing::{error, info, warn};
@@ -22,8 +26,9 @@ use tracing::{error, info, warn};
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Configuration file (TOML). Without one the broker listens on
-    /// 127.0.0.1:1883 only, lets anonymous clients in, and uses the built-in limits.
+    /// Configuration file: TOML, or Mosquitto's format (a `.conf` file, or
+    /// `key value` lines). Without one the broker listens on 127.0.0.1:1883
+    /// only, lets anonymous clients in, and uses the built-in limits.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Listen on this port (on 127.0.0.1), instead of the listeners of the configuration.
@@ -39,6 +44,11 @@ struct Args {
     /// Keep everything in memory, even if the configuration names a data directory.
     #[arg(long = "no-persistence", conflicts_with = "data_dir")]
     no_persistence: bool,
+    /// Check the configuration (and the password, ACL and TLS files it
+    /// names), print what is wrong or left out, and exit: 0 when the broker
+    /// would start with it.
+    #[arg(long = "check")]
+    check: bool,
     /// Seed for the core's hash keys and random choices, to replay a run (default: random).
     #[arg(long = "seed", value_name = "N")]
     seed: Option<u64>,
@@ -59,6 +69,14 @@ Examples:
   mqtt-broker passwd -b /etc/mqtt/passwd bob s3cret add bob or change his password
   mqtt-broker passwd -D /etc/mqtt/passwd bob        delete bob")]
     Passwd(PasswdArgs),
+    /// Prints a Mosquitto configuration file as this broker's TOML, each
+    /// value with the Mosquitto line it stands for; the lines left out are
+    /// listed on standard error with their line numbers.
+    Convert {
+        /// The Mosquitto configuration file (`include_dir` lines are followed).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,14 +103,21 @@ struct PasswdArgs {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::Passwd(p)) = args.command {
-        return match passwd(p) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("Error: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    match args.command {
+        Some(Command::Passwd(p)) => {
+            return match passwd(p) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Convert { file }) => return convert(&file),
+        None => {}
+    }
+    if args.check {
+        return check(args.config.as_deref());
     }
     let level = if args.verbose { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -101,8 +126,13 @@ fn main() -> ExitCode {
     raise_open_files_limit();
 
     let mut config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
+        Some(path) => match load_config(path) {
+            Ok((c, remarks)) => {
+                for r in remarks {
+                    warn!("{r}");
+                }
+                c
+            }
             Err(e) => {
                 error!("{e}");
                 return ExitCode::FAILURE;
@@ -184,6 +214,61 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Reads a configuration file, TOML or Mosquitto's format; with the
+/// Mosquitto lines left out, to be shown.
+fn load_config(path: &Path) -> Result<(Config, Vec<Remark>), Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if is_mosquitto_format(path, &text) {
+        let conversion = Conversion::from_text(&text, path)?;
+        Ok((conversion.config()?, conversion.remarks().to_vec()))
+    } else {
+        Ok((Config::load(path)?, Vec::new()))
+    }
+}
+
+/// `--check`: the configuration and the files it names, without starting.
+fn check(path: Option<&Path>) -> ExitCode {
+    let config = match path {
+        Some(path) => match load_config(path) {
+            Ok((c, remarks)) => {
+                for r in remarks {
+                    println!("left out: {r}");
+                }
+                c
+            }
+            Err(e) => {
+                println!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    if let Err(e) = mqtt_broker::check_files(&config) {
+        println!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("configuration ok");
+    ExitCode::SUCCESS
+}
+
+/// The `convert` subcommand.
+fn convert(path: &Path) -> ExitCode {
+    match Conversion::from_file(path) {
+        Ok(c) => {
+            for r in c.remarks() {
+                eprintln!("left out: {r}");
+            }
+            print!("{}", c.toml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Every connection is a file descriptor: the soft limit (often 1024) is
