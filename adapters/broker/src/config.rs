@@ -50,6 +50,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `$SYS` publication.
     pub sys: SysConfig,
+    /// The metrics and health HTTP listener; see [`HttpConfig`].
+    pub http: HttpConfig,
     /// Where sessions, queued messages and retained messages survive a
     /// restart; see [`PersistenceConfig`].
     pub persistence: PersistenceConfig,
@@ -290,6 +292,24 @@ impl Default for SysConfig {
     fn default() -> Self {
         SysConfig { interval: 10 }
     }
+}
+
+/// The HTTP listener for metrics and health checks: `GET /metrics`
+/// (Prometheus text format), `GET /healthz` (200 while the core task is
+/// turning, 503 when it has not for 5 s), `GET /readyz` (200 once the
+/// listeners are bound and the store is open, 503 while starting or
+/// stopping). Off by default; it has no authentication, so bind it to an
+/// address only the monitoring system reaches.
+///
+/// ```toml
+/// [http]
+/// bind = "127.0.0.1:9090"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port (default: none, no HTTP listener).
+    pub bind: Option<SocketAddr>,
 }
 
 /// The durable store: with a `path`, persistent sessions (with their

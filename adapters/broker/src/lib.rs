@@ -21,6 +21,7 @@ pub mod acl;
 pub mod auth;
 pub mod bridge;
 pub mod config;
+mod metrics;
 pub mod mosquitto;
 pub mod passwd;
 mod server;
@@ -40,7 +41,10 @@ use tokio::task::JoinHandle;
 use crate::transport::Transport;
 
 pub use crate::auth::{AuthError, FilePolicy};
-pub use crate::config::{AuthConfig, Config, ConfigError, Listener, PersistenceConfig, Protocol};
+pub use crate::config::{
+    AuthConfig, Config, ConfigError, HttpConfig, Listener, PersistenceConfig, Protocol,
+};
+pub use crate::metrics::HttpError;
 pub use crate::tls::TlsError;
 
 /// A broker running on the current tokio runtime: its listeners are bound
@@ -48,6 +52,7 @@ pub use crate::tls::TlsError;
 #[derive(Debug)]
 pub struct Server {
     local_addrs: Vec<SocketAddr>,
+    http: Option<metrics::HttpServer>,
     shutdown: Arc<Notify>,
     task: JoinHandle<Result<(), store::StoreDied>>,
 }
@@ -121,8 +126,16 @@ impl Server {
             handshakes: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             order_across_connections: limits.order_across_connections,
         };
+        let monitor = Arc::new(metrics::Monitor::new(config.http.bind.is_some()));
+        let http = match config.http.bind {
+            Some(addr) => Some(
+                metrics::HttpServer::start(addr, monitor.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::AddrInUse, e))?,
+            ),
+            None => None,
+        };
         let broker = mqtt_router::broker::Broker::new(config.broker_config(seed), policy);
-        let core = server::Core::new(broker, store)?;
+        let core = server::Core::new(broker, store, monitor)?;
         let shutdown = Arc::new(Notify::new());
         let task = tokio::spawn(server::run(
             core,
@@ -133,6 +146,7 @@ impl Server {
         ));
         Ok(Server {
             local_addrs,
+            http,
             shutdown,
             task,
         })
@@ -142,6 +156,12 @@ impl Server {
     /// (with the real port where the configuration asked for port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Where the metrics and health HTTP listener listens, if `[http] bind`
+    /// set one (with the real port where it asked for port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(metrics::HttpServer::local_addr)
     }
 
     /// Asks the broker to stop: 5.0 clients get DISCONNECT 0x8B (server

@@ -44,6 +44,10 @@ struct Args {
     /// Keep everything in memory, even if the configuration names a data directory.
     #[arg(long = "no-persistence", conflicts_with = "data_dir")]
     no_persistence: bool,
+    /// Serve metrics (`/metrics`) and health checks (`/healthz`, `/readyz`)
+    /// over HTTP on ADDR, e.g. 127.0.0.1:9090 (overrides `[http] bind`).
+    #[arg(long = "http", value_name = "ADDR")]
+    http: Option<SocketAddr>,
     /// Check the configuration (and the password, ACL and TLS files it
     /// names), print what is wrong or left out, and exit: 0 when the broker
     /// would start with it.
@@ -146,6 +150,9 @@ fn main() -> ExitCode {
     if let Some(port) = args.port {
         config.listeners = vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], port)))];
     }
+    if let Some(addr) = args.http {
+        config.http.bind = Some(addr);
+    }
     if let Some(dir) = args.data_dir {
         config.persistence.path = Some(dir);
         config.persistence.enabled = true;
@@ -192,6 +199,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(addr) = server.http_addr() {
+            info!(%addr, "metrics at http://{addr}/metrics, health at /healthz and /readyz");
+        }
         let signal = server.shutdown_handle();
         tokio::spawn(async move {
             wait_for_signal().await;

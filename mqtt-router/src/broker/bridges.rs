@@ -551,6 +551,11 @@ impl<P: Policy> Broker<P> {
         self.bridges.get(id).map(Bridge::stats)
     }
 
+    /// Every open bridge's name and counts (for metrics).
+    pub fn bridges_stats(&self) -> impl Iterator<Item = (&str, BridgeStats)> {
+        self.bridges.iter().map(|b| (b.name.as_str(), b.stats()))
+    }
+
     /// Queues a routed message for the bridge in slot `index`; returns the
     /// bridge when it is past its high-water mark and draining (flow
     /// control).

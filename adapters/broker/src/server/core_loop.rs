@@ -16,6 +16,7 @@ use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, FromRemote, Prepared};
+use crate::metrics::Monitor;
 use crate::store::StoreDied;
 
 pub(super) struct ConnHandle {
@@ -40,6 +41,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
     mut store: Option<StoreLink>,
+    monitor: Arc<Monitor>,
 ) -> Result<(), StoreDied> {
     let rx = &mut from_conns.commands;
     let stamps = from_conns.stamps.clone();
@@ -54,6 +56,9 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // What restoring changed (expired sessions, wills that came due) is
     // stored before anything else happens.
     send_records(&mut broker, &mut store, &mut records);
+    // When the metrics' snapshot is refreshed next: after a turn, or by
+    // itself when the core is idle (the heartbeat `/healthz` reads).
+    let mut next_refresh = tokio::time::Instant::now();
     loop {
         let room = store.as_ref().is_none_or(StoreLink::has_room);
         let deadline = broker
@@ -96,9 +101,12 @@ pub(super) async fn core<P: Policy + Send + 'static>(
                 if stopping.is_some() => {}
             _ = shutdown.notified(), if stopping.is_none() => {
                 stopping = Some(tokio::time::Instant::now());
+                monitor.set_ready(false);
                 begin_stop(&mut broker, &mut bridges, clock);
             }
+            () = tokio::time::sleep_until(next_refresh), if monitor.is_watched() => {}
         }
+        let turn = std::time::Instant::now();
         for stamp in stamps.take_released() {
             input.push(ToCore::Release(stamp));
         }
@@ -106,6 +114,11 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         bridges.flush(&mut broker, clock.now());
         send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
+        monitor.observe_turn(turn.elapsed());
+        if monitor.is_watched() && tokio::time::Instant::now() >= next_refresh {
+            monitor.refresh(&broker);
+            next_refresh = tokio::time::Instant::now() + crate::metrics::REFRESH;
+        }
         // A connection whose last packets wait for a store that fails
         // would keep shutdown waiting for ever: it is given up on after
         // STOP_WAIT (what it waited for was never acknowledged).

@@ -51,6 +51,7 @@ use mqtt_session::Instant;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::bridge::Prepared;
+use crate::metrics::Monitor;
 
 /// Smallest and largest room a read is given: an idle connection holds a
 /// small buffer, a busy one reads in large steps.
@@ -196,6 +197,7 @@ pub(crate) struct Core<P: Policy> {
     broker: Broker<P>,
     clock: Clock,
     store: Option<persist::StoreLink>,
+    monitor: Arc<Monitor>,
 }
 
 impl<P: Policy> Core<P> {
@@ -203,6 +205,7 @@ impl<P: Policy> Core<P> {
     pub(crate) fn new(
         mut broker: Broker<P>,
         store: Option<Box<dyn crate::store::Store>>,
+        monitor: Arc<Monitor>,
     ) -> std::io::Result<Core<P>> {
         let clock = Clock::start();
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -214,7 +217,7 @@ impl<P: Policy> Core<P> {
                     .restore(clock.now(), persist::wall_now(), state)
                     .map_err(|e| invalid(format!("the store {}: {e}", store.describe())))?;
                 tracing::info!(store = %store.describe(), sessions, retained, "durable: state restored");
-                Some(persist::StoreLink::start(store)?)
+                Some(persist::StoreLink::start(store, monitor.clone())?)
             }
             None => None,
         };
@@ -222,6 +225,7 @@ impl<P: Policy> Core<P> {
             broker,
             clock,
             store,
+            monitor,
         })
     }
 }
@@ -252,6 +256,7 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         commands: from_conns,
         stamps,
     };
+    core.monitor.set_ready(true);
     let ended = core_loop::core(
         core.broker,
         core.clock,
@@ -259,8 +264,10 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         shutdown,
         bridges,
         core.store,
+        core.monitor.clone(),
     )
     .await;
+    core.monitor.set_ready(false);
     for a in &accepting {
         a.abort();
     }

@@ -6,12 +6,14 @@
 //! it succeeds: records are applied in order or not at all. (The store
 //! itself re-opens its file after a failure: see `RedbStore::commit`.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_router::broker::{StoreRecord, WallTime};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
+use crate::metrics::Monitor;
 use crate::store::{Store, StoreDied};
 
 /// Turns of records handed to the store and not yet reported stored, at
@@ -58,13 +60,16 @@ pub(super) struct StoreLink {
 
 impl StoreLink {
     /// Starts the thread that owns `store`.
-    pub(super) fn start(store: Box<dyn Store>) -> std::io::Result<StoreLink> {
+    pub(super) fn start(
+        store: Box<dyn Store>,
+        monitor: Arc<Monitor>,
+    ) -> std::io::Result<StoreLink> {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done) = mpsc::unbounded_channel();
         let describe = store.describe();
         let thread = std::thread::Builder::new()
             .name("mqtt-store".into())
-            .spawn(move || commit_loop(store, rx, done_tx))?;
+            .spawn(move || commit_loop(store, rx, done_tx, &monitor))?;
         Ok(StoreLink {
             tx: Some(tx),
             done,
@@ -154,6 +159,7 @@ fn commit_loop(
     mut store: Box<dyn Store>,
     rx: std::sync::mpsc::Receiver<Turn>,
     done: mpsc::UnboundedSender<Stored>,
+    monitor: &Monitor,
 ) {
     let mut batch = Batch::default();
     // The error last logged while failing (`None`: not failing); a new one
@@ -177,9 +183,11 @@ fn commit_loop(
         }
         // Group commit: every turn already waiting joins this transaction.
         batch.gather(&rx);
+        let began = std::time::Instant::now();
         let Some(committed) = commit_guarded(&mut *store, &batch.records, &done) else {
             return;
         };
+        monitor.observe_commit(began.elapsed(), batch.records.len());
         match committed {
             Ok(()) => {
                 if failing.take().is_some() {

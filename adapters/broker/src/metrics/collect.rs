@@ -1,0 +1,188 @@
+//! The snapshot as Prometheus metrics: counters and gauges made at each
+//! scrape from the last snapshot, beside the driver's histograms.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::{Monitor, Snapshot};
+
+/// The registry a scrape encodes: the snapshot's figures and the histograms.
+pub(super) fn registry(monitor: &Arc<Monitor>) -> Registry {
+    let mut r = Registry::with_prefix("mqtt_broker");
+    r.register_with_unit(
+        "core_turn",
+        "Time the core task took for one turn (a batch of commands and its writes)",
+        Unit::Seconds,
+        monitor.turn_seconds.clone(),
+    );
+    r.register_with_unit(
+        "store_commit",
+        "Time one store commit (transaction and fsync) took",
+        Unit::Seconds,
+        monitor.commit_seconds.clone(),
+    );
+    r.register(
+        "store_commit_records",
+        "Records in one store commit (group commit)",
+        monitor.commit_records.clone(),
+    );
+    r.register_collector(Box::new(Figures(monitor.clone())));
+    r
+}
+
+/// The snapshot, encoded at each scrape.
+#[derive(Debug)]
+struct Figures(Arc<Monitor>);
+
+impl Collector for Figures {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot: Snapshot = self.0.lock().0.clone();
+        let s = &snapshot.stats;
+        let counters: [(&str, &str, u64); 12] = [
+            (
+                "messages_received",
+                "PUBLISH packets received from clients",
+                s.messages_received,
+            ),
+            (
+                "messages_sent",
+                "Messages handed to subscribers' connections",
+                s.messages_sent,
+            ),
+            (
+                "messages_dropped",
+                "Messages dropped: full queue, too large for the subscriber, expired",
+                s.messages_dropped,
+            ),
+            (
+                "publishes_denied",
+                "Publishes refused by the ACL or aimed at $ topics",
+                s.publishes_denied,
+            ),
+            (
+                "retained_refused",
+                "Retained messages kept out by the retained limits",
+                s.retained_refused,
+            ),
+            (
+                "bytes_received",
+                "Bytes read from clients",
+                s.bytes_received,
+            ),
+            ("bytes_sent", "Bytes written to clients", s.bytes_sent),
+            (
+                "connections",
+                "Connections accepted since start",
+                s.connections_total,
+            ),
+            (
+                "connections_refused",
+                "Connections refused by authentication",
+                s.connections_refused,
+            ),
+            ("subscribes", "SUBSCRIBE packets handled", s.subscribes),
+            ("wills_published", "Wills published", s.wills_published),
+            (
+                "acks_held",
+                "Acknowledgements held back by flow control",
+                s.acks_held,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = ConstCounter::new(value);
+            metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        let z = &snapshot.sizes;
+        let gauges: [(&str, &str, u64); 7] = [
+            ("connections_open", "Open connections", z.connections as u64),
+            (
+                "clients_connected",
+                "Sessions with a connection",
+                snapshot.connected as u64,
+            ),
+            (
+                "sessions",
+                "Sessions, connected or waiting for their client",
+                z.sessions as u64,
+            ),
+            (
+                "subscriptions",
+                "Subscriptions in the index",
+                z.subscriptions as u64,
+            ),
+            (
+                "retained_messages",
+                "Retained messages kept",
+                z.retained as u64,
+            ),
+            (
+                "queued_messages",
+                "Messages queued over every session",
+                snapshot.queued_sum,
+            ),
+            (
+                "queued_messages_max",
+                "Messages queued in the deepest session queue",
+                snapshot.queued_max,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        bridges(&snapshot, &mut e)
+    }
+}
+
+/// Each bridge's figures, labelled with its name.
+fn bridges(snapshot: &Snapshot, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    if snapshot.bridges.is_empty() {
+        return Ok(());
+    }
+    type Get = fn(&mqtt_router::broker::BridgeStats) -> i64;
+    let figures: [(&str, &str, Get); 5] = [
+        (
+            "bridge_connected",
+            "1 while the bridge's remote connection is up",
+            |s| i64::from(s.state == mqtt_router::broker::BridgeState::Connected),
+        ),
+        (
+            "bridge_messages_sent",
+            "Messages the remote broker took",
+            |s| s.messages_sent as i64,
+        ),
+        (
+            "bridge_messages_received",
+            "Messages the bridge brought in",
+            |s| s.messages_received as i64,
+        ),
+        (
+            "bridge_messages_dropped",
+            "Messages the bridge dropped",
+            |s| s.messages_dropped as i64,
+        ),
+        (
+            "bridge_queued",
+            "Messages waiting for the remote broker",
+            |s| s.queued as i64,
+        ),
+    ];
+    for (name, help, get) in figures {
+        let mut family = e.encode_descriptor(
+            name,
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (bridge, stats) in &snapshot.bridges {
+            let labels = [("bridge", bridge.as_str())];
+            ConstGauge::new(get(stats)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
