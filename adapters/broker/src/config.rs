@@ -52,6 +52,8 @@ pub struct Config {
     pub sys: SysConfig,
     /// The metrics and health HTTP listener; see [`HttpConfig`].
     pub http: HttpConfig,
+    /// Logging; see [`LogConfig`].
+    pub log: LogConfig,
     /// Where sessions, queued messages and retained messages survive a
     /// restart; see [`PersistenceConfig`].
     pub persistence: PersistenceConfig,
@@ -291,6 +293,60 @@ pub struct SysConfig {
 impl Default for SysConfig {
     fn default() -> Self {
         SysConfig { interval: 10 }
+    }
+}
+
+/// What the broker logs, and how.
+///
+/// ```toml
+/// [log]
+/// level = "info"      # or "debug", or a filter such as "info,mqtt_broker=debug"
+/// format = "json"     # one JSON object per line
+/// ```
+///
+/// `-v` sets the level to `debug`; `RUST_LOG`, when set, overrides both.
+/// The level is read again on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The level or filter directives (default `"info"`), as `RUST_LOG`
+    /// takes them: `error`, `warn`, `info`, `debug`, `trace`, with
+    /// per-module parts.
+    pub level: String,
+    /// `"text"` (the default, for people) or `"json"` (for log collectors);
+    /// `--log-format` overrides it. Read at start only.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("{other:?} is not text or json")),
+        }
     }
 }
 

@@ -21,9 +21,11 @@ pub mod acl;
 pub mod auth;
 pub mod bridge;
 pub mod config;
+pub mod logging;
 mod metrics;
 pub mod mosquitto;
 pub mod passwd;
+mod reload;
 mod server;
 pub mod store;
 mod tls;
@@ -45,6 +47,7 @@ pub use crate::config::{
     AuthConfig, Config, ConfigError, HttpConfig, Listener, PersistenceConfig, Protocol,
 };
 pub use crate::metrics::HttpError;
+pub use crate::reload::{ReloadError, Reloaded, Reloader};
 pub use crate::tls::TlsError;
 
 /// A broker running on the current tokio runtime: its listeners are bound
@@ -52,6 +55,10 @@ pub use crate::tls::TlsError;
 #[derive(Debug)]
 pub struct Server {
     local_addrs: Vec<SocketAddr>,
+    /// Each listener as configured, and the transport it speaks now
+    /// (replaced by [`Server::reload`]).
+    listeners: Vec<(Listener, server::SharedTransport)>,
+    max_packet_size: u32,
     http: Option<metrics::HttpServer>,
     shutdown: Arc<Notify>,
     task: JoinHandle<Result<(), store::StoreDied>>,
@@ -105,10 +112,13 @@ impl Server {
     ) -> std::io::Result<Server> {
         let limits = &config.limits;
         let mut transports = Vec::new();
+        let mut listeners_kept = Vec::new();
         for l in config.listeners() {
             let transport = Transport::new(&l, limits.max_packet_size)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            transports.push((l.bind, transport));
+            let shared = Arc::new(std::sync::RwLock::new(Arc::new(transport)));
+            transports.push((l.bind, shared.clone()));
+            listeners_kept.push((l, shared));
         }
         // Bridges' TLS files are read now, so a bad one stops the start.
         let bridges = config
@@ -146,6 +156,8 @@ impl Server {
         ));
         Ok(Server {
             local_addrs,
+            listeners: listeners_kept,
+            max_packet_size: config.limits.max_packet_size,
             http,
             shutdown,
             task,
@@ -209,6 +221,7 @@ impl Server {
 /// file that cannot be used is the error, naming it.
 pub fn check_files(config: &Config) -> std::io::Result<()> {
     use std::io::{Error, ErrorKind};
+    logging::check_level(&config.log.level).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
     FilePolicy::load(&config.auth).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
     for l in config.listeners() {
         Transport::new(&l, config.limits.max_packet_size)

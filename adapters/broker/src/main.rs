@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mqtt_broker::logging::LogLevel;
 use mqtt_broker::mosquitto::{is_mosquitto_format, Conversion, Remark};
 use mqtt_broker::passwd::PasswordFile;
-use mqtt_broker::{Config, FilePolicy, Listener, Server};
+use mqtt_broker::{Config, FilePolicy, Listener, Reloader, Server};
 use tracing::{error, info, warn};
 
 /// The reference MQTT 3.1 / 3.1.1 / 5.0 broker.
@@ -48,6 +49,9 @@ struct Args {
     /// over HTTP on ADDR, e.g. 127.0.0.1:9090 (overrides `[http] bind`).
     #[arg(long = "http", value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// Log format: `text` (default) or `json` (overrides `[log] format`).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    log_format: Option<mqtt_broker::config::LogFormat>,
     /// Check the configuration (and the password, ACL and TLS files it
     /// names), print what is wrong or left out, and exit: 0 when the broker
     /// would start with it.
@@ -123,43 +127,32 @@ fn main() -> ExitCode {
     if args.check {
         return check(args.config.as_deref());
     }
-    let level = if args.verbose { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-    raise_open_files_limit();
-
-    let mut config = match &args.config {
+    let (mut config, remarks) = match &args.config {
         Some(path) => match load_config(path) {
-            Ok((c, remarks)) => {
-                for r in remarks {
-                    warn!("{r}");
-                }
-                c
-            }
+            Ok(loaded) => loaded,
             Err(e) => {
-                error!("{e}");
+                eprintln!("Error: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        None => {
-            warn!("no configuration file: listening on 127.0.0.1 only, anonymous clients allowed, built-in limits");
-            Config::default()
+        None => (Config::default(), Vec::new()),
+    };
+    apply_args(&mut config, &args);
+    let format = args.log_format.unwrap_or(config.log.format);
+    let log_level = match LogLevel::init(format, args.verbose, &config.log.level) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
         }
     };
-    if let Some(port) = args.port {
-        config.listeners = vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], port)))];
+    for r in remarks {
+        warn!("{r}");
     }
-    if let Some(addr) = args.http {
-        config.http.bind = Some(addr);
+    if args.config.is_none() {
+        warn!("no configuration file: listening on 127.0.0.1 only, anonymous clients allowed, built-in limits");
     }
-    if let Some(dir) = args.data_dir {
-        config.persistence.path = Some(dir);
-        config.persistence.enabled = true;
-    }
-    if args.no_persistence {
-        config.persistence.enabled = false;
-    }
+    raise_open_files_limit();
     match config.persistence.data_dir() {
         Some(dir) => {
             info!(data_dir = %dir.display(), "durable: sessions, queued and retained messages survive a restart")
@@ -188,6 +181,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let hangups = Hangups::listen();
         let addrs: Vec<SocketAddr> = config.listeners().iter().map(|l| l.bind).collect();
         let server = match Server::start_with_policy(config, seed, policy).await {
             Ok(s) => s,
@@ -202,6 +196,12 @@ fn main() -> ExitCode {
         if let Some(addr) = server.http_addr() {
             info!(%addr, "metrics at http://{addr}/metrics, health at /healthz and /readyz");
         }
+        tokio::spawn(reload_on_hangup(
+            hangups,
+            server.reloader(),
+            args,
+            log_level,
+        ));
         let signal = server.shutdown_handle();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -224,6 +224,96 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The command line's settings over the configuration's.
+fn apply_args(config: &mut Config, args: &Args) {
+    if let Some(port) = args.port {
+        config.listeners = vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], port)))];
+    }
+    if let Some(addr) = args.http {
+        config.http.bind = Some(addr);
+    }
+    if let Some(dir) = &args.data_dir {
+        config.persistence.path = Some(dir.clone());
+        config.persistence.enabled = true;
+    }
+    if args.no_persistence {
+        config.persistence.enabled = false;
+    }
+}
+
+/// SIGHUP: the configuration file is read again and what can change under
+/// connected clients is applied (TLS files, log level); a file that cannot
+/// be used changes nothing, and the log says why.
+async fn reload_on_hangup(mut hangups: Hangups, server: Reloader, args: Args, log_level: LogLevel) {
+    while hangups.next().await {
+        reload(&server, &args, &log_level);
+    }
+}
+
+/// SIGHUP, listened for from before the listeners are bound (its default
+/// action would end the process).
+struct Hangups(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangups {
+    fn listen() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let s = signal(SignalKind::hangup())
+                .inspect_err(|e| warn!(error = %e, "cannot listen for SIGHUP: no reload"));
+            Hangups(s.ok())
+        }
+        #[cfg(not(unix))]
+        Hangups()
+    }
+
+    /// The next SIGHUP; `false` when none can come.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            return s.recv().await.is_some();
+        }
+        false
+    }
+}
+
+fn reload(server: &Reloader, args: &Args, log_level: &LogLevel) {
+    let Some(path) = &args.config else {
+        info!("SIGHUP: no configuration file to read again");
+        return;
+    };
+    let mut config = match load_config(path) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            error!("SIGHUP: reload failed, the old settings stay: {e}");
+            return;
+        }
+    };
+    apply_args(&mut config, args);
+    if let Err(e) = mqtt_broker::logging::check_level(&config.log.level) {
+        error!("SIGHUP: reload failed, the old settings stay: {e}");
+        return;
+    }
+    match server.reload(&config) {
+        Ok(done) => {
+            for what in done.left_for_restart() {
+                warn!("SIGHUP: not applied: {what}");
+            }
+            let level = log_level.reload(&config.log.level).unwrap_or(false);
+            info!(
+                tls_listeners = done.tls_listeners(),
+                log_level = if level {
+                    config.log.level.as_str()
+                } else {
+                    "(RUST_LOG or -v)"
+                },
+                "SIGHUP: configuration reloaded"
+            );
+        }
+        Err(e) => error!("SIGHUP: reload failed, the old settings stay: {e}"),
+    }
 }
 
 /// Reads a configuration file, TOML or Mosquitto's format; with the

@@ -20,6 +20,12 @@ pub(crate) enum Transport {
     Wss(TlsAcceptor, WsSettings),
 }
 
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// An MQTT byte stream after its handshake, with the subject of the
 /// client's verified certificate where TLS gave one.
 pub(crate) enum Accepted {

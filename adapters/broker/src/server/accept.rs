@@ -2,7 +2,7 @@
 //! time and in number.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -13,10 +13,21 @@ use super::connection::serve;
 use super::ToCoreTx;
 use crate::transport::{Accepted, Transport};
 
+/// A listener's transport, replaced whole on reload (new TLS files): each
+/// accepted socket takes the one current when it was accepted, so
+/// connections already made keep theirs.
+pub(crate) type SharedTransport = Arc<RwLock<Arc<Transport>>>;
+
 /// A bound listening socket and the transport it speaks.
 pub(crate) struct BoundListener {
     pub(crate) socket: TcpListener,
-    pub(crate) transport: Transport,
+    pub(crate) transport: SharedTransport,
+}
+
+/// The transport current now.
+fn current(shared: &SharedTransport) -> Arc<Transport> {
+    // A panic while swapping left a whole transport behind: still usable.
+    shared.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// How accepted sockets are admitted before the core sees them.
@@ -34,11 +45,11 @@ pub(crate) struct Admission {
 }
 
 pub(super) async fn accept_loop(listener: BoundListener, admission: Admission, to_core: ToCoreTx) {
-    let transport = Arc::new(listener.transport);
     loop {
         match listener.socket.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                let transport = current(&listener.transport);
                 if !transport.has_handshake() {
                     tokio::spawn(serve(stream, peer, None, to_core.clone()));
                     continue;
@@ -47,7 +58,7 @@ pub(super) async fn accept_loop(listener: BoundListener, admission: Admission, t
                     debug!(%peer, "connection refused: too many handshakes under way");
                     continue;
                 };
-                let (transport, to_core) = (transport.clone(), to_core.clone());
+                let to_core = to_core.clone();
                 let timeout = admission.handshake_timeout;
                 // The handshake runs in the connection's own task, never here.
                 tokio::spawn(async move {
@@ -105,12 +116,13 @@ pub(super) async fn connection(accepted: Accepted, peer: SocketAddr, to_core: To
 
 /// Binds every listener, failing early if one cannot be bound.
 pub(crate) async fn bind(
-    listeners: Vec<(SocketAddr, Transport)>,
+    listeners: Vec<(SocketAddr, SharedTransport)>,
 ) -> std::io::Result<Vec<BoundListener>> {
     let mut out = Vec::new();
     for (address, transport) in listeners {
         let socket = TcpListener::bind(address).await?;
-        info!(address = %socket.local_addr()?, "listening for {}", transport.name());
+        let name = current(&transport).name();
+        info!(address = %socket.local_addr()?, "listening for {name}");
         out.push(BoundListener { socket, transport });
     }
     Ok(out)

@@ -37,7 +37,7 @@ mod outbox;
 mod persist;
 
 use accept::accept_loop;
-pub(crate) use accept::{bind, Admission, BoundListener};
+pub(crate) use accept::{bind, Admission, BoundListener, SharedTransport};
 use order::{Stamp, Stamps};
 use outbox::Outbox;
 

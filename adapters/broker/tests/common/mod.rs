@@ -4,6 +4,7 @@
 // Each test file uses part of this module, as its own crate.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pki;
 pub mod raw;
 
 use std::io::Read;
