@@ -21,7 +21,7 @@ pub mod acl;
 pub mod auth;
 pub mod bridge;
 pub mod config;
-pub mod logging;
+pub mod logger;
 mod metrics;
 pub mod mosquitto;
 pub mod passwd;
@@ -221,7 +221,7 @@ impl Server {
 /// file that cannot be used is the error, naming it.
 pub fn check_files(config: &Config) -> std::io::Result<()> {
     use std::io::{Error, ErrorKind};
-    logging::check_level(&config.log.level).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    logger::check_level(&config.log.level).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
     FilePolicy::load(&config.auth).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
     for l in config.listeners() {
         Transport::new(&l, config.limits.max_packet_size)

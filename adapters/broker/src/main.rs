@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mqtt_broker::logging::LogLevel;
+use mqtt_broker::logger::LogLevel;
 use mqtt_broker::mosquitto::{is_mosquitto_format, Conversion, Remark};
 use mqtt_broker::passwd::PasswordFile;
 use mqtt_broker::{Config, FilePolicy, Listener, Reloader, Server};
@@ -292,7 +292,7 @@ fn reload(server: &Reloader, args: &Args, log_level: &LogLevel) {
         }
     };
     apply_args(&mut config, args);
-    if let Err(e) = mqtt_broker::logging::check_level(&config.log.level) {
+    if let Err(e) = mqtt_broker::logger::check_level(&config.log.level) {
         error!("SIGHUP: reload failed, the old settings stay: {e}");
         return;
     }
