@@ -154,9 +154,9 @@ fn a_read_only_data_directory_stops_the_broker_at_start() {
 #[test]
 fn the_broker_says_at_start_that_it_runs_in_memory() {
     let port = free_port().to_string();
-    // Stopped after a second; its log goes to standard output.
+    // Stopped after a second; its log goes to standard error.
     let out = run(broker_command().args(["-p", &port]), Duration::from_secs(1));
-    let log = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("running in memory"), "{log}");
 }
 

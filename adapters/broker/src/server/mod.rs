@@ -212,6 +212,7 @@ impl<P: Policy> Core<P> {
         let store = match store {
             Some(mut store) => {
                 let state: RestoredState = store.load().map_err(|e| invalid(e.to_string()))?;
+                compact(&mut *store, "at start");
                 let (sessions, retained) = (state.sessions.len(), state.retained.len());
                 broker
                     .restore(clock.now(), persist::wall_now(), state)
@@ -227,6 +228,19 @@ impl<P: Policy> Core<P> {
             store,
             monitor,
         })
+    }
+}
+
+/// Gives a store's free space back (see `Store::compact`); a failure is
+/// logged, not fatal: what is stored is unchanged.
+pub(crate) fn compact(store: &mut dyn crate::store::Store, when: &str) {
+    let started = std::time::Instant::now();
+    match store.compact() {
+        Ok(true) => {
+            tracing::info!(store = %store.describe(), took_ms = started.elapsed().as_millis() as u64, "store compacted {when}")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!("store not compacted {when}: {e}"),
     }
 }
 

@@ -176,6 +176,7 @@ fn commit_loop(
                     records,
                     turns,
                 } = counts;
+                super::compact(&mut *store, "at stop");
                 info!(store = %store.describe(), commits, records, turns, "store closed");
                 return;
             };

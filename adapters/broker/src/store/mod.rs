@@ -118,6 +118,18 @@ pub trait Store: Send + 'static {
 
     /// What to call the store in logs: a path, or "memory".
     fn describe(&self) -> String;
+
+    /// Gives the space of deleted records back to the file system: called
+    /// once after [`Store::load`], before the broker serves, and once after
+    /// the last commit of a clean stop, when nothing else uses the store.
+    /// `Ok(true)` if the store shrank. The default: a store without a file
+    /// has nothing to give back.
+    ///
+    /// # Errors
+    /// [`StoreError`] if it could not; what is stored is unchanged then.
+    fn compact(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// The store `config` asks for: a [`RedbStore`] in its data directory, or

@@ -349,6 +349,22 @@ impl Store for RedbStore {
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
+
+    /// redb reuses freed pages but never shrinks its file by itself: a
+    /// broker that once queued many messages would keep the file at its
+    /// largest for good.
+    fn compact(&mut self) -> Result<bool, StoreError> {
+        self.ready()?;
+        let path = self.path.clone();
+        let Some(db) = self.db.as_mut() else {
+            return Ok(false);
+        };
+        // redb moves pages down until no pass helps, then truncates.
+        guarded(&path, || db.compact())?.map_err(|e| StoreError::Write {
+            path: path.clone(),
+            reason: format!("compaction: {e}"),
+        })
+    }
 }
 
 fn commit_to(db: &Database, records: &[StoreRecord]) -> Result<(), Fail> {

@@ -491,3 +491,56 @@ fn a_file_in_an_unknown_redb_format_is_named_as_redbs_format_not_ours() {
     assert!(text.contains("redb file format 2"), "{text}");
     assert!(text.contains(STORE_FILE), "{text}");
 }
+
+#[test]
+fn compaction_gives_the_space_of_delivered_messages_back_and_keeps_the_rest() {
+    let dir = TempDir::new("compact");
+    let file = dir.0.join(STORE_FILE);
+    let mut store = RedbStore::open(&dir.0).unwrap();
+    let opened = StoreRecord::SessionOpened {
+        client_id: cid("a"),
+        username: None,
+        expiry: 3600,
+        will: None,
+    };
+    store.commit(&[opened]).unwrap();
+    // 200 messages of 32 KiB queued at once, then every one delivered.
+    let body = bytes::Bytes::from(vec![7u8; 32 * 1024]);
+    let mut records = Vec::new();
+    for i in 1..=200u16 {
+        let m = Message::new(
+            TopicName::try_from("big").unwrap(),
+            body.clone(),
+            QoS::AtLeastOnce,
+            false,
+        );
+        records.push(StoreRecord::MessageStored {
+            id: MessageId(u64::from(i)),
+            message: Arc::new(m),
+            expires_at: None,
+        });
+        records.push(queued("a", i, u64::from(i), u64::from(i)));
+    }
+    store.commit(&records).unwrap();
+    let completed: Vec<_> = (1..=200u16)
+        .map(|i| StoreRecord::Completed {
+            client_id: cid("a"),
+            packet_id: pid(i),
+        })
+        .collect();
+    store.commit(&completed).unwrap();
+    let before = std::fs::metadata(&file).unwrap().len();
+    assert!(before > 6 * 1024 * 1024, "{before} bytes");
+    assert!(store.compact().unwrap());
+    let after = std::fs::metadata(&file).unwrap().len();
+    assert!(after * 4 < before, "{before} -> {after} bytes");
+    let state = store.load().unwrap();
+    assert_eq!(state.sessions.len(), 1);
+    assert!(state.sessions[0].outgoing.is_empty());
+    assert!(!store.compact().unwrap(), "nothing left to give back");
+}
+
+#[test]
+fn the_memory_store_has_nothing_to_compact() {
+    assert!(!MemoryStore::new().compact().unwrap());
+}
