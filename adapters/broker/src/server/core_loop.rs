@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::ReasonCode;
-use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo, Policy};
+use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, error, info, warn};
 
+use super::authn::AuthDriver;
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
@@ -33,13 +34,14 @@ pub(super) struct Input {
 /// the store (a failing store would hold them for ever).
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
-pub(super) async fn core<P: Policy + Send + 'static>(
-    mut broker: Broker<P>,
+pub(super) async fn core(
+    mut broker: Broker,
     clock: Clock,
     from_conns: &mut Input,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
     mut store: Option<StoreLink>,
+    mut auth: AuthDriver,
 ) -> Result<(), StoreDied> {
     let rx = &mut from_conns.commands;
     let stamps = from_conns.stamps.clone();
@@ -85,6 +87,9 @@ pub(super) async fn core<P: Policy + Send + 'static>(
                 input.skip_missing();
             }
             () = stamps.released() => {}
+            Some(answered) = auth.answers.recv() => {
+                auth.answered(&mut broker, answered, clock.now());
+            }
             Some(msg) = from_bridges.recv() => {
                 bridges.handle_inbound(&mut broker, msg, clock.now());
                 bridge_batch(&mut broker, &mut bridges, &mut from_bridges, clock);
@@ -106,6 +111,12 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         bridges.flush(&mut broker, clock.now());
         send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
+        for id in w.closed.drain(..) {
+            auth.forget(id);
+        }
+        // After the closes: a request of a connection that just closed is
+        // not started.
+        auth.take(&mut broker);
         // A connection whose last packets wait for a store that fails
         // would keep shutdown waiting for ever: it is given up on after
         // STOP_WAIT (what it waited for was never acknowledged).
@@ -135,8 +146,8 @@ async fn finish(
 }
 
 /// Takes what the bridges have already sent, at most [`BATCH`] messages.
-fn bridge_batch<P: Policy>(
-    broker: &mut Broker<P>,
+fn bridge_batch(
+    broker: &mut Broker,
     bridges: &mut Bridges,
     rx: &mut mpsc::Receiver<(usize, FromRemote)>,
     clock: Clock,
@@ -151,7 +162,7 @@ fn bridge_batch<P: Policy>(
 
 /// Shutdown begins: bridges stop, every connection is closed with 0x8B
 /// (Server shutting down).
-fn begin_stop<P: Policy>(broker: &mut Broker<P>, bridges: &mut Bridges, clock: Clock) {
+fn begin_stop(broker: &mut Broker, bridges: &mut Bridges, clock: Clock) {
     bridges.stop();
     info!(connections = broker.connection_count(), "shutting down");
     for id in broker.connections() {
@@ -161,8 +172,8 @@ fn begin_stop<P: Policy>(broker: &mut Broker<P>, bridges: &mut Bridges, clock: C
 
 /// Hands this turn's records to the store's thread; what they hold is
 /// written once it reports them stored.
-fn send_records<P: Policy>(
-    broker: &mut Broker<P>,
+fn send_records(
+    broker: &mut Broker,
     store: &mut Option<StoreLink>,
     records: &mut Vec<mqtt_router::broker::StoreRecord>,
 ) {
@@ -183,8 +194,8 @@ async fn recv_stored(store: &mut Option<StoreLink>) -> Option<Stored> {
 
 /// Takes the store thread's report; an error when the store is gone (it
 /// panicked, or its thread ended), which stops the broker.
-fn on_stored<P: Policy>(
-    broker: &mut Broker<P>,
+fn on_stored(
+    broker: &mut Broker,
     store: &mut Option<StoreLink>,
     stored: Option<Stored>,
 ) -> Result<(), StoreDied> {
@@ -215,12 +226,7 @@ fn on_stored<P: Policy>(
 /// Handles the commands due, at most [`BATCH`] commands or
 /// [`BATCH_PACKETS`] packets before the core writes; the rest wait for the
 /// next turn.
-fn handle_due<P: Policy>(
-    broker: &mut Broker<P>,
-    w: &mut Writers,
-    clock: Clock,
-    input: &mut Reorder,
-) {
+fn handle_due(broker: &mut Broker, w: &mut Writers, clock: Clock, input: &mut Reorder) {
     let mut packets = 0;
     for _ in 0..BATCH {
         if packets >= BATCH_PACKETS {
@@ -242,6 +248,9 @@ pub(super) struct Writers {
     /// Connections the core closed whose last packets wait for the store:
     /// their sockets close once those are written.
     pub(super) closing: Vec<ConnId>,
+    /// Connections closed since the core loop last looked (for the
+    /// authentication driver).
+    pub(super) closed: Vec<ConnId>,
 }
 
 impl Writers {
@@ -250,6 +259,7 @@ impl Writers {
             conns: HashMap::new(),
             blocked: Vec::new(),
             closing: Vec::new(),
+            closed: Vec::new(),
         }
     }
 }
@@ -262,12 +272,7 @@ pub(super) fn weight(cmd: &ToCore) -> usize {
     }
 }
 
-pub(super) fn handle<P: Policy>(
-    broker: &mut Broker<P>,
-    w: &mut Writers,
-    clock: Clock,
-    cmd: ToCore,
-) {
+pub(super) fn handle(broker: &mut Broker, w: &mut Writers, clock: Clock, cmd: ToCore) {
     let now = clock.now();
     match cmd {
         ToCore::Open {
@@ -308,7 +313,7 @@ pub(super) fn handle<P: Policy>(
 }
 
 /// Writes every connection that has bytes, then acts on closes.
-pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: Clock) {
+pub(super) fn flush(broker: &mut Broker, w: &mut Writers, clock: Clock) {
     // Connections whose outbox was full: those that have caught up since
     // get their waiting packets now (their own Writable may still be queued
     // behind other commands, or was not sent because the queue was full).
@@ -331,6 +336,7 @@ pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: C
         match ev {
             BrokerEvent::Closed { id, close } => {
                 debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
+                w.closed.push(id);
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);
                 if broker.output_held(id) {
@@ -361,12 +367,7 @@ fn close_socket(w: &mut Writers, id: ConnId) {
     w.blocked.retain(|b| *b != id);
 }
 
-pub(super) fn write_one<P: Policy>(
-    broker: &mut Broker<P>,
-    w: &mut Writers,
-    clock: Clock,
-    id: ConnId,
-) {
+pub(super) fn write_one(broker: &mut Broker, w: &mut Writers, clock: Clock, id: ConnId) {
     let now = clock.now();
     let Some(h) = w.conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.

@@ -30,6 +30,7 @@
 //! channel, for `Broker::publish_from_bridge` and `Broker::bridge_settled`.
 
 mod accept;
+mod authn;
 mod connection;
 mod core_loop;
 mod order;
@@ -46,10 +47,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::{DecodeError, Decoder, Packet};
-use mqtt_router::broker::{Broker, ConnId, Policy, RestoredState};
+use mqtt_router::broker::{Broker, ConnId, RestoredState};
 use mqtt_session::Instant;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use crate::auth::Authenticator;
 use crate::bridge::Prepared;
 
 /// Smallest and largest room a read is given: an idle connection holds a
@@ -192,27 +194,41 @@ impl Clock {
 }
 
 /// The broker core with its store, restored and ready to serve.
-pub(crate) struct Core<P: Policy> {
-    broker: Broker<P>,
+pub(crate) struct Core {
+    broker: Broker,
     clock: Clock,
     store: Option<persist::StoreLink>,
+    auth: authn::AuthDriver,
 }
 
-impl<P: Policy> Core<P> {
+impl Core {
     /// The core, restored from `store` (read now) when there is one.
+    /// Restored sessions get the rights `authenticator` gives their owners.
     pub(crate) fn new(
-        mut broker: Broker<P>,
+        mut broker: Broker,
         store: Option<Box<dyn crate::store::Store>>,
-    ) -> std::io::Result<Core<P>> {
+        authenticator: Arc<dyn Authenticator>,
+        max_checks: usize,
+    ) -> std::io::Result<Core> {
         let clock = Clock::start();
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let store = match store {
             Some(mut store) => {
                 let state: RestoredState = store.load().map_err(|e| invalid(e.to_string()))?;
                 let (sessions, retained) = (state.sessions.len(), state.retained.len());
+                let owners: Vec<_> = state
+                    .sessions
+                    .iter()
+                    .map(|s| (s.client_id.clone(), s.username.clone()))
+                    .collect();
                 broker
                     .restore(clock.now(), persist::wall_now(), state)
                     .map_err(|e| invalid(format!("the store {}: {e}", store.describe())))?;
+                for (client_id, username) in owners {
+                    let username = username.as_ref().map(|u| u.as_str());
+                    let rights = authenticator.rights(client_id.as_str(), username);
+                    broker.set_session_rights(&client_id, rights);
+                }
                 tracing::info!(store = %store.describe(), sessions, retained, "durable: state restored");
                 Some(persist::StoreLink::start(store)?)
             }
@@ -222,6 +238,7 @@ impl<P: Policy> Core<P> {
             broker,
             clock,
             store,
+            auth: authn::AuthDriver::new(authenticator, max_checks),
         })
     }
 }
@@ -229,8 +246,8 @@ impl<P: Policy> Core<P> {
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
 /// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B. Ends early,
 /// with the error, if the store dies.
-pub(crate) async fn run<P: Policy + Send + 'static>(
-    core: Core<P>,
+pub(crate) async fn run(
+    core: Core,
     listeners: Vec<BoundListener>,
     admission: Admission,
     shutdown: Arc<Notify>,
@@ -259,6 +276,7 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         shutdown,
         bridges,
         core.store,
+        core.auth,
     )
     .await;
     for a in &accepting {
