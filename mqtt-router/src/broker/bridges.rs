@@ -11,7 +11,7 @@
 //!   a bridge over, resume its state or end it, whatever identifier it
 //!   connects with.
 //! - What it brings in enters the ordinary publish path
-//!   ([`Broker::publish_from_bridge`]: policy, retained store, routing,
+//!   ([`Broker::publish_from_bridge`]: rights, retained store, routing,
 //!   `$SYS` counters) tagged with the bridge's key as its origin, and its
 //!   subscriptions are No Local, so a message never goes back out over the
 //!   bridge it came from, while other bridges and local subscribers get it.
@@ -281,7 +281,7 @@ impl Bridges {
 
 impl Broker {
     /// Opens a bridge named `name` (in `$SYS/broker/bridges/<name>/...`, and
-    /// its client identifier to the policy) that carries out the messages
+    /// in logs) that carries out the messages
     /// published here on `subscriptions`, each at most at its QoS (and the
     /// broker's maximum QoS). Its subscriptions are No Local by origin and
     /// Retain As Published; the retained messages matching each one are
@@ -323,7 +323,7 @@ impl Broker {
         Ok(OpenedBridge { id, results })
     }
 
-    /// Makes a bridge's subscriptions, asking the policy about each, and
+    /// Makes a bridge's subscriptions, each checked against its rights, and
     /// queues the retained messages they match.
     fn subscribe_bridge(
         &mut self,
@@ -490,7 +490,7 @@ impl Broker {
 
     /// A message from bridge `id`'s remote broker, its topic already the
     /// local one: it takes the publish path of a client's message (the
-    /// policy asked with the bridge's identity, `$` topics refused, the
+    /// bridge's write rights checked, `$` topics refused, the
     /// retained store, routing, `$SYS` counters), with the broker's maximum
     /// QoS and Retain Available applied, and is never routed back to this
     /// bridge (No Local by origin). The outcome says what to answer the

@@ -136,7 +136,7 @@ pub struct OpenedBridge {
     pub id: BridgeId,
     /// One result per subscription asked for, in order, as in a SUBACK:
     /// the granted QoS (0x00-0x02), or why the filter was refused (0x87 by
-    /// the policy, 0x9E for a shared subscription, 0x97 with the index
+    /// the bridge's rights, 0x9E for a shared subscription, 0x97 with the index
     /// full).
     pub results: Vec<ReasonCode>,
 }
