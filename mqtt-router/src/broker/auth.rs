@@ -222,7 +222,7 @@ pub(super) struct Progress {
 
 /// What an answer does, decided with the connection borrowed.
 enum Outcome {
-    Connect(Parked, Authenticated),
+    Connect(Box<Parked>, Authenticated),
     Reauthenticated(Authenticated),
     Refuse(ReasonCode, bool),
     Sent,
@@ -264,7 +264,7 @@ impl Broker {
         let mut result = Ok(());
         let outcome = match answer {
             AuthAnswer::Success(s) => match progress.parked.take() {
-                Some(parked) => Outcome::Connect(parked, s.with_method(progress.method)),
+                Some(parked) => Outcome::Connect(Box::new(parked), s.with_method(progress.method)),
                 None => Outcome::Reauthenticated(s.with_method(progress.method)),
             },
             AuthAnswer::Refuse(reason) => Outcome::Refuse(reason, connecting),
@@ -287,7 +287,7 @@ impl Broker {
             }
         };
         match outcome {
-            Outcome::Connect(parked, s) => self.complete_connect(id, now, parked, s),
+            Outcome::Connect(parked, s) => self.complete_connect(id, now, *parked, s),
             Outcome::Reauthenticated(s) => self.reauthenticated(id, now, s),
             Outcome::Refuse(reason, connecting) => self.refuse(id, now, reason, connecting),
             Outcome::Sent => {}
