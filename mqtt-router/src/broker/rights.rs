@@ -68,6 +68,12 @@ impl Rule {
 
 /// A client's rights: everything, or an ordered list of rules. Cheap to
 /// clone (the rules are shared).
+///
+/// Mosquitto's ACL semantics: a [`Access::Deny`] rule matching a topic wins
+/// over any grant, whatever the order; otherwise a rule with the access
+/// grants it; with rules, whatever none grants is denied. Read access is
+/// checked per delivery, so a subscription that could carry a denied topic
+/// is granted and the denied topic is simply not delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rights(Kind);
 
@@ -95,7 +101,7 @@ impl Rights {
         Rights(Kind::Rules(Arc::from(Vec::new())))
     }
 
-    /// Exactly what `rules` grant (see the [module documentation](self)).
+    /// Exactly what `rules` grant (see [`Rights`]).
     pub fn from_rules(rules: impl IntoIterator<Item = Rule>) -> Self {
         Rights(Kind::Rules(rules.into_iter().collect()))
     }
