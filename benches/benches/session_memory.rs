@@ -90,7 +90,7 @@ fn connects(version: ProtocolVersion, now: Instant) -> Vec<BytesMut> {
 /// reference broker holds it between two keep-alives. Sockets and adapter
 /// tasks are not included.
 fn broker_core() {
-    use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, PeerInfo};
+    use mqtt_router::broker::{Broker, BrokerConfig, PeerInfo};
     println!();
     println!("| version | broker core, bytes per idle connection |");
     println!("|---|---:|");
@@ -103,7 +103,7 @@ fn broker_core() {
                 certificate_subject: None,
             })
             .collect();
-        let mut broker = Broker::new(BrokerConfig::default(), AllowAll);
+        let mut broker = Broker::new(BrokerConfig::default());
         let mut out = BytesMut::with_capacity(64);
         let region = Region::new(GLOBAL);
         for (w, peer) in wires.iter_mut().zip(peers) {

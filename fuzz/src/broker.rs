@@ -38,10 +38,10 @@
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::{BufMut, BytesMut};
 use core::time::Duration;
-use mqtt_codec::{Connect, Decoder, ProtocolVersion, ReasonCode, TopicFilter, TopicName};
+use mqtt_codec::{Decoder, ProtocolVersion, ReasonCode, TopicFilter};
 use mqtt_router::broker::{
-    Broker, BrokerConfig, BrokerEvent, ClientInfo, ConnId, OpenError, PeerInfo, Policy,
-    QueueFullPolicy,
+    Access, AuthAnswer, AuthConfig, AuthRequest, AuthStep, AuthSuccess, Broker, BrokerConfig,
+    BrokerEvent, ConnId, OpenError, PeerInfo, QueueFullPolicy, Rights, Rule,
 };
 use mqtt_session::{Instant, Limits, ServerConfig};
 
@@ -108,27 +108,28 @@ enum Op {
     WriteAll,
 }
 
-/// Refuses the user `deny`, and (strict) publishing under `x` and
-/// subscribing to `#`.
-struct FuzzPolicy {
-    strict: bool,
-}
-
-impl Policy for FuzzPolicy {
-    fn authenticate(&mut self, connect: &Connect, _: &str, _: &PeerInfo) -> ReasonCode {
-        match &connect.username {
-            Some(u) if u.as_str() == "deny" => ReasonCode(0x87),
-            _ => ReasonCode::SUCCESS,
-        }
+/// The fuzzed driver's answer to an authentication request: the user
+/// `deny` is refused; a client with an Authentication Method gets one more
+/// round trip; everyone else every right, or (strict) every right but
+/// topics under `x`.
+fn answer(req: &AuthRequest, strict: bool) -> AuthAnswer {
+    if req.username().is_some_and(|u| u.as_str() == "deny") {
+        return AuthAnswer::Refuse(ReasonCode(0x87));
     }
-
-    fn may_publish(&self, _: &ClientInfo<'_>, topic: &TopicName) -> bool {
-        !(self.strict && topic.as_str().starts_with('x'))
+    if req.method().is_some() && req.step() == AuthStep::Connect {
+        return AuthAnswer::Continue(bytes::Bytes::from_static(b"more"));
     }
-
-    fn may_subscribe(&self, _: &ClientInfo<'_>, filter: &TopicFilter) -> bool {
-        !(self.strict && filter.as_str() == "#")
-    }
+    let rights = if strict {
+        let rule = |f: &'static str, a| Rule::new(TopicFilter::from_static(f), a);
+        Rights::from_rules([
+            rule("#", Access::ReadWrite),
+            rule("x", Access::Deny),
+            rule("x/#", Access::Deny),
+        ])
+    } else {
+        Rights::allow_all()
+    };
+    AuthAnswer::Success(AuthSuccess::new(req.username().cloned(), rights))
 }
 
 /// One connection as its adapter and its client see it.
@@ -178,16 +179,18 @@ pub fn broker(data: &[u8]) {
         sys_interval: input
             .sys_interval
             .map(|s| Duration::from_secs(u64::from(s % 30) + 1)),
+        auth: AuthConfig {
+            required: input.strict_policy,
+            methods: vec!["FUZZ".to_owned()],
+        },
         ..BrokerConfig::default()
-    };
-    let policy = FuzzPolicy {
-        strict: input.strict_policy,
     };
     let mut h = Harness {
         max_connections: config.max_connections,
         max_retained: config.max_retained,
         steps: 0,
-        broker: Broker::new(config, policy),
+        strict: input.strict_policy,
+        broker: Broker::new(config),
         limits,
         now: Instant::ZERO,
         conns: Vec::new(),
@@ -199,7 +202,9 @@ pub fn broker(data: &[u8]) {
 }
 
 struct Harness {
-    broker: Broker<FuzzPolicy>,
+    broker: Broker,
+    /// The driver's rights are strict (see [`answer`]).
+    strict: bool,
     limits: Limits,
     max_connections: usize,
     max_retained: usize,
@@ -481,6 +486,11 @@ impl Harness {
     }
 
     fn events(&mut self) {
+        while let Some(req) = self.broker.poll_auth() {
+            let a = answer(&req, self.strict);
+            // Stale answers are the driver's normal case.
+            let _ = self.broker.answer_auth(req.ticket(), self.now, a);
+        }
         while let Some(ev) = self.broker.poll_event() {
             let BrokerEvent::Closed { id, .. } = ev;
             let c = self

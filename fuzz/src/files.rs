@@ -15,7 +15,7 @@
 //!   client identifiers and user names holding `+`, `#`, `/` and `%`: the
 //!   decision is never wider than a model of the documented semantics, in
 //!   which a substituted value is a literal (substituted once, both
-//!   placeholders at the same time) and a value with `+`, `#` or `/` for a
+//!   placeholders at the same time) and a value with `+`, `#`, `/` or `%` for a
 //!   placeholder that some pattern uses denies the client everything. A
 //!   value may not widen a pattern.
 
@@ -300,7 +300,7 @@ fn model_decision(
     topic: &str,
     subscribe: bool,
 ) -> bool {
-    let unsafe_value = |v: &str| v.contains(['+', '#', '/']);
+    let unsafe_value = |v: &str| v.contains(['+', '#', '/', '%']);
     let uses = |p: &str| patterns.iter().any(|r| r.filter.contains(p));
     if (uses("%c") && unsafe_value(client_id)) || (uses("%u") && username.is_some_and(unsafe_value))
     {
@@ -309,10 +309,13 @@ fn model_decision(
     let judge = |filter: &str, access: &str| -> (bool, bool) {
         let deny = access == "deny";
         if subscribe {
+            // Read is checked per message: a subscription is refused when a
+            // deny rule matches all it could carry, and granted when a read
+            // rule could match one of its topics.
             if deny {
-                (acl::intersects(filter, topic), false)
+                (acl::covers(filter, topic), false)
             } else {
-                (false, access != "write" && acl::covers(filter, topic))
+                (false, access != "write" && acl::intersects(filter, topic))
             }
         } else {
             let hit = acl::matches(filter, topic);

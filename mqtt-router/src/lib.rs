@@ -59,6 +59,7 @@ mod retained;
 mod seed;
 mod shared;
 mod subscribers;
+pub mod topic_sets;
 
 pub use error::{RetainError, SubscribeError};
 pub use index::{Insertion, Subscription, SubscriptionIndex};

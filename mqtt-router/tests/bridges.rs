@@ -9,15 +9,13 @@ const PACKET_PATH: bool = false;
 
 mod common;
 
-use std::cell::RefCell;
-
 use common::*;
 use mqtt_router::broker::{
-    BridgeError, BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BrokerConfig,
-    ClientInfo, PeerInfo, Policy, QueueFullPolicy,
+    Access, BridgeError, BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState,
+    BrokerConfig, QueueFullPolicy, Rights, Rule,
 };
 use mqtt_router::Instant;
-use mqtt_session::mqtt_codec::{Connect, QoS, ReasonCode, TopicFilter, TopicName};
+use mqtt_session::mqtt_codec::{QoS, ReasonCode, TopicFilter};
 use mqtt_session::{ClientEvent, Message};
 
 const Q0: QoS = QoS::AtMostOnce;
@@ -25,12 +23,7 @@ const Q1: QoS = QoS::AtLeastOnce;
 const Q2: QoS = QoS::ExactlyOnce;
 
 /// Opens bridge `name` on `filters` with room for `limit` messages.
-fn open<P: Policy>(
-    sim: &mut Sim<P>,
-    name: &str,
-    filters: &[(&str, QoS)],
-    limit: usize,
-) -> BridgeId {
+fn open(sim: &mut Sim, name: &str, filters: &[(&str, QoS)], limit: usize) -> BridgeId {
     let subs = filters.iter().map(|(f, q)| (filter(f), *q)).collect();
     let now = sim.now;
     let opened = sim
@@ -48,12 +41,12 @@ fn open<P: Policy>(
 }
 
 /// Every bridge `poll_bridge_ready` names now, in order.
-fn ready<P: Policy>(sim: &mut Sim<P>) -> Vec<BridgeId> {
+fn ready(sim: &mut Sim) -> Vec<BridgeId> {
     std::iter::from_fn(|| sim.broker_mut().poll_bridge_ready()).collect()
 }
 
 /// Takes every message waiting for bridge `id` (they are then in flight).
-fn take<P: Policy>(sim: &mut Sim<P>, id: BridgeId) -> Vec<BridgeMessage> {
+fn take(sim: &mut Sim, id: BridgeId) -> Vec<BridgeMessage> {
     let now = sim.now;
     std::iter::from_fn(|| sim.broker_mut().poll_bridge(id, now)).collect()
 }
@@ -65,12 +58,7 @@ fn payloads_of(msgs: &[BridgeMessage]) -> Vec<String> {
 }
 
 /// Settles every message in `msgs` with `outcome`.
-fn settle<P: Policy>(
-    sim: &mut Sim<P>,
-    id: BridgeId,
-    msgs: &[BridgeMessage],
-    outcome: BridgeOutcome,
-) {
+fn settle(sim: &mut Sim, id: BridgeId, msgs: &[BridgeMessage], outcome: BridgeOutcome) {
     let now = sim.now;
     for m in msgs {
         sim.broker_mut().bridge_settled(id, now, m.token, outcome);
@@ -79,7 +67,7 @@ fn settle<P: Policy>(
 }
 
 /// Bridge `id` brings in `m`, and the simulation settles.
-fn bring_in<P: Policy>(sim: &mut Sim<P>, id: BridgeId, m: Message) -> ReasonCode {
+fn bring_in(sim: &mut Sim, id: BridgeId, m: Message) -> ReasonCode {
     let now = sim.now;
     let outcome = sim
         .broker_mut()
@@ -91,7 +79,7 @@ fn bring_in<P: Policy>(sim: &mut Sim<P>, id: BridgeId, m: Message) -> ReasonCode
 
 /// Publishes `n` QoS 1 messages (payloads "0".."n-1") on `t` from peer
 /// `i` without waiting for acknowledgements, and pumps.
-fn publish_burst<P: Policy>(sim: &mut Sim<P>, i: usize, t: &str, n: usize) {
+fn publish_burst(sim: &mut Sim, i: usize, t: &str, n: usize) {
     let now = sim.now;
     for k in 0..n {
         sim.client(i)
@@ -102,7 +90,7 @@ fn publish_burst<P: Policy>(sim: &mut Sim<P>, i: usize, t: &str, n: usize) {
 }
 
 /// Publish flows peer `i` has seen complete so far.
-fn completed<P: Policy>(sim: &Sim<P>, i: usize) -> usize {
+fn completed(sim: &Sim, i: usize) -> usize {
     sim.peers[i]
         .events
         .iter()
@@ -523,52 +511,22 @@ fn a_bridge_cannot_join_a_shared_subscription() {
     );
 }
 
-// ----- the policy -------------------------------------------------------------------------
+// ----- rights ---------------------------------------------------------------------------
 
-/// A policy that refuses `secret/` topics and records who asked.
-#[derive(Default)]
-struct Recording {
-    asked: RefCell<Vec<(String, Option<String>, String)>>,
-}
-
-impl Recording {
-    fn note(&self, c: &ClientInfo<'_>) {
-        let who = (
-            c.client_id.to_owned(),
-            c.username.map(str::to_owned),
-            c.peer.remote.clone(),
-        );
-        self.asked.borrow_mut().push(who);
-    }
-}
-
-impl Policy for Recording {
-    fn authenticate(&mut self, _: &Connect, _: &str, _: &PeerInfo) -> ReasonCode {
-        ReasonCode::SUCCESS
-    }
-
-    fn may_publish(&self, c: &ClientInfo<'_>, t: &TopicName) -> bool {
-        self.note(c);
-        !t.as_str().starts_with("secret/")
-    }
-
-    fn may_subscribe(&self, c: &ClientInfo<'_>, f: &TopicFilter) -> bool {
-        self.note(c);
-        !f.as_str().starts_with("secret/")
-    }
-}
-
-/// The policy is asked about a bridge's subscriptions and about what it
-/// brings in, with the bridge's identity (its name, the configured user
-/// name, `bridge:<name>`); what it refuses is answered 0x87 and counted as
-/// dropped. `$` topics belong to the server [MQTT-4.7.2-1]: a bridge
-/// cannot publish into them either.
+/// A bridge's rights (plain data in its options) decide its subscriptions,
+/// what it brings in, and what is routed to it: refused subscriptions and
+/// publishes are answered 0x87 and counted as dropped, and a message its
+/// rights may not read is not handed to it. `$` topics belong to the
+/// server [MQTT-4.7.2-1]: a bridge cannot publish into them either.
 #[test]
-fn the_policy_judges_a_bridge_by_its_name_and_user_name() {
-    let mut sim = new_sim_with(broker_config(), Recording::default());
+fn a_bridges_rights_judge_its_subscriptions_publishes_and_deliveries() {
+    let mut sim = new_sim(broker_config());
     let mut options = BridgeOptions::new(10);
-    options.username = Some("site1".to_owned());
-    let subs = vec![(filter("secret/#"), Q1), (filter("open/#"), Q1)];
+    options.rights = Rights::from_rules([
+        Rule::new(TopicFilter::from_static("#"), Access::ReadWrite),
+        Rule::new(TopicFilter::from_static("secret/#"), Access::Deny),
+    ]);
+    let subs = vec![(filter("secret/#"), Q1), (filter("#"), Q1)];
     let now = sim.now;
     let opened = sim
         .broker_mut()
@@ -586,14 +544,11 @@ fn the_policy_judges_a_bridge_by_its_name_and_user_name() {
     );
     assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 2);
     assert_eq!(sim.broker().stats().publishes_denied, 2);
-    let expected = (
-        "b".to_owned(),
-        Some("site1".to_owned()),
-        "bridge:b".to_owned(),
-    );
-    let asked = sim.broker_mut().policy_mut().asked.borrow().clone();
-    assert!(!asked.is_empty());
-    assert!(asked.iter().all(|who| *who == expected), "{asked:?}");
+    sim.broker_mut().set_bridge_state(b, BridgeState::Connected);
+    let (p, _) = sim.connect_ok(cfg(V5, "p"));
+    sim.publish(p, msg("secret/y", "hidden", Q1, false));
+    sim.publish(p, msg("open/y", "shown", Q1, false));
+    assert_eq!(payloads_of(&take(&mut sim, b)), ["shown"]);
 }
 
 // ----- $SYS ---------------------------------------------------------------------------------

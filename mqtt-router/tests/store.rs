@@ -841,3 +841,44 @@ fn a_client_that_returns_in_time_after_a_crash_cancels_its_will() {
     let (s, _) = sim.connect_ok(persistent(V5, "sub", 3600));
     assert!(sim.payloads(s).is_empty(), "a cancelled will was published");
 }
+
+/// Issue #18: a session belongs to its user. Another user connecting with
+/// the client identifier of a persistent session gets a fresh one, and the
+/// store says so: the old session ended (its subscriptions and queue gone),
+/// the new one opened under the new user, and a restart brings back only it.
+#[test]
+fn another_users_takeover_ends_the_stored_session_and_a_restart_keeps_only_the_new_one() {
+    let mut sim = Sim::durable(broker_config());
+    let mut alice = persistent(V5, "c", 3600);
+    alice.username = Some(s("alice"));
+    let (a, _) = sim.connect_ok(alice);
+    sim.subscribe(a, "t", QoS::AtLeastOnce);
+    sim.disconnect(a, ReasonCode::SUCCESS);
+    let now = sim.now;
+    sim.broker
+        .publish(now, msg("t", "for alice", QoS::AtLeastOnce, false));
+    sim.exchange();
+    let mut mallory = persistent(V5, "c", 3600);
+    mallory.username = Some(s("mallory"));
+    let (_, present) = sim.connect_ok(mallory.clone());
+    assert!(!present);
+    sim.exchange();
+    let state = sim.store.clone().unwrap().restored();
+    let stored: Vec<_> = state
+        .sessions
+        .iter()
+        .filter(|s| s.client_id.as_str() == "c")
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].username.as_ref().map(|u| u.as_str()),
+        Some("mallory")
+    );
+    assert!(stored[0].subscriptions.is_empty() && stored[0].outgoing.is_empty());
+
+    sim.crash_and_restart(secs(1));
+    let (m, present) = sim.connect_ok(mallory);
+    assert!(present, "mallory's own session is resumed");
+    sim.exchange();
+    assert!(sim.payloads(m).is_empty(), "none of alice's messages");
+}

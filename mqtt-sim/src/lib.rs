@@ -51,5 +51,6 @@ pub use observe::{Observer, Quiet};
 pub use pair::{Encoding, Pair, ServerPolicy, Side};
 pub use rng::Rng;
 pub use sim::{
-    AdapterPath, Durability, Peer, PeerId, Received, Restart, Scheduling, Sim, SimStats, Volatile,
+    AdapterPath, Authority, Durability, Peer, PeerId, Received, Restart, Scheduling, Sim, SimStats,
+    Volatile,
 };

@@ -1,6 +1,6 @@
 //! What the simulator tells an observer (the oracle) as a run goes on.
 
-use mqtt_router::broker::{Broker, Policy};
+use mqtt_router::broker::Broker;
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::Packet;
 use mqtt_session::{Client, ClientEvent, Close, Connection};
@@ -17,7 +17,7 @@ use crate::PeerId;
 /// hook sees each connection the broker ends, as it ends it. An observer
 /// that keeps a model of the broker updates it there, so its notion of
 /// "when" is the broker's own.
-pub trait Observer<P: Policy> {
+pub trait Observer {
     /// Whether [`Observer::to_broker`] is wanted: on the bytes path the
     /// simulator then decodes the stream a second time to report packets.
     fn wants_packets(&self) -> bool {
@@ -32,7 +32,7 @@ pub trait Observer<P: Policy> {
         broker: usize,
         peer: PeerId,
         packet: &Packet,
-        core: &Broker<P>,
+        core: &Broker,
     ) {
         let _ = (now, broker, peer, packet, core);
     }
@@ -49,13 +49,13 @@ pub trait Observer<P: Policy> {
 
     /// Broker `broker` was handed something and everything it produced was
     /// taken; look at it (its statistics, its sessions).
-    fn after_broker(&mut self, now: Instant, broker: usize, core: &Broker<P>) {
+    fn after_broker(&mut self, now: Instant, broker: usize, core: &Broker) {
         let _ = (now, broker, core);
     }
 
     /// Nothing is left to do at `now`: broker `broker` has acted on every
     /// deadline and every input due, and the clock is about to move.
-    fn at_rest(&mut self, now: Instant, broker: usize, core: &Broker<P>) {
+    fn at_rest(&mut self, now: Instant, broker: usize, core: &Broker) {
         let _ = (now, broker, core);
     }
 
@@ -85,4 +85,4 @@ pub trait Observer<P: Policy> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Quiet;
 
-impl<P: Policy> Observer<P> for Quiet {}
+impl Observer for Quiet {}

@@ -12,7 +12,7 @@
 use core::time::Duration;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mqtt_router::broker::{AllowAll, BrokerConfig, QueueFullPolicy};
+use mqtt_router::broker::{BrokerConfig, QueueFullPolicy};
 use mqtt_session::mqtt_codec::{
     ProtocolVersion, QoS, ReasonCode, RetainHandling, SubscriptionOptions, Will, WillProps,
 };
@@ -130,7 +130,7 @@ impl Node {
 
 /// A run in progress.
 struct World {
-    sim: Sim<AllowAll, Oracle>,
+    sim: Sim<Oracle>,
     nodes: Vec<Node>,
     next_key: u64,
     connects: u64,
@@ -145,7 +145,7 @@ impl World {
         let config = broker_config(s);
         let mut oracle = Oracle::new(&config);
         oracle.trace(tracing());
-        let mut sim = Sim::with_observer(config, AllowAll, oracle)
+        let mut sim = Sim::with_observer(config, oracle)
             .seed(s.seed)
             .scheduling(Scheduling::Random)
             .record(false);

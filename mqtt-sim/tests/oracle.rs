@@ -3,7 +3,7 @@
 //! guarantee, and expects exactly that check to report a violation (and a
 //! faithful trace to report none).
 
-use mqtt_router::broker::{AllowAll, Broker};
+use mqtt_router::broker::Broker;
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{
     Packet, PacketId, Publish, QoS, QosPid, Subscribe, SubscribeProps, SubscriptionOptions,
@@ -29,7 +29,7 @@ fn oracle(n: usize) -> Oracle {
 }
 
 fn handled(o: &mut Oracle, peer: PeerId, packet: Packet) {
-    let core = Broker::new(broker_config(), AllowAll);
+    let core = Broker::new(broker_config());
     o.to_broker(T0, 0, peer, &packet, &core);
 }
 
@@ -78,7 +78,7 @@ fn received(o: &mut Oracle, peer: PeerId, t: &str, key: u64, qos: QoS, retain: b
         subscription_identifiers: Vec::new(),
         packet_id: None,
     };
-    Observer::<AllowAll>::client_event(o, T0, peer, &ev);
+    Observer::client_event(o, T0, peer, &ev);
 }
 
 /// The checks that failed at the end of the run.
@@ -186,7 +186,7 @@ fn a_message_on_another_topic_fails_topic() {
 #[test]
 fn a_broker_without_the_sessions_the_model_holds_fails_sessions() {
     let mut o = oracle(1);
-    let empty = Broker::new(broker_config(), AllowAll);
+    let empty = Broker::new(broker_config());
     o.at_rest(T0, 0, &empty);
     assert_eq!(failed(o), [Check::Sessions]);
 }
@@ -207,8 +207,8 @@ fn a_will_the_broker_did_not_publish_fails_wills() {
         will: None,
         props: Default::default(),
     };
-    Observer::<AllowAll>::broker_closed(&mut o, T0, 0, 0, &close);
-    let empty = Broker::new(broker_config(), AllowAll);
+    Observer::broker_closed(&mut o, T0, 0, 0, &close);
+    let empty = Broker::new(broker_config());
     o.at_rest(T0, 0, &empty);
     let kinds = failed(o);
     assert!(kinds.contains(&Check::Wills), "{kinds:?}");

@@ -435,9 +435,18 @@ pub struct AuthConfig {
     /// Default: none, everyone may publish and subscribe to every topic. With
     /// one, only what it grants is allowed.
     pub acl_file: Option<PathBuf>,
+    /// Most password checks (and enhanced authentication steps) running at
+    /// once, off the core task. Default: 8. More CONNECTs wait their turn
+    /// (bounded by the connection limit, and each by `connect_timeout`).
+    pub max_concurrent_checks: Option<usize>,
 }
 
 impl AuthConfig {
+    /// The number of checks that may run at once: the setting or 8, at least 1.
+    pub fn max_concurrent_checks(&self) -> usize {
+        self.max_concurrent_checks.unwrap_or(8).max(1)
+    }
+
     /// Whether anonymous clients are let in: the setting, or its default.
     pub fn allow_anonymous(&self) -> bool {
         self.allow_anonymous.unwrap_or(self.password_file.is_none())

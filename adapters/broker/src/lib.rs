@@ -36,13 +36,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqtt_router::broker::Policy;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::transport::Transport;
 
-pub use crate::auth::{AuthError, FilePolicy};
+pub use crate::auth::{AuthError, Authenticator, FileAuthenticator};
 pub use crate::config::{
     AuthConfig, Config, ConfigError, HttpConfig, Listener, PersistenceConfig, Protocol,
 };
@@ -73,41 +72,43 @@ impl Server {
     /// [`TlsError`] naming the file); nothing is left running then.
     ///
     /// Who may connect, publish and subscribe comes from the configuration's
-    /// `[auth]` section ([`FilePolicy`]); a password or ACL file that cannot
-    /// be used is an error of kind `InvalidInput` wrapping an [`AuthError`].
+    /// `[auth]` section ([`FileAuthenticator`]); a password or ACL file that
+    /// cannot be used is an error of kind `InvalidInput` wrapping an
+    /// [`AuthError`].
     ///
     /// Each `[[bridge]]` starts with the server (see [`bridge`]); a bridge's
     /// TLS file that cannot be used is an error of kind `InvalidInput`
     /// wrapping a [`bridge::BridgeTlsError`]. An unreachable remote broker
     /// is not an error: the bridge keeps trying.
     pub async fn start(config: Config, seed: u64) -> std::io::Result<Server> {
-        let policy = FilePolicy::load(&config.auth)
+        let authenticator = FileAuthenticator::load(&config.auth)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        Self::start_with_policy(config, seed, policy).await
+        Self::start_with_authenticator(config, seed, Arc::new(authenticator)).await
     }
 
-    /// Like [`Server::start`], with `policy` deciding who may connect, publish
-    /// and subscribe instead of the configuration's `[auth]` section: the hook
-    /// for a custom broker's own authentication.
-    pub async fn start_with_policy<P: Policy + Send + 'static>(
+    /// Like [`Server::start`], with `authenticator` deciding who may connect
+    /// and what each client may do instead of the configuration's `[auth]`
+    /// section (only its `max_concurrent_checks` applies): the hook for a
+    /// custom broker's own authentication, asked off the core task.
+    pub async fn start_with_authenticator(
         config: Config,
         seed: u64,
-        policy: P,
+        authenticator: Arc<dyn Authenticator>,
     ) -> std::io::Result<Server> {
         let store = store::open(&config.persistence)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        Self::start_with_store(config, seed, policy, store).await
+        Self::start_with_store(config, seed, authenticator, store).await
     }
 
-    /// Like [`Server::start_with_policy`], with `store` keeping the durable
+    /// Like [`Server::start_with_authenticator`], with `store` keeping the durable
     /// state instead of the configuration's `[persistence]` section (a
     /// store of the caller's own, or none: in memory only). The store is
     /// read now; an error reading it, or an inconsistent state, is an
     /// error of kind `InvalidInput` naming it.
-    pub async fn start_with_store<P: Policy + Send + 'static>(
+    pub async fn start_with_store(
         config: Config,
         seed: u64,
-        policy: P,
+        authenticator: Arc<dyn Authenticator>,
         store: Option<Box<dyn store::Store>>,
     ) -> std::io::Result<Server> {
         let limits = &config.limits;
@@ -124,7 +125,12 @@ impl Server {
         let bridges = config
             .bridges
             .iter()
-            .map(bridge::Prepared::new)
+            .map(|b| {
+                let p = bridge::Prepared::new(b)?;
+                let (name, user) = p.identity();
+                let rights = authenticator.rights(name, user);
+                Ok(p.with_rights(rights))
+            })
             .collect::<std::io::Result<Vec<_>>>()?;
         let listeners = server::bind(transports).await?;
         let local_addrs = listeners
@@ -144,8 +150,14 @@ impl Server {
             ),
             None => None,
         };
-        let broker = mqtt_router::broker::Broker::new(config.broker_config(seed), policy);
-        let core = server::Core::new(broker, store, monitor)?;
+        let mut broker_config = config.broker_config(seed);
+        broker_config.auth = mqtt_router::broker::AuthConfig {
+            required: authenticator.required(),
+            methods: authenticator.methods(),
+        };
+        let broker = mqtt_router::broker::Broker::new(broker_config);
+        let max_checks = config.auth.max_concurrent_checks();
+        let core = server::Core::new(broker, store, authenticator, max_checks, monitor)?;
         let shutdown = Arc::new(Notify::new());
         let task = tokio::spawn(server::run(
             core,
@@ -222,7 +234,7 @@ impl Server {
 pub fn check_files(config: &Config) -> std::io::Result<()> {
     use std::io::{Error, ErrorKind};
     logger::check_level(&config.log.level).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
-    FilePolicy::load(&config.auth).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+    FileAuthenticator::load(&config.auth).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
     for l in config.listeners() {
         Transport::new(&l, config.limits.max_packet_size)
             .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use mqtt_broker::logger::LogLevel;
 use mqtt_broker::mosquitto::{is_mosquitto_format, Conversion, Remark};
 use mqtt_broker::passwd::PasswordFile;
-use mqtt_broker::{Config, FilePolicy, Listener, Reloader, Server};
+use mqtt_broker::{Config, FileAuthenticator, Listener, Reloader, Server};
 use tracing::{error, info, warn};
 
 /// The reference MQTT 3.1 / 3.1.1 / 5.0 broker.
@@ -162,8 +162,8 @@ fn main() -> ExitCode {
         ),
     }
     let seed = args.seed.unwrap_or_else(mqtt_broker::random_seed);
-    let policy = match FilePolicy::load(&config.auth) {
-        Ok(p) => p,
+    let authenticator = match FileAuthenticator::load(&config.auth) {
+        Ok(a) => std::sync::Arc::new(a),
         Err(e) => {
             error!("{e}");
             return ExitCode::FAILURE;
@@ -183,7 +183,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         let hangups = Hangups::listen();
         let addrs: Vec<SocketAddr> = config.listeners().iter().map(|l| l.bind).collect();
-        let server = match Server::start_with_policy(config, seed, policy).await {
+        let server = match Server::start_with_authenticator(config, seed, authenticator).await {
             Ok(s) => s,
             Err(e) => {
                 match e.kind() {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::raw_client::{ConnectSpec, RawClient};
 use mqtt_broker::store::{MemoryStore, Store, StoreError};
-use mqtt_broker::{Config, FilePolicy, Server};
+use mqtt_broker::{Config, FileAuthenticator, Server};
 use mqtt_codec::{Packet, ProtocolVersion, QoS, ReasonCode};
 use mqtt_router::broker::{RestoredState, StoreRecord};
 
@@ -67,7 +67,7 @@ fn puback(c: &mut RawClient, timeout: Duration) -> Option<ReasonCode> {
 async fn a_failing_store_holds_what_needs_it_refuses_new_work_and_loses_nothing() {
     let config =
         Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n[sys]\ninterval = 1\n").unwrap();
-    let policy = FilePolicy::load(&config.auth).unwrap();
+    let policy = std::sync::Arc::new(FileAuthenticator::load(&config.auth).unwrap());
     let failing = Arc::new(AtomicBool::new(false));
     let memory = Arc::new(Mutex::new(MemoryStore::new()));
     let store = FlakyStore {
@@ -164,7 +164,7 @@ impl Store for PanickingStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_panics_stops_the_broker_with_an_error_and_never_acknowledges_unstored() {
     let config = Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n").unwrap();
-    let policy = FilePolicy::load(&config.auth).unwrap();
+    let policy = std::sync::Arc::new(FileAuthenticator::load(&config.auth).unwrap());
     let panicking = Arc::new(AtomicBool::new(false));
     let store = PanickingStore {
         inner: MemoryStore::new(),
@@ -199,7 +199,7 @@ async fn a_store_that_panics_stops_the_broker_with_an_error_and_never_acknowledg
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_holds_only_what_needs_it_and_shutdown_still_ends() {
     let config = Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n").unwrap();
-    let policy = FilePolicy::load(&config.auth).unwrap();
+    let policy = std::sync::Arc::new(FileAuthenticator::load(&config.auth).unwrap());
     let failing = Arc::new(AtomicBool::new(false));
     let store = FlakyStore {
         inner: Arc::new(Mutex::new(MemoryStore::new())),

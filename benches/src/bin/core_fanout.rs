@@ -18,7 +18,7 @@ use mqtt_codec::{
     Ack, Connect, Decoder, Packet, PacketId, ProtocolVersion, Publish, QoS, QosPid, Str, Subscribe,
     SubscriptionOptions, TopicFilter, TopicName,
 };
-use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, ConnId, PeerInfo};
+use mqtt_router::broker::{Broker, BrokerConfig, ConnId, PeerInfo};
 use mqtt_session::{Frame, Instant};
 
 /// One client of the core: its id, the decoder the adapter keeps for its
@@ -49,7 +49,7 @@ fn main() {
         ..BrokerConfig::default()
     };
     config.server.limits.max_queued = 100_000;
-    let mut broker = Broker::new(config, AllowAll);
+    let mut broker = Broker::new(config);
     let now = Instant::ZERO;
     let mut peers: Vec<Peer> = (0..=subscribers)
         .map(|i| connect(&mut broker, now, &format!("c{i}")))
@@ -80,7 +80,7 @@ fn pid(n: u16) -> PacketId {
 }
 
 /// Opens a 3.1.1 connection with a clean session.
-fn connect(broker: &mut Broker<AllowAll>, now: Instant, client_id: &str) -> Peer {
+fn connect(broker: &mut Broker, now: Instant, client_id: &str) -> Peer {
     let id = broker
         .open(now, PeerInfo::default())
         .expect("room for the connection");
@@ -99,7 +99,7 @@ fn connect(broker: &mut Broker<AllowAll>, now: Instant, client_id: &str) -> Peer
 }
 
 /// What the client `p` sends, through the adapter's decoder, into the core.
-fn send(broker: &mut Broker<AllowAll>, now: Instant, p: &mut Peer, packet: &Packet) {
+fn send(broker: &mut Broker, now: Instant, p: &mut Peer, packet: &Packet) {
     let mut wire = BytesMut::new();
     packet
         .encode(ProtocolVersion::V311, &mut wire)
@@ -119,7 +119,7 @@ fn send(broker: &mut Broker<AllowAll>, now: Instant, p: &mut Peer, packet: &Pack
 /// Takes what the core has for every connection, encodes it as the
 /// adapter does, and answers each PUBLISH with PUBACK, until nothing
 /// moves; returns the PUBLISH packets delivered.
-fn drain(broker: &mut Broker<AllowAll>, now: Instant, peers: &mut [Peer]) -> u64 {
+fn drain(broker: &mut Broker, now: Instant, peers: &mut [Peer]) -> u64 {
     let mut delivered = 0;
     loop {
         let mut ready = Vec::new();
@@ -151,12 +151,7 @@ fn drain(broker: &mut Broker<AllowAll>, now: Instant, peers: &mut [Peer]) -> u64
 
 /// The frames the core hands out for connection `id`, encoded and decoded
 /// again as the client would read them.
-fn take(
-    broker: &mut Broker<AllowAll>,
-    now: Instant,
-    id: ConnId,
-    reader: &mut Decoder,
-) -> Vec<Packet> {
+fn take(broker: &mut Broker, now: Instant, id: ConnId, reader: &mut Decoder) -> Vec<Packet> {
     let mut wire = BytesMut::new();
     let mut frames: Vec<Frame> = Vec::new();
     while let Some(batch) = broker.poll_frames(id, now, &mut frames, 64 * 1024) {

@@ -11,7 +11,7 @@
 //!   a bridge over, resume its state or end it, whatever identifier it
 //!   connects with.
 //! - What it brings in enters the ordinary publish path
-//!   ([`Broker::publish_from_bridge`]: policy, retained store, routing,
+//!   ([`Broker::publish_from_bridge`]: rights, retained store, routing,
 //!   `$SYS` counters) tagged with the bridge's key as its origin, and its
 //!   subscriptions are No Local, so a message never goes back out over the
 //!   bridge it came from, while other bridges and local subscribers get it.
@@ -37,13 +37,11 @@
 //! connection changes, for $SYS:    broker.set_bridge_state(id, state)
 //! ```
 //!
-//! Bridges are configuration, not clients: there is no CONNECT, so
-//! [`Policy::authenticate`] is not asked. [`Policy::may_subscribe`] and
-//! [`Policy::may_publish`] are, with the bridge's identity (its name as the
-//! client identifier, the user name of its [`BridgeOptions`], and
-//! `bridge:<name>` as the peer), so an ACL can confine what a bridge
-//! carries. Mosquitto applies no ACL to bridge traffic; a policy that wants
-//! that allows the bridge's identity everything.
+//! Bridges are configuration, not clients: there is no CONNECT and no
+//! authentication. Their [`Rights`] come with their [`BridgeOptions`] (every
+//! right by default) and are checked as a client's are (subscribe, publish,
+//! read per delivery), so an ACL can confine what a bridge carries.
+//! Mosquitto applies no ACL to bridge traffic; the default does the same.
 
 mod queue;
 mod types;
@@ -57,7 +55,8 @@ use mqtt_codec::{QoS, ReasonCode, Str, SubscriptionOptions, TopicFilter, TopicNa
 use mqtt_session::{DeliverError, DeliveryOptions, Message};
 
 use super::flow::{Flow, Sink};
-use super::{Broker, ClientInfo, PeerInfo, Policy, QueueFullPolicy, SessionKey, StoreRecord};
+use super::route::may_publish;
+use super::{Broker, QueueFullPolicy, Rights, SessionKey, StoreRecord};
 use crate::{Instant, Subscription};
 use queue::{Queue, Queued};
 pub use types::{
@@ -79,8 +78,7 @@ pub(super) fn bridge_index(key: SessionKey) -> Option<u32> {
 #[derive(Debug)]
 pub(super) struct Bridge {
     name: String,
-    username: Option<String>,
-    peer: PeerInfo,
+    rights: Rights,
     queue_limit: usize,
     max_in_flight: usize,
     queue: Queue,
@@ -101,11 +99,7 @@ impl Bridge {
     fn new(name: &str, options: BridgeOptions, now: Instant) -> Bridge {
         Bridge {
             name: String::from(name),
-            username: options.username,
-            peer: PeerInfo {
-                remote: alloc::format!("bridge:{name}"),
-                certificate_subject: None,
-            },
+            rights: options.rights,
             queue_limit: options.queue_limit,
             max_in_flight: options.max_in_flight.max(1),
             queue: Queue::default(),
@@ -120,13 +114,9 @@ impl Bridge {
         }
     }
 
-    /// Who the bridge is to the policy.
-    fn info(&self) -> ClientInfo<'_> {
-        ClientInfo {
-            client_id: &self.name,
-            username: self.username.as_deref(),
-            peer: &self.peer,
-        }
+    /// What the bridge may carry.
+    pub(super) fn rights(&self) -> &Rights {
+        &self.rights
     }
 
     /// Messages that count against the queue limit.
@@ -229,6 +219,11 @@ impl Bridges {
             .filter(|_| generation == id.generation)
     }
 
+    /// The bridge in slot `index`.
+    pub(super) fn get_index(&self, index: u32) -> Option<&Bridge> {
+        self.slots.get(index as usize)?.bridge.as_deref()
+    }
+
     /// The bridge in slot `index`, with its id.
     fn by_index_mut(&mut self, index: u32) -> Option<(BridgeId, &mut Bridge)> {
         let slot = self.slots.get_mut(index as usize)?;
@@ -284,9 +279,9 @@ impl Bridges {
     }
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// Opens a bridge named `name` (in `$SYS/broker/bridges/<name>/...`, and
-    /// its client identifier to the policy) that carries out the messages
+    /// in logs) that carries out the messages
     /// published here on `subscriptions`, each at most at its QoS (and the
     /// broker's maximum QoS). Its subscriptions are No Local by origin and
     /// Retain As Published; the retained messages matching each one are
@@ -328,7 +323,7 @@ impl<P: Policy> Broker<P> {
         Ok(OpenedBridge { id, results })
     }
 
-    /// Makes a bridge's subscriptions, asking the policy about each, and
+    /// Makes a bridge's subscriptions, each checked against its rights, and
     /// queues the retained messages they match.
     fn subscribe_bridge(
         &mut self,
@@ -348,7 +343,7 @@ impl<P: Policy> Broker<P> {
                 // where it came from: No Local cannot be set on a shared
                 // subscription [MQTT-3.8.3-4].
                 ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
-            } else if !self.policy.may_subscribe(&b.info(), &filter) {
+            } else if !b.rights.may_subscribe(&filter) {
                 ReasonCode::NOT_AUTHORIZED
             } else {
                 let mut opts = SubscriptionOptions::new(qos.min(max_qos));
@@ -495,7 +490,7 @@ impl<P: Policy> Broker<P> {
 
     /// A message from bridge `id`'s remote broker, its topic already the
     /// local one: it takes the publish path of a client's message (the
-    /// policy asked with the bridge's identity, `$` topics refused, the
+    /// bridge's write rights checked, `$` topics refused, the
     /// retained store, routing, `$SYS` counters), with the broker's maximum
     /// QoS and Retain Available applied, and is never routed back to this
     /// bridge (No Local by origin). The outcome says what to answer the
@@ -518,7 +513,7 @@ impl<P: Policy> Broker<P> {
         msg.qos = msg.qos.min(self.config.server.maximum_qos);
         msg.retain &= self.config.server.retain_available;
         let allowed = match self.bridges.get(id) {
-            Some(b) => self.may_publish(&b.info(), &msg),
+            Some(b) => may_publish(&b.rights, &msg),
             None => false,
         };
         let (reason, routed) = self.publish_checked(now, msg, Some(id.key()), allowed);

@@ -1,10 +1,12 @@
 //! Broker-wide configuration.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::time::Duration;
 
 use mqtt_session::ServerConfig;
 
+use super::Rights;
 use crate::SharedStrategy;
 
 /// What to do when a message arrives for a session whose queue is full.
@@ -79,6 +81,39 @@ pub struct BrokerConfig {
     pub version: String,
     /// How shared subscription groups pick a member.
     pub shared_strategy: SharedStrategy,
+    /// Whether and how clients authenticate (see [`AuthConfig`]).
+    pub auth: AuthConfig,
+}
+
+/// Authentication: whether each CONNECT waits for the driver's answer, and
+/// which enhanced authentication methods (5.0) the driver implements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Every CONNECT becomes an [`AuthRequest`](super::AuthRequest) the
+    /// driver answers; off, a CONNECT without an Authentication Method is
+    /// accepted at once with every right (the user name it names is taken
+    /// as it is).
+    pub required: bool,
+    /// The Authentication Methods the driver implements (5.0 enhanced
+    /// authentication, section 4.12). A CONNECT naming any other is refused
+    /// with CONNACK 0x8C Bad authentication method [MQTT-4.12.0-1]; one
+    /// naming one of these always becomes a request.
+    pub methods: Vec<String>,
+}
+
+impl AuthConfig {
+    /// The rights of a session whose owner has not authenticated since the
+    /// broker started (one restored from a store): every right without
+    /// authentication, none with it until the driver says otherwise
+    /// ([`Broker::set_session_rights`](super::Broker::set_session_rights))
+    /// or the owner connects again.
+    pub fn unknown_rights(&self) -> Rights {
+        if self.required {
+            Rights::deny_all()
+        } else {
+            Rights::allow_all()
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -94,6 +129,7 @@ impl Default for BrokerConfig {
             sys_interval: Some(Duration::from_secs(10)),
             version: String::from(concat!("mqtt-router ", env!("CARGO_PKG_VERSION"))),
             shared_strategy: SharedStrategy::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -6,11 +6,12 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use mqtt_codec::{ReasonCode, Str};
+use mqtt_codec::Str;
 use mqtt_session::{Connection, Server, ServerEvent};
 
+use super::auth::Progress;
 use super::flow::{Flow, Sink};
-use super::{Broker, ConnId, PeerInfo, Policy, SessionKey, Timer};
+use super::{Broker, ConnId, PeerInfo, Rights, SessionKey, Timer};
 use crate::Instant;
 
 /// The connection slab: slots reused under a new generation, so a stale
@@ -84,7 +85,13 @@ pub(super) struct Conn {
     pub(super) session: Option<SessionKey>,
     /// Shared with the session entry.
     pub(super) peer: Arc<PeerInfo>,
+    /// The authenticated user name: the session's owner.
     pub(super) username: Option<Str>,
+    /// What the client may publish and subscribe to (its session has the
+    /// same rights for reading).
+    pub(super) rights: Rights,
+    /// Authentication in progress (boxed: most connections have none).
+    pub(super) auth: Option<Box<Progress>>,
     /// A 3.1/3.1.1 bridge (Mosquitto's `try_private` marker in its CONNECT):
     /// it never gets its own publications back, and gets retain flags as
     /// published, as Mosquitto treats bridges.
@@ -105,7 +112,7 @@ pub(super) struct Conn {
     pub(super) held: bool,
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// After an input or command: re-arms the connection's timer and marks it
     /// writable (it may have produced packets).
     pub(super) fn note_change(&mut self, id: ConnId) {
@@ -166,12 +173,7 @@ impl<P: Policy> Broker<P> {
                 ServerEvent::Unsubscribe { id: pid, filters } => {
                     self.on_unsubscribe(id, pid, filters)
                 }
-                ServerEvent::Auth { .. } => {
-                    // No enhanced authentication method is supported.
-                    if let Some(c) = self.conns.get_mut(id) {
-                        c.conn.close(now, ReasonCode::BAD_AUTHENTICATION_METHOD);
-                    }
-                }
+                ServerEvent::Auth { reason, props } => self.on_auth(id, now, reason, props),
                 ServerEvent::Closed(close) => self.on_closed(id, now, close),
             }
         }

@@ -14,7 +14,7 @@ use mqtt_codec::{QoS, Str};
 use mqtt_session::{Message, SessionChange};
 
 use super::store::{MessageId, StoreRecord, StoredWill, WallTime};
-use super::{Broker, ConnId, Policy, SessionKey};
+use super::{Broker, ConnId, SessionKey};
 use crate::Instant;
 
 /// One message of a bridge's stored queue, restored: its place, the
@@ -207,7 +207,7 @@ fn promises(r: &StoreRecord) -> bool {
     )
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// Whether the broker runs with a store (it was [restored](Self::restore)).
     pub fn is_durable(&self) -> bool {
         self.store.is_some()

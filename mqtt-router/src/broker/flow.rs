@@ -10,7 +10,7 @@ use core::time::Duration;
 use mqtt_codec::{PacketId, ReasonCode};
 use mqtt_session::Session;
 
-use super::{BridgeId, Broker, ConnId, Policy, Timer};
+use super::{BridgeId, Broker, ConnId, Timer};
 use crate::Instant;
 
 /// How long a subscriber past its high-water mark may go without taking any
@@ -88,7 +88,7 @@ impl Flow {
     }
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// Flow control: a publish that reaches a subscriber whose queue is past
     /// half its limit (`limits.max_queued`) is acknowledged only once that
     /// subscriber has drained below a quarter, so publishers slow down to

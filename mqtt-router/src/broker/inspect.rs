@@ -5,7 +5,7 @@
 use mqtt_session::Session;
 
 use super::sessions::SessionEntry;
-use super::{Broker, Policy};
+use super::Broker;
 use crate::Instant;
 
 /// One session as the broker holds it.
@@ -27,7 +27,7 @@ pub struct SessionView<'a> {
     pub will_at: Option<Instant>,
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// Every session the broker holds, connected or not.
     pub fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> {
         self.sessions.iter().flatten().map(|e| self.view(e))

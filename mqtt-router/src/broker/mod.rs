@@ -35,19 +35,28 @@
 //! broker.set_bridge_state(id, BridgeState::Connected);
 //! ```
 //!
-//! Bridges are configuration, not clients: [`Policy::authenticate`] is not
-//! asked; [`Policy::may_subscribe`] and [`Policy::may_publish`] are, with the
-//! bridge's name as its client identifier, the user name of its
-//! [`BridgeOptions`], and `bridge:<name>` as its peer.
+//! Bridges are configuration, not clients: they are not authenticated;
+//! their [`Rights`] come with their [`BridgeOptions`].
+//!
+//! # Authentication and rights
+//!
+//! Each CONNECT becomes an [`AuthRequest`] ([`Broker::poll_auth`]) when
+//! [`AuthConfig::required`] says so or the client names an Authentication
+//! Method, and waits for [`Broker::answer_auth`]; a success carries the
+//! client's [`Rights`], which the core checks on publish, subscribe and
+//! each delivery. A session belongs to the user that opened it: another
+//! user (or an anonymous client) connecting with its client identifier
+//! takes over the connection but gets a new session.
 
+mod auth;
 mod bridges;
 mod config;
 mod connections;
 mod durable;
 mod flow;
 mod inspect;
-mod policy;
 mod restore;
+mod rights;
 mod route;
 mod sessions;
 mod stats;
@@ -72,13 +81,14 @@ use mqtt_codec::{ProtocolVersion, ReasonCode, Str};
 use mqtt_session::mqtt_codec::{DecodeError, Decoder, Packet};
 use mqtt_session::{Close, Connection, Frame, Message, Server};
 
+pub use auth::{AuthAnswer, AuthAnswerError, AuthRequest, AuthStep, AuthSuccess, AuthTicket};
 pub use bridges::{
     BridgeError, BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BridgeStats,
     BridgeToken, OpenedBridge, PublishOutcome,
 };
-pub use config::{BrokerConfig, QueueFullPolicy};
+pub use config::{AuthConfig, BrokerConfig, QueueFullPolicy};
 pub use inspect::SessionView;
-pub use policy::{AllowAll, ClientInfo, Policy};
+pub use rights::{Access, Rights, Rule};
 pub use stats::{Sizes, Stats};
 pub use store::{
     ConnectedWill, MessageId, OutgoingState, RestoreError, RestoredBridge, RestoredBridgeMessage,
@@ -89,6 +99,7 @@ pub use store::{
 use crate::retained::RetainedMessage;
 use crate::seed::{KeyedState, SplitMix64};
 use crate::{Instant, Matches, Retained, SubscriptionIndex};
+use rights::Reader;
 
 use bridges::Bridges;
 use connections::{Conn, Conns};
@@ -159,9 +170,14 @@ impl RetainedMessage for Message {
 type SessionKey = u32;
 
 /// The broker core. See the [module documentation](self).
-pub struct Broker<P: Policy = AllowAll> {
+pub struct Broker {
     config: BrokerConfig,
-    policy: P,
+    /// Authentication requests the driver has not taken yet.
+    auth_requests: auth::Requests,
+    /// The last authentication ticket's number.
+    auth_seq: u32,
+    /// Keys the read caches of sessions with rights (see `rights.rs`).
+    read_hasher: KeyedState,
     conns: Conns,
     sessions: Vec<Option<SessionEntry>>,
     free_sessions: Vec<SessionKey>,
@@ -182,7 +198,7 @@ pub struct Broker<P: Policy = AllowAll> {
     store: Option<Box<Durable>>,
 }
 
-impl<P: Policy> core::fmt::Debug for Broker<P> {
+impl core::fmt::Debug for Broker {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Broker")
             .field("connections", &self.conns.open)
@@ -194,16 +210,21 @@ impl<P: Policy> core::fmt::Debug for Broker<P> {
     }
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// A broker with no connections; `config.seed` drives all its randomness.
-    pub fn new(config: BrokerConfig, policy: P) -> Self {
+    pub fn new(config: BrokerConfig) -> Self {
         let mut rng = SplitMix64::new(config.seed);
         let index = SubscriptionIndex::with_strategy(rng.next_u64(), config.shared_strategy);
         let retained = Retained::new(rng.next_u64());
         let client_ids = HashMap::with_hasher(rng.keyed_state());
+        // Not drawn from `rng`: that would move every later draw (assigned
+        // client identifiers) for brokers that never check rights.
+        let read_hasher = KeyedState::with_seed(crate::seed::finalize(config.seed ^ 0x5EED));
         Broker {
             config,
-            policy,
+            auth_requests: auth::Requests::new(),
+            auth_seq: 0,
+            read_hasher,
             conns: Conns::default(),
             sessions: Vec::new(),
             free_sessions: Vec::new(),
@@ -239,11 +260,6 @@ impl<P: Policy> Broker<P> {
         }
     }
 
-    /// The policy, for reloading its data.
-    pub fn policy_mut(&mut self) -> &mut P {
-        &mut self.policy
-    }
-
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.conns.open
@@ -275,6 +291,8 @@ impl<P: Policy> Broker<P> {
             session: None,
             peer: Arc::new(peer),
             username: None,
+            rights: Rights::allow_all(),
+            auth: None,
             try_private: false,
             flow: Flow::new(now),
             timer_at: None,

@@ -15,7 +15,7 @@ use super::durable::Durable;
 use super::store::{
     MessageId, OutgoingState, RestoreError, RestoredSession, RestoredState, StoreRecord, WallTime,
 };
-use super::{Broker, Policy, SessionKey, Timer};
+use super::{Broker, Rights, SessionKey, Timer};
 use crate::{Instant, Subscription};
 
 /// The largest message id or record order a store may hold: half the
@@ -23,7 +23,7 @@ use crate::{Instant, Subscription};
 /// so what comes after it can always be counted without overflow.
 const SEQUENCE_LIMIT: u64 = 1 << 63;
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// Turns the store seam on and gives the core back the durable state a
     /// driver read from its store (empty on a first start): sessions
     /// (detached; one that was connected when the broker stopped counts its
@@ -104,9 +104,10 @@ impl<P: Policy> Broker<P> {
         }
         // Wills that came due while the broker was down, once every
         // session that may receive them is back.
-        for (msg, client_id, username) in wills {
-            let peer = Arc::default();
-            self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+        // Their topics passed the owner's rights at CONNECT (see
+        // `complete_connect`); the rights themselves are not stored.
+        for msg in wills {
+            self.publish_will(now, msg, &Rights::allow_all());
         }
         Ok(())
     }
@@ -136,7 +137,7 @@ impl<P: Policy> Broker<P> {
         wall: WallTime,
         s: RestoredSession,
         bodies: &BTreeMap<MessageId, Arc<Message>>,
-        wills: &mut Vec<(Message, Str, Option<Str>)>,
+        wills: &mut Vec<Message>,
     ) -> Result<(), RestoreError> {
         let Some(d) = self.store.as_deref() else {
             return Ok(());
@@ -173,7 +174,7 @@ impl<P: Policy> Broker<P> {
         let ended = expires_at.is_some_and(|at| at <= wall);
         if ended || will.as_ref().is_some_and(|w| w.2) {
             if let Some((msg, _, _)) = will.take() {
-                wills.push((msg, s.client_id.clone(), s.username.clone()));
+                wills.push(msg);
             }
         }
         if ended {

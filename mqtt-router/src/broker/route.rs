@@ -4,12 +4,12 @@
 
 use alloc::sync::Arc;
 
-use mqtt_codec::{PacketId, QoS, ReasonCode, Str};
+use mqtt_codec::{PacketId, QoS, ReasonCode, TopicName};
 use mqtt_session::{DeliverError, DeliveryOptions, Message, Session};
 
 use super::bridges::bridge_index;
 use super::flow::Sink;
-use super::{Broker, ClientInfo, ConnId, Policy, QueueFullPolicy, SessionKey};
+use super::{Broker, ConnId, QueueFullPolicy, Rights, SessionKey};
 use crate::Instant;
 
 /// What came of routing one message.
@@ -25,7 +25,7 @@ pub(super) struct Routed {
     pub(super) congested: Option<Sink>,
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     // ----- PUBLISH ----------------------------------------------------------------
 
     pub(super) fn on_publish(
@@ -40,12 +40,7 @@ impl<P: Policy> Broker<P> {
             return;
         };
         let origin = c.session;
-        let info = ClientInfo {
-            client_id: c.conn.client_id().as_str(),
-            username: c.username.as_ref().map(Str::as_str),
-            peer: &c.peer,
-        };
-        let allowed = self.may_publish(&info, &msg);
+        let allowed = may_publish(&c.rights, &msg);
         if pid.is_some() && c.conn.version().is_v5() && self.store_failing() {
             // The store cannot write: a message that would need it is
             // refused now rather than held without end.
@@ -92,13 +87,6 @@ impl<P: Policy> Broker<P> {
             });
         self.matches = matches;
         durable
-    }
-
-    /// Whether `publisher` may publish `msg`: clients and bridges do not
-    /// publish into `$` topics, which belong to the server (section 4.7.2),
-    /// and the policy may refuse the topic.
-    pub(super) fn may_publish(&self, publisher: &ClientInfo<'_>, msg: &Message) -> bool {
-        !msg.topic.is_dollar() && self.policy.may_publish(publisher, &msg.topic)
     }
 
     /// The publish path of every message from outside the broker (a client
@@ -171,6 +159,13 @@ impl<P: Policy> Broker<P> {
         let msg = Arc::new(msg);
         self.set_routing(Some(&msg));
         for d in matches.subscribers().chain(matches.shared()) {
+            if !self.may_read(d.client, &msg.topic) {
+                // Read access per delivery, as Mosquitto checks it: the
+                // subscription was granted, this topic is not for it. (A
+                // shared group's pick is not redrawn: the message is lost
+                // to that group, as in Mosquitto.)
+                continue;
+            }
             let opts = DeliveryOptions {
                 qos: msg.qos.min(d.qos),
                 // Cleared unless Retain As Published [MQTT-3.3.1-12].
@@ -189,6 +184,23 @@ impl<P: Policy> Broker<P> {
         self.matches = matches;
         self.set_routing(None);
         routed
+    }
+
+    /// Whether session or bridge `key` may receive a message on `topic`:
+    /// a branch for a subscriber with every right, a cached answer for one
+    /// with rules.
+    #[inline]
+    pub(super) fn may_read(&mut self, key: SessionKey, topic: &TopicName) -> bool {
+        if let Some(index) = bridge_index(key) {
+            return self
+                .bridges
+                .get_index(index)
+                .is_some_and(|b| b.rights().may_read(topic));
+        }
+        self.sessions
+            .get_mut(key as usize)
+            .and_then(Option::as_mut)
+            .is_some_and(|e| e.reader.may_read(topic, &self.read_hasher))
     }
 
     /// Hands one message to one session, connected or not, or to a bridge;
@@ -220,7 +232,7 @@ impl<P: Policy> Broker<P> {
     }
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// Delivers to a connected session; returns its connection when it is
     /// past its high-water mark and still draining (flow control).
     fn deliver_connected(
@@ -267,6 +279,13 @@ impl<P: Policy> Broker<P> {
             }
         }
     }
+}
+
+/// Whether a client (or bridge) with `rights` may publish `msg`: nobody
+/// outside the broker publishes into `$` topics, which belong to the server
+/// (section 4.7.2), and the rights may refuse the topic.
+pub(super) fn may_publish(rights: &Rights, msg: &Message) -> bool {
+    !msg.topic.is_dollar() && rights.may_publish(&msg.topic)
 }
 
 /// Queues a message for a detached session, applying the queue-full policy;

@@ -13,8 +13,11 @@ use mqtt_codec::{ConnAckProps, ProtocolVersion, ReasonCode, Str};
 use mqtt_session::mqtt_codec::Connect;
 use mqtt_session::{Close, Message, Session};
 
+use super::auth::{own_str, Authenticated, Parked};
+use super::route::may_publish;
 use super::{
-    Broker, BrokerEvent, ConnId, ConnectedWill, PeerInfo, Policy, SessionKey, StoreRecord, Timer,
+    AuthSuccess, Broker, BrokerEvent, ConnId, ConnectedWill, PeerInfo, Reader, SessionKey,
+    StoreRecord, Timer,
 };
 use crate::Instant;
 
@@ -36,43 +39,98 @@ pub(super) struct SessionEntry {
     /// Whether the store holds this session (a persistent session of a
     /// broker with a store): its changes are recorded.
     pub(super) durable: bool,
+    /// The owner's rights as a reader, checked per delivery, connected or
+    /// not (and for its will, as a publisher).
+    pub(super) reader: Reader,
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     pub(super) fn on_connect(&mut self, id: ConnId, now: Instant, connect: Box<Connect>) {
         let mut ack = ConnAckProps::default();
         let Some(client_id) = self.client_id_for(id, now, &connect, &mut ack) else {
             return;
         };
+        let method = connect.props.authentication_method.as_ref().map(own_str);
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
-        let verdict = self
-            .policy
-            .authenticate(&connect, client_id.as_str(), &c.peer);
-        if verdict != ReasonCode::SUCCESS {
-            c.conn.reject(now, verdict);
+        if let Some(m) = &method {
+            if !self.config.auth.methods.iter().any(|k| k == m.as_str()) {
+                // [MQTT-4.12.0-1]: a method the server does not support.
+                c.conn.reject(now, ReasonCode::BAD_AUTHENTICATION_METHOD);
+                self.stats.connections_refused += 1;
+                return;
+            }
+        }
+        let username = connect.username.as_ref().map(own_str);
+        let parked = Parked::new(
+            client_id,
+            ack,
+            connect.clean_start,
+            connect.bridge,
+            username.clone(),
+        );
+        if !self.config.auth.required && method.is_none() {
+            return self.complete_connect(id, now, parked, AuthSuccess::automatic(username));
+        }
+        let copy = |b: &bytes::Bytes| bytes::Bytes::copy_from_slice(b);
+        let password = connect.password.as_ref().map(copy);
+        let data = connect.props.authentication_data.as_ref().map(copy);
+        self.request_connect_auth(id, parked, method, password, data);
+    }
+
+    /// Accepts an authenticated CONNECT: the session is taken over, resumed
+    /// (by its owner only) or made, and CONNACK goes out.
+    pub(super) fn complete_connect(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        parked: Parked,
+        who: Authenticated,
+    ) {
+        let Parked {
+            client_id,
+            mut ack,
+            clean_start,
+            try_private,
+            ..
+        } = parked;
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.username = who.username;
+        c.rights = who.rights;
+        c.try_private = try_private;
+        let failing = self.store.as_deref().is_some_and(|d| d.is_failing());
+        if failing && c.conn.version().is_v5() && c.conn.session_expiry_interval() > 0 {
+            // The store cannot write: a persistent session could not be kept.
+            c.conn.reject(now, ReasonCode::QUOTA_EXCEEDED);
             self.stats.connections_refused += 1;
             return;
         }
-        c.username = connect
-            .username
-            .as_ref()
-            .map(|u| Str::copy_from(&u.borrowed()));
-        c.try_private = connect.bridge;
-        let failing = self.store.as_deref().is_some_and(|d| d.is_failing());
-        if failing && connect.protocol.is_v5() && c.conn.session_expiry_interval() > 0 {
-            // The store cannot write: a persistent session could not be kept.
-            c.conn.reject(now, ReasonCode::QUOTA_EXCEEDED);
+        let will_denied = !c.rights.is_allow_all()
+            && c.conn
+                .will_message(now)
+                .is_some_and(|(will, _)| !may_publish(&c.rights, &will));
+        if will_denied {
+            // A will is a publish of the client's: refused at CONNECT, as
+            // Mosquitto does, rather than dropped when it comes due.
+            c.conn.reject(now, ReasonCode::NOT_AUTHORIZED);
             self.stats.connections_refused += 1;
             return;
         }
         if c.conn.session_expiry_interval() > self.config.max_session_expiry {
             ack.session_expiry_interval = Some(self.config.max_session_expiry);
         }
+        if who.method.is_some() {
+            // The CONNACK of enhanced authentication names its method.
+            ack.authentication_method = who.method;
+            ack.authentication_data = who.data;
+        }
+        let username = c.username.clone();
         self.settle_detached(now, &client_id);
         self.take_over(id, now, &client_id);
-        let (key, stored) = self.session_for(now, client_id, connect.clean_start);
+        let (key, stored) = self.session_for(now, client_id, clean_start, &username);
         self.attach(id, key);
         let Some(c) = self.conns.get_mut(id) else {
             return;
@@ -196,15 +254,24 @@ impl<P: Policy> Broker<P> {
     }
 
     /// The session a CONNECT gets: the stored one resumed, or a new one
-    /// (clean start, or none stored).
+    /// (clean start, none stored, or one of another user).
     fn session_for(
         &mut self,
         now: Instant,
         client_id: Str,
         clean_start: bool,
+        username: &Option<Str>,
     ) -> (SessionKey, Option<Session>) {
-        match self.client_ids.get(&client_id).copied() {
-            Some(key) if !clean_start => {
+        let key = self.client_ids.get(&client_id).copied();
+        // A session belongs to the user that opened it: another user (an
+        // anonymous client included) does not inherit its subscriptions
+        // and messages, and starts afresh as with a clean start. Mosquitto
+        // hands the session over; see DESIGN.md.
+        let owned = key
+            .and_then(|k| self.sessions[k as usize].as_ref())
+            .is_some_and(|e| e.username == *username);
+        match key {
+            Some(key) if !clean_start && owned => {
                 let entry = self.sessions[key as usize]
                     .as_mut()
                     .expect("client_ids only names live sessions");
@@ -230,7 +297,11 @@ impl<P: Policy> Broker<P> {
             return;
         };
         let (username, peer) = (c.username.clone(), c.peer.clone());
+        let rights = c.rights.clone();
         if let Some(entry) = self.sessions[key as usize].as_mut() {
+            if *entry.reader.rights() != rights {
+                entry.reader = Reader::new(rights);
+            }
             // A reconnection before the will delay cancels the will
             // (section 3.1.3.2.2).
             entry.will = None;
@@ -253,6 +324,7 @@ impl<P: Policy> Broker<P> {
             will: None,
             generation: 0,
             durable: false,
+            reader: Reader::new(self.config.auth.unknown_rights()),
         };
         let key = match self.free_sessions.pop() {
             Some(k) => {
@@ -289,13 +361,7 @@ impl<P: Policy> Broker<P> {
         }
         if publish_will {
             if let Some((will, _)) = entry.will.map(|b| *b) {
-                self.publish_will(
-                    now,
-                    will,
-                    &entry.client_id,
-                    entry.username.as_ref(),
-                    &entry.peer,
-                );
+                self.publish_will(now, will, entry.reader.rights());
             }
         }
     }
@@ -305,6 +371,7 @@ impl<P: Policy> Broker<P> {
     pub(super) fn on_closed(&mut self, id: ConnId, now: Instant, close: Close) {
         // What the session recorded goes out before the session leaves.
         self.journal_conn(id);
+        self.forget_auth(id);
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
@@ -364,12 +431,8 @@ impl<P: Policy> Broker<P> {
         }
         if entry.will.as_ref().is_some_and(|w| w.1 <= now) {
             if let Some((msg, _)) = entry.will.take().map(|b| *b) {
-                let (client_id, username, peer) = (
-                    entry.client_id.clone(),
-                    entry.username.clone(),
-                    entry.peer.clone(),
-                );
-                self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+                let rights = entry.reader.rights().clone();
+                self.publish_will(now, msg, &rights);
                 self.record_detached(key);
             }
         }

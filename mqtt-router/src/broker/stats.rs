@@ -10,7 +10,7 @@ pub struct Stats {
     pub messages_sent: u64,
     /// Messages dropped: a full queue, too large for the subscriber, expired.
     pub messages_dropped: u64,
-    /// Publishes refused by the policy or aimed at `$` topics.
+    /// Publishes refused by the publisher's rights or aimed at `$` topics.
     pub publishes_denied: u64,
     /// Retained messages kept out by the retained limits.
     pub retained_refused: u64,
@@ -20,7 +20,7 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Connections accepted since start.
     pub connections_total: u64,
-    /// Connections refused by the policy.
+    /// Connections refused (authentication, client identifier, store).
     pub connections_refused: u64,
     /// SUBSCRIBE packets handled.
     pub subscribes: u64,

@@ -1,4 +1,4 @@
-//! SUBSCRIBE and UNSUBSCRIBE: the policy asked per filter, the index
+//! SUBSCRIBE and UNSUBSCRIBE: the client's rights checked per filter, the index
 //! updated, retained messages sent as Retain Handling says.
 
 use alloc::sync::Arc;
@@ -10,10 +10,10 @@ use mqtt_codec::{
 };
 use mqtt_session::DeliveryOptions;
 
-use super::{Broker, ClientInfo, ConnId, Policy, SessionKey, StoreRecord};
+use super::{Broker, ConnId, SessionKey, StoreRecord};
 use crate::{Instant, Subscription};
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     // ----- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------
 
     pub(super) fn on_subscribe(
@@ -51,12 +51,7 @@ impl<P: Policy> Broker<P> {
         let durable = self.store.is_some();
         let mut subscribed = Vec::new();
         for (filter, mut opts) in filters {
-            let info = ClientInfo {
-                client_id: c.conn.client_id().as_str(),
-                username: c.username.as_ref().map(Str::as_str),
-                peer: &c.peer,
-            };
-            if !self.policy.may_subscribe(&info, &filter) {
+            if !c.rights.may_subscribe(&filter) {
                 results.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
@@ -114,6 +109,9 @@ impl<P: Policy> Broker<P> {
             self.retained
                 .for_each_match(now, &filter, |r| found.push(r.message.clone()));
             for msg in found {
+                if !self.may_read(key, &msg.topic) {
+                    continue;
+                }
                 let opts = DeliveryOptions {
                     qos: msg.qos.min(qos),
                     // Retained messages sent on subscribe keep RETAIN set [MQTT-3.3.1-8].

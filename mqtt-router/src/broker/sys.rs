@@ -8,10 +8,10 @@ use core::time::Duration;
 use mqtt_codec::QoS;
 use mqtt_session::Message;
 
-use super::{Broker, Policy};
+use super::Broker;
 use crate::Instant;
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     // ----- $SYS ----------------------------------------------------------------------
 
     pub(super) fn publish_sys(&mut self, now: Instant) {

@@ -18,7 +18,7 @@ fn bytes(p: &Packet) -> BytesMut {
 /// 1.5 × keep alive), and the connection must still expire on time.
 #[test]
 fn timer_heap_holds_few_entries_per_connection_however_many_packets_arrive() {
-    let mut broker = Broker::new(BrokerConfig::default(), AllowAll);
+    let mut broker = Broker::new(BrokerConfig::default());
     let id = broker.open(Instant::ZERO, PeerInfo::default()).unwrap();
     let mut connect = Connect::new(ProtocolVersion::V311, Str::from_static("c"));
     connect.keep_alive = 60;

@@ -4,7 +4,7 @@
 use core::cmp::Reverse;
 
 use super::flow::Sink;
-use super::{BridgeId, Broker, ConnId, Policy, SessionKey};
+use super::{BridgeId, Broker, ConnId, SessionKey};
 use crate::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,7 +22,7 @@ pub(super) enum Timer {
     Sys,
 }
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// Acts on every deadline that has passed: connection timers, wills,
     /// session expiry and `$SYS` publication.
     pub fn handle_timeout(&mut self, now: Instant) {

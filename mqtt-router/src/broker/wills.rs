@@ -5,13 +5,13 @@ use alloc::boxed::Box;
 use core::cmp::Reverse;
 use core::time::Duration;
 
-use mqtt_codec::Str;
 use mqtt_session::Message;
 
-use super::{Broker, ClientInfo, PeerInfo, Policy, SessionKey, Timer};
+use super::route::may_publish;
+use super::{Broker, Rights, SessionKey, Timer};
 use crate::Instant;
 
-impl<P: Policy> Broker<P> {
+impl Broker {
     /// The will of a connection that closed while its session lives on:
     /// published now, or when its delay has passed (section 3.1.3.2.2).
     pub(super) fn will_at_close(
@@ -25,12 +25,8 @@ impl<P: Policy> Broker<P> {
             return;
         };
         if delay.is_zero() {
-            let (client_id, username, peer) = (
-                entry.client_id.clone(),
-                entry.username.clone(),
-                entry.peer.clone(),
-            );
-            self.publish_will(now, msg, &client_id, username.as_ref(), &peer);
+            let rights = entry.reader.rights().clone();
+            self.publish_will(now, msg, &rights);
         } else {
             // Published when the delay has passed or the session ends,
             // whichever comes first [MQTT-3.1.3-9]: a delay reaching past
@@ -47,20 +43,10 @@ impl<P: Policy> Broker<P> {
         }
     }
 
-    pub(super) fn publish_will(
-        &mut self,
-        now: Instant,
-        msg: Message,
-        client_id: &Str,
-        username: Option<&Str>,
-        peer: &PeerInfo,
-    ) {
-        let info = ClientInfo {
-            client_id: client_id.as_str(),
-            username: username.map(Str::as_str),
-            peer,
-        };
-        if !self.may_publish(&info, &msg) {
+    /// Publishes a will under the rights of its session's owner (a will
+    /// is the client's publish, so it needs write access to its topic).
+    pub(super) fn publish_will(&mut self, now: Instant, msg: Message, rights: &Rights) {
+        if !may_publish(rights, &msg) {
             return;
         }
         self.stats.wills_published += 1;

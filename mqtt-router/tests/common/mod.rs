@@ -2,16 +2,18 @@
 //! (`Connection<Client>`) and raw peers talk to one `Broker` over instant
 //! in-memory links on a virtual clock, everything recorded (see
 //! `mqtt_sim::Sim`). This module only picks the adapter path of the test
-//! binary (`PACKET_PATH`) and holds the tests' own policy.
+//! binary (`PACKET_PATH`) and holds the tests' own authentication driver.
 #![allow(dead_code, unreachable_pub)]
 
-use mqtt_router::broker::{AllowAll, BrokerConfig, ClientInfo, PeerInfo, Policy};
-use mqtt_session::mqtt_codec::{Connect, ReasonCode, Str, TopicFilter, TopicName};
+use mqtt_router::broker::{
+    Access, AuthAnswer, AuthRequest, AuthSuccess, BrokerConfig, Rights, Rule,
+};
+use mqtt_session::mqtt_codec::{ReasonCode, Str, TopicFilter};
 pub use mqtt_sim::build::*;
-use mqtt_sim::AdapterPath;
+use mqtt_sim::{AdapterPath, Authority};
 
-/// The simulator, with one broker under policy `P`.
-pub type Sim<P = AllowAll> = mqtt_sim::Sim<P>;
+/// The simulator, with one broker.
+pub type Sim = mqtt_sim::Sim;
 
 /// How this test binary's adapter hands bytes to the broker.
 fn path() -> AdapterPath {
@@ -30,34 +32,28 @@ pub fn new_sim(config: BrokerConfig) -> Sim {
     sim
 }
 
-/// The same with another policy.
-pub fn new_sim_with<P: Policy>(config: BrokerConfig, policy: P) -> Sim<P> {
-    let mut sim = Sim::with_policy(config, policy);
+/// A simulator whose broker asks for authentication, answered by
+/// `authority`, on this binary's adapter path.
+pub fn new_sim_with(mut config: BrokerConfig, authority: Authority) -> Sim {
+    config.auth.required = true;
+    let mut sim = Sim::with_authority(config, authority);
     sim.set_path(0, path());
     sim
 }
 
-/// A policy for tests: refuses user "mallory" at CONNECT (0x86), topics under
-/// `secret/` for publish and subscribe, and (if set) one client's publishes.
-#[derive(Debug, Default)]
-pub struct TestPolicy {
-    pub connects_seen: usize,
-}
-
-impl Policy for TestPolicy {
-    fn authenticate(&mut self, connect: &Connect, _client_id: &str, _: &PeerInfo) -> ReasonCode {
-        self.connects_seen += 1;
-        match connect.username.as_ref().map(Str::as_str) {
-            Some("mallory") => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
-            _ => ReasonCode::SUCCESS,
-        }
-    }
-
-    fn may_publish(&self, _: &ClientInfo<'_>, t: &TopicName) -> bool {
-        !t.as_str().starts_with("secret/")
-    }
-
-    fn may_subscribe(&self, _: &ClientInfo<'_>, f: &TopicFilter) -> bool {
-        !f.as_str().starts_with("secret/")
-    }
+/// The tests' driver: refuses user "mallory" at CONNECT (0x86) and gives
+/// everyone else every right but those under `secret/`.
+pub fn test_authority() -> Authority {
+    Box::new(|req: &AuthRequest| {
+        Some(match req.username().map(Str::as_str) {
+            Some("mallory") => AuthAnswer::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+            _ => AuthAnswer::Success(AuthSuccess::new(
+                req.username().cloned(),
+                Rights::from_rules([
+                    Rule::new(TopicFilter::from_static("#"), Access::ReadWrite),
+                    Rule::new(TopicFilter::from_static("secret/#"), Access::Deny),
+                ]),
+            )),
+        })
+    })
 }

@@ -15,7 +15,7 @@ fn granted(q: QoS) -> ReasonCode {
 
 /// Every acknowledgement of a publish the broker wrote to peer `i`, as
 /// (packet kind, reason), in order.
-fn acks(sim: &Sim<impl mqtt_router::broker::Policy>, i: usize) -> Vec<(&'static str, ReasonCode)> {
+fn acks(sim: &Sim, i: usize) -> Vec<(&'static str, ReasonCode)> {
     sim.peers[i]
         .received
         .iter()
@@ -1051,7 +1051,7 @@ fn shared_subscription_member_that_unsubscribes_is_skipped() {
 #[test]
 fn policy_refuses_connect_with_bad_user_name_or_password() {
     for v in VERSIONS {
-        let mut sim = new_sim_with(broker_config(), TestPolicy::default());
+        let mut sim = new_sim_with(broker_config(), test_authority());
         let mut c = cfg(v, "m");
         c.username = Some(s("mallory"));
         c.password = Some(Bytes::from_static(b"guess"));
@@ -1079,7 +1079,7 @@ fn policy_refuses_connect_with_bad_user_name_or_password() {
 #[test]
 fn policy_refuses_a_subscription() {
     for v in VERSIONS {
-        let mut sim = new_sim_with(broker_config(), TestPolicy::default());
+        let mut sim = new_sim_with(broker_config(), test_authority());
         let (sub, _) = sim.connect_ok(cfg(v, "sub"));
         let q1 = SubscriptionOptions::new(QoS::AtLeastOnce);
         let results = sim.subscribe_with(sub, &[("secret/#", q1), ("open/#", q1)], None);
@@ -1113,7 +1113,7 @@ fn policy_refuses_a_subscription() {
 #[test]
 fn policy_refuses_a_publish() {
     for v in VERSIONS {
-        let mut sim = new_sim_with(broker_config(), TestPolicy::default());
+        let mut sim = new_sim_with(broker_config(), test_authority());
         let (all, _) = sim.connect_ok(cfg(v, "all"));
         sim.subscribe(all, "#", QoS::AtLeastOnce);
         let (publisher, _) = sim.connect_ok(cfg(v, "pub"));

@@ -24,8 +24,7 @@ use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use mqtt_router::broker::{
-    AllowAll, Broker, BrokerConfig, BrokerEvent, ClientInfo, ConnId, PeerInfo, Policy,
-    RestoredState, StoreImage, WallTime,
+    Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo, RestoredState, StoreImage, WallTime,
 };
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{
@@ -196,8 +195,8 @@ impl Peer {
 }
 
 /// The broker, its peers and the virtual clock.
-pub struct Sim<P: Policy = AllowAll> {
-    pub broker: Broker<P>,
+pub struct Sim {
+    pub broker: Broker,
     pub peers: Vec<Peer>,
     pub now: Instant,
     /// Every `BrokerEvent::Closed`, in order.
@@ -216,10 +215,20 @@ pub struct Sim<P: Policy = AllowAll> {
 /// The wall clock of a simulation at its start.
 pub const WALL0: u64 = 1_700_000_000_000;
 
-impl Sim<AllowAll> {
-    /// A broker with `config` and the allow-all policy, at time 0.
+impl Sim {
+    /// A broker with `config` (every client allowed everything), at time 0.
     pub fn new(config: BrokerConfig) -> Self {
-        Sim::with_policy(config, AllowAll)
+        Sim {
+            broker: Broker::new(config.clone()),
+            peers: Vec::new(),
+            now: Instant::ZERO,
+            closed: Vec::new(),
+            next_port: 40000,
+            store: None,
+            store_paused: false,
+            wall0: WALL0,
+            config,
+        }
     }
 
     /// A broker with a store (an empty [`StoreImage`]), at time 0.
@@ -250,21 +259,7 @@ impl Sim<AllowAll> {
     }
 }
 
-impl<P: Policy> Sim<P> {
-    pub fn with_policy(config: BrokerConfig, policy: P) -> Self {
-        Sim {
-            broker: Broker::new(config.clone(), policy),
-            peers: Vec::new(),
-            now: Instant::ZERO,
-            closed: Vec::new(),
-            next_port: 40000,
-            store: None,
-            store_paused: false,
-            wall0: WALL0,
-            config,
-        }
-    }
-
+impl Sim {
     /// The wall-clock time now.
     pub fn wall(&self) -> WallTime {
         WallTime::from_millis(self.wall0 + self.now.as_millis())
@@ -722,30 +717,5 @@ impl<P: Policy> Sim<P> {
     /// Whether the broker ended peer `i`'s connection.
     pub fn broker_closed(&self, i: usize) -> bool {
         self.peers[i].broker_close.is_some()
-    }
-}
-
-/// A policy for tests: refuses user "mallory" at CONNECT (0x86), topics under
-/// `secret/` for publish and subscribe, and (if set) one client's publishes.
-#[derive(Debug, Default)]
-pub struct TestPolicy {
-    pub connects_seen: usize,
-}
-
-impl Policy for TestPolicy {
-    fn authenticate(&mut self, connect: &Connect, _client_id: &str, _: &PeerInfo) -> ReasonCode {
-        self.connects_seen += 1;
-        match connect.username.as_ref().map(Str::as_str) {
-            Some("mallory") => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
-            _ => ReasonCode::SUCCESS,
-        }
-    }
-
-    fn may_publish(&self, _: &ClientInfo<'_>, t: &TopicName) -> bool {
-        !t.as_str().starts_with("secret/")
-    }
-
-    fn may_subscribe(&self, _: &ClientInfo<'_>, f: &TopicFilter) -> bool {
-        !f.as_str().starts_with("secret/")
     }
 }

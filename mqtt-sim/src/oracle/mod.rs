@@ -17,7 +17,7 @@ mod trace;
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use mqtt_router::broker::{Broker, BrokerConfig, ConnId, Policy};
+use mqtt_router::broker::{Broker, BrokerConfig, ConnId};
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{Packet, QoS, ReasonCode};
 use mqtt_session::{Client, ClientEvent, Close, Connection, Initiator, Message};
@@ -432,7 +432,7 @@ impl Oracle {
 
     /// At a rest point: the broker's sessions, wills and bounds against the
     /// model's.
-    fn at_rest_checks<P: Policy>(&mut self, core: &Broker<P>) {
+    fn at_rest_checks(&mut self, core: &Broker) {
         let wills = core.stats().wills_published;
         let due = self.model.wills_published;
         self.checks.check(Check::Wills, wills == due, || {
@@ -494,19 +494,12 @@ pub fn payload_of(key: u64) -> Bytes {
     Bytes::from(key.to_string())
 }
 
-impl<P: Policy> Observer<P> for Oracle {
+impl Observer for Oracle {
     fn wants_packets(&self) -> bool {
         true
     }
 
-    fn to_broker(
-        &mut self,
-        now: Instant,
-        _: usize,
-        peer: PeerId,
-        packet: &Packet,
-        core: &Broker<P>,
-    ) {
+    fn to_broker(&mut self, now: Instant, _: usize, peer: PeerId, packet: &Packet, core: &Broker) {
         self.checks.now = now;
         if self.trace {
             eprintln!(
@@ -569,12 +562,12 @@ impl<P: Policy> Observer<P> for Oracle {
         self.on_broker_closed(now, peer, close);
     }
 
-    fn after_broker(&mut self, _: Instant, _: usize, core: &Broker<P>) {
+    fn after_broker(&mut self, _: Instant, _: usize, core: &Broker) {
         self.dropped = core.stats().messages_dropped;
         self.received = core.stats().messages_received;
     }
 
-    fn at_rest(&mut self, now: Instant, _: usize, core: &Broker<P>) {
+    fn at_rest(&mut self, now: Instant, _: usize, core: &Broker) {
         self.checks.now = now;
         if self.trace {
             let s = core.stats();

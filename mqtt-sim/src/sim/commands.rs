@@ -3,7 +3,6 @@
 //! while the answer is on its way over a delayed link) and returns what
 //! came of it, read from the recorded events and transcripts.
 
-use mqtt_router::broker::Policy;
 use mqtt_session::mqtt_codec::{Packet, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 use mqtt_session::{ClientConfig, ClientEvent, Close, Message};
 
@@ -28,7 +27,7 @@ pub struct Received {
     pub msg: Message,
 }
 
-impl<P: Policy, O: Observer<P>> Sim<P, O> {
+impl<O: Observer> Sim<O> {
     /// Settles, letting time pass while something is on its way (delayed
     /// links), until client `i` reports an event `wanted` picks; returns its
     /// place in the peer's events, `None` if nothing is left to happen.

@@ -5,7 +5,7 @@
 use core::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_router::broker::{BrokerEvent, ConnId, Policy};
+use mqtt_router::broker::{BrokerEvent, ConnId};
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{DecodeError, Decoder, Packet};
 
@@ -40,7 +40,7 @@ pub(crate) enum Action {
     EofToClient(PeerId),
 }
 
-impl<P: Policy, O: Observer<P>> Sim<P, O> {
+impl<O: Observer> Sim<O> {
     /// Everything due at the current instant, in the in-order priority.
     fn ready(&self, out: &mut Vec<Action>) {
         let now = self.now;
@@ -438,6 +438,10 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
                 moved = true;
                 self.write_conn(b, id, false);
             }
+            while let Some(req) = self.brokers[b].core.as_mut().and_then(|c| c.poll_auth()) {
+                moved = true;
+                self.answer_auth(b, req);
+            }
             while let Some(ev) = self.next_event(b) {
                 moved = true;
                 match ev {
@@ -450,6 +454,20 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
         }
         if let Some(core) = self.brokers[b].core.as_ref() {
             self.observer.after_broker(now, b, core);
+        }
+    }
+
+    /// The simulated driver answers an authentication request at once, or
+    /// holds it for the test.
+    fn answer_auth(&mut self, b: usize, req: mqtt_router::broker::AuthRequest) {
+        let now = self.now;
+        let answer = self.authority.as_mut().and_then(|a| a(&req));
+        match (answer, self.brokers[b].core.as_mut()) {
+            (Some(answer), Some(core)) => {
+                // A stale ticket is the driver's normal case: nothing to do.
+                let _ = core.answer_auth(req.ticket(), now, answer);
+            }
+            _ => self.held_auth.push((b, req)),
         }
     }
 

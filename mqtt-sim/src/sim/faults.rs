@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use mqtt_router::broker::{Broker, BrokerConfig, Policy};
+use mqtt_router::broker::{Broker, BrokerConfig};
 use mqtt_router::Instant;
 
 use super::{PeerId, Sim};
@@ -36,9 +36,9 @@ impl Durability {
 /// leaves behind only what it wrote to durable storage as it went. A store
 /// is therefore shared between the running core and its `Restart` (the core
 /// writes to it, the hook reads it back when it builds the next core).
-pub trait Restart<P: Policy> {
+pub trait Restart {
     /// The broker that runs from `now` on, its `incarnation`-th restart.
-    fn restart(&mut self, config: &BrokerConfig, now: Instant, incarnation: u32) -> Broker<P>;
+    fn restart(&mut self, config: &BrokerConfig, now: Instant, incarnation: u32) -> Broker;
 
     /// What the brokers this hook builds keep across a crash.
     fn durability(&self) -> Durability;
@@ -49,11 +49,11 @@ pub trait Restart<P: Policy> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Volatile;
 
-impl<P: Policy + Default> Restart<P> for Volatile {
-    fn restart(&mut self, config: &BrokerConfig, _: Instant, incarnation: u32) -> Broker<P> {
+impl Restart for Volatile {
+    fn restart(&mut self, config: &BrokerConfig, _: Instant, incarnation: u32) -> Broker {
         let mut config = config.clone();
         config.seed = crate::Rng::new(config.seed ^ u64::from(incarnation)).next_u64();
-        Broker::new(config, P::default())
+        Broker::new(config)
     }
 
     fn durability(&self) -> Durability {
@@ -61,7 +61,7 @@ impl<P: Policy + Default> Restart<P> for Volatile {
     }
 }
 
-impl<P: Policy, O: Observer<P>> Sim<P, O> {
+impl<O: Observer> Sim<O> {
     /// Cuts peer `i`'s transport: bytes in flight are lost, and each end
     /// notices within the link's `eof_delay_ms` (a half-open connection
     /// until then). Neither side sends DISCONNECT.

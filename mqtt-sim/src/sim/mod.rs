@@ -17,7 +17,7 @@ mod faults;
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::BytesMut;
-use mqtt_router::broker::{AllowAll, Broker, BrokerConfig, BrokerEvent, ConnId, Policy};
+use mqtt_router::broker::{AuthAnswer, AuthRequest, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_router::Instant;
 use mqtt_session::mqtt_codec::{Decoder, Packet, ProtocolVersion, MAX_PACKET_SIZE};
 use mqtt_session::{Client, ClientEvent, Close, Connection, Frame};
@@ -184,16 +184,16 @@ impl Peer {
 }
 
 /// One broker and what its adapter keeps for it.
-pub(crate) struct BrokerNode<P: Policy> {
+pub(crate) struct BrokerNode {
     /// The core; `None` while crashed.
-    pub(crate) core: Option<Broker<P>>,
+    pub(crate) core: Option<Broker>,
     pub(crate) config: BrokerConfig,
     pub(crate) path: AdapterPath,
     /// Which peer each connection belongs to.
     pub(crate) peers: BTreeMap<ConnId, PeerId>,
     /// Connections with output that wait for room in their link.
     pub(crate) blocked: Vec<ConnId>,
-    pub(crate) restart: Option<Box<dyn Restart<P>>>,
+    pub(crate) restart: Option<Box<dyn Restart>>,
     /// When a crashed broker comes back.
     pub(crate) restart_at: Option<Instant>,
     /// New connections are refused before this instant.
@@ -219,14 +219,14 @@ pub struct SimStats {
 
 /// Brokers, clients and the network between them on a virtual clock. See
 /// the [crate documentation](crate).
-pub struct Sim<P: Policy = AllowAll, O: Observer<P> = Quiet> {
+pub struct Sim<O: Observer = Quiet> {
     /// The virtual clock.
     pub now: Instant,
     /// Every connection ever opened, by [`PeerId`].
     pub peers: Vec<Peer>,
     /// Every connection a broker ended, in order (when recording).
     pub closed: Vec<(ConnId, Close)>,
-    pub(crate) brokers: Vec<BrokerNode<P>>,
+    pub(crate) brokers: Vec<BrokerNode>,
     pub(crate) observer: O,
     pub(crate) rng: Rng,
     pub(crate) scheduling: Scheduling,
@@ -240,9 +240,13 @@ pub struct Sim<P: Policy = AllowAll, O: Observer<P> = Quiet> {
     /// What is due now, reused from step to step.
     pub(crate) ready_buf: Vec<drive::Action>,
     next_port: u32,
+    /// Answers authentication requests; none: every request is held.
+    pub(crate) authority: Option<Authority>,
+    /// Authentication requests held for the test, by broker, in order.
+    pub held_auth: Vec<(usize, AuthRequest)>,
 }
 
-impl<P: Policy, O: Observer<P>> core::fmt::Debug for Sim<P, O> {
+impl<O: Observer> core::fmt::Debug for Sim<O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Sim")
             .field("now", &self.now)
@@ -253,28 +257,33 @@ impl<P: Policy, O: Observer<P>> core::fmt::Debug for Sim<P, O> {
     }
 }
 
-impl Sim<AllowAll> {
-    /// One broker with `config` and the allow-all policy, at time 0, on
-    /// instant links, everything recorded, in order: the unit test's
-    /// simulator. It restarts after a crash with nothing kept ([`Volatile`]).
+impl Sim {
+    /// One broker with `config`, at time 0, on instant links, everything
+    /// recorded, in order: the unit test's simulator. It restarts after a
+    /// crash with nothing kept ([`Volatile`]).
     pub fn new(config: BrokerConfig) -> Self {
-        let mut sim = Sim::with_policy(config, AllowAll);
+        let mut sim = Sim::with_observer(config, Quiet);
         sim.brokers[0].restart = Some(Box::new(Volatile));
+        sim
+    }
+
+    /// [`Sim::new`] whose broker `config` asks for authentication, answered
+    /// by `authority` (no restart hook: see [`Sim::set_restart`]).
+    pub fn with_authority(config: BrokerConfig, authority: Authority) -> Self {
+        let mut sim = Sim::with_observer(config, Quiet);
+        sim.authority = Some(authority);
         sim
     }
 }
 
-impl<P: Policy> Sim<P> {
-    /// [`Sim::new`] with another policy (no restart hook: see
-    /// [`Sim::set_restart`]).
-    pub fn with_policy(config: BrokerConfig, policy: P) -> Self {
-        Sim::with_observer(config, policy, Quiet)
-    }
-}
+/// The simulated driver's answers to authentication requests: `None` holds
+/// a request (in [`Sim::held_auth`]) for the test to answer later with
+/// [`Broker::answer_auth`], as a slow driver would.
+pub type Authority = Box<dyn FnMut(&AuthRequest) -> Option<AuthAnswer>>;
 
-impl<P: Policy, O: Observer<P>> Sim<P, O> {
-    /// One broker with `config` and `policy`, watched by `observer`.
-    pub fn with_observer(config: BrokerConfig, policy: P, observer: O) -> Self {
+impl<O: Observer> Sim<O> {
+    /// One broker with `config`, watched by `observer`.
+    pub fn with_observer(config: BrokerConfig, observer: O) -> Self {
         let mut sim = Sim {
             now: Instant::ZERO,
             peers: Vec::new(),
@@ -289,14 +298,16 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             stats: SimStats::default(),
             ready_buf: Vec::new(),
             next_port: 40000,
+            authority: None,
+            held_auth: Vec::new(),
         };
-        sim.add_broker(config, policy);
+        sim.add_broker(config);
         sim
     }
 
     /// Adds a broker; returns its index (the first one is 0).
-    pub fn add_broker(&mut self, config: BrokerConfig, policy: P) -> usize {
-        let core = Broker::new(config.clone(), policy);
+    pub fn add_broker(&mut self, config: BrokerConfig) -> usize {
+        let core = Broker::new(config.clone());
         self.brokers.push(BrokerNode {
             core: Some(core),
             config,
@@ -344,27 +355,27 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
     }
 
     /// What brings broker `b` back after a crash.
-    pub fn set_restart(&mut self, b: usize, restart: Box<dyn Restart<P>>) {
+    pub fn set_restart(&mut self, b: usize, restart: Box<dyn Restart>) {
         self.brokers[b].restart = Some(restart);
     }
 
     /// The first broker (panics while it is crashed).
-    pub fn broker(&self) -> &Broker<P> {
+    pub fn broker(&self) -> &Broker {
         self.broker_at(0)
     }
 
     /// The first broker, to call it directly (run the simulator afterwards).
-    pub fn broker_mut(&mut self) -> &mut Broker<P> {
+    pub fn broker_mut(&mut self) -> &mut Broker {
         self.broker_at_mut(0)
     }
 
     /// Broker `b` (panics while it is crashed).
-    pub fn broker_at(&self, b: usize) -> &Broker<P> {
+    pub fn broker_at(&self, b: usize) -> &Broker {
         self.brokers[b].core.as_ref().expect("the broker is up")
     }
 
     /// Broker `b`, to call it directly.
-    pub fn broker_at_mut(&mut self, b: usize) -> &mut Broker<P> {
+    pub fn broker_at_mut(&mut self, b: usize) -> &mut Broker {
         self.brokers[b].core.as_mut().expect("the broker is up")
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mqtt_router::broker::Rights;
 use mqtt_tokio::rustls;
 
 use super::{remote, BridgeConfig, Rules};
@@ -15,6 +16,9 @@ pub(crate) struct Prepared {
     pub(super) rules: Arc<Rules>,
     /// The remote end's client options, TLS included.
     pub(super) options: mqtt_tokio::ConnectOptions,
+    /// What the bridge may carry here (every right until
+    /// [`Prepared::with_rights`]).
+    pub(super) rights: Rights,
 }
 
 impl Prepared {
@@ -47,7 +51,19 @@ impl Prepared {
             config: config.clone(),
             rules: Arc::new(rules),
             options,
+            rights: Rights::allow_all(),
         })
+    }
+
+    /// The bridge's name and `local_username`, which its rights are given by.
+    pub(crate) fn identity(&self) -> (&str, Option<&str>) {
+        (&self.config.name, self.config.local_username.as_deref())
+    }
+
+    /// The bridge carries what `rights` allow.
+    pub(crate) fn with_rights(mut self, rights: Rights) -> Prepared {
+        self.rights = rights;
+        self
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_router::broker::{
-    BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BridgeToken, Broker, Policy,
+    BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BridgeToken, Broker,
 };
 use mqtt_session::{Instant, Message};
 use tokio::sync::{mpsc, oneshot};
@@ -163,9 +163,9 @@ impl Bridges {
     /// Opens every bridge in the core and spawns its remote end. Returns
     /// the channel on which the remote ends report, for
     /// [`Bridges::handle_inbound`].
-    pub(crate) fn start<P: Policy>(
+    pub(crate) fn start(
         prepared: Vec<Prepared>,
-        broker: &mut Broker<P>,
+        broker: &mut Broker,
         now: Instant,
     ) -> (Bridges, mpsc::Receiver<(usize, FromRemote)>) {
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -206,9 +206,9 @@ impl Bridges {
 
     /// A report from remote end `index`: a message published here, a
     /// message settled, or a state change.
-    pub(crate) fn handle_inbound<P: Policy>(
+    pub(crate) fn handle_inbound(
         &mut self,
-        broker: &mut Broker<P>,
+        broker: &mut Broker,
         (index, report): (usize, FromRemote),
         now: Instant,
     ) {
@@ -226,7 +226,7 @@ impl Bridges {
 
     /// Hands every message the core has for a bridge to its remote end; the
     /// core task calls it after each batch, where it writes to sockets.
-    pub(crate) fn flush<P: Policy>(&mut self, broker: &mut Broker<P>, now: Instant) {
+    pub(crate) fn flush(&mut self, broker: &mut Broker, now: Instant) {
         while let Some(id) = broker.poll_bridge_ready() {
             let Some(link) = self.links.iter_mut().find(|l| l.id == id) else {
                 continue;
@@ -263,8 +263,8 @@ impl Bridges {
 }
 
 /// Opens bridge `p` in the core: its subscriptions are the local filters of
-/// its `out` rules, judged by the policy as its `local_username`.
-fn open<P: Policy>(broker: &mut Broker<P>, p: &Prepared, now: Instant) -> Option<BridgeId> {
+/// its `out` rules, judged by its rights (those of its `local_username`).
+fn open(broker: &mut Broker, p: &Prepared, now: Instant) -> Option<BridgeId> {
     let c = &p.config;
     info!(
         bridge = %c.name,
@@ -277,7 +277,7 @@ fn open<P: Policy>(broker: &mut Broker<P>, p: &Prepared, now: Instant) -> Option
         warn!(bridge = %c.name, "local_password is no longer used: a bridge is part of this broker, not a client of it");
     }
     let mut options = BridgeOptions::new(c.queue_limit);
-    options.username = c.local_username.clone();
+    options.rights = p.rights.clone();
     options.max_in_flight = remote_window(c);
     let filters = p.rules.local_subscriptions();
     let opened = match broker.open_bridge(now, &c.name, filters.clone(), options) {
@@ -302,7 +302,7 @@ fn open<P: Policy>(broker: &mut Broker<P>, p: &Prepared, now: Instant) -> Option
 
 impl Link {
     /// A message from the remote broker, published here.
-    fn publish<P: Policy>(&mut self, broker: &mut Broker<P>, crossing: Crossing, now: Instant) {
+    fn publish(&mut self, broker: &mut Broker, crossing: Crossing, now: Instant) {
         let msg = crossing.into_message(now);
         let reason = match broker.publish_from_bridge(self.id, now, msg) {
             Ok(outcome) if outcome.reason.is_error() => outcome.reason,
@@ -321,7 +321,7 @@ impl Link {
     /// handed to the remote end, or settled as dropped when no rule carries
     /// its topic out (a local filter such as `a/#` also matches `a`, which
     /// has no `a/` prefix to swap) or the remote end is gone.
-    fn forward<P: Policy>(&mut self, broker: &mut Broker<P>, m: BridgeMessage, now: Instant) {
+    fn forward(&mut self, broker: &mut Broker, m: BridgeMessage, now: Instant) {
         let Some(topic) = self.rules.outgoing(&m.message.topic) else {
             debug!(bridge = %self.name, topic = m.message.topic.as_str(), "no rule carries this topic out");
             broker.bridge_settled(self.id, now, m.token, BridgeOutcome::Dropped);
@@ -348,7 +348,7 @@ impl Link {
 
     /// Logs, at most every [`WARN_EVERY`], that the core dropped messages of
     /// this bridge since last time.
-    fn log_drops<P: Policy>(&mut self, broker: &Broker<P>) {
+    fn log_drops(&mut self, broker: &Broker) {
         let Some(stats) = broker.bridge_stats(self.id) else {
             return;
         };

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mqtt_router::broker::{BridgeStats, Broker, Policy, Sizes, Stats};
+use mqtt_router::broker::{BridgeStats, Broker, Sizes, Stats};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 /// How often the core task refreshes the snapshot.
@@ -75,7 +75,7 @@ impl Monitor {
     }
 
     /// Copies the core's figures; called by the core task.
-    pub(crate) fn refresh<P: Policy>(&self, broker: &Broker<P>) {
+    pub(crate) fn refresh(&self, broker: &Broker) {
         let mut snapshot = Snapshot {
             stats: broker.stats().clone(),
             sizes: broker.sizes(),

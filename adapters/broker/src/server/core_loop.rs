@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::ReasonCode;
-use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo, Policy};
+use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, error, info, warn};
 
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
-use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
+use super::{Clock, Core, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, FromRemote, Prepared};
-use crate::metrics::Monitor;
 use crate::store::StoreDied;
 
 pub(super) struct ConnHandle {
@@ -34,15 +33,19 @@ pub(super) struct Input {
 /// the store (a failing store would hold them for ever).
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
-pub(super) async fn core<P: Policy + Send + 'static>(
-    mut broker: Broker<P>,
-    clock: Clock,
+pub(super) async fn core(
+    core: Core,
     from_conns: &mut Input,
     shutdown: Arc<Notify>,
     bridges: Vec<Prepared>,
-    mut store: Option<StoreLink>,
-    monitor: Arc<Monitor>,
 ) -> Result<(), StoreDied> {
+    let Core {
+        mut broker,
+        clock,
+        mut store,
+        mut auth,
+        monitor,
+    } = core;
     let rx = &mut from_conns.commands;
     let stamps = from_conns.stamps.clone();
     let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
@@ -90,6 +93,9 @@ pub(super) async fn core<P: Policy + Send + 'static>(
                 input.skip_missing();
             }
             () = stamps.released() => {}
+            Some(answered) = auth.answers.recv() => {
+                auth.answered(&mut broker, answered, clock.now());
+            }
             Some(msg) = from_bridges.recv() => {
                 bridges.handle_inbound(&mut broker, msg, clock.now());
                 bridge_batch(&mut broker, &mut bridges, &mut from_bridges, clock);
@@ -114,6 +120,12 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         bridges.flush(&mut broker, clock.now());
         send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
+        for id in w.closed.drain(..) {
+            auth.forget(id);
+        }
+        // After the closes: a request of a connection that just closed is
+        // not started.
+        auth.take(&mut broker);
         monitor.observe_turn(turn.elapsed());
         if monitor.is_watched() && tokio::time::Instant::now() >= next_refresh {
             monitor.refresh(&broker);
@@ -148,8 +160,8 @@ async fn finish(
 }
 
 /// Takes what the bridges have already sent, at most [`BATCH`] messages.
-fn bridge_batch<P: Policy>(
-    broker: &mut Broker<P>,
+fn bridge_batch(
+    broker: &mut Broker,
     bridges: &mut Bridges,
     rx: &mut mpsc::Receiver<(usize, FromRemote)>,
     clock: Clock,
@@ -164,7 +176,7 @@ fn bridge_batch<P: Policy>(
 
 /// Shutdown begins: bridges stop, every connection is closed with 0x8B
 /// (Server shutting down).
-fn begin_stop<P: Policy>(broker: &mut Broker<P>, bridges: &mut Bridges, clock: Clock) {
+fn begin_stop(broker: &mut Broker, bridges: &mut Bridges, clock: Clock) {
     bridges.stop();
     info!(connections = broker.connection_count(), "shutting down");
     for id in broker.connections() {
@@ -174,8 +186,8 @@ fn begin_stop<P: Policy>(broker: &mut Broker<P>, bridges: &mut Bridges, clock: C
 
 /// Hands this turn's records to the store's thread; what they hold is
 /// written once it reports them stored.
-fn send_records<P: Policy>(
-    broker: &mut Broker<P>,
+fn send_records(
+    broker: &mut Broker,
     store: &mut Option<StoreLink>,
     records: &mut Vec<mqtt_router::broker::StoreRecord>,
 ) {
@@ -196,8 +208,8 @@ async fn recv_stored(store: &mut Option<StoreLink>) -> Option<Stored> {
 
 /// Takes the store thread's report; an error when the store is gone (it
 /// panicked, or its thread ended), which stops the broker.
-fn on_stored<P: Policy>(
-    broker: &mut Broker<P>,
+fn on_stored(
+    broker: &mut Broker,
     store: &mut Option<StoreLink>,
     stored: Option<Stored>,
 ) -> Result<(), StoreDied> {
@@ -228,12 +240,7 @@ fn on_stored<P: Policy>(
 /// Handles the commands due, at most [`BATCH`] commands or
 /// [`BATCH_PACKETS`] packets before the core writes; the rest wait for the
 /// next turn.
-fn handle_due<P: Policy>(
-    broker: &mut Broker<P>,
-    w: &mut Writers,
-    clock: Clock,
-    input: &mut Reorder,
-) {
+fn handle_due(broker: &mut Broker, w: &mut Writers, clock: Clock, input: &mut Reorder) {
     let mut packets = 0;
     for _ in 0..BATCH {
         if packets >= BATCH_PACKETS {
@@ -255,6 +262,9 @@ pub(super) struct Writers {
     /// Connections the core closed whose last packets wait for the store:
     /// their sockets close once those are written.
     pub(super) closing: Vec<ConnId>,
+    /// Connections closed since the core loop last looked (for the
+    /// authentication driver).
+    pub(super) closed: Vec<ConnId>,
 }
 
 impl Writers {
@@ -263,6 +273,7 @@ impl Writers {
             conns: HashMap::new(),
             blocked: Vec::new(),
             closing: Vec::new(),
+            closed: Vec::new(),
         }
     }
 }
@@ -275,12 +286,7 @@ pub(super) fn weight(cmd: &ToCore) -> usize {
     }
 }
 
-pub(super) fn handle<P: Policy>(
-    broker: &mut Broker<P>,
-    w: &mut Writers,
-    clock: Clock,
-    cmd: ToCore,
-) {
+pub(super) fn handle(broker: &mut Broker, w: &mut Writers, clock: Clock, cmd: ToCore) {
     let now = clock.now();
     match cmd {
         ToCore::Open {
@@ -321,7 +327,7 @@ pub(super) fn handle<P: Policy>(
 }
 
 /// Writes every connection that has bytes, then acts on closes.
-pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: Clock) {
+pub(super) fn flush(broker: &mut Broker, w: &mut Writers, clock: Clock) {
     // Connections whose outbox was full: those that have caught up since
     // get their waiting packets now (their own Writable may still be queued
     // behind other commands, or was not sent because the queue was full).
@@ -344,6 +350,7 @@ pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: C
         match ev {
             BrokerEvent::Closed { id, close } => {
                 debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
+                w.closed.push(id);
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);
                 if broker.output_held(id) {
@@ -374,12 +381,7 @@ fn close_socket(w: &mut Writers, id: ConnId) {
     w.blocked.retain(|b| *b != id);
 }
 
-pub(super) fn write_one<P: Policy>(
-    broker: &mut Broker<P>,
-    w: &mut Writers,
-    clock: Clock,
-    id: ConnId,
-) {
+pub(super) fn write_one(broker: &mut Broker, w: &mut Writers, clock: Clock, id: ConnId) {
     let now = clock.now();
     let Some(h) = w.conns.get_mut(&id) else {
         // Gone from our side: still let the core free it.

@@ -30,6 +30,7 @@
 //! channel, for `Broker::publish_from_bridge` and `Broker::bridge_settled`.
 
 mod accept;
+mod authn;
 mod connection;
 mod core_loop;
 mod order;
@@ -46,10 +47,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::{DecodeError, Decoder, Packet};
-use mqtt_router::broker::{Broker, ConnId, Policy, RestoredState};
+use mqtt_router::broker::{Broker, ConnId, RestoredState};
 use mqtt_session::Instant;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use crate::auth::Authenticator;
 use crate::bridge::Prepared;
 use crate::metrics::Monitor;
 
@@ -193,20 +195,24 @@ impl Clock {
 }
 
 /// The broker core with its store, restored and ready to serve.
-pub(crate) struct Core<P: Policy> {
-    broker: Broker<P>,
+pub(crate) struct Core {
+    broker: Broker,
     clock: Clock,
     store: Option<persist::StoreLink>,
+    auth: authn::AuthDriver,
     monitor: Arc<Monitor>,
 }
 
-impl<P: Policy> Core<P> {
+impl Core {
     /// The core, restored from `store` (read now) when there is one.
+    /// Restored sessions get the rights `authenticator` gives their owners.
     pub(crate) fn new(
-        mut broker: Broker<P>,
+        mut broker: Broker,
         store: Option<Box<dyn crate::store::Store>>,
+        authenticator: Arc<dyn Authenticator>,
+        max_checks: usize,
         monitor: Arc<Monitor>,
-    ) -> std::io::Result<Core<P>> {
+    ) -> std::io::Result<Core> {
         let clock = Clock::start();
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let store = match store {
@@ -214,9 +220,19 @@ impl<P: Policy> Core<P> {
                 let state: RestoredState = store.load().map_err(|e| invalid(e.to_string()))?;
                 compact(&mut *store, "at start");
                 let (sessions, retained) = (state.sessions.len(), state.retained.len());
+                let owners: Vec<_> = state
+                    .sessions
+                    .iter()
+                    .map(|s| (s.client_id.clone(), s.username.clone()))
+                    .collect();
                 broker
                     .restore(clock.now(), persist::wall_now(), state)
                     .map_err(|e| invalid(format!("the store {}: {e}", store.describe())))?;
+                for (client_id, username) in owners {
+                    let username = username.as_ref().map(|u| u.as_str());
+                    let rights = authenticator.rights(client_id.as_str(), username);
+                    broker.set_session_rights(&client_id, rights);
+                }
                 tracing::info!(store = %store.describe(), sessions, retained, "durable: state restored");
                 Some(persist::StoreLink::start(store, monitor.clone())?)
             }
@@ -226,6 +242,7 @@ impl<P: Policy> Core<P> {
             broker,
             clock,
             store,
+            auth: authn::AuthDriver::new(authenticator, max_checks),
             monitor,
         })
     }
@@ -247,8 +264,8 @@ pub(crate) fn compact(store: &mut dyn crate::store::Store, when: &str) {
 /// Runs the broker until `shutdown` is notified: listeners, connection tasks
 /// and the core. On shutdown 5.0 clients get DISCONNECT 0x8B. Ends early,
 /// with the error, if the store dies.
-pub(crate) async fn run<P: Policy + Send + 'static>(
-    core: Core<P>,
+pub(crate) async fn run(
+    core: Core,
     listeners: Vec<BoundListener>,
     admission: Admission,
     shutdown: Arc<Notify>,
@@ -271,17 +288,9 @@ pub(crate) async fn run<P: Policy + Send + 'static>(
         stamps,
     };
     core.monitor.set_ready(true);
-    let ended = core_loop::core(
-        core.broker,
-        core.clock,
-        &mut from_conns,
-        shutdown,
-        bridges,
-        core.store,
-        core.monitor.clone(),
-    )
-    .await;
-    core.monitor.set_ready(false);
+    let monitor = core.monitor.clone();
+    let ended = core_loop::core(core, &mut from_conns, shutdown, bridges).await;
+    monitor.set_ready(false);
     for a in &accepting {
         a.abort();
     }

@@ -214,8 +214,7 @@ mod tests {
     }
 
     fn conn() -> ConnId {
-        let mut b =
-            mqtt_router::broker::Broker::new(Default::default(), mqtt_router::broker::AllowAll);
+        let mut b = mqtt_router::broker::Broker::new(Default::default());
         b.open(mqtt_session::Instant::ZERO, Default::default())
             .unwrap()
     }

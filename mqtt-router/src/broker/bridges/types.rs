@@ -1,7 +1,6 @@
 //! The bridge API's plain data: ids, what the driver takes and reports,
 //! options, outcomes, counters and errors.
 
-use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -9,10 +8,10 @@ use mqtt_codec::{QoS, ReasonCode};
 use mqtt_session::Message;
 
 use super::BRIDGE_KEY;
-use crate::broker::SessionKey;
+use crate::broker::{Rights, SessionKey};
 // What the documentation links to.
 #[cfg(doc)]
-use crate::broker::{Broker, Policy};
+use crate::broker::Broker;
 
 /// Identifies one bridge; stale once the bridge is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,9 +94,10 @@ impl BridgeState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BridgeOptions {
-    /// The user name the [`Policy`] sees for the bridge (`None`: none, as
-    /// for an anonymous client).
-    pub username: Option<String>,
+    /// What the bridge may carry, as for a client: the subscriptions it
+    /// makes, what it brings in (publish), and each message routed to it
+    /// (read). Every right by default (Mosquitto applies no ACL to bridges).
+    pub rights: Rights,
     /// Most messages that may wait for the bridge at once: queued in the
     /// core, or taken by the driver and not yet settled. At least 1.
     pub queue_limit: usize,
@@ -114,7 +114,7 @@ impl BridgeOptions {
     /// in flight.
     pub fn new(queue_limit: usize) -> BridgeOptions {
         BridgeOptions {
-            username: None,
+            rights: Rights::allow_all(),
             queue_limit,
             max_in_flight: 100,
         }
@@ -136,7 +136,7 @@ pub struct OpenedBridge {
     pub id: BridgeId,
     /// One result per subscription asked for, in order, as in a SUBACK:
     /// the granted QoS (0x00-0x02), or why the filter was refused (0x87 by
-    /// the policy, 0x9E for a shared subscription, 0x97 with the index
+    /// the bridge's rights, 0x9E for a shared subscription, 0x97 with the index
     /// full).
     pub results: Vec<ReasonCode>,
 }
