@@ -371,3 +371,100 @@ fn a_slow_password_check_does_not_delay_another_clients_ping() {
         "a PINGREQ took {worst:?} during the check"
     );
 }
+
+/// A toy enhanced method for the in-process server: the broker challenges
+/// with `nonce`, the client answers `nonce:<user>`.
+struct Toy;
+
+struct ToyExchange {
+    challenged: bool,
+}
+
+impl mqtt_broker::auth::EnhancedMethod for Toy {
+    fn name(&self) -> &str {
+        "TOY"
+    }
+
+    fn begin(&self, _: &str) -> Box<dyn mqtt_broker::auth::MethodExchange> {
+        Box::new(ToyExchange { challenged: false })
+    }
+}
+
+impl mqtt_broker::auth::MethodExchange for ToyExchange {
+    fn step(&mut self, data: Option<&[u8]>) -> mqtt_broker::auth::MethodStep {
+        use mqtt_broker::auth::MethodStep;
+        if !std::mem::replace(&mut self.challenged, true) {
+            return MethodStep::Continue(b"nonce".to_vec());
+        }
+        match data.and_then(|d| d.strip_prefix(b"nonce:")) {
+            Some(user) => MethodStep::Done {
+                username: Some(String::from_utf8_lossy(user).into_owned()),
+                data: Some(b"welcome".to_vec()),
+            },
+            None => MethodStep::Failed(ReasonCode::NOT_AUTHORIZED),
+        }
+    }
+}
+
+fn auth_packet(reason: ReasonCode, data: &'static [u8]) -> Vec<u8> {
+    let mut props = mqtt_codec::AuthProps::default();
+    props.authentication_method = Some(s("TOY"));
+    props.authentication_data = Some(Bytes::from_static(data));
+    encode(V5, Packet::Auth(mqtt_codec::Auth { reason, props }))
+}
+
+/// Section 4.12 through the tokio server and a registered method: CONNECT
+/// with the method, AUTH 0x18 challenge, the client's AUTH 0x18 answer,
+/// CONNACK 0x00 with the method and final data; then a re-authentication
+/// (AUTH 0x19) that fails ends with DISCONNECT 0x87.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enhanced_authentication_runs_through_a_registered_method() {
+    let config = mqtt_broker::Config::from_toml("[[listener]]\nbind = \"127.0.0.1:0\"\n").unwrap();
+    let auth =
+        mqtt_broker::FileAuthenticator::new(true, None, None).with_method(std::sync::Arc::new(Toy));
+    let server =
+        mqtt_broker::Server::start_with_authenticator(config, 7, std::sync::Arc::new(auth))
+            .await
+            .unwrap();
+    let addr = server.local_addrs()[0];
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut c = Connect::new(V5, s("toy"));
+        c.props.authentication_method = Some(s("TOY"));
+        let mut raw = Raw::connect(addr);
+        raw.send(&encode(V5, Packet::Connect(Box::new(c))));
+        let mut seen = Vec::new();
+        let mut record = |p: Option<Packet>| match p {
+            Some(Packet::Auth(a)) => seen.push(("auth", a.reason, a.props.authentication_data)),
+            Some(Packet::ConnAck(a)) => {
+                seen.push(("connack", a.reason, a.props.authentication_data))
+            }
+            Some(Packet::Disconnect(d)) => seen.push(("disconnect", d.reason, None)),
+            other => panic!("{other:?}"),
+        };
+        record(next(&mut raw, V5, WAIT));
+        raw.send(&auth_packet(
+            ReasonCode::CONTINUE_AUTHENTICATION,
+            b"nonce:bob",
+        ));
+        record(next(&mut raw, V5, WAIT));
+        raw.send(&auth_packet(ReasonCode::RE_AUTHENTICATE, b"first"));
+        record(next(&mut raw, V5, WAIT));
+        raw.send(&auth_packet(ReasonCode::CONTINUE_AUTHENTICATION, b"wrong"));
+        record(next(&mut raw, V5, WAIT));
+        raw.expect_closed();
+        seen
+    })
+    .await
+    .unwrap();
+    let b = |d: &'static [u8]| Some(Bytes::from_static(d));
+    assert_eq!(
+        seen,
+        [
+            ("auth", ReasonCode::CONTINUE_AUTHENTICATION, b(b"nonce")),
+            ("connack", ReasonCode::SUCCESS, b(b"welcome")),
+            ("auth", ReasonCode::CONTINUE_AUTHENTICATION, b(b"nonce")),
+            ("disconnect", ReasonCode::NOT_AUTHORIZED, None),
+        ]
+    );
+    server.stop().await;
+}
