@@ -46,6 +46,8 @@ mod connections;
 mod durable;
 mod flow;
 mod inspect;
+mod kept;
+mod limits;
 mod policy;
 mod restore;
 mod route;
@@ -76,7 +78,7 @@ pub use bridges::{
     BridgeError, BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BridgeStats,
     BridgeToken, OpenedBridge, PublishOutcome,
 };
-pub use config::{BrokerConfig, QueueFullPolicy};
+pub use config::{BrokerConfig, ClientLimits, QueueFullPolicy, DEFAULT_MAX_QUEUED_BYTES};
 pub use inspect::SessionView;
 pub use policy::{AllowAll, ClientInfo, Policy};
 pub use stats::{Sizes, Stats};
@@ -94,6 +96,7 @@ use bridges::Bridges;
 use connections::{Conn, Conns};
 use durable::Durable;
 use flow::Flow;
+use kept::{Kept, RetainedBytes};
 use sessions::SessionEntry;
 use timers::Timer;
 
@@ -169,7 +172,13 @@ pub struct Broker<P: Policy = AllowAll> {
     /// Bridges: subscribers outside the session table and `client_ids`.
     bridges: Bridges,
     index: SubscriptionIndex<SessionKey>,
-    retained: Retained<Message>,
+    retained: Retained<Kept>,
+    /// The bytes retained messages hold, in all and per client identifier.
+    retained_bytes: RetainedBytes,
+    /// The bytes queued for sessions whose client is away.
+    offline_bytes: usize,
+    /// Sessions with a session expiry above zero, connected or not.
+    persistent_sessions: usize,
     matches: Matches<SessionKey>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     ready: VecDeque<ConnId>,
@@ -200,7 +209,11 @@ impl<P: Policy> Broker<P> {
         let mut rng = SplitMix64::new(config.seed);
         let index = SubscriptionIndex::with_strategy(rng.next_u64(), config.shared_strategy);
         let retained = Retained::new(rng.next_u64());
-        let client_ids = HashMap::with_hasher(rng.keyed_state());
+        let client_ids: HashMap<Str, SessionKey, KeyedState> =
+            HashMap::with_hasher(rng.keyed_state());
+        // Keyed like the client identifiers it also holds: no draw from
+        // `rng`, so the identifiers it assigns stay what they were.
+        let retained_bytes = RetainedBytes::new(client_ids.hasher().clone());
         Broker {
             config,
             policy,
@@ -211,6 +224,9 @@ impl<P: Policy> Broker<P> {
             bridges: Bridges::default(),
             index,
             retained,
+            retained_bytes,
+            offline_bytes: 0,
+            persistent_sessions: 0,
             matches: Matches::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
@@ -236,6 +252,9 @@ impl<P: Policy> Broker<P> {
             subscriptions: self.index.len(),
             retained: self.retained.len(),
             timers: self.timers.len(),
+            retained_bytes: self.retained_bytes.total(),
+            offline_bytes: self.offline_bytes,
+            persistent_sessions: self.persistent_sessions,
         }
     }
 
@@ -430,7 +449,7 @@ impl<P: Policy> Broker<P> {
     pub fn publish(&mut self, now: Instant, msg: Message) -> usize {
         self.start(now);
         if msg.retain {
-            self.retain(now, &msg);
+            self.retain(now, &msg, None);
         }
         self.route(now, msg, None).delivered
     }

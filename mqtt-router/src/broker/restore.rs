@@ -126,7 +126,9 @@ impl<P: Policy> Broker<P> {
         let at = expires_at.and_then(|t| self.store.as_deref().map(|d| d.instant(t)));
         msg.props.expires_at = at;
         let topic = msg.topic.clone();
-        let _ = self.retained.store(now, &topic, msg, at);
+        // Not charged to a client: the store does not say who set it.
+        let kept = self.retained_bytes.charge(Arc::new(msg), None);
+        let _ = self.retained.store(now, &topic, kept, at);
     }
 
     /// Rebuilds one session; a will due already joins `wills`.
@@ -222,12 +224,17 @@ impl<P: Policy> Broker<P> {
         &mut self,
         now: Instant,
         key: SessionKey,
-        session: Session,
+        mut session: Session,
         username: Option<Str>,
         expires_at: Option<WallTime>,
         will: Option<(Message, Instant, bool)>,
     ) {
         let expires_at = expires_at.and_then(|t| self.store.as_deref().map(|d| d.instant(t)));
+        // A restored session is a persistent one, detached, with the
+        // configured byte limit; it counts as any other.
+        session.set_max_queued_bytes(self.config.server.limits.max_queued_bytes);
+        self.offline_add(&session);
+        self.set_persistent(key, true);
         let Some(entry) = self.sessions[key as usize].as_mut() else {
             return;
         };

@@ -36,6 +36,9 @@ pub(super) struct SessionEntry {
     /// Whether the store holds this session (a persistent session of a
     /// broker with a store): its changes are recorded.
     pub(super) durable: bool,
+    /// Whether it outlives its connection (a session expiry above zero):
+    /// counted against `max_persistent_sessions`.
+    pub(super) persistent: bool,
 }
 
 impl<P: Policy> Broker<P> {
@@ -70,10 +73,27 @@ impl<P: Policy> Broker<P> {
         if c.conn.session_expiry_interval() > self.config.max_session_expiry {
             ack.session_expiry_interval = Some(self.config.max_session_expiry);
         }
+        if let Some(reason) = self.connect_over_limits(id, now, &client_id) {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.conn.reject(now, reason);
+            }
+            self.stats.connections_refused += 1;
+            return;
+        }
         self.settle_detached(now, &client_id);
         self.take_over(id, now, &client_id);
         let (key, stored) = self.session_for(now, client_id, connect.clean_start);
         self.attach(id, key);
+        if let Some(s) = stored.as_ref() {
+            self.offline_sub(s);
+        }
+        let persistent = self.conns.get(id).is_some_and(|c| {
+            c.conn
+                .session_expiry_interval()
+                .min(self.config.max_session_expiry)
+                > 0
+        });
+        self.set_persistent(key, persistent);
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
@@ -129,6 +149,38 @@ impl<P: Policy> Broker<P> {
         entry.durable = true;
         c.conn.track_session_changes(true);
         self.emit(|| r);
+    }
+
+    /// The refusal of an authenticated CONNECT by the limits, if any: a
+    /// will past the topic depth (0x90 Topic Name invalid) or the property
+    /// limits (0x97 Quota exceeded), or one persistent session too many
+    /// (0x97 Quota exceeded; 3.1.1: 0x03 Server unavailable).
+    fn connect_over_limits(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        client_id: &Str,
+    ) -> Option<ReasonCode> {
+        let c = self.conns.get(id)?;
+        let v5 = c.conn.version().is_v5();
+        let persistent = c
+            .conn
+            .session_expiry_interval()
+            .min(self.config.max_session_expiry)
+            > 0;
+        if let Some((will, _)) = c.conn.will_message(now) {
+            if let Err(refusal) = self.check_message(&will) {
+                return Some(refusal.publish_reason());
+            }
+        }
+        if persistent && !self.persistent_room(client_id) {
+            return Some(if v5 {
+                ReasonCode::QUOTA_EXCEEDED
+            } else {
+                ReasonCode::SERVER_UNAVAILABLE
+            });
+        }
+        None
     }
 
     /// The client identifier of a CONNECT, assigned when it is empty and
@@ -253,6 +305,7 @@ impl<P: Policy> Broker<P> {
             will: None,
             generation: 0,
             durable: false,
+            persistent: false,
         };
         let key = match self.free_sessions.pop() {
             Some(k) => {
@@ -275,9 +328,13 @@ impl<P: Policy> Broker<P> {
     /// will is published now if `publish_will` (the session ending before the
     /// will delay, section 3.1.2.5).
     pub(super) fn end_session(&mut self, key: SessionKey, now: Instant, publish_will: bool) {
+        self.set_persistent(key, false);
         let Some(entry) = self.sessions[key as usize].take() else {
             return;
         };
+        if let Some(s) = entry.stored.as_deref() {
+            self.offline_sub(s);
+        }
         self.index.remove_client(key);
         if self.client_ids.get(&entry.client_id) == Some(&key) {
             self.client_ids.remove(&entry.client_id);
@@ -340,6 +397,12 @@ impl<P: Policy> Broker<P> {
             self.end_session(key, now, true);
             return;
         }
+        if let Some(s) = session.as_ref() {
+            self.offline_add(s);
+        }
+        let Some(entry) = self.sessions[key as usize].as_mut() else {
+            return;
+        };
         entry.stored = session.map(Box::new);
         entry.generation = entry.generation.wrapping_add(1);
         let generation = entry.generation;

@@ -65,7 +65,7 @@ impl<P: Policy> Broker<P> {
         }
         self.stats.wills_published += 1;
         if msg.retain {
-            self.retain(now, &msg);
+            self.retain(now, &msg, Some(client_id));
         }
         self.route(now, msg, None);
     }
