@@ -49,6 +49,7 @@ mod inspect;
 mod kept;
 mod limits;
 mod policy;
+mod replay;
 mod restore;
 mod route;
 mod sessions;
@@ -179,6 +180,10 @@ pub struct Broker<P: Policy = AllowAll> {
     offline_bytes: usize,
     /// Sessions with a session expiry above zero, connected or not.
     persistent_sessions: usize,
+    /// Sessions whose retained replay goes on in later turns, in turn order.
+    replaying: VecDeque<SessionKey>,
+    /// When the next turn of pending replays is due.
+    slice_at: Option<Instant>,
     matches: Matches<SessionKey>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     ready: VecDeque<ConnId>,
@@ -227,6 +232,8 @@ impl<P: Policy> Broker<P> {
             retained_bytes,
             offline_bytes: 0,
             persistent_sessions: 0,
+            replaying: VecDeque::new(),
+            slice_at: None,
             matches: Matches::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),

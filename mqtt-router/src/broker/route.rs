@@ -232,6 +232,10 @@ impl<P: Policy> Broker<P> {
         if let Some(index) = bridge_index(key) {
             return self.deliver_to_bridge(index, now, msg, opts);
         }
+        if let Some(held) = self.hold_for_replay(key, &msg, &opts) {
+            // Behind the session's pending retained replay, in order.
+            return held.map(|()| None);
+        }
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
             return Err(DeliverError::Closed);
         };

@@ -39,6 +39,8 @@ pub(super) struct SessionEntry {
     /// Whether it outlives its connection (a session expiry above zero):
     /// counted against `max_persistent_sessions`.
     pub(super) persistent: bool,
+    /// Retained messages still to be sent for its SUBSCRIBEs, in slices.
+    pub(super) replay: Option<Box<super::replay::Replay>>,
 }
 
 impl<P: Policy> Broker<P> {
@@ -306,6 +308,7 @@ impl<P: Policy> Broker<P> {
             generation: 0,
             durable: false,
             persistent: false,
+            replay: None,
         };
         let key = match self.free_sessions.pop() {
             Some(k) => {

@@ -117,10 +117,10 @@ impl<P: Policy> Broker<P> {
     }
 
     /// Sends the retained messages matching each newly granted filter
-    /// (after the SUBACK, [MQTT-3.8.4-4]) to session or bridge `key`. Once
-    /// its queue is full the rest are counted as dropped without being
-    /// copied or offered one by one: a SUBSCRIBE of many filters matching
-    /// many retained messages costs a count, not a delivery attempt, each.
+    /// (after the SUBACK, [MQTT-3.8.4-4]) to session or bridge `key`: a
+    /// session's in slices (see `replay`), a bridge's at once. Once the
+    /// queue is full the rest are counted as dropped without being copied
+    /// or offered one by one.
     pub(super) fn send_retained(
         &mut self,
         key: SessionKey,
@@ -128,6 +128,10 @@ impl<P: Policy> Broker<P> {
         retained_for: Vec<(TopicFilter, QoS)>,
         ids: &[SubscriptionId],
     ) {
+        if super::bridges::bridge_index(key).is_none() {
+            self.start_replay(key, now, retained_for, ids.first().copied());
+            return;
+        }
         let mut full = false;
         for (filter, qos) in retained_for {
             if full {
@@ -188,6 +192,7 @@ impl<P: Policy> Broker<P> {
         let Some(key) = c.session else {
             return;
         };
+        self.unsubscribe_replay(key, &filters);
         let mut results = Vec::with_capacity(filters.len());
         for f in filters {
             results.push(match self.index.remove(key, &f) {
