@@ -36,6 +36,9 @@ struct Pending {
     id: Option<SubscriptionId>,
 }
 
+/// A message routed to a session while its replay is pending.
+type Held = (Arc<Message>, DeliveryOptions);
+
 /// One session's pending replay.
 #[derive(Default)]
 pub(super) struct Replay {
@@ -47,7 +50,7 @@ pub(super) struct Replay {
     /// The subscriber's queue overflowed: the rest is counted as dropped.
     full: bool,
     /// What routing gave the session meanwhile, in order, and its bytes.
-    held: VecDeque<(Arc<Message>, DeliveryOptions)>,
+    held: VecDeque<Held>,
     held_bytes: usize,
 }
 
@@ -131,7 +134,7 @@ impl<P: Policy> Broker<P> {
                 continue;
             }
             let Some(p) = r.filters.pop_front() else {
-                self.finish_replay(key, now, r);
+                self.finish_replay(key, now, r.held);
                 return true;
             };
             if r.full {
@@ -158,8 +161,8 @@ impl<P: Policy> Broker<P> {
     }
 
     /// The replay is done: what was held for the session follows it.
-    fn finish_replay(&mut self, key: SessionKey, now: Instant, r: alloc::boxed::Box<Replay>) {
-        for (msg, opts) in r.held {
+    fn finish_replay(&mut self, key: SessionKey, now: Instant, held: VecDeque<Held>) {
+        for (msg, opts) in held {
             let _ = self.deliver_to(key, now, msg, opts);
         }
     }
