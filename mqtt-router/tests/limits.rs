@@ -358,3 +358,28 @@ fn unsubscribing_ends_the_pending_replay_of_the_filter() {
     sim.advance(millis(20));
     assert!(sim.payloads(sub).is_empty());
 }
+
+/// A will is a message like any other: past the topic depth it is refused
+/// at CONNECT with 0x90 Topic Name invalid, past the property limits with
+/// 0x97 Quota exceeded (CONNACK allows both, 3.2.2.2).
+#[test]
+fn a_will_past_the_limits_is_refused_at_connect() {
+    let v = mqtt_session::mqtt_codec::ProtocolVersion::V5;
+    let mut sim = new_sim(limited(|c| c.limits.max_user_properties = 1));
+    let mut deep = cfg(v, "deep");
+    deep.will = Some(will(&vec!["w"; 201].join("/"), "bye", None));
+    let i = sim.connect(deep);
+    assert_eq!(sim.connack(i), Err(ReasonCode::TOPIC_NAME_INVALID));
+    let mut heavy = cfg(v, "heavy");
+    let mut w = will("w", "bye", None);
+    w.props.user_properties = user_properties(2, 1);
+    heavy.will = Some(w);
+    let i = sim.connect(heavy);
+    assert_eq!(sim.connack(i), Err(ReasonCode::QUOTA_EXCEEDED));
+    let stats = sim.broker().stats();
+    assert_eq!(
+        (stats.topic_levels_over_limit, stats.properties_over_limit),
+        (1, 1)
+    );
+    assert_eq!(stats.connections_refused, 2);
+}

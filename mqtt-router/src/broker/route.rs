@@ -166,6 +166,7 @@ impl<P: Policy> Broker<P> {
             .retained
             .store(now, &msg.topic, kept, msg.props.expires_at)
             .is_ok();
+        self.retained_bytes.sweep_if_sparse(self.retained.len());
         if let (true, Some(m)) = (ok, record) {
             self.record_retained(&m);
         }
