@@ -125,6 +125,7 @@ impl LimitsSpec {
             max_inflight: u16::from(self.max_inflight % 6),
             max_queued: usize::from(self.max_queued % 8),
             max_queued_qos0: usize::from(self.max_queued_qos0 % 8),
+            max_queued_bytes: usize::MAX,
             outbound_topic_alias_maximum: u16::from(self.outbound_topic_alias_maximum % 4),
         }
     }

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::hash::Hash;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashTable};
 use mqtt_codec::{SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
 
 use crate::error::SubscribeError;
@@ -14,6 +14,11 @@ use crate::matches::{Hit, Matches, Run};
 use crate::seed::{KeyedState, QuickHasher, SplitMix64};
 use crate::shared::{Group, SharedStrategy};
 use crate::subscribers::{Entry, PackedOptions, Subscribers};
+
+use clients::{ClientList, ClientRef};
+
+mod clients;
+mod groups;
 
 /// A subscription's options and its 5.0 Subscription Identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -113,13 +118,6 @@ impl<C> Node<C> {
     }
 }
 
-/// One entry of a client's list of subscriptions: a node index (non-shared)
-/// or `GROUP_BIT | group`, and the next entry of the same client.
-struct ClientRef {
-    target: u32,
-    next: u32,
-}
-
 /// In a client's list of subscriptions, marks a shared-group reference (the
 /// other 31 bits are the group index) as opposed to a trie node index.
 const GROUP_BIT: u32 = 1 << 31;
@@ -178,9 +176,12 @@ pub struct SubscriptionIndex<C> {
     edges: Edges,
     /// Shared-subscription groups; a free slot has no members and node NIL.
     groups: Slab<Group<C>>,
-    /// Each client's first [`ClientRef`].
-    clients: HashMap<C, u32, KeyedState>,
+    /// Each client's list of subscriptions, with its counts.
+    clients: HashMap<C, ClientList, KeyedState>,
     refs: Slab<ClientRef>,
+    /// The shared groups by (node, ShareName): joining a group does not
+    /// walk the groups on its filter.
+    group_table: HashTable<u32>,
     /// Hashes client keys inside nodes with many subscribers.
     state: KeyedState,
     /// Hashes client keys in the per-match merge.
@@ -226,6 +227,7 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             groups: Slab::new(),
             clients,
             refs: Slab::new(),
+            group_table: HashTable::new(),
             state,
             merge_hasher,
             strategy,
@@ -267,10 +269,11 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         filter: &TopicFilter<B>,
         subscription: Subscription,
     ) -> Result<Insertion, SubscribeError> {
-        let entry = Entry {
+        let mut entry = Entry {
             client,
             id: subscription.id,
             options: PackedOptions::pack(subscription.options),
+            slot: NIL,
         };
         let shared = filter.shared();
         if shared.is_some() && subscription.options.no_local {
@@ -288,28 +291,29 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             return Err(SubscribeError::CapacityExceeded);
         }
         let n = self.ensure_path(path);
-        let Some(shared) = shared else {
-            return Ok(
-                match self.nodes.get_mut(n).subscribers.upsert(entry, &self.state) {
-                    Some(previous) => Insertion::Replaced(previous.into()),
-                    None => {
-                        self.remember(client, n);
-                        self.len += 1;
-                        Insertion::New
-                    }
-                },
-            );
-        };
-        let g = match self.find_group(n, shared.share_name) {
-            Some(g) => g,
-            None => self.add_group(n, shared.share_name),
-        };
-        let group = self.groups.get_mut(g);
-        Ok(match group.position(client) {
-            Some(p) => Insertion::Replaced(core::mem::replace(&mut group.members[p], entry).into()),
+        // The client's reference, linked into its list only if the
+        // subscription is new (a replacement keeps the one it had).
+        entry.slot = self.refs.insert(ClientRef::UNLINKED);
+        let (previous, target) = match shared {
             None => {
-                group.members.push(entry);
-                self.remember(client, GROUP_BIT | g);
+                let previous = self.nodes.get_mut(n).subscribers.upsert(entry, &self.state);
+                (previous, n)
+            }
+            Some(shared) => {
+                let g = match self.find_group(n, shared.share_name) {
+                    Some(g) => g,
+                    None => self.add_group(n, shared.share_name),
+                };
+                (self.join_group(g, entry), GROUP_BIT | g)
+            }
+        };
+        Ok(match previous {
+            Some(previous) => {
+                self.refs.release(entry.slot);
+                Insertion::Replaced(previous.into())
+            }
+            None => {
+                self.remember(client, entry.slot, target);
                 self.len += 1;
                 Insertion::New
             }
@@ -331,16 +335,16 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
                     .get_mut(n)
                     .subscribers
                     .remove(client, &self.state)?;
-                self.forget(client, n);
+                self.forget(client, removed.slot, false);
                 self.prune(n);
                 removed
             }
             Some(shared) => {
                 let n = self.find_node(shared.filter)?;
                 let g = self.find_group(n, shared.share_name)?;
-                let p = self.groups.get(g).position(client)?;
+                let p = self.groups.get(g).position(client, &self.state)?;
                 let removed = self.leave_group(g, p);
-                self.forget(client, GROUP_BIT | g);
+                self.forget(client, removed.slot, true);
                 removed
             }
         };
@@ -351,14 +355,15 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
     /// Removes every subscription of `client` (session end), returning how
     /// many there were. Costs one step per subscription of that client.
     pub fn remove_client(&mut self, client: C) -> usize {
-        let Some(mut r) = self.clients.remove(&client) else {
+        let Some(list) = self.clients.remove(&client) else {
             return 0;
         };
+        let mut r = list.head;
         let mut count = 0;
         // Each reference names a node or group where this client still has a
         // subscription, so none of them is freed before its turn comes.
         while r != NIL {
-            let ClientRef { target, next } = *self.refs.get(r);
+            let ClientRef { target, next, .. } = *self.refs.get(r);
             self.refs.release(r);
             if target & GROUP_BIT == 0 {
                 self.nodes
@@ -368,7 +373,7 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
                 self.prune(target);
             } else {
                 let g = target & !GROUP_BIT;
-                if let Some(p) = self.groups.get(g).position(client) {
+                if let Some(p) = self.groups.get(g).position(client, &self.state) {
                     self.leave_group(g, p);
                 }
             }
@@ -393,7 +398,9 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             Some(shared) => {
                 let n = self.find_node(shared.filter)?;
                 let group = self.groups.get(self.find_group(n, shared.share_name)?);
-                group.position(client).map(|p| group.members[p].into())
+                group
+                    .position(client, &self.state)
+                    .map(|p| group.members[p].into())
             }
         }
     }
@@ -575,88 +582,6 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
             }
             self.trim_links(parent);
             n = parent;
-        }
-    }
-
-    fn find_group(&self, n: NodeIdx, share_name: &str) -> Option<u32> {
-        let mut g = self.links_of(n).groups;
-        while g != NIL {
-            let group = self.groups.get(g);
-            if &*group.share_name == share_name {
-                return Some(g);
-            }
-            g = group.next;
-        }
-        None
-    }
-
-    fn add_group(&mut self, n: NodeIdx, share_name: &str) -> u32 {
-        let mut group = Group::new(n, share_name);
-        group.next = self.links_of(n).groups;
-        let g = self.groups.insert(group);
-        self.links_mut(n).groups = g;
-        g
-    }
-
-    /// Removes member `p` of group `g`; an empty group is removed with it,
-    /// and so is its node if nothing else holds it.
-    fn leave_group(&mut self, g: u32, p: usize) -> Entry<C> {
-        let group = self.groups.get_mut(g);
-        let removed = group.remove_at(p);
-        if group.members.is_empty() {
-            let (n, next) = (group.node, group.next);
-            *group = Group::new(NIL, "");
-            self.groups.release(g);
-            let links = self.links_mut(n);
-            if links.groups == g {
-                links.groups = next;
-            } else {
-                let mut link = links.groups;
-                while link != NIL {
-                    let group = self.groups.get_mut(link);
-                    if group.next == g {
-                        group.next = next;
-                        break;
-                    }
-                    link = group.next;
-                }
-            }
-            self.trim_links(n);
-            self.prune(n);
-        }
-        removed
-    }
-
-    /// Adds `target` to the list of `client`'s subscriptions.
-    fn remember(&mut self, client: C, target: u32) {
-        let head = self.clients.entry(client).or_insert(NIL);
-        *head = self.refs.insert(ClientRef {
-            target,
-            next: *head,
-        });
-    }
-
-    /// Drops `target` from the list of `client`'s subscriptions.
-    fn forget(&mut self, client: C, target: u32) {
-        let Some(head) = self.clients.get_mut(&client) else {
-            return;
-        };
-        let (mut prev, mut r) = (NIL, *head);
-        while r != NIL {
-            let ClientRef { target: t, next } = *self.refs.get(r);
-            if t == target {
-                if prev == NIL {
-                    *head = next;
-                } else {
-                    self.refs.get_mut(prev).next = next;
-                }
-                self.refs.release(r);
-                break;
-            }
-            (prev, r) = (r, next);
-        }
-        if *head == NIL {
-            self.clients.remove(&client);
         }
     }
 }

@@ -58,12 +58,16 @@ impl PackedOptions {
     }
 }
 
-/// One subscription as stored: 12 bytes for a `u32` client key.
+/// One subscription as stored: 16 bytes for a `u32` client key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry<C> {
     pub(crate) client: C,
     pub(crate) id: Option<SubscriptionId>,
     pub(crate) options: PackedOptions,
+    /// The client's reference to this subscription in the index's list of
+    /// its subscriptions, so an UNSUBSCRIBE unlinks it in constant time
+    /// instead of walking that list.
+    pub(crate) slot: u32,
 }
 
 /// Up to this many subscribers a node keeps them in an exact-size boxed
@@ -187,9 +191,12 @@ impl<C: Copy + Eq + Hash> Subscribers<C> {
 
     /// Adds `entry`, or replaces the client's existing subscription here and
     /// returns it [MQTT-3.8.4-3].
-    pub(crate) fn upsert(&mut self, entry: Entry<C>, state: &KeyedState) -> Option<Entry<C>> {
+    /// A replacing entry keeps the list reference of the one it replaces.
+    pub(crate) fn upsert(&mut self, mut entry: Entry<C>, state: &KeyedState) -> Option<Entry<C>> {
         if let Some(p) = self.position(entry.client, state) {
-            return Some(core::mem::replace(&mut self.as_mut_slice()[p], entry));
+            let old = &mut self.as_mut_slice()[p];
+            entry.slot = old.slot;
+            return Some(core::mem::replace(old, entry));
         }
         *self = match core::mem::take(self) {
             Subscribers::Empty => Subscribers::One(entry),
@@ -251,6 +258,7 @@ mod tests {
             client,
             id: SubscriptionId::new(client + 1),
             options: PackedOptions::pack(SubscriptionOptions::new(qos)),
+            slot: 0,
         }
     }
 
@@ -279,7 +287,7 @@ mod tests {
 
     #[test]
     fn one_subscriber_is_inline_and_small() {
-        assert_eq!(core::mem::size_of::<Entry<u32>>(), 12);
+        assert_eq!(core::mem::size_of::<Entry<u32>>(), 16);
         assert_eq!(core::mem::size_of::<Subscribers<u32>>(), 24);
     }
 

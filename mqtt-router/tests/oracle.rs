@@ -295,6 +295,15 @@ fn check_index(ops: Vec<Op>, seed: u64, random: bool) -> Result<(), TestCaseErro
             index.client_count(),
             model.keys().map(|k| k.0).collect::<BTreeSet<_>>().len()
         );
+        // The per-client counts the broker's limits read.
+        for client in 0..5u8 {
+            let mine = || model.keys().filter(move |k| k.0 == client);
+            prop_assert_eq!(index.subscriptions_of(client), mine().count());
+            prop_assert_eq!(
+                index.shared_groups_of(client),
+                mine().filter(|k| k.1.starts_with("$share/")).count()
+            );
+        }
     }
     // Removing everything leaves nothing behind that could still match.
     for client in 0..=u8::MAX {

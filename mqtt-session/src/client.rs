@@ -403,6 +403,7 @@ impl Connection<Client> {
             }
         }
         for o in restart.into_iter().rev() {
+            session.count_queued(&o.msg, true);
             session.queue.push_front(o);
         }
         for id in completed {

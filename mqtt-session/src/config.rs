@@ -31,6 +31,11 @@ pub struct Limits {
     /// up costs at QoS 0; what does not fit is dropped (`QueueFull`), as
     /// MQTT allows for QoS 0 (default 1000).
     pub max_queued_qos0: usize,
+    /// The most bytes the queued messages of one session may hold (topics,
+    /// payloads and properties: `Message::held_bytes`), beside their count:
+    /// a message that would pass it is refused like one past `max_queued`
+    /// (`QueueFull`). Default: no limit.
+    pub max_queued_bytes: usize,
     /// Most topic aliases this side assigns to outgoing publishes (5.0),
     /// least recently used topics giving way, within the peer's Topic Alias
     /// Maximum; 0 (the default) assigns none. Each alias holds a copy of its
@@ -48,6 +53,7 @@ impl Default for Limits {
             max_inflight: 100,
             max_queued: 1000,
             max_queued_qos0: 1000,
+            max_queued_bytes: usize::MAX,
             outbound_topic_alias_maximum: 0,
         }
     }
@@ -63,6 +69,7 @@ impl Limits {
             max_inflight: u16::MAX,
             max_queued: usize::MAX,
             max_queued_qos0: usize::MAX,
+            max_queued_bytes: usize::MAX,
             outbound_topic_alias_maximum: 0,
         }
     }

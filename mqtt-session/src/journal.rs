@@ -96,6 +96,7 @@ impl Session {
         if opts.qos == QoS::AtMostOnce || !self.ids.insert(id) {
             return false;
         }
+        self.count_queued(&msg, true);
         self.queue.push_back(Outgoing {
             id,
             msg,

@@ -92,6 +92,23 @@ impl Message {
 }
 
 impl Message {
+    /// The bytes this message holds that its sender chose: topic, payload
+    /// and properties (user properties, content type, response topic,
+    /// correlation data). What byte limits on queued and retained messages
+    /// count, so properties cannot slip past a limit on payloads.
+    pub fn held_bytes(&self) -> usize {
+        let p = &self.props;
+        self.topic.len()
+            + self.payload.len()
+            + p.content_type.as_ref().map_or(0, |s| s.len())
+            + p.response_topic.as_ref().map_or(0, |t| t.len())
+            + p.correlation_data.as_ref().map_or(0, |d| d.len())
+            + p.user_properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
     /// At least the size of any PUBLISH that carries this message (with
     /// `subscription_identifiers`, a topic alias, any packet identifier, in
     /// any version): what a cheap check against the peer's Maximum Packet

@@ -490,6 +490,7 @@ impl Connection<Server> {
         let max_queued = self.limits.max_queued;
         let mut session = resumed.unwrap_or_else(|| Session::new(max_queued));
         session.set_max_queued(max_queued);
+        session.set_max_queued_bytes(self.limits.max_queued_bytes);
         self.session = Some(session);
         if !self.connack_fits() {
             // Nothing of the session is sent or taken in: it stays as a

@@ -68,6 +68,10 @@ pub struct Session {
     /// QoS 2 messages received and answered with PUBREC, until PUBREL.
     pub(crate) inbound_qos2: BTreeSet<PacketId>,
     max_queued: usize,
+    /// [`Message::held_bytes`] of what `queue` and `offline_qos0` hold.
+    queued_bytes: usize,
+    /// The most bytes they may hold.
+    max_queued_bytes: usize,
     /// Whether changes to the durable state are recorded (see
     /// [`SessionChange`](crate::SessionChange)), and those not yet taken.
     pub(crate) tracking: bool,
@@ -85,6 +89,8 @@ impl Session {
             offline_qos0: VecDeque::new(),
             inbound_qos2: BTreeSet::new(),
             max_queued,
+            queued_bytes: 0,
+            max_queued_bytes: usize::MAX,
             tracking: false,
             changes: alloc::vec::Vec::new(),
         }
@@ -99,12 +105,13 @@ impl Session {
         opts: DeliveryOptions,
     ) -> Result<(), DeliverError> {
         let msg = msg.into();
-        if self.queued() >= self.max_queued {
+        if self.queued() >= self.max_queued || !self.has_room_for(&msg) {
             return Err(DeliverError::QueueFull {
                 limit: self.max_queued,
             });
         }
         if opts.qos == QoS::AtMostOnce {
+            self.count_queued(&msg, true);
             self.offline_qos0.push_back((msg, opts));
             return Ok(());
         }
@@ -116,6 +123,7 @@ impl Session {
             msg: msg.clone(),
             opts: opts.clone(),
         });
+        self.count_queued(&msg, true);
         self.queue.push_back(Outgoing {
             id,
             msg,
@@ -144,6 +152,48 @@ impl Session {
     /// The queue limit.
     pub fn max_queued(&self) -> usize {
         self.max_queued
+    }
+
+    /// The bytes the queued messages hold ([`Message::held_bytes`]):
+    /// topics, payloads and properties.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// The limit on [`Session::queued_bytes`] (`usize::MAX` unless set).
+    pub fn max_queued_bytes(&self) -> usize {
+        self.max_queued_bytes
+    }
+
+    /// Changes the limit on queued bytes (messages already queued stay);
+    /// a message that would pass it is refused like one past the count
+    /// limit, with `QueueFull`.
+    pub fn set_max_queued_bytes(&mut self, max_queued_bytes: usize) {
+        self.max_queued_bytes = max_queued_bytes;
+    }
+
+    /// Whether `msg` fits within the limit on queued bytes.
+    pub(crate) fn has_room_for(&self, msg: &Message) -> bool {
+        self.queued_bytes.saturating_add(msg.held_bytes()) <= self.max_queued_bytes
+    }
+
+    /// Counts a message that joins or leaves the queue.
+    pub(crate) fn count_queued(&mut self, msg: &Message, joins: bool) {
+        if joins {
+            self.queued_bytes += msg.held_bytes();
+        } else {
+            self.queued_bytes = self.queued_bytes.saturating_sub(msg.held_bytes());
+        }
+    }
+
+    /// Recounts the queued bytes after messages left in bulk.
+    pub(crate) fn recount_queued(&mut self) {
+        self.queued_bytes = self
+            .queue
+            .iter()
+            .map(|o| o.msg.held_bytes())
+            .chain(self.offline_qos0.iter().map(|(m, _)| m.held_bytes()))
+            .sum();
     }
 
     /// Changes the queue limit (messages already queued stay).
@@ -175,22 +225,30 @@ impl Session {
             self.record(|| SessionChange::Completed { id, msg: Some(msg) });
         }
         self.offline_qos0.retain(|(m, _)| !m.is_expired(now));
+        self.recount_queued();
         before - self.queued()
     }
 
     /// Removes the oldest queued QoS 0 message, if any (a queue-full policy's
     /// first choice). Returns whether one was removed.
     pub fn drop_oldest_qos0(&mut self) -> bool {
-        self.offline_qos0.pop_front().is_some()
+        match self.offline_qos0.pop_front() {
+            Some((m, _)) => {
+                self.count_queued(&m, false);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes the oldest queued message of any QoS. Returns whether one was removed.
     pub fn drop_oldest(&mut self) -> bool {
-        if self.offline_qos0.pop_front().is_some() {
+        if self.drop_oldest_qos0() {
             return true;
         }
         match self.queue.pop_front() {
             Some(o) => {
+                self.count_queued(&o.msg, false);
                 self.release_id(o.id);
                 self.record(|| SessionChange::Completed {
                     id: o.id,
@@ -299,5 +357,36 @@ mod tests {
         assert_eq!(s.drop_expired(Instant::from_millis(1000)), 1);
         assert!(!s.id_in_use(PacketId::new(1).unwrap()));
         assert!(s.id_in_use(PacketId::new(2).unwrap()));
+    }
+
+    #[test]
+    fn the_queued_bytes_limit_refuses_what_would_pass_it_and_frees_what_leaves() {
+        let big = |n: usize| {
+            Message::new(
+                TopicName::from_static("t"),
+                alloc::vec![0u8; n],
+                QoS::AtLeastOnce,
+                false,
+            )
+        };
+        let mut s = Session::new(100);
+        s.set_max_queued_bytes(250);
+        // 1 topic byte + 100 payload bytes each.
+        s.enqueue(big(100), DeliveryOptions::new(QoS::AtLeastOnce))
+            .unwrap();
+        s.enqueue(big(100), DeliveryOptions::new(QoS::AtMostOnce))
+            .unwrap();
+        assert_eq!(s.queued_bytes(), 202);
+        assert!(matches!(
+            s.enqueue(big(100), DeliveryOptions::new(QoS::AtLeastOnce)),
+            Err(DeliverError::QueueFull { .. })
+        ));
+        assert_eq!((s.queued(), s.queued_bytes()), (2, 202));
+        assert!(s.drop_oldest());
+        assert_eq!(s.queued_bytes(), 101);
+        s.enqueue(big(100), DeliveryOptions::new(QoS::AtLeastOnce))
+            .unwrap();
+        assert!(s.drop_oldest() && s.drop_oldest() && !s.drop_oldest());
+        assert_eq!(s.queued_bytes(), 0);
     }
 }

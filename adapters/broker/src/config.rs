@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mqtt_codec::QoS;
-use mqtt_router::broker::{BrokerConfig, QueueFullPolicy};
+use mqtt_router::broker::{BrokerConfig, ClientLimits, QueueFullPolicy};
 use mqtt_session::{Limits, ServerConfig};
 use serde::Deserialize;
 
@@ -222,8 +222,42 @@ pub struct LimitsConfig {
     /// acknowledgements, so this bounds what a subscriber that cannot keep up
     /// costs at QoS 0; the rest is dropped and counted, as Mosquitto does.
     pub max_queued_qos0_messages: usize,
+    /// Bytes (topics, payloads, properties) the queued messages of one
+    /// session may hold, beside their count; past it the `queue_full`
+    /// policy applies as for the count (default 16 MiB; Mosquitto's
+    /// `max_queued_bytes`, unlimited there by default).
+    pub max_queued_bytes: usize,
     /// What to drop when a queue is full: `"oldest"` (default) or `"new"`.
     pub queue_full: String,
+    /// Subscriptions one client may hold, shared ones included; more are
+    /// refused with SUBACK 0x97 (3.1.1: 0x80). Default 10000.
+    pub max_subscriptions_per_client: usize,
+    /// Shared-subscription groups one client may join; more are refused
+    /// with SUBACK 0x97 (3.1.1: 0x80). Default 100.
+    pub max_shared_groups_per_client: usize,
+    /// Levels in a topic name or filter (default 200, Mosquitto's fixed
+    /// limit): filter past it, SUBACK 0x8F (3.1.1: 0x80); PUBLISH, PUBACK
+    /// 0x90 (3.1.1: not forwarded); will, CONNACK 0x90 (3.1.1: closed).
+    pub max_topic_levels: usize,
+    /// User properties in one PUBLISH or will (default 100); past it 0x97.
+    pub max_user_properties: usize,
+    /// Bytes of properties (user properties, content type, response topic,
+    /// correlation data) in one PUBLISH or will (default 64 KiB); past it 0x97.
+    pub max_property_bytes: usize,
+    /// Bytes (topic, payload, properties) of all retained messages
+    /// (default 512 MiB); past it a retained publish gets 0x97 (3.1.1: not
+    /// retained, counted).
+    pub max_retained_bytes: usize,
+    /// The same, for the retained messages one client identifier set
+    /// (default 64 MiB).
+    pub max_retained_bytes_per_client: usize,
+    /// Bytes queued for all absent clients together (default 1 GiB); past
+    /// it a message for an absent client is not queued (counted as dropped).
+    pub max_offline_bytes: usize,
+    /// Persistent sessions, connected or not (default 100000); a CONNECT
+    /// that would create one more is refused with CONNACK 0x97 (3.1.1:
+    /// 0x03 Server unavailable).
+    pub max_persistent_sessions: usize,
     /// Highest topic alias a 5.0 client may use (default 16; 0: none).
     pub topic_alias_maximum: u16,
     /// Most topic aliases the broker assigns to the topics it sends a 5.0
@@ -259,6 +293,8 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        // The core's defaults are the operator's defaults.
+        let core = ClientLimits::default();
         LimitsConfig {
             max_connections: 10_000,
             max_packet_size: 1024 * 1024,
@@ -266,7 +302,17 @@ impl Default for LimitsConfig {
             receive_maximum: 100,
             max_queued_messages: 1000,
             max_queued_qos0_messages: 1000,
+            max_queued_bytes: mqtt_router::broker::DEFAULT_MAX_QUEUED_BYTES,
             queue_full: "oldest".to_string(),
+            max_subscriptions_per_client: core.max_subscriptions,
+            max_shared_groups_per_client: core.max_shared_groups,
+            max_topic_levels: core.max_topic_levels,
+            max_user_properties: core.max_user_properties,
+            max_property_bytes: core.max_property_bytes,
+            max_retained_bytes: core.max_retained_bytes,
+            max_retained_bytes_per_client: core.max_retained_bytes_per_client,
+            max_offline_bytes: core.max_offline_bytes,
+            max_persistent_sessions: core.max_persistent_sessions,
             topic_alias_maximum: 16,
             outbound_topic_alias_maximum: 16,
             max_keep_alive: 3600,
@@ -497,6 +543,11 @@ impl Config {
                 "limits.max_packet_size must be at least 64".into(),
             ));
         }
+        if l.max_topic_levels == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_topic_levels must be at least 1".into(),
+            ));
+        }
         if !matches!(l.queue_full.as_str(), "oldest" | "new") {
             return Err(ConfigError::Invalid(
                 "limits.queue_full must be \"oldest\" or \"new\"".into(),
@@ -525,6 +576,7 @@ impl Config {
             max_inflight: l.max_inflight,
             max_queued: l.max_queued_messages,
             max_queued_qos0: l.max_queued_qos0_messages,
+            max_queued_bytes: l.max_queued_bytes,
             outbound_topic_alias_maximum: l.outbound_topic_alias_maximum,
         };
         let server = ServerConfig {
@@ -549,6 +601,17 @@ impl Config {
             },
             sys_interval: (self.sys.interval > 0).then(|| Duration::from_secs(self.sys.interval)),
             version: format!("mqtt-broker {}", env!("CARGO_PKG_VERSION")),
+            limits: ClientLimits {
+                max_subscriptions: l.max_subscriptions_per_client,
+                max_shared_groups: l.max_shared_groups_per_client,
+                max_topic_levels: l.max_topic_levels,
+                max_user_properties: l.max_user_properties,
+                max_property_bytes: l.max_property_bytes,
+                max_retained_bytes: l.max_retained_bytes,
+                max_retained_bytes_per_client: l.max_retained_bytes_per_client,
+                max_offline_bytes: l.max_offline_bytes,
+                max_persistent_sessions: l.max_persistent_sessions,
+            },
             ..BrokerConfig::default()
         }
     }
@@ -568,6 +631,27 @@ mod tests {
             c.broker_config(1).server.limits.max_packet_size,
             1024 * 1024
         );
+    }
+
+    #[test]
+    fn the_isolation_limits_reach_the_core() {
+        let c: Config = toml::from_str(
+            "[limits]\nmax_subscriptions_per_client = 7\nmax_topic_levels = 9\n\
+             max_queued_bytes = 4096\nmax_persistent_sessions = 3",
+        )
+        .unwrap();
+        let b = c.broker_config(1);
+        assert_eq!(b.limits.max_subscriptions, 7);
+        assert_eq!(b.limits.max_topic_levels, 9);
+        assert_eq!(b.limits.max_persistent_sessions, 3);
+        assert_eq!(b.server.limits.max_queued_bytes, 4096);
+        // What is not set keeps the core's default.
+        assert_eq!(
+            b.limits.max_shared_groups,
+            ClientLimits::default().max_shared_groups
+        );
+        let c: Config = toml::from_str("[limits]\nmax_topic_levels = 0").unwrap();
+        assert!(c.check().is_err());
     }
 
     #[test]

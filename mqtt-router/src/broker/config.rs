@@ -4,7 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use mqtt_session::ServerConfig;
+use mqtt_session::{Limits, ServerConfig};
 
 use super::Rights;
 use crate::SharedStrategy;
@@ -81,6 +81,9 @@ pub struct BrokerConfig {
     pub version: String,
     /// How shared subscription groups pick a member.
     pub shared_strategy: SharedStrategy,
+    /// The per-client and broker-wide limits that keep one client from
+    /// hurting the others.
+    pub limits: ClientLimits,
     /// Whether and how clients authenticate (see [`AuthConfig`]).
     pub auth: AuthConfig,
 }
@@ -116,11 +119,75 @@ impl AuthConfig {
     }
 }
 
+/// Limits on what one client may make the broker hold or do, and on what
+/// all of them together may hold; each is counted in [`Stats`](super::Stats)
+/// when hit. The per-session queue's byte limit is
+/// [`Limits::max_queued_bytes`] in [`BrokerConfig::server`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Most subscriptions one client holds (shared ones included); a
+    /// SUBSCRIBE's filters past it are refused with 0x97 Quota exceeded.
+    pub max_subscriptions: usize,
+    /// Most shared-subscription groups one client is a member of; past it,
+    /// 0x97 Quota exceeded.
+    pub max_shared_groups: usize,
+    /// Most levels in a topic name or filter (Mosquitto's fixed limit is
+    /// 200). A filter past it gets 0x8F Topic Filter invalid; a PUBLISH,
+    /// 0x90 Topic Name invalid; a will, CONNACK 0x97 Quota exceeded.
+    pub max_topic_levels: usize,
+    /// Most user properties one PUBLISH or will carries; past it the
+    /// message is refused with 0x97 Quota exceeded.
+    pub max_user_properties: usize,
+    /// Most bytes of properties one PUBLISH or will carries (user
+    /// properties, content type, response topic, correlation data); past it
+    /// the message is refused with 0x97 Quota exceeded.
+    pub max_property_bytes: usize,
+    /// Most bytes (topic, payload and properties) of the retained messages
+    /// one client identifier set; past it the retained message is refused.
+    pub max_retained_bytes_per_client: usize,
+    /// Most bytes of all retained messages together.
+    pub max_retained_bytes: usize,
+    /// Most bytes the queues of all sessions whose client is away hold
+    /// together; a message past it is not queued (counted as dropped).
+    pub max_offline_bytes: usize,
+    /// Most persistent sessions (a session expiry above zero, connected or
+    /// not): a CONNECT that would create one more is refused with 0x97
+    /// Quota exceeded (3.1.1: 0x03 Server unavailable).
+    pub max_persistent_sessions: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_subscriptions: 10_000,
+            max_shared_groups: 100,
+            max_topic_levels: 200,
+            max_user_properties: 100,
+            max_property_bytes: 64 * 1024,
+            max_retained_bytes_per_client: 64 * 1024 * 1024,
+            max_retained_bytes: 512 * 1024 * 1024,
+            max_offline_bytes: 1024 * 1024 * 1024,
+            max_persistent_sessions: 100_000,
+        }
+    }
+}
+
+/// The queue byte limit a broker's sessions get unless configured: 16 MiB
+/// (with the default 1,000 messages of up to 1 MiB, a queue could
+/// otherwise hold 1 GiB).
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             seed: 0,
-            server: ServerConfig::default(),
+            server: ServerConfig {
+                limits: Limits {
+                    max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+                    ..Limits::default()
+                },
+                ..ServerConfig::default()
+            },
             max_connections: 100_000,
             max_session_expiry: u32::MAX,
             max_retained: 1_000_000,
@@ -130,6 +197,7 @@ impl Default for BrokerConfig {
             version: String::from(concat!("mqtt-router ", env!("CARGO_PKG_VERSION"))),
             shared_strategy: SharedStrategy::default(),
             auth: AuthConfig::default(),
+            limits: ClientLimits::default(),
         }
     }
 }

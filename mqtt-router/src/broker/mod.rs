@@ -55,6 +55,9 @@ mod connections;
 mod durable;
 mod flow;
 mod inspect;
+mod kept;
+mod limits;
+mod replay;
 mod restore;
 mod rights;
 mod route;
@@ -86,7 +89,9 @@ pub use bridges::{
     BridgeError, BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BridgeStats,
     BridgeToken, OpenedBridge, PublishOutcome,
 };
-pub use config::{AuthConfig, BrokerConfig, QueueFullPolicy};
+pub use config::{
+    AuthConfig, BrokerConfig, ClientLimits, QueueFullPolicy, DEFAULT_MAX_QUEUED_BYTES,
+};
 pub use inspect::SessionView;
 pub use rights::{Access, Rights, Rule};
 pub use stats::{Sizes, Stats};
@@ -105,6 +110,7 @@ use bridges::Bridges;
 use connections::{Conn, Conns};
 use durable::Durable;
 use flow::Flow;
+use kept::{Kept, RetainedBytes};
 use sessions::SessionEntry;
 use timers::Timer;
 
@@ -185,7 +191,17 @@ pub struct Broker {
     /// Bridges: subscribers outside the session table and `client_ids`.
     bridges: Bridges,
     index: SubscriptionIndex<SessionKey>,
-    retained: Retained<Message>,
+    retained: Retained<Kept>,
+    /// The bytes retained messages hold, in all and per client identifier.
+    retained_bytes: RetainedBytes,
+    /// The bytes queued for sessions whose client is away.
+    offline_bytes: usize,
+    /// Sessions with a session expiry above zero, connected or not.
+    persistent_sessions: usize,
+    /// Sessions whose retained replay goes on in later turns, in turn order.
+    replaying: VecDeque<SessionKey>,
+    /// When the next turn of pending replays is due.
+    slice_at: Option<Instant>,
     matches: Matches<SessionKey>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     ready: VecDeque<ConnId>,
@@ -216,10 +232,14 @@ impl Broker {
         let mut rng = SplitMix64::new(config.seed);
         let index = SubscriptionIndex::with_strategy(rng.next_u64(), config.shared_strategy);
         let retained = Retained::new(rng.next_u64());
-        let client_ids = HashMap::with_hasher(rng.keyed_state());
+        let client_ids: HashMap<Str, SessionKey, KeyedState> =
+            HashMap::with_hasher(rng.keyed_state());
         // Not drawn from `rng`: that would move every later draw (assigned
         // client identifiers) for brokers that never check rights.
         let read_hasher = KeyedState::with_seed(crate::seed::finalize(config.seed ^ 0x5EED));
+        // Keyed like the client identifiers it also holds: no draw from
+        // `rng`, so the identifiers it assigns stay what they were.
+        let retained_bytes = RetainedBytes::new(client_ids.hasher().clone());
         Broker {
             config,
             auth_requests: auth::Requests::new(),
@@ -232,6 +252,11 @@ impl Broker {
             bridges: Bridges::default(),
             index,
             retained,
+            retained_bytes,
+            offline_bytes: 0,
+            persistent_sessions: 0,
+            replaying: VecDeque::new(),
+            slice_at: None,
             matches: Matches::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
@@ -257,6 +282,9 @@ impl Broker {
             subscriptions: self.index.len(),
             retained: self.retained.len(),
             timers: self.timers.len(),
+            retained_bytes: self.retained_bytes.total(),
+            offline_bytes: self.offline_bytes,
+            persistent_sessions: self.persistent_sessions,
         }
     }
 
@@ -448,7 +476,7 @@ impl Broker {
     pub fn publish(&mut self, now: Instant, msg: Message) -> usize {
         self.start(now);
         if msg.retain {
-            self.retain(now, &msg);
+            self.retain(now, &msg, None);
         }
         self.route(now, msg, None).delivered
     }

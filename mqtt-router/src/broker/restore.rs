@@ -106,8 +106,8 @@ impl Broker {
         // session that may receive them is back.
         // Their topics passed the owner's rights at CONNECT (see
         // `complete_connect`); the rights themselves are not stored.
-        for msg in wills {
-            self.publish_will(now, msg, &Rights::allow_all());
+        for (msg, owner) in wills {
+            self.publish_will(now, msg, &Rights::allow_all(), &owner);
         }
         Ok(())
     }
@@ -127,7 +127,9 @@ impl Broker {
         let at = expires_at.and_then(|t| self.store.as_deref().map(|d| d.instant(t)));
         msg.props.expires_at = at;
         let topic = msg.topic.clone();
-        let _ = self.retained.store(now, &topic, msg, at);
+        // Not charged to a client: the store does not say who set it.
+        let kept = self.retained_bytes.charge(Arc::new(msg), None);
+        let _ = self.retained.store(now, &topic, kept, at);
     }
 
     /// Rebuilds one session; a will due already joins `wills`.
@@ -137,7 +139,7 @@ impl Broker {
         wall: WallTime,
         s: RestoredSession,
         bodies: &BTreeMap<MessageId, Arc<Message>>,
-        wills: &mut Vec<Message>,
+        wills: &mut Vec<(Message, Str)>,
     ) -> Result<(), RestoreError> {
         let Some(d) = self.store.as_deref() else {
             return Ok(());
@@ -174,7 +176,7 @@ impl Broker {
         let ended = expires_at.is_some_and(|at| at <= wall);
         if ended || will.as_ref().is_some_and(|w| w.2) {
             if let Some((msg, _, _)) = will.take() {
-                wills.push(msg);
+                wills.push((msg, s.client_id.clone()));
             }
         }
         if ended {
@@ -223,12 +225,17 @@ impl Broker {
         &mut self,
         now: Instant,
         key: SessionKey,
-        session: Session,
+        mut session: Session,
         username: Option<Str>,
         expires_at: Option<WallTime>,
         will: Option<(Message, Instant, bool)>,
     ) {
         let expires_at = expires_at.and_then(|t| self.store.as_deref().map(|d| d.instant(t)));
+        // A restored session is a persistent one, detached, with the
+        // configured byte limit; it counts as any other.
+        session.set_max_queued_bytes(self.config.server.limits.max_queued_bytes);
+        self.offline_add(&session);
+        self.set_persistent(key, true);
         let Some(entry) = self.sessions[key as usize].as_mut() else {
             return;
         };

@@ -4,7 +4,7 @@
 
 use alloc::sync::Arc;
 
-use mqtt_codec::{PacketId, QoS, ReasonCode, TopicName};
+use mqtt_codec::{PacketId, QoS, ReasonCode, Str, TopicName};
 use mqtt_session::{DeliverError, DeliveryOptions, Message, Session};
 
 use super::bridges::bridge_index;
@@ -36,6 +36,14 @@ impl Broker {
         pid: Option<PacketId>,
     ) {
         self.stats.messages_received += 1;
+        if let Err(refusal) = self.check_message(&msg) {
+            // Under 3.1.1 the acknowledgement is a plain one and the message
+            // is not forwarded (3.1.1 has no negative acknowledgement).
+            if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
+                let _ = c.conn.ack(pid, refusal.publish_reason());
+            }
+            return;
+        }
         let Some(c) = self.conns.get(id) else {
             return;
         };
@@ -105,7 +113,8 @@ impl Broker {
             self.stats.publishes_denied += 1;
             return (ReasonCode::NOT_AUTHORIZED, Routed::default());
         }
-        let quota = msg.retain && !self.retain(now, &msg);
+        let owner = self.owner_of(origin);
+        let quota = msg.retain && !self.retain(now, &msg, owner.as_ref());
         let routed = self.route(now, msg, origin);
         // A message that reached nobody because queues were full is
         // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
@@ -119,13 +128,19 @@ impl Broker {
         (reason, routed)
     }
 
-    /// Applies a retained message; false if a limit kept it out.
-    pub(super) fn retain(&mut self, now: Instant, msg: &Message) -> bool {
-        if !msg.payload.is_empty()
-            && (msg.payload.len() > self.config.max_retained_payload
-                || (self.retained.len() >= self.config.max_retained
-                    && self.retained.get(now, &msg.topic).is_none()))
-        {
+    /// The client identifier a retained message from `origin` is charged
+    /// to: a client's; none for a bridge's.
+    fn owner_of(&self, origin: Option<SessionKey>) -> Option<Str> {
+        let e = self.sessions.get(origin? as usize)?.as_ref()?;
+        Some(e.client_id.clone())
+    }
+
+    /// Applies a retained message set by client `owner` (`None`: the
+    /// broker's own, a bridge's); false if a limit kept it out: its
+    /// payload, the count, or the bytes (topic, payload and properties) in
+    /// all and per client.
+    pub(super) fn retain(&mut self, now: Instant, msg: &Message, owner: Option<&Str>) -> bool {
+        if !msg.payload.is_empty() && !self.retain_fits(now, msg, owner) {
             self.stats.retained_refused += 1;
             return false;
         }
@@ -134,14 +149,28 @@ impl Broker {
         stored.payload = bytes::Bytes::copy_from_slice(&msg.payload);
         // `$SYS` values are the broker's own and republished: not stored.
         let record = (self.store.is_some() && !msg.topic.is_dollar()).then(|| stored.clone());
+        let kept = self.retained_bytes.charge(Arc::new(stored), owner);
         let ok = self
             .retained
-            .store(now, &msg.topic, stored, msg.props.expires_at)
+            .store(now, &msg.topic, kept, msg.props.expires_at)
             .is_ok();
+        self.retained_bytes.sweep_if_sparse(self.retained.len());
         if let (true, Some(m)) = (ok, record) {
             self.record_retained(&m);
         }
         ok
+    }
+
+    /// Whether a retained message fits the retained limits, given the one
+    /// it would replace.
+    fn retain_fits(&mut self, now: Instant, msg: &Message, owner: Option<&Str>) -> bool {
+        let replaced = self.retained.get(now, &msg.topic).map(|r| {
+            let mine = owner.is_some_and(|o| self.retained_bytes.is_charged_to(r.message, o));
+            (r.message.bytes(), mine)
+        });
+        msg.payload.len() <= self.config.max_retained_payload
+            && (replaced.is_some() || self.retained.len() < self.config.max_retained)
+            && self.retained_bytes_fit(msg.held_bytes(), owner, replaced)
     }
 
     /// Delivers `msg` to every matching subscriber: how many it reached, and
@@ -216,17 +245,36 @@ impl Broker {
         if let Some(index) = bridge_index(key) {
             return self.deliver_to_bridge(index, now, msg, opts);
         }
+        if let Some(held) = self.hold_for_replay(key, &msg, &opts) {
+            // Behind the session's pending retained replay, in order.
+            return held.map(|()| None);
+        }
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
             return Err(DeliverError::Closed);
         };
         if let Some(cid) = entry.conn {
             return self.deliver_connected(cid, now, msg, opts);
         }
-        let Some(session) = entry.stored.as_mut() else {
+        if entry.stored.is_none() {
+            return Err(DeliverError::Closed);
+        }
+        if !self.offline_room_for(&msg) {
+            self.stats.messages_dropped += 1;
+            return Err(DeliverError::QueueFull {
+                limit: self.config.server.limits.max_queued,
+            });
+        }
+        let Some(session) = self.sessions[key as usize]
+            .as_mut()
+            .and_then(|e| e.stored.as_deref_mut())
+        else {
             return Err(DeliverError::Closed);
         };
+        let before = session.queued_bytes();
         let policy = self.config.queue_full;
-        let r = enqueue_detached(session, policy, msg, opts, &mut self.stats.messages_dropped);
+        let r = enqueue_detached(session, policy, msg, opts, &mut self.stats);
+        let after = session.queued_bytes();
+        self.offline_bytes = (self.offline_bytes + after).saturating_sub(before);
         self.journal_detached(key);
         r
     }
@@ -288,29 +336,42 @@ pub(super) fn may_publish(rights: &Rights, msg: &Message) -> bool {
     !msg.topic.is_dollar() && rights.may_publish(&msg.topic)
 }
 
-/// Queues a message for a detached session, applying the queue-full policy;
-/// every message not taken is counted in `dropped`.
+/// Queues a message for a detached session, applying the queue-full policy
+/// for its count and its bytes alike: room is made one message at a time
+/// until the new one fits, or the policy keeps what is queued. Every message
+/// not taken is counted as dropped; those refused for bytes, also apart.
 fn enqueue_detached(
     session: &mut Session,
     policy: QueueFullPolicy,
     msg: Arc<Message>,
     opts: DeliveryOptions,
-    dropped: &mut u64,
+    stats: &mut super::Stats,
 ) -> Result<Option<Sink>, DeliverError> {
-    match session.enqueue(msg.clone(), opts.clone()) {
-        Ok(()) => Ok(None),
-        Err(e @ DeliverError::QueueFull { .. }) => {
-            let made_room = policy.make_room(opts.qos, session);
-            *dropped += 1;
-            if made_room && session.enqueue(msg, opts).is_ok() {
-                Ok(None)
-            } else {
-                Err(e)
+    if msg.held_bytes() > session.max_queued_bytes() {
+        // It could never fit: refused without emptying the queue for it.
+        stats.messages_dropped += 1;
+        stats.queued_bytes_over_limit += 1;
+        return Err(DeliverError::QueueFull {
+            limit: session.max_queued(),
+        });
+    }
+    // Each turn removes one queued message, so this ends within the queue's
+    // length.
+    loop {
+        let for_bytes = session.queued() < session.max_queued();
+        match session.enqueue(msg.clone(), opts.clone()) {
+            Ok(()) => return Ok(None),
+            Err(e @ DeliverError::QueueFull { .. }) => {
+                stats.messages_dropped += 1;
+                stats.queued_bytes_over_limit += u64::from(for_bytes);
+                if !policy.make_room(opts.qos, session) {
+                    return Err(e);
+                }
             }
-        }
-        Err(e) => {
-            *dropped += 1;
-            Err(e)
+            Err(e) => {
+                stats.messages_dropped += 1;
+                return Err(e);
+            }
         }
     }
 }

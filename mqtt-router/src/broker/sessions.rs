@@ -42,6 +42,11 @@ pub(super) struct SessionEntry {
     /// The owner's rights as a reader, checked per delivery, connected or
     /// not (and for its will, as a publisher).
     pub(super) reader: Reader,
+    /// Whether it outlives its connection (a session expiry above zero):
+    /// counted against `max_persistent_sessions`.
+    pub(super) persistent: bool,
+    /// Retained messages still to be sent for its SUBSCRIBEs, in slices.
+    pub(super) replay: Option<Box<super::replay::Replay>>,
 }
 
 impl Broker {
@@ -128,10 +133,27 @@ impl Broker {
             ack.authentication_data = who.data;
         }
         let username = c.username.clone();
+        if let Some(reason) = self.connect_over_limits(id, now, &client_id) {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.conn.reject(now, reason);
+            }
+            self.stats.connections_refused += 1;
+            return;
+        }
         self.settle_detached(now, &client_id);
         self.take_over(id, now, &client_id);
         let (key, stored) = self.session_for(now, client_id, clean_start, &username);
         self.attach(id, key);
+        if let Some(s) = stored.as_ref() {
+            self.offline_sub(s);
+        }
+        let persistent = self.conns.get(id).is_some_and(|c| {
+            c.conn
+                .session_expiry_interval()
+                .min(self.config.max_session_expiry)
+                > 0
+        });
+        self.set_persistent(key, persistent);
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
@@ -187,6 +209,38 @@ impl Broker {
         entry.durable = true;
         c.conn.track_session_changes(true);
         self.emit(|| r);
+    }
+
+    /// The refusal of an authenticated CONNECT by the limits, if any: a
+    /// will past the topic depth (0x90 Topic Name invalid) or the property
+    /// limits (0x97 Quota exceeded), or one persistent session too many
+    /// (0x97 Quota exceeded; 3.1.1: 0x03 Server unavailable).
+    fn connect_over_limits(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        client_id: &Str,
+    ) -> Option<ReasonCode> {
+        let c = self.conns.get(id)?;
+        let v5 = c.conn.version().is_v5();
+        let persistent = c
+            .conn
+            .session_expiry_interval()
+            .min(self.config.max_session_expiry)
+            > 0;
+        if let Some((will, _)) = c.conn.will_message(now) {
+            if let Err(refusal) = self.check_message(&will) {
+                return Some(refusal.publish_reason());
+            }
+        }
+        if persistent && !self.persistent_room(client_id) {
+            return Some(if v5 {
+                ReasonCode::QUOTA_EXCEEDED
+            } else {
+                ReasonCode::SERVER_UNAVAILABLE
+            });
+        }
+        None
     }
 
     /// The client identifier of a CONNECT, assigned when it is empty and
@@ -325,6 +379,8 @@ impl Broker {
             generation: 0,
             durable: false,
             reader: Reader::new(self.config.auth.unknown_rights()),
+            persistent: false,
+            replay: None,
         };
         let key = match self.free_sessions.pop() {
             Some(k) => {
@@ -347,9 +403,13 @@ impl Broker {
     /// will is published now if `publish_will` (the session ending before the
     /// will delay, section 3.1.2.5).
     pub(super) fn end_session(&mut self, key: SessionKey, now: Instant, publish_will: bool) {
+        self.set_persistent(key, false);
         let Some(entry) = self.sessions[key as usize].take() else {
             return;
         };
+        if let Some(s) = entry.stored.as_deref() {
+            self.offline_sub(s);
+        }
         self.index.remove_client(key);
         if self.client_ids.get(&entry.client_id) == Some(&key) {
             self.client_ids.remove(&entry.client_id);
@@ -361,7 +421,7 @@ impl Broker {
         }
         if publish_will {
             if let Some((will, _)) = entry.will.map(|b| *b) {
-                self.publish_will(now, will, entry.reader.rights());
+                self.publish_will(now, will, entry.reader.rights(), &entry.client_id);
             }
         }
     }
@@ -407,6 +467,12 @@ impl Broker {
             self.end_session(key, now, true);
             return;
         }
+        if let Some(s) = session.as_ref() {
+            self.offline_add(s);
+        }
+        let Some(entry) = self.sessions[key as usize].as_mut() else {
+            return;
+        };
         entry.stored = session.map(Box::new);
         entry.generation = entry.generation.wrapping_add(1);
         let generation = entry.generation;
@@ -431,8 +497,8 @@ impl Broker {
         }
         if entry.will.as_ref().is_some_and(|w| w.1 <= now) {
             if let Some((msg, _)) = entry.will.take().map(|b| *b) {
-                let rights = entry.reader.rights().clone();
-                self.publish_will(now, msg, &rights);
+                let (rights, owner) = (entry.reader.rights().clone(), entry.client_id.clone());
+                self.publish_will(now, msg, &rights, &owner);
                 self.record_detached(key);
             }
         }

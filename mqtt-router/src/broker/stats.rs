@@ -29,6 +29,24 @@ pub struct Stats {
     /// Publish acknowledgements held back by flow control until a busy
     /// subscriber drained (see `Broker`'s module documentation).
     pub acks_held: u64,
+    /// Filters refused because their client holds `max_subscriptions`.
+    pub subscriptions_over_limit: u64,
+    /// Shared subscriptions refused because their client is in
+    /// `max_shared_groups` groups.
+    pub shared_groups_over_limit: u64,
+    /// Topic names, filters and wills refused past `max_topic_levels`.
+    pub topic_levels_over_limit: u64,
+    /// Publishes and wills refused past `max_user_properties` or
+    /// `max_property_bytes`.
+    pub properties_over_limit: u64,
+    /// Messages not queued for a session past its `max_queued_bytes` (also
+    /// counted in `messages_dropped`).
+    pub queued_bytes_over_limit: u64,
+    /// Messages not queued for an absent client because absent clients'
+    /// queues hold `max_offline_bytes` (also in `messages_dropped`).
+    pub offline_bytes_over_limit: u64,
+    /// CONNECTs refused at `max_persistent_sessions`.
+    pub persistent_sessions_refused: u64,
 }
 
 /// How much the broker holds at one moment: what its limits bound
@@ -45,6 +63,12 @@ pub struct Sizes {
     pub subscriptions: usize,
     /// Retained messages.
     pub retained: usize,
+    /// Bytes of the retained messages (topics, payloads, properties).
+    pub retained_bytes: usize,
+    /// Bytes queued for sessions whose client is away.
+    pub offline_bytes: usize,
+    /// Persistent sessions, connected or not.
+    pub persistent_sessions: usize,
     /// Entries in the timer heap, live or stale.
     pub timers: usize,
 }

@@ -1,14 +1,13 @@
 //! SUBSCRIBE and UNSUBSCRIBE: the client's rights checked per filter, the index
 //! updated, retained messages sent as Retain Handling says.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use mqtt_codec::{
     PacketId, QoS, ReasonCode, RetainHandling, Str, SubscriptionId, SubscriptionOptions,
     TopicFilter,
 };
-use mqtt_session::DeliveryOptions;
+use mqtt_session::{DeliverError, DeliveryOptions};
 
 use super::{Broker, ConnId, SessionKey, StoreRecord};
 use crate::{Instant, Subscription};
@@ -46,17 +45,30 @@ impl Broker {
             let _ = c.conn.suback(pid, &results);
             return;
         }
+        let (rights, try_private) = (c.rights.clone(), c.try_private);
+        let winners = last_of_each(&filters);
         let mut results = Vec::with_capacity(filters.len());
         let mut retained_for = Vec::new();
         let durable = self.store.is_some();
         let mut subscribed = Vec::new();
-        for (filter, mut opts) in filters {
-            if !c.rights.may_subscribe(&filter) {
+        for (i, (filter, mut opts)) in filters.into_iter().enumerate() {
+            if winners[i] != i {
+                // A later copy of this filter in the same SUBSCRIBE replaces
+                // it [MQTT-3.8.4-3]: handled once, as that copy; its result
+                // is filled in below.
+                results.push(ReasonCode::SUCCESS);
+                continue;
+            }
+            if !rights.may_subscribe(&filter) {
                 results.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
+            if let Some(refused) = self.check_subscription(key, &filter) {
+                results.push(refused);
+                continue;
+            }
             opts.qos = opts.qos.min(max_qos);
-            if c.try_private {
+            if try_private {
                 // What No Local and Retain As Published do for a 5.0 bridge.
                 opts.no_local = true;
                 opts.retain_as_published = true;
@@ -83,6 +95,9 @@ impl Broker {
                 Err(e) => results.push(e.reason_code()),
             }
         }
+        for (i, &w) in winners.iter().enumerate() {
+            results[i] = results[w];
+        }
         self.stats.subscribes += 1;
         for (filter, sub) in subscribed {
             self.record_subscribed(key, &filter, sub);
@@ -96,7 +111,10 @@ impl Broker {
     }
 
     /// Sends the retained messages matching each newly granted filter
-    /// (after the SUBACK, [MQTT-3.8.4-4]) to session or bridge `key`.
+    /// (after the SUBACK, [MQTT-3.8.4-4]) to session or bridge `key`: a
+    /// session's in slices (see `replay`), a bridge's at once. Once the
+    /// queue is full the rest are counted as dropped without being copied
+    /// or offered one by one.
     pub(super) fn send_retained(
         &mut self,
         key: SessionKey,
@@ -104,11 +122,24 @@ impl Broker {
         retained_for: Vec<(TopicFilter, QoS)>,
         ids: &[SubscriptionId],
     ) {
+        if super::bridges::bridge_index(key).is_none() {
+            self.start_replay(key, now, retained_for, ids.first().copied());
+            return;
+        }
+        let mut full = false;
         for (filter, qos) in retained_for {
+            if full {
+                // Counted, not copied nor offered: each would be refused.
+                let mut n = 0;
+                self.retained.for_each_match(now, &filter, |_| n += 1);
+                self.stats.messages_dropped += n;
+                continue;
+            }
             let mut found = Vec::new();
             self.retained
-                .for_each_match(now, &filter, |r| found.push(r.message.clone()));
-            for msg in found {
+                .for_each_match(now, &filter, |r| found.push(r.message.message.clone()));
+            let mut found = found.into_iter();
+            for msg in found.by_ref() {
                 if !self.may_read(key, &msg.topic) {
                     continue;
                 }
@@ -118,8 +149,12 @@ impl Broker {
                     retain: true,
                     subscription_identifiers: ids.to_vec(),
                 };
-                let _ = self.deliver_to(key, now, Arc::new(msg), opts);
+                if let Err(DeliverError::QueueFull { .. }) = self.deliver_to(key, now, msg, opts) {
+                    full = true;
+                    break;
+                }
             }
+            self.stats.messages_dropped += found.len() as u64;
         }
     }
 
@@ -154,6 +189,7 @@ impl Broker {
         let Some(key) = c.session else {
             return;
         };
+        self.unsubscribe_replay(key, &filters);
         let mut results = Vec::with_capacity(filters.len());
         for f in filters {
             results.push(match self.index.remove(key, &f) {
@@ -168,4 +204,14 @@ impl Broker {
             let _ = c.conn.unsuback(pid, &results);
         }
     }
+}
+
+/// For each filter of a SUBSCRIBE, the index of the last copy of it in the
+/// packet: the one that takes effect.
+fn last_of_each(filters: &[(TopicFilter, SubscriptionOptions)]) -> Vec<usize> {
+    let mut last = alloc::collections::BTreeMap::new();
+    for (i, (f, _)) in filters.iter().enumerate() {
+        last.insert(f.as_str(), i);
+    }
+    filters.iter().map(|(f, _)| last[f.as_str()]).collect()
 }

@@ -64,12 +64,38 @@ impl Broker {
         for (name, value) in values {
             self.publish_sys_value(now, name, value);
         }
+        self.publish_limit_counters(now);
         if let Some(d) = self.store.as_deref() {
             let failing = if d.is_failing() { "1" } else { "0" };
             self.publish_sys_value(now, "store/failing", failing.into());
         }
         for (name, value) in self.bridge_sys_values() {
             self.publish_sys_value(now, &name, value);
+        }
+    }
+
+    /// `$SYS/broker/limits/...`: how often each limit was hit, and what
+    /// the byte limits bound now.
+    fn publish_limit_counters(&mut self, now: Instant) {
+        self.retained_bytes.sweep();
+        let s = &self.stats;
+        let values: [(&str, u64); 10] = [
+            ("limits/subscriptions", s.subscriptions_over_limit),
+            ("limits/shared groups", s.shared_groups_over_limit),
+            ("limits/topic levels", s.topic_levels_over_limit),
+            ("limits/properties", s.properties_over_limit),
+            ("limits/retained", s.retained_refused),
+            ("limits/queued bytes", s.queued_bytes_over_limit),
+            ("limits/offline bytes", s.offline_bytes_over_limit),
+            ("limits/persistent sessions", s.persistent_sessions_refused),
+            (
+                "retained messages/bytes",
+                self.retained_bytes.total() as u64,
+            ),
+            ("clients/offline bytes", self.offline_bytes as u64),
+        ];
+        for (name, value) in values {
+            self.publish_sys_value(now, name, alloc::format!("{value}"));
         }
     }
 

@@ -26,6 +26,7 @@ impl Broker {
     /// Acts on every deadline that has passed: connection timers, wills,
     /// session expiry and `$SYS` publication.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.replay_turn(now);
         while let Some(&Reverse((at, timer))) = self.timers.peek() {
             if at > now {
                 break;
@@ -80,6 +81,10 @@ impl Broker {
     /// The next instant [`handle_timeout`](Self::handle_timeout) is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (timer, self.replay_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

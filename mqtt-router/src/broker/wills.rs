@@ -5,6 +5,7 @@ use alloc::boxed::Box;
 use core::cmp::Reverse;
 use core::time::Duration;
 
+use mqtt_codec::Str;
 use mqtt_session::Message;
 
 use super::route::may_publish;
@@ -25,8 +26,8 @@ impl Broker {
             return;
         };
         if delay.is_zero() {
-            let rights = entry.reader.rights().clone();
-            self.publish_will(now, msg, &rights);
+            let (rights, owner) = (entry.reader.rights().clone(), entry.client_id.clone());
+            self.publish_will(now, msg, &rights, &owner);
         } else {
             // Published when the delay has passed or the session ends,
             // whichever comes first [MQTT-3.1.3-9]: a delay reaching past
@@ -44,14 +45,21 @@ impl Broker {
     }
 
     /// Publishes a will under the rights of its session's owner (a will
-    /// is the client's publish, so it needs write access to its topic).
-    pub(super) fn publish_will(&mut self, now: Instant, msg: Message, rights: &Rights) {
+    /// is the client's publish, so it needs write access to its topic); a
+    /// retained will is charged to client `owner`.
+    pub(super) fn publish_will(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        rights: &Rights,
+        owner: &Str,
+    ) {
         if !may_publish(rights, &msg) {
             return;
         }
         self.stats.wills_published += 1;
         if msg.retain {
-            self.retain(now, &msg);
+            self.retain(now, &msg, Some(owner));
         }
         self.route(now, msg, None);
     }

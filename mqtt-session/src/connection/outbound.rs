@@ -58,7 +58,7 @@ impl<R: Role> Connection<R> {
         let window = self.window();
         let session = self.session_mut();
         let room = session.inflight.len() < window && session.queue.is_empty();
-        if !room && queued >= max_queued {
+        if !room && (queued >= max_queued || !session.has_room_for(&msg)) {
             return Err(DeliverError::QueueFull { limit: max_queued });
         }
         let id = session
@@ -78,7 +78,9 @@ impl<R: Role> Connection<R> {
         if room {
             self.send_outgoing(now, out, false);
         } else {
-            self.session_mut().queue.push_back(out);
+            let session = self.session_mut();
+            session.count_queued(&out.msg, true);
+            session.queue.push_back(out);
         }
         Ok(Some(id))
     }
@@ -120,6 +122,7 @@ impl<R: Role> Connection<R> {
             let Some(out) = session.queue.pop_front() else {
                 return;
             };
+            session.count_queued(&out.msg, false);
             if out.msg.is_expired(now) {
                 // Never started onward: dropped [MQTT-3.3.2-5].
                 session.release_id(out.id);
@@ -144,6 +147,7 @@ impl<R: Role> Connection<R> {
         let inflight: alloc::vec::Vec<Inflight> = session.inflight.iter().cloned().collect();
         let offline: alloc::vec::Vec<(Arc<Message>, DeliveryOptions)> =
             session.offline_qos0.drain(..).collect();
+        session.recount_queued();
         for e in inflight {
             match e {
                 Inflight::Publish(o) => {
