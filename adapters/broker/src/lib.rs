@@ -22,6 +22,7 @@ pub mod auth;
 pub mod bridge;
 pub mod config;
 pub mod passwd;
+pub mod scram;
 mod server;
 pub mod store;
 mod tls;
