@@ -14,6 +14,7 @@ use mqtt_session::{Limits, ServerConfig};
 use serde::Deserialize;
 
 pub use crate::bridge::{BridgeConfig, BridgeProtocol, Direction, TopicRuleConfig};
+pub use crate::jwt::JwtConfig;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +360,10 @@ pub struct AuthConfig {
     /// Default: none, everyone may publish and subscribe to every topic. With
     /// one, only what it grants is allowed.
     pub acl_file: Option<PathBuf>,
+    /// JSON Web Tokens in the password field (`[auth.jwt]`; default: none);
+    /// see [`JwtConfig`] for its keys and the claims it reads. Checked at
+    /// start; the verifier is [`crate::jwt::JwtVerifier`].
+    pub jwt: Option<JwtConfig>,
 }
 
 impl AuthConfig {
@@ -416,6 +421,10 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits.queue_full must be \"oldest\" or \"new\"".into(),
             ));
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            jwt.check()
+                .map_err(|e| ConfigError::Invalid(format!("auth.jwt: {e}")))?;
         }
         crate::bridge::check_all(&self.bridges)?;
         Ok(())
@@ -539,5 +548,28 @@ mod tests {
         assert!(refused("certfile = \"s.crt\"").contains("mqtts"));
         assert!(refused("protocol = \"ws\"\ncafile = \"ca.crt\"").contains("TLS"));
         assert!(refused("protocol = \"ws\"\npath = \"mqtt\"").contains("path"));
+    }
+
+    #[test]
+    fn the_jwt_section_is_read_and_checked() {
+        let c = Config::from_toml(
+            "[auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+             topics_claim = \"mqtt\"\naudience = \"broker\"",
+        )
+        .unwrap();
+        let jwt = c.auth.jwt.unwrap();
+        assert_eq!(jwt.username_claim, "sub");
+        assert_eq!(jwt.leeway_secs, 30);
+        assert!(jwt.require_exp);
+        assert_eq!(jwt.topics_claim.as_deref(), Some("mqtt"));
+        let e = Config::from_toml("[auth.jwt]\nsecret = \"short\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.jwt") && e.contains("32"), "{e}");
+        assert!(Config::from_toml("[auth.jwt]\nsecrets = \"x\"").is_err());
+        let e = Config::from_toml("[auth.jwt]\nusername_claim = \"u\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exactly one"), "{e}");
     }
 }

@@ -21,6 +21,7 @@ pub mod acl;
 pub mod auth;
 pub mod bridge;
 pub mod config;
+pub mod jwt;
 pub mod passwd;
 pub mod scram;
 mod server;
