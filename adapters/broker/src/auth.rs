@@ -185,6 +185,7 @@ mod tests {
         PeerInfo {
             remote: "127.0.0.1:1".into(),
             certificate_subject: None,
+            certificate_username: None,
         }
     }
 

@@ -105,6 +105,7 @@ impl Bridge {
             peer: PeerInfo {
                 remote: alloc::format!("bridge:{name}"),
                 certificate_subject: None,
+                certificate_username: None,
             },
             queue_limit: options.queue_limit,
             max_in_flight: options.max_in_flight.max(1),

@@ -292,6 +292,7 @@ impl<P: Policy> Sim<P> {
         let peer = PeerInfo {
             remote: format!("127.0.0.1:{}", self.next_port),
             certificate_subject: None,
+            certificate_username: None,
         };
         let id = self
             .broker

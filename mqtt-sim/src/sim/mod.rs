@@ -446,6 +446,7 @@ impl<P: Policy, O: Observer<P>> Sim<P, O> {
             let info = mqtt_router::broker::PeerInfo {
                 remote,
                 certificate_subject: None,
+                certificate_username: None,
             };
             core.open(now, info)
         });
