@@ -18,7 +18,9 @@
 //!   `wss://`) and the errors of a client ([`ConnectError`], the protocol's
 //!   part of a failed connect, and [`ClientError`]);
 //! - [`scram`]: the client side of SCRAM-SHA-256/512 for MQTT 5.0 enhanced
-//!   authentication ([`ScramClient`]), its nonce passed in.
+//!   authentication ([`ScramClient`]), its nonce passed in; the driver runs
+//!   it on every connection when the options ask for it
+//!   ([`OptionSetters::scram`]), with a nonce from the adapter's randomness.
 //!
 //! Like the other core crates it does no IO (no sockets, clocks, threads or
 //! randomness of its own) and is `no_std` + `alloc`; the adapters
@@ -100,7 +102,7 @@ pub use driver::{ClientDriver, Event};
 pub use error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
 pub use options::{ClientOptions, ClientParts, OptionSetters};
 pub use requests::{BlockingRequests, Requests};
-pub use scram::{ScramClient, ScramClientError, ScramMechanism};
+pub use scram::{ScramClient, ScramClientError, ScramLogin, ScramMechanism};
 
 /// Re-export of the connection state machine, whose types appear
 /// throughout this crate's API (and of the codec, as `mqtt_session::mqtt_codec`).

@@ -94,8 +94,9 @@ impl ScramMechanism {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScramClientError {
     /// The client nonce given is not 1 to 256 printable ASCII characters
-    /// without `,`.
-    #[error("the client nonce must be 1 to 256 printable ASCII characters without ','")]
+    /// without `,` (or, to [`ScramLogin::begin`], fewer than 18 random
+    /// bytes).
+    #[error("the client nonce must be 1 to 256 printable ASCII characters without ',', made of at least 18 random bytes")]
     UnusableNonce,
     /// The user name is empty or longer than 256 bytes.
     #[error("the user name must be 1 to 256 bytes")]
@@ -121,6 +122,62 @@ pub enum ScramClientError {
     /// A step out of order (respond twice, verify before respond).
     #[error("SCRAM step out of order")]
     OutOfOrder,
+}
+
+/// The SCRAM credentials a client logs in with, on every connection: see
+/// [`OptionSetters::scram`](crate::OptionSetters::scram).
+#[derive(Clone)]
+pub struct ScramLogin {
+    mechanism: ScramMechanism,
+    user: String,
+    password: Vec<u8>,
+}
+
+/// Shows the mechanism and user only.
+impl core::fmt::Debug for ScramLogin {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ScramLogin")
+            .field("mechanism", &self.mechanism)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of randomness a connection's client nonce is made of; see
+/// [`ScramLogin::begin`].
+pub const NONCE_RANDOM_LEN: usize = 18;
+
+impl ScramLogin {
+    /// Credentials for `mechanism`; the user name must be 1 to 256 bytes.
+    pub fn new(
+        mechanism: ScramMechanism,
+        user: &str,
+        password: &[u8],
+    ) -> Result<ScramLogin, ScramClientError> {
+        if user.is_empty() || user.len() > 256 {
+            return Err(ScramClientError::UnusableUser);
+        }
+        Ok(ScramLogin {
+            mechanism,
+            user: user.to_string(),
+            password: password.to_vec(),
+        })
+    }
+
+    /// The mechanism.
+    pub fn mechanism(&self) -> ScramMechanism {
+        self.mechanism
+    }
+
+    /// A fresh exchange whose client nonce is `random` (at least
+    /// [`NONCE_RANDOM_LEN`] bytes from the operating system) in base64.
+    pub fn begin(&self, random: &[u8]) -> Result<ScramClient, ScramClientError> {
+        if random.len() < NONCE_RANDOM_LEN {
+            return Err(ScramClientError::UnusableNonce);
+        }
+        let nonce = STANDARD.encode(random);
+        ScramClient::new(self.mechanism, &self.user, &self.password, nonce.as_bytes())
+    }
 }
 
 #[derive(Debug, Clone)]
