@@ -389,7 +389,7 @@ fn time_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<
         None => Ok(None),
         Some(v) => match (v.as_u64(), v.as_f64()) {
             (Some(n), _) => Ok(Some(n)),
-            (None, Some(f)) if f.is_finite() && f >= 0.0 && f < 1e19 => {
+            (None, Some(f)) if (0.0..1e19).contains(&f) => {
                 // Whole seconds; the fraction cannot matter with a leeway.
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 Ok(Some(f as u64))

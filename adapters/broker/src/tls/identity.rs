@@ -124,7 +124,7 @@ fn value_text(value: &Any<'_>) -> Option<String> {
         | Tag::VisibleString
         | Tag::T61String => std::str::from_utf8(data).ok().map(str::to_string),
         Tag::BmpString => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return None;
             }
             let units = data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
@@ -143,7 +143,7 @@ fn escape(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         let edge = (i == 0 && (b == b'#' || b == b' ')) || (i + 1 == bytes.len() && b == b' ');
-        if b < 0x20 || b >= 0x7f {
+        if !(0x20..0x7f).contains(&b) {
             let _ = write!(out, "\\{b:02X}");
         } else if edge || b",+\"\\<>;".contains(&b) {
             out.push('\\');
