@@ -221,11 +221,35 @@ impl CredentialLookup for ScramCredentials {
     fn credential(&self, mechanism: Mechanism, user: &str) -> Option<ScramCredential> {
         self.get(mechanism, user).cloned()
     }
+
+    /// The most common iteration count of the file's lines of `mechanism`
+    /// (the smaller on a tie; the default for none).
+    fn typical_iterations(&self, mechanism: Mechanism) -> u32 {
+        let mut counts = std::collections::BTreeMap::<u32, usize>::new();
+        for l in &self.lines {
+            if let Line::User(_, c) = l {
+                if c.mechanism() == mechanism {
+                    *counts.entry(c.iterations()).or_default() += 1;
+                }
+            }
+        }
+        let mut best = (DEFAULT_ITERATIONS, 0);
+        for (iterations, n) in counts {
+            if n > best.1 {
+                best = (iterations, n);
+            }
+        }
+        best.0
+    }
 }
 
 impl<T: CredentialLookup + ?Sized> CredentialLookup for Arc<T> {
     fn credential(&self, mechanism: Mechanism, user: &str) -> Option<ScramCredential> {
         (**self).credential(mechanism, user)
+    }
+
+    fn typical_iterations(&self, mechanism: Mechanism) -> u32 {
+        (**self).typical_iterations(mechanism)
     }
 }
 

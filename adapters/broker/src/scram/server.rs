@@ -11,6 +11,13 @@ use super::{Mechanism, ScramCredential, ScramError, DEFAULT_ITERATIONS, SALT_LEN
 pub trait CredentialLookup {
     /// The credential of `user` for `mechanism`, if there is one.
     fn credential(&self, mechanism: Mechanism, user: &str) -> Option<ScramCredential>;
+
+    /// The iteration count unknown users are answered with: the one most
+    /// real users of `mechanism` have, so that it does not tell them apart.
+    fn typical_iterations(&self, mechanism: Mechanism) -> u32 {
+        let _ = mechanism;
+        DEFAULT_ITERATIONS
+    }
 }
 
 /// The server side of SCRAM for one mechanism, over a credential lookup.
@@ -112,7 +119,8 @@ impl<L: CredentialLookup> ScramServer<L> {
     }
 
     /// A credential for `user` that no password matches in practice, with
-    /// a salt and keys derived from the decoy key and the user name.
+    /// a salt (as long as real ones) and keys derived from the decoy key and
+    /// the user name, and the iteration count most real users have.
     fn decoy(&self, user: &str) -> ScramCredential {
         let m = self.mechanism;
         let part = |label: &[u8]| {
@@ -124,7 +132,7 @@ impl<L: CredentialLookup> ScramServer<L> {
         salt.truncate(SALT_LEN);
         ScramCredential::from_parts(
             m,
-            DEFAULT_ITERATIONS,
+            self.lookup.typical_iterations(m),
             salt,
             part(b"stored:"),
             part(b"server:"),

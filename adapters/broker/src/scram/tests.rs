@@ -105,6 +105,22 @@ fn an_unknown_user_gets_the_same_looking_salt_every_time() {
 }
 
 #[test]
+fn an_unknown_user_gets_the_iteration_count_most_users_have() {
+    let mut file = ScramCredentials::new();
+    for user in ["a", "b"] {
+        file.set_password(user, Mechanism::Sha256, b"p", 5000)
+            .unwrap();
+    }
+    file.set_password("c", Mechanism::Sha256, b"p", 4096)
+        .unwrap();
+    file.set_password("d", Mechanism::Sha512, b"p", 4096)
+        .unwrap();
+    let server = ScramServer::new(Mechanism::Sha256, file, DECOY_KEY);
+    let (first, _) = server.start(b"n,,n=nobody,r=abc", b"suffix-123").unwrap();
+    assert!(first.ends_with(b",i=5000"), "{first:?}");
+}
+
+#[test]
 fn a_tampered_nonce_is_refused() {
     let server = rfc_server();
     let (_, pending) = server.start(RFC_CLIENT_FIRST, RFC_SUFFIX).unwrap();
