@@ -259,7 +259,10 @@ fn check(text: &str) {
                         || !(l.use_identity_as_username || l.use_subject_as_username),
                     "a user name from a certificate that is not required"
                 );
-                assert!(l.crlfile.is_none() || l.cafile.is_some(), "a CRL without a CA");
+                assert!(
+                    l.crlfile.is_none() || l.cafile.is_some(),
+                    "a CRL without a CA"
+                );
             }
             if let Some(jwt) = &c.auth.jwt {
                 assert!(
