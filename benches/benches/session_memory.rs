@@ -101,6 +101,7 @@ fn broker_core() {
             .map(|i| PeerInfo {
                 remote: format!("127.0.0.1:{}", 10_000 + i),
                 certificate_subject: None,
+                certificate_username: None,
             })
             .collect();
         let mut broker = Broker::new(BrokerConfig::default());

@@ -10,7 +10,10 @@
 //! - a file that is refused for its values says what is wrong;
 //! - an accepted file gives a broker configuration within the checked
 //!   ranges (QoS at most 2, windows of at least 1, packets of at least 64
-//!   bytes), at least one listener, and every TLS listener has its files.
+//!   bytes), at least one listener, every TLS listener has its files, takes
+//!   a user name from client certificates only where it requires them and
+//!   a CRL only with a CA file, and a JWT section has exactly one key (a
+//!   secret of at least 32 bytes).
 
 use arbitrary::{Arbitrary, Unstructured};
 use mqtt_broker::{Config, ConfigError};
@@ -69,6 +72,19 @@ const TABLES: &[(&str, &[&str])] = &[
     ("[sys]", &["interval"]),
     ("[auth]", &["allow_anonymous", "password_file", "acl_file"]),
     (
+        "[auth.jwt]",
+        &[
+            "secret",
+            "public_key_file",
+            "username_claim",
+            "topics_claim",
+            "audience",
+            "issuer",
+            "leeway_secs",
+            "require_exp",
+        ],
+    ),
+    (
         "[[listener]]",
         &[
             "bind",
@@ -78,6 +94,10 @@ const TABLES: &[(&str, &[&str])] = &[
             "cafile",
             "require_certificate",
             "path",
+            "tls_version",
+            "crlfile",
+            "use_identity_as_username",
+            "use_subject_as_username",
         ],
     ),
     (
@@ -155,6 +175,11 @@ const STRINGS: &[&str] = &[
     "a/b",
     "nul\\u0000",
     "x/",
+    "tlsv1.2",
+    "tlsv1.3",
+    "tlsv1.1",
+    "sub",
+    "0123456789abcdef0123456789abcdef",
 ];
 const FLOATS: &[&str] = &[
     "0.001", "0.01", "1.5", "86400.0", "86400.5", "inf", "nan", "-1.0",
@@ -229,6 +254,22 @@ fn check(text: &str) {
                     "a TLS listener without its files"
                 );
                 assert!(l.path.starts_with('/'));
+                assert!(
+                    l.require_certificate
+                        || !(l.use_identity_as_username || l.use_subject_as_username),
+                    "a user name from a certificate that is not required"
+                );
+                assert!(
+                    l.crlfile.is_none() || l.cafile.is_some(),
+                    "a CRL without a CA"
+                );
+            }
+            if let Some(jwt) = &c.auth.jwt {
+                assert!(
+                    jwt.secret.is_some() != jwt.public_key_file.is_some(),
+                    "a JWT section without exactly one key"
+                );
+                assert!(jwt.secret.as_ref().is_none_or(|s| s.len() >= 32));
             }
             for bridge in &c.bridges {
                 assert!(!bridge.topics.is_empty(), "a bridge without rules");

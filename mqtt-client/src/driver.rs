@@ -38,9 +38,10 @@ use core::fmt;
 use core::mem;
 use core::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use mqtt_session::mqtt_codec::{
-    DisconnectProps, PacketId, ReasonCode, SubscriptionId, SubscriptionOptions, TopicFilter,
+    AuthProps, DisconnectProps, PacketId, ReasonCode, Str, SubscriptionId, SubscriptionOptions,
+    TopicFilter,
 };
 use mqtt_session::{
     Client, ClientConfig, ClientEvent, Close, Connection, Instant, Message, ServerCaps, Session,
@@ -48,7 +49,8 @@ use mqtt_session::{
 };
 
 use crate::backoff::Backoff;
-use crate::error::{granted, publish_outcome, ClientError, SubscribeResult};
+use crate::error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
+use crate::scram::{ScramClient, ScramClientError, ScramLogin};
 
 /// How an adapter hands outcomes back to the callers waiting for them.
 pub trait ReplySender {
@@ -217,6 +219,12 @@ pub struct ClientDriver<K: ReplySender> {
     finished: bool,
     close: Option<Close>,
     events: VecDeque<Event<K::ConnectError>>,
+    /// SCRAM credentials: every connection runs an exchange.
+    scram: Option<ScramLogin>,
+    /// This connection's SCRAM exchange, until CONNACK.
+    exchange: Option<ScramClient>,
+    /// Why this connection's SCRAM exchange failed on this side.
+    auth_failure: Option<ScramClientError>,
 }
 
 impl<K: ReplySender> fmt::Debug for ClientDriver<K> {
@@ -256,7 +264,24 @@ impl<K: ReplySender> ClientDriver<K> {
             finished: false,
             close: None,
             events: VecDeque::new(),
+            scram: None,
+            exchange: None,
+            auth_failure: None,
         }
+    }
+
+    /// Runs SCRAM enhanced authentication (MQTT 5.0) with `login` on every
+    /// connection; each needs fresh randomness: see
+    /// [`start_with_nonce`](Self::start_with_nonce).
+    pub fn with_scram(mut self, login: Option<ScramLogin>) -> Self {
+        self.scram = login;
+        self
+    }
+
+    /// Whether connections must be started with
+    /// [`start_with_nonce`](Self::start_with_nonce) (SCRAM is configured).
+    pub fn needs_nonce(&self) -> bool {
+        self.scram.is_some()
     }
 
     /// The configuration the first connection uses (the connect timeout and
@@ -274,14 +299,53 @@ impl<K: ReplySender> ClientDriver<K> {
     /// is queued. After a lost connection it resumes the session (Clean
     /// Start 0 when the server keeps it, the assigned client identifier) and
     /// resends what was in flight.
+    ///
+    /// With SCRAM configured ([`needs_nonce`](Self::needs_nonce)) use
+    /// [`start_with_nonce`](Self::start_with_nonce): without randomness
+    /// the connection cannot authenticate, and ends at once with
+    /// [`ConnectError::Authentication`].
     pub fn start(&mut self, now: Instant) {
-        let config = if self.caps.is_some() {
+        self.start_with_nonce(now, &[]);
+    }
+
+    /// [`start`](Self::start), with `random`: at least
+    /// [`NONCE_RANDOM_LEN`](crate::scram::NONCE_RANDOM_LEN) fresh bytes
+    /// from the operating system, made into this connection's SCRAM nonce
+    /// (unused without SCRAM).
+    pub fn start_with_nonce(&mut self, now: Instant, random: &[u8]) {
+        let mut config = if self.caps.is_some() {
             self.config.for_resumption(self.caps.as_ref())
         } else {
             self.config.clone()
         };
         self.close = None;
+        self.auth_failure = None;
+        self.exchange = None;
+        if let Some(login) = &self.scram {
+            match login.begin(random) {
+                Ok(exchange) => {
+                    let method = Str::from_static(login.mechanism().name());
+                    config.authentication = Some((method, Some(Bytes::from(exchange.first()))));
+                    self.exchange = Some(exchange);
+                }
+                Err(e) => {
+                    // Nothing is sent: the adapter sees a closed connection.
+                    self.auth_failure = Some(e);
+                    self.close = Some(Close::local(ReasonCode::NOT_AUTHORIZED));
+                    return;
+                }
+            }
+        }
         self.conn = Some(Connection::<Client>::new(config, now, self.session.take()));
+    }
+
+    /// Why the first connection failed before its CONNACK, for the caller
+    /// of `connect`: `close` is what [`AfterConnection::Failed`] carried.
+    pub fn connect_error(&mut self, close: Option<Close>) -> ConnectError {
+        match self.auth_failure.take() {
+            Some(e) => ConnectError::Authentication(e),
+            None => ConnectError::before_connack(close, self.config.connect_timeout),
+        }
     }
 
     /// True while a connection is accepted (CONNACK arrived) and not closed.
@@ -537,8 +601,11 @@ impl<K: ReplySender> ClientDriver<K> {
             ClientEvent::Connected {
                 session_present,
                 caps,
-                ..
+                authentication_data,
             } => {
+                if !self.verify_server(now, authentication_data) {
+                    return;
+                }
                 self.caps = Some(caps.clone());
                 self.ever_connected = true;
                 if let Some(backoff) = self.backoff.as_mut() {
@@ -582,9 +649,58 @@ impl<K: ReplySender> ClientDriver<K> {
                 }
             }
             ClientEvent::Closed(close) => self.close = Some(close),
-            // Enhanced authentication is not offered by the adapters; a
-            // server that starts it runs into the connect timeout.
-            ClientEvent::Auth { .. } => {}
+            ClientEvent::Auth { reason, props } => self.on_auth(now, reason, props),
+        }
+    }
+
+    /// A step of enhanced authentication from the server: SCRAM's
+    /// server-first message in AUTH 0x18, answered with the client-final
+    /// one. Anything else ends the connection.
+    fn on_auth(&mut self, now: Instant, reason: ReasonCode, props: AuthProps) {
+        let (Some(conn), Some(exchange)) = (self.conn.as_mut(), self.exchange.as_mut()) else {
+            return;
+        };
+        if reason != ReasonCode::CONTINUE_AUTHENTICATION {
+            // Success in AUTH belongs to re-authentication, never started.
+            conn.disconnect(now, ReasonCode::PROTOCOL_ERROR);
+            return;
+        }
+        let data = props.authentication_data.unwrap_or_default();
+        match exchange.respond(&data) {
+            Ok(client_final) => {
+                let mut answer = AuthProps::default();
+                answer.authentication_method = props.authentication_method;
+                answer.authentication_data = Some(Bytes::from(client_final));
+                if conn
+                    .auth(now, ReasonCode::CONTINUE_AUTHENTICATION, answer)
+                    .is_err()
+                {
+                    conn.disconnect(now, ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR);
+                }
+            }
+            Err(e) => {
+                self.auth_failure = Some(e);
+                conn.disconnect(now, ReasonCode::NOT_AUTHORIZED);
+            }
+        }
+    }
+
+    /// At CONNACK: whether the server proved it knows the SCRAM credential
+    /// (its signature in the Authentication Data, RFC 5802 §3); if not,
+    /// the connection ends here and is not reported as connected.
+    fn verify_server(&mut self, now: Instant, data: Option<Bytes>) -> bool {
+        let Some(mut exchange) = self.exchange.take() else {
+            return true;
+        };
+        match exchange.verify(&data.unwrap_or_default()) {
+            Ok(()) => true,
+            Err(e) => {
+                self.auth_failure = Some(e);
+                if let Some(conn) = self.conn.as_mut() {
+                    conn.disconnect(now, ReasonCode::NOT_AUTHORIZED);
+                }
+                false
+            }
         }
     }
 
@@ -625,3 +741,7 @@ impl<K: ReplySender> ClientDriver<K> {
 #[cfg(test)]
 #[path = "driver_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "driver_scram_tests.rs"]
+mod scram_tests;

@@ -11,6 +11,7 @@ use mqtt_session::mqtt_codec::{QoS, ReasonCode, TopicError};
 use mqtt_session::{Close, Initiator, UsageError};
 
 use crate::address::AddressError;
+use crate::scram::ScramClientError;
 
 /// Why connecting to the broker failed, as far as MQTT is concerned: the
 /// options, the broker's answer, the connect timeout. Transport failures
@@ -54,6 +55,11 @@ pub enum ConnectError {
     /// transport reached its end).
     #[error("the broker closed the connection before CONNACK")]
     ClosedByBroker,
+    /// Enhanced authentication (SCRAM) failed on the client's side: the
+    /// broker's messages were not acceptable, or it could not prove it knows
+    /// the credential. The client ended the connection.
+    #[error("enhanced authentication failed: {0}")]
+    Authentication(ScramClientError),
 }
 
 fn in_parentheses(text: &Option<String>) -> String {
@@ -70,7 +76,8 @@ impl ConnectError {
             ConnectError::InvalidAddress { .. }
             | ConnectError::InvalidOption { .. }
             | ConnectError::Timeout(_)
-            | ConnectError::ClosedByBroker => None,
+            | ConnectError::ClosedByBroker
+            | ConnectError::Authentication(_) => None,
         }
     }
 

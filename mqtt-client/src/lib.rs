@@ -16,7 +16,11 @@
 //!   [`ClientOptions`]), so every adapter offers the same API;
 //! - broker addresses ([`Address`]: `mqtt://`, `mqtts://`, `ws://`,
 //!   `wss://`) and the errors of a client ([`ConnectError`], the protocol's
-//!   part of a failed connect, and [`ClientError`]).
+//!   part of a failed connect, and [`ClientError`]);
+//! - [`scram`]: the client side of SCRAM-SHA-256/512 for MQTT 5.0 enhanced
+//!   authentication ([`ScramClient`]), its nonce passed in; the driver runs
+//!   it on every connection when the options ask for it
+//!   ([`OptionSetters::scram`]), with a nonce from the adapter's randomness.
 //!
 //! Like the other core crates it does no IO (no sockets, clocks, threads or
 //! randomness of its own) and is `no_std` + `alloc`; the adapters
@@ -89,6 +93,7 @@ mod error;
 mod options;
 pub mod requests;
 pub mod runtime;
+pub mod scram;
 mod task;
 
 pub use address::{Address, AddressError, Scheme};
@@ -97,6 +102,7 @@ pub use driver::{ClientDriver, Event};
 pub use error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
 pub use options::{ClientOptions, ClientParts, OptionSetters};
 pub use requests::{BlockingRequests, Requests};
+pub use scram::{ScramClient, ScramClientError, ScramLogin, ScramMechanism};
 
 /// Re-export of the connection state machine, whose types appear
 /// throughout this crate's API (and of the codec, as `mqtt_session::mqtt_codec`).

@@ -108,6 +108,13 @@ pub trait Runtime {
 
     /// Any random number (for the reconnection backoff's jitter).
     fn random(&self) -> u32;
+
+    /// Fills `buf` with unpredictable bytes from the operating system
+    /// (a connection's SCRAM nonce; called only when SCRAM is configured);
+    /// false if the operating system gave none (the connection then fails
+    /// with [`ConnectError::Authentication`] rather than use a guessable
+    /// nonce).
+    fn nonce(&self, buf: &mut [u8]) -> bool;
 }
 
 /// The task's side of the channels to the application: commands from the

@@ -17,6 +17,7 @@ use crate::driver::{AfterConnection, ClientDriver, Command, ReplySender};
 use crate::error::ConnectError;
 use crate::options::ClientParts;
 use crate::runtime::{Link, Runtime, Timer, Transport};
+use crate::scram::NONCE_RANDOM_LEN;
 
 /// Bytes read from the transport at a time (the decoder grows the buffer
 /// for larger packets, up to the maximum packet size).
@@ -139,7 +140,7 @@ where
             runtime,
             link,
             address: parts.address,
-            core: ClientDriver::new(parts.config, parts.reconnect),
+            core: ClientDriver::new(parts.config, parts.reconnect).with_scram(parts.scram),
             commands_open: true,
             reported: false,
             transport_error: None,
@@ -153,7 +154,14 @@ where
             Err(e) => return self.report(Err(e)),
         };
         loop {
-            self.core.start(self.runtime.now());
+            if self.core.needs_nonce() {
+                let mut random = [0u8; NONCE_RANDOM_LEN];
+                let got = self.runtime.nonce(&mut random);
+                let random = if got { &random[..] } else { &[] };
+                self.core.start_with_nonce(self.runtime.now(), random);
+            } else {
+                self.core.start(self.runtime.now());
+            }
             match self.serve(transport).await {
                 AfterConnection::Failed(close) => {
                     let error = self.first_failure(close.map(|c| *c));
@@ -193,10 +201,7 @@ where
             .is_none_or(|c| matches!(c.initiator, Initiator::Transport));
         match self.transport_error.take() {
             Some(e) if by_transport => e.into(),
-            Some(_) | None => {
-                let timeout = self.core.config().connect_timeout;
-                ConnectError::before_connack(close, timeout).into()
-            }
+            Some(_) | None => self.core.connect_error(close).into(),
         }
     }
 

@@ -302,6 +302,11 @@ impl Runtime for Sim {
     fn random(&self) -> u32 {
         0
     }
+
+    fn nonce(&self, buf: &mut [u8]) -> bool {
+        buf.fill(7);
+        true
+    }
 }
 
 impl Transport for Pipe {

@@ -5,6 +5,8 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use bytes::Bytes;
+
 use mqtt_codec::{
     AckProps, AuthProps, ConnAck, Connect, Decoder, DisconnectProps, Packet, PacketId, PacketType,
     ProtocolVersion, QoS, ReasonCode, Str, SubAck, SubAckProps, Subscribe, SubscriptionId,
@@ -36,6 +38,9 @@ pub enum ClientEvent {
         session_present: bool,
         /// The limits the server announced.
         caps: ServerCaps,
+        /// CONNACK's Authentication Data (5.0 enhanced authentication:
+        /// the method's last word, e.g. SCRAM's server-final message).
+        authentication_data: Option<Bytes>,
     },
     /// A message arrived (already acknowledged to the server).
     Message {
@@ -349,7 +354,8 @@ impl Connection<Client> {
         // flight (3.1 section 4.2), so the session counts as present.
         let session_present =
             ack.session_present || (self.version == ProtocolVersion::V31 && !self.role.clean_start);
-        let p = ack.props;
+        let mut p = ack.props;
+        let authentication_data = p.authentication_data.take();
         let caps = ServerCaps {
             receive_maximum: p.receive_maximum.map_or(u16::MAX, |n| n.get()),
             maximum_qos: p.maximum_qos.unwrap_or(QoS::ExactlyOnce),
@@ -381,6 +387,7 @@ impl Connection<Client> {
         self.events.push_back(ClientEvent::Connected {
             session_present,
             caps: caps.clone(),
+            authentication_data,
         });
         self.role.caps = Some(caps);
         self.resume(now);

@@ -86,6 +86,11 @@ impl Runtime for AsyncIo {
             .map_or(0, |d| d.subsec_nanos());
         std::collections::hash_map::RandomState::new().hash_one(nanos) as u32
     }
+
+    /// From the operating system (`getrandom`).
+    fn nonce(&self, buf: &mut [u8]) -> bool {
+        getrandom::fill(buf).is_ok()
+    }
 }
 
 /// An `async-io` timer, re-armed in place.

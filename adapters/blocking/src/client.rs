@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use mqtt_client::driver::{self, AfterConnection, ClientDriver, ReplySender};
 use mqtt_client::mqtt_session::mqtt_codec::ReasonCode;
-use mqtt_client::mqtt_session::{Close, Instant};
+use mqtt_client::mqtt_session::Instant;
 use mqtt_client::requests::Reply;
 use mqtt_client::{Address, BlockingRequests, ClientError};
 
@@ -106,7 +106,7 @@ impl Client {
             events: events_tx,
             gate: gate.clone(),
             generation: 0,
-            core: ClientDriver::new(parts.config, parts.reconnect),
+            core: ClientDriver::new(parts.config, parts.reconnect).with_scram(parts.scram),
             ready: Some(ready_tx),
         };
         std::thread::Builder::new()
@@ -236,15 +236,32 @@ impl Driver {
         }
     }
 
+    /// Starts a connection; with SCRAM, with a fresh nonce from the
+    /// operating system (none if it gave none: the connection then fails
+    /// rather than use a guessable one).
+    fn start(&mut self) {
+        let now = self.now();
+        if self.core.needs_nonce() {
+            let mut random = [0u8; mqtt_client::scram::NONCE_RANDOM_LEN];
+            let random = match getrandom::fill(&mut random) {
+                Ok(()) => &random[..],
+                Err(_) => &[],
+            };
+            self.core.start_with_nonce(now, random);
+        } else {
+            self.core.start(now);
+        }
+    }
+
     fn run(mut self, first: Transport) {
         let mut transport = first;
         loop {
-            self.core.start(self.now());
+            self.start();
             match self.serve(transport) {
                 AfterConnection::Failed(close) => {
-                    let timeout = self.core.config().connect_timeout;
+                    let error: ConnectError = self.core.connect_error(close.map(|c| *c)).into();
                     if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(Err(connect_error(close.map(|c| *c), timeout)));
+                        let _ = ready.send(Err(error));
                     }
                     break;
                 }
@@ -371,9 +388,4 @@ impl Driver {
             }
         }
     }
-}
-
-/// Why the first connection ended before CONNACK.
-fn connect_error(close: Option<Close>, timeout: Duration) -> ConnectError {
-    mqtt_client::ConnectError::before_connack(close, timeout).into()
 }

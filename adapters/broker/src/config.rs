@@ -14,6 +14,7 @@ use mqtt_session::{Limits, ServerConfig};
 use serde::Deserialize;
 
 pub use crate::bridge::{BridgeConfig, BridgeProtocol, Direction, TopicRuleConfig};
+pub use crate::jwt::JwtConfig;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,40 @@ pub struct Listener {
     /// listeners; default `"/mqtt"`). Other paths get HTTP 404.
     #[serde(default = "default_path")]
     pub path: String,
+    /// The least TLS version a client may use (TLS listeners; default
+    /// `"tlsv1.2"`, which allows 1.2 and 1.3); see [`TlsVersion`].
+    #[serde(default)]
+    pub tls_version: TlsVersion,
+    /// Certificate revocation lists, PEM, checked against the client's
+    /// certificate (needs `cafile`; default: none). A client whose
+    /// certificate is listed is refused during the handshake, and so is
+    /// one whose issuer has no list in the file.
+    #[serde(default)]
+    pub crlfile: Option<PathBuf>,
+    /// Whether the Common Name of the client's certificate becomes its user
+    /// name (needs `require_certificate = true`; default false). It wins
+    /// over `use_subject_as_username`, as in Mosquitto. A certificate
+    /// without a Common Name is refused.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
+    /// Whether the whole subject of the client's certificate, in RFC 2253
+    /// form as Mosquitto writes it (`CN=alice,O=Example,C=GB`), becomes its
+    /// user name (needs `require_certificate = true`; default false).
+    #[serde(default)]
+    pub use_subject_as_username: bool,
+}
+
+/// The least TLS version of a listener, as Mosquitto's `tls_version` names
+/// it. TLS 1.1 and older are not offered at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum TlsVersion {
+    /// `"tlsv1.2"`: TLS 1.2 and 1.3 (the default).
+    #[default]
+    #[serde(rename = "tlsv1.2")]
+    Tls12,
+    /// `"tlsv1.3"`: TLS 1.3 only.
+    #[serde(rename = "tlsv1.3")]
+    Tls13,
 }
 
 /// The transport a [`Listener`] speaks, as written in the configuration.
@@ -163,6 +198,22 @@ impl Listener {
             cafile: None,
             require_certificate: false,
             path: default_path(),
+            tls_version: TlsVersion::default(),
+            crlfile: None,
+            use_identity_as_username: false,
+            use_subject_as_username: false,
+        }
+    }
+
+    /// Which part of a client certificate becomes the user name.
+    pub(crate) fn username_from_certificate(&self) -> crate::tls::UsernameFrom {
+        use crate::tls::UsernameFrom;
+        if self.use_identity_as_username {
+            UsernameFrom::CommonName
+        } else if self.use_subject_as_username {
+            UsernameFrom::Subject
+        } else {
+            UsernameFrom::Nothing
         }
     }
 
@@ -180,10 +231,25 @@ impl Listener {
             if self.require_certificate && self.cafile.is_none() {
                 return Err(at("require_certificate = true needs cafile".into()));
             }
+            if self.crlfile.is_some() && self.cafile.is_none() {
+                return Err(at("crlfile needs cafile".into()));
+            }
+            if (self.use_identity_as_username || self.use_subject_as_username)
+                && !self.require_certificate
+            {
+                return Err(at(
+                    "use_identity_as_username and use_subject_as_username need require_certificate = true"
+                        .into(),
+                ));
+            }
         } else if self.certfile.is_some()
             || self.keyfile.is_some()
             || self.cafile.is_some()
             || self.require_certificate
+            || self.crlfile.is_some()
+            || self.tls_version != TlsVersion::default()
+            || self.use_identity_as_username
+            || self.use_subject_as_username
         {
             return Err(at(format!(
                 "TLS settings on a \"{}\" listener (use \"mqtts\" or \"wss\")",
@@ -485,6 +551,10 @@ pub struct AuthConfig {
     /// once, off the core task. Default: 8. More CONNECTs wait their turn
     /// (bounded by the connection limit, and each by `connect_timeout`).
     pub max_concurrent_checks: Option<usize>,
+    /// JSON Web Tokens in the password field (`[auth.jwt]`; default: none);
+    /// see [`JwtConfig`] for its keys and the claims it reads. Checked at
+    /// start; the verifier is [`crate::jwt::JwtVerifier`].
+    pub jwt: Option<JwtConfig>,
 }
 
 impl AuthConfig {
@@ -552,6 +622,10 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits.queue_full must be \"oldest\" or \"new\"".into(),
             ));
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            jwt.check()
+                .map_err(|e| ConfigError::Invalid(format!("auth.jwt: {e}")))?;
         }
         crate::bridge::check_all(&self.bridges)?;
         Ok(())
@@ -708,5 +782,60 @@ mod tests {
         assert!(refused("certfile = \"s.crt\"").contains("mqtts"));
         assert!(refused("protocol = \"ws\"\ncafile = \"ca.crt\"").contains("TLS"));
         assert!(refused("protocol = \"ws\"\npath = \"mqtt\"").contains("path"));
+    }
+
+    #[test]
+    fn certificate_identity_keys_are_read_and_must_fit() {
+        let tls = "protocol = \"mqtts\"\ncertfile = \"s\"\nkeyfile = \"k\"\ncafile = \"ca\"\n";
+        let c = listener(&format!(
+            "{tls}require_certificate = true\nuse_identity_as_username = true\n\
+             tls_version = \"tlsv1.3\"\ncrlfile = \"crl.pem\""
+        ))
+        .unwrap();
+        let l = &c.listeners()[0];
+        assert_eq!(l.tls_version, TlsVersion::Tls13);
+        assert_eq!(l.crlfile.as_deref(), Some(Path::new("crl.pem")));
+        assert_eq!(
+            l.username_from_certificate(),
+            crate::tls::UsernameFrom::CommonName
+        );
+        let e = listener(&format!("{tls}use_subject_as_username = true"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("require_certificate"), "{e}");
+        let e =
+            listener("protocol = \"mqtts\"\ncertfile = \"s\"\nkeyfile = \"k\"\ncrlfile = \"c\"")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("crlfile needs cafile"), "{e}");
+        assert!(listener("tls_version = \"tlsv1.3\"")
+            .unwrap_err()
+            .to_string()
+            .contains("TLS settings"));
+        // TLS 1.1 is not offered.
+        assert!(listener(&format!("{tls}tls_version = \"tlsv1.1\"")).is_err());
+    }
+
+    #[test]
+    fn the_jwt_section_is_read_and_checked() {
+        let c = Config::from_toml(
+            "[auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+             topics_claim = \"mqtt\"\naudience = \"broker\"",
+        )
+        .unwrap();
+        let jwt = c.auth.jwt.unwrap();
+        assert_eq!(jwt.username_claim, "sub");
+        assert_eq!(jwt.leeway_secs, 30);
+        assert!(jwt.require_exp);
+        assert_eq!(jwt.topics_claim.as_deref(), Some("mqtt"));
+        let e = Config::from_toml("[auth.jwt]\nsecret = \"short\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.jwt") && e.contains("32"), "{e}");
+        assert!(Config::from_toml("[auth.jwt]\nsecrets = \"x\"").is_err());
+        let e = Config::from_toml("[auth.jwt]\nusername_claim = \"u\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exactly one"), "{e}");
     }
 }

@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 use mqtt_broker::logger::LogLevel;
 use mqtt_broker::mosquitto::{is_mosquitto_format, Conversion, Remark};
 use mqtt_broker::passwd::PasswordFile;
+use mqtt_broker::scram::{Mechanism, ScramCredentials};
 use mqtt_broker::{Config, FileAuthenticator, Listener, Reloader, Server};
 use tracing::{error, info, warn};
 
@@ -75,7 +76,9 @@ the file too; a new file is readable by its owner only.
 Examples:
   mqtt-broker passwd -c /etc/mqtt/passwd alice      create the file, ask for alice's password
   mqtt-broker passwd -b /etc/mqtt/passwd bob s3cret add bob or change his password
-  mqtt-broker passwd -D /etc/mqtt/passwd bob        delete bob")]
+  mqtt-broker passwd -D /etc/mqtt/passwd bob        delete bob
+  mqtt-broker passwd --scram sha256 -c /etc/mqtt/scram alice
+                                                    a SCRAM-SHA-256 credential for alice")]
     Passwd(PasswdArgs),
     /// Prints a Mosquitto configuration file as this broker's TOML, each
     /// value with the Mosquitto line it stands for; the lines left out are
@@ -98,6 +101,15 @@ struct PasswdArgs {
     /// Delete USER instead of setting a password.
     #[arg(short = 'D')]
     delete: bool,
+    /// Write a SCRAM credentials file instead (lines
+    /// user:SCRAM-SHA-256:iterations:salt:storedkey:serverkey) for this
+    /// mechanism; with -D, delete the user's line of this mechanism.
+    #[arg(long = "scram", value_name = "MECHANISM")]
+    scram: Option<ScramArg>,
+    /// PBKDF2 iterations of a new SCRAM credential (4096 to 600000).
+    #[arg(long = "iterations", value_name = "N", requires = "scram",
+          default_value_t = mqtt_broker::scram::DEFAULT_ITERATIONS)]
+    iterations: u32,
     /// The password file.
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -107,6 +119,24 @@ struct PasswdArgs {
     /// The password (with -b only).
     #[arg(value_name = "PASSWORD", requires = "batch")]
     password: Option<String>,
+}
+
+/// The SCRAM mechanism of `passwd --scram`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ScramArg {
+    /// SCRAM-SHA-256 (RFC 7677).
+    Sha256,
+    /// SCRAM-SHA-512.
+    Sha512,
+}
+
+impl From<ScramArg> for Mechanism {
+    fn from(a: ScramArg) -> Mechanism {
+        match a {
+            ScramArg::Sha256 => Mechanism::Sha256,
+            ScramArg::Sha512 => Mechanism::Sha512,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -406,6 +436,9 @@ async fn wait_for_signal() {
 
 /// The `passwd` subcommand.
 fn passwd(args: PasswdArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(mechanism) = args.scram {
+        return passwd_scram(args, mechanism.into());
+    }
     let mut file = if args.create {
         PasswordFile::new()
     } else {
@@ -421,6 +454,34 @@ fn passwd(args: PasswdArgs) -> Result<(), Box<dyn std::error::Error>> {
             None => ask_password()?,
         };
         file.set_password(&args.user, password.as_bytes())?;
+    }
+    file.save(&args.file)?;
+    Ok(())
+}
+
+/// `passwd --scram`: the same operations on a SCRAM credentials file.
+fn passwd_scram(args: PasswdArgs, mechanism: Mechanism) -> Result<(), Box<dyn std::error::Error>> {
+    let mut file = if args.create {
+        ScramCredentials::new()
+    } else {
+        ScramCredentials::load(&args.file)?
+    };
+    if args.delete {
+        if !file.remove(&args.user, mechanism) {
+            return Err(format!(
+                "user {} has no {} line in {}",
+                args.user,
+                mechanism.name(),
+                args.file.display()
+            )
+            .into());
+        }
+    } else {
+        let password = match args.password {
+            Some(p) => p,
+            None => ask_password()?,
+        };
+        file.set_password(&args.user, mechanism, password.as_bytes(), args.iterations)?;
     }
     file.save(&args.file)?;
     Ok(())

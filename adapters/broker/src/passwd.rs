@@ -431,21 +431,29 @@ impl PasswordFile {
     /// Writes the file to `path`. A new file is created readable by its owner
     /// only (mode 0600 on Unix); an existing one keeps its permissions.
     pub fn save(&self, path: &Path) -> Result<(), PasswordFileError> {
-        let err = |source| PasswordFileError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(path).map_err(err)?;
-        f.write_all(self.to_string().as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)
+        write_private(path, self.to_string().as_bytes()).map_err(|source| {
+            PasswordFileError::Write {
+                path: path.to_owned(),
+                source,
+            }
+        })
     }
+}
+
+/// Writes `bytes` to `path`: a new file is created readable by its owner
+/// only (mode 0600 on Unix); an existing one keeps its permissions. Also
+/// used for SCRAM credential files.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// The file's text, one line per user or comment.

@@ -9,15 +9,15 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Listener, Protocol};
-use crate::tls::{self, TlsError};
+use crate::tls::{self, PeerCertificate, TlsError, UsernameFrom};
 use crate::ws::{self, WsIo, WsSettings};
 
 /// A listener's transport, its TLS files already read.
 pub(crate) enum Transport {
     Tcp,
-    Tls(TlsAcceptor),
+    Tls(TlsAcceptor, UsernameFrom),
     Ws(WsSettings),
-    Wss(TlsAcceptor, WsSettings),
+    Wss(TlsAcceptor, UsernameFrom, WsSettings),
 }
 
 impl std::fmt::Debug for Transport {
@@ -26,24 +26,25 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// An MQTT byte stream after its handshake, with the subject of the
-/// client's verified certificate where TLS gave one.
+/// An MQTT byte stream after its handshake, with what the client's verified
+/// certificate says where TLS gave one.
 pub(crate) enum Accepted {
     Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>, Option<String>),
+    Tls(Box<TlsStream<TcpStream>>, PeerCertificate),
     Ws(Box<WsIo<TcpStream>>),
-    Wss(Box<WsIo<TlsStream<TcpStream>>>, Option<String>),
+    Wss(Box<WsIo<TlsStream<TcpStream>>>, PeerCertificate),
 }
 
 impl Transport {
     /// The transport of `listener`, reading its TLS files now.
     pub(crate) fn new(listener: &Listener, max_packet_size: u32) -> Result<Transport, TlsError> {
         let ws = || WsSettings::new(listener.path.clone(), max_packet_size);
+        let from = listener.username_from_certificate();
         Ok(match listener.protocol {
             Protocol::Mqtt => Transport::Tcp,
-            Protocol::Mqtts => Transport::Tls(tls::acceptor(listener)?),
+            Protocol::Mqtts => Transport::Tls(tls::acceptor(listener)?, from),
             Protocol::Ws => Transport::Ws(ws()),
-            Protocol::Wss => Transport::Wss(tls::acceptor(listener)?, ws()),
+            Protocol::Wss => Transport::Wss(tls::acceptor(listener)?, from, ws()),
         })
     }
 
@@ -56,7 +57,7 @@ impl Transport {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Transport::Tcp => "MQTT over TCP",
-            Transport::Tls(_) => "MQTT over TLS",
+            Transport::Tls(..) => "MQTT over TLS",
             Transport::Ws(_) => "MQTT over WebSocket",
             Transport::Wss(..) => "MQTT over WebSocket over TLS",
         }
@@ -67,20 +68,38 @@ impl Transport {
         let ws_error = |e| io::Error::new(io::ErrorKind::InvalidData, e);
         Ok(match self {
             Transport::Tcp => Accepted::Tcp(stream),
-            Transport::Tls(acceptor) => {
+            Transport::Tls(acceptor, from) => {
                 let tls = acceptor.accept(stream).await?;
-                let subject = tls::certificate_subject(tls.get_ref().1);
-                Accepted::Tls(Box::new(tls), subject)
+                let cert = identify(tls.get_ref().1, *from)?;
+                Accepted::Tls(Box::new(tls), cert)
             }
             Transport::Ws(settings) => Accepted::Ws(Box::new(
                 ws::accept(stream, settings).await.map_err(ws_error)?,
             )),
-            Transport::Wss(acceptor, settings) => {
+            Transport::Wss(acceptor, from, settings) => {
                 let tls = acceptor.accept(stream).await?;
-                let subject = tls::certificate_subject(tls.get_ref().1);
+                let cert = identify(tls.get_ref().1, *from)?;
                 let ws = ws::accept(tls, settings).await.map_err(ws_error)?;
-                Accepted::Wss(Box::new(ws), subject)
+                Accepted::Wss(Box::new(ws), cert)
             }
         })
     }
+}
+
+/// The client certificate's identity; an error when the listener takes the
+/// user name from the certificate and this one has none to give (no Common
+/// Name, a subject that is not text): such a client is not let in at all,
+/// rather than in under the name it chose itself.
+fn identify(
+    conn: &tokio_rustls::rustls::ServerConnection,
+    from: UsernameFrom,
+) -> io::Result<PeerCertificate> {
+    let cert = tls::peer_certificate(conn, from);
+    if from != UsernameFrom::Nothing && cert.username.is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the client certificate has no user name to give (use_identity_as_username needs a Common Name)",
+        ));
+    }
+    Ok(cert)
 }

@@ -13,6 +13,8 @@
 //!   gives, to see how a client copes with a misbehaving peer.
 //! - [`AnyBroker`] and [`brokers`]: our broker and Mosquitto, for tests that
 //!   run against each.
+//! - [`scram_broker`]: a one-connection server speaking SCRAM-SHA-256
+//!   enhanced authentication, for the clients' `.scram()` option.
 //!
 //! Everything is bounded in time and cleans up after itself on drop.
 
@@ -21,11 +23,13 @@ mod mosquitto;
 mod pki;
 mod ports;
 mod relay;
+mod scram;
 
 pub use crate::broker::OurBroker;
 pub use crate::mosquitto::{Mosquitto, MOSQUITTO};
 pub use crate::pki::TestCerts;
 pub use crate::relay::Relay;
+pub use crate::scram::scram_broker;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};

@@ -84,6 +84,11 @@ impl Runtime for Tokio {
             .map_or(0, |d| d.subsec_nanos());
         std::collections::hash_map::RandomState::new().hash_one(nanos) as u32
     }
+
+    /// From the operating system (`getrandom`).
+    fn nonce(&self, buf: &mut [u8]) -> bool {
+        getrandom::fill(buf).is_ok()
+    }
 }
 
 /// A tokio timer, re-armed in place.

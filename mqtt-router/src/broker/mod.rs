@@ -128,6 +128,12 @@ pub struct PeerInfo {
     pub remote: String,
     /// The subject of a verified TLS client certificate, if any.
     pub certificate_subject: Option<String>,
+    /// The user name the listener takes from the verified client
+    /// certificate (its Common Name with `use_identity_as_username`, its
+    /// RFC 2253 subject with `use_subject_as_username`), if the listener
+    /// does. Where set, the authentication step should use it in place of
+    /// the CONNECT's user name and not ask for a password, as Mosquitto does.
+    pub certificate_username: Option<String>,
 }
 
 /// Something the adapter must act on.

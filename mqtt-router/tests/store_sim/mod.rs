@@ -287,6 +287,7 @@ impl Sim {
         let peer = PeerInfo {
             remote: format!("127.0.0.1:{}", self.next_port),
             certificate_subject: None,
+            certificate_username: None,
         };
         let id = self
             .broker

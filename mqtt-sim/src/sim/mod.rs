@@ -457,6 +457,7 @@ impl<O: Observer> Sim<O> {
             let info = mqtt_router::broker::PeerInfo {
                 remote,
                 certificate_subject: None,
+                certificate_username: None,
             };
             core.open(now, info)
         });

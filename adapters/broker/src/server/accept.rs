@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::connection::serve;
 use super::ToCoreTx;
+use crate::tls::PeerCertificate;
 use crate::transport::{Accepted, Transport};
 
 /// A listener's transport, replaced whole on reload (new TLS files): each
@@ -51,7 +52,12 @@ pub(super) async fn accept_loop(listener: BoundListener, admission: Admission, t
                 let _ = stream.set_nodelay(true);
                 let transport = current(&listener.transport);
                 if !transport.has_handshake() {
-                    tokio::spawn(serve(stream, peer, None, to_core.clone()));
+                    tokio::spawn(serve(
+                        stream,
+                        peer,
+                        PeerCertificate::default(),
+                        to_core.clone(),
+                    ));
                     continue;
                 }
                 let Ok(permit) = admission.handshakes.clone().try_acquire_owned() else {
@@ -101,15 +107,15 @@ pub(super) async fn handshake(
 /// One client connection after its handshake.
 pub(super) async fn connection(accepted: Accepted, peer: SocketAddr, to_core: ToCoreTx) {
     match accepted {
-        Accepted::Tcp(s) => serve(s, peer, None, to_core).await,
-        Accepted::Tls(s, subject) => {
-            debug!(%peer, certificate = ?subject, "TLS session established");
-            serve(s, peer, subject, to_core).await
+        Accepted::Tcp(s) => serve(s, peer, PeerCertificate::default(), to_core).await,
+        Accepted::Tls(s, cert) => {
+            debug!(%peer, certificate = ?cert.subject, username = ?cert.username, "TLS session established");
+            serve(s, peer, cert, to_core).await
         }
-        Accepted::Ws(s) => serve(s, peer, None, to_core).await,
-        Accepted::Wss(s, subject) => {
-            debug!(%peer, certificate = ?subject, "TLS session established");
-            serve(s, peer, subject, to_core).await
+        Accepted::Ws(s) => serve(s, peer, PeerCertificate::default(), to_core).await,
+        Accepted::Wss(s, cert) => {
+            debug!(%peer, certificate = ?cert.subject, username = ?cert.username, "TLS session established");
+            serve(s, peer, cert, to_core).await
         }
     }
 }

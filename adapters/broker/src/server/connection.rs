@@ -19,6 +19,7 @@ use tracing::debug;
 use super::order::Stamp;
 use super::outbox::{Outbox, ToConn};
 use super::{ToCore, ToCoreTx, READ_MAX, READ_MIN};
+use crate::tls::PeerCertificate;
 
 /// Serves one connection's byte stream: registers with the core, then
 /// reads and writes.
@@ -33,19 +34,19 @@ use super::{ToCore, ToCoreTx, READ_MAX, READ_MIN};
 pub(super) fn serve<S>(
     mut stream: S,
     peer: SocketAddr,
-    certificate_subject: Option<String>,
+    certificate: PeerCertificate,
     to_core: ToCoreTx,
 ) -> impl Future<Output = ()> + Send
 where
     S: Stream,
 {
-    let opening = Box::new((peer, certificate_subject));
+    let opening = Box::new((peer, certificate));
     let outbox = Arc::new(Outbox::new(to_core.stamps.clone()));
     let serving = Parking {
         outbox: outbox.clone(),
         future: async move {
-            let (peer, certificate_subject) = *opening;
-            let registered = Box::pin(register(&to_core, peer, certificate_subject, &outbox)).await;
+            let (peer, certificate) = *opening;
+            let registered = Box::pin(register(&to_core, peer, certificate, &outbox)).await;
             let Some((id, mut decoder)) = registered else {
                 return;
             };
@@ -356,13 +357,13 @@ impl Stream for Box<crate::ws::WsIo<tokio_rustls::server::TlsStream<TcpStream>>>
 pub(super) async fn register(
     to_core: &ToCoreTx,
     peer: SocketAddr,
-    certificate_subject: Option<String>,
+    certificate: PeerCertificate,
     outbox: &Arc<Outbox>,
 ) -> Option<(ConnId, Decoder)> {
     let (reply_tx, reply_rx) = oneshot::channel();
     let open = ToCore::Open {
         peer,
-        certificate_subject,
+        certificate,
         writer: outbox.clone(),
         reply: reply_tx,
     };
@@ -461,7 +462,7 @@ mod tests {
             budget: Arc::new(Semaphore::new(1)),
             stamps: Arc::default(),
         };
-        let serving = serve(client, addr, None, to_core);
+        let serving = serve(client, addr, PeerCertificate::default(), to_core);
         let size = std::mem::size_of_val(&serving);
         eprintln!("connection future: {size} bytes");
         assert!(size <= 256, "the connection future grew to {size} bytes");

@@ -291,13 +291,14 @@ pub(super) fn handle(broker: &mut Broker, w: &mut Writers, clock: Clock, cmd: To
     match cmd {
         ToCore::Open {
             peer,
-            certificate_subject,
+            certificate,
             writer,
             reply,
         } => {
             let info = PeerInfo {
                 remote: peer.to_string(),
-                certificate_subject,
+                certificate_subject: certificate.subject,
+                certificate_username: certificate.username,
             };
             match broker.open(now, info) {
                 Ok(id) => {

@@ -77,7 +77,8 @@ const BATCH_PACKETS: usize = 1024;
 enum ToCore {
     Open {
         peer: SocketAddr,
-        certificate_subject: Option<String>,
+        /// What the client's TLS certificate says (subject, user name).
+        certificate: crate::tls::PeerCertificate,
         writer: Arc<Outbox>,
         reply: oneshot::Sender<Option<(ConnId, Decoder)>>,
     },
