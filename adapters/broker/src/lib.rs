@@ -119,6 +119,7 @@ impl Server {
             handshake_timeout: Duration::from_secs(limits.connect_timeout.max(1)),
             handshakes: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             order_across_connections: limits.order_across_connections,
+            write_timeout: Duration::from_secs(limits.write_timeout.max(1)),
         };
         let broker = mqtt_router::broker::Broker::new(config.broker_config(seed), policy);
         let core = server::Core::new(broker, store)?;
@@ -159,18 +160,12 @@ impl Server {
     /// Waits until the broker has stopped.
     ///
     /// # Errors
-    /// [`store::StoreDied`] if it stopped by itself because its store died
-    /// (the acknowledgements waiting for the store were never sent).
-    pub async fn wait(self) -> Result<(), store::StoreDied> {
-        match self.task.await {
-            Ok(r) => r,
-            // The core task panicked or was cancelled: resumed here so it
-            // is not mistaken for a clean stop.
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(_) => Ok(()),
-            },
-        }
+    /// [`ServerError::StoreDied`] if it stopped by itself because its store
+    /// died (the acknowledgements waiting for the store were never sent);
+    /// [`ServerError::CorePanicked`] if the core task panicked (logged here,
+    /// so that a supervisor sees a failure, never a clean stop).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        joined(self.task.await)
     }
 
     /// Asks the broker to stop and waits until it has (see
@@ -178,6 +173,49 @@ impl Server {
     pub async fn stop(self) {
         self.shutdown();
         let _ = self.wait().await;
+    }
+}
+
+/// How the broker stopped when it did not stop cleanly ([`Server::wait`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store failed and the broker could not go on without it.
+    #[error(transparent)]
+    StoreDied(#[from] store::StoreDied),
+    /// The core task panicked: every connection is gone with it.
+    #[error("the broker core panicked: {0}")]
+    CorePanicked(String),
+    /// The core task was cancelled before it ended (the runtime shut down
+    /// under it).
+    #[error("the broker core was cancelled")]
+    CoreCancelled,
+}
+
+/// What the core task's end means: a panic or a cancellation is an error
+/// (and logged), never a clean stop.
+fn joined(
+    ended: Result<Result<(), store::StoreDied>, tokio::task::JoinError>,
+) -> Result<(), ServerError> {
+    let e = match ended {
+        Ok(r) => return r.map_err(ServerError::from),
+        Err(e) => e,
+    };
+    let error = match e.try_into_panic() {
+        Ok(panic) => ServerError::CorePanicked(panic_message(panic.as_ref())),
+        Err(_) => ServerError::CoreCancelled,
+    };
+    tracing::error!("{error}");
+    Err(error)
+}
+
+/// The text a panic carried, if it was a string.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_string()
     }
 }
 

@@ -327,6 +327,19 @@ impl<P: Policy> Broker<P> {
         self.drain(id, now);
     }
 
+    /// The adapter's decoder holds `buffered` bytes of a packet that is not
+    /// whole yet on a connection (0: none), after a read: a packet left
+    /// without progress for the partial packet timeout ends the connection
+    /// ([`mqtt_session::Connection::handle_partial`]). For adapters that use
+    /// [`Broker::handle_packets`]; [`Broker::handle_read`] does it itself.
+    pub fn handle_partial(&mut self, id: ConnId, now: Instant, buffered: usize) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.conn.handle_partial(now, buffered);
+        self.rearm(id);
+    }
+
     /// A decoder configured the way the broker's connections decode (version
     /// adopted from the CONNECT, the configured maximum packet size), for
     /// [`Broker::handle_packets`].

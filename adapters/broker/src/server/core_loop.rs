@@ -293,8 +293,19 @@ pub(super) fn handle<P: Policy>(
             }
         }
         ToCore::Packets {
-            id, packets, error, ..
-        } => broker.handle_packets(id, now, packets, error),
+            id,
+            packets,
+            error,
+            partial,
+            ..
+        } => {
+            if !packets.is_empty() || error.is_some() {
+                broker.handle_packets(id, now, packets, error);
+            }
+            if let Some(buffered) = partial {
+                broker.handle_partial(id, now, buffered);
+            }
+        }
         ToCore::Eof(id, _) => broker.handle_eof(id, now),
         // Settled in `Reorder`; nothing to do here.
         ToCore::Release(_) => {}

@@ -43,6 +43,11 @@ impl Raw {
         raw
     }
 
+    /// The socket itself, for tests that read it their own way.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Writes `bytes` in one write.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("the write succeeds");
