@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use crate::acl::{AclError, AclFile, Client};
 use crate::config::AuthConfig;
+use crate::logging::{RateLimit, Shown};
 use crate::passwd::{PasswordFile, PasswordFileError};
 
 /// Why the `[auth]` files could not be used.
@@ -108,13 +109,20 @@ impl FilePolicy {
     }
 }
 
+/// Refused logins logged per second, all clients together (a client
+/// guessing passwords must not flood the log).
+static REFUSALS: RateLimit = RateLimit::new(10);
+
 impl Policy for FilePolicy {
     fn authenticate(&mut self, connect: &Connect, client_id: &str, peer: &PeerInfo) -> ReasonCode {
         let Some(username) = &connect.username else {
             if self.allow_anonymous {
                 return ReasonCode::SUCCESS;
             }
-            info!(client_id, peer = %peer.remote, "anonymous client refused: not authorized");
+            if let Some(suppressed) = REFUSALS.allow() {
+                let client_id = Shown(client_id);
+                info!(%client_id, peer = %peer.remote, suppressed, "anonymous client refused: not authorized");
+            }
             return ReasonCode::NOT_AUTHORIZED;
         };
         let Some(passwords) = &self.passwords else {
@@ -128,7 +136,10 @@ impl Policy for FilePolicy {
         if ok {
             ReasonCode::SUCCESS
         } else {
-            info!(client_id, username, peer = %peer.remote, "bad user name or password");
+            if let Some(suppressed) = REFUSALS.allow() {
+                let (client_id, username) = (Shown(client_id), Shown(username));
+                info!(%client_id, %username, peer = %peer.remote, suppressed, "bad user name or password");
+            }
             ReasonCode::BAD_USER_NAME_OR_PASSWORD
         }
     }

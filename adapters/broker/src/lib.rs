@@ -21,6 +21,7 @@ pub mod acl;
 pub mod auth;
 pub mod bridge;
 pub mod config;
+mod logging;
 pub mod passwd;
 mod server;
 pub mod store;

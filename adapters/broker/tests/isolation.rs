@@ -192,3 +192,101 @@ fn a_half_sent_packet_gets_a_v5_client_disconnect_0x8d() {
     }
     loris.expect_closed();
 }
+
+/// One QoS 1 publisher streaming `count` messages on `fan/<n>` as fast as
+/// the broker reads them (3.1.1: no Receive Maximum holds it back), with a
+/// thread counting its PUBACKs; returns how many were acknowledged.
+fn stream_qos1(addr: std::net::SocketAddr, n: usize, count: u16) -> std::thread::JoinHandle<usize> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let id = format!("pub{n}");
+        let mut raw = Raw::connected(addr, &raw::connect_v311(&id), &raw::CONNACK_V311);
+        let stream = raw.stream_mut().try_clone().unwrap();
+        let mut reader = stream.try_clone().unwrap();
+        let acks = std::thread::spawn(move || {
+            let (mut acked, mut buf, mut held) = (0usize, vec![0u8; 64 * 1024], 0usize);
+            reader
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            while acked < usize::from(count) {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    // PUBACKs are 4 bytes each.
+                    Ok(k) => {
+                        held += k;
+                        acked += held / 4;
+                        held %= 4;
+                    }
+                }
+            }
+            acked
+        });
+        let mut writer = stream;
+        // Bounded: a broker that never reads it again fails the test.
+        writer
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut batch = Vec::new();
+        for seq in 1..=count {
+            let payload = format!("{n}:{seq}");
+            batch.extend(raw::publish(
+                0x32,
+                format!("fan/{n}").as_bytes(),
+                Some(seq),
+                None,
+                payload.as_bytes(),
+            ));
+            if batch.len() > 16 * 1024 || seq == count {
+                if writer.write_all(&batch).is_err() {
+                    break;
+                }
+                batch.clear();
+            }
+        }
+        acks.join().unwrap()
+    })
+}
+
+/// Publishers are slowed to the pace of a subscriber that reads as fast as
+/// it can, instead of having their messages acknowledged and then dropped
+/// for it: 8 QoS 1 publishers into one wildcard subscriber at the default
+/// limits, and every acknowledged message arrives. (5,000 each: in a debug
+/// build the core takes seconds to go through a flood of 8 × 20,000, and the
+/// test would measure that instead.)
+#[test]
+fn every_acknowledged_message_reaches_a_subscriber_that_keeps_reading() {
+    const PUBLISHERS: usize = 8;
+    const EACH: u16 = 5_000;
+    let broker = BrokerProcess::start_with("");
+    let (mut sub, _) = RawClient::connect(broker.addr, &spec("fan-in")).unwrap();
+    sub.subscribe("fan/#", QoS::AtLeastOnce).unwrap();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|n| stream_qos1(broker.addr, n, EACH))
+        .collect();
+    let mut got = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < PUBLISHERS * usize::from(EACH) && std::time::Instant::now() < deadline {
+        match sub.recv(Duration::from_secs(5)) {
+            Ok(mqtt_codec::Packet::Publish(p)) => {
+                if let mqtt_codec::QosPid::AtLeastOnce(id) = p.qos {
+                    sub.send(&mqtt_codec::Packet::PubAck(mqtt_codec::Ack::new(id)))
+                        .unwrap();
+                }
+                got.insert(String::from_utf8_lossy(&p.payload).into_owned());
+            }
+            Ok(_) => {}
+            Err(()) => {
+                eprintln!("subscriber: no packet within 5 s after {}", got.len());
+                break;
+            }
+        }
+    }
+    let acked: usize = publishers.into_iter().map(|p| p.join().unwrap()).sum();
+    assert!(acked > 0, "nothing was acknowledged");
+    assert!(
+        got.len() >= acked,
+        "{} of {acked} acknowledged messages never reached the subscriber; the broker's log:\n{}",
+        acked - got.len().min(acked),
+        broker.log()
+    );
+}

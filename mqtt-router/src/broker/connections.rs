@@ -9,7 +9,7 @@ use core::cmp::Reverse;
 use mqtt_codec::{ReasonCode, Str};
 use mqtt_session::{Connection, Server, ServerEvent};
 
-use super::flow::{Flow, Sink};
+use super::flow::{Flow, Sink, Throttle};
 use super::{Broker, ConnId, PeerInfo, Policy, SessionKey, Timer};
 use crate::Instant;
 
@@ -93,6 +93,9 @@ pub(super) struct Conn {
     /// acknowledgements it holds, and whether it drains. See
     /// [`Broker::flow_control`].
     pub(super) flow: Flow,
+    /// Flow control of this connection as a publisher: its input waits
+    /// while one of its acknowledgements is held.
+    pub(super) throttle: Throttle,
     /// The one live entry of this connection on the timer heap: never later
     /// than the connection's deadline (see [`Broker::rearm`]).
     pub(super) timer_at: Option<Instant>,
@@ -149,10 +152,10 @@ impl<P: Policy> Broker<P> {
     pub(super) fn drain(&mut self, id: ConnId, now: Instant) {
         let mark = self.store_mark();
         loop {
-            let Some(c) = self.conns.get_mut(id) else {
+            if self.conns.get(id).is_none() {
                 return;
-            };
-            let Some(ev) = c.conn.poll_event() else {
+            }
+            let Some(ev) = self.next_event(id) else {
                 break;
             };
             match ev {

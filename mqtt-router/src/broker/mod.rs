@@ -93,7 +93,7 @@ use crate::{Instant, Matches, Retained, SubscriptionIndex};
 use bridges::Bridges;
 use connections::{Conn, Conns};
 use durable::Durable;
-use flow::Flow;
+use flow::{Flow, Throttle, Throttles};
 use sessions::SessionEntry;
 use timers::Timer;
 
@@ -180,6 +180,8 @@ pub struct Broker<P: Policy = AllowAll> {
     sys_at: Option<Instant>,
     /// The store seam, once restored; `None`: in memory only, no records.
     store: Option<Box<Durable>>,
+    /// Publishers paused by flow control ([`Broker::poll_reading`]).
+    throttles: Throttles,
 }
 
 impl<P: Policy> core::fmt::Debug for Broker<P> {
@@ -220,6 +222,7 @@ impl<P: Policy> Broker<P> {
             started: None,
             sys_at: None,
             store: None,
+            throttles: Throttles::default(),
         }
     }
 
@@ -277,6 +280,7 @@ impl<P: Policy> Broker<P> {
             username: None,
             try_private: false,
             flow: Flow::new(now),
+            throttle: Throttle::default(),
             timer_at: None,
             ready: false,
             closed: false,

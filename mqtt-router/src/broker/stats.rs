@@ -29,6 +29,9 @@ pub struct Stats {
     /// Publish acknowledgements held back by flow control until a busy
     /// subscriber drained (see `Broker`'s module documentation).
     pub acks_held: u64,
+    /// Subscribers that held publishers back and then made no progress for
+    /// the stall time: their queue's policy applied from then on.
+    pub subscribers_stalled: u64,
 }
 
 /// How much the broker holds at one moment: what its limits bound

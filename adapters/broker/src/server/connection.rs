@@ -189,9 +189,18 @@ fn poll_next<S: Stream>(
     stream: &mut S,
     rbuf: &mut ReadBuffer,
 ) -> Poll<Step> {
-    let stamp = outbox.take_stamp();
+    let (stamp, paused) = outbox.take_stamp_and_pause();
     if stamp.is_none() && outbox.poll_ready(cx).is_ready() {
         return Poll::Ready(Step::Write);
+    }
+    if paused {
+        // Flow control holds this publisher: its socket is left unread, so
+        // TCP slows it down; resuming wakes the task (the outbox has its
+        // waker). A stamp a wake took is given back.
+        return match stamp {
+            Some(stamp) => Poll::Ready(Step::Release(stamp)),
+            None => Poll::Pending,
+        };
     }
     let mut rcx = Context::from_waker(read_waker);
     let read = if stream.poll_readable(&mut rcx).is_ready() {

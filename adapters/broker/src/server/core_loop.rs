@@ -16,6 +16,7 @@ use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
 use super::{Clock, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, FromRemote, Prepared};
+use crate::logging::RateLimit;
 use crate::store::StoreDied;
 
 pub(super) struct ConnHandle {
@@ -28,6 +29,12 @@ pub(super) struct Input {
     pub(super) commands: mpsc::Receiver<ToCore>,
     pub(super) stamps: Arc<Stamps>,
 }
+
+/// Refused connections logged per second (a client reconnecting in a loop
+/// past the connection limit must not flood the log).
+static REFUSED: RateLimit = RateLimit::new(10);
+/// Closes (protocol violations among them) logged per second, at debug.
+static CLOSES: RateLimit = RateLimit::new(100);
 
 /// The longest shutdown waits for connections whose last packets wait for
 /// the store (a failing store would hold them for ever).
@@ -287,7 +294,9 @@ pub(super) fn handle<P: Policy>(
                     let _ = reply.send(Some((id, broker.decoder())));
                 }
                 Err(e) => {
-                    warn!(%peer, error = %e, "connection refused");
+                    if let Some(suppressed) = REFUSED.allow() {
+                        warn!(%peer, error = %e, suppressed, "connection refused");
+                    }
                     let _ = reply.send(None);
                 }
             }
@@ -338,10 +347,21 @@ pub(super) fn flush<P: Policy>(broker: &mut Broker<P>, w: &mut Writers, clock: C
             write_one(broker, w, clock, id);
         }
     }
+    // Flow control: publishers whose socket is not read while one of
+    // their acknowledgements is held, and those read again.
+    while let Some((id, reading)) = broker.poll_reading() {
+        if let Some(h) = w.conns.get(&id) {
+            h.writer.set_reading(reading);
+        }
+    }
     while let Some(ev) = broker.poll_event() {
         match ev {
             BrokerEvent::Closed { id, close } => {
-                debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    if let Some(suppressed) = CLOSES.allow() {
+                        debug!(?id, reason = %close.reason, initiator = ?close.initiator, suppressed, "connection closed");
+                    }
+                }
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);
                 if broker.output_held(id) {

@@ -55,6 +55,9 @@ pub(super) struct OutboxInner {
     closing: bool,
     /// The task, while a write of it waits (see [`Outbox::poll_closing`]).
     close_waker: Option<Waker>,
+    /// Flow control holds the connection's input: its socket is not read
+    /// ([`mqtt_router::broker::Broker::poll_reading`]).
+    read_paused: bool,
 }
 
 impl Outbox {
@@ -69,6 +72,7 @@ impl Outbox {
                 id: None,
                 closing: false,
                 close_waker: None,
+                read_paused: false,
             }),
             to_core,
         }
@@ -152,6 +156,29 @@ impl Outbox {
             (inner.waker.take(), close_waker)
         };
         for w in [waker, close_waker].into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// The stamp a wake took, if any, and whether reading is paused.
+    pub(super) fn take_stamp_and_pause(&self) -> (Option<Stamp>, bool) {
+        let mut inner = self.lock();
+        (inner.stamp.take(), inner.read_paused)
+    }
+
+    /// Stops (`false`) or resumes (`true`) reading the socket; resuming
+    /// wakes the task.
+    pub(super) fn set_reading(&self, reading: bool) {
+        let waker = {
+            let mut inner = self.lock();
+            inner.read_paused = !reading;
+            if reading {
+                inner.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
             w.wake();
         }
     }

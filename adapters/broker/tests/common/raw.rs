@@ -48,6 +48,11 @@ impl Raw {
         self.stream
     }
 
+    /// The socket itself.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
     /// Writes `bytes` in one write.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("the write succeeds");
