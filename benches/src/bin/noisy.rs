@@ -113,11 +113,21 @@ fn probe(addr: SocketAddr, run: Duration, round: u32) -> std::io::Result<Probe> 
     while Instant::now() < end {
         let t = Instant::now();
         w.send(&[0xC0, 0x00])?;
-        record(&mut p.ping, &mut p.missed, t, w.expect(0xD0, Duration::from_secs(1))?);
+        record(
+            &mut p.ping,
+            &mut p.missed,
+            t,
+            w.expect(0xD0, Duration::from_secs(1))?,
+        );
         id = id % 60_000 + 1;
         let t = Instant::now();
         w.send(&wire::publish(0x32, "probe/rtt", Some(id), None, b"probe"))?;
-        record(&mut p.qos1, &mut p.missed, t, w.expect(0x40, Duration::from_secs(1))?);
+        record(
+            &mut p.qos1,
+            &mut p.missed,
+            t,
+            w.expect(0x40, Duration::from_secs(1))?,
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     Ok(p)
@@ -223,10 +233,18 @@ fn main() -> ExitCode {
     };
     println!(
         "{:<19} {:>26} {:>26} {:>6} {:>10} {:>9}",
-        "attack", "PINGREQ ms p50 p99 max", "QoS 1 ms p50 p99 max", "missed", "sent MiB", "RSS +MiB"
+        "attack",
+        "PINGREQ ms p50 p99 max",
+        "QoS 1 ms p50 p99 max",
+        "missed",
+        "sent MiB",
+        "RSS +MiB"
     );
     for (round, attack) in attacks.into_iter().enumerate() {
-        println!("{}", run_one(addr, pid.as_deref(), attack, &args, round as u32));
+        println!(
+            "{}",
+            run_one(addr, pid.as_deref(), attack, &args, round as u32)
+        );
     }
     drop(started);
     ExitCode::SUCCESS

@@ -66,7 +66,10 @@ pub(crate) fn run(attack: Attack, ctl: &Control<'_>) -> std::io::Result<()> {
 
 fn stalled_subscriber(ctl: &Control<'_>) -> std::io::Result<()> {
     let mut stalled = ctl.open(&wire::connect(4, 0, "noisy-stalled"))?;
-    ctl.send(&mut stalled, &wire::subscription(true, 1, &["noise/#".into()]))?;
+    ctl.send(
+        &mut stalled,
+        &wire::subscription(true, 1, &["noise/#".into()]),
+    )?;
     // It reads its SUBACK and then nothing more.
     stalled.expect(0x90, Duration::from_secs(5))?;
     let mut flood = ctl.open(&wire::connect(4, 0, "noisy-flood"))?;
@@ -126,7 +129,9 @@ fn big_subscribe(ctl: &Control<'_>) -> std::io::Result<()> {
 }
 
 fn mass_unsubscribe(ctl: &Control<'_>) -> std::io::Result<()> {
-    let filters: Vec<String> = (0..10_000 * ctl.scale).map(|i| format!("mu/{i}/+")).collect();
+    let filters: Vec<String> = (0..10_000 * ctl.scale)
+        .map(|i| format!("mu/{i}/+"))
+        .collect();
     let mut w = ctl.open(&wire::connect(4, 0, "noisy-mass-unsub"))?;
     while !ctl.stopped() {
         for (kind, first) in [(true, 0x90), (false, 0xB0)] {
@@ -156,7 +161,10 @@ fn bloated_retained(ctl: &Control<'_>) -> std::io::Result<()> {
     let mut i = 0usize;
     while !ctl.stopped() {
         let topic = format!("bloat/{}", i % (1000 * ctl.scale));
-        ctl.send(&mut w, &wire::publish(0x31, &topic, None, Some(&props), b"x"))?;
+        ctl.send(
+            &mut w,
+            &wire::publish(0x31, &topic, None, Some(&props), b"x"),
+        )?;
         i += 1;
     }
     Ok(())

@@ -400,7 +400,7 @@ impl<P: Policy> Broker<P> {
         self.index.remove_client(id.key());
         self.stats.messages_dropped += b.waiting() as u64;
         self.forget_holder(&b.flow);
-        self.send_acks(b.flow.held_acks);
+        self.send_acks(Sink::Bridge(id), b.flow.held_acks);
     }
 
     /// A bridge with messages for [`Broker::poll_bridge`], each at most once

@@ -9,7 +9,8 @@ use core::cmp::Reverse;
 use mqtt_codec::{ReasonCode, Str};
 use mqtt_session::{Connection, Server, ServerEvent};
 
-use super::flow::{Flow, Sink, Throttle};
+use super::flow::{Flow, Sink};
+use super::throttle::Throttle;
 use super::{Broker, ConnId, PeerInfo, Policy, SessionKey, Timer};
 use crate::Instant;
 

@@ -1,7 +1,7 @@
 //! Flow control: publishers slowed to the pace of the subscribers they
 //! feed, by holding their acknowledgements while a subscriber drains, and
 //! by not taking anything more from a publisher while one of its
-//! acknowledgements is held ([`Throttle`]): its events wait in the core and
+//! acknowledgements is held (`throttle.rs`): its events wait in the core and
 //! the adapter stops reading its socket ([`Broker::poll_reading`]), so TCP
 //! slows it down too. A subscriber here is a client connection or a bridge
 //! ([`Sink`]); both keep a [`Flow`].
@@ -20,16 +20,14 @@
 //! publishers back: its queue's policy then applies (counted in
 //! `Stats::subscribers_stalled` and `messages_dropped`).
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::time::Duration;
 
 use mqtt_codec::{PacketId, ReasonCode};
-use mqtt_session::{Message, ServerEvent, Session};
+use mqtt_session::Session;
 
-use super::bridges::bridge_index;
-use super::{BridgeId, Broker, ConnId, Policy, SessionKey, Timer};
+use super::{BridgeId, Broker, ConnId, Policy, Timer};
 use crate::Instant;
 
 /// How long a subscriber past its high-water mark may go without taking any
@@ -113,136 +111,7 @@ impl Flow {
     }
 }
 
-/// One connection's side of flow control as a publisher: while any of its
-/// acknowledgements is held, what it sent waits here and its socket is not
-/// read.
-#[derive(Debug, Default)]
-pub(super) struct Throttle {
-    /// Its acknowledgements held by subscribers.
-    held: u32,
-    /// Events of its input not handled yet, in order: they come after a
-    /// publish whose acknowledgement is held.
-    deferred: VecDeque<ServerEvent>,
-    /// Its input ended (`Closed` is among the deferred events): what waits
-    /// goes through, paused or not.
-    ending: bool,
-    /// Listed for [`Broker::poll_reading`].
-    announced: bool,
-}
-
-impl Throttle {
-    /// Whether its input waits.
-    pub(super) fn paused(&self) -> bool {
-        self.held > 0
-    }
-}
-
-/// The broker's side of throttled publishers.
-#[derive(Debug, Default)]
-pub(super) struct Throttles {
-    /// Connections whose reading changed (stopped or resumed) since the
-    /// adapter last asked: each listed once, so the list is bounded by the
-    /// connections even for a driver that never asks.
-    changes: VecDeque<ConnId>,
-    /// Publishers whose last held acknowledgement went: their deferred
-    /// input is handled next.
-    resumed: Vec<ConnId>,
-    /// Resumed publishers are being handled (resuming does not nest).
-    resuming: bool,
-    /// Subscribers holding acknowledgements: while there are none, a
-    /// publish goes straight to routing.
-    holding: usize,
-}
-
 impl<P: Policy> Broker<P> {
-    /// Connections whose socket the adapter should stop reading (`false`)
-    /// or read again (`true`), in order: a publisher is not read while
-    /// flow control holds one of its acknowledgements, so TCP slows it to
-    /// the pace of the subscribers it feeds. Reading a connection that is
-    /// paused costs only memory ([`Broker::handle_packets`] still takes its
-    /// packets, and they wait), so an adapter may act on this late.
-    pub fn poll_reading(&mut self) -> Option<(ConnId, bool)> {
-        while let Some(id) = self.throttles.changes.pop_front() {
-            if let Some(c) = self.conns.get_mut(id) {
-                c.throttle.announced = false;
-                return Some((id, !c.throttle.paused()));
-            }
-        }
-        None
-    }
-
-    /// Lists a publisher whose reading changed for the adapter.
-    fn announce(&mut self, publisher: ConnId) {
-        let Some(c) = self.conns.get_mut(publisher) else {
-            return;
-        };
-        if !c.throttle.announced {
-            c.throttle.announced = true;
-            self.throttles.changes.push_back(publisher);
-        }
-    }
-
-    /// A publisher's acknowledgement is now held: the first one pauses it.
-    fn throttle(&mut self, publisher: ConnId) {
-        let Some(c) = self.conns.get_mut(publisher) else {
-            return;
-        };
-        c.throttle.held += 1;
-        if c.throttle.held == 1 {
-            self.announce(publisher);
-        }
-    }
-
-    /// A publisher's held acknowledgement went: the last one resumes it.
-    fn unthrottle(&mut self, publisher: ConnId) {
-        let Some(c) = self.conns.get_mut(publisher) else {
-            return;
-        };
-        c.throttle.held = c.throttle.held.saturating_sub(1);
-        if c.throttle.held == 0 {
-            self.announce(publisher);
-            if self.throttles.resumed.is_empty() && !self.throttles.resuming {
-                // Handled at once where the caller has the time
-                // ([`Broker::run_resumed`]), else at the next turn.
-                self.timers.push(Reverse((Instant::ZERO, Timer::Resumed)));
-            }
-            self.throttles.resumed.push(publisher);
-        }
-    }
-
-    /// Handles the input that resumed publishers had waiting.
-    pub(super) fn run_resumed(&mut self, now: Instant) {
-        if self.throttles.resuming {
-            return;
-        }
-        self.throttles.resuming = true;
-        while let Some(id) = self.throttles.resumed.pop() {
-            self.drain(id, now);
-        }
-        self.throttles.resuming = false;
-    }
-
-    /// The next event of a connection's input to handle: the deferred ones
-    /// first; none while it is paused, except that its end (a `Closed`
-    /// event) lets everything before it through, in order.
-    pub(super) fn next_event(&mut self, id: ConnId) -> Option<ServerEvent> {
-        let c = self.conns.get_mut(id)?;
-        let t = &mut c.throttle;
-        if t.paused() && !t.ending {
-            while let Some(ev) = c.conn.poll_event() {
-                t.ending = matches!(ev, ServerEvent::Closed(_));
-                t.deferred.push_back(ev);
-                if t.ending {
-                    break;
-                }
-            }
-            if !t.ending {
-                return None;
-            }
-        }
-        t.deferred.pop_front().or_else(|| c.conn.poll_event())
-    }
-
     /// Flow control: a publish that reaches a subscriber whose queue is past
     /// half its limit (`limits.max_queued`) is acknowledged only once that
     /// subscriber has drained below a quarter, so publishers slow down to
@@ -299,7 +168,7 @@ impl<P: Policy> Broker<P> {
             self.throttles.holding += 1;
             self.arm_stall_timer(sub, at);
         }
-        self.throttle(publisher);
+        self.throttle(publisher, sub != Sink::Conn(publisher));
         if pid.is_some() {
             self.stats.acks_held += 1;
         }
@@ -310,67 +179,6 @@ impl<P: Policy> Broker<P> {
         if !flow.held_acks.is_empty() {
             self.throttles.holding = self.throttles.holding.saturating_sub(1);
         }
-    }
-
-    /// A live subscriber past its high-water mark that a publish of
-    /// `publisher` on `msg`'s topic would reach, if any: the publish then
-    /// waits (not routed) until it drains, so that however many publishers
-    /// feed it, its queue grows past the high-water mark by at most the
-    /// one publish that found it below. Only looked for while some
-    /// subscriber holds acknowledgements, and never for a publisher whose
-    /// input ended (what it sent is routed as it is).
-    pub(super) fn congested_target(
-        &mut self,
-        publisher: ConnId,
-        msg: &Message,
-        now: Instant,
-    ) -> Option<Sink> {
-        if self.throttles.holding == 0 {
-            return None;
-        }
-        let c = self.conns.get(publisher)?;
-        if c.throttle.ending {
-            return None;
-        }
-        let origin = c.session;
-        let capacity = self.flow_capacity();
-        let mut matches = core::mem::take(&mut self.matches);
-        self.index.match_topic(&msg.topic, origin, &mut matches);
-        let found = matches
-            .subscribers()
-            .chain(matches.shared())
-            .find_map(|d| self.congested_sink(d.client, capacity, now));
-        self.matches = matches;
-        found
-    }
-
-    /// The subscriber under `key` if it is past its high-water mark and
-    /// still draining.
-    fn congested_sink(&self, key: SessionKey, capacity: usize, now: Instant) -> Option<Sink> {
-        if let Some(index) = bridge_index(key) {
-            let (id, b) = self.bridges.by_index(index)?;
-            return b.congested(now).then_some(Sink::Bridge(id));
-        }
-        let cid = self.sessions.get(key as usize)?.as_ref()?.conn?;
-        let c = self.conns.get(cid)?;
-        c.flow.congested(capacity, now).then_some(Sink::Conn(cid))
-    }
-
-    /// A publish of `publisher` that would reach `sub`, congested: it goes
-    /// back first in the publisher's input, which waits until `sub` drains
-    /// or stalls.
-    pub(super) fn wait_for(
-        &mut self,
-        sub: Sink,
-        publisher: ConnId,
-        event: ServerEvent,
-        now: Instant,
-    ) {
-        let Some(c) = self.conns.get_mut(publisher) else {
-            return;
-        };
-        c.throttle.deferred.push_front(event);
-        self.hold_ack(sub, publisher, None, now);
     }
 
     pub(super) fn arm_stall_timer(&mut self, sub: Sink, at: Instant) {
@@ -390,18 +198,18 @@ impl<P: Policy> Broker<P> {
         if !held.is_empty() {
             self.throttles.holding = self.throttles.holding.saturating_sub(1);
         }
-        self.send_acks(held);
+        self.send_acks(sub, held);
     }
 
-    /// Acknowledges each `(publisher, pid)` with success, for publishers
-    /// still connected.
-    pub(super) fn send_acks(&mut self, held: Vec<(ConnId, Option<PacketId>)>) {
+    /// Acknowledges each `(publisher, pid)` that `sub` held with success,
+    /// for publishers still connected, and resumes them.
+    pub(super) fn send_acks(&mut self, sub: Sink, held: Vec<(ConnId, Option<PacketId>)>) {
         for (publisher, pid) in held {
             if let Some(p) = self.conns.get_mut(publisher) {
                 if let Some(pid) = pid {
                     let _ = p.conn.ack(pid, ReasonCode::SUCCESS);
                 }
-                self.unthrottle(publisher);
+                self.unthrottle(publisher, sub != Sink::Conn(publisher));
                 self.note_change(publisher);
             }
         }

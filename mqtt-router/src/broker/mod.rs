@@ -56,6 +56,7 @@ mod subscriptions;
 mod sys;
 #[cfg(test)]
 mod tests;
+mod throttle;
 mod timers;
 mod wills;
 
@@ -93,8 +94,9 @@ use crate::{Instant, Matches, Retained, SubscriptionIndex};
 use bridges::Bridges;
 use connections::{Conn, Conns};
 use durable::Durable;
-use flow::{Flow, Throttle, Throttles};
+use flow::Flow;
 use sessions::SessionEntry;
+use throttle::{Throttle, Throttles};
 use timers::Timer;
 
 /// Identifies one client connection; stale once its connection is gone.

@@ -1799,3 +1799,23 @@ fn many_publishers_are_paused_so_a_reading_subscriber_loses_nothing() {
         assert!(resumed.iter().all(|(_, reading)| *reading), "{v:?}: all read again");
     }
 }
+
+/// A client that feeds its own subscription is held back but never paused:
+/// unread, it could not acknowledge what it receives and would never drain.
+/// Everything arrives without waiting for the stall time.
+#[test]
+fn a_client_feeding_its_own_subscription_is_not_paused() {
+    for v in VERSIONS {
+        let mut sim = new_sim(flow_config());
+        let mut c = cfg(v, "echo");
+        c.limits.max_inflight = 50;
+        let (echo, _) = sim.connect_ok(c);
+        sim.subscribe(echo, "t", QoS::AtLeastOnce);
+        publish_burst(&mut sim, echo, 60);
+        assert_eq!(completed(&sim, echo), 60, "{v:?}");
+        let expected: Vec<String> = (0..60).map(|k| k.to_string()).collect();
+        assert_eq!(sim.payloads(echo), expected, "{v:?}");
+        assert_eq!(sim.broker().stats().messages_dropped, 0, "{v:?}");
+        assert_eq!(sim.broker().stats().subscribers_stalled, 0, "{v:?}");
+    }
+}
