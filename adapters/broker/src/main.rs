@@ -197,24 +197,6 @@ fn exit_status(ended: &Result<(), ServerError>) -> u8 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_clean_stop_exits_with_status_zero() {
-        assert_eq!(exit_status(&Ok(())), 0);
-        let panicked = Err(ServerError::CorePanicked("boom".into()));
-        assert_ne!(exit_status(&panicked), 0);
-        assert_ne!(exit_status(&Err(ServerError::CoreCancelled)), 0);
-        let died = Err(ServerError::StoreDied(mqtt_broker::store::StoreDied {
-            store: "test".into(),
-            reason: "gone".into(),
-        }));
-        assert_ne!(exit_status(&died), 0);
-    }
-}
-
 /// Every connection is a file descriptor: the soft limit (often 1024) is
 /// raised to the hard one, so the connection limit, not the process limit,
 /// decides how many clients the broker holds.
@@ -294,4 +276,22 @@ fn ask_password() -> Result<String, Box<dyn std::error::Error>> {
         return Err("the passwords do not match".into());
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_clean_stop_exits_with_status_zero() {
+        assert_eq!(exit_status(&Ok(())), 0);
+        let panicked = Err(ServerError::CorePanicked("boom".into()));
+        assert_ne!(exit_status(&panicked), 0);
+        assert_ne!(exit_status(&Err(ServerError::CoreCancelled)), 0);
+        let died = Err(ServerError::StoreDied(mqtt_broker::store::StoreDied {
+            store: "test".into(),
+            reason: "gone".into(),
+        }));
+        assert_ne!(exit_status(&died), 0);
+    }
 }

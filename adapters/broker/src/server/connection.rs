@@ -663,4 +663,68 @@ mod tests {
         );
         assert!(task.await.is_ok(), "the panic is caught in the task");
     }
+
+    /// A peer whose receive window stays at zero: no write ever progresses.
+    struct ZeroWindow;
+
+    impl AsyncWrite for ZeroWindow {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    fn outbox() -> Arc<Outbox> {
+        let (tx, _rx) = mpsc::channel(1);
+        Arc::new(Outbox::new(ToCoreTx(Arc::new(
+            super::super::ToCoreShared {
+                tx,
+                budget: Arc::new(Semaphore::new(1)),
+                stamps: Arc::default(),
+                write_timeout: Duration::from_secs(30),
+            },
+        ))))
+    }
+
+    /// A write that makes no progress fails after the write timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_without_progress_fails_after_the_write_timeout() {
+        let outbox = outbox();
+        let started = tokio::time::Instant::now();
+        let r = progress(&outbox, Duration::from_secs(30), ZeroWindow.write(b"x")).await;
+        assert!(r.is_err());
+        assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    /// Once the core has closed the connection, a write stuck on a zero
+    /// window gets at most `CLOSING_WRITE` more, however long the write
+    /// timeout: the close is not stuck behind the write.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_connection_is_torn_down_while_its_write_is_stuck() {
+        let outbox = outbox();
+        let closer = outbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            closer.push(ToConn::Close);
+        });
+        let started = tokio::time::Instant::now();
+        let r = progress(&outbox, Duration::from_secs(600), ZeroWindow.write(b"x")).await;
+        assert!(r.is_err());
+        assert_eq!(started.elapsed(), Duration::from_secs(1) + CLOSING_WRITE);
+    }
 }

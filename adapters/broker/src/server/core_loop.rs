@@ -33,6 +33,8 @@ pub(super) struct Input {
 /// Refused connections logged per second (a client reconnecting in a loop
 /// past the connection limit must not flood the log).
 static REFUSED: RateLimit = RateLimit::new(10);
+/// Stalled subscribers logged per second.
+static STALLS: RateLimit = RateLimit::new(10);
 /// Closes (protocol violations among them) logged per second, at debug.
 static CLOSES: RateLimit = RateLimit::new(100);
 
@@ -58,6 +60,8 @@ pub(super) async fn core<P: Policy + Send + 'static>(
     // When shutdown began.
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut records = Vec::new();
+    // Subscribers taken for stalled so far (see `log_stalls`).
+    let mut stalled = 0;
     // What restoring changed (expired sessions, wills that came due) is
     // stored before anything else happens.
     send_records(&mut broker, &mut store, &mut records);
@@ -98,6 +102,7 @@ pub(super) async fn core<P: Policy + Send + 'static>(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 broker.handle_timeout(clock.now());
+                log_stalls(&broker, &mut stalled);
             }
             () = tokio::time::sleep_until(stopping.map_or(deadline, |t| t + STOP_WAIT)),
                 if stopping.is_some() => {}
@@ -121,6 +126,22 @@ pub(super) async fn core<P: Policy + Send + 'static>(
         }
     }
     finish(store, bridges, from_bridges).await
+}
+
+/// Logs the subscribers that flow control took for stalled since last time:
+/// from then on their queues shed what their publishers send.
+fn log_stalls<P: Policy>(broker: &Broker<P>, seen: &mut u64) {
+    let now = broker.stats().subscribers_stalled;
+    if now > *seen {
+        if let Some(suppressed) = STALLS.allow() {
+            warn!(
+                subscribers = now - *seen,
+                suppressed,
+                "a subscriber made no progress for 5 s: its publishers are no longer held back for it, its queue sheds load"
+            );
+        }
+        *seen = now;
+    }
 }
 
 /// Flushes the store and ends the bridges; an error if the store could not
