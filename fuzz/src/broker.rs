@@ -166,6 +166,7 @@ pub fn broker(data: &[u8]) {
             retain_available: input.retain_available,
             max_keep_alive: input.max_keep_alive.map(|k| u16::from(k % 16)),
             allow_control_characters: input.allow_control_characters,
+            partial_packet_timeout: Duration::from_secs(30),
         },
         max_connections: usize::from(input.max_connections % 4) + 1,
         max_session_expiry: u32::from(input.max_session_expiry % 8) * 5,

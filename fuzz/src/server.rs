@@ -152,6 +152,7 @@ pub fn server_connection(data: &[u8]) {
         retain_available: input.retain_available,
         max_keep_alive: input.max_keep_alive.map(|k| u16::from(k % 16)),
         allow_control_characters: input.allow_control_characters,
+        partial_packet_timeout: Duration::from_secs(30),
     };
     let mut h = Harness::new(config, limits);
     for op in input.ops.iter().take(256) {

@@ -109,7 +109,8 @@ impl Decoder {
     /// Decodes one packet from the front of `buf`, splitting it off without copying.
     ///
     /// On `Ok(None)` nothing is consumed; if the fixed header is complete, `buf`
-    /// has reserved room for the rest of the packet. On an error in a packet's
+    /// has room for more of the packet, at most as much as it holds (memory
+    /// follows the bytes received, not the length a peer announces). On an error in a packet's
     /// body that packet has already been split off `buf`; the connection is
     /// over at that point anyway. The returned packet's
     /// strings and payload share `buf`'s memory.
@@ -120,7 +121,10 @@ impl Decoder {
         };
         let len = header.packet_len();
         if buf.len() < len {
-            buf.reserve(len - buf.len());
+            // Room grows with the bytes that came (at most doubling them),
+            // never to the size the header announces: five bytes that
+            // announce a packet of the maximum size do not reserve it.
+            buf.reserve((len - buf.len()).min(buf.len()));
             return Ok(None);
         }
         if let Some(ack) = self.plain_ack(&header, buf) {

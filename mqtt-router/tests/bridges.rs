@@ -281,7 +281,7 @@ fn under_drop_new_a_full_bridge_refuses_the_new_message_with_quota_exceeded() {
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     // Flow control would hold the acknowledgements of a congested bridge;
     // a stalled one holds none.
-    sim.advance(secs(2));
+    sim.advance(secs(6));
     sim.publish(publisher, msg("t", "0", Q1, false));
     sim.publish(publisher, msg("t", "1", Q1, false));
     let reason = sim.publish(publisher, msg("t", "2", Q1, false));
@@ -334,9 +334,10 @@ fn a_message_settled_for_retry_is_sent_again_in_its_place() {
 // ----- flow control ---------------------------------------------------------------------
 
 /// Flow control toward a bridge as toward a slow subscriber: once more than
-/// half its queue limit waits (queued or in flight), local publishers'
-/// acknowledgements are held until the remote broker has taken enough
-/// that a quarter or less waits; nothing is dropped.
+/// half its queue limit waits (queued or in flight), a local publisher's
+/// acknowledgement is held and nothing more of that publisher is taken
+/// until the remote broker has taken enough that a quarter or less waits;
+/// nothing is dropped.
 #[test]
 fn a_congested_bridge_holds_local_publishers_acks_until_it_drains() {
     let mut sim = new_sim(broker_config());
@@ -346,21 +347,34 @@ fn a_congested_bridge_holds_local_publishers_acks_until_it_drains() {
     assert!(completed(&sim, publisher) < 8, "acknowledgements are held");
     assert!(sim.broker().stats().acks_held > 0);
     let sent = take(&mut sim, b);
-    assert_eq!(sent.len(), 8);
+    assert_eq!(
+        payloads_of(&sent),
+        ["0", "1", "2", "3", "4"],
+        "past the high-water mark the publisher's later messages wait with it"
+    );
     // Taken by the driver is not delivered: still held.
     sim.run_until_idle();
     assert!(completed(&sim, publisher) < 8);
-    settle(&mut sim, b, &sent[..5], BridgeOutcome::Delivered);
+    settle(&mut sim, b, &sent[..2], BridgeOutcome::Delivered);
     assert!(
         completed(&sim, publisher) < 8,
         "3 of 8 still wait: above a quarter"
     );
-    settle(&mut sim, b, &sent[5..6], BridgeOutcome::Delivered);
-    assert_eq!(completed(&sim, publisher), 8, "released at a quarter");
+    settle(&mut sim, b, &sent[2..4], BridgeOutcome::Delivered);
+    sim.run_until_idle();
+    // Released at a quarter (two waiting): the publisher's waiting messages
+    // then reach the bridge, and the last one, past half again, is held.
+    assert_eq!(completed(&sim, publisher), 7, "released at a quarter");
+    let rest = take(&mut sim, b);
+    assert_eq!(payloads_of(&rest), ["5", "6", "7"]);
+    settle(&mut sim, b, &sent[4..], BridgeOutcome::Delivered);
+    settle(&mut sim, b, &rest, BridgeOutcome::Delivered);
+    sim.run_until_idle();
+    assert_eq!(completed(&sim, publisher), 8);
     assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 0);
 }
 
-/// A bridge that takes nothing for a second (its remote broker away)
+/// A bridge that takes nothing for five seconds (its remote broker away)
 /// counts as stalled: what it held is acknowledged, and it holds no one
 /// back any more; its queue sheds load, counted.
 #[test]
@@ -370,6 +384,8 @@ fn a_stalled_bridge_does_not_hold_publishers_back() {
     let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
     publish_burst(&mut sim, publisher, "t", 4);
     assert!(completed(&sim, publisher) < 4);
+    sim.advance(secs(4));
+    assert!(completed(&sim, publisher) < 4, "slow is not yet stalled");
     sim.advance(secs(2));
     assert_eq!(completed(&sim, publisher), 4);
     publish_burst(&mut sim, publisher, "t", 4);

@@ -227,6 +227,10 @@ impl Role for Client {
             .push_back(ClientEvent::Published { id, reason, props });
     }
 
+    // A client trusts its server's stream: its keep alive (PINGRESP
+    // timeout) bounds a server that stops half way.
+    fn on_partial(_: &mut Connection<Self>, _: Instant, _: usize) {}
+
     fn on_queued_expired(c: &mut Connection<Self>, id: PacketId) {
         c.events.push_back(ClientEvent::Expired { id });
     }

@@ -197,6 +197,12 @@ pub struct ServerConfig {
     /// as Mosquitto does: the connection closes (5.0: DISCONNECT 0x81; a
     /// CONNECT gets no CONNACK).
     pub allow_control_characters: bool,
+    /// How long a packet may stay partly received without a byte of
+    /// progress before the connection is dropped (5.0: DISCONNECT 0x8D,
+    /// as for a keep alive that expired; the will is published). Without
+    /// it a client with keep alive 0 that sends half a packet would hold
+    /// its connection, and what it sent, for ever.
+    pub partial_packet_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -208,6 +214,7 @@ impl Default for ServerConfig {
             retain_available: true,
             max_keep_alive: None,
             allow_control_characters: false,
+            partial_packet_timeout: Duration::from_secs(30),
         }
     }
 }

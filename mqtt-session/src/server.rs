@@ -80,6 +80,11 @@ pub struct ServerState {
     max_keep_alive: Option<u16>,
     allow_control_characters: bool,
     connect_deadline: Option<Instant>,
+    /// See [`ServerConfig::partial_packet_timeout`].
+    partial_packet_timeout: Duration,
+    /// Bytes of a packet not yet whole that the decoder holds, and when
+    /// that number last grew (see [`Connection::handle_partial`]).
+    partial: Option<(usize, Instant)>,
     client_id: Str,
     clean_start: bool,
     requested_keep_alive: u16,
@@ -202,19 +207,26 @@ impl Role for Server {
                 return;
             }
         }
-        if let Some(deadline) = keep_alive_deadline(c) {
-            if now >= deadline {
-                // [MQTT-3.1.2-24]: silent for one and a half keep alive periods.
-                if c.version.is_v5() {
-                    c.queue_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT, DisconnectProps::default());
-                }
-                c.finish(now, Close::local(ReasonCode::KEEP_ALIVE_TIMEOUT), true);
+        let silent = |deadline: Option<Instant>| deadline.is_some_and(|d| now >= d);
+        // [MQTT-3.1.2-24]: silent for one and a half keep alive periods. A
+        // packet left half sent with no progress is the same silence, and
+        // ends the same way even with keep alive 0 (0x8D: no whole packet
+        // came within the time the server allows).
+        if silent(keep_alive_deadline(c)) || silent(partial_packet_deadline(c)) {
+            if c.version.is_v5() {
+                c.queue_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT, DisconnectProps::default());
             }
+            c.finish(now, Close::local(ReasonCode::KEEP_ALIVE_TIMEOUT), true);
         }
     }
 
     fn role_timeout(c: &Connection<Self>) -> Option<Instant> {
-        c.role.connect_deadline.or_else(|| keep_alive_deadline(c))
+        c.role.connect_deadline.or_else(|| {
+            match (keep_alive_deadline(c), partial_packet_deadline(c)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        })
     }
 
     fn on_message(
@@ -229,6 +241,10 @@ impl Role for Server {
     fn on_outbound_complete(_: &mut Connection<Self>, _: PacketId, _: ReasonCode, _: AckProps) {}
 
     fn on_queued_expired(_: &mut Connection<Self>, _: PacketId) {}
+
+    fn on_partial(c: &mut Connection<Self>, now: Instant, buffered: usize) {
+        c.handle_partial(now, buffered);
+    }
 
     fn session_expiry_is_zero(c: &Connection<Self>) -> bool {
         c.role.session_expiry_interval == 0
@@ -336,7 +352,32 @@ fn keep_alive_deadline(c: &Connection<Server>) -> Option<Instant> {
     ))
 }
 
+/// When a packet left partly received, without progress, ends a connected
+/// client's connection. Before CONNECT is accepted the CONNECT deadline
+/// bounds it already.
+fn partial_packet_deadline(c: &Connection<Server>) -> Option<Instant> {
+    if c.state != State::Connected {
+        return None;
+    }
+    let (_, since) = c.role.partial?;
+    Some(since.saturating_add(c.role.partial_packet_timeout))
+}
+
 impl Connection<Server> {
+    /// The adapter's decoder holds `buffered` bytes of a packet that is not
+    /// whole yet (0: none), after a read: a packet that makes no progress
+    /// for [`ServerConfig::partial_packet_timeout`] ends the connection.
+    /// [`Connection::handle_read`] reports this itself; an adapter that
+    /// decodes on its own calls it after each read.
+    pub fn handle_partial(&mut self, now: Instant, buffered: usize) {
+        self.role.partial = match self.role.partial {
+            _ if buffered == 0 => None,
+            // The same bytes as before: no progress, the deadline stands.
+            Some((before, since)) if before == buffered => Some((before, since)),
+            _ => Some((buffered, now)),
+        };
+    }
+
     /// A connection for a transport the adapter just accepted; the CONNECT
     /// deadline starts now.
     pub fn new(config: ServerConfig, now: Instant) -> Self {
@@ -354,6 +395,8 @@ impl Connection<Server> {
                 max_keep_alive: config.max_keep_alive,
                 allow_control_characters: config.allow_control_characters,
                 connect_deadline: Some(deadline),
+                partial_packet_timeout: config.partial_packet_timeout,
+                partial: None,
                 client_id: Str::default(),
                 clean_start: true,
                 requested_keep_alive: 0,

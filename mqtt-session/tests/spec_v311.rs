@@ -468,6 +468,50 @@ fn a_keep_alive_of_zero_arms_no_timer() {
     assert_eq!(client.poll_timeout(), None);
 }
 
+/// A packet left half sent ends the connection after the partial packet
+/// timeout even with keep alive 0, as a keep alive expiry would (no packet
+/// under 3.1.1, the will due); every byte of progress restarts the bound.
+#[test]
+fn a_partial_packet_without_progress_is_dropped_even_with_keep_alive_zero() {
+    let mut server = server_with_will(0);
+    let bound = ServerConfig::default().partial_packet_timeout.as_millis() as u64;
+    // A PUBLISH announcing 100 bytes, of which a few come.
+    let mut partial = BytesMut::from(&[0x30u8, 100, 0, 1, b't'][..]);
+    server.handle_read(at(1_000), &mut partial);
+    assert_eq!(server.poll_timeout(), Some(at(1_000 + bound)));
+    // Progress moves the deadline; the same bytes again do not.
+    partial.extend_from_slice(b"xx");
+    server.handle_read(at(2_000), &mut partial);
+    server.handle_read(at(3_000), &mut partial);
+    assert_eq!(server.poll_timeout(), Some(at(2_000 + bound)));
+    server.handle_timeout(at(2_000 + bound - 1));
+    assert!(server.is_connected());
+    server.handle_timeout(at(2_000 + bound));
+    let evs = events(&mut server);
+    let close = server_close(&evs);
+    assert_eq!(close.reason, ReasonCode::KEEP_ALIVE_TIMEOUT);
+    assert!(close.will.is_some(), "the will is due, as for any drop");
+    assert!(transmit(&mut server, at(2_000 + bound)).is_empty());
+}
+
+/// A packet that completes disarms the partial packet bound; the adapter's
+/// own decoder reports through `handle_partial` the same way.
+#[test]
+fn a_completed_packet_disarms_the_partial_packet_timeout() {
+    let mut server = server_with_will(0);
+    let mut bytes = encode(V311, &[Packet::PingReq]);
+    let mut first = bytes.split_to(1);
+    server.handle_read(at(1_000), &mut first);
+    assert!(server.poll_timeout().is_some());
+    first.unsplit(bytes);
+    server.handle_read(at(2_000), &mut first);
+    assert_eq!(server.poll_timeout(), None);
+    server.handle_partial(at(3_000), 7);
+    assert!(server.poll_timeout().is_some());
+    server.handle_partial(at(4_000), 0);
+    assert_eq!(server.poll_timeout(), None);
+}
+
 /// [MQTT-3.1.2-23]: a client that has sent nothing for a keep alive period
 /// sends PINGREQ; any packet it sends restarts the period.
 #[test]

@@ -355,6 +355,15 @@ pub struct LimitsConfig {
     /// across connections (default false: the order costs a third of
     /// fan-out throughput today; see DESIGN.md, "Order across connections").
     pub order_across_connections: bool,
+    /// Seconds a packet may stay partly received without a byte of progress
+    /// before the connection is dropped, keep alive or not (default 30;
+    /// 5.0 clients get DISCONNECT 0x8D, the will is published).
+    pub partial_packet_timeout: u64,
+    /// Seconds a write to a client may make no progress (the client does
+    /// not read) before the connection is dropped, as if the network failed
+    /// (default 30; the will is published). A connection the broker closed
+    /// is dropped after at most 5 seconds of such a write.
+    pub write_timeout: u64,
 }
 
 impl Default for LimitsConfig {
@@ -390,6 +399,8 @@ impl Default for LimitsConfig {
             retain_available: true,
             allow_control_characters: false,
             order_across_connections: false,
+            partial_packet_timeout: 30,
+            write_timeout: 30,
         }
     }
 }
@@ -618,6 +629,12 @@ impl Config {
                 "limits.max_topic_levels must be at least 1".into(),
             ));
         }
+        if l.partial_packet_timeout == 0 || l.write_timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.partial_packet_timeout and limits.write_timeout must be at least 1 second"
+                    .into(),
+            ));
+        }
         if !matches!(l.queue_full.as_str(), "oldest" | "new") {
             return Err(ConfigError::Invalid(
                 "limits.queue_full must be \"oldest\" or \"new\"".into(),
@@ -660,6 +677,7 @@ impl Config {
             retain_available: l.retain_available,
             max_keep_alive: Some(l.max_keep_alive).filter(|&k| k > 0),
             allow_control_characters: l.allow_control_characters,
+            partial_packet_timeout: Duration::from_secs(l.partial_packet_timeout),
         };
         BrokerConfig {
             seed,

@@ -23,6 +23,7 @@ pub mod bridge;
 pub mod config;
 pub mod jwt;
 pub mod logger;
+mod logging;
 mod metrics;
 pub mod mosquitto;
 pub mod passwd;
@@ -143,6 +144,7 @@ impl Server {
             handshake_timeout: Duration::from_secs(limits.connect_timeout.max(1)),
             handshakes: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             order_across_connections: limits.order_across_connections,
+            write_timeout: Duration::from_secs(limits.write_timeout.max(1)),
         };
         let monitor = Arc::new(metrics::Monitor::new(config.http.bind.is_some()));
         let http = match config.http.bind {
@@ -206,18 +208,12 @@ impl Server {
     /// Waits until the broker has stopped.
     ///
     /// # Errors
-    /// [`store::StoreDied`] if it stopped by itself because its store died
-    /// (the acknowledgements waiting for the store were never sent).
-    pub async fn wait(self) -> Result<(), store::StoreDied> {
-        match self.task.await {
-            Ok(r) => r,
-            // The core task panicked or was cancelled: resumed here so it
-            // is not mistaken for a clean stop.
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(_) => Ok(()),
-            },
-        }
+    /// [`ServerError::StoreDied`] if it stopped by itself because its store
+    /// died (the acknowledgements waiting for the store were never sent);
+    /// [`ServerError::CorePanicked`] if the core task panicked (logged here,
+    /// so that a supervisor sees a failure, never a clean stop).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        joined(self.task.await)
     }
 
     /// Asks the broker to stop and waits until it has (see
@@ -247,7 +243,76 @@ pub fn check_files(config: &Config) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How the broker stopped when it did not stop cleanly ([`Server::wait`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store failed and the broker could not go on without it.
+    #[error(transparent)]
+    StoreDied(#[from] store::StoreDied),
+    /// The core task panicked: every connection is gone with it.
+    #[error("the broker core panicked: {0}")]
+    CorePanicked(String),
+    /// The core task was cancelled before it ended (the runtime shut down
+    /// under it).
+    #[error("the broker core was cancelled")]
+    CoreCancelled,
+}
+
+/// What the core task's end means: a panic or a cancellation is an error
+/// (and logged), never a clean stop.
+fn joined(
+    ended: Result<Result<(), store::StoreDied>, tokio::task::JoinError>,
+) -> Result<(), ServerError> {
+    let e = match ended {
+        Ok(r) => return r.map_err(ServerError::from),
+        Err(e) => e,
+    };
+    let error = match e.try_into_panic() {
+        Ok(panic) => ServerError::CorePanicked(panic_message(panic.as_ref())),
+        Err(_) => ServerError::CoreCancelled,
+    };
+    tracing::error!("{error}");
+    Err(error)
+}
+
+/// The text a panic carried, if it was a string.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
 /// A random seed from the operating system for [`Server::start`].
 pub fn random_seed() -> u64 {
     server::seed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The core calls no code of the user's (authentication runs off its
+    /// task), so a panic there is a bug of ours: it must end the server as
+    /// an error the binary turns into a non-zero exit status, never as a
+    /// clean stop.
+    #[tokio::test]
+    async fn a_core_task_that_panicked_is_an_error_naming_the_panic() {
+        let core = tokio::spawn(async { panic!("a bug in the core") });
+        match joined(core.await) {
+            Err(ServerError::CorePanicked(m)) => assert!(m.contains("a bug"), "{m}"),
+            other => panic!("a core panic must be an error, got {other:?}"),
+        }
+        let cancelled = tokio::spawn(std::future::pending::<Result<(), store::StoreDied>>());
+        cancelled.abort();
+        assert!(matches!(
+            joined(cancelled.await),
+            Err(ServerError::CoreCancelled)
+        ));
+        let clean = tokio::spawn(async { Ok(()) });
+        assert!(joined(clean.await).is_ok());
+    }
 }

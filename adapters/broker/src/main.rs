@@ -19,7 +19,7 @@ use mqtt_broker::logger::LogLevel;
 use mqtt_broker::mosquitto::{is_mosquitto_format, Conversion, Remark};
 use mqtt_broker::passwd::PasswordFile;
 use mqtt_broker::scram::{Mechanism, ScramCredentials};
-use mqtt_broker::{Config, FileAuthenticator, Listener, Reloader, Server};
+use mqtt_broker::{Config, FileAuthenticator, Listener, Reloader, Server, ServerError};
 use tracing::{error, info, warn};
 
 /// The reference MQTT 3.1 / 3.1.1 / 5.0 broker.
@@ -243,17 +243,28 @@ fn main() -> ExitCode {
             warn!("second signal: exiting at once");
             std::process::exit(130);
         });
-        match server.wait().await {
-            Ok(()) => {
-                info!("stopped");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                error!("stopped: {e}");
-                ExitCode::FAILURE
+        let ended = server.wait().await;
+        ExitCode::from(exit_status(&ended))
+    })
+}
+
+/// The process's exit status for how the broker stopped: 0 for a clean
+/// stop only, so a supervisor set to restart on failure restarts a broker
+/// whose store died or whose core panicked.
+fn exit_status(ended: &Result<(), ServerError>) -> u8 {
+    match ended {
+        Ok(()) => {
+            info!("stopped");
+            0
+        }
+        Err(e) => {
+            error!("stopped: {e}");
+            match e {
+                ServerError::StoreDied(_) => 1,
+                ServerError::CorePanicked(_) | ServerError::CoreCancelled => 70,
             }
         }
-    })
+    }
 }
 
 /// The command line's settings over the configuration's.
@@ -511,4 +522,22 @@ fn ask_password() -> Result<String, Box<dyn std::error::Error>> {
         return Err("the passwords do not match".into());
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_clean_stop_exits_with_status_zero() {
+        assert_eq!(exit_status(&Ok(())), 0);
+        let panicked = Err(ServerError::CorePanicked("boom".into()));
+        assert_ne!(exit_status(&panicked), 0);
+        assert_ne!(exit_status(&Err(ServerError::CoreCancelled)), 0);
+        let died = Err(ServerError::StoreDied(mqtt_broker::store::StoreDied {
+            store: "test".into(),
+            reason: "gone".into(),
+        }));
+        assert_ne!(exit_status(&died), 0);
+    }
 }

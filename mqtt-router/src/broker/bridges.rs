@@ -124,6 +124,11 @@ impl Bridge {
         self.queue.len() + self.in_flight.len()
     }
 
+    /// Past its high-water mark and still draining (flow control).
+    pub(super) fn congested(&self, now: Instant) -> bool {
+        self.flow.congested(self.queue_limit, now)
+    }
+
     /// Queues a message, applying the queue-full policy at the limit: as
     /// for a session, queued QoS 0 messages give way first, and exactly one
     /// message is dropped (and counted in `dropped` and the bridge's own
@@ -225,6 +230,15 @@ impl Bridges {
     }
 
     /// The bridge in slot `index`, with its id.
+    pub(super) fn by_index(&self, index: u32) -> Option<(BridgeId, &Bridge)> {
+        let slot = self.slots.get(index as usize)?;
+        let id = BridgeId {
+            index,
+            generation: slot.generation,
+        };
+        slot.bridge.as_deref().map(|b| (id, b))
+    }
+
     fn by_index_mut(&mut self, index: u32) -> Option<(BridgeId, &mut Bridge)> {
         let slot = self.slots.get_mut(index as usize)?;
         let id = BridgeId {
@@ -380,7 +394,8 @@ impl Broker {
         };
         self.index.remove_client(id.key());
         self.stats.messages_dropped += b.waiting() as u64;
-        self.send_acks(b.flow.held_acks);
+        self.forget_holder(&b.flow);
+        self.send_acks(Sink::Bridge(id), b.flow.held_acks);
     }
 
     /// A bridge with messages for [`Broker::poll_bridge`], each at most once
@@ -629,6 +644,7 @@ impl Broker {
         b.flow.observe(b.waiting(), capacity, now);
         if !b.flow.held_acks.is_empty() && b.flow.drained(capacity) {
             self.release_acks(Sink::Bridge(id));
+            self.run_resumed(now);
         }
     }
 

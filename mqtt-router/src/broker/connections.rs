@@ -11,6 +11,7 @@ use mqtt_session::{Connection, Server, ServerEvent};
 
 use super::auth::Progress;
 use super::flow::{Flow, Sink};
+use super::throttle::Throttle;
 use super::{Broker, ConnId, PeerInfo, Rights, SessionKey, Timer};
 use crate::Instant;
 
@@ -100,6 +101,9 @@ pub(super) struct Conn {
     /// acknowledgements it holds, and whether it drains. See
     /// [`Broker::flow_control`].
     pub(super) flow: Flow,
+    /// Flow control of this connection as a publisher: its input waits
+    /// while one of its acknowledgements is held.
+    pub(super) throttle: Throttle,
     /// The one live entry of this connection on the timer heap: never later
     /// than the connection's deadline (see [`Broker::rearm`]).
     pub(super) timer_at: Option<Instant>,
@@ -156,10 +160,10 @@ impl Broker {
     pub(super) fn drain(&mut self, id: ConnId, now: Instant) {
         let mark = self.store_mark();
         loop {
-            let Some(c) = self.conns.get_mut(id) else {
+            if self.conns.get(id).is_none() {
                 return;
-            };
-            let Some(ev) = c.conn.poll_event() else {
+            }
+            let Some(ev) = self.next_event(id) else {
                 break;
             };
             match ev {

@@ -1,7 +1,24 @@
 //! Flow control: publishers slowed to the pace of the subscribers they
-//! feed, by holding their acknowledgements while a subscriber drains. A
-//! subscriber here is a client connection or a bridge ([`Sink`]); both keep
-//! a [`Flow`].
+//! feed, by holding their acknowledgements while a subscriber drains, and
+//! by not taking anything more from a publisher while one of its
+//! acknowledgements is held (`throttle.rs`): its events wait in the core and
+//! the adapter stops reading its socket ([`Broker::poll_reading`]), so TCP
+//! slows it down too. A subscriber here is a client connection or a bridge
+//! ([`Sink`]); both keep a [`Flow`].
+//!
+//! Holding acknowledgements alone did not hold: a 3.1.1 publisher has no
+//! Receive Maximum and does not wait for them, and eight 5.0 publishers
+//! with a window of 100 each overrun the headroom between the high-water
+//! mark and the queue limit (500 at the defaults), so a subscriber that read
+//! as fast as it could still lost a fifth of what its publishers were told
+//! was delivered. Now a publisher is paused at its first held
+//! acknowledgement, and a publish that would reach a subscriber already
+//! past its high-water mark is not routed at all until it drains (it waits
+//! first in its publisher's input), so a live subscriber's queue grows past
+//! the high-water mark by one message, however many publishers feed it.
+//! Only a subscriber that makes no progress for [`STALL`] stops holding
+//! publishers back: its queue's policy then applies (counted in
+//! `Stats::subscribers_stalled` and `messages_dropped`).
 
 use alloc::vec::Vec;
 use core::cmp::Reverse;
@@ -15,7 +32,11 @@ use crate::Instant;
 
 /// How long a subscriber past its high-water mark may go without taking any
 /// message before it counts as stalled and stops holding publishers back.
-pub(super) const STALL: Duration = Duration::from_secs(1);
+/// Five seconds, not one: a subscriber's acknowledgements reach the core
+/// behind whatever input was read before its publishers were paused (the
+/// adapter's input budget), and with one second a subscriber reading as
+/// fast as it could was taken for stalled under a flood.
+pub(super) const STALL: Duration = Duration::from_secs(5);
 
 /// The queue that flow control keeps a subscriber within: the configured
 /// limit, but never more than half the packet identifiers, since every QoS
@@ -40,7 +61,9 @@ pub(super) struct Flow {
     /// Acknowledgements of publishes that reached this subscriber while it
     /// was past its high-water mark, held until it drains or stalls. See
     /// [`Broker::flow_control`].
-    pub(super) held_acks: Vec<(ConnId, PacketId)>,
+    /// An entry without a packet identifier is a publish that was not
+    /// routed at all: it waits, first in its publisher's input.
+    pub(super) held_acks: Vec<(ConnId, Option<PacketId>)>,
     /// Messages waiting for this subscriber when last looked at, and when
     /// that number last went down: a subscriber that drains is slow, one
     /// that does not is stalled and does not hold publishers back.
@@ -109,6 +132,7 @@ impl Broker {
         c.flow.observe(backlog, capacity, now);
         if !c.flow.held_acks.is_empty() && (c.flow.drained(capacity) || c.closed) {
             self.release_acks(Sink::Conn(id));
+            self.run_resumed(now);
         }
     }
 
@@ -125,8 +149,15 @@ impl Broker {
     }
 
     /// Holds `publisher`'s acknowledgement of `pid` until `sub` drains or
-    /// stalls; the first one held arms the stall timer.
-    pub(super) fn hold_ack(&mut self, sub: Sink, publisher: ConnId, pid: PacketId, now: Instant) {
+    /// stalls (without `pid`: only pauses the publisher until then); the
+    /// first one held arms the stall timer.
+    pub(super) fn hold_ack(
+        &mut self,
+        sub: Sink,
+        publisher: ConnId,
+        pid: Option<PacketId>,
+        now: Instant,
+    ) {
         let Some(flow) = self.flow_mut(sub) else {
             return;
         };
@@ -134,9 +165,20 @@ impl Broker {
         flow.held_acks.push((publisher, pid));
         let at = flow.progress_at.max(now).saturating_add(STALL);
         if first {
+            self.throttles.holding += 1;
             self.arm_stall_timer(sub, at);
         }
-        self.stats.acks_held += 1;
+        self.throttle(publisher, sub != Sink::Conn(publisher));
+        if pid.is_some() {
+            self.stats.acks_held += 1;
+        }
+    }
+
+    /// A subscriber's held acknowledgements are about to go.
+    pub(super) fn forget_holder(&mut self, flow: &Flow) {
+        if !flow.held_acks.is_empty() {
+            self.throttles.holding = self.throttles.holding.saturating_sub(1);
+        }
     }
 
     pub(super) fn arm_stall_timer(&mut self, sub: Sink, at: Instant) {
@@ -153,15 +195,21 @@ impl Broker {
             return;
         };
         let held = core::mem::take(&mut flow.held_acks);
-        self.send_acks(held);
+        if !held.is_empty() {
+            self.throttles.holding = self.throttles.holding.saturating_sub(1);
+        }
+        self.send_acks(sub, held);
     }
 
-    /// Acknowledges each `(publisher, pid)` with success, for publishers
-    /// still connected.
-    pub(super) fn send_acks(&mut self, held: Vec<(ConnId, PacketId)>) {
+    /// Acknowledges each `(publisher, pid)` that `sub` held with success,
+    /// for publishers still connected, and resumes them.
+    pub(super) fn send_acks(&mut self, sub: Sink, held: Vec<(ConnId, Option<PacketId>)>) {
         for (publisher, pid) in held {
             if let Some(p) = self.conns.get_mut(publisher) {
-                let _ = p.conn.ack(pid, ReasonCode::SUCCESS);
+                if let Some(pid) = pid {
+                    let _ = p.conn.ack(pid, ReasonCode::SUCCESS);
+                }
+                self.unthrottle(publisher, sub != Sink::Conn(publisher));
                 self.note_change(publisher);
             }
         }
@@ -174,7 +222,13 @@ impl Broker {
             return;
         };
         if flow.stalled(now) {
+            if !flow.held_acks.is_empty() {
+                // Counted for `$SYS` and the adapter's log: from here its
+                // queue's policy applies to what its publishers send.
+                self.stats.subscribers_stalled += 1;
+            }
             self.release_acks(sub);
+            self.run_resumed(now);
         } else if !flow.held_acks.is_empty() {
             let at = flow.stalled_at();
             self.arm_stall_timer(sub, at);

@@ -68,6 +68,7 @@ mod subscriptions;
 mod sys;
 #[cfg(test)]
 mod tests;
+mod throttle;
 mod timers;
 mod wills;
 
@@ -112,6 +113,7 @@ use durable::Durable;
 use flow::Flow;
 use kept::{Kept, RetainedBytes};
 use sessions::SessionEntry;
+use throttle::{Throttle, Throttles};
 use timers::Timer;
 
 /// Identifies one client connection; stale once its connection is gone.
@@ -218,6 +220,8 @@ pub struct Broker {
     sys_at: Option<Instant>,
     /// The store seam, once restored; `None`: in memory only, no records.
     store: Option<Box<Durable>>,
+    /// Publishers paused by flow control ([`Broker::poll_reading`]).
+    throttles: Throttles,
 }
 
 impl core::fmt::Debug for Broker {
@@ -272,6 +276,7 @@ impl Broker {
             started: None,
             sys_at: None,
             store: None,
+            throttles: Throttles::default(),
         }
     }
 
@@ -329,6 +334,7 @@ impl Broker {
             auth: None,
             try_private: false,
             flow: Flow::new(now),
+            throttle: Throttle::default(),
             timer_at: None,
             ready: false,
             closed: false,
@@ -377,6 +383,19 @@ impl Broker {
         }
         self.stats.bytes_received += n as u64;
         self.drain(id, now);
+    }
+
+    /// The adapter's decoder holds `buffered` bytes of a packet that is not
+    /// whole yet on a connection (0: none), after a read: a packet left
+    /// without progress for the partial packet timeout ends the connection
+    /// ([`mqtt_session::Connection::handle_partial`]). For adapters that use
+    /// [`Broker::handle_packets`]; [`Broker::handle_read`] does it itself.
+    pub fn handle_partial(&mut self, id: ConnId, now: Instant, buffered: usize) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.conn.handle_partial(now, buffered);
+        self.rearm(id);
     }
 
     /// A decoder configured the way the broker's connections decode (version

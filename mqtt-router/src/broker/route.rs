@@ -35,6 +35,12 @@ impl Broker {
         msg: Message,
         pid: Option<PacketId>,
     ) {
+        // Flow control: a publish that would reach a congested subscriber
+        // waits, and its publisher with it (see `flow.rs`).
+        if let Some(sub) = self.congested_target(id, &msg, now) {
+            let event = mqtt_session::ServerEvent::Publish { msg, id: pid };
+            return self.wait_for(sub, id, event, now);
+        }
         self.stats.messages_received += 1;
         if let Err(refusal) = self.check_message(&msg) {
             // Under 3.1.1 the acknowledgement is a plain one and the message
@@ -65,7 +71,7 @@ impl Broker {
             return;
         };
         match routed.congested {
-            Some(sub) if reason == ReasonCode::SUCCESS => self.hold_ack(sub, id, pid, now),
+            Some(sub) if reason == ReasonCode::SUCCESS => self.hold_ack(sub, id, Some(pid), now),
             _ => {
                 let _ = c.conn.ack(pid, reason);
             }

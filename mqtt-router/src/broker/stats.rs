@@ -47,6 +47,9 @@ pub struct Stats {
     pub offline_bytes_over_limit: u64,
     /// CONNECTs refused at `max_persistent_sessions`.
     pub persistent_sessions_refused: u64,
+    /// Subscribers that held publishers back and then made no progress for
+    /// the stall time: their queue's policy applied from then on.
+    pub subscribers_stalled: u64,
 }
 
 /// How much the broker holds at one moment: what its limits bound

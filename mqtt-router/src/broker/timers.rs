@@ -20,6 +20,10 @@ pub(super) enum Timer {
     Session(SessionKey, u32),
     /// `$SYS` publication.
     Sys,
+    /// Publishers resumed where no clock reading was at hand (a closed
+    /// bridge or connection released their acknowledgements): queued as
+    /// due at once, so their waiting input is handled at the next turn.
+    Resumed,
 }
 
 impl Broker {
@@ -38,6 +42,7 @@ impl Broker {
                 Timer::Stalled(sub) => self.stall_timer(Sink::Conn(sub), now),
                 Timer::BridgeStalled(sub) => self.stall_timer(Sink::Bridge(sub), now),
                 Timer::Sys => self.sys_timer(at, now),
+                Timer::Resumed => self.run_resumed(now),
             }
         }
     }

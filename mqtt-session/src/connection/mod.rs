@@ -67,6 +67,8 @@ pub trait Role: sealed::Sealed + Sized {
     #[doc(hidden)]
     fn on_queued_expired(c: &mut Connection<Self>, id: PacketId);
     #[doc(hidden)]
+    fn on_partial(c: &mut Connection<Self>, now: Instant, buffered: usize);
+    #[doc(hidden)]
     fn session_expiry_is_zero(c: &Connection<Self>) -> bool;
     #[doc(hidden)]
     fn closed_event(

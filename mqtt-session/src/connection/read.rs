@@ -49,7 +49,7 @@ impl<R: Role> Connection<R> {
             let before = rbuf.len();
             match self.decoder.decode(rbuf) {
                 Ok(Some(p)) => self.handle_packet(now, p, before - rbuf.len()),
-                Ok(None) => return,
+                Ok(None) => return R::on_partial(self, now, rbuf.len()),
                 Err(e) => {
                     rbuf.clear();
                     return self.handle_decode_error(now, e);

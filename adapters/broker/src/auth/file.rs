@@ -13,7 +13,12 @@ use super::methods::{AuthMethods, EnhancedMethod, MethodStep};
 use super::{AuthFuture, Authenticator};
 use crate::acl::{AclError, AclFile, Client};
 use crate::config::AuthConfig;
+use crate::logging::{RateLimit, Shown};
 use crate::passwd::{PasswordFile, PasswordFileError};
+
+/// Refused logins logged per second, all clients together (a client
+/// guessing passwords must not flood the log).
+static REFUSALS: RateLimit = RateLimit::new(10);
 
 /// Why the `[auth]` files could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +128,10 @@ impl FileAuthenticator {
                     })
                 }
                 MethodStep::Failed(reason) => {
-                    info!(client_id, peer = %request.peer().remote, %reason, "enhanced authentication failed");
+                    if let Some(suppressed) = REFUSALS.allow() {
+                        let client_id = Shown(client_id);
+                        info!(%client_id, peer = %request.peer().remote, %reason, suppressed, "enhanced authentication failed");
+                    }
                     AuthAnswer::Refuse(reason)
                 }
             };
@@ -137,8 +145,11 @@ impl FileAuthenticator {
                 AuthAnswer::Success(AuthSuccess::new(username, rights))
             }
             Err(reason) => {
-                let username = request.username().map(Str::as_str);
-                info!(client_id, username, peer = %request.peer().remote, %reason, "client refused");
+                if let Some(suppressed) = REFUSALS.allow() {
+                    let client_id = Shown(client_id);
+                    let username = Shown(request.username().map_or("", Str::as_str));
+                    info!(%client_id, %username, peer = %request.peer().remote, %reason, suppressed, "client refused");
+                }
                 AuthAnswer::Refuse(reason)
             }
         }

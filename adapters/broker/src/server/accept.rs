@@ -43,6 +43,8 @@ pub(crate) struct Admission {
     /// Whether reads are taken in the order their sockets became ready,
     /// across connections (`limits.order_across_connections`).
     pub(crate) order_across_connections: bool,
+    /// Longest a write to a client may make no progress.
+    pub(crate) write_timeout: Duration,
 }
 
 pub(super) async fn accept_loop(listener: BoundListener, admission: Admission, to_core: ToCoreTx) {

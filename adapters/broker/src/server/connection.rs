@@ -14,7 +14,7 @@ use mqtt_session::Frame;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::order::Stamp;
 use super::outbox::{Outbox, ToConn};
@@ -26,7 +26,8 @@ use crate::tls::PeerCertificate;
 ///
 /// An idle connection spends its life in this future, so its size is what a
 /// task costs per idle connection (`size_of_val`, checked by a test below:
-/// 912 bytes with the rare steps inline, 472 before this layout, 200 now).
+/// 912 bytes with the rare steps inline, 472 before this layout, 200 then,
+/// 256 with the partial packet report and the write bounds).
 /// Hence a plain function returning an `async move` block (an `async fn`
 /// keeps a second copy of each argument), the connection's address boxed
 /// (only registering needs it), and every step but the wait itself in a
@@ -41,7 +42,7 @@ where
     S: Stream,
 {
     let opening = Box::new((peer, certificate));
-    let outbox = Arc::new(Outbox::new(to_core.stamps.clone()));
+    let outbox = Arc::new(Outbox::new(to_core.clone()));
     let serving = Parking {
         outbox: outbox.clone(),
         future: async move {
@@ -69,11 +70,17 @@ where
                     Step::Read { n, free, stamp } => {
                         rbuf.after_read(n, free);
                         let (packets, error) = decode_all(&mut decoder, &mut rbuf.buf);
+                        let partial = rbuf.partial();
                         rbuf.release_if_idle();
-                        if packets.is_empty() && error.is_none() {
+                        if packets.is_empty() && error.is_none() && partial.is_none() {
                             Box::pin(release(&to_core, stamp)).await
                         } else {
-                            Box::pin(hand_over(&to_core, id, packets, error, stamp)).await
+                            let read = Read {
+                                packets,
+                                error,
+                                partial,
+                            };
+                            Box::pin(hand_over(&to_core, id, read, stamp)).await
                         }
                     }
                     Step::Eof(stamp) => {
@@ -104,6 +111,11 @@ pin_project_lite::pin_project! {
     /// of the socket takes a stamp while the task runs or waits for it, so a
     /// task that an operating system thread switch holds between two steps
     /// still has its read stamped in the order the socket became ready.
+    ///
+    /// It also catches a panic of the connection's task: the core is told
+    /// the connection ended, as for any drop (its will is published, its
+    /// session expiry starts), rather than keeping a client that looks
+    /// connected and is not.
     struct Parking<F> {
         outbox: Arc<Outbox>,
         #[pin]
@@ -116,15 +128,40 @@ impl<F: Future<Output = ()>> Future for Parking<F> {
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        if !this.outbox.stamps().ordered() {
-            return this.future.poll(cx);
+        let ordered = this.outbox.stamps().ordered();
+        if ordered {
+            this.outbox.arm();
         }
-        this.outbox.arm();
-        let done = this.future.poll(cx);
-        if let Some(stamp) = this.outbox.park() {
-            this.outbox.stamps().release(stamp);
+        let future = this.future;
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx)));
+        if ordered {
+            if let Some(stamp) = this.outbox.park() {
+                this.outbox.stamps().release(stamp);
+            }
         }
-        done
+        match polled {
+            Ok(done) => done,
+            Err(panic) => {
+                report_panic(this.outbox, panic.as_ref());
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// A connection's task panicked: logged, and the core told that the
+/// connection ended (once registered), from a task of its own since the
+/// core's queue may be full.
+fn report_panic(outbox: &Outbox, panic: &(dyn std::any::Any + Send)) {
+    let message = crate::panic_message(panic);
+    let id = outbox.conn_id();
+    error!(?id, panic = %message, "a connection task panicked: the connection is dropped");
+    if let Some(id) = id {
+        let eof = ToCore::Eof(id, outbox.new_stamp());
+        let to_core = outbox.to_core().clone();
+        tokio::spawn(async move {
+            let _ = to_core.send(eof).await;
+        });
     }
 }
 
@@ -153,9 +190,18 @@ fn poll_next<S: Stream>(
     stream: &mut S,
     rbuf: &mut ReadBuffer,
 ) -> Poll<Step> {
-    let stamp = outbox.take_stamp();
+    let (stamp, paused) = outbox.take_stamp_and_pause();
     if stamp.is_none() && outbox.poll_ready(cx).is_ready() {
         return Poll::Ready(Step::Write);
+    }
+    if paused {
+        // Flow control holds this publisher: its socket is left unread, so
+        // TCP slows it down; resuming wakes the task (the outbox has its
+        // waker). A stamp a wake took is given back.
+        return match stamp {
+            Some(stamp) => Poll::Ready(Step::Release(stamp)),
+            None => Poll::Pending,
+        };
     }
     let mut rcx = Context::from_waker(read_waker);
     let read = if stream.poll_readable(&mut rcx).is_ready() {
@@ -200,6 +246,8 @@ struct ReadBuffer {
     room: usize,
     /// Some read needed more than the minimum room.
     grown: bool,
+    /// The buffer held part of a packet after the last read.
+    partial: bool,
 }
 
 impl ReadBuffer {
@@ -208,6 +256,7 @@ impl ReadBuffer {
             buf: BytesMut::new(),
             room: READ_MIN,
             grown: false,
+            partial: false,
         }
     }
 
@@ -231,6 +280,17 @@ impl ReadBuffer {
         };
     }
 
+    /// After decoding: the bytes of a packet not yet whole that the buffer
+    /// holds, when the core must hear of them (there are some, or there
+    /// were some after the last read), so that a packet left half sent is
+    /// bounded in time by the core ([`mqtt_router::broker::Broker::handle_partial`]).
+    fn partial(&mut self) -> Option<usize> {
+        let buffered = self.buf.len();
+        let report = buffered > 0 || self.partial;
+        self.partial = buffered > 0;
+        report.then_some(buffered)
+    }
+
     /// Gives an emptied buffer back while no read has needed more room.
     fn release_if_idle(&mut self) {
         if self.buf.is_empty() && !self.grown {
@@ -250,21 +310,20 @@ pub(super) enum Ended {
     Stopping,
 }
 
+/// What one read brought: whole packets (each with its size on the wire),
+/// the decoding error that ends the stream, and the bytes of a packet not
+/// yet whole when the core must hear of them.
+pub(super) struct Read {
+    pub(super) packets: Vec<(Packet, usize)>,
+    pub(super) error: Option<DecodeError>,
+    pub(super) partial: Option<usize>,
+}
+
 /// Hands a read's packets to the core.
-pub(super) async fn hand_over(
-    to_core: &ToCoreTx,
-    id: ConnId,
-    packets: Vec<(Packet, usize)>,
-    error: Option<DecodeError>,
-    stamp: Stamp,
-) -> Ended {
-    let failed = error.is_some();
-    let bytes = packets.iter().map(|(_, n)| n).sum();
-    if to_core
-        .send_packets(id, packets, error, bytes, stamp)
-        .await
-        .is_err()
-    {
+pub(super) async fn hand_over(to_core: &ToCoreTx, id: ConnId, read: Read, stamp: Stamp) -> Ended {
+    let failed = read.error.is_some();
+    let bytes = read.packets.iter().map(|(_, n)| n).sum();
+    if to_core.send_packets(id, read, bytes, stamp).await.is_err() {
         return Ended::Stopping;
     }
     // After a decoding error nothing more is read: the core closes the
@@ -286,14 +345,16 @@ async fn release(to_core: &ToCoreTx, stamp: Stamp) -> Ended {
 }
 
 /// Writes what the core queued and tells it when the writer has caught up;
-/// a socket that cannot be written ends the connection.
+/// a socket that cannot be written (it fails, or makes no progress for the
+/// write timeout) ends the connection, and the core hears of it as of any
+/// drop (the will is published).
 async fn write_all_out<S: Stream>(
     stream: &mut S,
     outbox: &Outbox,
     to_core: &ToCoreTx,
     id: ConnId,
 ) -> Ended {
-    match write_out(stream, outbox).await {
+    match write_out(stream, outbox, to_core.write_timeout).await {
         Ok(true) => {
             // Never waits: behind a full command queue the core is busy
             // and retries blocked connections on every turn anyway.
@@ -302,35 +363,90 @@ async fn write_all_out<S: Stream>(
         }
         Ok(false) => Ended::Stopping,
         Err(()) => {
+            // What the peer did not read is not kept for it: the socket is
+            // reset when dropped rather than lingering with unsent bytes.
+            stream.abort();
             let _ = to_core.send(ToCore::Eof(id, outbox.new_stamp())).await;
             Ended::Stopping
         }
     }
 }
 
+/// Longest a write may make no progress once the core closed the
+/// connection (its last packets, such as a DISCONNECT, are worth that much).
+const CLOSING_WRITE: Duration = Duration::from_secs(5);
+
 /// Writes the chunks the core queued for a connection, one socket write per
 /// chunk, then flushes: `Ok(true)` when done, `Ok(false)` when the core closed
-/// the connection (shut down here), `Err` when the socket failed.
-pub(super) async fn write_out<S: Stream>(stream: &mut S, outbox: &Outbox) -> Result<bool, ()> {
+/// the connection (shut down here), `Err` when the socket failed or a write
+/// made no progress for `limit`.
+pub(super) async fn write_out<S: Stream>(
+    stream: &mut S,
+    outbox: &Outbox,
+    limit: Duration,
+) -> Result<bool, ()> {
     while let Some(msg) = outbox.pop() {
         match msg {
             ToConn::Frames(version, frames, len) => {
                 let bytes = encode(version, frames, len);
-                stream.write_all(&bytes).await.map_err(|_| ())?;
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    let n = progress(outbox, limit, stream.write(rest)).await?;
+                    rest = rest.get(n..).filter(|_| n > 0).ok_or(())?;
+                }
             }
             ToConn::Close => {
-                let _ = stream.shutdown().await;
+                let _ = progress(outbox, limit, stream.shutdown()).await;
                 return Ok(false);
             }
         }
     }
     // TLS and WebSocket buffer inside; TCP has nothing to flush.
-    stream.flush().await.map_err(|_| ())?;
+    progress(outbox, limit, stream.flush()).await?;
     Ok(true)
+}
+
+/// One step of a write, bounded: `Err` when it fails, or makes no progress
+/// for `limit` ([`CLOSING_WRITE`] at most once the core has closed the
+/// connection, even while the step waits: a peer whose receive window stays
+/// at zero cannot keep a closed connection's task for ever).
+async fn progress<T>(
+    outbox: &Outbox,
+    limit: Duration,
+    step: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, ()> {
+    let mut step = std::pin::pin!(step);
+    let mut closing = outbox.closing();
+    let start = tokio::time::Instant::now();
+    let first = if closing {
+        limit.min(CLOSING_WRITE)
+    } else {
+        limit
+    };
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(start + first));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = step.as_mut().poll(cx) {
+            return Poll::Ready(r.map_err(|_| ()));
+        }
+        if !closing && outbox.poll_closing(cx).is_ready() {
+            closing = true;
+            let sooner = tokio::time::Instant::now() + CLOSING_WRITE;
+            if sooner < timer.deadline() {
+                timer.as_mut().reset(sooner);
+            }
+        }
+        timer.as_mut().poll(cx).map(|()| Err(()))
+    })
+    .await
 }
 
 /// A connection's byte stream once its handshake is done.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The connection is given up: unsent bytes are discarded when the
+    /// stream is dropped (TCP resets the connection), so a peer that stopped
+    /// reading does not keep them in the kernel after its task is gone.
+    fn abort(&mut self) {}
+
     /// Ready when a read would make progress, so that the read buffer is
     /// only reserved (or grown) once bytes are there. Plain TCP can tell;
     /// TLS and WebSocket may hold data inside, so they are always ready and
@@ -342,13 +458,21 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 }
 
 impl Stream for TcpStream {
+    fn abort(&mut self) {
+        let _ = self.set_zero_linger();
+    }
+
     fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         // An error shows up again in the read that follows.
         self.poll_read_ready(cx).map(|_| ())
     }
 }
 
-impl Stream for Box<tokio_rustls::server::TlsStream<TcpStream>> {}
+impl Stream for Box<tokio_rustls::server::TlsStream<TcpStream>> {
+    fn abort(&mut self) {
+        let _ = self.get_ref().0.set_zero_linger();
+    }
+}
 impl Stream for Box<crate::ws::WsIo<TcpStream>> {}
 impl Stream for Box<crate::ws::WsIo<tokio_rustls::server::TlsStream<TcpStream>>> {}
 
@@ -369,8 +493,9 @@ pub(super) async fn register(
     };
     to_core.send(open).await.ok()?;
     let registered = reply_rx.await.ok().flatten();
-    if registered.is_none() {
-        debug!(%peer, "connection refused: limit reached");
+    match &registered {
+        Some((id, _)) => outbox.set_conn_id(*id),
+        None => debug!(%peer, "connection refused: limit reached"),
     }
     registered
 }
@@ -450,21 +575,162 @@ mod tests {
     use super::*;
 
     /// What an idle connection's task holds is the connection future: keep
-    /// it small (200 bytes when this test was last changed; see [`serve`]).
+    /// it small (256 bytes when this test was last changed; see [`serve`]).
     #[tokio::test]
     pub(super) async fn the_connection_future_is_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
         let (tx, _rx) = mpsc::channel(1);
-        let to_core = ToCoreTx {
+        let to_core = ToCoreTx(Arc::new(super::super::ToCoreShared {
             tx,
             budget: Arc::new(Semaphore::new(1)),
             stamps: Arc::default(),
-        };
+            write_timeout: Duration::from_secs(30),
+        }));
         let serving = serve(client, addr, PeerCertificate::default(), to_core);
         let size = std::mem::size_of_val(&serving);
         eprintln!("connection future: {size} bytes");
         assert!(size <= 256, "the connection future grew to {size} bytes");
+    }
+
+    /// A stream whose read panics once bytes are asked for: a bug in a
+    /// transport.
+    struct PanickingStream;
+
+    impl AsyncRead for PanickingStream {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            panic!("a transport bug");
+        }
+    }
+
+    impl AsyncWrite for PanickingStream {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Stream for PanickingStream {}
+
+    /// A connection task that panics is reported to the core as a
+    /// connection whose stream ended (so its will goes out and its session
+    /// expiry starts), and the panic stays in its task.
+    #[tokio::test]
+    async fn a_panicking_connection_task_is_reported_to_the_core_as_ended() {
+        use mqtt_router::broker::{Broker, BrokerConfig, PeerInfo};
+        let mut broker = Broker::new(BrokerConfig::default());
+        let id = broker
+            .open(mqtt_session::Instant::from_millis(0), PeerInfo::default())
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let to_core = ToCoreTx(Arc::new(super::super::ToCoreShared {
+            tx,
+            budget: Arc::new(Semaphore::new(1024)),
+            stamps: Arc::default(),
+            write_timeout: Duration::from_secs(30),
+        }));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let task = tokio::spawn(serve(
+            PanickingStream,
+            addr,
+            PeerCertificate::default(),
+            to_core,
+        ));
+        let Some(ToCore::Open { reply, .. }) = rx.recv().await else {
+            panic!("the connection did not register");
+        };
+        reply.send(Some((id, broker.decoder()))).ok().unwrap();
+        let reported = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the core was not told");
+        assert!(
+            matches!(reported, Some(ToCore::Eof(ended, _)) if ended == id),
+            "the core must be told the connection ended"
+        );
+        assert!(task.await.is_ok(), "the panic is caught in the task");
+    }
+
+    /// A peer whose receive window stays at zero: no write ever progresses.
+    struct ZeroWindow;
+
+    impl AsyncWrite for ZeroWindow {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    fn outbox() -> Arc<Outbox> {
+        let (tx, _rx) = mpsc::channel(1);
+        Arc::new(Outbox::new(ToCoreTx(Arc::new(
+            super::super::ToCoreShared {
+                tx,
+                budget: Arc::new(Semaphore::new(1)),
+                stamps: Arc::default(),
+                write_timeout: Duration::from_secs(30),
+            },
+        ))))
+    }
+
+    /// A write that makes no progress fails after the write timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_without_progress_fails_after_the_write_timeout() {
+        let outbox = outbox();
+        let started = tokio::time::Instant::now();
+        let r = progress(&outbox, Duration::from_secs(30), ZeroWindow.write(b"x")).await;
+        assert!(r.is_err());
+        assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    /// Once the core has closed the connection, a write stuck on a zero
+    /// window gets at most `CLOSING_WRITE` more, however long the write
+    /// timeout: the close is not stuck behind the write.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_connection_is_torn_down_while_its_write_is_stuck() {
+        let outbox = outbox();
+        let closer = outbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            closer.push(ToConn::Close);
+        });
+        let started = tokio::time::Instant::now();
+        let r = progress(&outbox, Duration::from_secs(600), ZeroWindow.write(b"x")).await;
+        assert!(r.is_err());
+        assert_eq!(started.elapsed(), Duration::from_secs(1) + CLOSING_WRITE);
     }
 }

@@ -16,6 +16,7 @@ use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
 use super::{Clock, Core, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, FromRemote, Prepared};
+use crate::logging::RateLimit;
 use crate::store::StoreDied;
 
 pub(super) struct ConnHandle {
@@ -28,6 +29,14 @@ pub(super) struct Input {
     pub(super) commands: mpsc::Receiver<ToCore>,
     pub(super) stamps: Arc<Stamps>,
 }
+
+/// Refused connections logged per second (a client reconnecting in a loop
+/// past the connection limit must not flood the log).
+static REFUSED: RateLimit = RateLimit::new(10);
+/// Stalled subscribers logged per second.
+static STALLS: RateLimit = RateLimit::new(10);
+/// Closes (protocol violations among them) logged per second, at debug.
+static CLOSES: RateLimit = RateLimit::new(100);
 
 /// The longest shutdown waits for connections whose last packets wait for
 /// the store (a failing store would hold them for ever).
@@ -56,6 +65,8 @@ pub(super) async fn core(
     // When shutdown began.
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut records = Vec::new();
+    // Subscribers taken for stalled so far (see `log_stalls`).
+    let mut stalled = 0;
     // What restoring changed (expired sessions, wills that came due) is
     // stored before anything else happens.
     send_records(&mut broker, &mut store, &mut records);
@@ -102,6 +113,7 @@ pub(super) async fn core(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 broker.handle_timeout(clock.now());
+                log_stalls(&broker, &mut stalled);
             }
             () = tokio::time::sleep_until(stopping.map_or(deadline, |t| t + STOP_WAIT)),
                 if stopping.is_some() => {}
@@ -139,6 +151,22 @@ pub(super) async fn core(
         }
     }
     finish(store, bridges, from_bridges).await
+}
+
+/// Logs the subscribers that flow control took for stalled since last time:
+/// from then on their queues shed what their publishers send.
+fn log_stalls(broker: &Broker, seen: &mut u64) {
+    let now = broker.stats().subscribers_stalled;
+    if now > *seen {
+        if let Some(suppressed) = STALLS.allow() {
+            warn!(
+                subscribers = now - *seen,
+                suppressed,
+                "a subscriber made no progress for 5 s: its publishers are no longer held back for it, its queue sheds load"
+            );
+        }
+        *seen = now;
+    }
 }
 
 /// Flushes the store and ends the bridges; an error if the store could not
@@ -307,14 +335,27 @@ pub(super) fn handle(broker: &mut Broker, w: &mut Writers, clock: Clock, cmd: To
                     let _ = reply.send(Some((id, broker.decoder())));
                 }
                 Err(e) => {
-                    warn!(%peer, error = %e, "connection refused");
+                    if let Some(suppressed) = REFUSED.allow() {
+                        warn!(%peer, error = %e, suppressed, "connection refused");
+                    }
                     let _ = reply.send(None);
                 }
             }
         }
         ToCore::Packets {
-            id, packets, error, ..
-        } => broker.handle_packets(id, now, packets, error),
+            id,
+            packets,
+            error,
+            partial,
+            ..
+        } => {
+            if !packets.is_empty() || error.is_some() {
+                broker.handle_packets(id, now, packets, error);
+            }
+            if let Some(buffered) = partial {
+                broker.handle_partial(id, now, buffered);
+            }
+        }
         ToCore::Eof(id, _) => broker.handle_eof(id, now),
         // Settled in `Reorder`; nothing to do here.
         ToCore::Release(_) => {}
@@ -347,10 +388,21 @@ pub(super) fn flush(broker: &mut Broker, w: &mut Writers, clock: Clock) {
             write_one(broker, w, clock, id);
         }
     }
+    // Flow control: publishers whose socket is not read while one of
+    // their acknowledgements is held, and those read again.
+    while let Some((id, reading)) = broker.poll_reading() {
+        if let Some(h) = w.conns.get(&id) {
+            h.writer.set_reading(reading);
+        }
+    }
     while let Some(ev) = broker.poll_event() {
         match ev {
             BrokerEvent::Closed { id, close } => {
-                debug!(?id, reason = %close.reason, initiator = ?close.initiator, "connection closed");
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    if let Some(suppressed) = CLOSES.allow() {
+                        debug!(?id, reason = %close.reason, initiator = ?close.initiator, suppressed, "connection closed");
+                    }
+                }
                 w.closed.push(id);
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);

@@ -91,6 +91,9 @@ enum ToCore {
         id: ConnId,
         packets: Vec<(Packet, usize)>,
         error: Option<DecodeError>,
+        /// Bytes of a packet not yet whole after the read, when the core
+        /// must hear of them ([`Broker::handle_partial`]).
+        partial: Option<usize>,
         _permit: OwnedSemaphorePermit,
         stamp: Stamp,
     },
@@ -122,12 +125,27 @@ impl ToCore {
 /// up in memory, whatever the publishers' QoS.
 const CORE_INPUT_BUDGET: usize = 8 * 1024 * 1024;
 
-/// The connection tasks' way to the core.
+/// The connection tasks' way to the core: one pointer, since every idle
+/// connection's future holds one (see `connection::serve`).
 #[derive(Clone)]
-struct ToCoreTx {
+struct ToCoreTx(Arc<ToCoreShared>);
+
+/// What [`ToCoreTx`] points to. The channel to the core closes once every
+/// `ToCoreTx` is gone.
+struct ToCoreShared {
     tx: mpsc::Sender<ToCore>,
     budget: Arc<Semaphore>,
     stamps: Arc<Stamps>,
+    /// Longest a write may make no progress (`limits.write_timeout`).
+    write_timeout: Duration,
+}
+
+impl std::ops::Deref for ToCoreTx {
+    type Target = ToCoreShared;
+
+    fn deref(&self) -> &ToCoreShared {
+        &self.0
+    }
 }
 
 impl ToCoreTx {
@@ -144,8 +162,7 @@ impl ToCoreTx {
     async fn send_packets(
         &self,
         id: ConnId,
-        packets: Vec<(Packet, usize)>,
-        error: Option<DecodeError>,
+        read: connection::Read,
         bytes: usize,
         stamp: Stamp,
     ) -> Result<(), ()> {
@@ -167,8 +184,9 @@ impl ToCoreTx {
         };
         let cmd = ToCore::Packets {
             id,
-            packets,
-            error,
+            packets: read.packets,
+            error: read.error,
+            partial: read.partial,
             _permit: permit,
             stamp,
         };
@@ -273,11 +291,12 @@ pub(crate) async fn run(
     bridges: Vec<Prepared>,
 ) -> Result<(), crate::store::StoreDied> {
     let (tx, from_conns) = mpsc::channel::<ToCore>(4096);
-    let to_core = ToCoreTx {
+    let to_core = ToCoreTx(Arc::new(ToCoreShared {
         tx,
         budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
         stamps: Arc::new(Stamps::new(admission.order_across_connections)),
-    };
+        write_timeout: admission.write_timeout,
+    }));
     let accepting: Vec<_> = listeners
         .into_iter()
         .map(|l| tokio::spawn(accept_loop(l, admission.clone(), to_core.clone())))

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use mqtt_codec::ProtocolVersion;
+use mqtt_router::broker::ConnId;
 use mqtt_session::Frame;
 
 use super::order::{Stamp, Stamps};
-use super::WRITE_QUEUE;
+use super::{ToCoreTx, WRITE_QUEUE};
 
 /// What the core tells a connection's writer.
 pub(super) enum ToConn {
@@ -31,7 +32,10 @@ pub(super) enum ToConn {
 /// it takes none.
 pub(super) struct Outbox {
     inner: std::sync::Mutex<OutboxInner>,
-    stamps: Arc<Stamps>,
+    /// The way to the core: its stamps, and the way a panic of the
+    /// connection's task is reported (kept here, on the heap, rather than
+    /// in the connection's future).
+    to_core: ToCoreTx,
 }
 
 pub(super) struct OutboxInner {
@@ -44,10 +48,20 @@ pub(super) struct OutboxInner {
     waits_for_read: bool,
     /// The stamp a wake took, until the task takes it.
     stamp: Option<Stamp>,
+    /// The connection, once the core registered it (to report a panic of
+    /// its task).
+    id: Option<ConnId>,
+    /// The core closed the connection ([`ToConn::Close`] is queued).
+    closing: bool,
+    /// The task, while a write of it waits (see [`Outbox::poll_closing`]).
+    close_waker: Option<Waker>,
+    /// Flow control holds the connection's input: its socket is not read
+    /// ([`mqtt_router::broker::Broker::poll_reading`]).
+    read_paused: bool,
 }
 
 impl Outbox {
-    pub(super) fn new(stamps: Arc<Stamps>) -> Outbox {
+    pub(super) fn new(to_core: ToCoreTx) -> Outbox {
         Outbox {
             inner: std::sync::Mutex::new(OutboxInner {
                 queue: VecDeque::new(),
@@ -55,19 +69,38 @@ impl Outbox {
                 armed: false,
                 waits_for_read: false,
                 stamp: None,
+                id: None,
+                closing: false,
+                close_waker: None,
+                read_paused: false,
             }),
-            stamps,
+            to_core,
         }
+    }
+
+    /// Remembers the connection's identifier once registered.
+    pub(super) fn set_conn_id(&self, id: ConnId) {
+        self.lock().id = Some(id);
+    }
+
+    /// The connection's identifier, once registered.
+    pub(super) fn conn_id(&self) -> Option<ConnId> {
+        self.lock().id
     }
 
     /// The broker's stamps.
     pub(super) fn stamps(&self) -> &Stamps {
-        &self.stamps
+        &self.to_core.stamps
+    }
+
+    /// The way to the core.
+    pub(super) fn to_core(&self) -> &ToCoreTx {
+        &self.to_core
     }
 
     /// A new stamp, for a read no wake stamped.
     pub(super) fn new_stamp(&self) -> Stamp {
-        self.stamps.take()
+        self.stamps().take()
     }
 
     /// The stamp a wake took, if any.
@@ -110,14 +143,64 @@ impl Outbox {
     }
 
     pub(super) fn push(&self, msg: ToConn) {
+        let (waker, close_waker) = {
+            let mut inner = self.lock();
+            let close = matches!(msg, ToConn::Close);
+            inner.queue.push_back(msg);
+            inner.closing |= close;
+            let close_waker = if close {
+                inner.close_waker.take()
+            } else {
+                None
+            };
+            (inner.waker.take(), close_waker)
+        };
+        for w in [waker, close_waker].into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// The stamp a wake took, if any, and whether reading is paused.
+    pub(super) fn take_stamp_and_pause(&self) -> (Option<Stamp>, bool) {
+        let mut inner = self.lock();
+        (inner.stamp.take(), inner.read_paused)
+    }
+
+    /// Stops (`false`) or resumes (`true`) reading the socket; resuming
+    /// wakes the task.
+    pub(super) fn set_reading(&self, reading: bool) {
         let waker = {
             let mut inner = self.lock();
-            inner.queue.push_back(msg);
-            inner.waker.take()
+            inner.read_paused = !reading;
+            if reading {
+                inner.waker.take()
+            } else {
+                None
+            }
         };
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Whether the core closed the connection.
+    pub(super) fn closing(&self) -> bool {
+        self.lock().closing
+    }
+
+    /// Ready once the core has closed the connection; otherwise the task is
+    /// woken when it does (a write that waits on a peer that does not read
+    /// learns of the close this way).
+    pub(super) fn poll_closing(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if inner.closing {
+            return Poll::Ready(());
+        }
+        match &mut inner.close_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     pub(super) fn pop(&self) -> Option<ToConn> {
@@ -158,8 +241,8 @@ impl Wake for Outbox {
     fn wake_by_ref(self: &Arc<Self>) {
         let waker = {
             let mut inner = self.lock();
-            if inner.armed && inner.stamp.is_none() && self.stamps.ordered() {
-                inner.stamp = Some(self.stamps.take());
+            if inner.armed && inner.stamp.is_none() && self.stamps().ordered() {
+                inner.stamp = Some(self.stamps().take());
             }
             inner.waker.take()
         };

@@ -43,6 +43,16 @@ impl Raw {
         raw
     }
 
+    /// The socket itself, for tests that read it their own way.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// The socket itself.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
     /// Writes `bytes` in one write.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("the write succeeds");
