@@ -25,6 +25,8 @@ pub(super) struct Conns {
     pub(super) generations: Vec<u32>,
     pub(super) free: Vec<u32>,
     pub(super) open: usize,
+    /// The most open at once since start.
+    pub(super) peak: usize,
 }
 
 impl Conns {
@@ -55,6 +57,7 @@ impl Conns {
         self.generations[index as usize] = generation;
         self.slots[index as usize] = Some(Box::new(make(generation)));
         self.open += 1;
+        self.peak = self.peak.max(self.open);
         ConnId { index, generation }
     }
 

@@ -43,9 +43,15 @@ impl Broker {
         self.retained.len()
     }
 
-    fn view<'a>(&'a self, e: &'a SessionEntry) -> SessionView<'a> {
+    /// The session state of `e`: its connection's while connected, else
+    /// the one kept for the client's return.
+    pub(super) fn held_session<'a>(&'a self, e: &'a SessionEntry) -> Option<&'a Session> {
         let live = e.conn.and_then(|id| self.conns.get(id)?.conn.session());
-        let session = live.or(e.stored.as_deref());
+        live.or(e.stored.as_deref())
+    }
+
+    fn view<'a>(&'a self, e: &'a SessionEntry) -> SessionView<'a> {
+        let session = self.held_session(e);
         SessionView {
             client_id: e.client_id.as_str(),
             connected: e.conn.is_some(),

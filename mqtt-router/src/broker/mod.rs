@@ -66,6 +66,7 @@ mod stats;
 mod store;
 mod subscriptions;
 mod sys;
+mod sys_load;
 #[cfg(test)]
 mod tests;
 mod throttle;
@@ -218,6 +219,9 @@ pub struct Broker {
     stats: Stats,
     started: Option<Instant>,
     sys_at: Option<Instant>,
+    /// `$SYS/broker/load/...` averages, and when they were last fed.
+    load: sys_load::Load,
+    load_at: Option<Instant>,
     /// The store seam, once restored; `None`: in memory only, no records.
     store: Option<Box<Durable>>,
     /// Publishers paused by flow control ([`Broker::poll_reading`]).
@@ -275,6 +279,8 @@ impl Broker {
             stats: Stats::default(),
             started: None,
             sys_at: None,
+            load: sys_load::Load::default(),
+            load_at: None,
             store: None,
             throttles: Throttles::default(),
         }
@@ -289,6 +295,7 @@ impl Broker {
     pub fn sizes(&self) -> Sizes {
         Sizes {
             connections: self.conns.open,
+            peak_connections: self.conns.peak,
             sessions: self.client_ids.len(),
             subscriptions: self.index.len(),
             retained: self.retained.len(),

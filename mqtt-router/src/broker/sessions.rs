@@ -507,6 +507,7 @@ impl Broker {
             .and_then(|e| e.expires_at)
             .is_some_and(|at| at <= now);
         if expired {
+            self.stats.sessions_expired += 1;
             self.end_session(key, now, true);
         }
     }

@@ -47,6 +47,9 @@ pub struct Stats {
     pub offline_bytes_over_limit: u64,
     /// CONNECTs refused at `max_persistent_sessions`.
     pub persistent_sessions_refused: u64,
+    /// Sessions that ended because their expiry interval passed with no
+    /// client taking them (`$SYS/broker/clients/expired`).
+    pub sessions_expired: u64,
     /// Subscribers that held publishers back and then made no progress for
     /// the stall time: their queue's policy applied from then on.
     pub subscribers_stalled: u64,
@@ -60,6 +63,9 @@ pub struct Stats {
 pub struct Sizes {
     /// Open connections.
     pub connections: usize,
+    /// The most connections open at once since start
+    /// (`$SYS/broker/clients/maximum`).
+    pub peak_connections: usize,
     /// Sessions, attached to a connection or waiting for their client.
     pub sessions: usize,
     /// Subscriptions in the index (bridges' included).

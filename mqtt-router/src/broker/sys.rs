@@ -65,6 +65,7 @@ impl Broker {
             self.publish_sys_value(now, name, value);
         }
         self.publish_limit_counters(now);
+        self.publish_mosquitto_figures(now);
         if let Some(d) = self.store.as_deref() {
             let failing = if d.is_failing() { "1" } else { "0" };
             self.publish_sys_value(now, "store/failing", failing.into());
@@ -96,6 +97,52 @@ impl Broker {
         ];
         for (name, value) in values {
             self.publish_sys_value(now, name, alloc::format!("{value}"));
+        }
+    }
+
+    /// The rest of Mosquitto's `$SYS/broker/...` names, with the same
+    /// meaning where this broker has the figure, so dashboards made for
+    /// Mosquitto keep working: the peak and expired clients, PUBLISH counts
+    /// under `publish/messages/`, what is held (`messages/stored`,
+    /// `store/messages/...`), and the `load/...` moving averages.
+    fn publish_mosquitto_figures(&mut self, now: Instant) {
+        let elapsed = self
+            .load_at
+            .or(self.started)
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.load_at = Some(now);
+        self.load.update(&self.stats, elapsed);
+        let (mut queued, mut queued_bytes) = (0u64, 0u64);
+        for e in self.sessions.iter().flatten() {
+            if let Some(s) = self.held_session(e) {
+                queued += s.queued() as u64;
+                queued_bytes += s.queued_bytes() as u64;
+            }
+        }
+        let stored = queued + self.retained.len() as u64;
+        let stored_bytes = queued_bytes + self.retained_bytes.total() as u64;
+        let s = &self.stats;
+        let values: [(&str, u64); 8] = [
+            ("clients/maximum", self.conns.peak as u64),
+            ("clients/expired", s.sessions_expired),
+            ("publish/messages/received", s.messages_received),
+            ("publish/messages/sent", s.messages_sent),
+            ("publish/messages/dropped", s.messages_dropped),
+            ("messages/stored", stored),
+            ("store/messages/count", stored),
+            ("store/messages/bytes", stored_bytes),
+        ];
+        let mut all: alloc::vec::Vec<(String, String)> = values
+            .iter()
+            .map(|(n, v)| (String::from(*n), alloc::format!("{v}")))
+            .collect();
+        all.push((
+            "limits/stalled subscribers".into(),
+            alloc::format!("{}", s.subscribers_stalled),
+        ));
+        all.extend(self.load.values());
+        for (name, value) in all {
+            self.publish_sys_value(now, &name, value);
         }
     }
 
