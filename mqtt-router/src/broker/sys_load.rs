@@ -134,8 +134,10 @@ mod tests {
     #[test]
     fn one_burst_fades_faster_over_one_minute_than_over_fifteen() {
         let mut load = Load::default();
-        let mut stats = Stats::default();
-        stats.connections_total = 60;
+        let stats = Stats {
+            connections_total: 60,
+            ..Stats::default()
+        };
         load.update(&stats, Duration::from_secs(60));
         for _ in 0..6 {
             load.update(&stats, Duration::from_secs(60));

@@ -1178,6 +1178,11 @@ fn sys_topics_are_published_every_sys_interval() {
         ("$SYS/broker/clients/total", "2"),
         ("$SYS/broker/messages/received", "1"),
         ("$SYS/broker/subscriptions/count", "2"),
+        ("$SYS/broker/clients/maximum", "2"),
+        ("$SYS/broker/publish/messages/received", "1"),
+        // One PUBLISH in 10 s: 6 a minute, of which the 1-minute average
+        // holds 1 - e^(-1/6) at the first fold.
+        ("$SYS/broker/load/messages/received/1min", "0.92"),
     ] {
         assert_eq!(
             got.get(topic).map(String::as_str),
@@ -1190,6 +1195,15 @@ fn sys_topics_are_published_every_sys_interval() {
         "$SYS/broker/bytes/received",
         "$SYS/broker/bytes/sent",
         "$SYS/broker/retained messages/count",
+        // Mosquitto's names, so its dashboards keep working.
+        "$SYS/broker/clients/expired",
+        "$SYS/broker/publish/messages/sent",
+        "$SYS/broker/publish/messages/dropped",
+        "$SYS/broker/messages/stored",
+        "$SYS/broker/store/messages/bytes",
+        "$SYS/broker/load/messages/sent/1min",
+        "$SYS/broker/load/bytes/received/5min",
+        "$SYS/broker/load/connections/15min",
     ] {
         assert!(got.contains_key(topic), "{topic} missing from {got:?}");
     }

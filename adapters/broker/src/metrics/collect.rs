@@ -43,7 +43,7 @@ impl Collector for Figures {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot: Snapshot = self.0.lock().0.clone();
         let s = &snapshot.stats;
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 21] = [
             (
                 "messages_received",
                 "PUBLISH packets received from clients",
@@ -92,14 +92,79 @@ impl Collector for Figures {
                 "Acknowledgements held back by flow control",
                 s.acks_held,
             ),
+            (
+                "sessions_expired",
+                "Sessions ended by their expiry interval",
+                s.sessions_expired,
+            ),
+            (
+                "subscribers_stalled",
+                "Subscribers that made no progress while holding publishers back",
+                s.subscribers_stalled,
+            ),
+            (
+                "limit_subscriptions",
+                "Filters refused at max_subscriptions_per_client",
+                s.subscriptions_over_limit,
+            ),
+            (
+                "limit_shared_groups",
+                "Shared subscriptions refused at max_shared_groups_per_client",
+                s.shared_groups_over_limit,
+            ),
+            (
+                "limit_topic_levels",
+                "Topics, filters and wills refused past max_topic_levels",
+                s.topic_levels_over_limit,
+            ),
+            (
+                "limit_properties",
+                "Publishes and wills refused past the property limits",
+                s.properties_over_limit,
+            ),
+            (
+                "limit_queued_bytes",
+                "Messages not queued past max_queued_bytes",
+                s.queued_bytes_over_limit,
+            ),
+            (
+                "limit_offline_bytes",
+                "Messages not queued past max_offline_bytes",
+                s.offline_bytes_over_limit,
+            ),
+            (
+                "limit_persistent_sessions",
+                "CONNECTs refused at max_persistent_sessions",
+                s.persistent_sessions_refused,
+            ),
         ];
         for (name, help, value) in counters {
             let metric = ConstCounter::new(value);
             metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)?;
         }
         let z = &snapshot.sizes;
-        let gauges: [(&str, &str, u64); 7] = [
+        let gauges: [(&str, &str, u64); 11] = [
             ("connections_open", "Open connections", z.connections as u64),
+            (
+                "connections_peak",
+                "The most connections open at once since start",
+                z.peak_connections as u64,
+            ),
+            (
+                "retained_bytes",
+                "Bytes of the retained messages (topics, payloads, properties)",
+                z.retained_bytes as u64,
+            ),
+            (
+                "offline_bytes",
+                "Bytes queued for clients that are away",
+                z.offline_bytes as u64,
+            ),
+            (
+                "persistent_sessions",
+                "Persistent sessions, connected or not",
+                z.persistent_sessions as u64,
+            ),
             (
                 "clients_connected",
                 "Sessions with a connection",
