@@ -493,7 +493,11 @@ impl Harness {
             let _ = self.broker.answer_auth(req.ticket(), self.now, a);
         }
         while let Some(ev) = self.broker.poll_event() {
-            let BrokerEvent::Closed { id, .. } = ev;
+            let id = match ev {
+                BrokerEvent::Closed { id, .. } => id,
+                // An accepted CONNECT: checked through the CONNACK instead.
+                BrokerEvent::Connected { .. } => continue,
+            };
             let c = self
                 .conns
                 .iter_mut()

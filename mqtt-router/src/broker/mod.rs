@@ -144,7 +144,24 @@ pub struct PeerInfo {
 // applications, must handle each event, so a new one cannot be ignored
 // silently; adding one is a breaking change, said in the CHANGELOG.
 #[derive(Debug)]
+// Two events per connection's life, taken at once by the driver: their
+// size does not matter, an allocation per close would.
+#[allow(clippy::large_enum_variant)]
 pub enum BrokerEvent {
+    /// A client's CONNECT was accepted (CONNACK 0x00 is on its way): for
+    /// the driver's log.
+    Connected {
+        /// The connection.
+        id: ConnId,
+        /// Its client identifier (assigned, for an empty one).
+        client_id: Str,
+        /// The user it authenticated as, if any.
+        username: Option<Str>,
+        /// Its protocol version.
+        version: ProtocolVersion,
+        /// Whether it resumed a session.
+        session_present: bool,
+    },
     /// A connection ended: write what [`Broker::poll_transmit`] still gives
     /// for it, then close the socket. The id is stale afterwards.
     Closed {

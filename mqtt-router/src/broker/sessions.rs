@@ -162,6 +162,13 @@ impl Broker {
         // Invariant: the connection is awaiting acceptance, having just sent CONNECT.
         let _ = c.conn.accept(now, stored, ack);
         self.stats.connections_total += 1;
+        self.events.push_back(BrokerEvent::Connected {
+            id,
+            client_id: c.conn.client_id().clone(),
+            username: c.username.clone(),
+            version: c.conn.version(),
+            session_present: resumed,
+        });
         if self.store.is_some() {
             self.record_connect(id, key, resumed, now);
         }

@@ -437,6 +437,8 @@ impl Sim {
                             p.broker_close = Some(close);
                         }
                     }
+                    // Accepted CONNECTs show in the peers' own events.
+                    BrokerEvent::Connected { .. } => {}
                 }
             }
             // Clients read; a transport the broker closed ends after its bytes.

@@ -286,6 +286,7 @@ impl<O: Observer> Sim<O> {
         }
         node.events.iter().any(|ev| match ev {
             BrokerEvent::Closed { id: x, close } => *x == id && close.violation.is_some(),
+            BrokerEvent::Connected { .. } => false,
         })
     }
 
@@ -446,6 +447,8 @@ impl<O: Observer> Sim<O> {
                 moved = true;
                 match ev {
                     BrokerEvent::Closed { id, close } => self.on_broker_closed(b, id, close),
+                    // The oracle judges CONNACKs from the clients' side.
+                    BrokerEvent::Connected { .. } => {}
                 }
             }
             if !moved {

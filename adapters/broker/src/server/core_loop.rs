@@ -9,8 +9,9 @@ use std::time::Duration;
 use mqtt_codec::ReasonCode;
 use mqtt_router::broker::{Broker, BrokerEvent, ConnId, PeerInfo};
 use tokio::sync::{mpsc, Notify};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
+use super::conn_log::ConnLog;
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
@@ -35,8 +36,6 @@ pub(super) struct Input {
 static REFUSED: RateLimit = RateLimit::new(10);
 /// Stalled subscribers logged per second.
 static STALLS: RateLimit = RateLimit::new(10);
-/// Closes (protocol violations among them) logged per second, at debug.
-static CLOSES: RateLimit = RateLimit::new(100);
 
 /// The longest shutdown waits for connections whose last packets wait for
 /// the store (a failing store would hold them for ever).
@@ -293,6 +292,8 @@ pub(super) struct Writers {
     /// Connections closed since the core loop last looked (for the
     /// authentication driver).
     pub(super) closed: Vec<ConnId>,
+    /// Opens and closes for the log.
+    log: ConnLog,
 }
 
 impl Writers {
@@ -302,6 +303,7 @@ impl Writers {
             blocked: Vec::new(),
             closing: Vec::new(),
             closed: Vec::new(),
+            log: ConnLog::default(),
         }
     }
 }
@@ -330,7 +332,7 @@ pub(super) fn handle(broker: &mut Broker, w: &mut Writers, clock: Clock, cmd: To
             };
             match broker.open(now, info) {
                 Ok(id) => {
-                    debug!(%peer, ?id, "connection opened");
+                    w.log.opened(id, peer);
                     w.conns.insert(id, ConnHandle { writer });
                     let _ = reply.send(Some((id, broker.decoder())));
                 }
@@ -397,12 +399,17 @@ pub(super) fn flush(broker: &mut Broker, w: &mut Writers, clock: Clock) {
     }
     while let Some(ev) = broker.poll_event() {
         match ev {
+            BrokerEvent::Connected {
+                id,
+                client_id,
+                username,
+                version,
+                session_present,
+            } => w
+                .log
+                .connected(id, client_id, username.as_ref(), version, session_present),
             BrokerEvent::Closed { id, close } => {
-                if tracing::enabled!(tracing::Level::DEBUG) {
-                    if let Some(suppressed) = CLOSES.allow() {
-                        debug!(?id, reason = %close.reason, initiator = ?close.initiator, suppressed, "connection closed");
-                    }
-                }
+                w.log.closed(id, &close);
                 w.closed.push(id);
                 // The last bytes (a DISCONNECT, a refusing CONNACK) go out first.
                 write_one(broker, w, clock, id);

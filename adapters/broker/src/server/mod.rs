@@ -31,6 +31,7 @@
 
 mod accept;
 mod authn;
+mod conn_log;
 mod connection;
 mod core_loop;
 mod order;
