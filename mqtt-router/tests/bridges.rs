@@ -372,6 +372,36 @@ fn a_congested_bridge_holds_local_publishers_acks_until_it_drains() {
     assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 0);
 }
 
+/// With publishers paused (`pause_publishers`), past a bridge's
+/// high-water mark the publisher's later messages wait with it, unrouted,
+/// until the bridge drains to a quarter; nothing is dropped.
+#[test]
+fn a_congested_bridge_pauses_local_publishers_until_it_drains() {
+    let mut config = broker_config();
+    config.pause_publishers = true;
+    let mut sim = new_sim(config);
+    let b = open(&mut sim, "b", &[("t", Q1)], 8);
+    let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
+    publish_burst(&mut sim, publisher, "t", 8);
+    assert!(completed(&sim, publisher) < 8, "acknowledgements are held");
+    let sent = take(&mut sim, b);
+    assert_eq!(payloads_of(&sent), ["0", "1", "2", "3", "4"]);
+    settle(&mut sim, b, &sent[..2], BridgeOutcome::Delivered);
+    assert!(completed(&sim, publisher) < 8, "3 of 8 still wait");
+    settle(&mut sim, b, &sent[2..4], BridgeOutcome::Delivered);
+    sim.run_until_idle();
+    // Released at a quarter (two waiting): the waiting messages then reach
+    // the bridge, and the last one, past half again, is held.
+    assert_eq!(completed(&sim, publisher), 7);
+    let rest = take(&mut sim, b);
+    assert_eq!(payloads_of(&rest), ["5", "6", "7"]);
+    settle(&mut sim, b, &sent[4..], BridgeOutcome::Delivered);
+    settle(&mut sim, b, &rest, BridgeOutcome::Delivered);
+    sim.run_until_idle();
+    assert_eq!(completed(&sim, publisher), 8);
+    assert_eq!(sim.broker().bridge_stats(b).unwrap().messages_dropped, 0);
+}
+
 /// A bridge that takes nothing for five seconds (its remote broker away)
 /// counts as stalled: what it held is acknowledged, and it holds no one
 /// back any more; its queue sheds load, counted.
