@@ -130,10 +130,13 @@ fn a_half_sent_packet_is_dropped_after_the_partial_packet_timeout_with_keep_aliv
     expect_will(&mut watcher, "loris", Duration::from_secs(5));
 }
 
-/// Under 5.0 the same client hears why: DISCONNECT 0x8D, then the close.
+/// Under 5.0 the same client hears why: DISCONNECT 0x8D, then the close
+/// (with `max_keep_alive = 0`, so that the broker leaves its keep alive at
+/// 0 rather than imposing one, which would bound it instead).
 #[test]
 fn a_half_sent_packet_gets_a_v5_client_disconnect_0x8d() {
-    let broker = BrokerProcess::start_with("[limits]\npartial_packet_timeout = 1\n");
+    let broker =
+        BrokerProcess::start_with("[limits]\npartial_packet_timeout = 1\nmax_keep_alive = 0\n");
     let mut loris = Raw::connect(broker.addr);
     loris.send(&raw::connect(5, 0x02, 0, &[], b"loris5"));
     assert!(matches!(loris.next(Duration::from_secs(5)), Next::Packet(p) if p[0] == 0x20));

@@ -86,6 +86,19 @@ pub struct BrokerConfig {
     pub limits: ClientLimits,
     /// Whether and how clients authenticate (see [`AuthConfig`]).
     pub auth: AuthConfig,
+    /// Flow control pauses publishers, not only their acknowledgements
+    /// (default false): from a publisher's first acknowledgement held by a
+    /// subscriber past its high-water mark, the rest of its input waits in
+    /// the core, [`Broker::poll_reading`](super::Broker::poll_reading) asks
+    /// the adapter to stop reading it, and any publish that would reach such
+    /// a subscriber waits unrouted until it drains. Without it, publishers
+    /// with more unacknowledged messages than the headroom above the
+    /// high-water mark (3.1.1 publishers have no Receive Maximum) overrun a
+    /// subscriber that reads as fast as it can. Off by default because a
+    /// waiting publish is routed when it is released, not when it arrived:
+    /// `mqtt-sim`'s oracle models routing on arrival and does not model this
+    /// yet. The `mqtt-broker` binary turns it on.
+    pub pause_publishers: bool,
 }
 
 /// Authentication: whether each CONNECT waits for the driver's answer, and
@@ -198,6 +211,7 @@ impl Default for BrokerConfig {
             shared_strategy: SharedStrategy::default(),
             auth: AuthConfig::default(),
             limits: ClientLimits::default(),
+            pause_publishers: false,
         }
     }
 }

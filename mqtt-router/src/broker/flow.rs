@@ -168,7 +168,9 @@ impl Broker {
             self.throttles.holding += 1;
             self.arm_stall_timer(sub, at);
         }
-        self.throttle(publisher, sub != Sink::Conn(publisher));
+        if self.config.pause_publishers {
+            self.throttle(publisher, sub != Sink::Conn(publisher));
+        }
         if pid.is_some() {
             self.stats.acks_held += 1;
         }
@@ -209,7 +211,9 @@ impl Broker {
                 if let Some(pid) = pid {
                     let _ = p.conn.ack(pid, ReasonCode::SUCCESS);
                 }
-                self.unthrottle(publisher, sub != Sink::Conn(publisher));
+                if self.config.pause_publishers {
+                    self.unthrottle(publisher, sub != Sink::Conn(publisher));
+                }
                 self.note_change(publisher);
             }
         }

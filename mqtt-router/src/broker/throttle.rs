@@ -242,7 +242,7 @@ impl Broker {
         msg: &Message,
         now: Instant,
     ) -> Option<Sink> {
-        if self.throttles.holding == 0 {
+        if self.throttles.holding == 0 || !self.config.pause_publishers {
             return None;
         }
         let c = self.conns.get(publisher)?;

@@ -1689,6 +1689,7 @@ fn broker_close_tells_v5_clients_the_reason() {
 /// high-water mark, and whose publishers may have 8 unacknowledged.
 fn flow_config() -> BrokerConfig {
     let mut config = broker_config();
+    config.pause_publishers = true;
     config.server.limits.max_queued = 20;
     config.server.limits.max_inflight = 5;
     config.server.limits.receive_maximum = 8;
