@@ -103,10 +103,18 @@ pub(super) fn apply(
             let n = if n == 0 { 1_000_000 } else { n };
             limits.set("max_queued_messages", n.to_string(), d);
         }
-        "max_queued_bytes" => remarks.push(Remark::new(
-            d,
-            "not supported yet: queues are limited in messages (max_queued_messages)",
-        )),
+        "max_queued_bytes" => {
+            // Mosquitto: 0 is no limit; here every queue has one in bytes.
+            let n = d.number_in(0, i64::MAX)?;
+            if n == 0 {
+                remarks.push(Remark::new(
+                    d,
+                    "no limit is not offered: the broker's default byte limit stays",
+                ));
+            } else {
+                limits.set("max_queued_bytes", n.to_string(), d);
+            }
+        }
         "message_size_limit" => message_size_limit(limits, d, remarks)?,
         "max_packet_size" => {
             let n = d.number_in(0, 268_435_455)?;

@@ -77,6 +77,9 @@ fn listeners_with_tls_and_websockets_and_password_file() {
          keyfile /etc/mosquitto/certs/server.key\n\
          cafile /etc/mosquitto/ca_certificates/ca.crt\n\
          require_certificate true\n\
+         use_identity_as_username true\n\
+         tls_version tlsv1.3\n\
+         crlfile /etc/mosquitto/crl.pem\n\
          listener 9001\n\
          protocol websockets\n\
          password_file /etc/mosquitto/passwd\n\
@@ -88,6 +91,12 @@ fn listeners_with_tls_and_websockets_and_password_file() {
     assert_eq!(l[1].bind, SocketAddr::from(([0, 0, 0, 0], 8883)));
     assert_eq!(l[1].protocol, Protocol::Mqtts);
     assert!(l[1].require_certificate);
+    assert!(l[1].use_identity_as_username);
+    assert_eq!(l[1].tls_version, crate::config::TlsVersion::Tls13);
+    assert_eq!(
+        l[1].crlfile.as_deref(),
+        Some(Path::new("/etc/mosquitto/crl.pem"))
+    );
     assert_eq!(l[2].protocol, Protocol::Ws);
     // Mosquitto 2: listeners configured, no allow_anonymous line → refused.
     assert!(!cfg.auth.allow_anonymous());
@@ -114,7 +123,7 @@ fn limits_are_carried_over_and_the_last_line_wins() {
          max_inflight_messages 20\nmax_queued_messages 200\nmax_queued_messages 300\n\
          max_keepalive 120\nmax_qos 1\nretain_available false\n\
          message_size_limit 1000\npersistent_client_expiration 2d\nsys_interval 0\n\
-         max_connections 50\n",
+         max_connections 50\nmax_queued_bytes 1048576\n",
     );
     let b = cfg.broker_config(1);
     assert_eq!(b.server.limits.max_inflight, 20);
@@ -126,6 +135,7 @@ fn limits_are_carried_over_and_the_last_line_wins() {
     assert_eq!(cfg.limits.max_packet_size, 1000 + 64 * 1024);
     assert_eq!(cfg.limits.max_session_expiry, 2 * 86_400);
     assert_eq!(cfg.limits.max_connections, 50);
+    assert_eq!(cfg.limits.max_queued_bytes, 1_048_576);
     assert!(b.sys_interval.is_none());
 }
 
