@@ -57,10 +57,9 @@ pub use crate::tls::TlsError;
 #[derive(Debug)]
 pub struct Server {
     local_addrs: Vec<SocketAddr>,
-    /// Each listener as configured, and the transport it speaks now
-    /// (replaced by [`Server::reload`]).
-    listeners: Vec<(Listener, server::SharedTransport)>,
-    max_packet_size: u32,
+    /// What [`Server::reload`] changes: each listener's transport, the
+    /// authenticator.
+    reloader: Reloader,
     http: Option<metrics::HttpServer>,
     shutdown: Arc<Notify>,
     task: JoinHandle<Result<(), store::StoreDied>>,
@@ -161,7 +160,21 @@ impl Server {
         };
         let broker = mqtt_router::broker::Broker::new(broker_config);
         let max_checks = config.auth.max_concurrent_checks();
-        let core = server::Core::new(broker, store, authenticator, max_checks, monitor)?;
+        let (control, control_rx) = tokio::sync::mpsc::unbounded_channel();
+        let reloader = Reloader::new(
+            listeners_kept,
+            config.limits.max_packet_size,
+            authenticator.clone(),
+            control,
+        );
+        let core = server::Core::new(
+            broker,
+            store,
+            authenticator,
+            max_checks,
+            monitor,
+            control_rx,
+        )?;
         let shutdown = Arc::new(Notify::new());
         let task = tokio::spawn(server::run(
             core,
@@ -172,8 +185,7 @@ impl Server {
         ));
         Ok(Server {
             local_addrs,
-            listeners: listeners_kept,
-            max_packet_size: config.limits.max_packet_size,
+            reloader,
             http,
             shutdown,
             task,

@@ -345,6 +345,7 @@ fn reload(server: &Reloader, args: &Args, log_level: &LogLevel) {
             let level = log_level.reload(&config.log.level).unwrap_or(false);
             info!(
                 tls_listeners = done.tls_listeners(),
+                authentication = done.authentication(),
                 log_level = if level {
                     config.log.level.as_str()
                 } else {

@@ -49,13 +49,15 @@ fn wait_for(log: &std::path::Path, text: &str) -> String {
     }
 }
 
+/// mosquitto_pub as `client_id` (none: it sends an empty one).
 fn publish(port: u16, client_id: &str, version: &str) {
-    let out = run(
-        Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version])
-            .args(["-i", client_id, "-t", "t", "-m", "x"]),
-        Duration::from_secs(10),
-    );
+    let mut c = Command::new("mosquitto_pub");
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version])
+        .args(["-t", "t", "-m", "x"]);
+    if !client_id.is_empty() {
+        c.args(["-i", client_id]);
+    }
+    let out = run(&mut c, Duration::from_secs(10));
     assert!(out.status.success(), "{out:?}");
 }
 
@@ -81,6 +83,14 @@ fn connects_and_disconnects_are_logged_with_client_id_address_version_and_reason
         .lines()
         .find(|l| l.contains("client disconnected"))
         .unwrap();
+    // A client that sends no identifier is logged under the one assigned.
+    publish(port, "", "mqttv311");
+    let text = wait_for(&log, "client_id=auto-");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("client connected") && l.contains("client_id=auto-")),
+        "{text}"
+    );
     assert!(
         closed.contains("client_id=sensor-7") && closed.contains("reason="),
         "{closed}"

@@ -13,6 +13,8 @@ use crate::Instant;
 pub struct SessionView<'a> {
     /// The client identifier it belongs to.
     pub client_id: &'a str,
+    /// The user that owns it (who created it), if any.
+    pub username: Option<&'a str>,
     /// Whether a connection holds it now.
     pub connected: bool,
     /// Messages waiting: behind the in-flight window, or while the client is
@@ -54,6 +56,7 @@ impl Broker {
         let session = self.held_session(e);
         SessionView {
             client_id: e.client_id.as_str(),
+            username: e.username.as_ref().map(|u| u.as_str()),
             connected: e.conn.is_some(),
             queued: session.map_or(0, Session::queued),
             inflight: session.map_or(0, Session::inflight),

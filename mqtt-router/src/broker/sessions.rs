@@ -154,6 +154,10 @@ impl Broker {
                 > 0
         });
         self.set_persistent(key, persistent);
+        // The identifier the session has: assigned, for an empty one.
+        let session_client_id = self.sessions[key as usize]
+            .as_ref()
+            .map(|e| e.client_id.clone());
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
@@ -164,7 +168,7 @@ impl Broker {
         self.stats.connections_total += 1;
         self.events.push_back(BrokerEvent::Connected {
             id,
-            client_id: c.conn.client_id().clone(),
+            client_id: session_client_id.unwrap_or_else(|| c.conn.client_id().clone()),
             username: c.username.clone(),
             version: c.conn.version(),
             session_present: resumed,

@@ -179,6 +179,15 @@ impl FileAuthenticator {
 }
 
 impl Authenticator for FileAuthenticator {
+    /// The files read again (with everything `load` reads).
+    fn reloaded(
+        &self,
+        config: &AuthConfig,
+    ) -> Result<Option<Arc<dyn Authenticator>>, super::ReloadAuthError> {
+        let new = FileAuthenticator::load(config)?;
+        Ok(Some(Arc::new(new)))
+    }
+
     fn authenticate(&self, request: AuthRequest) -> AuthFuture {
         let me = self.clone();
         Box::pin(async move {

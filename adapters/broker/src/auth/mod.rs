@@ -36,8 +36,11 @@ mod methods;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use mqtt_router::broker::{AuthAnswer, AuthRequest, ConnId, Rights};
+
+use crate::config::AuthConfig;
 
 pub use file::{AuthError, FileAuthenticator};
 pub use methods::{AuthMethods, EnhancedMethod, MethodExchange, MethodStep};
@@ -84,4 +87,22 @@ pub trait Authenticator: Send + Sync + 'static {
     fn forget(&self, conn: ConnId) {
         let _ = conn;
     }
+
+    /// A reload (SIGHUP): the authenticator made from `config`'s `[auth]`
+    /// section, to use from now on, or `None` if this one does not come
+    /// from the configuration (the default: a custom authenticator keeps
+    /// itself). An error keeps this one.
+    ///
+    /// # Errors
+    /// Why the new settings cannot be used (a file missing or invalid).
+    fn reloaded(
+        &self,
+        config: &AuthConfig,
+    ) -> Result<Option<Arc<dyn Authenticator>>, ReloadAuthError> {
+        let _ = config;
+        Ok(None)
+    }
 }
+
+/// Why an authenticator could not be reloaded.
+pub type ReloadAuthError = Box<dyn std::error::Error + Send + Sync>;

@@ -44,6 +44,35 @@ impl AuthDriver {
         }
     }
 
+    /// Answers requests from now on with `authenticator` (a reload), and
+    /// gives every session the rights it gives the session's owner: a
+    /// connected client keeps its connection and its subscriptions, and
+    /// what it may publish, subscribe to and receive follows the new rules
+    /// from its next packet on. Checks already running finish with the old
+    /// one. Returns how many sessions got new rights.
+    pub(super) fn replace(
+        &mut self,
+        broker: &mut Broker,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> usize {
+        self.authenticator = authenticator;
+        let owners: Vec<(mqtt_codec::Str, Option<String>)> = broker
+            .sessions()
+            .filter_map(|s| {
+                let id = mqtt_codec::Str::try_from(s.client_id).ok()?;
+                Some((id, s.username.map(str::to_string)))
+            })
+            .collect();
+        let mut changed = 0;
+        for (client_id, username) in owners {
+            let rights = self
+                .authenticator
+                .rights(client_id.as_str(), username.as_deref());
+            changed += usize::from(broker.set_session_rights(&client_id, rights));
+        }
+        changed
+    }
+
     /// Takes the core's new requests and starts what the bound allows.
     pub(super) fn take(&mut self, broker: &mut Broker) {
         while let Some(r) = broker.poll_auth() {

@@ -15,7 +15,7 @@ use super::conn_log::ConnLog;
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
-use super::{Clock, Core, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
+use super::{Clock, Control, Core, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
 use crate::bridge::{Bridges, FromRemote, Prepared};
 use crate::logging::RateLimit;
 use crate::store::StoreDied;
@@ -53,6 +53,7 @@ pub(super) async fn core(
         mut store,
         mut auth,
         monitor,
+        mut control,
     } = core;
     let rx = &mut from_conns.commands;
     let stamps = from_conns.stamps.clone();
@@ -122,6 +123,12 @@ pub(super) async fn core(
                 begin_stop(&mut broker, &mut bridges, clock);
             }
             () = tokio::time::sleep_until(next_refresh), if monitor.is_watched() => {}
+            Some(ctl) = control.recv() => match ctl {
+                Control::Authenticator(a) => {
+                    let sessions = auth.replace(&mut broker, a);
+                    info!(sessions, "authentication reloaded: every session's rights re-evaluated");
+                }
+            },
         }
         let turn = std::time::Instant::now();
         for stamp in stamps.take_released() {

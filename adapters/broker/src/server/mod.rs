@@ -214,6 +214,14 @@ impl Clock {
     }
 }
 
+/// What a running server's owner asks of the core task (see
+/// [`crate::Reloader`]).
+pub(crate) enum Control {
+    /// Authenticate with this from now on, and give every session the
+    /// rights it gives.
+    Authenticator(Arc<dyn Authenticator>),
+}
+
 /// The broker core with its store, restored and ready to serve.
 pub(crate) struct Core {
     broker: Broker,
@@ -221,6 +229,7 @@ pub(crate) struct Core {
     store: Option<persist::StoreLink>,
     auth: authn::AuthDriver,
     monitor: Arc<Monitor>,
+    control: mpsc::UnboundedReceiver<Control>,
 }
 
 impl Core {
@@ -232,6 +241,7 @@ impl Core {
         authenticator: Arc<dyn Authenticator>,
         max_checks: usize,
         monitor: Arc<Monitor>,
+        control: mpsc::UnboundedReceiver<Control>,
     ) -> std::io::Result<Core> {
         let clock = Clock::start();
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -264,6 +274,7 @@ impl Core {
             store,
             auth: authn::AuthDriver::new(authenticator, max_checks),
             monitor,
+            control,
         })
     }
 }
