@@ -33,6 +33,8 @@
 
 mod file;
 mod methods;
+mod scram;
+mod token;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,6 +43,7 @@ use mqtt_router::broker::{AuthAnswer, AuthRequest, ConnId, Rights};
 
 pub use file::{AuthError, FileAuthenticator};
 pub use methods::{AuthMethods, EnhancedMethod, MethodExchange, MethodStep};
+pub use scram::ScramMethod;
 
 /// The answer an [`Authenticator`] gives later.
 pub type AuthFuture = Pin<Box<dyn Future<Output = AuthAnswer> + Send + 'static>>;
