@@ -519,7 +519,10 @@ mod tests {
         // AuthSuccess keeps its fields private: its Debug shows the owner
         // and the ACL rules it carries.
         let shown = format!("{ok:?}");
-        assert!(shown.contains("alice/#") && !shown.contains("mallory"), "{shown}");
+        assert!(
+            shown.contains("alice/#") && !shown.contains("mallory"),
+            "{shown}"
+        );
         let r = request_from(connect(None, None), peer).2;
         assert!(matches!(a.check(&r), AuthAnswer::Success(_)));
     }
