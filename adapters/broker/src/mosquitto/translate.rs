@@ -258,9 +258,24 @@ fn listener_setting(
             .table
             .set("require_certificate", d.boolean()?.to_string(), d),
         "max_connections" => l.max_connections = Some(d.number_in(-1, i64::from(u32::MAX))?),
-        "use_identity_as_username" | "use_subject_as_username" | "tls_version" | "crlfile" => {
-            remarks.push(Remark::new(d, "not supported yet: ignored"));
+        "use_identity_as_username" => {
+            l.table
+                .set("use_identity_as_username", d.boolean()?.to_string(), d)
         }
+        "use_subject_as_username" => {
+            l.table
+                .set("use_subject_as_username", d.boolean()?.to_string(), d)
+        }
+        "crlfile" => l.table.set_str("crlfile", d.text()?, d),
+        "tls_version" => match d.value()? {
+            v @ ("tlsv1.2" | "tlsv1.3") => l.table.set_str("tls_version", v, d),
+            // Older versions are never offered: 1.2 is the least.
+            "tlsv1.1" | "tlsv1" => remarks.push(Remark::new(
+                d,
+                "TLS older than 1.2 is never offered: tlsv1.2 is used",
+            )),
+            v => return Err(d.invalid(format!("tls_version {v:?} is not tlsv1.2 or tlsv1.3"))),
+        },
         "ciphers" | "ciphers_tls1.3" => remarks.push(Remark::new(
             d,
             "ignored: the TLS library's safe cipher suites are always used",
