@@ -550,6 +550,40 @@ mod tests {
     }
 
     #[test]
+    fn scram_file_and_jwt_are_loaded_and_bad_ones_named() {
+        let dir = std::env::temp_dir().join(format!("auth-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("scram");
+        let mut creds = ScramCredentials::new();
+        creds
+            .set_password("alice", Mechanism::Sha256, b"pw", 4096)
+            .unwrap();
+        creds.save(&good).unwrap();
+        let bad = dir.join("scram-bad");
+        std::fs::write(&bad, "# users\nalice:SCRAM-SHA-1:4096:x:y:z\n").unwrap();
+        let config = |scram: &Path| AuthConfig {
+            scram_file: Some(scram.to_path_buf()),
+            ..AuthConfig::default()
+        };
+        let a = FileAuthenticator::load(&config(&good)).unwrap();
+        assert_eq!(a.methods(), ["SCRAM-SHA-256", "SCRAM-SHA-512"]);
+        assert!(
+            !a.required(),
+            "SCRAM alone asks only about CONNECTs naming it"
+        );
+        let e = FileAuthenticator::load(&config(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scram-bad") && e.contains("line 2"), "{e}");
+        let jwt =
+            crate::Config::from_toml("[auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\n")
+                .unwrap()
+                .auth;
+        assert!(FileAuthenticator::load(&jwt).unwrap().required());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn load_names_the_bad_file() {
         let config = AuthConfig {
             password_file: Some("/nonexistent/pw".into()),
