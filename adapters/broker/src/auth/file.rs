@@ -139,22 +139,26 @@ impl FileAuthenticator {
         if acl.is_some() && passwords.is_none() {
             warn!("ACL file without a password file: user names are not verified, so any client can claim a user's rules");
         }
-        let mut me = FileAuthenticator::new(allow_anonymous, passwords, acl);
+        FileAuthenticator::new(allow_anonymous, passwords, acl).load_tokens(config)
+    }
+
+    /// Adds what `scram_file` and `[auth.jwt]` configure.
+    fn load_tokens(mut self, config: &AuthConfig) -> Result<FileAuthenticator, AuthError> {
         if let Some(path) = &config.scram_file {
             let credentials = Arc::new(ScramCredentials::load(path)?);
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret).map_err(AuthError::Random)?;
             for mechanism in [Mechanism::Sha256, Mechanism::Sha512] {
                 let method = ScramMethod::new(mechanism, credentials.clone(), secret);
-                me = me.with_method(Arc::new(method));
+                self = self.with_method(Arc::new(method));
             }
             info!(file = %path.display(), "SCRAM credentials loaded: SCRAM-SHA-256 and SCRAM-SHA-512 offered");
         }
         if let Some(jwt) = &config.jwt {
-            me = me.with_jwt(JwtVerifier::new(jwt)?);
+            self = self.with_jwt(JwtVerifier::new(jwt)?);
             info!("JSON Web Tokens accepted in the password field");
         }
-        Ok(me)
+        Ok(self)
     }
 
     /// Answers `request` now: the blocking work (a password hash, a
