@@ -310,12 +310,17 @@ fn re_authentication_succeeds_with_auth_0x00() {
 }
 
 /// [MQTT-4.12.1-2]: a failed re-authentication ends the connection with a
-/// DISCONNECT carrying the reason; a different user is refused too (0x87).
+/// DISCONNECT carrying the reason; a different user is refused too (0x87),
+/// and so is a wrong password (0x86 is not a DISCONNECT reason code).
 #[test]
 fn a_failed_re_authentication_disconnects_with_its_reason() {
     let cases = [
         (
             AuthAnswer::Refuse(ReasonCode::NOT_AUTHORIZED),
+            ReasonCode::NOT_AUTHORIZED,
+        ),
+        (
+            AuthAnswer::Refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
             ReasonCode::NOT_AUTHORIZED,
         ),
         (

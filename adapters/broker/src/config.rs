@@ -563,9 +563,19 @@ pub struct AuthConfig {
     /// once, off the core task. Default: 8. More CONNECTs wait their turn
     /// (bounded by the connection limit, and each by `connect_timeout`).
     pub max_concurrent_checks: Option<usize>,
+    /// SCRAM credentials file (`user:SCRAM-SHA-256:…` lines, made with
+    /// `mqtt-broker passwd --scram sha256|sha512 FILE USER`). Default: none.
+    /// With one, 5.0 clients may authenticate with the Authentication Method
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512` (and re-authenticate with it); the
+    /// user of the exchange owns the session and gets the ACL's rights.
+    pub scram_file: Option<PathBuf>,
     /// JSON Web Tokens in the password field (`[auth.jwt]`; default: none);
-    /// see [`JwtConfig`] for its keys and the claims it reads. Checked at
-    /// start; the verifier is [`crate::jwt::JwtVerifier`].
+    /// see [`JwtConfig`] for its keys and the claims it reads. With it, a
+    /// password of the form of a JWT is verified as one: the token's user
+    /// (who must be the CONNECT's user name, if one is given) owns the
+    /// session, with the token's topics as its rights under a
+    /// `topics_claim`, else the ACL's. Other passwords are checked as
+    /// without it.
     pub jwt: Option<JwtConfig>,
 }
 

@@ -154,8 +154,15 @@ impl Server {
             None => None,
         };
         let mut broker_config = config.broker_config(seed);
+        // A listener taking user names from certificates needs every
+        // CONNECT asked about: the authenticator names the certificate's
+        // user as the session's owner.
+        let certificate_users = config
+            .listeners()
+            .iter()
+            .any(|l| l.username_from_certificate() != crate::tls::UsernameFrom::Nothing);
         broker_config.auth = mqtt_router::broker::AuthConfig {
-            required: authenticator.required(),
+            required: authenticator.required() || certificate_users,
             methods: authenticator.methods(),
         };
         let broker = mqtt_router::broker::Broker::new(broker_config);

@@ -10,8 +10,9 @@
 //! new ACL gives its owner, taking effect from its next packet. Every file is read before anything is
 //! replaced, so a reload that fails (a missing or bad file) changes
 //! nothing and says which file. Listeners themselves (addresses,
-//! protocols) and limits change only at a restart: a reload that asks for
-//! such a change applies the rest and lists what it left.
+//! protocols), certificate user names and limits change only at a
+//! restart: a reload that asks for such a change applies the rest and
+//! lists what it left.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -142,8 +143,19 @@ impl Reloader {
             if !l.protocol.is_tls() {
                 continue;
             }
+            // Whether the broker core asks about every CONNECT was decided
+            // at start from these keys: they keep their old values.
+            let mut l = l.clone();
+            if l.username_from_certificate() != old.username_from_certificate() {
+                done.left_for_restart.push(format!(
+                    "listener {}: use_identity_as_username and use_subject_as_username change at a restart",
+                    l.bind
+                ));
+                l.use_identity_as_username = old.use_identity_as_username;
+                l.use_subject_as_username = old.use_subject_as_username;
+            }
             let transport =
-                Transport::new(l, self.max_packet_size).map_err(|source| ReloadError::Tls {
+                Transport::new(&l, self.max_packet_size).map_err(|source| ReloadError::Tls {
                     bind: l.bind,
                     source: Box::new(source),
                 })?;

@@ -432,6 +432,11 @@ impl Broker {
         if connecting {
             c.conn.reject(now, reason);
             self.stats.connections_refused += 1;
+        } else if reason == ReasonCode::BAD_USER_NAME_OR_PASSWORD {
+            // A failed re-authentication: 0x86 is a CONNACK code only, not
+            // among DISCONNECT's (5.0 section 3.14.2.1), where it would
+            // become 0x80; 0x87 Not authorized says what happened.
+            c.conn.close(now, ReasonCode::NOT_AUTHORIZED);
         } else {
             c.conn.close(now, reason);
         }

@@ -1,6 +1,20 @@
 //! The built-in [`Authenticator`]: users from Mosquitto's password file,
 //! rights from its ACL file (the `[auth]` section: `password_file`,
-//! `acl_file`, `allow_anonymous`), and any registered enhanced methods.
+//! `acl_file`, `allow_anonymous`), TLS certificate identities, JSON Web
+//! Tokens in the password field (`[auth.jwt]`), SCRAM (`scram_file`) and
+//! any other registered enhanced methods.
+//!
+//! A CONNECT is decided by the first of these that applies:
+//!
+//! 1. it names an Authentication Method: that method's exchange (SCRAM or
+//!    a registered one) names the user;
+//! 2. the listener took a user name from the client's certificate
+//!    (`use_identity_as_username`, `use_subject_as_username`): that is the
+//!    user, and the CONNECT's user name and password are ignored, as in
+//!    Mosquitto;
+//! 3. `[auth.jwt]` is set and the password has the form of a JWT: the
+//!    token's user, who must be the CONNECT's user name if it gives one;
+//! 4. otherwise the password file (or no check without one).
 
 use std::sync::Arc;
 
@@ -10,11 +24,15 @@ use mqtt_router::broker::{AuthAnswer, AuthRequest, AuthSuccess, ConnId, Rights};
 use tracing::{info, warn};
 
 use super::methods::{AuthMethods, EnhancedMethod, MethodStep};
+use super::scram::ScramMethod;
+use super::token;
 use super::{AuthFuture, Authenticator};
 use crate::acl::{AclError, AclFile, Client};
 use crate::config::AuthConfig;
+use crate::jwt::{JwtConfigError, JwtVerifier};
 use crate::logging::{RateLimit, Shown};
 use crate::passwd::{PasswordFile, PasswordFileError};
+use crate::scram::{Mechanism, ScramCredentials, ScramFileError};
 
 /// Refused logins logged per second, all clients together (a client
 /// guessing passwords must not flood the log).
@@ -29,6 +47,16 @@ pub enum AuthError {
     /// The ACL file is missing, unreadable or invalid.
     #[error(transparent)]
     AclFile(#[from] AclError),
+    /// The SCRAM credentials file (`scram_file`) is missing, unreadable or
+    /// invalid (the error names the file and line).
+    #[error(transparent)]
+    ScramFile(#[from] ScramFileError),
+    /// The `[auth.jwt]` key cannot be used.
+    #[error("auth.jwt: {0}")]
+    Jwt(#[from] JwtConfigError),
+    /// The operating system gave no randomness for the SCRAM secret.
+    #[error("cannot make the random SCRAM secret: {0}")]
+    Random(getrandom::Error),
 }
 
 /// Authentication from a password file and enhanced methods, rights from
@@ -41,6 +69,7 @@ pub struct FileAuthenticator {
     allow_anonymous: bool,
     passwords: Option<Arc<PasswordFile>>,
     acl: Option<Arc<AclFile>>,
+    jwt: Option<Arc<JwtVerifier>>,
     methods: AuthMethods,
 }
 
@@ -61,8 +90,16 @@ impl FileAuthenticator {
             allow_anonymous,
             passwords: passwords.map(Arc::new),
             acl: acl.map(Arc::new),
+            jwt: None,
             methods: AuthMethods::default(),
         }
+    }
+
+    /// Accepts JSON Web Tokens verified by `verifier` in the password
+    /// field (see the module documentation for when a password is a token).
+    pub fn with_jwt(mut self, verifier: JwtVerifier) -> FileAuthenticator {
+        self.jwt = Some(Arc::new(verifier));
+        self
     }
 
     /// Adds an enhanced authentication method (5.0): clients naming it
@@ -107,52 +144,110 @@ impl FileAuthenticator {
         if acl.is_some() && passwords.is_none() {
             warn!("ACL file without a password file: user names are not verified, so any client can claim a user's rules");
         }
-        Ok(FileAuthenticator::new(allow_anonymous, passwords, acl))
+        FileAuthenticator::new(allow_anonymous, passwords, acl).load_tokens(config)
+    }
+
+    /// Adds what `scram_file` and `[auth.jwt]` configure.
+    fn load_tokens(mut self, config: &AuthConfig) -> Result<FileAuthenticator, AuthError> {
+        if let Some(path) = &config.scram_file {
+            let credentials = Arc::new(ScramCredentials::load(path)?);
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(AuthError::Random)?;
+            for mechanism in [Mechanism::Sha256, Mechanism::Sha512] {
+                let method = ScramMethod::new(mechanism, credentials.clone(), secret);
+                self = self.with_method(Arc::new(method));
+            }
+            info!(file = %path.display(), "SCRAM credentials loaded: SCRAM-SHA-256 and SCRAM-SHA-512 offered");
+        }
+        if let Some(jwt) = &config.jwt {
+            self = self.with_jwt(JwtVerifier::new(jwt)?);
+            info!("JSON Web Tokens accepted in the password field");
+        }
+        Ok(self)
     }
 
     /// Answers `request` now: the blocking work (a password hash, a
-    /// method's step). [`Authenticator::authenticate`] runs it on the
-    /// blocking pool.
+    /// method's step, a token's signature). [`Authenticator::authenticate`]
+    /// runs it on the blocking pool.
     pub fn check(&self, request: &AuthRequest) -> AuthAnswer {
-        let client_id = request.client_id().as_str();
         if let Some(step) = self.methods.run(request) {
-            return match step {
-                MethodStep::Continue(data) => AuthAnswer::Continue(Bytes::from(data)),
-                MethodStep::Done { username, data } => {
-                    let username = username.and_then(|u| Str::try_from(u).ok());
-                    let rights = self.rights(client_id, username.as_ref().map(Str::as_str));
-                    let ok = AuthSuccess::new(username, rights);
-                    AuthAnswer::Success(match data {
-                        Some(d) => ok.with_data(Bytes::from(d)),
-                        None => ok,
-                    })
-                }
-                MethodStep::Failed(reason) => {
-                    if let Some(suppressed) = REFUSALS.allow() {
-                        let client_id = Shown(client_id);
-                        info!(%client_id, peer = %request.peer().remote, %reason, suppressed, "enhanced authentication failed");
-                    }
-                    AuthAnswer::Refuse(reason)
-                }
-            };
+            return self.method_answer(request, step);
+        }
+        if let Some(name) = &request.peer().certificate_username {
+            // Mosquitto's use_identity_as_username: the certificate, which
+            // the TLS handshake verified, is the credential.
+            return self.success(request, Some(name.clone()), None);
+        }
+        if let (Some(verifier), Some(password)) = (&self.jwt, request.password()) {
+            if token::looks_like_jwt(password) {
+                let username = request.username().map(Str::as_str);
+                return match token::check(verifier, username, password) {
+                    Ok(user) => self.success(request, Some(user.username), user.rights),
+                    Err(e) => self.refuse(request, e.reason_code(), &e),
+                };
+            }
         }
         let password = request.password().map(|p| &p[..]);
-        let verdict = self.check_password(request.username().map(Str::as_str), password);
-        match verdict {
+        match self.check_password(request.username().map(Str::as_str), password) {
             Ok(()) => {
-                let username = request.username().cloned();
-                let rights = self.rights(client_id, username.as_ref().map(Str::as_str));
-                AuthAnswer::Success(AuthSuccess::new(username, rights))
+                let username = request.username().map(|u| u.as_str().to_string());
+                self.success(request, username, None)
             }
-            Err(reason) => {
-                if let Some(suppressed) = REFUSALS.allow() {
-                    let client_id = Shown(client_id);
-                    let username = Shown(request.username().map_or("", Str::as_str));
-                    info!(%client_id, %username, peer = %request.peer().remote, %reason, suppressed, "client refused");
-                }
-                AuthAnswer::Refuse(reason)
+            Err(reason) => self.refuse(request, reason, &"bad user name or password"),
+        }
+    }
+
+    /// The answer to an enhanced method's step.
+    fn method_answer(&self, request: &AuthRequest, step: MethodStep) -> AuthAnswer {
+        match step {
+            MethodStep::Continue(data) => AuthAnswer::Continue(Bytes::from(data)),
+            MethodStep::Done { username, data } => match self.success(request, username, None) {
+                AuthAnswer::Success(ok) => AuthAnswer::Success(match data {
+                    Some(d) => ok.with_data(Bytes::from(d)),
+                    None => ok,
+                }),
+                other => other,
+            },
+            MethodStep::Failed(reason) => {
+                self.refuse(request, reason, &"enhanced authentication failed")
             }
         }
+    }
+
+    /// Lets `username` in with `rights`, or the ACL's rights for them. A
+    /// name that is not an MQTT string cannot own a session: refused 0x86.
+    fn success(
+        &self,
+        request: &AuthRequest,
+        username: Option<String>,
+        rights: Option<Rights>,
+    ) -> AuthAnswer {
+        let username = match username.map(Str::try_from).transpose() {
+            Ok(u) => u,
+            Err(_) => {
+                let reason = ReasonCode::BAD_USER_NAME_OR_PASSWORD;
+                return self.refuse(request, reason, &"the user name is not an MQTT string");
+            }
+        };
+        let client_id = request.client_id().as_str();
+        let rights =
+            rights.unwrap_or_else(|| self.rights(client_id, username.as_ref().map(Str::as_str)));
+        AuthAnswer::Success(AuthSuccess::new(username, rights))
+    }
+
+    /// Refuses with `reason`, saying why in the log.
+    fn refuse(
+        &self,
+        request: &AuthRequest,
+        reason: ReasonCode,
+        why: &dyn std::fmt::Display,
+    ) -> AuthAnswer {
+        if let Some(suppressed) = REFUSALS.allow() {
+            let client_id = Shown(request.client_id().as_str());
+            let username = Shown(request.username().map_or("", Str::as_str));
+            info!(%client_id, %username, peer = %request.peer().remote, %reason, %why, suppressed, "client refused");
+        }
+        AuthAnswer::Refuse(reason)
     }
 
     /// The password check of a CONNECT without an enhanced method.
@@ -200,7 +295,10 @@ impl Authenticator for FileAuthenticator {
     }
 
     fn required(&self) -> bool {
-        self.passwords.is_some() || self.acl.is_some() || !self.allow_anonymous
+        self.passwords.is_some()
+            || self.acl.is_some()
+            || self.jwt.is_some()
+            || !self.allow_anonymous
     }
 
     fn methods(&self) -> Vec<String> {
@@ -252,11 +350,15 @@ mod tests {
     /// The request a broker core makes of `connect`, with the core and the
     /// connection (for the next steps).
     fn request(connect: Connect) -> (Broker, ConnId, AuthRequest) {
+        request_from(connect, PeerInfo::default())
+    }
+
+    fn request_from(connect: Connect, peer: PeerInfo) -> (Broker, ConnId, AuthRequest) {
         let mut config = BrokerConfig::default();
         config.auth.required = true;
         config.auth.methods = vec!["TOY".into()];
         let mut b = Broker::new(config);
-        let id = b.open(Instant::ZERO, PeerInfo::default()).unwrap();
+        let id = b.open(Instant::ZERO, peer).unwrap();
         send(&mut b, id, Packet::Connect(Box::new(connect)));
         let r = b.poll_auth().expect("a request");
         (b, id, r)
@@ -421,6 +523,31 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_user_needs_no_password_and_gets_its_acl_rights() {
+        let acl = AclFile::parse("user alice\ntopic alice/#\n", Path::new("acl")).unwrap();
+        let a = FileAuthenticator::new(false, Some(passwords()), Some(acl));
+        let peer = PeerInfo {
+            certificate_username: Some("alice".into()),
+            ..PeerInfo::default()
+        };
+        // The CONNECT's user name and (wrong) password are ignored.
+        let r = request_from(connect(Some("mallory"), Some(b"x")), peer.clone()).2;
+        let answer = a.check(&r);
+        let AuthAnswer::Success(ok) = &answer else {
+            panic!("the certificate lets alice in: {answer:?}");
+        };
+        // AuthSuccess keeps its fields private: its Debug shows the owner
+        // and the ACL rules it carries.
+        let shown = format!("{ok:?}");
+        assert!(
+            shown.contains("alice/#") && !shown.contains("mallory"),
+            "{shown}"
+        );
+        let r = request_from(connect(None, None), peer).2;
+        assert!(matches!(a.check(&r), AuthAnswer::Success(_)));
+    }
+
+    #[test]
     fn the_auth_section_and_its_defaults() {
         let auth = |text: &str| crate::Config::from_toml(text).map(|c| c.auth);
         let open = auth("").unwrap();
@@ -440,6 +567,40 @@ mod tests {
             .unwrap()
             .allow_anonymous());
         assert!(auth("[auth]\npasswd_file = \"pw\"\n").is_err());
+    }
+
+    #[test]
+    fn scram_file_and_jwt_are_loaded_and_bad_ones_named() {
+        let dir = std::env::temp_dir().join(format!("auth-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("scram");
+        let mut creds = ScramCredentials::new();
+        creds
+            .set_password("alice", Mechanism::Sha256, b"pw", 4096)
+            .unwrap();
+        creds.save(&good).unwrap();
+        let bad = dir.join("scram-bad");
+        std::fs::write(&bad, "# users\nalice:SCRAM-SHA-1:4096:x:y:z\n").unwrap();
+        let config = |scram: &Path| AuthConfig {
+            scram_file: Some(scram.to_path_buf()),
+            ..AuthConfig::default()
+        };
+        let a = FileAuthenticator::load(&config(&good)).unwrap();
+        assert_eq!(a.methods(), ["SCRAM-SHA-256", "SCRAM-SHA-512"]);
+        assert!(
+            !a.required(),
+            "SCRAM alone asks only about CONNECTs naming it"
+        );
+        let e = FileAuthenticator::load(&config(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scram-bad") && e.contains("line 2"), "{e}");
+        let jwt =
+            crate::Config::from_toml("[auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\n")
+                .unwrap()
+                .auth;
+        assert!(FileAuthenticator::load(&jwt).unwrap().required());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

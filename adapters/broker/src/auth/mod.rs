@@ -24,7 +24,10 @@
 //! | subscription the rights do not grant | SUBACK 0x87 | SUBACK 0x80 |
 //! | publish the rights do not grant | PUBACK/PUBREC 0x87, message dropped | acknowledged, message dropped |
 //! | a message the subscriber may not read | not delivered | not delivered |
-//! | a failed re-authentication | DISCONNECT with the method's reason | (no AUTH in 3.1.1) |
+//! | a failed re-authentication | DISCONNECT with the method's reason (0x86, not a DISCONNECT code, becomes 0x87) | (no AUTH in 3.1.1) |
+//! | SCRAM: wrong password or unknown user | CONNACK 0x86 | (no AUTH in 3.1.1) |
+//! | SCRAM: malformed messages, channel binding, extensions, nonce mismatch | CONNACK 0x87 | (no AUTH in 3.1.1) |
+//! | JWT: bad signature, expired, not yet valid, wrong issuer/audience, other user than the CONNECT's | CONNACK 0x86 | return code 4 |
 //!
 //! Mosquitto 2.0 answers a wrong password with 0x87 / return code 5 as well;
 //! this broker uses the code the specification names for it (section 3.2.2.2
@@ -33,6 +36,8 @@
 
 mod file;
 mod methods;
+mod scram;
+mod token;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +49,7 @@ use crate::config::AuthConfig;
 
 pub use file::{AuthError, FileAuthenticator};
 pub use methods::{AuthMethods, EnhancedMethod, MethodExchange, MethodStep};
+pub use scram::ScramMethod;
 
 /// The answer an [`Authenticator`] gives later.
 pub type AuthFuture = Pin<Box<dyn Future<Output = AuthAnswer> + Send + 'static>>;

@@ -91,12 +91,13 @@ fn listeners_with_tls_and_websockets_and_password_file() {
     assert_eq!(l[1].bind, SocketAddr::from(([0, 0, 0, 0], 8883)));
     assert_eq!(l[1].protocol, Protocol::Mqtts);
     assert!(l[1].require_certificate);
-    assert!(l[1].use_identity_as_username);
+    assert!(l[1].use_identity_as_username && !l[1].use_subject_as_username);
     assert_eq!(l[1].tls_version, crate::config::TlsVersion::Tls13);
     assert_eq!(
         l[1].crlfile.as_deref(),
         Some(Path::new("/etc/mosquitto/crl.pem"))
     );
+    assert!(!l[2].use_identity_as_username);
     assert_eq!(l[2].protocol, Protocol::Ws);
     // Mosquitto 2: listeners configured, no allow_anonymous line → refused.
     assert!(!cfg.auth.allow_anonymous());

@@ -269,15 +269,12 @@ fn listener_setting(
         "crlfile" => l.table.set_str("crlfile", d.text()?, d),
         "tls_version" => match d.value()? {
             v @ ("tlsv1.2" | "tlsv1.3") => l.table.set_str("tls_version", v, d),
-            "tlsv1.1" => {
-                // Stricter than asked: the TLS library offers 1.2 at least.
-                remarks.push(Remark::new(
-                    d,
-                    "TLS 1.1 is not offered: TLS 1.2 is the minimum",
-                ));
-                l.table.set_str("tls_version", "tlsv1.2", d);
-            }
-            v => return Err(d.invalid(format!("{v:?} is not tlsv1.1, tlsv1.2 or tlsv1.3"))),
+            // Older versions are never offered: 1.2 is the least.
+            "tlsv1.1" | "tlsv1" => remarks.push(Remark::new(
+                d,
+                "TLS older than 1.2 is never offered: tlsv1.2 is used",
+            )),
+            v => return Err(d.invalid(format!("tls_version {v:?} is not tlsv1.2 or tlsv1.3"))),
         },
         "ciphers" | "ciphers_tls1.3" => remarks.push(Remark::new(
             d,

@@ -282,6 +282,19 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Like [`Running::output_within`], with the standard error too.
+    pub fn output_and_errors_within(mut self, timeout: Duration) -> (String, String) {
+        let mut err = String::new();
+        let stderr = self.0.stderr.take();
+        let out = self.output_within(timeout);
+        if let Some(mut s) = stderr {
+            let _ = s.read_to_string(&mut err);
+        }
+        (out, err)
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -11,7 +11,8 @@ use rcgen::{
 
 /// PEM files in a fresh folder, removed on drop: `ca.pem`; `server.pem` +
 /// `server.key` (for 127.0.0.1 and localhost); `client.pem` + `client.key`
-/// (CN=sensor-1, signed by the CA); `rogue.pem` + `rogue.key` (self-signed).
+/// (CN=sensor-1, signed by the CA); `alice.pem` + `alice.key` (CN=alice,
+/// signed by the CA); `rogue.pem` + `rogue.key` (self-signed).
 pub struct Pki {
     /// The folder holding the files.
     pub dir: PathBuf,
@@ -57,6 +58,12 @@ impl Pki {
             client("sensor-1").signed_by(&key, &issuer).unwrap().pem(),
         );
         write("client.key", key.serialize_pem());
+        let key = KeyPair::generate().unwrap();
+        write(
+            "alice.pem",
+            client("alice").signed_by(&key, &issuer).unwrap().pem(),
+        );
+        write("alice.key", key.serialize_pem());
         let key = KeyPair::generate().unwrap();
         write(
             "rogue.pem",
