@@ -168,6 +168,8 @@ max_connections = 20000
 max_inflight = 100
 receive_maximum = 100
 max_queued_messages = 1000000
+max_queued_bytes = 4294967296
+max_offline_bytes = 4294967296
 max_keep_alive = 3600
 
 [sys]
