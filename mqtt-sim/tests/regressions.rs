@@ -220,3 +220,19 @@ fn keep_alives_that_run_out_together_end_in_the_brokers_order() {
 fn a_will_delay_past_the_session_expiry_is_due_at_the_sessions_end() {
     check(&include!("regressions/will_delay_past_expiry.rs"));
 }
+
+/// Oracle bug (seed 142, after the merge of flow control's paused
+/// publishers): a subscriber stalls past its high-water mark, so a
+/// publisher that feeds it is paused and its next PUBLISH (QoS 0, b/c/a)
+/// waits unrouted in the broker's input; meanwhile another client
+/// subscribes to `+/c/+`, and when the stalled subscriber drains the waiting
+/// PUBLISH is routed to that subscription too. The broker had not taken
+/// ownership of the message (nothing of it routed, retained or answered,
+/// nothing after it handled) when the SUBSCRIBE was handled, so the message
+/// is due to it [MQTT-4.5.0-1]; the oracle took every packet as handled when
+/// read. It now models a packet when the broker takes it up
+/// (`Broker::input_waiting`).
+#[test]
+fn a_publish_waiting_in_a_paused_publishers_input_is_due_to_subscriptions_made_meanwhile() {
+    check(&include!("regressions/seed_142.rs"));
+}
