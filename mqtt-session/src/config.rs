@@ -198,10 +198,11 @@ pub struct ServerConfig {
     /// CONNECT gets no CONNACK).
     pub allow_control_characters: bool,
     /// How long a packet may stay partly received without a byte of
-    /// progress before the connection is dropped (5.0: DISCONNECT 0x8D,
-    /// as for a keep alive that expired; the will is published). Without
-    /// it a client with keep alive 0 that sends half a packet would hold
-    /// its connection, and what it sent, for ever.
+    /// progress before a client with keep alive 0 is dropped (5.0:
+    /// DISCONNECT 0x8D, as for a keep alive that expired; the will is
+    /// published). Without it such a client that sends half a packet would
+    /// hold its connection, and what it sent, for ever; with a keep alive,
+    /// the keep alive bounds it.
     pub partial_packet_timeout: Duration,
 }
 

@@ -356,8 +356,9 @@ pub struct LimitsConfig {
     /// fan-out throughput today; see DESIGN.md, "Order across connections").
     pub order_across_connections: bool,
     /// Seconds a packet may stay partly received without a byte of progress
-    /// before the connection is dropped, keep alive or not (default 30;
-    /// 5.0 clients get DISCONNECT 0x8D, the will is published).
+    /// before a client with keep alive 0 is dropped (default 30; 5.0
+    /// clients get DISCONNECT 0x8D, the will is published; with a keep
+    /// alive, the keep alive bounds it).
     pub partial_packet_timeout: u64,
     /// Seconds a write to a client may make no progress (the client does
     /// not read) before the connection is dropped, as if the network failed
