@@ -19,6 +19,13 @@
 //! down), not when it was read, and a subscription made in between is
 //! rightly one the message is due to (seed 142).
 //!
+//! Known limit: when one broker turn takes up the waiting input of several
+//! connections (a subscriber drains and releases several publishers), the
+//! model takes them in connection order, which need not be the broker's
+//! (it resumes the last publisher held first); when one's packets bear on
+//! another's (a SUBSCRIBE and a PUBLISH it matches), the oracle can be
+//! wrong (seed 12143 with 120 operations).
+//!
 //! [`Broker::input_waiting`]: mqtt_router::broker::Broker::input_waiting
 
 use std::collections::{BTreeMap, VecDeque};
@@ -133,7 +140,17 @@ impl Oracle {
         fresh: bool,
     ) {
         match packet {
-            Packet::Connect(c) => self.on_connect(now, peer, c),
+            Packet::Connect(c) => {
+                // A takeover: the broker ends the connection it takes the
+                // session from first, and what waited in it goes through
+                // before the new connection has the session.
+                let client = self.model.intern(c.client_id.as_str());
+                let held = self.model.sessions.get(&client).and_then(|s| s.conn);
+                if let Some(q) = held.filter(|q| *q != peer) {
+                    self.flush(now, q);
+                }
+                self.on_connect(now, peer, c)
+            }
             Packet::Publish(p) => self.on_publish((now, read_at), peer, p, fresh),
             Packet::Subscribe(s) => self.on_subscribe(now, peer, s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(peer, u),
