@@ -355,7 +355,9 @@ fn keep_alive_deadline(c: &Connection<Server>) -> Option<Instant> {
 /// When a packet left partly received, without progress, ends a connected
 /// client's connection with keep alive 0. Before CONNECT is accepted the
 /// CONNECT deadline bounds it already, and with a keep alive the keep alive
-/// does (bytes of a packet that never completes do not restart it).
+/// does (bytes of a packet that never completes do not restart it): a
+/// client within one and a half keep alive periods [MQTT-3.1.2-24] is not
+/// dropped for a slow link.
 fn partial_packet_deadline(c: &Connection<Server>) -> Option<Instant> {
     if c.state != State::Connected || c.keep_alive != 0 {
         return None;

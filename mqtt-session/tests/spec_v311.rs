@@ -494,6 +494,28 @@ fn a_partial_packet_without_progress_is_dropped_even_with_keep_alive_zero() {
     assert!(transmit(&mut server, at(2_000 + bound)).is_empty());
 }
 
+/// With a keep alive, a half-sent packet is bounded by the keep alive, not
+/// by the partial packet timeout: a slow link that stalls mid-packet within
+/// one and a half keep alive periods [MQTT-3.1.2-24] does not drop its client.
+#[test]
+fn a_partial_packet_from_a_client_with_a_keep_alive_is_bounded_by_the_keep_alive() {
+    let mut server = server_with_will(60);
+    let bound = ServerConfig::default().partial_packet_timeout.as_millis() as u64;
+    assert!(
+        bound < 90_000,
+        "the test needs the bound below 1.5 keep alive"
+    );
+    let mut partial = BytesMut::from(&[0x30u8, 100, 0, 1, b't'][..]);
+    server.handle_read(at(1_000), &mut partial);
+    let deadline = server.poll_timeout().expect("the keep alive");
+    assert!(deadline >= at(90_000), "{deadline:?}");
+    server.handle_timeout(at(1_000 + bound));
+    assert!(server.is_connected(), "within its keep alive");
+    server.handle_timeout(deadline);
+    let evs = events(&mut server);
+    assert_eq!(server_close(&evs).reason, ReasonCode::KEEP_ALIVE_TIMEOUT);
+}
+
 /// A packet that completes disarms the partial packet bound; the adapter's
 /// own decoder reports through `handle_partial` the same way.
 #[test]

@@ -5,7 +5,7 @@
 use mqtt_session::Session;
 
 use super::sessions::SessionEntry;
-use super::Broker;
+use super::{Broker, ConnId};
 use crate::Instant;
 
 /// One session as the broker holds it.
@@ -38,6 +38,18 @@ impl Broker {
     /// The session of `client_id`, if the broker holds one.
     pub fn session(&self, client_id: &str) -> Option<SessionView<'_>> {
         self.sessions().find(|s| s.client_id == client_id)
+    }
+
+    /// Events of connection `id`'s input (a PUBLISH, SUBSCRIBE,
+    /// UNSUBSCRIBE, AUTH or DISCONNECT each) that the broker has read but
+    /// not handled yet; 0 for a connection it no longer has. Flow control
+    /// keeps a paused publisher's input waiting here, in order, and handles
+    /// it once the subscribers it feeds drain (`throttle.rs`): until then
+    /// such a packet has no effect, as if it were still on the network. An
+    /// observer that models the broker (the simulator's oracle) takes each
+    /// packet as handled when it leaves this queue, not when it was read.
+    pub fn input_waiting(&self, id: ConnId) -> usize {
+        self.conns.get(id).map_or(0, |c| c.throttle.waiting())
     }
 
     /// How many retained messages the broker keeps.

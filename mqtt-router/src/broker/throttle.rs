@@ -54,6 +54,11 @@ impl Throttle {
         self.held > 0
     }
 
+    /// Events of its input read and not handled yet.
+    pub(super) fn waiting(&self) -> usize {
+        self.deferred.len()
+    }
+
     /// Whether its socket should not be read.
     fn reading_stopped(&self) -> bool {
         self.held_by_others > 0 || self.over_limit()

@@ -1743,6 +1743,33 @@ fn a_busy_subscriber_slows_its_publishers_instead_of_losing_messages() {
     }
 }
 
+/// A publish waiting in a paused publisher's input has had no effect yet
+/// (`Broker::input_waiting` counts it): it is routed when the subscriber
+/// drains, to the subscriptions there are then, one made meanwhile
+/// included, as if the network had delivered it then [MQTT-4.5.0-1].
+#[test]
+fn a_waiting_publish_reaches_a_subscription_made_before_it_is_taken_up() {
+    let mut sim = new_sim(flow_config());
+    let (sub, _) = sim.connect_ok(cfg(V5, "sub"));
+    sim.subscribe(sub, "t", QoS::AtLeastOnce);
+    let (publisher, _) = sim.connect_ok(cfg(V5, "pub"));
+    let id = sim.peers[publisher].id.expect("connected");
+    sim.freeze(sub);
+    publish_burst(&mut sim, publisher, 30);
+    assert!(sim.broker().input_waiting(id) > 0, "the paused input waits");
+    let (late, _) = sim.connect_ok(cfg(V5, "late"));
+    sim.subscribe(late, "t", QoS::AtLeastOnce);
+    assert!(sim.payloads(late).is_empty(), "nothing of it routed yet");
+    for _ in 0..10 {
+        sim.thaw(sub);
+    }
+    assert_eq!(sim.broker().input_waiting(id), 0, "all taken up");
+    assert_eq!(completed(&sim, publisher), 30);
+    let got = sim.payloads(late);
+    assert!(!got.contains(&"0".to_owned()), "routed before it subscribed");
+    assert!(got.contains(&"29".to_owned()), "routed after: {got:?}");
+}
+
 /// A subscriber that takes nothing for five seconds counts as stalled: the
 /// acknowledgements it held go out, it holds no one back any more, and its
 /// own queue sheds load (counted), while the other subscribers get every

@@ -13,6 +13,7 @@ mod checks;
 mod deliveries;
 mod model;
 mod trace;
+mod waiting;
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,6 +28,7 @@ pub use deliveries::Tally;
 
 use deliveries::Deliveries;
 use model::{ClientIx, Key, Model, ModelConfig, MsgInfo};
+use waiting::{is_input_event, Waiting};
 
 use crate::{Durability, Observer, PeerId};
 
@@ -83,6 +85,9 @@ pub struct Oracle {
     mismatched: HashSet<(ClientIx, u64)>,
     /// Keys of empty messages without Correlation Data (3.1.1 publishers).
     next_anonymous: Key,
+    /// Packets the broker read and keeps waiting (flow control), modelled
+    /// when it takes them up (see `waiting.rs`).
+    waiting: Waiting,
     /// Print every packet the broker handles and every client event.
     trace: bool,
 }
@@ -118,6 +123,7 @@ impl Oracle {
             conn_ids: HashMap::new(),
             synced: HashMap::new(),
             next_anonymous: u64::MAX / 2,
+            waiting: Waiting::default(),
             trace: false,
         }
     }
@@ -234,9 +240,10 @@ impl Oracle {
         self.foreign.contains(&peer) && close.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED
     }
 
+    /// A PUBLISH read at `read_at` and handled at `now`.
     fn on_publish(
         &mut self,
-        now: Instant,
+        (now, read_at): (Instant, Instant),
         peer: PeerId,
         p: &mqtt_session::mqtt_codec::Publish,
         fresh: bool,
@@ -253,10 +260,12 @@ impl Oracle {
             qos: p.qos.qos(),
             retain: p.retain,
             publisher: Some(conn.client),
+            // The broker starts the clock when it reads the message: a wait
+            // in its input counts as time in the server [MQTT-3.3.2-6].
             expires_at: p
                 .props
                 .message_expiry_interval
-                .map(|s| now.plus_secs(u64::from(s))),
+                .map(|s| read_at.plus_secs(u64::from(s))),
             empty: p.payload.is_empty(),
         };
         let key = key_of(&p.payload, p.props.correlation_data.as_ref()).unwrap_or_else(|| {
@@ -294,6 +303,13 @@ impl Oracle {
         }
         let results = self.model.subscribe(now, peer, s, &mut self.d);
         self.subacks.insert((peer, s.id.get(), false), results);
+    }
+
+    fn on_unsubscribe(&mut self, peer: PeerId, u: &mqtt_session::mqtt_codec::Unsubscribe) {
+        let results = self.model.unsubscribe(peer, u);
+        let v5 = self.model.conns.get(&peer).is_some_and(|c| c.v5);
+        let results = if v5 { results } else { Vec::new() };
+        self.subacks.insert((peer, u.id.get(), true), results);
     }
 
     fn on_broker_closed(&mut self, now: Instant, peer: PeerId, close: &Close) {
@@ -509,35 +525,26 @@ impl Observer for Oracle {
             );
         }
         self.model.heard(now, peer);
-        match packet {
-            Packet::Connect(c) => self.on_connect(now, peer, c),
-            Packet::Publish(p) => {
-                // Did the broker take it as a new message? A QoS 2 resend
-                // is new to it when it refused the first send (0x97, the
-                // identifier freed [MQTT-4.3.3-9]) before the publisher
-                // heard the refusal.
-                let fresh = core.stats().messages_received > self.received;
-                self.on_publish(now, peer, p, fresh);
+        if !is_input_event(packet) {
+            if let Packet::PubRel(a) = packet {
+                self.model.pubrel(peer, a.id.get());
             }
-            Packet::PubRel(a) => self.model.pubrel(peer, a.id.get()),
-            Packet::Subscribe(s) => self.on_subscribe(now, peer, s),
-            Packet::Unsubscribe(u) => {
-                let results = self.model.unsubscribe(peer, u);
-                let v5 = self.model.conns.get(&peer).is_some_and(|c| c.v5);
-                let results = if v5 { results } else { Vec::new() };
-                self.subacks.insert((peer, u.id.get(), true), results);
-            }
-            Packet::Disconnect(x) => self.model.disconnect(peer, x.reason),
-            Packet::PingReq
-            | Packet::PubAck(_)
-            | Packet::PubRec(_)
-            | Packet::PubComp(_)
-            | Packet::Auth(_)
-            | Packet::ConnAck(_)
-            | Packet::SubAck(_)
-            | Packet::UnsubAck(_)
-            | Packet::PingResp => {}
+            return self.catch_up(now, core);
         }
+        // Its event may wait in the broker, behind others of the connection.
+        let left = self.input_waiting(peer, core);
+        if left > self.waiting.len(peer) {
+            self.waiting.push(peer, now, packet.clone());
+        } else {
+            self.take_up(now, peer, left);
+            // Did the broker take it as a new message? A QoS 2 resend
+            // is new to it when it refused the first send (0x97, the
+            // identifier freed [MQTT-4.3.3-9]) before the publisher
+            // heard the refusal.
+            let fresh = core.stats().messages_received > self.received;
+            self.handle(now, now, peer, packet, fresh);
+        }
+        self.catch_up(now, core);
     }
 
     fn broker_timeout(&mut self, now: Instant, _: usize) {
@@ -559,16 +566,19 @@ impl Observer for Oracle {
                 close.violation
             );
         }
+        self.flush(now, peer);
         self.on_broker_closed(now, peer, close);
     }
 
-    fn after_broker(&mut self, _: Instant, _: usize, core: &Broker) {
+    fn after_broker(&mut self, now: Instant, _: usize, core: &Broker) {
+        self.catch_up(now, core);
         self.dropped = core.stats().messages_dropped;
         self.received = core.stats().messages_received;
     }
 
     fn at_rest(&mut self, now: Instant, _: usize, core: &Broker) {
         self.checks.now = now;
+        self.catch_up(now, core);
         if self.trace {
             let s = core.stats();
             eprintln!(
@@ -592,6 +602,7 @@ impl Observer for Oracle {
         self.dropped = 0;
         self.received = 0;
         self.model.crash(&mut self.d);
+        self.forget_waiting();
         self.acks.clear();
         self.subacks.clear();
     }
