@@ -227,6 +227,7 @@ fn main() -> ExitCode {
             Attack::BigSubscribe,
             Attack::MassUnsubscribe,
             Attack::BloatedRetained,
+            Attack::QueueTakeover,
         ]
     } else {
         args.attack.clone()

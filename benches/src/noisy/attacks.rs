@@ -23,6 +23,10 @@ pub(crate) enum Attack {
     MassUnsubscribe,
     /// Retained 5.0 messages bloated with user properties.
     BloatedRetained,
+    /// A persistent session with a full queue (1,000 QoS 1 messages of
+    /// 16 KiB) taken over by a second connection of its client, again and
+    /// again, each connection reading a little and going away.
+    QueueTakeover,
 }
 
 /// What an attack shares with the bench: when to stop, and the bytes sent.
@@ -61,6 +65,7 @@ pub(crate) fn run(attack: Attack, ctl: &Control<'_>) -> std::io::Result<()> {
         Attack::BigSubscribe => big_subscribe(ctl),
         Attack::MassUnsubscribe => mass_unsubscribe(ctl),
         Attack::BloatedRetained => bloated_retained(ctl),
+        Attack::QueueTakeover => queue_takeover(ctl),
     }
 }
 
@@ -145,6 +150,44 @@ fn mass_unsubscribe(ctl: &Control<'_>) -> std::io::Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn queue_takeover(ctl: &Control<'_>) -> std::io::Result<()> {
+    const ID: &str = "noisy-queue";
+    let queued = 1000 * ctl.scale;
+    // The session: persistent, subscribed at QoS 1, then away.
+    let mut owner = ctl.open(&wire::connect_persistent(4, 0, ID))?;
+    let mut sub = 1u16.to_be_bytes().to_vec();
+    sub.extend(wire::string(b"queue/#"));
+    sub.push(1);
+    ctl.send(&mut owner, &wire::packet(0x82, &sub))?;
+    owner.expect(0x90, Duration::from_secs(5))?;
+    drop(owner);
+    // Its queue filled while it is away.
+    let mut publisher = ctl.open(&wire::connect(4, 0, "noisy-queue-filler"))?;
+    let payload = vec![7u8; 16 * 1024];
+    for i in 0..queued {
+        let id = u16::try_from(i % 60_000 + 1).unwrap_or(1);
+        let p = wire::publish(0x32, "queue/x", Some(id), None, &payload);
+        ctl.send(&mut publisher, &p)?;
+        if ctl.stopped() {
+            return Ok(());
+        }
+    }
+    // Taken over, again and again: a new connection of the client while
+    // the last one is still there; each reads a few messages and leaves
+    // the rest for the next.
+    let mut last = ctl.open(&wire::connect_persistent(4, 0, ID))?;
+    while !ctl.stopped() {
+        let mut next = ctl.open(&wire::connect_persistent(4, 0, ID))?;
+        for _ in 0..10 {
+            if next.next(Duration::from_millis(200))?.is_none() {
+                break;
+            }
+        }
+        drop(std::mem::replace(&mut last, next));
     }
     Ok(())
 }

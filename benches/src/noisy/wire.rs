@@ -50,6 +50,16 @@ pub(crate) fn connect(level: u8, keep_alive: u16, id: &str) -> Vec<u8> {
     packet(0x10, &body)
 }
 
+/// A CONNECT like [`connect`] without Clean Session: the session outlives
+/// the connection.
+pub(crate) fn connect_persistent(level: u8, keep_alive: u16, id: &str) -> Vec<u8> {
+    let mut c = connect(level, keep_alive, id);
+    // The flags byte follows the protocol name (2 + 4 bytes) and level,
+    // after the fixed header (1 byte + a one-byte remaining length here).
+    c[9] = 0x00;
+    c
+}
+
 /// A PUBLISH: `first` carries QoS and RETAIN; `id` for QoS 1/2; `props`
 /// for 5.0 (`None`: 3.1.1).
 pub(crate) fn publish(
