@@ -197,7 +197,7 @@ pub fn require(program: &str) -> bool {
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is required when CI=true (apt-get install mosquitto-clients python3-paho-mqtt)"
+            "{program} is required when CI=true (apt-get install mosquitto mosquitto-clients python3-paho-mqtt systemd)"
         );
         eprintln!("skipping: {program} is not installed");
     }
