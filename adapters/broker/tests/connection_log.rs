@@ -7,19 +7,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{broker_command, free_port, require, run, TempDir};
+use common::{broker_command, free_port, require, run, Running, TempDir};
 
-/// A broker killed when the test ends, passing or not.
-struct Broker(std::process::Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(port: u16, log: &std::path::Path, args: &[&str]) -> Broker {
+/// The broker, killed when dropped (passing or not).
+fn start(port: u16, log: &std::path::Path, args: &[&str]) -> Running {
     let child = broker_command()
         .args(["-p", &port.to_string()])
         .args(args)
@@ -28,7 +19,7 @@ fn start(port: u16, log: &std::path::Path, args: &[&str]) -> Broker {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let broker = Broker(child);
+    let broker = Running(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the broker did not start");

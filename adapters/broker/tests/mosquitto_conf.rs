@@ -8,21 +8,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{broker_command, free_port, require, run, TempDir};
+use common::{broker_command, free_port, require, run, Running, TempDir};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A broker process started on a Mosquitto file, killed when dropped.
-struct Broker(std::process::Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(conf: &std::path::Path, port: u16) -> Broker {
+/// A broker on a Mosquitto file, killed when dropped (passing or not).
+fn start(conf: &std::path::Path, port: u16) -> Running {
     let child = broker_command()
         .arg("-c")
         .arg(conf)
@@ -32,7 +23,7 @@ fn start(conf: &std::path::Path, port: u16) -> Broker {
         .stderr(Stdio::null())
         .spawn()
         .expect("the broker starts");
-    let mut broker = Broker(child);
+    let mut broker = Running(child);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + TIMEOUT;
     while TcpStream::connect(addr).is_err() {

@@ -62,10 +62,17 @@ fn the_debian_default_file_persists_in_var_lib_and_lists_what_it_leaves_out() {
 #[test]
 fn the_real_debian_file_converts_where_mosquitto_is_installed() {
     let path = Path::new("/etc/mosquitto/mosquitto.conf");
-    if path.exists() {
-        let c = Conversion::from_file(path).unwrap();
-        assert!(c.toml().contains("[persistence]"), "{}", c.toml());
+    if !path.exists() {
+        // CI installs the mosquitto package: there the file must be read.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is missing with CI=true (apt-get install mosquitto)",
+            path.display()
+        );
+        return;
     }
+    let c = Conversion::from_file(path).unwrap();
+    assert!(c.toml().contains("[persistence]"), "{}", c.toml());
 }
 
 #[test]
