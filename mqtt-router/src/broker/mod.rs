@@ -50,6 +50,7 @@
 
 mod auth;
 mod bridges;
+mod cluster;
 mod config;
 mod connections;
 mod durable;
@@ -91,6 +92,7 @@ pub use bridges::{
     BridgeError, BridgeId, BridgeMessage, BridgeOptions, BridgeOutcome, BridgeState, BridgeStats,
     BridgeToken, OpenedBridge, PublishOutcome,
 };
+pub use cluster::{InterestChange, RetainedChange, CLUSTER_LINK};
 pub use config::{
     AuthConfig, BrokerConfig, ClientLimits, QueueFullPolicy, DEFAULT_MAX_QUEUED_BYTES,
 };
@@ -243,6 +245,8 @@ pub struct Broker {
     store: Option<Box<Durable>>,
     /// Publishers paused by flow control ([`Broker::poll_reading`]).
     throttles: Throttles,
+    /// The link to the other nodes, when this broker is one of a cluster.
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 impl core::fmt::Debug for Broker {
@@ -300,6 +304,7 @@ impl Broker {
             load_at: None,
             store: None,
             throttles: Throttles::default(),
+            cluster: None,
         }
     }
 

@@ -210,7 +210,13 @@ impl Broker {
         let key = self.new_session(s.client_id);
         for sub in s.subscriptions {
             let subscription = Subscription::new(sub.options, sub.identifier);
-            let _ = self.index.insert(key, &sub.filter, subscription);
+            if self
+                .index
+                .insert(key, &sub.filter, subscription)
+                .is_ok_and(|ins| ins.is_new())
+            {
+                self.interest_added(&sub.filter);
+            }
         }
         let changed = s.detached.is_none() || had_will != will.is_some();
         self.restore_entry(now, key, session, s.username, expires_at, will);

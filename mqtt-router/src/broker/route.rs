@@ -120,7 +120,10 @@ impl Broker {
             return (ReasonCode::NOT_AUTHORIZED, Routed::default());
         }
         let owner = self.owner_of(origin);
-        let quota = msg.retain && !self.retain(now, &msg, owner.as_ref());
+        // A message from the other nodes leaves the retained store to the
+        // cluster's retained set (`cluster.rs`).
+        let quota =
+            msg.retain && !self.from_cluster(origin) && !self.retain(now, &msg, owner.as_ref());
         let routed = self.route(now, msg, origin);
         // A message that reached nobody because queues were full is
         // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
@@ -146,6 +149,18 @@ impl Broker {
     /// payload, the count, or the bytes (topic, payload and properties) in
     /// all and per client.
     pub(super) fn retain(&mut self, now: Instant, msg: &Message, owner: Option<&Str>) -> bool {
+        self.retain_from(now, msg, owner, false)
+    }
+
+    /// [`Broker::retain`]; one that came `from_cluster` is not shared with
+    /// the cluster again.
+    pub(super) fn retain_from(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        owner: Option<&Str>,
+        from_cluster: bool,
+    ) -> bool {
         if !msg.payload.is_empty() && !self.retain_fits(now, msg, owner) {
             self.stats.retained_refused += 1;
             return false;
@@ -163,6 +178,9 @@ impl Broker {
         self.retained_bytes.sweep_if_sparse(self.retained.len());
         if let (true, Some(m)) = (ok, record) {
             self.record_retained(&m);
+        }
+        if ok && !from_cluster {
+            self.share_retained(msg);
         }
         ok
     }

@@ -421,6 +421,7 @@ impl Broker {
         if let Some(s) = entry.stored.as_deref() {
             self.offline_sub(s);
         }
+        self.interest_session_ended(key);
         self.index.remove_client(key);
         if self.client_ids.get(&entry.client_id) == Some(&key) {
             self.client_ids.remove(&entry.client_id);

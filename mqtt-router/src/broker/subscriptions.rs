@@ -76,6 +76,9 @@ impl Broker {
             let sub = Subscription::new(opts, subscription_identifier.filter(|_| v5));
             match self.index.insert(key, &filter, sub) {
                 Ok(ins) => {
+                    if ins.is_new() {
+                        self.interest_added(&filter);
+                    }
                     if durable {
                         subscribed.push((filter.clone(), sub));
                     }
@@ -194,6 +197,7 @@ impl Broker {
         for f in filters {
             results.push(match self.index.remove(key, &f) {
                 Some(_) => {
+                    self.interest_removed(&f);
                     self.record_unsubscribed(key, f);
                     ReasonCode::SUCCESS
                 }

@@ -2,10 +2,12 @@
 //! without scanning the index, and the counts the broker's per-client
 //! limits read.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::hash::Hash;
 
 use super::{SubscriptionIndex, GROUP_BIT};
-use crate::level::NIL;
+use crate::level::{NodeIdx, NIL, ROOT};
 
 /// One entry of a client's list of subscriptions: a node index (non-shared)
 /// or `GROUP_BIT | group`, and its neighbours in the client's list. The
@@ -48,6 +50,48 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
     /// How many shared-subscription groups `client` is a member of.
     pub fn shared_groups_of(&self, client: C) -> usize {
         self.clients.get(&client).map_or(0, |l| l.shared as usize)
+    }
+
+    /// The topic filters `client` is subscribed to, once per subscription;
+    /// a shared subscription as the filter after `$share/{ShareName}/`.
+    /// Costs one step per subscription and filter level: for a session's
+    /// end when the cluster keeps count of this node's interest.
+    pub fn filters_of(&self, client: C) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(list) = self.clients.get(&client) else {
+            return out;
+        };
+        let mut r = list.head;
+        while r != NIL {
+            let ClientRef { target, next, .. } = *self.refs.get(r);
+            let node = if target & GROUP_BIT == 0 {
+                target
+            } else {
+                self.groups.get(target & !GROUP_BIT).node
+            };
+            out.push(self.filter_at(node));
+            r = next;
+        }
+        out
+    }
+
+    /// The filter trie node `n` stands for, rebuilt from its ancestors.
+    fn filter_at(&self, mut n: NodeIdx) -> String {
+        let mut levels: Vec<&str> = Vec::new();
+        while n != ROOT && n != NIL {
+            let node = self.nodes.get(n);
+            let links = self.links_of(node.parent);
+            levels.push(if links.plus == n {
+                "+"
+            } else if links.hash == n {
+                "#"
+            } else {
+                node.level.as_str()
+            });
+            n = node.parent;
+        }
+        levels.reverse();
+        levels.join("/")
     }
 
     /// Links reference `r` (allocated by the caller) for a new subscription

@@ -455,6 +455,9 @@ impl<O: Observer> Sim<O> {
                 break;
             }
         }
+        if self.cluster.is_some() {
+            self.cluster_exchange(b);
+        }
         if let Some(core) = self.brokers[b].core.as_ref() {
             self.observer.after_broker(now, b, core);
         }

@@ -10,6 +10,7 @@
 //! microseconds; which of several things due at one instant goes first is
 //! the [`Scheduling`]'s choice (in order, or drawn from the seed).
 
+mod cluster;
 mod commands;
 mod drive;
 mod faults;
@@ -244,6 +245,8 @@ pub struct Sim<O: Observer = Quiet> {
     pub(crate) authority: Option<Authority>,
     /// Authentication requests held for the test, by broker, in order.
     pub held_auth: Vec<(usize, AuthRequest)>,
+    /// The brokers joined in a cluster ([`Sim::join_cluster`]), if any.
+    pub(crate) cluster: Option<cluster::FakeCluster>,
 }
 
 impl<O: Observer> core::fmt::Debug for Sim<O> {
@@ -300,6 +303,7 @@ impl<O: Observer> Sim<O> {
             next_port: 40000,
             authority: None,
             held_auth: Vec::new(),
+            cluster: None,
         };
         sim.add_broker(config);
         sim

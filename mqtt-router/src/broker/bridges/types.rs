@@ -22,7 +22,7 @@ pub struct BridgeId {
 
 impl BridgeId {
     /// The bridge's key in the subscription index.
-    pub(super) fn key(self) -> SessionKey {
+    pub(in crate::broker) fn key(self) -> SessionKey {
         BRIDGE_KEY | self.index
     }
 }
@@ -193,4 +193,7 @@ pub enum BridgeError {
     /// The bridge is closed, or was never opened.
     #[error("no such bridge")]
     UnknownBridge,
+    /// The subscription index has no room for the bridge's subscription.
+    #[error("the subscription index is full")]
+    IndexFull,
 }
