@@ -59,4 +59,5 @@ pub(crate) use runtime::Bridges;
 
 use rules::Rules;
 pub(crate) use runtime::FromRemote;
-use runtime::{Crossing, Outgoing, RateLimited};
+pub(crate) use runtime::RateLimited;
+use runtime::{Crossing, Outgoing};

@@ -17,6 +17,7 @@ mod limits;
 mod listener;
 
 pub use crate::bridge::{BridgeConfig, BridgeProtocol, Direction, TopicRuleConfig};
+pub use crate::cluster::ClusterConfig;
 pub use crate::jwt::JwtConfig;
 pub use limits::LimitsConfig;
 pub use listener::{Listener, Protocol, TlsVersion};
@@ -69,6 +70,9 @@ pub struct Config {
     /// [`BridgeConfig`].
     #[serde(rename = "bridge")]
     pub bridges: Vec<BridgeConfig>,
+    /// This broker as a node of a cluster on NATS JetStream (default: none,
+    /// a single node); see [`ClusterConfig`].
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `$SYS/broker/...` statistics.
@@ -321,6 +325,9 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("auth.jwt: {e}")))?;
         }
         crate::bridge::check_all(&self.bridges)?;
+        if let Some(c) = &self.cluster {
+            c.check()?;
+        }
         Ok(())
     }
 

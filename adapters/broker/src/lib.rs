@@ -20,6 +20,7 @@
 pub mod acl;
 pub mod auth;
 pub mod bridge;
+pub mod cluster;
 pub mod config;
 pub mod jwt;
 pub mod logger;
@@ -188,7 +189,10 @@ impl Server {
             listeners,
             admission,
             shutdown.clone(),
-            bridges,
+            server::Links {
+                bridges,
+                cluster: config.cluster.clone(),
+            },
         ));
         Ok(Server {
             local_addrs,

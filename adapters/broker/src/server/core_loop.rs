@@ -15,8 +15,9 @@ use super::conn_log::ConnLog;
 use super::order::{Reorder, Stamps};
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
-use super::{Clock, Control, Core, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
-use crate::bridge::{Bridges, FromRemote, Prepared};
+use super::{Clock, Control, Core, Links, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
+use crate::bridge::{Bridges, FromRemote};
+use crate::cluster::{Clocks, ClusterLink, FromCluster};
 use crate::logging::RateLimit;
 use crate::store::StoreDied;
 
@@ -45,7 +46,7 @@ pub(super) async fn core(
     core: Core,
     from_conns: &mut Input,
     shutdown: Arc<Notify>,
-    bridges: Vec<Prepared>,
+    links: Links,
 ) -> Result<(), StoreDied> {
     let Core {
         mut broker,
@@ -57,7 +58,9 @@ pub(super) async fn core(
     } = core;
     let rx = &mut from_conns.commands;
     let stamps = from_conns.stamps.clone();
-    let (mut bridges, mut from_bridges) = Bridges::start(bridges, &mut broker, clock.now());
+    let (mut bridges, mut from_bridges) = Bridges::start(links.bridges, &mut broker, clock.now());
+    let (mut cluster, mut from_cluster) =
+        ClusterLink::start(links.cluster, &mut broker, clock.now());
     let mut w = Writers::new();
     // The connections' commands, put back in the order their reads became
     // ready (see `order`).
@@ -111,6 +114,11 @@ pub(super) async fn core(
                 bridges.handle_inbound(&mut broker, msg, clock.now());
                 bridge_batch(&mut broker, &mut bridges, &mut from_bridges, clock);
             }
+            Some(report) = from_cluster.recv(), if cluster.is_some() => {
+                if let Some(link) = cluster.as_mut() {
+                    cluster_batch(&mut broker, link, report, &mut from_cluster, clock);
+                }
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 broker.handle_timeout(clock.now());
                 log_stalls(&broker, &mut stalled);
@@ -136,6 +144,9 @@ pub(super) async fn core(
         }
         handle_due(&mut broker, &mut w, clock, &mut input);
         bridges.flush(&mut broker, clock.now());
+        if let Some(link) = cluster.as_mut() {
+            link.flush(&mut broker, clocks(clock));
+        }
         send_records(&mut broker, &mut store, &mut records);
         flush(&mut broker, &mut w, clock);
         for id in w.closed.drain(..) {
@@ -156,7 +167,39 @@ pub(super) async fn core(
             break;
         }
     }
+    drop(from_cluster);
+    if let Some(link) = cluster {
+        link.join().await;
+    }
     finish(store, bridges, from_bridges).await
+}
+
+/// The core's clock and the wall clock, read now (for messages that cross
+/// to other nodes).
+fn clocks(clock: Clock) -> Clocks {
+    Clocks {
+        now: clock.now(),
+        wall: super::persist::wall_now(),
+    }
+}
+
+/// Takes `first` and what the cluster's NATS end has already sent, at
+/// most [`BATCH`] reports.
+fn cluster_batch(
+    broker: &mut Broker,
+    link: &mut ClusterLink,
+    first: FromCluster,
+    rx: &mut mpsc::Receiver<FromCluster>,
+    clock: Clock,
+) {
+    let c = clocks(clock);
+    link.handle(broker, first, c);
+    for _ in 0..BATCH {
+        match rx.try_recv() {
+            Ok(report) => link.handle(broker, report, c),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Logs the subscribers that flow control took for stalled since last time:

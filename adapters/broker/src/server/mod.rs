@@ -279,6 +279,12 @@ impl Core {
     }
 }
 
+/// The core's links to other brokers: bridges, and the cluster.
+pub(crate) struct Links {
+    pub(crate) bridges: Vec<Prepared>,
+    pub(crate) cluster: Option<crate::cluster::ClusterConfig>,
+}
+
 /// Gives a store's free space back (see `Store::compact`); a failure is
 /// logged, not fatal: what is stored is unchanged.
 pub(crate) fn compact(store: &mut dyn crate::store::Store, when: &str) {
@@ -300,7 +306,7 @@ pub(crate) async fn run(
     listeners: Vec<BoundListener>,
     admission: Admission,
     shutdown: Arc<Notify>,
-    bridges: Vec<Prepared>,
+    links: Links,
 ) -> Result<(), crate::store::StoreDied> {
     let (tx, from_conns) = mpsc::channel::<ToCore>(4096);
     let to_core = ToCoreTx(Arc::new(ToCoreShared {
@@ -321,7 +327,7 @@ pub(crate) async fn run(
     };
     core.monitor.set_ready(true);
     let monitor = core.monitor.clone();
-    let ended = core_loop::core(core, &mut from_conns, shutdown, bridges).await;
+    let ended = core_loop::core(core, &mut from_conns, shutdown, links).await;
     monitor.set_ready(false);
     for a in &accepting {
         a.abort();

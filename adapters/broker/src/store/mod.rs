@@ -9,7 +9,7 @@
 //! state back at start. `StoreImage` says what each record means; every
 //! store here is tested against it.
 
-mod codec;
+pub(crate) mod codec;
 mod redb;
 mod redb_write;
 #[cfg(test)]

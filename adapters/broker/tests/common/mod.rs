@@ -179,6 +179,7 @@ impl Drop for TempDir {
     }
 }
 
+pub mod nats;
 pub mod raw_client;
 
 #[path = "../../../testkit/src/ports.rs"]

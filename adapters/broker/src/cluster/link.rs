@@ -1,0 +1,220 @@
+//! The cluster link's driver on the core task: it opens the link in the
+//! core, spawns the NATS end, and moves what the core's cluster seam puts
+//! out to it (messages, interest, retained changes) and what it brings back
+//! into the core. Nothing MQTT is decided here: queues, limits, routing and
+//! the retained store are the core's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::TopicName;
+use mqtt_router::broker::{BridgeId, BridgeOptions, BridgeOutcome, Broker, InterestChange};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{error, warn};
+
+use super::dedupe::Seen;
+use super::envelope::{self, Clocks, Origin};
+use super::nats::{NatsEnd, Shared};
+use super::subject::key_topic;
+use super::{ClusterConfig, FromCluster, Outgoing};
+use crate::bridge::RateLimited;
+
+/// Messages the NATS end may hold for publishing at once (the core's
+/// window for the link); the rest wait in the core under its queue limit.
+const WINDOW: usize = 1024;
+
+/// Reports from the NATS end waiting for the core.
+const INBOUND_QUEUE: usize = 4096;
+
+/// Longest wait for the NATS end to finish when the broker stops.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// The link, as the core task drives it.
+pub(crate) struct ClusterLink {
+    id: BridgeId,
+    node: String,
+    incarnation: u64,
+    /// The number of the next message this node publishes.
+    seq: u64,
+    to_nats: Option<mpsc::Sender<Outgoing>>,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    seen: Seen,
+    refusals: RateLimited,
+}
+
+impl ClusterLink {
+    /// Opens the link in the core and starts its NATS end; `None` without
+    /// a `[cluster]` (the receiver is then closed: the core task does not
+    /// poll it without a link).
+    pub(crate) fn start(
+        config: Option<ClusterConfig>,
+        broker: &mut Broker,
+        now: mqtt_session::Instant,
+    ) -> (Option<ClusterLink>, mpsc::Receiver<FromCluster>) {
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let Some(config) = config else {
+            return (None, inbound_rx);
+        };
+        let mut options = BridgeOptions::new(config.queue_limit);
+        options.max_in_flight = WINDOW;
+        let id = match broker.open_cluster(now, options) {
+            Ok(id) => id,
+            Err(e) => {
+                error!(error = %e, "the cluster link cannot be opened; this node runs alone");
+                return (None, inbound_rx);
+            }
+        };
+        let (to_nats, outbound) = mpsc::channel(WINDOW);
+        let (stop, stop_rx) = oneshot::channel();
+        let shared = Arc::new(Shared::default());
+        let incarnation = crate::server::seed();
+        let end = NatsEnd {
+            config: config.clone(),
+            outbound,
+            shared: shared.clone(),
+            inbound: inbound_tx,
+            stop: stop_rx,
+            incarnation,
+        };
+        let link = ClusterLink {
+            id,
+            node: config.node.clone(),
+            incarnation,
+            seq: 0,
+            to_nats: Some(to_nats),
+            shared,
+            stop: Some(stop),
+            task: Some(tokio::spawn(end.run())),
+            seen: Seen::default(),
+            refusals: RateLimited::new(Duration::from_secs(10)),
+        };
+        (Some(link), inbound_rx)
+    }
+
+    /// A report of the NATS end: a message from another node, a retained
+    /// change in the cluster, a message settled, or the connection's state.
+    pub(crate) fn handle(&mut self, broker: &mut Broker, report: FromCluster, clocks: Clocks) {
+        match report {
+            FromCluster::Message(bytes) => self.publish_here(broker, &bytes, clocks),
+            FromCluster::Retained { key, value } => retained_here(broker, &key, value, clocks),
+            FromCluster::Settled(token, outcome) => {
+                broker.bridge_settled(self.id, clocks.now, token, outcome)
+            }
+            FromCluster::State(state) => broker.set_bridge_state(self.id, state),
+        }
+    }
+
+    fn publish_here(&mut self, broker: &mut Broker, bytes: &[u8], clocks: Clocks) {
+        let d = match envelope::decode(bytes, clocks) {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(n) = self.refusals.hit() {
+                    warn!(error = %e, count = n, "cluster: a message from another node cannot be read");
+                }
+                return;
+            }
+        };
+        if d.node == self.node && d.incarnation == self.incarnation {
+            return;
+        }
+        if !self.seen.first(&d.node, d.incarnation, d.seq) {
+            return;
+        }
+        if let Ok(outcome) = broker.publish_from_bridge(self.id, clocks.now, d.message) {
+            if outcome.reason.is_error() && outcome.reason.0 != 0x10 {
+                if let Some(n) = self.refusals.hit() {
+                    warn!(reason = %outcome.reason, count = n, "cluster: a message from another node was not published here");
+                }
+            }
+        }
+    }
+
+    /// Hands the NATS end what the core put out for the cluster since the
+    /// last turn; the core task calls it after each batch.
+    pub(crate) fn flush(&mut self, broker: &mut Broker, clocks: Clocks) {
+        let mut changed = false;
+        {
+            let mut pending = self.shared.pending.lock().expect("not poisoned");
+            while let Some(change) = broker.poll_cluster_interest() {
+                changed = true;
+                match change {
+                    InterestChange::Added(f) => pending.interest.insert(f, true),
+                    InterestChange::Removed(f) => pending.interest.insert(f, false),
+                };
+            }
+            while let Some(change) = broker.poll_cluster_retained() {
+                changed = true;
+                let origin = Origin {
+                    node: &self.node,
+                    incarnation: self.incarnation,
+                    seq: 0,
+                };
+                let value = change
+                    .message
+                    .map(|m| Bytes::from(envelope::encode(origin, &m, clocks)));
+                pending
+                    .retained
+                    .insert(change.topic.as_str().to_owned(), value);
+            }
+        }
+        if changed {
+            self.shared.changed.notify_one();
+        }
+        while let Some(m) = broker.poll_bridge(self.id, clocks.now) {
+            let mut msg = mqtt_session::Message::clone(&m.message);
+            msg.qos = m.qos;
+            msg.retain = m.retain;
+            let out = Outgoing {
+                token: m.token,
+                msg,
+                clocks,
+                seq: self.seq,
+            };
+            self.seq += 1;
+            let sent = self
+                .to_nats
+                .as_ref()
+                .is_some_and(|tx| tx.try_send(out).is_ok());
+            if !sent {
+                // Only while stopping: the channel has room for the whole
+                // window the core lets be in flight.
+                broker.bridge_settled(self.id, clocks.now, m.token, BridgeOutcome::Dropped);
+            }
+        }
+    }
+
+    /// The broker is stopping: the NATS end flushes and disconnects.
+    pub(crate) async fn join(mut self) {
+        self.to_nats = None;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(STOP_GRACE, task).await;
+        }
+    }
+}
+
+/// A change of the cluster's retained set, applied here.
+fn retained_here(broker: &mut Broker, key: &str, value: Option<Bytes>, clocks: Clocks) {
+    let Some(topic) = key_topic(key).and_then(|t| TopicName::try_from(t.as_str()).ok()) else {
+        warn!(
+            key,
+            "cluster: a retained message's key names no topic; ignored"
+        );
+        return;
+    };
+    let message = match value.map(|v| envelope::decode(&v, clocks)) {
+        None => None,
+        Some(Ok(d)) => Some(d.message),
+        Some(Err(e)) => {
+            warn!(key, error = %e, "cluster: a retained message cannot be read; ignored");
+            return;
+        }
+    };
+    broker.cluster_retained(clocks.now, topic, message);
+}
