@@ -198,7 +198,7 @@ pub fn require(program: &str) -> bool {
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is required when CI=true (apt-get install mosquitto mosquitto-clients python3-paho-mqtt systemd)"
+            "{program} is required when CI=true (apt-get install mosquitto mosquitto-clients python3-paho-mqtt systemd nats-server)"
         );
         eprintln!("skipping: {program} is not installed");
     }
