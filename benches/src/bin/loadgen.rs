@@ -60,6 +60,14 @@ struct Args {
     /// The broker, a loopback address.
     #[arg(long, default_value = "127.0.0.1:1883")]
     broker: SocketAddr,
+    /// Where the subscribers connect, when not to `--broker`: another node
+    /// of a cluster, so every message crosses between nodes.
+    #[arg(long)]
+    sub_broker: Option<SocketAddr>,
+    /// Seconds to wait between the subscriptions and the first publish
+    /// (a cluster spreads interest between nodes meanwhile).
+    #[arg(long, default_value_t = 0.0)]
+    settle: f64,
     /// What to measure.
     #[arg(long, value_enum)]
     scenario: Scenario,
@@ -413,7 +421,10 @@ async fn connect_all(
     for i in 0..n {
         let limit = limit.clone();
         let id = format!("lg{pid}-{role}-{i}");
-        let broker = args.broker;
+        let broker = match (role, args.sub_broker) {
+            ("sub", Some(b)) => b,
+            _ => args.broker,
+        };
         let keep_alive = args.keep_alive;
         let clean = !(args.persistent_subscribers && role == "sub");
         set.spawn(async move {
@@ -453,6 +464,9 @@ async fn messages(args: &Args, summary: &mut Summary) -> Result<u64, ScenarioErr
                 index: i as u32,
                 source,
             })?;
+    }
+    if args.settle > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     }
     let pubs = connect_all(args, "pub", topo.publish_topics.len(), setup_deadline).await?;
     let templates = topo

@@ -46,6 +46,22 @@ pub struct ClusterConfig {
     /// 100,000): past it the queue-full policy drops, as for a session.
     #[serde(default = "default_queue_limit")]
     pub queue_limit: usize,
+    /// Most bytes the QoS 1/2 message stream keeps (default 1 GiB): past
+    /// it the oldest go, acknowledged by every node or not.
+    #[serde(default = "default_stream_max_bytes")]
+    pub stream_max_bytes: u64,
+    /// Most seconds the QoS 1/2 message stream keeps a message a node has
+    /// not acknowledged (default 86,400: a node away longer misses them).
+    #[serde(default = "default_stream_max_age")]
+    pub stream_max_age: u64,
+}
+
+fn default_stream_max_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_stream_max_age() -> u64 {
+    86_400
 }
 
 fn default_prefix() -> String {
@@ -87,6 +103,9 @@ impl ClusterConfig {
         if self.queue_limit == 0 {
             return bad("queue_limit must be at least 1");
         }
+        if self.stream_max_bytes < 1 << 20 || self.stream_max_age == 0 {
+            return bad("stream_max_bytes must be at least 1 MiB and stream_max_age at least 1 s");
+        }
         if self.user.is_some() != self.password.is_some() {
             return bad("user and password go together");
         }
@@ -96,6 +115,16 @@ impl ClusterConfig {
     /// The subjects' first token for messages.
     pub(crate) fn message_prefix(&self) -> String {
         format!("{}.msg", self.prefix)
+    }
+
+    /// The first tokens of the QoS 1/2 messages' subjects.
+    pub(crate) fn durable_prefix(&self) -> String {
+        format!("{}.q", self.prefix)
+    }
+
+    /// The JetStream stream of QoS 1/2 messages.
+    pub(crate) fn message_stream(&self) -> String {
+        format!("{}_messages", self.prefix)
     }
 
     /// The key-value bucket holding the cluster's retained messages.
@@ -122,6 +151,11 @@ mod tests {
         assert_eq!(c.queue_limit, 100_000);
         assert_eq!(c.message_prefix(), "mqtt.msg");
         assert_eq!(c.retained_bucket(), "mqtt_retained");
+        assert_eq!(
+            (c.durable_prefix(), c.message_stream()),
+            ("mqtt.q".into(), "mqtt_messages".into())
+        );
+        assert_eq!((c.stream_max_bytes, c.stream_max_age), (1 << 30, 86_400));
         assert!(crate::Config::from_toml("").unwrap().cluster.is_none());
     }
 
@@ -131,6 +165,8 @@ mod tests {
             "prefix = \"a.b\"",
             "replicas = 0",
             "queue_limit = 0",
+            "stream_max_age = 0",
+            "stream_max_bytes = 1000",
             "user = \"u\"",
             "colour = 1",
         ] {

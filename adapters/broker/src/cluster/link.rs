@@ -44,6 +44,8 @@ pub(crate) struct ClusterLink {
     task: Option<JoinHandle<()>>,
     seen: Seen,
     refusals: RateLimited,
+    /// QoS 1/2 messages the core has taken, for the stream.
+    acks: mpsc::UnboundedSender<async_nats::jetstream::message::Acker>,
 }
 
 impl ClusterLink {
@@ -72,7 +74,9 @@ impl ClusterLink {
         let (stop, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared::default());
         let incarnation = crate::server::seed();
+        let (acks, acks_rx) = mpsc::unbounded_channel();
         let end = NatsEnd {
+            acks: Some(acks_rx),
             config: config.clone(),
             outbound,
             shared: shared.clone(),
@@ -91,6 +95,7 @@ impl ClusterLink {
             task: Some(tokio::spawn(end.run())),
             seen: Seen::default(),
             refusals: RateLimited::new(Duration::from_secs(10)),
+            acks,
         };
         (Some(link), inbound_rx)
     }
@@ -99,7 +104,12 @@ impl ClusterLink {
     /// change in the cluster, a message settled, or the connection's state.
     pub(crate) fn handle(&mut self, broker: &mut Broker, report: FromCluster, clocks: Clocks) {
         match report {
-            FromCluster::Message(bytes) => self.publish_here(broker, &bytes, clocks),
+            FromCluster::Message(bytes, acker) => {
+                self.publish_here(broker, &bytes, clocks);
+                if let Some(acker) = acker {
+                    let _ = self.acks.send(acker);
+                }
+            }
             FromCluster::Retained { key, value } => retained_here(broker, &key, value, clocks),
             FromCluster::Settled(token, outcome) => {
                 broker.bridge_settled(self.id, clocks.now, token, outcome)

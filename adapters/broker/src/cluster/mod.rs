@@ -9,10 +9,12 @@
 //!  local publish ─▶ Broker ─▶ cluster link (a bridge on '#', No Local by origin)
 //!                               │ poll_bridge
 //!                               ▼
-//!                             NATS end ─▶ PUB <prefix>.msg.<escaped topic> (core NATS)
+//!                             NATS end ─▶ QoS 0: PUB <prefix>.msg.<escaped topic> (core NATS)
+//!                                         QoS 1/2: JetStream <prefix>_messages, subject <prefix>.q.<topic>
 //!  interest ─▶ SUB <prefix>.msg.<escaped filter> per distinct filter of this node
 //!  retained ─▶ KV <prefix>_retained: put / delete <escaped topic>
-//!                             NATS end ◀─ MSG from the subjects of this node's interest
+//!                             NATS end ◀─ MSG from the subjects of this node's interest,
+//!                                         and this node's consumer of <prefix>_messages
 //!                               │ first copy of each (dedupe)
 //!                               ▼
 //!  local subscribers ◀─ Broker::publish_from_bridge (origin: the link)
@@ -25,17 +27,21 @@
 //! (one copy per message), `link` (the driver on the core task), `nats`
 //! (the NATS end's task) and `retained` (following the retained set).
 //!
-//! What a node keeps for its clients (sessions, queues, wills) stays on
-//! that node; messages between nodes travel over core NATS, at most once.
+//! QoS 0 messages travel over core NATS (at most once); QoS 1/2 messages
+//! through one JetStream stream with a durable consumer per node
+//! (`durable`). What a node keeps for its clients (sessions, queues, wills)
+//! stays on that node.
 
 mod config;
 mod dedupe;
+mod durable;
 mod envelope;
 mod link;
 mod nats;
 mod retained;
 mod subject;
 
+use async_nats::jetstream::message::Acker;
 use bytes::Bytes;
 use mqtt_router::broker::{BridgeOutcome, BridgeState, BridgeToken};
 use mqtt_session::Message;
@@ -45,10 +51,11 @@ pub(crate) use envelope::Clocks;
 pub(crate) use link::ClusterLink;
 
 /// What the NATS end tells the core side.
-#[derive(Debug)]
 pub(crate) enum FromCluster {
-    /// A message from another node, as it crossed (see `envelope`).
-    Message(Bytes),
+    /// A message from another node, as it crossed (see `envelope`); a QoS
+    /// 1/2 one with the handle that acknowledges it to its stream once the
+    /// core has taken it.
+    Message(Bytes, Option<Acker>),
     /// The cluster's retained set changed at `key` (an escaped topic):
     /// set to `value` (an envelope), or cleared.
     Retained { key: String, value: Option<Bytes> },

@@ -17,16 +17,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::message::Acker;
 use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 use bytes::Bytes;
+use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use mqtt_router::broker::{BridgeOutcome, BridgeState};
+use mqtt_router::broker::{BridgeOutcome, BridgeState, BridgeToken};
+use std::future::Future;
+use std::pin::Pin;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::envelope;
 use super::subject::{filter_subjects, topic_key, topic_subject};
+use super::{durable, envelope};
 use super::{ClusterConfig, FromCluster, Outgoing};
 use crate::bridge::RateLimited as RateLimitedWarning;
 
@@ -62,7 +66,13 @@ pub(crate) struct NatsEnd {
     /// This run of the node (random): a restarted node numbers its
     /// messages from 0 again.
     pub(crate) incarnation: u64,
+    /// QoS 1/2 messages the core has taken, to acknowledge to the stream.
+    pub(crate) acks: Option<mpsc::UnboundedReceiver<Acker>>,
 }
+
+/// QoS 1/2 messages published to the stream, waiting for JetStream to say
+/// it stored them: each gives its token and whether it was stored.
+type Storing = FuturesUnordered<Pin<Box<dyn Future<Output = (BridgeToken, bool)> + Send>>>;
 
 /// The subscriptions this node holds: per subject, how many filters need
 /// it and the task forwarding what it receives.
@@ -83,7 +93,25 @@ impl NatsEnd {
         let Some(store) = self.bucket(&client).await else {
             return;
         };
+        let js = async_nats::jetstream::new(client.clone());
+        let consumer = loop {
+            match durable::open(&js, &self.config).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    warn!(error = %e, "cluster: no QoS 1/2 message stream yet; trying again");
+                    if self.pause(Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+            }
+        };
         let follower = tokio::spawn(super::retained::follow(store.clone(), self.inbound.clone()));
+        let consuming = tokio::spawn(durable::consume(consumer, self.inbound.clone()));
+        let acking = self
+            .acks
+            .take()
+            .map(|acks| tokio::spawn(durable::acknowledge(acks)));
+        let mut storing = Storing::new();
         let _ = self
             .inbound
             .send(FromCluster::State(BridgeState::Connected))
@@ -100,7 +128,17 @@ impl NatsEnd {
                         debug!("cluster: the core side is gone");
                         break;
                     };
-                    self.publish(&client, &prefix, out, &mut failures).await;
+                    self.publish(&client, &js, &prefix, out, &mut storing, &mut failures).await;
+                }
+                Some((token, stored)) = storing.next(), if !storing.is_empty() => {
+                    // Not stored: the core queues it again, to be sent again.
+                    let outcome = if stored { BridgeOutcome::Delivered } else { BridgeOutcome::Retry };
+                    if !stored {
+                        if let Some(n) = failures.hit() {
+                            warn!(count = n, "cluster: JetStream did not store a QoS 1/2 message; it is sent again");
+                        }
+                    }
+                    let _ = self.inbound.send(FromCluster::Settled(token, outcome)).await;
                 }
                 () = self.shared.changed.notified() => {
                     self.apply_pending(&client, &store, &mut subs, &mut failures).await;
@@ -108,6 +146,10 @@ impl NatsEnd {
             }
         }
         follower.abort();
+        consuming.abort();
+        if let Some(a) = acking {
+            a.abort();
+        }
         for (_, (_, task)) in subs.by_subject.drain() {
             task.abort();
         }
@@ -204,23 +246,52 @@ impl NatsEnd {
         }
     }
 
-    /// Publishes one message for the other nodes, then settles it in the
-    /// core: delivered once NATS took it; dropped if NATS refuses it (too
-    /// large for its maximum payload).
+    /// Publishes one message for the other nodes. QoS 0 on core NATS,
+    /// settled in the core as delivered once NATS took it; QoS 1/2 to the
+    /// stream, settled once JetStream says it stored it. Dropped if NATS
+    /// refuses it (too large for its maximum payload).
     async fn publish(
         &self,
         client: &Client,
+        js: &async_nats::jetstream::Context,
         prefix: &str,
         out: Outgoing,
+        storing: &mut Storing,
         failures: &mut RateLimitedWarning,
     ) {
-        let subject = topic_subject(prefix, out.msg.topic.as_str());
+        let durable = out.msg.qos != mqtt_codec::QoS::AtMostOnce;
+        let subject = if durable {
+            format!(
+                "{}.{}",
+                self.config.durable_prefix(),
+                topic_key(out.msg.topic.as_str())
+            )
+        } else {
+            topic_subject(prefix, out.msg.topic.as_str())
+        };
         let origin = envelope::Origin {
             node: &self.config.node,
             incarnation: self.incarnation,
             seq: out.seq,
         };
         let bytes = envelope::encode(origin, &out.msg, out.clocks);
+        if durable {
+            match js.publish(subject, bytes.into()).await {
+                Ok(ack) => {
+                    let token = out.token;
+                    storing.push(Box::pin(async move { (token, ack.await.is_ok()) }));
+                    return;
+                }
+                Err(e) => {
+                    if let Some(n) = failures.hit() {
+                        warn!(error = %e, count = n, "cluster: QoS 1/2 message not published to the stream; it is sent again");
+                    }
+                    let settled = FromCluster::Settled(out.token, BridgeOutcome::Retry);
+                    let _ = self.inbound.send(settled).await;
+                    return;
+                }
+            }
+        }
         let outcome = match client.publish(subject, bytes.into()).await {
             Ok(()) => BridgeOutcome::Delivered,
             Err(e) => {
@@ -305,7 +376,11 @@ impl NatsEnd {
                 let inbound = self.inbound.clone();
                 let task = tokio::spawn(async move {
                     while let Some(m) = sub.next().await {
-                        if inbound.send(FromCluster::Message(m.payload)).await.is_err() {
+                        if inbound
+                            .send(FromCluster::Message(m.payload, None))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }

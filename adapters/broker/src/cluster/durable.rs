@@ -1,0 +1,120 @@
+//! QoS 1 and 2 messages between nodes: one JetStream stream for the whole
+//! cluster, and one durable pull consumer per node (its cursor), never one
+//! per session or subscription.
+//!
+//! A node publishes each QoS 1/2 message to the stream and settles it in
+//! the core only once JetStream has stored it (the core keeps it counted,
+//! in its queue limit and flow control, until then; a failed store puts
+//! it back to be sent again). Each node pulls the stream at its own pace,
+//! so a node that is busy or away is not sent more than it takes, and
+//! acknowledges a message once its core has taken it; a node that comes
+//! back resumes at its cursor. The stream keeps a message until every
+//! node's consumer has acknowledged it (interest retention), within
+//! `stream_max_bytes` and `stream_max_age`.
+//!
+//! On nats-server 2.9 a consumer takes one filter subject, so each node
+//! reads every QoS 1/2 message of the cluster and its core routes the ones
+//! its sessions subscribe to.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, Consumer, DeliverPolicy};
+use async_nats::jetstream::message::Acker;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::Context;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{ClusterConfig, FromCluster};
+
+/// Messages a node may have taken from the stream and not acknowledged.
+const MAX_ACK_PENDING: i64 = 10_000;
+
+/// How long JetStream waits for a node's acknowledgement before it
+/// delivers the message again (the receiving node drops the copy).
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// The wait before the consumer is opened again after a failure.
+const REOPEN: Duration = Duration::from_secs(1);
+
+/// The stream and this node's consumer, made if they do not exist.
+pub(crate) async fn open(
+    js: &Context,
+    config: &ClusterConfig,
+) -> Result<Consumer<pull::Config>, String> {
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: config.message_stream(),
+            description: Some("MQTT QoS 1/2 messages between the cluster's nodes".into()),
+            subjects: vec![format!("{}.>", config.durable_prefix())],
+            retention: RetentionPolicy::Interest,
+            storage: StorageType::File,
+            num_replicas: config.replicas,
+            max_bytes: i64::try_from(config.stream_max_bytes).unwrap_or(i64::MAX),
+            max_age: Duration::from_secs(config.stream_max_age),
+            discard: DiscardPolicy::Old,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = format!("node-{}", config.node);
+    stream
+        .get_or_create_consumer(
+            &name,
+            pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!("the cursor of node {}", config.node)),
+                // A node that joins starts with what is published from now
+                // on; one that comes back resumes where it stopped.
+                deliver_policy: DeliverPolicy::New,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                max_ack_pending: MAX_ACK_PENDING,
+                filter_subject: format!("{}.>", config.durable_prefix()),
+                num_replicas: config.replicas,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Pulls this node's messages and hands each to the core side with the
+/// handle that acknowledges it, until the core side is gone.
+pub(crate) async fn consume(consumer: Consumer<pull::Config>, inbound: mpsc::Sender<FromCluster>) {
+    loop {
+        match consume_once(&consumer, &inbound).await {
+            Ok(()) => return,
+            Err(e) => warn!(error = %e, "cluster: pulling QoS 1/2 messages failed; starting again"),
+        }
+        tokio::time::sleep(REOPEN).await;
+    }
+}
+
+async fn consume_once(
+    consumer: &Consumer<pull::Config>,
+    inbound: &mpsc::Sender<FromCluster>,
+) -> Result<(), String> {
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    while let Some(m) = messages.next().await {
+        let (m, acker) = m.map_err(|e| e.to_string())?.split();
+        if inbound
+            .send(FromCluster::Message(m.payload, Some(acker)))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+    Err("the consumer's messages ended".into())
+}
+
+/// Acknowledges, in its own task, what the core has taken.
+pub(crate) async fn acknowledge(mut acks: mpsc::UnboundedReceiver<Acker>) {
+    while let Some(acker) = acks.recv().await {
+        // A lost acknowledgement only means the message comes again after
+        // ACK_WAIT, and the receiving node drops the copy.
+        let _ = acker.ack().await;
+    }
+}
