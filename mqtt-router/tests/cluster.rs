@@ -230,3 +230,73 @@ fn a_broker_outside_a_cluster_has_no_cluster_output() {
         .cluster_retained(Instant::ZERO, topic("t"), None));
     assert_eq!(sim.broker().sizes().retained, 1);
 }
+
+// ----- random workloads over three nodes ------------------------------------------
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    const FILTERS: [&str; 5] = ["a/#", "a/b", "+/b", "#", "c"];
+    const TOPICS: [&str; 4] = ["a/b", "a/c", "c", "x/b"];
+    /// Six clients, two per node (client `i` on node `i % 3`).
+    const CLIENTS: usize = 6;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Subscribe(usize, usize),
+        Unsubscribe(usize, usize),
+        Publish(usize, usize, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..CLIENTS, 0..FILTERS.len()).prop_map(|(c, f)| Op::Subscribe(c, f)),
+            (0..CLIENTS, 0..FILTERS.len()).prop_map(|(c, f)| Op::Unsubscribe(c, f)),
+            (0..CLIENTS, 0..TOPICS.len(), 0u8..3).prop_map(|(c, t, q)| Op::Publish(c, t, q)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever clients on whichever nodes subscribe, unsubscribe and
+        /// publish, each client gets exactly the messages one broker would
+        /// give it: one copy of each message published after its matching
+        /// subscription and before its removal, in publication order.
+        #[test]
+        fn three_nodes_deliver_what_one_broker_would(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut sim = three_nodes();
+            let ids: Vec<String> = (0..CLIENTS).map(|i| format!("c{i}")).collect();
+            let peers: Vec<_> = (0..CLIENTS).map(|i| sim.connect_to(i % 3, cfg(V5, &ids[i]))).collect();
+            let mut subscribed = vec![BTreeSet::new(); CLIENTS];
+            let mut expected = vec![Vec::new(); CLIENTS];
+            for (n, op) in ops.iter().enumerate() {
+                match *op {
+                    Op::Subscribe(c, f) => {
+                        sim.subscribe(peers[c], FILTERS[f], Q2);
+                        subscribed[c].insert(f);
+                    }
+                    Op::Unsubscribe(c, f) => {
+                        sim.unsubscribe(peers[c], FILTERS[f]);
+                        subscribed[c].remove(&f);
+                    }
+                    Op::Publish(c, t, q) => {
+                        let qos = [Q0, Q1, Q2][q as usize];
+                        let payload = format!("{n}");
+                        sim.publish(peers[c], msg(TOPICS[t], &payload, qos, false));
+                        for (k, subs) in subscribed.iter().enumerate() {
+                            if subs.iter().any(|&f| mqtt_router::topic_sets::matches(FILTERS[f], TOPICS[t])) {
+                                expected[k].push(payload.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            for c in 0..CLIENTS {
+                prop_assert_eq!(sim.payloads(peers[c]), expected[c].clone(), "client {}", c);
+            }
+        }
+    }
+}

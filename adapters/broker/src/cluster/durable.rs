@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{ClusterConfig, FromCluster};
+use super::{envelope, ClusterConfig, FromCluster};
 
 /// Messages a node may have taken from the stream and not acknowledged.
 const MAX_ACK_PENDING: i64 = 10_000;
@@ -99,12 +99,23 @@ async fn consume_once(
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     while let Some(m) = messages.next().await {
         let (m, acker) = m.map_err(|e| e.to_string())?.split();
-        if inbound
-            .send(FromCluster::Message(m.payload, Some(acker)))
-            .await
-            .is_err()
-        {
-            return Ok(());
+        let Ok(envelopes) = envelope::unbatch(&m.payload) else {
+            warn!("cluster: a stream message is not a batch of this version; skipped");
+            let _ = acker.ack().await;
+            continue;
+        };
+        // The acknowledgement goes with the batch's last message: the core
+        // takes them in order, so it has taken them all by then.
+        let mut acker = Some(acker);
+        let last = envelopes.len().saturating_sub(1);
+        for (i, e) in envelopes.into_iter().enumerate() {
+            let ack = if i == last { acker.take() } else { None };
+            if inbound.send(FromCluster::Message(e, ack)).await.is_err() {
+                return Ok(());
+            }
+        }
+        if let Some(acker) = acker {
+            let _ = acker.ack().await;
         }
     }
     Err("the consumer's messages ended".into())

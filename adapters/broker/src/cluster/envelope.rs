@@ -15,6 +15,9 @@ use crate::store::codec::{Corrupt, Reader, Writer};
 /// The format's version: a node refuses what it cannot read.
 const VERSION: u8 = 1;
 
+/// The first byte of a batch of envelopes.
+const BATCH: u8 = 0xB1;
+
 /// Converts between a node's monotonic clock and wall-clock time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clocks {
@@ -87,6 +90,40 @@ pub(crate) fn decode(bytes: &[u8], clocks: Clocks) -> Result<Decoded, Corrupt> {
     })
 }
 
+/// Several envelopes as one stream message: a count, then each with its
+/// length.
+pub(crate) fn batch(envelopes: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(BATCH).u32(envelopes.len() as u32);
+    for e in envelopes {
+        w.bytes(e);
+    }
+    w.into_vec()
+}
+
+/// The envelopes of a batch, sharing its bytes.
+pub(crate) fn unbatch(bytes: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, Corrupt> {
+    const W: &str = "cluster batch";
+    let mut r = Reader::new(bytes);
+    if r.u8(W)? != BATCH {
+        return Err(Corrupt(W));
+    }
+    let n = r.u32(W)? as usize;
+    // Each envelope takes at least its 4-byte length.
+    if n > bytes.len() / 4 {
+        return Err(Corrupt(W));
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut at = 5;
+    for _ in 0..n {
+        let e = r.bytes(W)?;
+        at += 4;
+        out.push(bytes.slice(at..at + e.len()));
+        at += e.len();
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use mqtt_codec::{QoS, TopicName};
@@ -125,6 +162,17 @@ mod tests {
         let mut expected = m.clone();
         expected.props.expires_at = back.props.expires_at;
         assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn a_batch_gives_back_its_envelopes_and_refuses_damage() {
+        let envelopes = vec![vec![1, 2, 3], Vec::new(), vec![9; 300]];
+        let b = bytes::Bytes::from(batch(&envelopes));
+        let back: Vec<Vec<u8>> = unbatch(&b).unwrap().iter().map(|e| e.to_vec()).collect();
+        assert_eq!(back, envelopes);
+        for cut in 0..b.len() {
+            assert!(unbatch(&b.slice(..cut)).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

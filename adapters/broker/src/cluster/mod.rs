@@ -38,6 +38,7 @@ mod durable;
 mod envelope;
 mod link;
 mod nats;
+mod outbound;
 mod retained;
 mod subject;
 

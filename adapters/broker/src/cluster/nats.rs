@@ -18,19 +18,18 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::Acker;
+use async_nats::jetstream::Context;
 use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 use bytes::Bytes;
-use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use mqtt_router::broker::{BridgeOutcome, BridgeState, BridgeToken};
-use std::future::Future;
-use std::pin::Pin;
+use mqtt_router::broker::{BridgeOutcome, BridgeState};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::subject::{filter_subjects, topic_key, topic_subject};
-use super::{durable, envelope};
+use super::durable;
+use super::outbound::{Outbound, Storing, BATCH_MESSAGES};
+use super::subject::{filter_subjects, topic_key};
 use super::{ClusterConfig, FromCluster, Outgoing};
 use crate::bridge::RateLimited as RateLimitedWarning;
 
@@ -69,10 +68,6 @@ pub(crate) struct NatsEnd {
     /// QoS 1/2 messages the core has taken, to acknowledge to the stream.
     pub(crate) acks: Option<mpsc::UnboundedReceiver<Acker>>,
 }
-
-/// QoS 1/2 messages published to the stream, waiting for JetStream to say
-/// it stored them: each gives its token and whether it was stored.
-type Storing = FuturesUnordered<Pin<Box<dyn Future<Output = (BridgeToken, bool)> + Send>>>;
 
 /// The subscriptions this node holds: per subject, how many filters need
 /// it and the task forwarding what it receives.
@@ -118,7 +113,6 @@ impl NatsEnd {
             .await;
         info!(node = %self.config.node, "cluster: connected to NATS");
         let mut subs = Subscriptions::default();
-        let prefix = self.config.message_prefix();
         let mut failures = RateLimitedWarning::new(Duration::from_secs(10));
         loop {
             tokio::select! {
@@ -128,17 +122,24 @@ impl NatsEnd {
                         debug!("cluster: the core side is gone");
                         break;
                     };
-                    self.publish(&client, &js, &prefix, out, &mut storing, &mut failures).await;
+                    let mut outs = vec![out];
+                    while outs.len() < BATCH_MESSAGES {
+                        match self.outbound.try_recv() {
+                            Ok(out) => outs.push(out),
+                            Err(_) => break,
+                        }
+                    }
+                    self.outbound_via(&client, &js).send(outs, &mut storing, &mut failures).await;
                 }
-                Some((token, stored)) = storing.next(), if !storing.is_empty() => {
-                    // Not stored: the core queues it again, to be sent again.
+                Some((tokens, stored)) = storing.next(), if !storing.is_empty() => {
+                    // Not stored: the core queues them again, to be sent again.
                     let outcome = if stored { BridgeOutcome::Delivered } else { BridgeOutcome::Retry };
                     if !stored {
                         if let Some(n) = failures.hit() {
-                            warn!(count = n, "cluster: JetStream did not store a QoS 1/2 message; it is sent again");
+                            warn!(count = n, "cluster: JetStream did not store QoS 1/2 messages; they are sent again");
                         }
                     }
-                    let _ = self.inbound.send(FromCluster::Settled(token, outcome)).await;
+                    self.outbound_via(&client, &js).settle(tokens, outcome).await;
                 }
                 () = self.shared.changed.notified() => {
                     self.apply_pending(&client, &store, &mut subs, &mut failures).await;
@@ -246,65 +247,15 @@ impl NatsEnd {
         }
     }
 
-    /// Publishes one message for the other nodes. QoS 0 on core NATS,
-    /// settled in the core as delivered once NATS took it; QoS 1/2 to the
-    /// stream, settled once JetStream says it stored it. Dropped if NATS
-    /// refuses it (too large for its maximum payload).
-    async fn publish(
-        &self,
-        client: &Client,
-        js: &async_nats::jetstream::Context,
-        prefix: &str,
-        out: Outgoing,
-        storing: &mut Storing,
-        failures: &mut RateLimitedWarning,
-    ) {
-        let durable = out.msg.qos != mqtt_codec::QoS::AtMostOnce;
-        let subject = if durable {
-            format!(
-                "{}.{}",
-                self.config.durable_prefix(),
-                topic_key(out.msg.topic.as_str())
-            )
-        } else {
-            topic_subject(prefix, out.msg.topic.as_str())
-        };
-        let origin = envelope::Origin {
-            node: &self.config.node,
+    /// Publishing through `client` and `js`.
+    fn outbound_via<'a>(&'a self, client: &'a Client, js: &'a Context) -> Outbound<'a> {
+        Outbound {
+            client,
+            js,
+            config: &self.config,
             incarnation: self.incarnation,
-            seq: out.seq,
-        };
-        let bytes = envelope::encode(origin, &out.msg, out.clocks);
-        if durable {
-            match js.publish(subject, bytes.into()).await {
-                Ok(ack) => {
-                    let token = out.token;
-                    storing.push(Box::pin(async move { (token, ack.await.is_ok()) }));
-                    return;
-                }
-                Err(e) => {
-                    if let Some(n) = failures.hit() {
-                        warn!(error = %e, count = n, "cluster: QoS 1/2 message not published to the stream; it is sent again");
-                    }
-                    let settled = FromCluster::Settled(out.token, BridgeOutcome::Retry);
-                    let _ = self.inbound.send(settled).await;
-                    return;
-                }
-            }
+            inbound: &self.inbound,
         }
-        let outcome = match client.publish(subject, bytes.into()).await {
-            Ok(()) => BridgeOutcome::Delivered,
-            Err(e) => {
-                if let Some(n) = failures.hit() {
-                    warn!(error = %e, count = n, "cluster: message not published to NATS (dropped)");
-                }
-                BridgeOutcome::Dropped
-            }
-        };
-        let _ = self
-            .inbound
-            .send(FromCluster::Settled(out.token, outcome))
-            .await;
     }
 
     /// Subscribes and unsubscribes as this node's interest changed, and
