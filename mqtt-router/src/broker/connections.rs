@@ -184,9 +184,21 @@ impl Broker {
                 ServerEvent::Closed(close) => self.on_closed(id, now, close),
             }
         }
+        self.count_expired(id);
         self.flow_control(id, now);
         self.journal_conn(id);
         self.gate_output(id, mark);
         self.note_change(id);
+    }
+
+    /// Counts the queued messages connection `id` dropped as expired.
+    fn count_expired(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(id) {
+            let n = c.conn.take_expired();
+            if n > 0 {
+                let reason = super::stats::DropReason::Expired;
+                self.stats.count_dropped(reason, u64::from(n));
+            }
+        }
     }
 }
