@@ -8,8 +8,12 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY . .
+# /data becomes the image's data directory: owned by the runtime user here
+# as well as by COPY --chown below (the runtime image has no shell to
+# chown it), whichever ownership the builder gives a directory COPY makes.
 RUN cargo build --release --locked -p mqtt-broker --bin mqtt-broker \
-    && mkdir -p /data
+    && mkdir -p /data \
+    && chown 65532:65532 /data
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/mqtt-broker /usr/local/bin/mqtt-broker

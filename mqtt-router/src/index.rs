@@ -246,6 +246,12 @@ impl<C: Copy + Eq + Hash + Ord> SubscriptionIndex<C> {
         self.len == 0
     }
 
+    /// Number of shared-subscription groups (each with at least one member:
+    /// a group goes with its last member).
+    pub fn shared_group_count(&self) -> usize {
+        self.group_table.len()
+    }
+
     /// Number of clients with at least one subscription.
     pub fn client_count(&self) -> usize {
         self.clients.len()

@@ -137,7 +137,14 @@ fn a_refused_connect_hears_the_reason_and_is_closed() {
         }
         assert!(sim.broker_closed(i));
         assert_eq!(sim.broker().connection_count(), 0);
-        assert_eq!(sim.broker().stats().connections_refused, 1);
+        let stats = sim.broker().stats();
+        assert_eq!(stats.connections_refused, 1);
+        // Counted by reason (metrics' `reason` label) and as an
+        // authentication failure without a method (a password).
+        assert_eq!(stats.refused_with(ReasonCode::BAD_USER_NAME_OR_PASSWORD), 1);
+        assert_eq!(stats.refused_with(ReasonCode::NOT_AUTHORIZED), 0);
+        assert_eq!(stats.auth_failures.password, 1);
+        assert!(stats.auth_failures.methods.is_empty());
     }
 }
 
@@ -204,6 +211,10 @@ fn an_unsupported_authentication_method_is_refused_with_0x8c() {
         );
         assert!(sim.held_auth.is_empty());
         assert!(sim.broker_closed(i));
+        // A refusal by the core, not by an authenticator: no auth failure.
+        let stats = sim.broker().stats();
+        assert_eq!(stats.refused_with(ReasonCode::BAD_AUTHENTICATION_METHOD), 1);
+        assert_eq!(stats.auth_failures.total(), 0);
     }
 }
 
@@ -337,9 +348,20 @@ fn a_failed_re_authentication_disconnects_with_its_reason() {
         let i = enhanced_client(&mut sim);
         sim.send_raw(i, &auth_packet(ReasonCode::RE_AUTHENTICATE, "TEST", b""));
         let r = take_held(&mut sim).remove(0);
+        let refused = matches!(a, AuthAnswer::Refuse(_));
         answer(&mut sim, &r, a).unwrap();
         assert_eq!(got(&sim, i)[1], ("disconnect", reason, None));
         assert!(sim.broker_closed(i));
+        // A refused re-authentication is an authentication failure of its
+        // method; the connection had been accepted, so no CONNECT refused.
+        let stats = sim.broker().stats();
+        let expected: Vec<(Str, u64)> = if refused {
+            vec![(Str::try_from("TEST").unwrap(), 1)]
+        } else {
+            vec![]
+        };
+        assert_eq!(stats.auth_failures.methods, expected);
+        assert_eq!(stats.connections_refused, 0);
     }
 }
 

@@ -382,4 +382,6 @@ fn a_will_past_the_limits_is_refused_at_connect() {
         (1, 1)
     );
     assert_eq!(stats.connections_refused, 2);
+    assert_eq!(stats.refused_with(ReasonCode::TOPIC_NAME_INVALID), 1);
+    assert_eq!(stats.refused_with(ReasonCode::QUOTA_EXCEEDED), 1);
 }

@@ -6,10 +6,8 @@
 /// The adapter hands bytes to the broker (`handle_read`, `poll_transmit`).
 const PACKET_PATH: bool = false;
 
-// The durable store's tests still run on the router's former simulator
-// (extended with a store image, a commit per round and crash-and-restart);
-// moving them onto mqtt-sim needs a durable `Restart` there (issue 15).
-#[path = "store_sim/mod.rs"]
+// On mqtt-sim's simulator with a durable store (`Sim::durable`): records
+// committed within the instant, crash and restart from what was committed.
 mod common;
 
 use bytes::Bytes;
@@ -52,36 +50,32 @@ fn offline_subscriber(sim: &mut Sim, v: mqtt_session::mqtt_codec::ProtocolVersio
 #[test]
 fn an_ack_is_not_sent_before_its_records_are_reported_stored() {
     for v in VERSIONS {
-        let mut sim = Sim::durable(broker_config());
+        let mut sim = durable_sim(broker_config());
         offline_subscriber(&mut sim, v, "a/#");
         let (p, _) = sim.connect_ok(cfg(v, "pub"));
-        sim.store_paused = true;
+        sim.pause_store(0, true);
         let now = sim.now;
         for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
             sim.client(p)
                 .publish(now, msg("a/1", "x", qos, false))
                 .unwrap();
         }
-        sim.exchange();
+        sim.run_until_idle();
         assert_eq!(published(&mut sim, p), 0, "{v:?}: acknowledged unstored");
-        assert!(sim.store.as_ref().unwrap().message_count() == 0);
-        sim.store_paused = false;
-        sim.exchange();
+        assert!(sim.store_image(0).message_count() == 0);
+        sim.pause_store(0, false);
+        sim.run_until_idle();
         assert_eq!(published(&mut sim, p), 2, "{v:?}");
-        assert_eq!(
-            sim.store.as_ref().unwrap().message_count(),
-            2,
-            "a body per message"
-        );
+        assert_eq!(sim.store_image(0).message_count(), 2, "a body per message");
     }
 }
 
 #[test]
 fn a_suback_of_a_persistent_session_waits_for_its_subscription_to_be_stored() {
     for v in VERSIONS {
-        let mut sim = Sim::durable(broker_config());
+        let mut sim = durable_sim(broker_config());
         let (i, _) = sim.connect_ok(persistent(v, "s", 3600));
-        sim.store_paused = true;
+        sim.pause_store(0, true);
         let now = sim.now;
         sim.client(i)
             .subscribe(
@@ -93,10 +87,10 @@ fn a_suback_of_a_persistent_session_waits_for_its_subscription_to_be_stored() {
                 None,
             )
             .unwrap();
-        sim.exchange();
+        sim.run_until_idle();
         assert_eq!(suback_count(&mut sim, i), 0, "{v:?}");
-        sim.store_paused = false;
-        sim.exchange();
+        sim.pause_store(0, false);
+        sim.run_until_idle();
         assert_eq!(suback_count(&mut sim, i), 1, "{v:?}");
     }
 }
@@ -104,17 +98,21 @@ fn a_suback_of_a_persistent_session_waits_for_its_subscription_to_be_stored() {
 #[test]
 fn without_persistent_subscribers_or_retain_nothing_is_written_or_held() {
     for v in VERSIONS {
-        let mut sim = Sim::durable(broker_config());
+        let mut sim = durable_sim(broker_config());
         let (s, _) = sim.connect_ok(cfg(v, "online"));
         sim.subscribe(s, "t", QoS::AtLeastOnce);
         let (p, _) = sim.connect_ok(cfg(v, "pub"));
-        sim.store_paused = true;
+        sim.pause_store(0, true);
         assert_eq!(
             sim.publish(p, msg("t", "x", QoS::AtLeastOnce, false)),
             Some(ReasonCode::SUCCESS)
         );
         let mut records = Vec::new();
-        assert_eq!(sim.broker.poll_store(&mut records), None, "{records:?}");
+        assert_eq!(
+            sim.broker_mut().poll_store(&mut records),
+            None,
+            "{records:?}"
+        );
     }
 }
 
@@ -124,14 +122,14 @@ fn a_broker_without_a_store_emits_no_records() {
     let (i, _) = sim.connect_ok(persistent(V311, "s", 0));
     sim.subscribe(i, "t", QoS::AtLeastOnce);
     let mut records = Vec::new();
-    assert!(!sim.broker.is_durable());
-    assert_eq!(sim.broker.poll_store(&mut records), None);
+    assert!(!sim.broker_mut().is_durable());
+    assert_eq!(sim.broker_mut().poll_store(&mut records), None);
 }
 
 #[test]
 fn restore_gives_back_sessions_subscriptions_queued_messages_and_retained() {
     for v in VERSIONS {
-        let mut sim = Sim::durable(broker_config());
+        let mut sim = durable_sim(broker_config());
         offline_subscriber(&mut sim, v, "a/#");
         let (p, _) = sim.connect_ok(cfg(v, "pub"));
         for (n, qos) in [
@@ -156,13 +154,13 @@ fn restore_gives_back_sessions_subscriptions_queued_messages_and_retained() {
         sim.subscribe(n, "a/r", QoS::AtLeastOnce);
         assert_eq!(sim.payloads(n), ["kept"], "{v:?}");
         // Everything delivered and acknowledged: no body left.
-        assert_eq!(sim.store.as_ref().unwrap().message_count(), 0, "{v:?}");
+        assert_eq!(sim.store_image(0).message_count(), 0, "{v:?}");
     }
 }
 
 #[test]
 fn subscription_options_and_identifiers_survive_a_restart() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let (i, _) = sim.connect_ok(persistent(V5, "s", 3600));
     let o = opts(
         QoS::AtLeastOnce,
@@ -202,7 +200,7 @@ fn raw_publish(id: u16, qos: QoS, payload: &'static str, dup: bool) -> Packet {
 
 #[test]
 fn in_flight_messages_keep_their_packet_ids_and_pubrel_state() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let s = raw_persistent(&mut sim, "raw");
     let sub = mqtt_session::mqtt_codec::Subscribe {
         id: pid(1),
@@ -263,7 +261,7 @@ fn in_flight_messages_keep_their_packet_ids_and_pubrel_state() {
 
 #[test]
 fn qos2_incoming_ids_survive_a_restart_so_a_resend_is_not_delivered_twice() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     offline_subscriber(&mut sim, V311, "q/#");
     let p = raw_persistent(&mut sim, "rawpub");
     sim.send_raw(
@@ -303,7 +301,7 @@ fn publishes(sim: &mut Sim, i: usize) -> usize {
 
 #[test]
 fn a_qos2_message_to_an_online_subscriber_is_not_delivered_twice_across_a_crash() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let raw_subscriber = |sim: &mut Sim| {
         let s = raw_persistent(sim, "rawsub");
         let sub = mqtt_session::mqtt_codec::Subscribe {
@@ -319,7 +317,7 @@ fn a_qos2_message_to_an_online_subscriber_is_not_delivered_twice_across_a_crash(
     };
     let s = raw_subscriber(&mut sim);
     let p = raw_persistent(&mut sim, "rawpub");
-    sim.store_paused = true;
+    sim.pause_store(0, true);
     sim.send_raw(
         p,
         &encode(V311, &[raw_publish(7, QoS::ExactlyOnce, "once", false)]),
@@ -346,7 +344,7 @@ fn a_qos2_message_to_an_online_subscriber_is_not_delivered_twice_across_a_crash(
 
 #[test]
 fn an_in_flight_publish_restored_from_the_store_is_resent_with_dup() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let s = raw_persistent(&mut sim, "raw");
     let sub = mqtt_session::mqtt_codec::Subscribe {
         id: pid(1),
@@ -379,16 +377,16 @@ fn an_in_flight_publish_restored_from_the_store_is_resent_with_dup() {
 
 #[test]
 fn a_qos1_message_to_an_online_subscriber_is_not_held_for_the_store() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let (s, _) = sim.connect_ok(persistent(V311, "sub", 3600));
     assert_eq!(sim.subscribe(s, "q/#", QoS::AtLeastOnce), ReasonCode(1));
     let (p, _) = sim.connect_ok(cfg(V311, "pub"));
-    sim.store_paused = true;
+    sim.pause_store(0, true);
     let now = sim.now;
     sim.client(p)
         .publish(now, msg("q/t", "fast", QoS::AtLeastOnce, false))
         .unwrap();
-    sim.exchange();
+    sim.run_until_idle();
     assert_eq!(published(&mut sim, p), 0, "acknowledged unstored");
     // At least once: a second copy after a crash is allowed, so the
     // subscriber need not wait for the disk.
@@ -397,27 +395,27 @@ fn a_qos1_message_to_an_online_subscriber_is_not_held_for_the_store() {
 
 #[test]
 fn a_pubcomp_waits_for_the_release_to_be_stored() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let p = raw_persistent(&mut sim, "rawpub");
     sim.send_raw(
         p,
         &encode(V311, &[raw_publish(3, QoS::ExactlyOnce, "x", false)]),
     );
-    sim.store_paused = true;
+    sim.pause_store(0, true);
     sim.send_raw(p, &encode(V311, &[Packet::PubRel(Ack::new(pid(3)))]));
     assert!(!sim
         .peer(p)
         .received
         .iter()
         .any(|p| matches!(p, Packet::PubComp(_))));
-    sim.store_paused = false;
-    sim.exchange();
+    sim.pause_store(0, false);
+    sim.run_until_idle();
     assert!(matches!(sim.peer(p).received.last(), Some(Packet::PubComp(a)) if a.id == pid(3)));
 }
 
 #[test]
 fn a_delayed_will_survives_a_restart_and_is_published_when_due() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     offline_subscriber(&mut sim, V5, "will/#");
     let mut c = persistent(V5, "dying", 3600);
     c.will = Some(will("will/dying", "gone", Some(10)));
@@ -434,7 +432,7 @@ fn a_delayed_will_survives_a_restart_and_is_published_when_due() {
 
 #[test]
 fn a_will_that_came_due_while_the_broker_was_down_is_published_at_restart() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     offline_subscriber(&mut sim, V5, "will/#");
     let mut c = persistent(V5, "dying", 3600);
     c.will = Some(will("will/dying", "gone", Some(10)));
@@ -447,15 +445,15 @@ fn a_will_that_came_due_while_the_broker_was_down_is_published_at_restart() {
 
 #[test]
 fn session_expiry_keeps_counting_while_the_broker_is_down() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let (i, _) = sim.connect_ok(persistent(V5, "short", 5));
     sim.subscribe(i, "t", QoS::AtLeastOnce);
     sim.disconnect(i, ReasonCode::SUCCESS);
     let (i, _) = sim.connect_ok(persistent(V5, "long", 3600));
     sim.disconnect(i, ReasonCode::SUCCESS);
     sim.crash_and_restart(secs(10));
-    sim.exchange();
-    assert_eq!(sim.store.as_ref().unwrap().session_count(), 1);
+    sim.run_until_idle();
+    assert_eq!(sim.store_image(0).session_count(), 1);
     let (_, present) = sim.connect_ok(persistent(V5, "short", 5));
     assert!(!present, "expired while the broker was down");
     let (_, present) = sim.connect_ok(persistent(V5, "long", 3600));
@@ -464,7 +462,7 @@ fn session_expiry_keeps_counting_while_the_broker_is_down() {
 
 #[test]
 fn a_retained_message_expires_while_the_broker_is_down() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let (p, _) = sim.connect_ok(cfg(V5, "p"));
     let mut m = msg("r/short", "x", QoS::AtLeastOnce, true);
     m.props.expires_at = Some(sim.now.plus_secs(5));
@@ -474,12 +472,12 @@ fn a_retained_message_expires_while_the_broker_is_down() {
     let (n, _) = sim.connect_ok(cfg(V5, "n"));
     sim.subscribe(n, "r/#", QoS::AtLeastOnce);
     assert_eq!(sim.payloads(n), ["y"]);
-    assert_eq!(sim.store.as_ref().unwrap().retained_count(), 1);
+    assert_eq!(sim.store_image(0).retained_count(), 1);
 }
 
 #[test]
 fn a_session_connected_at_the_crash_is_back_and_counts_its_expiry_from_the_restart() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let (i, _) = sim.connect_ok(persistent(V5, "c", 30));
     sim.subscribe(i, "t", QoS::AtLeastOnce);
     sim.crash_and_restart(secs(100));
@@ -493,7 +491,7 @@ fn a_session_connected_at_the_crash_is_back_and_counts_its_expiry_from_the_resta
 
 #[test]
 fn bodies_are_stored_once_and_deleted_with_their_last_holder() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     for id in ["a", "b"] {
         let (i, _) = sim.connect_ok(persistent(V311, id, 0));
         sim.subscribe(i, "t", QoS::AtLeastOnce);
@@ -501,49 +499,46 @@ fn bodies_are_stored_once_and_deleted_with_their_last_holder() {
     }
     let (p, _) = sim.connect_ok(cfg(V311, "p"));
     sim.publish(p, msg("t", "x", QoS::AtLeastOnce, false));
-    assert_eq!(sim.store.as_ref().unwrap().message_count(), 1);
+    assert_eq!(sim.store_image(0).message_count(), 1);
     let (a, _) = sim.connect_ok(persistent(V311, "a", 0));
     assert_eq!(sim.payloads(a), ["x"]);
-    assert_eq!(
-        sim.store.as_ref().unwrap().message_count(),
-        1,
-        "b still holds it"
-    );
+    assert_eq!(sim.store_image(0).message_count(), 1, "b still holds it");
     let (b, _) = sim.connect_ok(persistent(V311, "b", 0));
     assert_eq!(sim.payloads(b), ["x"]);
-    assert_eq!(sim.store.as_ref().unwrap().message_count(), 0);
+    assert_eq!(sim.store_image(0).message_count(), 0);
 }
 
 #[test]
 fn sessions_that_end_at_disconnect_and_qos0_messages_are_not_written() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let (i, _) = sim.connect_ok(cfg(V5, "clean"));
     sim.subscribe(i, "t", QoS::AtLeastOnce);
     offline_subscriber(&mut sim, V5, "t");
     let (p, _) = sim.connect_ok(cfg(V5, "p"));
     sim.publish(p, msg("t", "x", QoS::AtMostOnce, false));
-    let image = sim.store.as_ref().unwrap();
+    let image = sim.store_image(0);
     assert_eq!((image.session_count(), image.message_count()), (1, 0));
 }
 
 #[test]
 fn a_clean_start_ends_the_stored_session() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     offline_subscriber(&mut sim, V5, "t");
     let (p, _) = sim.connect_ok(cfg(V5, "p"));
     sim.publish(p, msg("t", "x", QoS::AtLeastOnce, false));
     let (_, present) = sim.connect_ok(cfg(V5, "sub"));
     assert!(!present);
-    let image = sim.store.as_ref().unwrap();
+    let image = sim.store_image(0);
     assert_eq!((image.session_count(), image.message_count()), (0, 0));
 }
 
 #[test]
 fn restore_refuses_a_used_broker_and_a_missing_body() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
+    let wall = sim.wall();
     assert_eq!(
-        sim.broker
-            .restore(Instant::ZERO, sim.wall(), RestoredState::default()),
+        sim.broker_mut()
+            .restore(Instant::ZERO, wall, RestoredState::default()),
         Err(RestoreError::NotFresh)
     );
     let mut fresh = Sim::new(broker_config());
@@ -569,7 +564,9 @@ fn restore_refuses_a_used_broker_and_a_missing_body() {
         ..RestoredState::default()
     };
     assert!(matches!(
-        fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
+        fresh
+            .broker_mut()
+            .restore(Instant::ZERO, mqtt_sim::wall_at(Instant::ZERO), state),
         Err(RestoreError::MissingMessage {
             message: MessageId(9),
             ..
@@ -589,7 +586,9 @@ fn restore_refuses_sequence_numbers_that_would_overflow() {
         ..RestoredState::default()
     };
     assert!(matches!(
-        fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
+        fresh
+            .broker_mut()
+            .restore(Instant::ZERO, mqtt_sim::wall_at(Instant::ZERO), state),
         Err(RestoreError::NumberTooLarge {
             value: u64::MAX,
             ..
@@ -623,7 +622,9 @@ fn restore_refuses_sequence_numbers_that_would_overflow() {
         ..RestoredState::default()
     };
     assert!(matches!(
-        fresh.broker.restore(Instant::ZERO, fresh.wall(), state),
+        fresh
+            .broker_mut()
+            .restore(Instant::ZERO, mqtt_sim::wall_at(Instant::ZERO), state),
         Err(RestoreError::NumberTooLarge {
             what: "record order",
             ..
@@ -633,21 +634,21 @@ fn restore_refuses_sequence_numbers_that_would_overflow() {
 
 #[test]
 fn records_come_out_in_order_and_name_one_body_per_message() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     for id in ["a", "b"] {
         let (i, _) = sim.connect_ok(persistent(V311, id, 0));
         sim.subscribe(i, "t", QoS::AtLeastOnce);
         sim.disconnect(i, ReasonCode::SUCCESS);
     }
-    sim.store_paused = true;
+    sim.pause_store(0, true);
     let (p, _) = sim.connect_ok(cfg(V311, "p"));
     let now = sim.now;
     sim.client(p)
         .publish(now, msg("t", "x", QoS::AtLeastOnce, false))
         .unwrap();
-    sim.exchange();
+    sim.run_until_idle();
     let mut records = Vec::new();
-    let up_to = sim.broker.poll_store(&mut records).unwrap();
+    let up_to = sim.broker_mut().poll_store(&mut records).unwrap();
     let kinds: Vec<&str> = records
         .iter()
         .map(|r| match r {
@@ -658,18 +659,18 @@ fn records_come_out_in_order_and_name_one_body_per_message() {
         .collect();
     assert_eq!(kinds, ["body", "queued", "queued"]);
     assert!(up_to >= 3);
-    assert_eq!(sim.broker.poll_store(&mut records), None);
+    assert_eq!(sim.broker_mut().poll_store(&mut records), None);
 }
 
 #[test]
 fn while_the_store_fails_new_persistent_work_is_refused_with_0x97() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     offline_subscriber(&mut sim, V5, "d/#");
     let (p, _) = sim.connect_ok(cfg(V5, "pub"));
     let (o, _) = sim.connect_ok(cfg(V5, "online"));
     sim.subscribe(o, "m/#", QoS::AtLeastOnce);
-    sim.broker.set_store_failing(true);
-    assert!(sim.broker.store_failing());
+    sim.broker_mut().set_store_failing(true);
+    assert!(sim.broker_mut().store_failing());
     // A message for a persistent session, a retained one: refused.
     assert_eq!(
         sim.publish(p, msg("d/1", "x", QoS::AtLeastOnce, false)),
@@ -688,25 +689,25 @@ fn while_the_store_fails_new_persistent_work_is_refused_with_0x97() {
     // A new persistent session, a persistent session's subscription: refused.
     let i = sim.connect(persistent(V5, "new", 60));
     assert_eq!(sim.connack(i), Err(ReasonCode::QUOTA_EXCEEDED));
-    sim.broker.set_store_failing(false);
+    sim.broker_mut().set_store_failing(false);
     let (i, _) = sim.connect_ok(persistent(V5, "new", 60));
-    sim.broker.set_store_failing(true);
+    sim.broker_mut().set_store_failing(true);
     assert_eq!(
         sim.subscribe(i, "z", QoS::AtLeastOnce),
         ReasonCode::QUOTA_EXCEEDED
     );
-    sim.broker.set_store_failing(false);
+    sim.broker_mut().set_store_failing(false);
     assert_eq!(sim.subscribe(i, "z", QoS::AtLeastOnce), ReasonCode(1));
 }
 
 #[test]
 fn a_subscribers_acknowledgements_do_not_hold_its_next_messages() {
     for v in VERSIONS {
-        let mut sim = Sim::durable(broker_config());
+        let mut sim = durable_sim(broker_config());
         let (s, _) = sim.connect_ok(persistent(v, "sub", 3600));
         sim.subscribe(s, "t", QoS::ExactlyOnce);
         let (p, _) = sim.connect_ok(cfg(v, "pub"));
-        sim.store_paused = true;
+        sim.pause_store(0, true);
         for (n, qos) in [
             ("1", QoS::AtLeastOnce),
             ("2", QoS::AtLeastOnce),
@@ -714,7 +715,7 @@ fn a_subscribers_acknowledgements_do_not_hold_its_next_messages() {
         ] {
             let now = sim.now;
             sim.client(p).publish(now, msg("t", n, qos, false)).unwrap();
-            sim.exchange();
+            sim.run_until_idle();
         }
         // Nothing stored, yet every message reached the connected
         // subscriber, whose own PUBACKs promise it nothing.
@@ -724,15 +725,15 @@ fn a_subscribers_acknowledgements_do_not_hold_its_next_messages() {
             0,
             "{v:?}: the publisher waits for the store"
         );
-        sim.store_paused = false;
-        sim.exchange();
+        sim.pause_store(0, false);
+        sim.run_until_idle();
         assert_eq!(published(&mut sim, p), 3, "{v:?}");
     }
 }
 
 #[test]
 fn a_pubrel_to_a_subscriber_waits_for_its_state_to_be_stored() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let s = raw_persistent(&mut sim, "raw");
     let sub = mqtt_session::mqtt_codec::Subscribe {
         id: pid(1),
@@ -745,7 +746,7 @@ fn a_pubrel_to_a_subscriber_waits_for_its_state_to_be_stored() {
     sim.send_raw(s, &encode(V311, &[Packet::Subscribe(sub)]));
     let (p, _) = sim.connect_ok(cfg(V311, "pub"));
     sim.publish(p, msg("q/t", "two", QoS::ExactlyOnce, false));
-    sim.store_paused = true;
+    sim.pause_store(0, true);
     sim.send_raw(s, &encode(V311, &[Packet::PubRec(Ack::new(pid(1)))]));
     let pubrel = |sim: &mut Sim| {
         sim.peer(s)
@@ -754,8 +755,8 @@ fn a_pubrel_to_a_subscriber_waits_for_its_state_to_be_stored() {
             .any(|p| matches!(p, Packet::PubRel(_)))
     };
     assert!(!pubrel(&mut sim), "PUBREL before its state was stored");
-    sim.store_paused = false;
-    sim.exchange();
+    sim.pause_store(0, false);
+    sim.run_until_idle();
     assert!(pubrel(&mut sim));
 }
 
@@ -765,7 +766,7 @@ fn a_bridge_queue_survives_a_restart_and_goes_out_when_the_bridge_opens() {
     let open = |sim: &mut Sim| {
         let now = sim.now;
         let opened = sim
-            .broker
+            .broker_mut()
             .open_bridge(
                 now,
                 "br",
@@ -775,7 +776,7 @@ fn a_bridge_queue_survives_a_restart_and_goes_out_when_the_bridge_opens() {
             .unwrap();
         opened.id
     };
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     open(&mut sim);
     let (p, _) = sim.connect_ok(cfg(V5, "p"));
     for n in ["1", "2"] {
@@ -786,32 +787,34 @@ fn a_bridge_queue_survives_a_restart_and_goes_out_when_the_bridge_opens() {
     }
     sim.crash_and_restart(secs(1));
     let id = open(&mut sim);
-    sim.broker.set_bridge_state(id, BridgeState::Connected);
+    sim.broker_mut()
+        .set_bridge_state(id, BridgeState::Connected);
     let now = sim.now;
     let first = sim
-        .broker
+        .broker_mut()
         .poll_bridge(id, now)
         .expect("the stored queue is back");
     assert_eq!(&first.message.payload[..], b"1");
-    sim.broker
+    sim.broker_mut()
         .bridge_settled(id, now, first.token, BridgeOutcome::Delivered);
-    sim.exchange();
+    sim.run_until_idle();
     // The first one was settled before this crash: only the second is back.
     sim.crash_and_restart(secs(1));
     let id = open(&mut sim);
-    sim.broker.set_bridge_state(id, BridgeState::Connected);
+    sim.broker_mut()
+        .set_bridge_state(id, BridgeState::Connected);
     let now = sim.now;
     let again = sim
-        .broker
+        .broker_mut()
         .poll_bridge(id, now)
         .expect("the second is still there");
     assert_eq!(&again.message.payload[..], b"2");
-    assert!(sim.broker.poll_bridge(id, now).is_none());
+    assert!(sim.broker_mut().poll_bridge(id, now).is_none());
 }
 
 #[test]
 fn the_will_of_a_client_connected_at_the_crash_is_published_after_its_delay() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     offline_subscriber(&mut sim, V5, "will/#");
     let mut c = persistent(V5, "dying", 3600);
     c.will = Some(will("will/dying", "gone", Some(10)));
@@ -828,7 +831,7 @@ fn the_will_of_a_client_connected_at_the_crash_is_published_after_its_delay() {
 
 #[test]
 fn a_client_that_returns_in_time_after_a_crash_cancels_its_will() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     offline_subscriber(&mut sim, V5, "will/#");
     let mut c = persistent(V5, "back", 3600);
     c.will = Some(will("will/back", "gone", Some(10)));
@@ -848,22 +851,22 @@ fn a_client_that_returns_in_time_after_a_crash_cancels_its_will() {
 /// the new one opened under the new user, and a restart brings back only it.
 #[test]
 fn another_users_takeover_ends_the_stored_session_and_a_restart_keeps_only_the_new_one() {
-    let mut sim = Sim::durable(broker_config());
+    let mut sim = durable_sim(broker_config());
     let mut alice = persistent(V5, "c", 3600);
     alice.username = Some(s("alice"));
     let (a, _) = sim.connect_ok(alice);
     sim.subscribe(a, "t", QoS::AtLeastOnce);
     sim.disconnect(a, ReasonCode::SUCCESS);
     let now = sim.now;
-    sim.broker
+    sim.broker_mut()
         .publish(now, msg("t", "for alice", QoS::AtLeastOnce, false));
-    sim.exchange();
+    sim.run_until_idle();
     let mut mallory = persistent(V5, "c", 3600);
     mallory.username = Some(s("mallory"));
     let (_, present) = sim.connect_ok(mallory.clone());
     assert!(!present);
-    sim.exchange();
-    let state = sim.store.clone().unwrap().restored();
+    sim.run_until_idle();
+    let state = sim.store_image(0).restored();
     let stored: Vec<_> = state
         .sessions
         .iter()
@@ -879,6 +882,6 @@ fn another_users_takeover_ends_the_stored_session_and_a_restart_keeps_only_the_n
     sim.crash_and_restart(secs(1));
     let (m, present) = sim.connect_ok(mallory);
     assert!(present, "mallory's own session is resumed");
-    sim.exchange();
+    sim.run_until_idle();
     assert!(sim.payloads(m).is_empty(), "none of alice's messages");
 }

@@ -51,6 +51,6 @@ pub use observe::{Observer, Quiet};
 pub use pair::{Encoding, Pair, ServerPolicy, Side};
 pub use rng::Rng;
 pub use sim::{
-    AdapterPath, Authority, Durability, Peer, PeerId, Received, Restart, Scheduling, Sim, SimStats,
-    Volatile,
+    wall_at, AdapterPath, Authority, Durability, Durable, Peer, PeerId, Received, Restart,
+    Scheduling, Sim, SimStats, Volatile, WALL0,
 };

@@ -267,7 +267,12 @@ impl Broker {
                 Some(parked) => Outcome::Connect(Box::new(parked), s.with_method(progress.method)),
                 None => Outcome::Reauthenticated(s.with_method(progress.method)),
             },
-            AuthAnswer::Refuse(reason) => Outcome::Refuse(reason, connecting),
+            AuthAnswer::Refuse(reason) => {
+                // The authenticator said no: an authentication failure,
+                // counted by method (a CONNECT or a re-authentication).
+                self.stats.auth_failures.count(progress.method.as_ref());
+                Outcome::Refuse(reason, connecting)
+            }
             AuthAnswer::Continue(data) => {
                 let mut props = AuthProps::default();
                 props.authentication_method = progress.method.clone();
@@ -431,7 +436,7 @@ impl Broker {
         c.auth = None;
         if connecting {
             c.conn.reject(now, reason);
-            self.stats.connections_refused += 1;
+            self.stats.refuse_connect(reason);
         } else if reason == ReasonCode::BAD_USER_NAME_OR_PASSWORD {
             // A failed re-authentication: 0x86 is a CONNACK code only, not
             // among DISCONNECT's (5.0 section 3.14.2.1), where it would

@@ -56,6 +56,7 @@ use mqtt_session::{DeliverError, DeliveryOptions, Message};
 
 use super::flow::{Flow, Sink};
 use super::route::may_publish;
+use super::stats::{DropReason, Stats};
 use super::{Broker, QueueFullPolicy, Rights, SessionKey, StoreRecord};
 use crate::{Instant, Subscription};
 use queue::{Queue, Queued};
@@ -139,12 +140,12 @@ impl Bridge {
         message: Arc<Message>,
         opts: &DeliveryOptions,
         policy: QueueFullPolicy,
-        dropped: &mut u64,
+        stats: &mut Stats,
     ) -> Result<u64, DeliverError> {
         if self.waiting() >= self.queue_limit {
             let made_room = policy.make_room(opts.qos, &mut self.queue);
             self.dropped += 1;
-            *dropped += 1;
+            stats.count_dropped(DropReason::QueueFull, 1);
             if !made_room {
                 return Err(DeliverError::QueueFull {
                     limit: self.queue_limit,
@@ -393,7 +394,8 @@ impl Broker {
             return;
         };
         self.index.remove_client(id.key());
-        self.stats.messages_dropped += b.waiting() as u64;
+        self.stats
+            .count_dropped(DropReason::Closed, b.waiting() as u64);
         self.forget_holder(&b.flow);
         self.send_acks(Sink::Bridge(id), b.flow.held_acks);
     }
@@ -431,7 +433,7 @@ impl Broker {
         while let Some(q) = b.queue.pop_front() {
             if q.message.props.expires_at.is_some_and(|at| at <= now) {
                 b.dropped += 1;
-                self.stats.messages_dropped += 1;
+                self.stats.count_dropped(DropReason::Expired, 1);
                 if q.qos != QoS::AtMostOnce {
                     expired.push(q.seq);
                 }
@@ -481,7 +483,7 @@ impl Broker {
             }
             BridgeOutcome::Dropped => {
                 b.dropped += 1;
-                self.stats.messages_dropped += 1;
+                self.stats.count_dropped(DropReason::BridgeRefused, 1);
                 true
             }
             BridgeOutcome::Retry => {
@@ -524,7 +526,7 @@ impl Broker {
         self.start(now);
         let b = self.bridges.get_mut(id).ok_or(BridgeError::UnknownBridge)?;
         b.received += 1;
-        self.stats.messages_received += 1;
+        self.stats.received(&msg);
         msg.qos = msg.qos.min(self.config.server.maximum_qos);
         msg.retain &= self.config.server.retain_available;
         let allowed = match self.bridges.get(id) {
@@ -580,7 +582,8 @@ impl Broker {
         let Some((id, b)) = self.bridges.by_index_mut(index) else {
             return Err(DeliverError::Closed);
         };
-        let r = b.enqueue(msg.clone(), &opts, policy, &mut self.stats.messages_dropped);
+        let payload = msg.payload.len();
+        let r = b.enqueue(msg.clone(), &opts, policy, &mut self.stats);
         let capacity = b.queue_limit;
         b.flow.observe(b.waiting(), capacity, now);
         let congested = b.flow.congested(capacity, now).then_some(Sink::Bridge(id));
@@ -588,7 +591,7 @@ impl Broker {
             self.record_bridge_queued(id, r.as_ref().ok().copied(), msg, &opts);
         }
         r?;
-        self.stats.messages_sent += 1;
+        self.stats.sent(opts.qos, payload);
         self.bridges.mark_ready(id);
         Ok(congested)
     }

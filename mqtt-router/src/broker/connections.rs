@@ -123,6 +123,7 @@ impl Broker {
     /// After an input or command: re-arms the connection's timer and marks it
     /// writable (it may have produced packets).
     pub(super) fn note_change(&mut self, id: ConnId) {
+        self.count_expired(id);
         self.rearm(id);
         let Some(c) = self.conns.get_mut(id) else {
             return;
@@ -155,6 +156,7 @@ impl Broker {
     }
 
     pub(super) fn free_conn(&mut self, id: ConnId) {
+        self.count_expired(id);
         self.release_acks(Sink::Conn(id));
         self.conns.remove(id);
     }
@@ -188,5 +190,17 @@ impl Broker {
         self.journal_conn(id);
         self.gate_output(id, mark);
         self.note_change(id);
+    }
+
+    /// Counts the queued messages connection `id` dropped as expired (after
+    /// each input or command, and before it goes).
+    fn count_expired(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(id) {
+            let n = c.conn.take_expired();
+            if n > 0 {
+                let reason = super::stats::DropReason::Expired;
+                self.stats.count_dropped(reason, u64::from(n));
+            }
+        }
     }
 }

@@ -37,6 +37,14 @@ impl MessageRefusal {
             MessageRefusal::Properties => ReasonCode::QUOTA_EXCEEDED,
         }
     }
+
+    /// How a publish refused for this is counted.
+    pub(super) fn counted_as(self) -> super::stats::PublishRefusal {
+        match self {
+            MessageRefusal::TopicLevels => super::stats::PublishRefusal::TopicLevels,
+            MessageRefusal::Properties => super::stats::PublishRefusal::Properties,
+        }
+    }
 }
 
 impl Broker {

@@ -98,7 +98,7 @@ pub use config::{
 };
 pub use inspect::SessionView;
 pub use rights::{Access, Rights, Rule};
-pub use stats::{Sizes, Stats};
+pub use stats::{reason_name, AuthFailures, DropReason, PublishRefusal, Sizes, Stats};
 pub use store::{
     ConnectedWill, MessageId, OutgoingState, RestoreError, RestoredBridge, RestoredBridgeMessage,
     RestoredMessage, RestoredOutgoing, RestoredSession, RestoredState, RestoredSubscription,
@@ -325,6 +325,7 @@ impl Broker {
             retained_bytes: self.retained_bytes.total(),
             offline_bytes: self.offline_bytes,
             persistent_sessions: self.persistent_sessions,
+            shared_groups: self.index.shared_group_count(),
         }
     }
 

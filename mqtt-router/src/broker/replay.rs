@@ -19,6 +19,7 @@ use core::time::Duration;
 use mqtt_codec::{QoS, SubscriptionId, TopicFilter};
 use mqtt_session::{DeliverError, DeliveryOptions, Message};
 
+use super::stats::DropReason;
 use super::{Broker, SessionKey};
 use crate::Instant;
 
@@ -132,7 +133,8 @@ impl Broker {
                 };
                 if let Err(DeliverError::QueueFull { .. }) = self.deliver_to(key, now, msg, opts) {
                     r.full = true;
-                    self.stats.messages_dropped += r.batch.len() as u64;
+                    self.stats
+                        .count_dropped(DropReason::QueueFull, r.batch.len() as u64);
                     r.batch.clear();
                 }
                 continue;
@@ -145,7 +147,7 @@ impl Broker {
                 // Counted, not copied nor offered: each would be refused.
                 let mut n = 0;
                 self.retained.for_each_match(now, &p.filter, |_| n += 1);
-                self.stats.messages_dropped += n;
+                self.stats.count_dropped(DropReason::QueueFull, n);
                 continue;
             }
             let batch = &mut r.batch;
@@ -190,7 +192,7 @@ impl Broker {
             .as_mut()?;
         let bytes = msg.held_bytes();
         if r.held.len() >= max || r.held_bytes.saturating_add(bytes) > max_bytes {
-            self.stats.messages_dropped += 1;
+            self.stats.count_dropped(DropReason::QueueFull, 1);
             return Some(Err(DeliverError::QueueFull { limit: max }));
         }
         r.held_bytes += bytes;

@@ -9,6 +9,7 @@ use mqtt_session::{DeliverError, DeliveryOptions, Message, Session};
 
 use super::bridges::bridge_index;
 use super::flow::Sink;
+use super::stats::{DropReason, PublishRefusal};
 use super::{Broker, ConnId, QueueFullPolicy, Rights, SessionKey};
 use crate::Instant;
 
@@ -41,8 +42,9 @@ impl Broker {
             let event = mqtt_session::ServerEvent::Publish { msg, id: pid };
             return self.wait_for(sub, id, event, now);
         }
-        self.stats.messages_received += 1;
+        self.stats.received(&msg);
         if let Err(refusal) = self.check_message(&msg) {
+            self.stats.refuse_publish(refusal.counted_as());
             // Under 3.1.1 the acknowledgement is a plain one and the message
             // is not forwarded (3.1.1 has no negative acknowledgement).
             if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
@@ -59,7 +61,7 @@ impl Broker {
             // The store cannot write: a message that would need it is
             // refused now rather than held without end.
             if self.would_persist(&msg, origin) {
-                self.stats.publishes_denied += 1;
+                self.stats.refuse_publish(PublishRefusal::StoreFailing);
                 if let (Some(pid), Some(c)) = (pid, self.conns.get_mut(id)) {
                     let _ = c.conn.ack(pid, ReasonCode::QUOTA_EXCEEDED);
                 }
@@ -116,7 +118,7 @@ impl Broker {
         allowed: bool,
     ) -> (ReasonCode, Routed) {
         if !allowed {
-            self.stats.publishes_denied += 1;
+            self.stats.refuse_publish(PublishRefusal::NotAuthorized);
             return (ReasonCode::NOT_AUTHORIZED, Routed::default());
         }
         let owner = self.owner_of(origin);
@@ -283,7 +285,7 @@ impl Broker {
             return Err(DeliverError::Closed);
         }
         if !self.offline_room_for(&msg) {
-            self.stats.messages_dropped += 1;
+            self.stats.count_dropped(DropReason::OfflineBytes, 1);
             return Err(DeliverError::QueueFull {
                 limit: self.config.server.limits.max_queued,
             });
@@ -316,7 +318,8 @@ impl Broker {
     ) -> Result<Option<Sink>, DeliverError> {
         let capacity = self.flow_capacity();
         let mark = self.store_mark();
-        let exactly_once = opts.qos == QoS::ExactlyOnce;
+        let (qos, payload) = (opts.qos, msg.payload.len());
+        let exactly_once = qos == QoS::ExactlyOnce;
         let Some(c) = self.conns.get_mut(cid) else {
             return Err(DeliverError::Closed);
         };
@@ -342,11 +345,11 @@ impl Broker {
         }
         match r {
             Ok(_) => {
-                self.stats.messages_sent += 1;
+                self.stats.sent(qos, payload);
                 Ok(congested)
             }
             Err(e) => {
-                self.stats.messages_dropped += 1;
+                self.stats.count_dropped(DropReason::of(&e), 1);
                 Err(e)
             }
         }
@@ -373,7 +376,7 @@ fn enqueue_detached(
 ) -> Result<Option<Sink>, DeliverError> {
     if msg.held_bytes() > session.max_queued_bytes() {
         // It could never fit: refused without emptying the queue for it.
-        stats.messages_dropped += 1;
+        stats.count_dropped(DropReason::QueuedBytes, 1);
         stats.queued_bytes_over_limit += 1;
         return Err(DeliverError::QueueFull {
             limit: session.max_queued(),
@@ -386,14 +389,19 @@ fn enqueue_detached(
         match session.enqueue(msg.clone(), opts.clone()) {
             Ok(()) => return Ok(None),
             Err(e @ DeliverError::QueueFull { .. }) => {
-                stats.messages_dropped += 1;
+                let reason = if for_bytes {
+                    DropReason::QueuedBytes
+                } else {
+                    DropReason::QueueFull
+                };
+                stats.count_dropped(reason, 1);
                 stats.queued_bytes_over_limit += u64::from(for_bytes);
                 if !policy.make_room(opts.qos, session) {
                     return Err(e);
                 }
             }
             Err(e) => {
-                stats.messages_dropped += 1;
+                stats.count_dropped(DropReason::of(&e), 1);
                 return Err(e);
             }
         }

@@ -63,7 +63,8 @@ impl Broker {
             if !self.config.auth.methods.iter().any(|k| k == m.as_str()) {
                 // [MQTT-4.12.0-1]: a method the server does not support.
                 c.conn.reject(now, ReasonCode::BAD_AUTHENTICATION_METHOD);
-                self.stats.connections_refused += 1;
+                self.stats
+                    .refuse_connect(ReasonCode::BAD_AUTHENTICATION_METHOD);
                 return;
             }
         }
@@ -110,7 +111,7 @@ impl Broker {
         if failing && c.conn.version().is_v5() && c.conn.session_expiry_interval() > 0 {
             // The store cannot write: a persistent session could not be kept.
             c.conn.reject(now, ReasonCode::QUOTA_EXCEEDED);
-            self.stats.connections_refused += 1;
+            self.stats.refuse_connect(ReasonCode::QUOTA_EXCEEDED);
             return;
         }
         let will_denied = !c.rights.is_allow_all()
@@ -121,7 +122,7 @@ impl Broker {
             // A will is a publish of the client's: refused at CONNECT, as
             // Mosquitto does, rather than dropped when it comes due.
             c.conn.reject(now, ReasonCode::NOT_AUTHORIZED);
-            self.stats.connections_refused += 1;
+            self.stats.refuse_connect(ReasonCode::NOT_AUTHORIZED);
             return;
         }
         if c.conn.session_expiry_interval() > self.config.max_session_expiry {
@@ -137,7 +138,7 @@ impl Broker {
             if let Some(c) = self.conns.get_mut(id) {
                 c.conn.reject(now, reason);
             }
-            self.stats.connections_refused += 1;
+            self.stats.refuse_connect(reason);
             return;
         }
         self.settle_detached(now, &client_id);
@@ -274,6 +275,8 @@ impl Broker {
         // 5.0 always, 3.1.1 only with a clean session.
         if connect.protocol != ProtocolVersion::V5 && !connect.clean_start {
             c.conn.reject(now, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+            self.stats
+                .refuse_connect(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
             return None;
         }
         let mut s = String::from("auto-");

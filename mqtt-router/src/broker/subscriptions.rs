@@ -9,6 +9,7 @@ use mqtt_codec::{
 };
 use mqtt_session::{DeliverError, DeliveryOptions};
 
+use super::stats::DropReason;
 use super::{Broker, ConnId, SessionKey, StoreRecord};
 use crate::{Instant, Subscription};
 
@@ -135,7 +136,7 @@ impl Broker {
                 // Counted, not copied nor offered: each would be refused.
                 let mut n = 0;
                 self.retained.for_each_match(now, &filter, |_| n += 1);
-                self.stats.messages_dropped += n;
+                self.stats.count_dropped(DropReason::QueueFull, n);
                 continue;
             }
             let mut found = Vec::new();
@@ -157,7 +158,8 @@ impl Broker {
                     break;
                 }
             }
-            self.stats.messages_dropped += found.len() as u64;
+            self.stats
+                .count_dropped(DropReason::QueueFull, found.len() as u64);
         }
     }
 

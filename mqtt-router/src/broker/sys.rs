@@ -65,6 +65,7 @@ impl Broker {
             self.publish_sys_value(now, name, value);
         }
         self.publish_limit_counters(now);
+        self.publish_counts_by_kind(now);
         self.publish_mosquitto_figures(now);
         if let Some(d) = self.store.as_deref() {
             let failing = if d.is_failing() { "1" } else { "0" };
@@ -143,6 +144,72 @@ impl Broker {
         all.extend(self.load.values());
         for (name, value) in all {
             self.publish_sys_value(now, &name, value);
+        }
+    }
+
+    /// The counters kept by QoS and by reason: Mosquitto's
+    /// `publish/bytes/{received,sent}` (payload bytes), and under this
+    /// broker's own names `messages/{received,sent}/qos<n>`,
+    /// `publish/bytes/{received,sent}/qos<n>`, `messages/dropped/<reason>`,
+    /// `publish/refused/<reason>`, `clients/refused` and
+    /// `clients/refused/<reason>`, `clients/auth failures/<method>` and
+    /// `subscriptions/shared groups`.
+    fn publish_counts_by_kind(&mut self, now: Instant) {
+        let s = &self.stats;
+        let mut all: alloc::vec::Vec<(String, u64)> = alloc::vec![
+            (
+                "publish/bytes/received".into(),
+                s.payload_bytes_received_by_qos.iter().sum(),
+            ),
+            (
+                "publish/bytes/sent".into(),
+                s.payload_bytes_sent_by_qos.iter().sum(),
+            ),
+            ("clients/refused".into(), s.connections_refused),
+            (
+                "clients/auth failures/password".into(),
+                s.auth_failures.password,
+            ),
+            (
+                "subscriptions/shared groups".into(),
+                self.index.shared_group_count() as u64,
+            ),
+        ];
+        for q in 0..3 {
+            all.push((
+                alloc::format!("messages/received/qos{q}"),
+                s.messages_received_by_qos[q],
+            ));
+            all.push((
+                alloc::format!("messages/sent/qos{q}"),
+                s.messages_sent_by_qos[q],
+            ));
+            all.push((
+                alloc::format!("publish/bytes/received/qos{q}"),
+                s.payload_bytes_received_by_qos[q],
+            ));
+            all.push((
+                alloc::format!("publish/bytes/sent/qos{q}"),
+                s.payload_bytes_sent_by_qos[q],
+            ));
+        }
+        for r in super::DropReason::ALL {
+            let name = alloc::format!("messages/dropped/{}", r.name());
+            all.push((name, s.dropped_for(r)));
+        }
+        for r in super::PublishRefusal::ALL {
+            let name = alloc::format!("publish/refused/{}", r.name());
+            all.push((name, s.publishes_refused[r.index()]));
+        }
+        for (code, n) in s.refusals() {
+            let name = alloc::format!("clients/refused/{}", super::reason_name(code));
+            all.push((name, n));
+        }
+        for (method, n) in &s.auth_failures.methods {
+            all.push((alloc::format!("clients/auth failures/{method}"), *n));
+        }
+        for (name, value) in all {
+            self.publish_sys_value(now, &name, alloc::format!("{value}"));
         }
     }
 

@@ -32,6 +32,14 @@ pub fn new_sim(config: BrokerConfig) -> Sim {
     sim
 }
 
+/// A simulator whose broker has a durable store (committing at once, see
+/// `Sim::durable`), on this binary's adapter path.
+pub fn durable_sim(config: BrokerConfig) -> Sim {
+    let mut sim = Sim::durable(config);
+    sim.set_path(0, path());
+    sim
+}
+
 /// A simulator whose broker asks for authentication, answered by
 /// `authority`, on this binary's adapter path.
 pub fn new_sim_with(mut config: BrokerConfig, authority: Authority) -> Sim {

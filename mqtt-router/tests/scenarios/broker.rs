@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use common::*;
-use mqtt_router::broker::{BrokerConfig, QueueFullPolicy};
+use mqtt_router::broker::{BrokerConfig, DropReason, QueueFullPolicy};
 use mqtt_session::mqtt_codec::{Packet, QoS, ReasonCode, RetainHandling, SubscriptionOptions};
 
 const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
@@ -61,8 +61,16 @@ fn delivery_qos_is_the_minimum_of_publish_and_granted_qos() {
         }
         // The subscribers acknowledged everything: nothing stays in flight.
         assert!(sim.peers.iter().all(|p| p.open));
-        assert_eq!(sim.broker().stats().messages_received, 3);
-        assert_eq!(sim.broker().stats().messages_sent, 9);
+        let stats = sim.broker().stats();
+        assert_eq!(stats.messages_received, 3);
+        assert_eq!(stats.messages_sent, 9);
+        // By QoS: one publish at each; sent at min(publish, granted):
+        // QoS 0 three times, once each under QoS 1 and 2 publishes...
+        assert_eq!(stats.messages_received_by_qos, [1, 1, 1]);
+        assert_eq!(stats.messages_sent_by_qos, [5, 3, 1]);
+        // ... and the payload bytes ("x") with them.
+        assert_eq!(stats.payload_bytes_received_by_qos, [1, 1, 1]);
+        assert_eq!(stats.payload_bytes_sent_by_qos, [5, 3, 1]);
     }
 }
 
@@ -192,7 +200,10 @@ fn clients_cannot_publish_into_dollar_topics() {
         let (late, _) = sim.connect_ok(cfg(v, "late"));
         sim.subscribe(late, "$SYS/#", QoS::AtLeastOnce);
         assert!(sim.payloads(late).is_empty(), "{v:?}: forged $SYS retained");
-        assert_eq!(sim.broker().stats().publishes_denied, 1);
+        let stats = sim.broker().stats();
+        assert_eq!(stats.publishes_denied, 1);
+        let not_authorized = mqtt_router::broker::PublishRefusal::NotAuthorized;
+        assert_eq!(stats.publishes_refused[not_authorized.index()], 1);
     }
 }
 
@@ -484,6 +495,9 @@ fn v5_message_expiry_applies_to_queued_messages() {
     let (sub, present) = sim.connect_ok(persistent(V5, "sub", 3600));
     assert!(present);
     assert_eq!(sim.payloads(sub), ["long"]);
+    // The expired one is counted as dropped, for that reason.
+    assert_eq!(sim.broker().stats().dropped_for(DropReason::Expired), 1);
+    assert_eq!(sim.broker().stats().messages_dropped, 1);
     let interval = sim.peers[sub].received.iter().find_map(|p| match p {
         Packet::Publish(p) => p.props.message_expiry_interval,
         _ => None,
@@ -1415,6 +1429,7 @@ fn slow_subscriber_queue_is_bounded_and_does_not_hold_up_others() {
     assert_eq!(reasons, [ReasonCode::SUCCESS; 10]);
     assert_eq!(sim.payloads(fast).len(), 10);
     assert_eq!(sim.broker().stats().messages_dropped, 5);
+    assert_eq!(sim.broker().stats().dropped_for(DropReason::QueueFull), 5);
     sim.thaw(slow);
     assert_eq!(sim.payloads(slow), ["m0", "m1", "m2", "m3", "m4"]);
 }
@@ -1439,6 +1454,7 @@ fn v5_message_over_a_subscriber_maximum_packet_size_is_dropped_for_it() {
     assert_eq!(sim.payloads(small), ["short"]);
     assert!(!sim.broker_closed(small));
     assert_eq!(sim.broker().stats().messages_dropped, 1);
+    assert_eq!(sim.broker().stats().dropped_for(DropReason::TooLarge), 1);
 }
 
 /// v5 3.1.2.11.2: the Session Expiry Interval counts from the latest

@@ -133,6 +133,9 @@ pub struct Connection<R: Role> {
     pub(crate) session: Option<Session>,
     pub(crate) tx: TxQueue,
     pub(crate) tx_qos0: usize,
+    /// Queued messages dropped because they expired before they could go
+    /// out, not yet taken by [`Connection::take_expired`].
+    pub(crate) expired: u32,
     pub(crate) events: ElasticQueue<R::Event>,
     pub(crate) limits: Limits,
     pub(crate) peer: PeerLimits,
@@ -180,6 +183,7 @@ impl<R: Role> Connection<R> {
             session: None,
             tx: TxQueue::new(),
             tx_qos0: 0,
+            expired: 0,
             events: ElasticQueue::new(),
             limits,
             peer: PeerLimits::default(),
@@ -191,6 +195,13 @@ impl<R: Role> Connection<R> {
             before_connack: None,
             role,
         }
+    }
+
+    /// How many queued messages were dropped since the last call because
+    /// their Message Expiry Interval passed before they could be sent
+    /// [MQTT-3.3.2-5] (for the application's counters).
+    pub fn take_expired(&mut self) -> u32 {
+        core::mem::take(&mut self.expired)
     }
 
     /// The protocol version (fixed by CONNECT; a server reports 3.1.1 until then).

@@ -130,6 +130,7 @@ impl<R: Role> Connection<R> {
                     id: out.id,
                     msg: Some(out.msg),
                 });
+                self.expired = self.expired.saturating_add(1);
                 R::on_queued_expired(self, out.id);
                 continue;
             }
@@ -158,7 +159,9 @@ impl<R: Role> Connection<R> {
             }
         }
         for (msg, opts) in offline {
-            if !msg.is_expired(now) {
+            if msg.is_expired(now) {
+                self.expired = self.expired.saturating_add(1);
+            } else {
                 self.push_publish(now, &msg, QosPid::AtMostOnce, &opts, false);
                 self.tx_qos0 += 1;
             }

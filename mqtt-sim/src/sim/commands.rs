@@ -52,9 +52,13 @@ impl<O: Observer> Sim<O> {
     }
 
     /// Connects and asserts the CONNACK accepted; returns the peer and
-    /// Session Present.
+    /// Session Present. Time passes while the CONNACK is on its way (a delayed link, a
+    /// durable store's commit latency).
     pub fn connect_ok(&mut self, config: ClientConfig) -> (PeerId, bool) {
-        let i = self.connect(config);
+        let i = self.open_client(0, config, None);
+        self.settle_until(i, |e| {
+            matches!(e, ClientEvent::Connected { .. } | ClientEvent::Closed(_))
+        });
         match self.connack(i) {
             Ok(present) => (i, present),
             Err(r) => panic!("CONNECT refused with {r:?}"),

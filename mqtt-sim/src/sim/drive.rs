@@ -26,6 +26,8 @@ pub(crate) enum Action {
     Restart(usize),
     /// A broker's deadline.
     BrokerTimer(usize),
+    /// A broker's store commits its next batch of records.
+    StoreCommit(usize),
     /// A hung client wakes up.
     Thaw(PeerId),
     /// A client's deadline.
@@ -55,6 +57,9 @@ impl<O: Observer> Sim<O> {
                 .is_some_and(|at| at <= now)
             {
                 out.push(Action::BrokerTimer(b));
+            }
+            if self.commit_due(b).is_some_and(|at| at <= now) {
+                out.push(Action::StoreCommit(b));
             }
         }
         for &i in &self.active {
@@ -92,9 +97,9 @@ impl<O: Observer> Sim<O> {
 
     /// The earliest instant anything is due, if anything ever is.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        let brokers = self.brokers.iter().flat_map(|n| {
+        let brokers = self.brokers.iter().enumerate().flat_map(|(b, n)| {
             let timer = n.core.as_ref().and_then(|c| c.poll_timeout());
-            [timer, n.restart_at]
+            [timer, n.restart_at, self.commit_due(b)]
         });
         let peers = self.active.iter().flat_map(|&i| {
             let p = &self.peers[i];
@@ -191,6 +196,7 @@ impl<O: Observer> Sim<O> {
         match action {
             Action::Restart(b) => self.restart_broker(b),
             Action::BrokerTimer(b) => self.broker_timer(b),
+            Action::StoreCommit(b) => self.commit(b),
             Action::Thaw(i) => {
                 let p = &mut self.peers[i];
                 p.frozen = false;
@@ -455,6 +461,7 @@ impl<O: Observer> Sim<O> {
                 break;
             }
         }
+        self.take_records(b);
         if self.cluster.is_some() {
             self.cluster_exchange(b);
         }

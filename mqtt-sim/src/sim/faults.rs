@@ -160,6 +160,7 @@ impl<O: Observer> Sim<O> {
         node.events.clear();
         self.stats.broker_crashes += 1;
         let peers: Vec<PeerId> = core::mem::take(&mut node.peers).into_values().collect();
+        self.lose_uncommitted(b);
         for i in peers {
             let p = &mut self.peers[i];
             let delay = p.link.eof_delay_ms;
@@ -174,6 +175,13 @@ impl<O: Observer> Sim<O> {
             }
         }
         self.observer.broker_crashed(now, b);
+    }
+
+    /// The first broker crashes, stays down for `down` (time passes for
+    /// everything else), and comes back, built by its restart hook.
+    pub fn crash_and_restart(&mut self, down: Duration) {
+        self.crash_broker(0, Some(down));
+        self.advance(down);
     }
 
     /// Broker `b` comes back after a crash, built by its restart hook.

@@ -14,6 +14,7 @@ mod cluster;
 mod commands;
 mod drive;
 mod faults;
+mod store;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -25,6 +26,7 @@ use mqtt_session::{Client, ClientEvent, Close, Connection, Frame};
 
 pub use commands::Received;
 pub use faults::{Durability, Restart, Volatile};
+pub use store::{wall_at, Durable, WALL0};
 
 use crate::net::{LinkConfig, Pipe};
 use crate::observe::{Observer, Quiet};
@@ -205,6 +207,8 @@ pub(crate) struct BrokerNode {
     frames: Vec<Frame>,
     /// Events taken from the core and not acted on yet.
     pub(crate) events: VecDeque<BrokerEvent>,
+    /// Its durable store, if it has one ([`Sim::make_durable`]).
+    pub(crate) store: Option<store::SimStore>,
 }
 
 /// Counters of a run.
@@ -270,6 +274,15 @@ impl Sim {
         sim
     }
 
+    /// [`Sim::new`] with a durable store that commits at once (within the
+    /// instant), and a [`Durable`] restart hook: after a crash the broker
+    /// comes back with what was committed.
+    pub fn durable(config: BrokerConfig) -> Self {
+        let mut sim = Sim::with_observer(config, Quiet);
+        sim.make_durable(0, (0, 0));
+        sim
+    }
+
     /// [`Sim::new`] whose broker `config` asks for authentication, answered
     /// by `authority` (no restart hook: see [`Sim::set_restart`]).
     pub fn with_authority(config: BrokerConfig, authority: Authority) -> Self {
@@ -324,6 +337,7 @@ impl<O: Observer> Sim<O> {
             incarnation: 0,
             frames: Vec::new(),
             events: VecDeque::new(),
+            store: None,
         });
         self.brokers.len() - 1
     }

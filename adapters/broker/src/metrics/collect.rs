@@ -7,7 +7,10 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
+
+use mqtt_router::broker::{reason_name, DropReason, PublishRefusal};
 
 use super::{Monitor, Snapshot};
 
@@ -43,7 +46,7 @@ impl Collector for Figures {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot: Snapshot = self.0.lock().0.clone();
         let s = &snapshot.stats;
-        let counters: [(&str, &str, u64); 21] = [
+        let counters: [(&str, &str, u64); 18] = [
             (
                 "messages_received",
                 "PUBLISH packets received from clients",
@@ -53,16 +56,6 @@ impl Collector for Figures {
                 "messages_sent",
                 "Messages handed to subscribers' connections",
                 s.messages_sent,
-            ),
-            (
-                "messages_dropped",
-                "Messages dropped: full queue, too large for the subscriber, expired",
-                s.messages_dropped,
-            ),
-            (
-                "publishes_denied",
-                "Publishes refused by the ACL or aimed at $ topics",
-                s.publishes_denied,
             ),
             (
                 "retained_refused",
@@ -79,11 +72,6 @@ impl Collector for Figures {
                 "connections",
                 "Connections accepted since start",
                 s.connections_total,
-            ),
-            (
-                "connections_refused",
-                "Connections refused by authentication",
-                s.connections_refused,
             ),
             ("subscribes", "SUBSCRIBE packets handled", s.subscribes),
             ("wills_published", "Wills published", s.wills_published),
@@ -143,7 +131,7 @@ impl Collector for Figures {
             metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)?;
         }
         let z = &snapshot.sizes;
-        let gauges: [(&str, &str, u64); 11] = [
+        let gauges: [(&str, &str, u64); 12] = [
             ("connections_open", "Open connections", z.connections as u64),
             (
                 "connections_peak",
@@ -186,6 +174,11 @@ impl Collector for Figures {
                 z.retained as u64,
             ),
             (
+                "shared_groups",
+                "Shared-subscription groups with at least one member",
+                z.shared_groups as u64,
+            ),
+            (
                 "queued_messages",
                 "Messages queued over every session",
                 snapshot.queued_sum,
@@ -200,8 +193,96 @@ impl Collector for Figures {
             let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
             metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)?;
         }
+        labelled(&snapshot, &mut e)?;
         bridges(&snapshot, &mut e)
     }
+}
+
+/// One counter family with a series per label set.
+fn family<'a>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Vec<(&'a str, String)>, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// The counters the core keeps by QoS and by reason, as labelled series.
+fn labelled(snapshot: &Snapshot, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let s = &snapshot.stats;
+    let by_qos: [(&str, &str, &[u64; 3]); 4] = [
+        (
+            "publish_messages_received",
+            "PUBLISH packets received from clients and bridges, by QoS",
+            &s.messages_received_by_qos,
+        ),
+        (
+            "publish_messages_sent",
+            "Messages handed to subscribers, by the QoS they went out at",
+            &s.messages_sent_by_qos,
+        ),
+        (
+            "publish_bytes_received",
+            "Payload bytes of the PUBLISH packets received, by QoS",
+            &s.payload_bytes_received_by_qos,
+        ),
+        (
+            "publish_bytes_sent",
+            "Payload bytes of the messages handed to subscribers, by QoS",
+            &s.payload_bytes_sent_by_qos,
+        ),
+    ];
+    for (name, help, values) in by_qos {
+        let series = (0..3).map(|q| (vec![("qos", q.to_string())], values[q]));
+        family(e, name, help, series)?;
+    }
+    family(
+        e,
+        "messages_dropped",
+        "Messages not delivered to a subscriber, by reason",
+        DropReason::ALL
+            .iter()
+            .map(|r| (vec![("reason", r.name().to_string())], s.dropped_for(*r))),
+    )?;
+    family(
+        e,
+        "publishes_refused",
+        "Publishes not routed at all, by reason",
+        PublishRefusal::ALL.iter().map(|r| {
+            let labels = vec![("reason", r.name().to_string())];
+            (labels, s.publishes_refused[r.index()])
+        }),
+    )?;
+    family(
+        e,
+        "connections_refused",
+        "CONNECTs refused, by CONNACK reason code",
+        s.refusals().map(|(code, n)| {
+            let labels = vec![
+                ("reason", reason_name(code)),
+                ("code", format!("0x{:02x}", code.0)),
+            ];
+            (labels, n)
+        }),
+    )?;
+    let methods = s
+        .auth_failures
+        .methods
+        .iter()
+        .map(|(m, n)| (m.as_str().to_string(), *n));
+    family(
+        e,
+        "auth_failures",
+        "Authentications the authenticator refused, by method (password: none named)",
+        std::iter::once(("password".to_string(), s.auth_failures.password))
+            .chain(methods)
+            .map(|(m, n)| (vec![("method", m)], n)),
+    )
 }
 
 /// Each bridge's figures, labelled with its name.

@@ -140,6 +140,34 @@ mod tests {
     }
 
     #[test]
+    fn labelled_families_render_every_method_reason_and_qos() {
+        let m = std::sync::Arc::new(Monitor::new(true));
+        let mut stats = Stats::default();
+        stats.auth_failures.password = 1;
+        let scram = mqtt_codec::Str::try_from("SCRAM-SHA-256").unwrap();
+        stats.auth_failures.methods.push((scram, 2));
+        stats.dropped_by_reason[mqtt_router::broker::DropReason::TooLarge.index()] = 3;
+        stats.connections_refused_by_reason[0x8A - 0x80] = 4;
+        stats.messages_sent_by_qos = [5, 6, 7];
+        m.lock().0.stats = stats;
+        let mut body = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut body, &collect::registry(&m))
+            .unwrap();
+        for line in [
+            "mqtt_broker_auth_failures_total{method=\"password\"} 1",
+            "mqtt_broker_auth_failures_total{method=\"SCRAM-SHA-256\"} 2",
+            "mqtt_broker_messages_dropped_total{reason=\"too_large\"} 3",
+            "mqtt_broker_connections_refused_total{reason=\"banned\",code=\"0x8a\"} 4",
+            "mqtt_broker_publish_messages_sent_total{qos=\"2\"} 7",
+            "mqtt_broker_shared_groups 0",
+        ] {
+            assert!(body.lines().any(|l| l == line), "no {line} in:\n{body}");
+        }
+        // 0x8B is not a CONNACK code (DISCONNECT only): no series for it.
+        assert!(!body.contains("code=\"0x8b\""), "{body}");
+    }
+
+    #[test]
     fn ready_only_between_start_and_stop() {
         let m = Monitor::new(true);
         assert_eq!(http::ready(&m).0, 503);
