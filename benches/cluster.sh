@@ -5,7 +5,8 @@
 # run, interleaved. Reports each run's figures and the CPU seconds of every
 # process (both nodes and nats-server) per million deliveries.
 #
-#   benches/cluster.sh [--reps 3] [--duration 5] [--cases "fan-out-qos1 latency"]
+#   benches/cluster.sh [--reps 3] [--duration 5] [--cases "fan-out-qos1 latency"] \
+#       [--loadgen "--drain 60 --idle 20"]   # extra loadgen flags
 #
 # Needs nats-server on the PATH and release builds of mqtt-broker and
 # loadgen (cargo build --release -p mqtt-broker -p mqtt-benches); the
@@ -15,18 +16,20 @@ cd "$(dirname "$0")/.."
 reps=3
 duration=5
 cases="fan-out-qos0 fan-out-qos1 latency"
+extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
+    --loadgen) extra=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$KEEP_LOGS"/; fi; rm -rf "$work"; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -80,7 +83,7 @@ for rep in $(seq "$reps"); do
       before=0; for p in "${watch[@]}"; do before=$((before + $(ticks "$p"))); done
       out="$work/run.json"; rm -f "$out"
       # shellcheck disable=SC2046
-      "$bin/loadgen" $(args_of "$c") $target --duration "$duration" --topic-prefix "r$rep$setup" --json "$out" >/dev/null
+      "$bin/loadgen" $(args_of "$c") $target --duration "$duration" --topic-prefix "r$rep$setup" --json "$out" $extra >/dev/null
       after=0; for p in "${watch[@]}"; do after=$((after + $(ticks "$p"))); done
       python3 - "$out" "$c" "$setup" "$rep" "$((after - before))" "$hz" <<'PY'
 import json, sys

@@ -542,6 +542,7 @@ impl Broker {
         Ok(PublishOutcome {
             reason,
             delivered: routed.delivered,
+            congested: routed.congested.is_some(),
         })
     }
 

@@ -28,6 +28,10 @@ const WINDOW: usize = 1024;
 /// Reports from the NATS end waiting for the core.
 const INBOUND_QUEUE: usize = 4096;
 
+/// How long the core takes nothing from the other nodes after a message
+/// reached a congested subscriber.
+const HOLD: Duration = Duration::from_millis(5);
+
 /// Longest wait for the NATS end to finish when the broker stops.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -44,6 +48,9 @@ pub(crate) struct ClusterLink {
     task: Option<JoinHandle<()>>,
     seen: Seen,
     refusals: RateLimited,
+    /// When the core may take messages from the other nodes again, after
+    /// one reached a congested subscriber.
+    held_until: Option<std::time::Instant>,
     /// QoS 1/2 messages the core has taken, for the stream.
     acks: mpsc::UnboundedSender<async_nats::jetstream::message::Acker>,
 }
@@ -95,6 +102,7 @@ impl ClusterLink {
             task: Some(tokio::spawn(end.run())),
             seen: Seen::default(),
             refusals: RateLimited::new(Duration::from_secs(10)),
+            held_until: None,
             acks,
         };
         (Some(link), inbound_rx)
@@ -135,12 +143,29 @@ impl ClusterLink {
             return;
         }
         if let Ok(outcome) = broker.publish_from_bridge(self.id, clocks.now, d.message) {
+            if outcome.congested {
+                // Flow control: the rest waits in NATS (QoS 1/2 in the
+                // stream, this node's consumer pulling no further) while
+                // the subscribers drain.
+                self.held_until = Some(std::time::Instant::now() + HOLD);
+            }
             if outcome.reason.is_error() && outcome.reason.0 != 0x10 {
                 if let Some(n) = self.refusals.hit() {
                     warn!(reason = %outcome.reason, count = n, "cluster: a message from another node was not published here");
                 }
             }
         }
+    }
+
+    /// Whether the core takes messages from the other nodes now; when it
+    /// does not, the instant it will again.
+    pub(crate) fn held(&mut self) -> Option<tokio::time::Instant> {
+        let until = self.held_until?;
+        if std::time::Instant::now() >= until {
+            self.held_until = None;
+            return None;
+        }
+        Some(until.into())
     }
 
     /// Hands the NATS end what the core put out for the cluster since the

@@ -83,6 +83,7 @@ pub(super) async fn core(
             .map(|t| clock.to_tokio(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let hold = input.deadline();
+        let cluster_hold = cluster.as_mut().and_then(ClusterLink::held);
         tokio::select! {
             stored = recv_stored(&mut store) => {
                 // Nothing held for the store is sent after this: the
@@ -114,7 +115,8 @@ pub(super) async fn core(
                 bridges.handle_inbound(&mut broker, msg, clock.now());
                 bridge_batch(&mut broker, &mut bridges, &mut from_bridges, clock);
             }
-            Some(report) = from_cluster.recv(), if cluster.is_some() => {
+            () = tokio::time::sleep_until(cluster_hold.unwrap_or(deadline)), if cluster_hold.is_some() => {}
+            Some(report) = from_cluster.recv(), if cluster.is_some() && cluster_hold.is_none() => {
                 if let Some(link) = cluster.as_mut() {
                     cluster_batch(&mut broker, link, report, &mut from_cluster, clock);
                 }
@@ -195,6 +197,9 @@ fn cluster_batch(
     let c = clocks(clock);
     link.handle(broker, first, c);
     for _ in 0..BATCH {
+        if link.held().is_some() {
+            break;
+        }
         match rx.try_recv() {
             Ok(report) => link.handle(broker, report, c),
             Err(_) => break,

@@ -152,6 +152,10 @@ pub struct PublishOutcome {
     pub reason: ReasonCode,
     /// How many sessions and bridges took it.
     pub delivered: usize,
+    /// It reached a subscriber past its high-water mark and still
+    /// draining: a driver that can should bring in no more for a while
+    /// (flow control, as a client publisher's acknowledgement would wait).
+    pub congested: bool,
 }
 
 /// What the broker has counted for one bridge ([`Broker::bridge_stats`]).
