@@ -7,7 +7,8 @@
 #   benches/compare.sh --quick          # smoke run: short, 1 repetition
 #   benches/compare.sh --duration 5 --reps 3 --modes "pinned unpinned" \
 #       --cases "fan-in-qos1 latency" --out target/compare/mine
-#   benches/compare.sh --before /path/to/old/mqtt-broker --brokers "ours before"
+#   benches/compare.sh --before /path/to/old/mqtt-broker --brokers "ours before" \
+#       [--before-drop "max_queued_bytes max_offline_bytes"]  # keys it refuses
 #   benches/compare.sh --persist --cases fan-in-qos1
 #                                       # durable: our broker on a data directory
 #                                       # (fsync per commit), Mosquitto with
@@ -44,6 +45,9 @@ modes="pinned unpinned"
 cases=""
 out=""
 before_src=""
+# Configuration keys the older build does not know (it refuses unknown
+# keys): left out of its configuration, e.g. --before-drop "max_offline_bytes".
+before_drop=""
 brokers=""
 persist=0
 while [ $# -gt 0 ]; do
@@ -55,6 +59,7 @@ while [ $# -gt 0 ]; do
     --cases) cases=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --before) before_src=$2; shift 2 ;;
+    --before-drop) before_drop=$2; shift 2 ;;
     --brokers) brokers=$2; shift 2 ;;
     --persist) persist=1; shift ;;
     -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
@@ -179,6 +184,9 @@ EOF
         printf '\n[persistence]\npath = "%s"\n' "$dir/data-$broker" >> "$dir/ours.toml"
       fi
       if [ "$broker" = before ]; then
+        for key in $before_drop; do
+          sed -i "/^$key = /d" "$dir/ours.toml"
+        done
         echo "$before_bin -c $dir/ours.toml"
       else
         echo "$ours_bin -c $dir/ours.toml"

@@ -61,6 +61,7 @@ impl<'a> Arbitrary<'a> for BrokerSetup {
             outbound_topic_aliases: u.arbitrary()?,
             drop_new: u.arbitrary()?,
             max_session_expiry: pick(u, &[u32::MAX, 20])?,
+            pause_publishers: u.arbitrary()?,
         })
     }
 }

@@ -76,6 +76,7 @@ pub fn broker_config(s: &Scenario) -> BrokerConfig {
         } else {
             QueueFullPolicy::DropOldest
         },
+        pause_publishers: b.pause_publishers,
         ..BrokerConfig::default()
     };
     // The oracle takes a client whose link stalls for a long time in the

@@ -92,6 +92,10 @@ pub struct BrokerSetup {
     pub drop_new: bool,
     /// The cap on session expiry, in seconds.
     pub max_session_expiry: u32,
+    /// Flow control pauses publishers (`BrokerConfig::pause_publishers`,
+    /// on in the broker binary): their input waits in the core while a
+    /// subscriber they feed is past its high-water mark.
+    pub pause_publishers: bool,
 }
 
 /// One client of a scenario.
@@ -292,6 +296,8 @@ fn broker_setup() -> impl Strategy<Value = BrokerSetup> {
                     outbound_topic_aliases: oa,
                     drop_new,
                     max_session_expiry: mse,
+                    // Drawn last (see `scenario`).
+                    pause_publishers: false,
                 }
             },
         )
@@ -451,14 +457,31 @@ pub fn scenario(ops: core::ops::Range<usize>) -> impl Strategy<Value = Scenario>
         prop::collection::vec(client_setup(), 2..7),
         prop::bool::weighted(0.6),
         prop::collection::vec(op(), ops),
+        // Drawn after everything else, so that a seed draws the same
+        // scenario as before pausing was drawn, paused or not.
+        any::<bool>(),
     )
-        .prop_map(|(seed, broker, clients, watcher, ops)| Scenario {
-            seed,
-            broker,
-            clients,
-            watcher,
-            ops,
+        .prop_map(|(seed, mut broker, clients, watcher, ops, pause)| {
+            broker.pause_publishers = pause_override().unwrap_or(pause);
+            Scenario {
+                seed,
+                broker,
+                clients,
+                watcher,
+                ops,
+            }
         })
+}
+
+/// `MQTT_SIM_PAUSE=on` or `off`: every drawn scenario pauses publishers, or
+/// none does (to replay a seed found with one setting under the other).
+/// Unset or anything else: each scenario draws it.
+pub fn pause_override() -> Option<bool> {
+    match std::env::var("MQTT_SIM_PAUSE").ok()?.trim() {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// The proptest runner that draws the scenario of `seed`: the same seed

@@ -32,6 +32,7 @@ fn broker(max_queued: usize) -> BrokerSetup {
         outbound_topic_aliases: false,
         drop_new: false,
         max_session_expiry: u32::MAX,
+        pause_publishers: false,
     }
 }
 
@@ -268,4 +269,47 @@ fn a_takeover_lets_the_old_connections_waiting_input_through_first() {
 #[test]
 fn a_link_stalled_mid_packet_is_not_taken_for_a_dead_client() {
     check(&include!("regressions/half_sent_packet_keep_alive_zero.rs"));
+}
+
+/// Broker bug (seed 23425 with 600 operations, publishers paused): a QoS 1
+/// PUBLISH with a Message Expiry Interval of 1 s waited in its paused
+/// publisher's input until it had expired; it matched subscriptions, but
+/// every delivery was discarded as expired [MQTT-3.3.2-5], and the broker
+/// answered 0x10 No matching subscribers. The subscribers exist: the answer
+/// is 0x00 Success (a discarded delivery counts as one made).
+#[test]
+fn a_publish_that_expired_while_its_publisher_was_paused_is_answered_success() {
+    check(&include!("regressions/paused_stall_reason.rs"));
+    check(&include!("regressions/paused_expired_reason.rs"));
+}
+
+/// Broker order, oracle bug (seed 12143 with 120 operations, publishers
+/// paused): one drained subscriber resumed two publishers, one with a
+/// PUBLISH waiting, the other with a SUBSCRIBE the PUBLISH matches. The
+/// broker handled the last publisher held first, the model went in
+/// connection order, and they disagreed on whether the message was due to
+/// the new subscription. The broker now handles the input that has waited
+/// longest first (`Broker::input_waiting_since`), and the model the same.
+#[test]
+fn publishers_resumed_together_are_handled_oldest_wait_first() {
+    check(&include!("regressions/paused_release_order.rs"));
+}
+
+/// Broker bug (seed 1044812, publishers paused): a CONNECT with Clean Start
+/// took over a connection that held publishers back; closing it resumed
+/// them in the middle of the CONNECT, so their waiting publishes were routed
+/// to the old session's subscriptions that the clean start then discarded,
+/// and answered 0x00. They now resume once the CONNECT is done.
+#[test]
+fn publishers_released_by_a_takeover_resume_after_the_new_session_is_made() {
+    check(&include!("regressions/paused_release_after_takeover.rs"));
+}
+
+/// Oracle bug (seed 1042288, publishers paused): a keep alive ran out on a
+/// connection with a PUBLISH waiting in its input; the broker handles what
+/// waited before the end, but the model ended the connection first and took
+/// the message for one nobody was due.
+#[test]
+fn a_keep_alive_end_lets_the_waiting_input_through_first() {
+    check(&include!("regressions/paused_flush_on_keep_alive.rs"));
 }

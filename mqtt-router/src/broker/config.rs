@@ -94,10 +94,13 @@ pub struct BrokerConfig {
     /// a subscriber waits unrouted until it drains. Without it, publishers
     /// with more unacknowledged messages than the headroom above the
     /// high-water mark (3.1.1 publishers have no Receive Maximum) overrun a
-    /// subscriber that reads as fast as it can. Off by default because a
-    /// waiting publish is routed when it is released, not when it arrived:
-    /// `mqtt-sim`'s oracle models routing on arrival and does not model this
-    /// yet. The `mqtt-broker` binary turns it on.
+    /// subscriber that reads as fast as it can. A waiting publish is routed
+    /// when it is taken up, not when it arrived (the broker takes ownership
+    /// then, [MQTT-4.5.0-1]); `mqtt-sim`'s oracle models that
+    /// ([`Broker::input_waiting`](super::Broker::input_waiting)) and its
+    /// random scenarios draw this setting. Off by default (the core's tests
+    /// that count on routing on arrival); the `mqtt-broker` binary turns it
+    /// on.
     pub pause_publishers: bool,
 }
 

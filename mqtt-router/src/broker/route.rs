@@ -20,6 +20,11 @@ pub(super) struct Routed {
     pub(super) delivered: usize,
     /// Sessions and bridges that missed it because their queue was full.
     pub(super) queue_full: usize,
+    /// Sessions it matched that discarded it as the protocol says: expired
+    /// before it could be sent [MQTT-3.3.2-5] (a publish that waited in its
+    /// paused publisher's input past its expiry), or too large for the
+    /// subscriber, which counts as delivered [MQTT-3.1.2-25].
+    pub(super) discarded: usize,
     /// A subscriber it reached (a connection or a bridge) that is past its
     /// high-water mark and still draining: the publisher's acknowledgement
     /// waits for it.
@@ -131,7 +136,9 @@ impl Broker {
         // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
         let reason = if quota || (routed.delivered == 0 && routed.queue_full > 0) {
             ReasonCode::QUOTA_EXCEEDED
-        } else if routed.delivered == 0 {
+        } else if routed.delivered == 0 && routed.discarded == 0 {
+            // Only when no subscription matched: a message that matched and
+            // expired on its way was accepted for subscribers that exist.
             ReasonCode::NO_MATCHING_SUBSCRIBERS
         } else {
             ReasonCode::SUCCESS
@@ -233,6 +240,7 @@ impl Broker {
                     routed.congested = routed.congested.or(congested);
                 }
                 Err(DeliverError::QueueFull { .. }) => routed.queue_full += 1,
+                Err(DeliverError::Expired | DeliverError::TooLarge { .. }) => routed.discarded += 1,
                 Err(_) => {}
             }
         }

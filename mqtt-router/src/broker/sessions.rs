@@ -86,7 +86,10 @@ impl Broker {
     }
 
     /// Accepts an authenticated CONNECT: the session is taken over, resumed
-    /// (by its owner only) or made, and CONNACK goes out.
+    /// (by its owner only) or made, and CONNACK goes out. Publishers that a
+    /// taken-over connection held back resume once the CONNECT is done, not
+    /// in its middle, where their waiting publishes would still reach the
+    /// subscriptions of a session that a clean start then discards.
     pub(super) fn complete_connect(
         &mut self,
         id: ConnId,
@@ -94,6 +97,10 @@ impl Broker {
         parked: Parked,
         who: Authenticated,
     ) {
+        self.resuming_after(now, |b| b.accept_connect(id, now, parked, who));
+    }
+
+    fn accept_connect(&mut self, id: ConnId, now: Instant, parked: Parked, who: Authenticated) {
         let Parked {
             client_id,
             mut ack,

@@ -535,6 +535,7 @@ impl Observer for Oracle {
         let left = self.input_waiting(peer, core);
         if left > self.waiting.len(peer) {
             self.waiting.push(peer, now, packet.clone());
+            self.note_wait(peer, core);
         } else {
             self.take_up(now, peer, left);
             // Did the broker take it as a new message? A QoS 2 resend
@@ -552,7 +553,14 @@ impl Observer for Oracle {
         if self.trace {
             eprintln!("{:>9} broker timeout", now.as_millis());
         }
-        self.model.timeout(now, &mut self.d);
+        for what in self.model.due(now) {
+            if let model::Due::KeepAlive(_, peer) = what {
+                // The keep alive ends the connection: what waited in its
+                // input goes through first, in order, as for any end.
+                self.flush(now, peer);
+            }
+            self.model.act(now, what, &mut self.d);
+        }
     }
 
     fn broker_closed(&mut self, now: Instant, _: usize, peer: PeerId, close: &Close) {

@@ -89,7 +89,7 @@ impl MSession {
 
 /// A deadline of the broker's, in its timer heap's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
+pub(crate) enum Due {
     /// A connection's keep alive ran out (ordered as the broker orders its
     /// connections' timers at one instant: by its connection identifier).
     KeepAlive(Option<ConnId>, PeerId),
@@ -269,9 +269,10 @@ impl Model {
         }
     }
 
-    /// The broker acts on its deadlines: wills past their delay, sessions
-    /// past their expiry, earliest first.
-    pub(crate) fn timeout(&mut self, now: Instant, d: &mut Deliveries) {
+    /// The deadlines the broker acts on at `now`, in its order: keep
+    /// alives run out, wills past their delay, sessions past their expiry
+    /// (each acted on with [`Model::act`]).
+    pub(crate) fn due(&self, now: Instant) -> Vec<Due> {
         // The broker acts on its deadlines in their order, connections'
         // before sessions' at one instant (its timer heap): a keep alive that
         // ran out ends its connection (and may publish a will) before a
@@ -287,16 +288,19 @@ impl Model {
         });
         let mut due: Vec<(Instant, Due)> = conns.chain(sessions).collect();
         due.sort_unstable();
-        for (_, what) in due {
-            match what {
-                Due::KeepAlive(_, peer) => {
-                    if let Some(c) = self.conns.get_mut(&peer) {
-                        c.keep_alive_ended = true;
-                    }
-                    self.end_conn(now, peer, d);
+        due.into_iter().map(|(_, what)| what).collect()
+    }
+
+    /// Acts on one deadline of [`Model::due`].
+    pub(crate) fn act(&mut self, now: Instant, what: Due, d: &mut Deliveries) {
+        match what {
+            Due::KeepAlive(_, peer) => {
+                if let Some(c) = self.conns.get_mut(&peer) {
+                    c.keep_alive_ended = true;
                 }
-                Due::Session(client) => self.due_for(now, client, d),
+                self.end_conn(now, peer, d);
             }
+            Due::Session(client) => self.due_for(now, client, d),
         }
     }
 

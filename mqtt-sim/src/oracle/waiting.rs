@@ -19,14 +19,19 @@
 //! down), not when it was read, and a subscription made in between is
 //! rightly one the message is due to (seed 142).
 //!
-//! Known limit: when one broker turn takes up the waiting input of several
-//! connections (a subscriber drains and releases several publishers), the
-//! model takes them in connection order, which need not be the broker's
-//! (it resumes the last publisher held first); when one's packets bear on
-//! another's (a SUBSCRIBE and a PUBLISH it matches), the oracle can be
-//! wrong (seed 12143 with 120 operations).
+//! When one broker turn takes up the waiting input of several connections
+//! (a subscriber drains and releases several publishers), the broker
+//! handles the input that has waited longest first
+//! ([`Broker::input_waiting_since`]), and so does the model: one
+//! connection's packets can bear on another's (a SUBSCRIBE and a PUBLISH it
+//! matches; seed 12143, when the broker resumed the last publisher held
+//! first and the model went in connection order). Known limit: a publisher
+//! resumed while others are being handled (one of them closes and so lets
+//! go of what it held) is handled after them in the broker, and in the
+//! order of its wait in the model.
 //!
 //! [`Broker::input_waiting`]: mqtt_router::broker::Broker::input_waiting
+//! [`Broker::input_waiting_since`]: mqtt_router::broker::Broker::input_waiting_since
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -45,6 +50,9 @@ pub(crate) type Read = (Instant, Packet);
 #[derive(Debug, Default)]
 pub(crate) struct Waiting {
     queues: BTreeMap<PeerId, VecDeque<Read>>,
+    /// Per connection with packets waiting, when its wait began in the
+    /// broker's count ([`Broker::input_waiting_since`]).
+    since: BTreeMap<PeerId, u64>,
 }
 
 impl Waiting {
@@ -68,18 +76,36 @@ impl Waiting {
         let taken = q.drain(..n).collect();
         if q.is_empty() {
             self.queues.remove(&peer);
+            self.since.remove(&peer);
         }
         taken
     }
 
-    /// The connections with packets waiting, in a fixed order.
+    /// Notes when the wait of `peer`'s packets began (`None`: the broker
+    /// has nothing of it waiting).
+    pub(crate) fn began(&mut self, peer: PeerId, since: Option<u64>) {
+        match since {
+            Some(at) if self.queues.contains_key(&peer) => {
+                self.since.insert(peer, at);
+            }
+            _ => {
+                self.since.remove(&peer);
+            }
+        }
+    }
+
+    /// The connections with packets waiting, the one waiting longest first
+    /// (as the broker resumes them), then in connection order.
     pub(crate) fn peers(&self) -> Vec<PeerId> {
-        self.queues.keys().copied().collect()
+        let mut peers: Vec<PeerId> = self.queues.keys().copied().collect();
+        peers.sort_by_key(|p| (self.since.get(p).copied().unwrap_or(u64::MAX), *p));
+        peers
     }
 
     /// The broker crashed: what waited was never handled.
     pub(crate) fn clear(&mut self) {
         self.queues.clear();
+        self.since.clear();
     }
 }
 
@@ -99,6 +125,19 @@ impl Oracle {
             let left = self.input_waiting(peer, core);
             self.take_up(now, peer, left);
         }
+        // A wait that went on, or ended and began again, in this turn.
+        for peer in self.waiting.peers() {
+            self.note_wait(peer, core);
+        }
+    }
+
+    /// Notes when the broker's wait of `peer`'s input began.
+    pub(super) fn note_wait(&mut self, peer: PeerId, core: &Broker) {
+        let since = self
+            .conn_ids
+            .get(&peer)
+            .and_then(|&id| core.input_waiting_since(id));
+        self.waiting.began(peer, since);
     }
 
     /// Models the packets of `peer` the broker took up at `now`, now that
@@ -210,5 +249,21 @@ mod tests {
         assert_eq!(w.len(7), 1);
         assert_eq!(w.taken(7, 0)[0].0.as_millis(), 3);
         assert!(w.peers().is_empty(), "an empty queue is forgotten");
+    }
+
+    /// Connections are taken up in the order their waits began, not in
+    /// connection order (seed 12143).
+    #[test]
+    fn the_connection_waiting_longest_comes_first() {
+        let mut w = Waiting::default();
+        for (peer, since) in [(3, 9), (5, 4), (4, 6)] {
+            w.push(peer, Instant::from_millis(1), Packet::PingReq);
+            w.began(peer, Some(since));
+        }
+        assert_eq!(w.peers(), [5, 4, 3]);
+        w.taken(5, 0);
+        w.push(5, Instant::from_millis(2), Packet::PingReq);
+        w.began(5, Some(10));
+        assert_eq!(w.peers(), [4, 3, 5], "a new wait comes last");
     }
 }

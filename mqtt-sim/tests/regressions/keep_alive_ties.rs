@@ -12,6 +12,7 @@ Scenario {
         outbound_topic_aliases: false,
         drop_new: false,
         max_session_expiry: 4294967295,
+        pause_publishers: false,
     },
     clients: vec![
         ClientSetup {

@@ -2,7 +2,7 @@
 // the time drew it (kept whole: the generator has changed since).
 Scenario {
     seed: 8334350845683500925,
-    broker: BrokerSetup { packet_path: false, max_queued: 4, max_inflight: 100, receive_maximum: 4, topic_alias_maximum: 0, outbound_topic_aliases: true, drop_new: false, max_session_expiry: 20 },
+    broker: BrokerSetup { packet_path: false, max_queued: 4, max_inflight: 100, receive_maximum: 4, topic_alias_maximum: 0, outbound_topic_aliases: true, drop_new: false, max_session_expiry: 20, pause_publishers: false },
     clients: vec![
         ClientSetup { v5: false, id: 0, link: Lan, receive_maximum: 10, topic_aliases: false, keep_alive: 60, expiry: 0 },
         ClientSetup { v5: true, id: 3, link: Instant, receive_maximum: 100, topic_aliases: true, keep_alive: 60, expiry: 2 },

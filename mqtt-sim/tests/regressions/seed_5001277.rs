@@ -2,7 +2,7 @@
 // the time drew it (kept whole: the generator has changed since).
 Scenario {
     seed: 1328195979586067872,
-    broker: BrokerSetup { packet_path: false, max_queued: 4, max_inflight: 100, receive_maximum: 4, topic_alias_maximum: 4, outbound_topic_aliases: true, drop_new: true, max_session_expiry: 4294967295 },
+    broker: BrokerSetup { packet_path: false, max_queued: 4, max_inflight: 100, receive_maximum: 4, topic_alias_maximum: 4, outbound_topic_aliases: true, drop_new: true, max_session_expiry: 4294967295, pause_publishers: false },
     clients: vec![
         ClientSetup { v5: true, id: 1, link: Lan, receive_maximum: 10, topic_aliases: false, keep_alive: 0, expiry: 0 },
         ClientSetup { v5: false, id: 0, link: Instant, receive_maximum: 2, topic_aliases: true, keep_alive: 5, expiry: 2 },

@@ -2,7 +2,7 @@
 // the time drew it (kept whole: the generator has changed since).
 Scenario {
     seed: 7737079654410011620,
-    broker: BrokerSetup { packet_path: false, max_queued: 16, max_inflight: 8, receive_maximum: 100, topic_alias_maximum: 0, outbound_topic_aliases: true, drop_new: true, max_session_expiry: 20 },
+    broker: BrokerSetup { packet_path: false, max_queued: 16, max_inflight: 8, receive_maximum: 100, topic_alias_maximum: 0, outbound_topic_aliases: true, drop_new: true, max_session_expiry: 20, pause_publishers: false },
     clients: vec![
         ClientSetup { v5: true, id: 2, link: Instant, receive_maximum: 100, topic_aliases: false, keep_alive: 60, expiry: 2 },
         ClientSetup { v5: true, id: 1, link: Slow, receive_maximum: 100, topic_aliases: false, keep_alive: 60, expiry: 0 },

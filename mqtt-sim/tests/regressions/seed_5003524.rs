@@ -2,7 +2,7 @@
 // the time drew it (kept whole: the generator has changed since).
 Scenario {
     seed: 1237780803060717647,
-    broker: BrokerSetup { packet_path: true, max_queued: 1000, max_inflight: 100, receive_maximum: 4, topic_alias_maximum: 0, outbound_topic_aliases: true, drop_new: true, max_session_expiry: 4294967295 },
+    broker: BrokerSetup { packet_path: true, max_queued: 1000, max_inflight: 100, receive_maximum: 4, topic_alias_maximum: 0, outbound_topic_aliases: true, drop_new: true, max_session_expiry: 4294967295, pause_publishers: false },
     clients: vec![
         ClientSetup { v5: false, id: 3, link: Wan, receive_maximum: 100, topic_aliases: false, keep_alive: 5, expiry: 4294967295 },
         ClientSetup { v5: true, id: 0, link: Instant, receive_maximum: 10, topic_aliases: false, keep_alive: 5, expiry: 4294967295 },
