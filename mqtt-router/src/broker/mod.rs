@@ -50,6 +50,7 @@
 
 mod auth;
 mod bridges;
+mod catch_up;
 mod config;
 mod connections;
 mod durable;
@@ -243,6 +244,9 @@ pub struct Broker {
     store: Option<Box<Durable>>,
     /// Publishers paused by flow control ([`Broker::poll_reading`]).
     throttles: Throttles,
+    /// Messages routed recently, for SUBSCRIBEs read before them
+    /// (`catch_up.rs`).
+    catch_up: catch_up::CatchUp,
 }
 
 impl core::fmt::Debug for Broker {
@@ -300,6 +304,7 @@ impl Broker {
             load_at: None,
             store: None,
             throttles: Throttles::default(),
+            catch_up: catch_up::CatchUp::default(),
         }
     }
 

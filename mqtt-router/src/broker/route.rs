@@ -218,6 +218,7 @@ impl Broker {
         }
         self.matches = matches;
         self.set_routing(None);
+        self.record_routed(now, &msg, publisher);
         routed
     }
 
