@@ -130,7 +130,7 @@ pub(super) async fn core(
             // After this turn's commands were received, before they take
             // effect: every read they carry was stamped before this (see
             // `order`).
-            broker.set_order(stamps.take().0);
+            broker.set_order(stamps.turn().0);
         }
         handle_due(&mut broker, &mut w, clock, &mut input);
         bridges.flush(&mut broker, clock.now());

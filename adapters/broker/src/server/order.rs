@@ -16,7 +16,10 @@
 //!   handled ([`mqtt_router::broker::Broker::set_order`]).
 //!
 //! Every command a turn handles was received before the turn's stamp, and
-//! its read stamped before it was sent: its stamp is below the turn's. The
+//! its read stamped before it was sent: its stamp is below the turn's.
+//! Only the core's turns advance the counter; a read reads it (one writer:
+//! the connections' tasks do not contend for it), so a read's stamp is the
+//! last turn's, and a turn's is one above every read stamped before it. The
 //! core ([`mqtt_router::broker::Broker::handle_packets_read_at`]) then
 //! gives a SUBSCRIBE the messages routed at stamps above its read's before
 //! it got to it ("late subscriber catch-up"), as if it had taken effect
@@ -29,7 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Stamp(pub(super) u64);
 
-/// The broker's stamp counter, shared by every connection and the core.
+/// The broker's stamp counter, advanced by the core's turns and read by
+/// every connection.
 #[derive(Debug, Default)]
 pub(super) struct Stamps {
     /// Off: nothing is stamped and nothing caught up
@@ -52,13 +56,24 @@ impl Stamps {
         self.ordered
     }
 
-    /// The next stamp: later than every stamp taken before it (always 0
-    /// when the order is off, which costs nothing then).
-    pub(super) fn take(&self) -> Stamp {
+    /// A core turn's stamp: above every stamp taken before it, turn or
+    /// read (always 0 when the order is off).
+    pub(super) fn turn(&self) -> Stamp {
         if !self.ordered {
             return Stamp(0);
         }
-        Stamp(self.next.fetch_add(1, Ordering::Relaxed))
+        Stamp(self.next.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// A read's stamp: the last turn's. Below every turn stamped after it,
+    /// and at least every turn stamped before it (the atomic's one order of
+    /// changes agrees with what happened before what). A load, not a
+    /// change: the connections' tasks do not contend for the counter.
+    pub(super) fn read(&self) -> Stamp {
+        if !self.ordered {
+            return Stamp(0);
+        }
+        Stamp(self.next.load(Ordering::Relaxed))
     }
 }
 
@@ -67,11 +82,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamps_grow_and_cost_nothing_when_the_order_is_off() {
+    fn a_turn_is_stamped_above_the_reads_before_it_and_below_those_after() {
         let on = Stamps::new(true);
-        let (a, b) = (on.take(), on.take());
-        assert!(a < b);
+        let before = on.read();
+        let turn = on.turn();
+        let after = on.read();
+        // The core catches up what it routed at `turn` to a SUBSCRIBE read
+        // at a lower stamp only.
+        assert!(before < turn, "read before the turn: caught up");
+        assert!(after >= turn, "read after the turn: not caught up");
+        assert!(on.turn() > turn);
         let off = Stamps::new(false);
-        assert_eq!((off.take(), off.take()), (Stamp(0), Stamp(0)));
+        assert_eq!((off.read(), off.turn()), (Stamp(0), Stamp(0)));
     }
 }

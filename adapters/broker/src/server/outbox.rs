@@ -93,7 +93,7 @@ impl Outbox {
 
     /// A new stamp, for a read no wake stamped.
     pub(super) fn new_stamp(&self) -> Stamp {
-        self.stamps().take()
+        self.stamps().read()
     }
 
     /// The stamp a wake took, if any.
@@ -214,7 +214,7 @@ impl Wake for Outbox {
         let waker = {
             let mut inner = self.lock();
             if inner.stamp.is_none() && self.stamps().ordered() {
-                inner.stamp = Some(self.stamps().take());
+                inner.stamp = Some(self.stamps().read());
             }
             inner.waker.take()
         };
