@@ -59,6 +59,8 @@ struct Recent {
     /// Its publisher (a session, a bridge), `None` for the broker's own.
     origin: Option<SessionKey>,
     msg: Arc<Message>,
+    /// Its [`Message::held_bytes`], counted once.
+    bytes: usize,
 }
 
 /// The ring of messages routed recently and the stamps in force.
@@ -88,12 +90,14 @@ impl CatchUp {
         let Some(order) = self.order else {
             return;
         };
-        self.bytes += msg.held_bytes();
+        let bytes = msg.held_bytes();
+        self.bytes += bytes;
         self.ring.push_back(Recent {
             order,
             at: now,
             origin,
             msg: msg.clone(),
+            bytes,
         });
         self.evict(now);
     }
@@ -105,7 +109,7 @@ impl CatchUp {
             if !old && self.ring.len() <= MAX_MESSAGES && self.bytes <= MAX_BYTES {
                 break;
             }
-            self.bytes -= first.msg.held_bytes();
+            self.bytes -= first.bytes;
             self.ring.pop_front();
             self.first_seq += 1;
         }
