@@ -258,7 +258,10 @@ impl Broker {
     }
 
     /// How routing would deliver `msg` from `origin` to session `key`
-    /// through its unshared subscriptions, if any matches.
+    /// through its unshared subscriptions, if any matches. (Matching also
+    /// draws a member of each shared group the topic matches, which moves
+    /// a round-robin group on by one: only for the few messages routed
+    /// between a SUBSCRIBE's read and the core reaching it.)
     fn subscription_of(
         &mut self,
         key: SessionKey,

@@ -43,7 +43,7 @@ where
 {
     let opening = Box::new((peer, certificate));
     let outbox = Arc::new(Outbox::new(to_core.clone()));
-    let serving = Parking {
+    let serving = CatchPanic {
         outbox: outbox.clone(),
         future: async move {
             let (peer, certificate) = *opening;
@@ -106,18 +106,17 @@ where
 
 pin_project_lite::pin_project! {
     /// A connection's future, which catches a panic of the connection's
-    /// task: the core is told
-    /// the connection ended, as for any drop (its will is published, its
-    /// session expiry starts), rather than keeping a client that looks
-    /// connected and is not.
-    struct Parking<F> {
+    /// task: the core is told the connection ended, as for any drop (its
+    /// will is published, its session expiry starts), rather than keeping a
+    /// client that looks connected and is not.
+    struct CatchPanic<F> {
         outbox: Arc<Outbox>,
         #[pin]
         future: F,
     }
 }
 
-impl<F: Future<Output = ()>> Future for Parking<F> {
+impl<F: Future<Output = ()>> Future for CatchPanic<F> {
     type Output = ();
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
