@@ -211,9 +211,15 @@ fn poll_next<S: Stream>(
             Poll::Ready(Step::Read { n, free, stamp })
         }
         Poll::Ready((None, _)) => Poll::Ready(Step::Eof),
-        // The stamp of a wake that brought nothing readable is dropped: an
-        // old stamp would let a later SUBSCRIBE catch up messages routed
-        // before its bytes came. The wake that ends this wait takes one.
+        // The stamp of a wake that brought nothing readable (a spurious
+        // wake, part of a TLS record) is dropped: an old stamp would let a
+        // later SUBSCRIBE catch up messages routed before its bytes came.
+        // The wake that ends this wait takes one. The outbox was skipped
+        // above for the stamped read: it is polled now, so that the task
+        // waits for it too (both wakes go through its waker).
+        Poll::Pending if woken.is_some() && outbox.poll_ready(cx).is_ready() => {
+            Poll::Ready(Step::Write)
+        }
         Poll::Pending => Poll::Pending,
     }
 }
