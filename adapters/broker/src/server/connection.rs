@@ -717,3 +717,6 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(1) + CLOSING_WRITE);
     }
 }
+
+#[cfg(test)]
+mod wake_tests;
