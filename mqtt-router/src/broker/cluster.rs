@@ -181,7 +181,7 @@ impl Broker {
     }
 
     /// Whether a message from `origin` came from the other nodes.
-    pub(super) fn from_cluster(&self, origin: Option<SessionKey>) -> bool {
+    pub(super) fn came_from_cluster(&self, origin: Option<SessionKey>) -> bool {
         matches!((&self.cluster, origin), (Some(c), Some(o)) if c.link.key() == o)
     }
 

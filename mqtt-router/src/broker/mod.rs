@@ -50,6 +50,7 @@
 
 mod auth;
 mod bridges;
+mod catch_up;
 mod cluster;
 mod config;
 mod connections;
@@ -247,6 +248,9 @@ pub struct Broker {
     throttles: Throttles,
     /// The link to the other nodes, when this broker is one of a cluster.
     cluster: Option<Box<cluster::Cluster>>,
+    /// Messages routed recently, for SUBSCRIBEs read before them
+    /// (`catch_up.rs`).
+    catch_up: catch_up::CatchUp,
 }
 
 impl core::fmt::Debug for Broker {
@@ -305,6 +309,7 @@ impl Broker {
             store: None,
             throttles: Throttles::default(),
             cluster: None,
+            catch_up: catch_up::CatchUp::default(),
         }
     }
 

@@ -130,7 +130,7 @@ impl Broker {
         // A message from the other nodes leaves the retained store to the
         // cluster's retained set (`cluster.rs`).
         let quota =
-            msg.retain && !self.from_cluster(origin) && !self.retain(now, &msg, owner.as_ref());
+            msg.retain && !self.came_from_cluster(origin) && !self.retain(now, &msg, owner.as_ref());
         let routed = self.route(now, msg, origin);
         // A message that reached nobody because queues were full is
         // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
@@ -246,6 +246,7 @@ impl Broker {
         }
         self.matches = matches;
         self.set_routing(None);
+        self.record_routed(now, &msg, publisher);
         routed
     }
 

@@ -47,6 +47,8 @@ impl Broker {
             return;
         }
         let (rights, try_private) = (c.rights.clone(), c.try_private);
+        // Messages routed after this SUBSCRIBE was read (`catch_up.rs`).
+        let late = self.catch_up_candidates(key, now, &filters);
         let winners = last_of_each(&filters);
         let mut results = Vec::with_capacity(filters.len());
         let mut retained_for = Vec::new();
@@ -111,7 +113,12 @@ impl Broker {
         };
         let _ = c.conn.suback(pid, &results);
         let ids: Vec<SubscriptionId> = subscription_identifier.filter(|_| v5).into_iter().collect();
+        let replayed: Vec<TopicFilter> = match late.is_empty() {
+            true => Vec::new(),
+            false => retained_for.iter().map(|(f, _)| f.clone()).collect(),
+        };
         self.send_retained(key, now, retained_for, &ids);
+        self.catch_up(key, now, late, &replayed);
     }
 
     /// Sends the retained messages matching each newly granted filter
@@ -200,6 +207,7 @@ impl Broker {
             results.push(match self.index.remove(key, &f) {
                 Some(_) => {
                     self.interest_removed(&f);
+                    self.unsubscribed_for_catch_up(key);
                     self.record_unsubscribed(key, f);
                     ReasonCode::SUCCESS
                 }

@@ -87,9 +87,11 @@ pub struct LimitsConfig {
     /// and topic filters (default false: refused as malformed, which section
     /// 1.5.4 allows, as Mosquitto does).
     pub allow_control_characters: bool,
-    /// Whether reads are taken in the order their sockets became ready,
-    /// across connections (default false: the order costs a third of
-    /// fan-out throughput today; see DESIGN.md, "Order across connections").
+    /// Whether the order across connections is kept (default true): a
+    /// SUBSCRIBE whose bytes were seen before a message was routed gets
+    /// that message, even when the core reaches it later (DESIGN.md,
+    /// "Order across connections"). `false` turns the stamps and the late
+    /// subscriber catch-up off.
     pub order_across_connections: bool,
     /// Seconds a packet may stay partly received without a byte of progress
     /// before a client with keep alive 0 is dropped (default 30; 5.0
@@ -135,7 +137,7 @@ impl Default for LimitsConfig {
             maximum_qos: 2,
             retain_available: true,
             allow_control_characters: false,
-            order_across_connections: false,
+            order_across_connections: true,
             partial_packet_timeout: 30,
             write_timeout: 30,
         }

@@ -40,7 +40,7 @@ pub(crate) struct Admission {
     /// Handshakes under way at once, over all listeners (the connection
     /// limit): sockets beyond it are closed at once.
     pub(crate) handshakes: Arc<Semaphore>,
-    /// Whether reads are taken in the order their sockets became ready,
+    /// Whether reads and the core's turns are stamped to keep the order
     /// across connections (`limits.order_across_connections`).
     pub(crate) order_across_connections: bool,
     /// Longest a write to a client may make no progress.

@@ -43,7 +43,7 @@ where
 {
     let opening = Box::new((peer, certificate));
     let outbox = Arc::new(Outbox::new(to_core.clone()));
-    let serving = Parking {
+    let serving = CatchPanic {
         outbox: outbox.clone(),
         future: async move {
             let (peer, certificate) = *opening;
@@ -52,7 +52,7 @@ where
                 return;
             };
             // The socket is read with the outbox as its waker, which stamps
-            // the reads' order (see `order`).
+            // the reads (see `order`).
             let read_waker = Waker::from(outbox.clone());
             // One task per connection reads, decodes, encodes and writes: an
             // idle connection costs one small future, not two tasks and a
@@ -73,7 +73,7 @@ where
                         let partial = rbuf.partial();
                         rbuf.release_if_idle();
                         if packets.is_empty() && error.is_none() && partial.is_none() {
-                            Box::pin(release(&to_core, stamp)).await
+                            Ended::No
                         } else {
                             let read = Read {
                                 packets,
@@ -83,13 +83,12 @@ where
                             Box::pin(hand_over(&to_core, id, read, stamp)).await
                         }
                     }
-                    Step::Eof(stamp) => {
+                    Step::Eof => {
                         // The core answers with Close; the DISCONNECT or other
                         // last packets it sends first are written before it.
-                        let _ = Box::pin(to_core.send(ToCore::Eof(id, stamp))).await;
+                        let _ = Box::pin(to_core.send(ToCore::Eof(id))).await;
                         Ended::Reading
                     }
-                    Step::Release(stamp) => Box::pin(release(&to_core, stamp)).await,
                 };
                 match ended {
                     Ended::No => {}
@@ -106,39 +105,24 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// A connection's future, which tells its outbox whether the task runs
-    /// or waits, and for what ([`Outbox::arm`], [`Outbox::park`]): a wake
-    /// of the socket takes a stamp while the task runs or waits for it, so a
-    /// task that an operating system thread switch holds between two steps
-    /// still has its read stamped in the order the socket became ready.
-    ///
-    /// It also catches a panic of the connection's task: the core is told
-    /// the connection ended, as for any drop (its will is published, its
-    /// session expiry starts), rather than keeping a client that looks
-    /// connected and is not.
-    struct Parking<F> {
+    /// A connection's future, which catches a panic of the connection's
+    /// task: the core is told the connection ended, as for any drop (its
+    /// will is published, its session expiry starts), rather than keeping a
+    /// client that looks connected and is not.
+    struct CatchPanic<F> {
         outbox: Arc<Outbox>,
         #[pin]
         future: F,
     }
 }
 
-impl<F: Future<Output = ()>> Future for Parking<F> {
+impl<F: Future<Output = ()>> Future for CatchPanic<F> {
     type Output = ();
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let ordered = this.outbox.stamps().ordered();
-        if ordered {
-            this.outbox.arm();
-        }
         let future = this.future;
         let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx)));
-        if ordered {
-            if let Some(stamp) = this.outbox.park() {
-                this.outbox.stamps().release(stamp);
-            }
-        }
         match polled {
             Ok(done) => done,
             Err(panic) => {
@@ -157,7 +141,7 @@ fn report_panic(outbox: &Outbox, panic: &(dyn std::any::Any + Send)) {
     let id = outbox.conn_id();
     error!(?id, panic = %message, "a connection task panicked: the connection is dropped");
     if let Some(id) = id {
-        let eof = ToCore::Eof(id, outbox.new_stamp());
+        let eof = ToCore::Eof(id);
         let to_core = outbox.to_core().clone();
         tokio::spawn(async move {
             let _ = to_core.send(eof).await;
@@ -169,20 +153,18 @@ fn report_panic(outbox: &Outbox, panic: &(dyn std::any::Any + Send)) {
 enum Step {
     /// Write what the core queued.
     Write,
-    /// Decode and hand over `n` bytes read into `free` room, at `stamp`.
+    /// Decode and hand over `n` bytes read into `free` room, stamped
+    /// `stamp`.
     Read { n: usize, free: usize, stamp: Stamp },
-    /// The read side ended (or failed), at `stamp`.
-    Eof(Stamp),
-    /// A wake took `stamp` and there was nothing to read.
-    Release(Stamp),
+    /// The read side ended (or failed).
+    Eof,
 }
 
 /// One small wait for both directions: chunks from the core first, then
 /// the socket. The read races the outbox as a whole, so a read that waits
 /// (TLS or WebSocket, or a readiness that was stale) never holds writes
-/// back. A read whose wake took a stamp goes first: later reads of every
-/// connection wait for it (see `order`), so it is read and handed over
-/// before anything is written.
+/// back. A read whose wake took a stamp goes first, so that what it brings
+/// is handed over soon after it was seen.
 fn poll_next<S: Stream>(
     cx: &mut Context<'_>,
     outbox: &Outbox,
@@ -190,19 +172,18 @@ fn poll_next<S: Stream>(
     stream: &mut S,
     rbuf: &mut ReadBuffer,
 ) -> Poll<Step> {
-    let (stamp, paused) = outbox.take_stamp_and_pause();
-    if stamp.is_none() && outbox.poll_ready(cx).is_ready() {
+    let paused = outbox.read_paused();
+    if (paused || !outbox.has_stamp()) && outbox.poll_ready(cx).is_ready() {
         return Poll::Ready(Step::Write);
     }
     if paused {
         // Flow control holds this publisher: its socket is left unread, so
         // TCP slows it down; resuming wakes the task (the outbox has its
-        // waker). A stamp a wake took is given back.
-        return match stamp {
-            Some(stamp) => Poll::Ready(Step::Release(stamp)),
-            None => Poll::Pending,
-        };
+        // waker). A stamp a wake took stays for the read that follows.
+        return Poll::Pending;
     }
+    // The stamp the wake that made the socket readable took, if any.
+    let woken = outbox.take_stamp();
     let mut rcx = Context::from_waker(read_waker);
     let read = if stream.poll_readable(&mut rcx).is_ready() {
         let free = rbuf.make_room();
@@ -212,23 +193,34 @@ fn poll_next<S: Stream>(
     } else {
         Poll::Pending
     };
-    match (read, stamp) {
-        (Poll::Ready((read, free)), stamp) => {
-            // No stamp yet: a wake during the read may have taken one.
-            let stamp = stamp
-                .or_else(|| outbox.take_stamp())
-                .unwrap_or_else(|| outbox.new_stamp());
-            Poll::Ready(match read {
-                Some(n) => Step::Read { n, free, stamp },
-                None => Step::Eof(stamp),
-            })
+    // Without a wake before it, a read is stamped now: a wake during the
+    // read may have taken one, or a new one is taken.
+    let stamp = || {
+        woken
+            .or_else(|| outbox.take_stamp())
+            .unwrap_or_else(|| outbox.new_stamp())
+    };
+    match read {
+        Poll::Ready((Some(n), free)) => {
+            let stamp = stamp();
+            // Registers the socket's waker again at once (plain TCP: a
+            // short read cleared the readiness), so that bytes arriving
+            // while the task hands these over or writes are stamped when
+            // they arrive, not when the task comes back to read them.
+            let _ = stream.poll_readable(&mut rcx);
+            Poll::Ready(Step::Read { n, free, stamp })
         }
-        (Poll::Pending, Some(stamp)) => Poll::Ready(Step::Release(stamp)),
-        // The wake that ends this wait takes a stamp.
-        (Poll::Pending, None) => {
-            outbox.wait_for_read();
-            Poll::Pending
+        Poll::Ready((None, _)) => Poll::Ready(Step::Eof),
+        // The stamp of a wake that brought nothing readable (a spurious
+        // wake, part of a TLS record) is dropped: an old stamp would let a
+        // later SUBSCRIBE catch up messages routed before its bytes came.
+        // The wake that ends this wait takes one. The outbox was skipped
+        // above for the stamped read: it is polled now, so that the task
+        // waits for it too (both wakes go through its waker).
+        Poll::Pending if woken.is_some() && outbox.poll_ready(cx).is_ready() => {
+            Poll::Ready(Step::Write)
         }
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -335,15 +327,6 @@ pub(super) async fn hand_over(to_core: &ToCoreTx, id: ConnId, read: Read, stamp:
     }
 }
 
-/// Tells the core that a read brought nothing to hand over, so that later
-/// reads need not wait for it.
-async fn release(to_core: &ToCoreTx, stamp: Stamp) -> Ended {
-    match to_core.send(ToCore::Release(stamp)).await {
-        Ok(()) => Ended::No,
-        Err(_) => Ended::Stopping,
-    }
-}
-
 /// Writes what the core queued and tells it when the writer has caught up;
 /// a socket that cannot be written (it fails, or makes no progress for the
 /// write timeout) ends the connection, and the core hears of it as of any
@@ -366,7 +349,7 @@ async fn write_all_out<S: Stream>(
             // What the peer did not read is not kept for it: the socket is
             // reset when dropped rather than lingering with unsent bytes.
             stream.abort();
-            let _ = to_core.send(ToCore::Eof(id, outbox.new_stamp())).await;
+            let _ = to_core.send(ToCore::Eof(id)).await;
             Ended::Stopping
         }
     }
@@ -664,7 +647,7 @@ mod tests {
             .await
             .expect("the core was not told");
         assert!(
-            matches!(reported, Some(ToCore::Eof(ended, _)) if ended == id),
+            matches!(reported, Some(ToCore::Eof(ended)) if ended == id),
             "the core must be told the connection ended"
         );
         assert!(task.await.is_ok(), "the panic is caught in the task");
@@ -734,3 +717,6 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(1) + CLOSING_WRITE);
     }
 }
+
+#[cfg(test)]
+mod wake_tests;

@@ -2,7 +2,7 @@
 //! its timer and the bridges' remote ends; one write per connection per
 //! batch, and the messages for each bridge handed to its remote end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
 use super::conn_log::ConnLog;
-use super::order::{Reorder, Stamps};
+use super::order::Stamps;
 use super::outbox::{Outbox, ToConn};
 use super::persist::{StoreLink, Stored};
 use super::{Clock, Control, Core, Links, ToCore, BATCH, BATCH_PACKETS, CHUNK_BUDGET};
@@ -25,8 +25,8 @@ pub(super) struct ConnHandle {
     pub(super) writer: Arc<Outbox>,
 }
 
-/// What the connections send the core: commands, and stamps given up
-/// without one ([`Stamps::release`]).
+/// What the connections send the core, and the stamps their reads and the
+/// core's turns take (see `order`).
 pub(super) struct Input {
     pub(super) commands: mpsc::Receiver<ToCore>,
     pub(super) stamps: Arc<Stamps>,
@@ -62,9 +62,9 @@ pub(super) async fn core(
     let (mut cluster, mut from_cluster) =
         ClusterLink::start(links.cluster, &mut broker, clock.now());
     let mut w = Writers::new();
-    // The connections' commands, put back in the order their reads became
-    // ready (see `order`).
-    let mut input = Reorder::new(stamps.ordered());
+    // The connections' commands received and not handled yet (a turn
+    // handles at most a batch).
+    let mut input: VecDeque<ToCore> = VecDeque::new();
     // When shutdown began.
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut records = Vec::new();
@@ -82,7 +82,6 @@ pub(super) async fn core(
             .poll_timeout()
             .map(|t| clock.to_tokio(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let hold = input.deadline();
         let cluster_hold = cluster.as_mut().and_then(ClusterLink::held);
         tokio::select! {
             stored = recv_stored(&mut store) => {
@@ -91,23 +90,19 @@ pub(super) async fn core(
                 on_stored(&mut broker, &mut store, stored).inspect_err(|e| error!("{e}"))?;
             }
             // Commands left due by the last turn are handled first.
-            () = std::future::ready(()), if input.has_due() => {}
+            () = std::future::ready(()), if !input.is_empty() => {}
             cmd = rx.recv(), if room => {
                 let Some(cmd) = cmd else { break };
-                input.push(cmd);
+                input.push_back(cmd);
                 // Take what is already queued before writing, so one write
                 // carries all the packets this batch made for a connection.
                 for _ in 0..BATCH {
                     match rx.try_recv() {
-                        Ok(cmd) => input.push(cmd),
+                        Ok(cmd) => input.push_back(cmd),
                         Err(_) => break,
                     }
                 }
             }
-            () = tokio::time::sleep_until(hold.unwrap_or(deadline)), if hold.is_some() => {
-                input.skip_missing();
-            }
-            () = stamps.released() => {}
             Some(answered) = auth.answers.recv() => {
                 auth.answered(&mut broker, answered, clock.now());
             }
@@ -141,8 +136,11 @@ pub(super) async fn core(
             },
         }
         let turn = std::time::Instant::now();
-        for stamp in stamps.take_released() {
-            input.push(ToCore::Release(stamp));
+        if stamps.ordered() {
+            // After this turn's commands were received, before they take
+            // effect: every read they carry was stamped before this (see
+            // `order`).
+            broker.set_order(stamps.turn().0);
         }
         handle_due(&mut broker, &mut w, clock, &mut input);
         bridges.flush(&mut broker, clock.now());
@@ -322,13 +320,13 @@ fn on_stored(
 /// Handles the commands due, at most [`BATCH`] commands or
 /// [`BATCH_PACKETS`] packets before the core writes; the rest wait for the
 /// next turn.
-fn handle_due(broker: &mut Broker, w: &mut Writers, clock: Clock, input: &mut Reorder) {
+fn handle_due(broker: &mut Broker, w: &mut Writers, clock: Clock, input: &mut VecDeque<ToCore>) {
     let mut packets = 0;
     for _ in 0..BATCH {
         if packets >= BATCH_PACKETS {
             break;
         }
-        let Some(cmd) = input.pop() else {
+        let Some(cmd) = input.pop_front() else {
             break;
         };
         packets += weight(&cmd);
@@ -367,7 +365,7 @@ impl Writers {
 pub(super) fn weight(cmd: &ToCore) -> usize {
     match cmd {
         ToCore::Packets { packets, .. } => packets.len().max(1),
-        ToCore::Open { .. } | ToCore::Eof(..) | ToCore::Release(_) | ToCore::Writable(_) => 1,
+        ToCore::Open { .. } | ToCore::Eof(_) | ToCore::Writable(_) => 1,
     }
 }
 
@@ -404,18 +402,19 @@ pub(super) fn handle(broker: &mut Broker, w: &mut Writers, clock: Clock, cmd: To
             packets,
             error,
             partial,
+            stamp,
             ..
         } => {
             if !packets.is_empty() || error.is_some() {
-                broker.handle_packets(id, now, packets, error);
+                // The stamp counts only once the core's turns are stamped
+                // (`limits.order_across_connections`).
+                broker.handle_packets_read_at(id, now, packets, error, stamp.0);
             }
             if let Some(buffered) = partial {
                 broker.handle_partial(id, now, buffered);
             }
         }
-        ToCore::Eof(id, _) => broker.handle_eof(id, now),
-        // Settled in `Reorder`; nothing to do here.
-        ToCore::Release(_) => {}
+        ToCore::Eof(id) => broker.handle_eof(id, now),
         ToCore::Writable(id) => {
             if let Some(i) = w.blocked.iter().position(|b| *b == id) {
                 w.blocked.swap_remove(i);

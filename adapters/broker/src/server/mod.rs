@@ -86,8 +86,8 @@ enum ToCore {
     /// Packets the reader decoded, each with its size on the wire, and the
     /// decoding error that ended the stream after them, if any.
     /// The permit holds the batch's wire bytes against [`CORE_INPUT_BUDGET`]
-    /// until the core has handled it; the stamp is the read's place in the
-    /// order of the core's input ([`order`]).
+    /// until the core has handled it; the stamp says when the read's bytes
+    /// were first seen ([`order`]).
     Packets {
         id: ConnId,
         packets: Vec<(Packet, usize)>,
@@ -99,24 +99,9 @@ enum ToCore {
         stamp: Stamp,
     },
     /// The connection's stream ended (or could not be written).
-    Eof(ConnId, Stamp),
-    /// A stamp whose read brought nothing to hand over.
-    Release(Stamp),
+    Eof(ConnId),
     /// The writer emptied its queue: the core may write for it again.
     Writable(ConnId),
-}
-
-impl ToCore {
-    /// The command's place in the order of reads; `None` for those taken
-    /// as they come.
-    fn stamp(&self) -> Option<Stamp> {
-        match self {
-            ToCore::Packets { stamp, .. } | ToCore::Eof(_, stamp) | ToCore::Release(stamp) => {
-                Some(*stamp)
-            }
-            ToCore::Open { .. } | ToCore::Writable(_) => None,
-        }
-    }
 }
 
 /// Wire bytes of decoded packets on their way to the core or waiting in its
@@ -155,11 +140,9 @@ impl ToCoreTx {
     }
 
     /// Hands a decoded batch, read at `stamp`, to the core once the budget
-    /// has room for its `bytes`; `Err` when the broker is stopping.
-    ///
-    /// Without room at once, the stamp is released before waiting and a new
-    /// one taken after: the core is behind then, and later reads of other
-    /// connections must not wait for this one while the budget fills.
+    /// has room for its `bytes`; `Err` when the broker is stopping. The
+    /// stamp stays what it was while the batch waits for room: it says when
+    /// its bytes were seen, and nothing waits for it.
     async fn send_packets(
         &self,
         id: ConnId,
@@ -169,19 +152,15 @@ impl ToCoreTx {
     ) -> Result<(), ()> {
         // A batch is at most one read (64 KiB) plus one packet, so it fits.
         let n = u32::try_from(bytes.clamp(1, CORE_INPUT_BUDGET)).unwrap_or(u32::MAX);
-        let (permit, stamp) = match self.budget.clone().try_acquire_many_owned(n) {
-            Ok(permit) => (permit, stamp),
+        let permit = match self.budget.clone().try_acquire_many_owned(n) {
+            Ok(permit) => permit,
             Err(TryAcquireError::Closed) => return Err(()),
-            Err(TryAcquireError::NoPermits) => {
-                self.send(ToCore::Release(stamp)).await.map_err(|_| ())?;
-                let permit = self
-                    .budget
-                    .clone()
-                    .acquire_many_owned(n)
-                    .await
-                    .map_err(|_| ())?;
-                (permit, self.stamps.take())
-            }
+            Err(TryAcquireError::NoPermits) => self
+                .budget
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map_err(|_| ())?,
         };
         let cmd = ToCore::Packets {
             id,

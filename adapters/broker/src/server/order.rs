@@ -1,283 +1,98 @@
-//! The order in which the core takes what the connections read: the order
-//! in which their reads became ready, across connections.
+//! The stamps that keep the order across connections (DESIGN.md, "Order
+//! across connections"), without holding any input back.
 //!
 //! Each connection's task reads, decodes and hands over on its own, on any
-//! worker thread, so two connections whose bytes arrived in one order could
-//! reach the core in the other: tokio runs the task it woke last first (its
-//! LIFO slot) and lets another worker steal the one before, and the two
-//! hand-overs then race on the channel. A SUBSCRIBE read before a PUBLISH
-//! on another connection could be handled after it, and the message would
-//! miss the subscription.
+//! worker thread, so two connections whose bytes arrived in one order can
+//! reach the core in the other: a SUBSCRIBE read before a PUBLISH on
+//! another connection can be handled after it. The core does not reorder
+//! its input for that; instead both sides are stamped from one counter:
 //!
-//! So every read carries a [`Stamp`] from one counter per broker, taken
-//! when the reactor wakes the task for its socket (in the order the
-//! operating system reported the sockets ready), or, for a read that needed
-//! no wake, when it is read. A wake takes a stamp while the task runs or
-//! waits for its socket, so a task that a thread switch holds between two
-//! steps is still stamped when its bytes arrive (`Parking` in
-//! `connection`); while it waits for anything else (a write to a slow
-//! client, room in the core's input) a wake takes none, and the stamp one
-//! took while it ran is released ([`Stamps::release`]). The core takes
-//! stamped commands in stamp order ([`Reorder`]); a wake that brought
-//! nothing to hand over (a partial packet, a spurious wake) is released so
-//! the stamps after it need not wait. When the core's input budget is full
-//! a read releases its stamp and takes a new one once it has room, and a
-//! stamp that nobody settles within [`HOLD_LIMIT`] is skipped, so the order
-//! can cost a little latency, never liveness: the core never waits more
-//! than [`HOLD_LIMIT`] for a read, and meanwhile handles its timers and
-//! bridges.
+//! - a read, as EARLY as the broker can tell its bytes were there: when the
+//!   reactor wakes the connection for its socket (the connection's
+//!   `Outbox` is the socket's waker and takes the stamp), or, for a read
+//!   that needed no wake, when it is read;
+//! - each turn of the core, as LATE as it can be before the turn's input
+//!   takes effect: after the commands were received, before they are
+//!   handled ([`mqtt_router::broker::Broker::set_order`]).
+//!
+//! Every command a turn handles was received before the turn's stamp, and
+//! its read stamped before it was sent: its stamp is below the turn's.
+//! Only the core's turns advance the counter; a read reads it (one writer:
+//! the connections' tasks do not contend for it), so a read's stamp is the
+//! last turn's, and a turn's is one above every read stamped before it. The
+//! core ([`mqtt_router::broker::Broker::handle_packets_read_at`]) then
+//! gives a SUBSCRIBE the messages routed at stamps above its read's before
+//! it got to it ("late subscriber catch-up"), as if it had taken effect
+//! when its bytes were seen. A client cannot see a message's routing and
+//! then have its SUBSCRIBE stamped before it: its bytes come after.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
 
-use tokio::sync::Notify;
-
-use super::ToCore;
-
-/// A read's place in the order of the core's input.
+/// A read's or a turn's place in the order of what the broker saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Stamp(u64);
+pub(super) struct Stamp(pub(super) u64);
 
-/// The broker's stamp counter, shared by every connection, and the stamps
-/// given up where no command can be sent (see [`Stamps::release`]).
+/// The broker's stamp counter, advanced by the core's turns and read by
+/// every connection.
 #[derive(Debug, Default)]
 pub(super) struct Stamps {
-    /// Off: no wake takes a stamp and the core takes commands as they come
-    /// (the order costs throughput: see BENCHMARKS.md).
+    /// Off: nothing is stamped and nothing caught up
+    /// (`limits.order_across_connections = false`).
     ordered: bool,
     next: AtomicU64,
-    released: Mutex<Vec<Stamp>>,
-    notify: Notify,
 }
 
 impl Stamps {
-    /// The counter; `ordered` says whether reads are put in order at all.
+    /// The counter; `ordered` says whether the order is kept at all.
     pub(super) fn new(ordered: bool) -> Stamps {
         Stamps {
             ordered,
-            ..Stamps::default()
+            next: AtomicU64::new(0),
         }
     }
 
-    /// Whether reads are put in the order their sockets became ready.
+    /// Whether reads and turns are stamped.
     pub(super) fn ordered(&self) -> bool {
         self.ordered
     }
 
-    /// The next stamp: later than every stamp taken before it.
-    pub(super) fn take(&self) -> Stamp {
-        Stamp(self.next.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Gives up a stamp without waiting: a connection's task that is about
-    /// to wait for something other than its socket releases the stamp a
-    /// wake took meanwhile, so the core does not hold later reads for it.
-    /// The core takes these on its next turn.
-    pub(super) fn release(&self, stamp: Stamp) {
-        self.released
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(stamp);
-        self.notify.notify_one();
-    }
-
-    /// The stamps released since the last call.
-    pub(super) fn take_released(&self) -> Vec<Stamp> {
-        std::mem::take(&mut *self.released.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Waits until a stamp is released.
-    pub(super) async fn released(&self) {
-        self.notify.notified().await;
-    }
-}
-
-/// How long the core holds later reads back for a stamp that nobody has
-/// settled. Only a task that was woken and has not run for this long (an
-/// overloaded machine) or a bug leaves one unsettled; the order is given up
-/// for it then, and what it brings later is taken at once. Short, so that
-/// an overloaded machine loses order, not throughput.
-pub(super) const HOLD_LIMIT: Duration = Duration::from_millis(10);
-
-/// The core's side: stamped commands put back in stamp order, the others
-/// (registrations, writers ready) taken as they come.
-#[derive(Default)]
-pub(super) struct Reorder {
-    /// Off: every command is due as it comes (releases are dropped).
-    unordered: bool,
-    /// Every stamp below this one has been taken or released.
-    next: u64,
-    /// Stamps above `next` already settled: a command, or `None` for a
-    /// release.
-    held: BTreeMap<u64, Option<ToCore>>,
-    /// Commands due, in order.
-    due: VecDeque<ToCore>,
-    /// Since when `next` has been waited for, while later stamps are held.
-    waiting_since: Option<tokio::time::Instant>,
-}
-
-impl Reorder {
-    /// Commands put in stamp order, or (not `ordered`) taken as they come.
-    pub(super) fn new(ordered: bool) -> Reorder {
-        Reorder {
-            unordered: !ordered,
-            ..Reorder::default()
+    /// A core turn's stamp: above every stamp taken before it, turn or
+    /// read (always 0 when the order is off).
+    pub(super) fn turn(&self) -> Stamp {
+        if !self.ordered {
+            return Stamp(0);
         }
+        Stamp(self.next.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
-    /// Takes a command from a connection.
-    pub(super) fn push(&mut self, cmd: ToCore) {
-        let Some(Stamp(s)) = cmd.stamp() else {
-            return self.due.push_back(cmd);
-        };
-        if self.unordered {
-            if !matches!(cmd, ToCore::Release(_)) {
-                self.due.push_back(cmd);
-            }
-            return;
+    /// A read's stamp: the last turn's. Below every turn stamped after it,
+    /// and at least every turn stamped before it (the atomic's one order of
+    /// changes agrees with what happened before what). A load, not a
+    /// change: the connections' tasks do not contend for the counter.
+    pub(super) fn read(&self) -> Stamp {
+        if !self.ordered {
+            return Stamp(0);
         }
-        let cmd = match cmd {
-            ToCore::Release(_) => None,
-            cmd => Some(cmd),
-        };
-        if s < self.next {
-            // Skipped after `HOLD_LIMIT`: late, but never lost.
-            self.due.extend(cmd);
-            return;
-        }
-        if s == self.next && self.held.is_empty() {
-            // In order, the common case.
-            self.next += 1;
-            self.due.extend(cmd);
-            return;
-        }
-        self.held.insert(s, cmd);
-        self.advance();
-    }
-
-    /// Moves what is now in order from `held` to `due`.
-    fn advance(&mut self) {
-        let before = self.next;
-        while let Some(entry) = self.held.first_entry() {
-            if *entry.key() != self.next {
-                break;
-            }
-            self.due.extend(entry.remove());
-            self.next += 1;
-        }
-        if self.held.is_empty() {
-            self.waiting_since = None;
-        } else if self.next != before || self.waiting_since.is_none() {
-            self.waiting_since = Some(tokio::time::Instant::now());
-        }
-    }
-
-    /// The next command due, if any.
-    pub(super) fn pop(&mut self) -> Option<ToCore> {
-        self.due.pop_front()
-    }
-
-    /// Whether a command is due.
-    pub(super) fn has_due(&self) -> bool {
-        !self.due.is_empty()
-    }
-
-    /// When the stamp waited for is given up, while later ones are held.
-    pub(super) fn deadline(&self) -> Option<tokio::time::Instant> {
-        self.waiting_since.map(|t| t + HOLD_LIMIT)
-    }
-
-    /// Gives up the stamps that held the others back for [`HOLD_LIMIT`].
-    pub(super) fn skip_missing(&mut self) {
-        if let Some((&first, _)) = self.held.first_key_value() {
-            tracing::debug!(
-                skipped = first - self.next,
-                "reads not handed over in time: taken out of order"
-            );
-            self.next = first;
-            self.waiting_since = None;
-            self.advance();
-        }
+        Stamp(self.next.load(Ordering::Relaxed))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use mqtt_router::broker::ConnId;
-
     use super::*;
 
-    fn eof(s: u64) -> ToCore {
-        ToCore::Eof(conn(), Stamp(s))
-    }
-
-    fn conn() -> ConnId {
-        let mut b = mqtt_router::broker::Broker::new(Default::default());
-        b.open(mqtt_session::Instant::ZERO, Default::default())
-            .unwrap()
-    }
-
-    fn drained(r: &mut Reorder) -> Vec<u64> {
-        std::iter::from_fn(|| r.pop())
-            .map(|c| c.stamp().map_or(u64::MAX, |Stamp(s)| s))
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn stamped_commands_are_taken_in_stamp_order() {
-        let mut r = Reorder::default();
-        r.push(eof(2));
-        r.push(eof(1));
-        assert!(!r.has_due(), "0 is still to come");
-        assert!(r.deadline().is_some());
-        r.push(ToCore::Release(Stamp(0)));
-        assert_eq!(drained(&mut r), [1, 2]);
-        assert!(r.deadline().is_none());
-        r.push(eof(3));
-        assert_eq!(drained(&mut r), [3]);
-    }
-
-    #[tokio::test]
-    async fn a_stamp_never_settled_is_skipped_and_taken_late() {
-        let mut r = Reorder::default();
-        r.push(eof(1));
-        r.push(eof(3));
-        assert!(!r.has_due());
-        r.skip_missing();
-        assert_eq!(drained(&mut r), [1], "2 is still awaited");
-        r.skip_missing();
-        assert_eq!(drained(&mut r), [3]);
-        r.push(eof(0));
-        r.push(eof(2));
-        assert_eq!(drained(&mut r), [0, 2], "late, not lost");
-    }
-
-    #[tokio::test]
-    async fn a_stamp_released_without_a_command_lets_the_later_ones_through() {
-        let stamps = Stamps::default();
-        let (first, second) = (stamps.take(), stamps.take());
-        let mut r = Reorder::default();
-        r.push(ToCore::Eof(conn(), second));
-        assert!(!r.has_due());
-        stamps.release(first);
-        // The core wakes for it, and takes it on its turn.
-        tokio::time::timeout(Duration::from_secs(1), stamps.released())
-            .await
-            .expect("the core is woken");
-        for s in stamps.take_released() {
-            r.push(ToCore::Release(s));
-        }
-        assert_eq!(drained(&mut r), [1]);
-        assert!(stamps.take_released().is_empty());
-    }
-
-    #[tokio::test]
-    async fn unstamped_commands_are_not_held() {
-        let mut r = Reorder::default();
-        r.push(eof(1));
-        r.push(ToCore::Writable(conn()));
-        assert_eq!(drained(&mut r), [u64::MAX]);
+    #[test]
+    fn a_turn_is_stamped_above_the_reads_before_it_and_below_those_after() {
+        let on = Stamps::new(true);
+        let before = on.read();
+        let turn = on.turn();
+        let after = on.read();
+        // The core catches up what it routed at `turn` to a SUBSCRIBE read
+        // at a lower stamp only.
+        assert!(before < turn, "read before the turn: caught up");
+        assert!(after >= turn, "read after the turn: not caught up");
+        assert!(on.turn() > turn);
+        let off = Stamps::new(false);
+        assert_eq!((off.read(), off.turn()), (Stamp(0), Stamp(0)));
     }
 }

@@ -25,11 +25,10 @@ pub(super) enum ToConn {
 /// only its waker here); bounded by [`WRITE_QUEUE`] because the core checks
 /// [`Outbox::has_room`] before each push.
 ///
-/// It is also the waker the connection's socket reads with: woken while the
-/// task runs or waits for its socket ([`Outbox::arm`]), it takes the read's
-/// [`Stamp`] before it wakes the task, in the order the reactor reports the
-/// sockets ready; while the task waits for anything else ([`Outbox::park`])
-/// it takes none.
+/// It is also the waker the connection's socket reads with: when the
+/// reactor reports the socket readable it takes the read's [`Stamp`] (the
+/// earliest the broker knows the bytes were there, see [`super::order`])
+/// before it wakes the task, and keeps it until a read takes it.
 pub(super) struct Outbox {
     inner: std::sync::Mutex<OutboxInner>,
     /// The way to the core: its stamps, and the way a panic of the
@@ -42,11 +41,7 @@ pub(super) struct OutboxInner {
     pub(super) queue: VecDeque<ToConn>,
     /// The connection task, when it waits for chunks or for its socket.
     pub(super) waker: Option<Waker>,
-    /// A wake takes a stamp: the task runs, or waits for its socket.
-    armed: bool,
-    /// The task waits for its socket (set by its last poll of the socket).
-    waits_for_read: bool,
-    /// The stamp a wake took, until the task takes it.
+    /// The stamp the socket's wake took, until a read takes it.
     stamp: Option<Stamp>,
     /// The connection, once the core registered it (to report a panic of
     /// its task).
@@ -66,8 +61,6 @@ impl Outbox {
             inner: std::sync::Mutex::new(OutboxInner {
                 queue: VecDeque::new(),
                 waker: None,
-                armed: false,
-                waits_for_read: false,
                 stamp: None,
                 id: None,
                 closing: false,
@@ -100,7 +93,7 @@ impl Outbox {
 
     /// A new stamp, for a read no wake stamped.
     pub(super) fn new_stamp(&self) -> Stamp {
-        self.stamps().take()
+        self.stamps().read()
     }
 
     /// The stamp a wake took, if any.
@@ -108,29 +101,9 @@ impl Outbox {
         self.lock().stamp.take()
     }
 
-    /// The task runs: a wake of its socket takes a stamp.
-    pub(super) fn arm(&self) {
-        let mut inner = self.lock();
-        inner.armed = true;
-        inner.waits_for_read = false;
-    }
-
-    /// The task waits for its socket (and stays armed).
-    pub(super) fn wait_for_read(&self) {
-        self.lock().waits_for_read = true;
-    }
-
-    /// The task has stopped running: unless it waits for its socket, no
-    /// wake takes a stamp, and the stamp one took while it ran is given
-    /// back (it would hold the core's later input while the task waits for
-    /// something else).
-    pub(super) fn park(&self) -> Option<Stamp> {
-        let mut inner = self.lock();
-        if inner.waits_for_read {
-            return None;
-        }
-        inner.armed = false;
-        inner.stamp.take()
+    /// Whether a wake took a stamp that no read has taken yet.
+    pub(super) fn has_stamp(&self) -> bool {
+        self.lock().stamp.is_some()
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, OutboxInner> {
@@ -160,10 +133,9 @@ impl Outbox {
         }
     }
 
-    /// The stamp a wake took, if any, and whether reading is paused.
-    pub(super) fn take_stamp_and_pause(&self) -> (Option<Stamp>, bool) {
-        let mut inner = self.lock();
-        (inner.stamp.take(), inner.read_paused)
+    /// Whether flow control holds the connection's input.
+    pub(super) fn read_paused(&self) -> bool {
+        self.lock().read_paused
     }
 
     /// Stops (`false`) or resumes (`true`) reading the socket; resuming
@@ -241,8 +213,8 @@ impl Wake for Outbox {
     fn wake_by_ref(self: &Arc<Self>) {
         let waker = {
             let mut inner = self.lock();
-            if inner.armed && inner.stamp.is_none() && self.stamps().ordered() {
-                inner.stamp = Some(self.stamps().take());
+            if inner.stamp.is_none() && self.stamps().ordered() {
+                inner.stamp = Some(self.stamps().read());
             }
             inner.waker.take()
         };
