@@ -129,8 +129,9 @@ impl Broker {
         let owner = self.owner_of(origin);
         // A message from the other nodes leaves the retained store to the
         // cluster's retained set (`cluster.rs`).
-        let quota =
-            msg.retain && !self.came_from_cluster(origin) && !self.retain(now, &msg, owner.as_ref());
+        let quota = msg.retain
+            && !self.came_from_cluster(origin)
+            && !self.retain(now, &msg, owner.as_ref());
         let routed = self.route(now, msg, origin);
         // A message that reached nobody because queues were full is
         // refused with 0x97 Quota exceeded (issue 5, `DropNew`).
