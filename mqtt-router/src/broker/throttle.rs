@@ -251,13 +251,6 @@ impl Broker {
     pub(super) fn next_event(&mut self, id: ConnId) -> Option<ServerEvent> {
         let c = self.conns.get_mut(id)?;
         let t = &mut c.throttle;
-        if t.deferred.is_empty() && (!t.paused() || t.ending) {
-            // The common case, nothing waiting and not paused: the event
-            // straight from the connection, not moved through the waiting
-            // queue's bookkeeping (an event is a few hundred bytes; the
-            // moves cost more than the rest of this per PUBACK).
-            return c.conn.poll_event();
-        }
         let mut crossed = false;
         if t.paused() && !t.ending {
             while let Some(ev) = c.conn.poll_event() {
