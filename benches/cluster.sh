@@ -65,9 +65,11 @@ args_of() {
   esac
 }
 
+# start_node runs in a subshell: its pids are recorded here, for cleanup.
 read -r single_pid single_port < <(start_node single no)
 read -r n1_pid n1_port < <(start_node n1 yes)
 read -r n2_pid n2_port < <(start_node n2 yes)
+pids+=("$single_pid" "$n1_pid" "$n2_pid")
 sleep 2
 hz=$(getconf CLK_TCK)
 echo "case,setup,rep,msg_per_s,p50_us,p99_us,lost,cpu_s_per_M(nodes+nats)"
