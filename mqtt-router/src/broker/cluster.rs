@@ -203,14 +203,15 @@ impl Broker {
         }
     }
 
-    /// Session `key` subscribed to `filter` (a new subscription).
+    /// A session subscribed to `filter` (a new subscription, not a
+    /// replacement).
     pub(super) fn interest_added(&mut self, filter: &TopicFilter) {
         if let Some(c) = self.cluster.as_mut() {
             c.add(String::from(inner_filter(filter)));
         }
     }
 
-    /// Session `key` unsubscribed from `filter`.
+    /// A session unsubscribed from `filter`.
     pub(super) fn interest_removed(&mut self, filter: &TopicFilter) {
         if let Some(c) = self.cluster.as_mut() {
             c.remove(inner_filter(filter));

@@ -44,7 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Pending {
     /// Filter → whether this node is interested in it now.
     pub(crate) interest: HashMap<String, bool>,
-    /// Retained topic key → the envelope retained there now (`None`: cleared).
+    /// Retained topic → the envelope retained there now (`None`: cleared).
     pub(crate) retained: HashMap<String, Option<Bytes>>,
 }
 
@@ -292,7 +292,7 @@ impl NatsEnd {
             }
         }
         for (key, value) in pending.retained {
-            let key = retained_key(&key);
+            let key = topic_key(&key);
             let done = match value {
                 Some(v) => store
                     .put(key.as_str(), v)
@@ -346,9 +346,4 @@ impl NatsEnd {
             }
         }
     }
-}
-
-/// The key of a retained topic in the bucket.
-pub(crate) fn retained_key(topic: &str) -> String {
-    topic_key(topic)
 }
