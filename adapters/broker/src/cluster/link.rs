@@ -12,7 +12,7 @@ use mqtt_codec::TopicName;
 use mqtt_router::broker::{BridgeId, BridgeOptions, BridgeOutcome, Broker, InterestChange};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tracing::{error, warn};
+use tracing::{error, trace, warn};
 
 use super::dedupe::Seen;
 use super::envelope::{self, Clocks, Origin};
@@ -140,9 +140,12 @@ impl ClusterLink {
             return;
         }
         if !self.seen.first(&d.node, d.incarnation, d.seq) {
+            trace!(node = %d.node, seq = d.seq, "cluster: a copy dropped");
             return;
         }
-        if let Ok(outcome) = broker.publish_from_bridge(self.id, clocks.now, d.message) {
+        let published = broker.publish_from_bridge(self.id, clocks.now, d.message);
+        trace!(node = %d.node, seq = d.seq, outcome = ?published, "cluster: a message from another node");
+        if let Ok(outcome) = published {
             if outcome.congested {
                 // Flow control: the rest waits in NATS (QoS 1/2 in the
                 // stream, this node's consumer pulling no further) while
@@ -203,6 +206,7 @@ impl ClusterLink {
             let mut msg = mqtt_session::Message::clone(&m.message);
             msg.qos = m.qos;
             msg.retain = m.retain;
+            trace!(seq = self.seq, qos = ?msg.qos, "cluster: a message for the other nodes");
             let out = Outgoing {
                 token: m.token,
                 msg,

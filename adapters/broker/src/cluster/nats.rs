@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use mqtt_router::broker::{BridgeOutcome, BridgeState};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 use super::durable;
 use super::outbound::{Outbound, Storing, BATCH_MESSAGES};
@@ -101,7 +101,12 @@ impl NatsEnd {
             }
         };
         let follower = tokio::spawn(super::retained::follow(store.clone(), self.inbound.clone()));
-        let consuming = tokio::spawn(durable::consume(consumer, self.inbound.clone()));
+        let consuming = tokio::spawn(durable::consume(
+            js.clone(),
+            self.config.clone(),
+            consumer,
+            self.inbound.clone(),
+        ));
         let acking = self
             .acks
             .take()
@@ -134,6 +139,7 @@ impl NatsEnd {
                 Some((tokens, stored)) = storing.next(), if !storing.is_empty() => {
                     // Not stored: the core queues them again, to be sent again.
                     let outcome = if stored { BridgeOutcome::Delivered } else { BridgeOutcome::Retry };
+                    trace!(messages = tokens.len(), stored, "cluster: a batch settled");
                     if !stored {
                         if let Some(n) = failures.hit() {
                             warn!(count = n, "cluster: JetStream did not store QoS 1/2 messages; they are sent again");

@@ -46,7 +46,12 @@ impl BrokerProcess {
             .arg(&path)
             .arg("--seed")
             .arg("7")
-            .env("RUST_LOG", "warn")
+            // `TEST_BROKER_LOG` (filter directives) when a failing test's
+            // broker log needs more than warnings.
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())

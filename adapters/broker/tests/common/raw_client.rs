@@ -191,6 +191,19 @@ impl RawClient {
         got
     }
 
+    /// Messages until `count` arrived or `limit` passed, then any more
+    /// that arrive within `quiet` (duplicates would): for receivers whose
+    /// first message may take a while (a node reconnecting to its cluster).
+    pub fn drain_count(&mut self, count: usize, quiet: Duration, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut got = Vec::new();
+        while got.len() < count && Instant::now() < deadline {
+            got.extend(self.drain(Duration::from_millis(200), deadline - Instant::now()));
+        }
+        got.extend(self.drain(quiet, quiet * 4));
+        got
+    }
+
     /// DISCONNECT (normal) and close.
     pub fn disconnect(mut self) {
         let _ = self.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
