@@ -273,6 +273,22 @@ pub trait OptionSetters: Sized {
         self
     }
 
+    /// Manual acknowledgement (off by default): a received QoS 1/2 message
+    /// is not acknowledged to the broker until the application hands the
+    /// `ack` token of its [`Event::Message`](crate::Event::Message) to the
+    /// client's `ack`, so a message whose handling never finished (the
+    /// application crashed, the connection broke) is sent again by the
+    /// broker on a resumed session. Acknowledgements leave in the order the
+    /// messages arrived, as MQTT requires [MQTT-4.6.0-2] [MQTT-4.6.0-3]: one
+    /// given early waits for those before it. At most
+    /// [`receive_maximum`](Self::receive_maximum) messages (100 by default)
+    /// may wait for their acknowledgement; under 3.1.1, which cannot tell
+    /// the broker, a broker that sends more is disconnected.
+    fn manual_acks(mut self, on: bool) -> Self {
+        self.client_options().config.manual_acks = on;
+        self
+    }
+
     /// How many received messages and events may wait for the
     /// application's `Incoming` (1024 by default, at least 1). When that
     /// many wait, the client stops reading from the broker until some are
