@@ -305,7 +305,9 @@ fn request_helpers_check_what_the_application_wrote() {
 fn queued_publishes_are_made_at_once_and_answered_through_their_handles() {
     let fake = AsyncFake::default();
     let first = now(fake.queue_publish("a/1", "x", QoS::AtLeastOnce, false)).unwrap();
-    let second = fake.try_publish("a/2", "y", QoS::AtMostOnce, false).unwrap();
+    let second = fake
+        .try_publish("a/2", "y", QoS::AtMostOnce, false)
+        .unwrap();
     // Both commands are made before either answer is awaited.
     assert_eq!(fake.0.commands().len(), 2);
     assert_eq!(now(first), Ok(ReasonCode::NO_MATCHING_SUBSCRIBERS));

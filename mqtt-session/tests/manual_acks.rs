@@ -34,7 +34,12 @@ fn message_ids(evs: &[ClientEvent]) -> Vec<u16> {
 fn received_messages_are_not_acknowledged_until_the_application_acks() {
     for v in [V311, V5] {
         let mut c = connected_client(manual(v), connack_ok());
-        feed(&mut c, at(1), v, &[publish1("t", "a", 1), publish2("t", "b", 2)]);
+        feed(
+            &mut c,
+            at(1),
+            v,
+            &[publish1("t", "a", 1), publish2("t", "b", 2)],
+        );
         assert_eq!(message_ids(&events(&mut c)), [1, 2]);
         assert_eq!(sent(&mut c, at(1), v), []);
         assert_eq!(c.unacknowledged(), 2);
@@ -77,7 +82,12 @@ fn acknowledgements_leave_in_the_order_the_messages_arrived() {
 fn acking_twice_or_an_unknown_identifier_is_an_error_and_sends_nothing() {
     let v = V5;
     let mut c = connected_client(manual(v), connack_ok());
-    feed(&mut c, at(1), v, &[publish1("t", "a", 1), publish1("t", "b", 2)]);
+    feed(
+        &mut c,
+        at(1),
+        v,
+        &[publish1("t", "a", 1), publish1("t", "b", 2)],
+    );
     let _ = events(&mut c);
     c.ack(pid(2)).unwrap();
     // Acknowledged already, though still waiting behind message 1.
@@ -106,7 +116,12 @@ fn unacknowledged_messages_are_delivered_again_after_resumption() {
         cfg.clean_start = false;
         cfg.session_expiry_interval = 60;
         let mut c = connected_client(cfg.clone(), connack_ok());
-        feed(&mut c, at(1), v, &[publish1("t", "a", 1), publish2("t", "b", 2)]);
+        feed(
+            &mut c,
+            at(1),
+            v,
+            &[publish1("t", "a", 1), publish2("t", "b", 2)],
+        );
         assert_eq!(message_ids(&events(&mut c)), [1, 2]);
         // The connection breaks before the application acknowledged.
         c.handle_eof(at(2));
@@ -189,7 +204,12 @@ fn unacknowledged_messages_are_bounded_by_the_receive_maximum() {
         let mut cfg = manual(v);
         cfg.limits.receive_maximum = 2;
         let mut c = connected_client(cfg, connack_ok());
-        feed(&mut c, at(1), v, &[publish1("t", "a", 1), publish2("t", "b", 2)]);
+        feed(
+            &mut c,
+            at(1),
+            v,
+            &[publish1("t", "a", 1), publish2("t", "b", 2)],
+        );
         assert_eq!(message_ids(&events(&mut c)), [1, 2]);
         assert!(c.is_connected());
         // A third unanswered message is one too many, under 3.1.1 as well.

@@ -48,7 +48,7 @@ mod error;
 mod options;
 mod runtime;
 
-pub use crate::client::{Client, Event, Incoming};
+pub use crate::client::{Client, Event, Incoming, Pending};
 pub use crate::error::ConnectError;
 pub use crate::options::{ConnectOptions, Spawner, Task};
 pub use crate::runtime::OneshotReplies;
@@ -61,5 +61,6 @@ pub use mqtt_client::mqtt_session::mqtt_codec::{
 };
 pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
 pub use mqtt_client::{
-    Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme, SubscribeResult,
+    AckToken, Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme,
+    SubscribeResult,
 };

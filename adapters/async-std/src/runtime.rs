@@ -140,7 +140,8 @@ impl Transport for Tcp {
 
 /// The connection task's ends of the channels.
 pub(crate) struct Channels {
-    pub(crate) commands: mpsc::Receiver<Command>,
+    /// Pinned: the receiver is `!Unpin`.
+    pub(crate) commands: Pin<Box<async_channel::Receiver<Command>>>,
     pub(crate) events: mpsc::Sender<Event>,
     /// Answers `Client::connect` once the first connection succeeds or fails.
     pub(crate) ready: Option<oneshot::Sender<Result<(), ConnectError>>>,
@@ -151,7 +152,7 @@ impl Link for Channels {
     type Error = ConnectError;
 
     fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Option<Command>> {
-        Pin::new(&mut self.commands).poll_next(cx)
+        self.commands.as_mut().poll_next(cx)
     }
 
     fn poll_event_room(&mut self, cx: &mut Context<'_>) -> Poll<bool> {

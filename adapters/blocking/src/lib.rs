@@ -46,7 +46,7 @@ mod incoming;
 mod options;
 mod transport;
 
-pub use crate::client::{ChannelReplies, Client, Event};
+pub use crate::client::{ChannelReplies, Client, Event, Pending};
 pub use crate::error::ConnectError;
 pub use crate::incoming::Incoming;
 pub use crate::options::ConnectOptions;
@@ -58,8 +58,8 @@ pub use mqtt_client::mqtt_session::mqtt_codec::{
 };
 pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
 pub use mqtt_client::{
-    Address, AddressError, Backoff, BlockingRequests, ClientError, OptionSetters, Scheme,
-    SubscribeResult,
+    AckToken, Address, AddressError, Backoff, BlockingRequests, ClientError, OptionSetters, Scheme,
+    SubscribeResult, Wait,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
 pub use rustls;

@@ -57,9 +57,7 @@ impl<R: Role> Connection<R> {
                 let unanswered = self
                     .awaiting_ack
                     .iter()
-                    .filter(|(i, q)| {
-                        **q == QoS::AtLeastOnce || !session.inbound_qos2.contains(i)
-                    })
+                    .filter(|(i, q)| **q == QoS::AtLeastOnce || !session.inbound_qos2.contains(i))
                     .count();
                 let unacked = unanswered + session.inbound_qos2.len();
                 // Under manual acknowledgement the application holds the
