@@ -147,6 +147,19 @@ pub(crate) struct Channels {
     pub(crate) ready: Option<oneshot::Sender<Result<(), ConnectError>>>,
 }
 
+/// The task is done: the requests still queued are answered (with
+/// [`ClientError::Disconnected`](mqtt_client::ClientError::Disconnected)),
+/// since an async-channel keeps its messages while a sender lives, and
+/// their callers would wait forever; later ones fail to send.
+impl Drop for Channels {
+    fn drop(&mut self) {
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            command.fail(mqtt_client::ClientError::Disconnected);
+        }
+    }
+}
+
 impl Link for Channels {
     type ReplySender = OneshotReplies;
     type Error = ConnectError;
