@@ -78,6 +78,15 @@ impl ClientOptions {
         }
     }
 
+    /// Records that an adapter's own setter (a TLS file that cannot be
+    /// read, say) was given an invalid value: like the setters of
+    /// [`OptionSetters`], the first one makes
+    /// [`into_parts`](Self::into_parts) fail with
+    /// [`ConnectError::InvalidOption`].
+    pub fn invalid_option(&mut self, option: &str, why: impl Display) {
+        self.invalid(option, why);
+    }
+
     /// The broker address.
     pub fn address(&self) -> &Address {
         &self.address

@@ -95,16 +95,19 @@ impl Client {
     ///
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
-    pub async fn connect(options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+    pub async fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+        let tls = options
+            .take_tls()
+            .map_err(|why| mqtt_client::ConnectError::InvalidOption {
+                option: "tls".to_owned(),
+                why,
+            })?;
         let parts = options.common.into_parts()?;
         let origin = tokio::time::Instant::now();
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events) = mpsc::channel(parts.incoming_capacity);
         let (ready_tx, ready) = oneshot::channel();
-        let runtime = Tokio {
-            origin,
-            tls: options.tls,
-        };
+        let runtime = Tokio { origin, tls };
         let link = Channels {
             commands,
             events: PollSender::new(events_tx),

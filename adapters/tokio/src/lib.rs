@@ -44,6 +44,7 @@ mod client;
 mod error;
 mod options;
 mod runtime;
+mod tls;
 mod transport;
 
 pub use crate::client::{Client, Event, Incoming, Pending};
