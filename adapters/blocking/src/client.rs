@@ -88,18 +88,24 @@ impl Client {
     ///
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
-    pub fn connect(options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+    pub fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+        let tls = options
+            .take_tls()
+            .map_err(|why| mqtt_client::ConnectError::InvalidOption {
+                option: "tls".to_owned(),
+                why,
+            })?;
         let parts = options.common.into_parts()?;
         let origin = std::time::Instant::now();
         let timeout = parts.config.connect_timeout;
-        let transport = Transport::open(&parts.address, options.tls.as_ref(), timeout)?;
+        let transport = Transport::open(&parts.address, tls.as_ref(), timeout)?;
         let (inputs_tx, inputs) = mpsc::sync_channel(INPUT_QUEUE);
         let (events_tx, events) = mpsc::channel();
         let gate = Arc::new(Gate::new(parts.incoming_capacity));
         let (ready_tx, ready) = mpsc::channel();
         let driver = Driver {
             address: parts.address,
-            tls: options.tls,
+            tls,
             origin,
             inputs,
             inputs_tx: inputs_tx.clone(),

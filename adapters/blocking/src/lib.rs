@@ -44,6 +44,7 @@ mod client;
 mod error;
 mod incoming;
 mod options;
+mod tls;
 mod transport;
 
 pub use crate::client::{ChannelReplies, Client, Event, Pending};
