@@ -95,7 +95,13 @@ impl Client {
     ///
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
-    pub async fn connect(options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+    pub async fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+        let tls = options
+            .take_tls()
+            .map_err(|why| mqtt_client::ConnectError::InvalidOption {
+                option: "tls".to_owned(),
+                why,
+            })?;
         let parts = options.common.into_parts()?;
         let origin = std::time::Instant::now();
         let (commands_tx, commands) = async_channel::bounded(COMMAND_QUEUE);
@@ -106,7 +112,11 @@ impl Client {
             events: events_tx,
             ready: Some(ready_tx),
         };
-        let task: Task = Box::pin(mqtt_client::runtime::run(AsyncIo { origin }, link, parts));
+        let task: Task = Box::pin(mqtt_client::runtime::run(
+            AsyncIo { origin, tls },
+            link,
+            parts,
+        ));
         match options.spawner {
             Some(spawn) => spawn(task),
             None => {
