@@ -48,6 +48,7 @@ use mqtt_session::{
     UsageError,
 };
 
+pub use crate::ack::AckToken;
 use crate::backoff::Backoff;
 use crate::error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
 use crate::scram::{ScramClient, ScramClientError, ScramLogin};
@@ -148,34 +149,6 @@ impl<K: ReplySender> fmt::Debug for Command<K> {
                 .debug_struct("Disconnect")
                 .field("reason", reason)
                 .finish_non_exhaustive(),
-        }
-    }
-}
-
-/// What acknowledges one received QoS 1/2 message under manual
-/// acknowledgement ([`OptionSetters::manual_acks`](crate::OptionSetters::manual_acks)):
-/// the packet identifier it came with and the connection it came on, so an
-/// acknowledgement meant for a message of an earlier connection (which the
-/// broker sends again, maybe under the same identifier) is refused with
-/// [`ClientError::StaleAck`] rather than acknowledge another message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AckToken {
-    connection: u64,
-    packet_id: PacketId,
-}
-
-impl AckToken {
-    /// The packet identifier the message came with.
-    pub fn packet_id(&self) -> PacketId {
-        self.packet_id
-    }
-
-    /// A token of connection 0, which no driver ever has.
-    #[cfg(test)]
-    pub(crate) fn for_tests(packet_id: PacketId) -> AckToken {
-        AckToken {
-            connection: 0,
-            packet_id,
         }
     }
 }
@@ -595,8 +568,8 @@ impl<K: ReplySender> ClientDriver<K> {
             }
             (Command::Ack { token, reply }, conn) => {
                 let result = match conn {
-                    Some(conn) if token.connection == self.connection => {
-                        conn.ack(token.packet_id).map_err(|e| match e {
+                    Some(conn) if token.connection() == self.connection => {
+                        conn.ack(token.packet_id()).map_err(|e| match e {
                             UsageError::UnknownPacketId(_) => ClientError::NotAwaitingAck,
                             _ => ClientError::StaleAck,
                         })
@@ -694,10 +667,7 @@ impl<K: ReplySender> ClientDriver<K> {
             } => {
                 let ack = packet_id
                     .filter(|_| self.config.manual_acks)
-                    .map(|packet_id| AckToken {
-                        connection: self.connection,
-                        packet_id,
-                    });
+                    .map(|packet_id| AckToken::new(self.connection, packet_id));
                 self.events.push_back(Event::Message {
                     message: msg,
                     subscription_identifiers,

@@ -86,6 +86,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod ack;
 mod address;
 mod backoff;
 pub mod driver;
