@@ -78,7 +78,9 @@ impl Incoming {
     }
 
     /// The next received message, skipping other events; `None` once the
-    /// client is done.
+    /// client is done. Under manual acknowledgement use
+    /// [`recv`](Self::recv) instead: its `Event::Message` carries the token
+    /// to acknowledge the message with.
     pub async fn recv_message(&mut self) -> Option<Message> {
         loop {
             if let Event::Message { message, .. } = self.events.next().await? {
