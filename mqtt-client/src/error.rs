@@ -113,7 +113,8 @@ impl From<AddressError> for ConnectError {
     }
 }
 
-/// Why a publish, subscribe, unsubscribe or disconnect did not succeed.
+/// Why a publish, subscribe, unsubscribe, acknowledgement or disconnect did
+/// not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
