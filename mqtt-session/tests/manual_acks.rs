@@ -238,3 +238,44 @@ fn acknowledging_frees_room_under_the_receive_maximum() {
     }
     assert!(c.is_connected());
 }
+
+#[test]
+fn a_resent_unanswered_message_is_delivered_again_but_answered_once() {
+    // 3.1.1 servers may resend on the same connection.
+    let v = V311;
+    let mut c = connected_client(manual(v), connack_ok());
+    feed(&mut c, at(1), v, &[publish1("t", "a", 1)]);
+    feed(
+        &mut c,
+        at(1),
+        v,
+        &[publish("t", "a", QosPid::AtLeastOnce(pid(1)), true)],
+    );
+    assert_eq!(message_ids(&events(&mut c)), [1, 1]);
+    assert_eq!(c.unacknowledged(), 1);
+    c.ack(pid(1)).unwrap();
+    assert_eq!(c.ack(pid(1)), Err(UsageError::UnknownPacketId(pid(1))));
+    assert_eq!(sent(&mut c, at(2), v), [puback(1)]);
+}
+
+#[test]
+fn a_pubrel_before_the_application_acknowledged_changes_nothing_it_holds() {
+    let v = V5;
+    let mut c = connected_client(manual(v), connack_ok());
+    feed(&mut c, at(1), v, &[publish2("t", "b", 4)]);
+    let _ = events(&mut c);
+    // No PUBREC went out: the server's PUBREL names nothing received.
+    feed(&mut c, at(1), v, &[pubrel(4)]);
+    assert_eq!(
+        sent(&mut c, at(1), v),
+        [ack_with(
+            Packet::PubComp,
+            4,
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        )]
+    );
+    assert!(c.is_connected());
+    // The application's acknowledgement still goes out.
+    c.ack(pid(4)).unwrap();
+    assert_eq!(sent(&mut c, at(2), v), [pubrec(4)]);
+}
