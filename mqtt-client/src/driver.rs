@@ -48,6 +48,7 @@ use mqtt_session::{
     UsageError,
 };
 
+pub use crate::ack::AckToken;
 use crate::backoff::Backoff;
 use crate::error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
 use crate::scram::{ScramClient, ScramClientError, ScramLogin};
@@ -90,6 +91,17 @@ pub enum Command<K: ReplySender> {
         /// Where the outcome goes.
         reply: K::Reply<Vec<ReasonCode>>,
     },
+    /// Acknowledge a received message (manual acknowledgement,
+    /// [`OptionSetters::manual_acks`](crate::OptionSetters::manual_acks)):
+    /// answered once the acknowledgement is accepted (it leaves after those
+    /// of the messages received before it), or with
+    /// [`ClientError::StaleAck`] / [`ClientError::NotAwaitingAck`].
+    Ack {
+        /// The message's token, from [`Event::Message`].
+        token: AckToken,
+        /// Where the outcome goes.
+        reply: K::Reply<()>,
+    },
     /// Disconnect: answered once the client is done.
     Disconnect {
         /// The DISCONNECT reason code.
@@ -108,6 +120,7 @@ impl<K: ReplySender> Command<K> {
             Command::Publish { reply, .. } => K::send(reply, Err(error)),
             Command::Subscribe { reply, .. } => K::send(reply, Err(error)),
             Command::Unsubscribe { reply, .. } => K::send(reply, Err(error)),
+            Command::Ack { reply, .. } => K::send(reply, Err(error)),
             Command::Disconnect { reply, .. } => K::send(reply, Err(error)),
         }
     }
@@ -128,6 +141,10 @@ impl<K: ReplySender> fmt::Debug for Command<K> {
                 .debug_struct("Unsubscribe")
                 .field("filters", filters)
                 .finish_non_exhaustive(),
+            Command::Ack { token, .. } => f
+                .debug_struct("Ack")
+                .field("token", token)
+                .finish_non_exhaustive(),
             Command::Disconnect { reason, .. } => f
                 .debug_struct("Disconnect")
                 .field("reason", reason)
@@ -142,16 +159,22 @@ impl<K: ReplySender> fmt::Debug for Command<K> {
 // cannot be ignored silently.
 #[derive(Debug)]
 pub enum Event<E> {
-    /// A message arrived on a subscription (already acknowledged to the
-    /// broker).
+    /// A message arrived on a subscription: already acknowledged to the
+    /// broker, or, under manual acknowledgement, waiting for the
+    /// application's acknowledgement with `ack`.
     Message {
         /// The message.
         message: Message,
         /// The identifiers of the subscriptions it matched (5.0).
         subscription_identifiers: Vec<SubscriptionId>,
         /// The packet identifier it arrived with (QoS 1 and 2), as
-        /// `mosquitto_sub -F %m` shows it; the flow is already answered.
+        /// `mosquitto_sub -F %m` shows it.
         packet_id: Option<PacketId>,
+        /// Under manual acknowledgement, for a QoS 1/2 message: what the
+        /// application hands to `ack` once it is done with the message (the
+        /// broker sends it again after a reconnection if it never was).
+        /// `None` otherwise: the flow is already answered.
+        ack: Option<AckToken>,
     },
     /// A connection was accepted: the first one, and each reconnection.
     Connected {
@@ -225,6 +248,8 @@ pub struct ClientDriver<K: ReplySender> {
     exchange: Option<ScramClient>,
     /// Why this connection's SCRAM exchange failed on this side.
     auth_failure: Option<ScramClientError>,
+    /// Counts the connections started: the [`AckToken`]s of each.
+    connection: u64,
 }
 
 impl<K: ReplySender> fmt::Debug for ClientDriver<K> {
@@ -267,6 +292,7 @@ impl<K: ReplySender> ClientDriver<K> {
             scram: None,
             exchange: None,
             auth_failure: None,
+            connection: 0,
         }
     }
 
@@ -336,6 +362,7 @@ impl<K: ReplySender> ClientDriver<K> {
                 }
             }
         }
+        self.connection = self.connection.wrapping_add(1);
         self.conn = Some(Connection::<Client>::new(config, now, self.session.take()));
     }
 
@@ -539,6 +566,20 @@ impl<K: ReplySender> ClientDriver<K> {
                 self.disconnecting = Some(reply);
                 return;
             }
+            (Command::Ack { token, reply }, conn) => {
+                let result = match conn {
+                    Some(conn) if token.connection() == self.connection => {
+                        conn.ack(token.packet_id()).map_err(|e| match e {
+                            UsageError::UnknownPacketId(_) => ClientError::NotAwaitingAck,
+                            _ => ClientError::StaleAck,
+                        })
+                    }
+                    // That connection is gone, and the message with it: the
+                    // broker sends it again.
+                    Some(_) | None => Err(ClientError::StaleAck),
+                };
+                return K::send(reply, result);
+            }
             (command, Some(conn)) if conn.is_connected() => (command, conn),
             (command, _) => return self.hold(command),
         };
@@ -571,7 +612,7 @@ impl<K: ReplySender> ClientDriver<K> {
                     Err(e) => K::send(reply, Err(e.into())),
                 }
             }
-            (Command::Disconnect { .. }, _) => {}
+            (Command::Disconnect { .. } | Command::Ack { .. }, _) => {}
         }
     }
 
@@ -623,11 +664,17 @@ impl<K: ReplySender> ClientDriver<K> {
                 msg,
                 subscription_identifiers,
                 packet_id,
-            } => self.events.push_back(Event::Message {
-                message: msg,
-                subscription_identifiers,
-                packet_id,
-            }),
+            } => {
+                let ack = packet_id
+                    .filter(|_| self.config.manual_acks)
+                    .map(|packet_id| AckToken::new(self.connection, packet_id));
+                self.events.push_back(Event::Message {
+                    message: msg,
+                    subscription_identifiers,
+                    packet_id,
+                    ack,
+                })
+            }
             ClientEvent::Published { id, reason, .. } => {
                 if let Some(reply) = self.publishes.remove(&id) {
                     K::send(reply, publish_outcome(reason));

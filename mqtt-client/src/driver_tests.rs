@@ -471,3 +471,126 @@ fn usage_errors_answer_at_once() {
     assert!(alloc::format!("{sub:?}").contains("Subscribe"));
     assert!(alloc::format!("{:?}", net.driver).contains("ClientDriver"));
 }
+
+fn ack(token: AckToken) -> (Command<Slots>, Slot<()>) {
+    let reply = slot();
+    let command = Command::Ack {
+        token,
+        reply: reply.clone(),
+    };
+    (command, reply)
+}
+
+/// The ack tokens of the messages among `events`.
+fn tokens(events: &[Event<&'static str>]) -> Vec<Option<AckToken>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { ack, .. } => Some(*ack),
+            _ => None,
+        })
+        .collect()
+}
+
+fn manual_net() -> Net {
+    let mut config = ClientConfig::new(ProtocolVersion::V5, Str::from_static("c"));
+    config.session_expiry_interval = 600;
+    config.manual_acks = true;
+    let mut net = Net::new(config, Some(Backoff::default()));
+    net.exchange();
+    let _ = net.events();
+    net
+}
+
+fn deliver(net: &mut Net, qos: QoS) {
+    let msg = Message::new(topic("d/1"), "hi", qos, false);
+    net.server
+        .deliver(net.now, msg, DeliveryOptions::new(qos))
+        .unwrap();
+}
+
+/// The server's messages to the client still waiting for their answer.
+fn unanswered(net: &Net) -> usize {
+    net.server.session().map_or(0, |s| s.inflight())
+}
+
+#[test]
+fn manual_acks_answer_the_broker_only_when_the_application_acks_in_order() {
+    let mut net = manual_net();
+    deliver(&mut net, QoS::AtLeastOnce);
+    deliver(&mut net, QoS::ExactlyOnce);
+    deliver(&mut net, QoS::AtMostOnce);
+    net.exchange();
+    let got = tokens(&net.events());
+    assert_eq!(got.len(), 3);
+    let (first, second) = (got[0].unwrap(), got[1].unwrap());
+    assert!(got[2].is_none(), "QoS 0 has nothing to acknowledge");
+    assert_eq!(unanswered(&net), 2);
+
+    // The second first: it waits for the first [MQTT-4.6.0-2].
+    let (c2, r2) = ack(second);
+    net.driver.command(net.now, c2);
+    net.exchange();
+    assert_eq!(taken(&r2), Some(Ok(())));
+    assert_eq!(unanswered(&net), 2);
+    let (c1, r1) = ack(first);
+    net.driver.command(net.now, c1);
+    net.exchange();
+    assert_eq!(taken(&r1), Some(Ok(())));
+    assert_eq!(unanswered(&net), 0, "PUBACK and the whole QoS 2 flow");
+
+    // Twice: a typed error, nothing sent.
+    let (again, r) = ack(first);
+    net.driver.command(net.now, again);
+    assert_eq!(taken(&r), Some(Err(ClientError::NotAwaitingAck)));
+}
+
+#[test]
+fn without_manual_acks_messages_carry_no_token() {
+    let mut net = Net::v5();
+    net.exchange();
+    let _ = net.events();
+    deliver(&mut net, QoS::AtLeastOnce);
+    net.exchange();
+    assert_eq!(tokens(&net.events()), [None]);
+    assert_eq!(unanswered(&net), 0);
+}
+
+#[test]
+fn an_unacknowledged_message_comes_again_after_reconnection_and_its_old_token_is_stale() {
+    let mut net = manual_net();
+    deliver(&mut net, QoS::AtLeastOnce);
+    net.exchange();
+    let old = tokens(&net.events())[0].unwrap();
+    assert!(matches!(net.cut(), AfterConnection::Reconnect));
+    let _ = net.events();
+    // Between connections an acknowledgement has no connection to go to.
+    let (c, r) = ack(old);
+    net.driver.command(net.now, c);
+    assert_eq!(taken(&r), Some(Err(ClientError::StaleAck)));
+
+    net.driver.start(net.now);
+    net.exchange();
+    let events = net.events();
+    assert!(matches!(
+        events.first(),
+        Some(Event::Connected {
+            session_present: true,
+            ..
+        })
+    ));
+    let new = tokens(&events);
+    assert_eq!(new.len(), 1, "the broker sent it again: {events:?}");
+    let new = new[0].unwrap();
+    assert_eq!(new.packet_id(), old.packet_id());
+    assert_ne!(new, old);
+    let (c, r) = ack(old);
+    net.driver.command(net.now, c);
+    assert_eq!(taken(&r), Some(Err(ClientError::StaleAck)));
+    assert_eq!(unanswered(&net), 1);
+    let (c, r) = ack(new);
+    net.driver.command(net.now, c);
+    net.exchange();
+    assert_eq!(taken(&r), Some(Ok(())));
+    assert_eq!(unanswered(&net), 0);
+}

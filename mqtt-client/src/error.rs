@@ -113,7 +113,8 @@ impl From<AddressError> for ConnectError {
     }
 }
 
-/// Why a publish, subscribe, unsubscribe or disconnect did not succeed.
+/// Why a publish, subscribe, unsubscribe, acknowledgement or disconnect did
+/// not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -142,6 +143,19 @@ pub enum ClientError {
     /// request timeout); the request itself goes on.
     #[error("no answer within the time given")]
     Timeout,
+    /// An acknowledgement for a message received on an earlier connection:
+    /// nothing is sent (the broker sends that message again on a resumed
+    /// session, with a token of its own).
+    #[error("the message came on an earlier connection; the broker sends it again")]
+    StaleAck,
+    /// An acknowledgement for a message that waits for none: acknowledged
+    /// already. Nothing is sent.
+    #[error("the message is already acknowledged")]
+    NotAwaitingAck,
+    /// The client's request queue is full (`try_publish`): the request was
+    /// not made.
+    #[error("the client's request queue is full")]
+    RequestQueueFull,
 }
 
 impl ClientError {
@@ -154,7 +168,10 @@ impl ClientError {
             | ClientError::Expired
             | ClientError::ConnectionLost
             | ClientError::Disconnected
-            | ClientError::Timeout => None,
+            | ClientError::Timeout
+            | ClientError::StaleAck
+            | ClientError::NotAwaitingAck
+            | ClientError::RequestQueueFull => None,
         }
     }
 }

@@ -86,6 +86,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod ack;
 mod address;
 mod backoff;
 pub mod driver;
@@ -98,10 +99,10 @@ mod task;
 
 pub use address::{Address, AddressError, Scheme};
 pub use backoff::Backoff;
-pub use driver::{ClientDriver, Event};
+pub use driver::{AckToken, ClientDriver, Event};
 pub use error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
 pub use options::{ClientOptions, ClientParts, OptionSetters};
-pub use requests::{BlockingRequests, Requests};
+pub use requests::{BlockingRequests, Requests, Wait};
 pub use scram::{ScramClient, ScramClientError, ScramLogin, ScramMechanism};
 
 /// Re-export of the connection state machine, whose types appear

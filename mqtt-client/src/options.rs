@@ -78,6 +78,15 @@ impl ClientOptions {
         }
     }
 
+    /// Records that an adapter's own setter (a TLS file that cannot be
+    /// read, say) was given an invalid value: like the setters of
+    /// [`OptionSetters`], the first one makes
+    /// [`into_parts`](Self::into_parts) fail with
+    /// [`ConnectError::InvalidOption`].
+    pub fn invalid_option(&mut self, option: &str, why: impl Display) {
+        self.invalid(option, why);
+    }
+
     /// The broker address.
     pub fn address(&self) -> &Address {
         &self.address
@@ -270,6 +279,22 @@ pub trait OptionSetters: Sized {
     /// connection.
     fn reconnect(mut self, backoff: Backoff) -> Self {
         self.client_options().reconnect = Some(backoff);
+        self
+    }
+
+    /// Manual acknowledgement (off by default): a received QoS 1/2 message
+    /// is not acknowledged to the broker until the application hands the
+    /// `ack` token of its [`Event::Message`](crate::Event::Message) to the
+    /// client's `ack`, so a message whose handling never finished (the
+    /// application crashed, the connection broke) is sent again by the
+    /// broker on a resumed session. Acknowledgements leave in the order the
+    /// messages arrived, as MQTT requires [MQTT-4.6.0-2] [MQTT-4.6.0-3]: one
+    /// given early waits for those before it. At most
+    /// [`receive_maximum`](Self::receive_maximum) messages (100 by default)
+    /// may wait for their acknowledgement; under 3.1.1, which cannot tell
+    /// the broker, a broker that sends more is disconnected.
+    fn manual_acks(mut self, on: bool) -> Self {
+        self.client_options().config.manual_acks = on;
         self
     }
 

@@ -1,10 +1,13 @@
 //! The request methods of a client handle, written once: an adapter's
-//! `Client` provides [`Requests::request`] (async) or
-//! [`BlockingRequests::request`] (blocking), which hands a
-//! [`Command`] with a fresh reply handle to its
-//! [`ClientDriver`](crate::driver::ClientDriver) and waits for the answer,
-//! and gets `publish`, `publish_message`, `subscribe`, `subscribe_with`,
-//! `unsubscribe`, `disconnect` and `disconnect_with`.
+//! `Client` provides [`Requests::submit`] and [`Requests::try_submit`]
+//! (async) or [`BlockingRequests::submit`] and
+//! [`BlockingRequests::try_submit`] (blocking), which hand a [`Command`]
+//! with a fresh reply handle to its
+//! [`ClientDriver`](crate::driver::ClientDriver) and return what the answer
+//! will come through (its `Pending`), and gets `publish`,
+//! `publish_message`, `queue_publish`, `try_publish`, `subscribe`,
+//! `subscribe_with`, `unsubscribe`, `ack`, `disconnect` and
+//! `disconnect_with`.
 
 use alloc::vec::Vec;
 use core::future::Future;
@@ -16,7 +19,7 @@ use mqtt_session::mqtt_codec::{
 };
 use mqtt_session::Message;
 
-use crate::driver::{Command, ReplySender};
+use crate::driver::{AckToken, Command, ReplySender};
 use crate::error::{ClientError, SubscribeResult};
 
 /// The reply handle of `K` for an answer of type `T`.
@@ -35,13 +38,35 @@ pub trait Requests: Sync {
     /// How the client's driver hands answers back.
     type ReplySender: ReplySender;
 
-    /// Makes the command with a fresh reply handle (`make`), hands it to the
-    /// client's driver and waits for the answer; [`ClientError::Disconnected`]
-    /// if the driver is gone.
+    /// A request handed to the client's driver, its answer still to come:
+    /// a future of the answer ([`ClientError::Disconnected`] if the driver
+    /// went away without one). Dropping it does not withdraw the request.
+    type Pending<T: Send>: Future<Output = Result<T, ClientError>> + Send + Unpin;
+
+    /// Makes the command with a fresh reply handle (`make`) and hands it to
+    /// the client's driver, waiting while its request queue is full;
+    /// [`ClientError::Disconnected`] if the driver is gone.
+    fn submit<T: Send>(
+        &self,
+        make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender> + Send,
+    ) -> impl Future<Output = Result<Self::Pending<T>, ClientError>> + Send;
+
+    /// [`submit`](Requests::submit) without waiting:
+    /// [`ClientError::RequestQueueFull`] if the request queue is full (the
+    /// command is not made).
+    fn try_submit<T: Send>(
+        &self,
+        make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender>,
+    ) -> Result<Self::Pending<T>, ClientError>;
+
+    /// Hands the command to the client's driver ([`submit`](Requests::submit))
+    /// and waits for the answer.
     fn request<T: Send>(
         &self,
         make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender> + Send,
-    ) -> impl Future<Output = Result<T, ClientError>> + Send;
+    ) -> impl Future<Output = Result<T, ClientError>> + Send {
+        async move { self.submit(make).await?.await }
+    }
 
     /// Publishes `payload` to `topic`. The answer comes when the message
     /// is handed to the network (QoS 0), acknowledged with PUBACK (QoS 1)
@@ -69,6 +94,66 @@ pub trait Requests: Sync {
         message: Message,
     ) -> impl Future<Output = Result<ReasonCode, ClientError>> + Send {
         self.request(|reply| Command::Publish { message, reply })
+    }
+
+    /// Hands a publish to the client and returns once it is queued, not
+    /// once the broker answered: the returned [`Pending`](Requests::Pending)
+    /// resolves to what [`publish`](Requests::publish) would have returned.
+    /// So one task can have many QoS 1/2 messages in flight (up to the
+    /// broker's Receive Maximum; the rest wait in the session's queue, in
+    /// order). Waits only while the client's request queue is full.
+    fn queue_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> impl Future<Output = Result<Self::Pending<ReasonCode>, ClientError>> + Send {
+        let message = message(topic, payload, qos, retain);
+        async move { self.queue_publish_message(message?).await }
+    }
+
+    /// [`queue_publish`](Requests::queue_publish) of a message with 5.0
+    /// properties.
+    fn queue_publish_message(
+        &self,
+        message: Message,
+    ) -> impl Future<Output = Result<Self::Pending<ReasonCode>, ClientError>> + Send {
+        self.submit(|reply| Command::Publish { message, reply })
+    }
+
+    /// [`queue_publish`](Requests::queue_publish) that never waits: a full
+    /// request queue is [`ClientError::RequestQueueFull`] at once, and the
+    /// message is not published.
+    fn try_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Self::Pending<ReasonCode>, ClientError> {
+        self.try_publish_message(message(topic, payload, qos, retain)?)
+    }
+
+    /// [`try_publish`](Requests::try_publish) of a message with 5.0
+    /// properties.
+    fn try_publish_message(
+        &self,
+        message: Message,
+    ) -> Result<Self::Pending<ReasonCode>, ClientError> {
+        self.try_submit(|reply| Command::Publish { message, reply })
+    }
+
+    /// Acknowledges a received message under manual acknowledgement
+    /// ([`OptionSetters::manual_acks`](crate::OptionSetters::manual_acks)),
+    /// with the `ack` token of its [`Event::Message`](crate::Event::Message).
+    /// The acknowledgement leaves once those of every message received
+    /// before it have ([MQTT-4.6.0-2] [MQTT-4.6.0-3]). Acknowledging twice is
+    /// [`ClientError::NotAwaitingAck`]; a message of an earlier connection
+    /// is [`ClientError::StaleAck`] (the broker sends it again, with a new
+    /// token). Neither sends anything.
+    fn ack(&self, token: AckToken) -> impl Future<Output = Result<(), ClientError>> + Send {
+        self.request(move |reply| Command::Ack { token, reply })
     }
 
     /// Subscribes to one filter; returns the QoS the broker granted, or
@@ -141,22 +226,53 @@ pub trait Requests: Sync {
     }
 }
 
+/// A request handed to a blocking client, its answer still to come.
+pub trait Wait<T> {
+    /// Blocks until the answer comes (or the adapter's request timeout
+    /// passes: [`ClientError::Timeout`]); [`ClientError::Disconnected`] if
+    /// the client went away without one.
+    fn wait(self) -> Result<T, ClientError>;
+}
+
 /// The requests of a blocking client handle: each method returns once the
-/// broker has answered (or the adapter's request timeout passed).
+/// broker has answered (or the adapter's request timeout passed), except
+/// `queue_publish` and `try_publish`, which return a handle to
+/// [`wait`](Wait::wait) on later.
 ///
-/// An adapter implements [`request`](BlockingRequests::request); the other
-/// methods come with it. Bring the trait into scope to call them.
+/// An adapter implements [`submit`](BlockingRequests::submit) and
+/// [`try_submit`](BlockingRequests::try_submit); the other methods come
+/// with them. Bring the trait into scope to call them.
 pub trait BlockingRequests {
     /// How the client's driver hands answers back.
     type ReplySender: ReplySender;
 
-    /// Makes the command with a fresh reply handle (`make`), hands it to the
-    /// client's driver and waits for the answer; [`ClientError::Disconnected`]
-    /// if the driver is gone.
+    /// A request handed to the client's driver, its answer still to come.
+    /// Dropping it does not withdraw the request.
+    type Pending<T>: Wait<T>;
+
+    /// Makes the command with a fresh reply handle (`make`) and hands it to
+    /// the client's driver, blocking while its request queue is full;
+    /// [`ClientError::Disconnected`] if the driver is gone.
+    fn submit<T>(
+        &self,
+        make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender>,
+    ) -> Result<Self::Pending<T>, ClientError>;
+
+    /// [`submit`](BlockingRequests::submit) without blocking:
+    /// [`ClientError::RequestQueueFull`] if the request queue is full (the
+    /// command is not made).
+    fn try_submit<T>(
+        &self,
+        make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender>,
+    ) -> Result<Self::Pending<T>, ClientError>;
+
+    /// Hands the command to the client's driver and waits for the answer.
     fn request<T>(
         &self,
         make: impl FnOnce(Reply<Self::ReplySender, T>) -> Command<Self::ReplySender>,
-    ) -> Result<T, ClientError>;
+    ) -> Result<T, ClientError> {
+        self.submit(make)?.wait()
+    }
 
     /// Publishes `payload` to `topic`; see [`Requests::publish`] for when
     /// the answer comes and what it is.
@@ -176,6 +292,50 @@ pub trait BlockingRequests {
     /// `Client::now`).
     fn publish_message(&self, message: Message) -> Result<ReasonCode, ClientError> {
         self.request(|reply| Command::Publish { message, reply })
+    }
+
+    /// Hands a publish to the client and returns once it is queued; the
+    /// handle's [`wait`](Wait::wait) gives what
+    /// [`publish`](BlockingRequests::publish) would have returned. So one
+    /// thread can have many QoS 1/2 messages in flight. Blocks only while
+    /// the client's request queue is full.
+    fn queue_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Self::Pending<ReasonCode>, ClientError> {
+        let message = message(topic, payload, qos, retain)?;
+        self.submit(|reply| Command::Publish { message, reply })
+    }
+
+    /// [`queue_publish`](BlockingRequests::queue_publish) that never
+    /// blocks: a full request queue is [`ClientError::RequestQueueFull`] at
+    /// once, and the message is not published.
+    fn try_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Self::Pending<ReasonCode>, ClientError> {
+        self.try_publish_message(message(topic, payload, qos, retain)?)
+    }
+
+    /// [`try_publish`](BlockingRequests::try_publish) of a message with
+    /// 5.0 properties.
+    fn try_publish_message(
+        &self,
+        message: Message,
+    ) -> Result<Self::Pending<ReasonCode>, ClientError> {
+        self.try_submit(|reply| Command::Publish { message, reply })
+    }
+
+    /// Acknowledges a received message under manual acknowledgement; see
+    /// [`Requests::ack`].
+    fn ack(&self, token: AckToken) -> Result<(), ClientError> {
+        self.request(move |reply| Command::Ack { token, reply })
     }
 
     /// Subscribes to one filter; returns the QoS the broker granted, or

@@ -12,6 +12,8 @@ use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 use std::sync::Mutex;
 
+use mqtt_session::mqtt_codec::PacketId;
+
 use super::*;
 
 /// ReplySender land in shared slots.
@@ -35,6 +37,8 @@ impl ReplySender for Slots {
 struct Fake {
     /// The commands made, in order.
     log: Mutex<Vec<String>>,
+    /// The request queue is full: `try_submit` refuses.
+    full: bool,
 }
 
 impl Fake {
@@ -64,6 +68,7 @@ impl Fake {
             Command::Unsubscribe { filters, reply } => {
                 Slots::send(reply, Ok(vec![ReasonCode::SUCCESS; filters.len()]));
             }
+            Command::Ack { reply, .. } => Slots::send(reply, Err(ClientError::StaleAck)),
             Command::Disconnect { reply, .. } => Slots::send(reply, Ok(())),
         }
     }
@@ -73,14 +78,37 @@ impl Fake {
     }
 }
 
+/// The blocking fake's pending answer: already in its slot.
+struct Answered<T>(Slot<T>);
+
+impl<T> Wait<T> for Answered<T> {
+    fn wait(self) -> Result<T, ClientError> {
+        let answer = self.0.lock().unwrap().take();
+        answer.unwrap_or(Err(ClientError::Disconnected))
+    }
+}
+
 impl BlockingRequests for Fake {
     type ReplySender = Slots;
+    type Pending<T> = Answered<T>;
 
-    fn request<T>(&self, make: impl FnOnce(Slot<T>) -> Command<Slots>) -> Result<T, ClientError> {
+    fn submit<T>(
+        &self,
+        make: impl FnOnce(Slot<T>) -> Command<Slots>,
+    ) -> Result<Answered<T>, ClientError> {
         let slot = Slot::default();
         self.answer(make(slot.clone()));
-        let answer = slot.lock().unwrap().take();
-        answer.unwrap_or(Err(ClientError::Disconnected))
+        Ok(Answered(slot))
+    }
+
+    fn try_submit<T>(
+        &self,
+        make: impl FnOnce(Slot<T>) -> Command<Slots>,
+    ) -> Result<Answered<T>, ClientError> {
+        if self.full {
+            return Err(ClientError::RequestQueueFull);
+        }
+        self.submit(make)
     }
 }
 
@@ -90,13 +118,22 @@ struct AsyncFake(Fake);
 
 impl Requests for AsyncFake {
     type ReplySender = Slots;
+    type Pending<T: Send> = core::future::Ready<Result<T, ClientError>>;
 
-    fn request<T: Send>(
+    fn submit<T: Send>(
         &self,
         make: impl FnOnce(Slot<T>) -> Command<Slots> + Send,
-    ) -> impl Future<Output = Result<T, ClientError>> + Send {
-        let answer = self.0.request(make);
+    ) -> impl Future<Output = Result<Self::Pending<T>, ClientError>> + Send {
+        let answer = self.try_submit(make);
         async move { answer }
+    }
+
+    fn try_submit<T: Send>(
+        &self,
+        make: impl FnOnce(Slot<T>) -> Command<Slots>,
+    ) -> Result<Self::Pending<T>, ClientError> {
+        let answer = self.0.try_submit(make)?.wait();
+        Ok(core::future::ready(answer))
     }
 }
 
@@ -262,4 +299,57 @@ fn request_helpers_check_what_the_application_wrote() {
         Err(ReasonCode::NOT_AUTHORIZED)
     );
     assert_eq!(first_granted(&[]), Err(ReasonCode::PROTOCOL_ERROR));
+}
+
+#[test]
+fn queued_publishes_are_made_at_once_and_answered_through_their_handles() {
+    let fake = AsyncFake::default();
+    let first = now(fake.queue_publish("a/1", "x", QoS::AtLeastOnce, false)).unwrap();
+    let second = fake
+        .try_publish("a/2", "y", QoS::AtMostOnce, false)
+        .unwrap();
+    // Both commands are made before either answer is awaited.
+    assert_eq!(fake.0.commands().len(), 2);
+    assert_eq!(now(first), Ok(ReasonCode::NO_MATCHING_SUBSCRIBERS));
+    assert_eq!(now(second), Ok(ReasonCode::SUCCESS));
+
+    let blocking = Fake::default();
+    let handle = blocking
+        .queue_publish("a/3", "z", QoS::ExactlyOnce, false)
+        .unwrap();
+    assert_eq!(blocking.commands().len(), 1);
+    assert_eq!(handle.wait(), Ok(ReasonCode::NO_MATCHING_SUBSCRIBERS));
+}
+
+#[test]
+fn try_publish_on_a_full_queue_is_a_typed_error_and_makes_no_command() {
+    let fake = AsyncFake(Fake {
+        full: true,
+        ..Fake::default()
+    });
+    assert!(matches!(
+        fake.try_publish("a/1", "x", QoS::AtLeastOnce, false),
+        Err(ClientError::RequestQueueFull)
+    ));
+    assert!(matches!(
+        fake.0.try_publish("a/1", "x", QoS::AtLeastOnce, false),
+        Err(ClientError::RequestQueueFull)
+    ));
+    // A bad topic is refused before the queue is looked at.
+    assert!(matches!(
+        fake.try_publish("a/#", "x", QoS::AtLeastOnce, false),
+        Err(ClientError::Topic(_))
+    ));
+    assert!(fake.0.commands().is_empty());
+}
+
+#[test]
+fn ack_makes_an_ack_command_and_returns_its_answer() {
+    let fake = AsyncFake::default();
+    let token = AckToken::for_tests(PacketId::new(4).unwrap());
+    assert_eq!(now(fake.ack(token)), Err(ClientError::StaleAck));
+    assert_eq!(fake.0.ack(token), Err(ClientError::StaleAck));
+    let commands = fake.0.commands();
+    assert_eq!(commands.len(), 2);
+    assert!(commands[0].starts_with("Ack"), "{}", commands[0]);
 }

@@ -1,7 +1,7 @@
 //! The client side of a connection: what every client adapter runs.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -42,14 +42,16 @@ pub enum ClientEvent {
         /// the method's last word, e.g. SCRAM's server-final message).
         authentication_data: Option<Bytes>,
     },
-    /// A message arrived (already acknowledged to the server).
+    /// A message arrived: already acknowledged to the server, or, with
+    /// `ClientConfig::manual_acks`, waiting for [`Connection::ack`] (QoS 1/2).
     Message {
         /// The message.
         msg: Message,
         /// Identifiers of the subscriptions it matched (5.0).
         subscription_identifiers: Vec<SubscriptionId>,
         /// The packet identifier it arrived with (QoS 1 and 2), for logs
-        /// and tools that show it; the flow is already answered.
+        /// and tools that show it, and for [`Connection::ack`] under manual
+        /// acknowledgement; otherwise the flow is already answered.
         packet_id: Option<PacketId>,
     },
     /// A QoS 1/2 publish completed: PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived,
@@ -117,6 +119,14 @@ pub struct ClientState {
     /// The enhanced authentication method of the CONNECT, if any: every AUTH
     /// and the successful CONNACK must name the same one [MQTT-4.12.0-5].
     auth_method: Option<Str>,
+    /// `ClientConfig::manual_acks`.
+    manual_acks: bool,
+    /// Manual acknowledgement: the received QoS 1/2 messages not yet
+    /// answered, in the order they arrived, each marked once the
+    /// application acknowledged it; answers leave from the front only, so
+    /// they keep that order [MQTT-4.6.0-2] [MQTT-4.6.0-3]. Bounded by the
+    /// Receive Maximum check of `on_publish`.
+    unacked: VecDeque<(PacketId, bool)>,
 }
 
 impl Role for Client {
@@ -212,9 +222,21 @@ impl Role for Client {
             packet_id: id,
         });
         if let Some(id) = id {
-            // Invariant: `on_publish` recorded `id` as awaiting an answer.
-            let _ = c.answer_publish(id, ReasonCode::SUCCESS, AckProps::default());
+            if c.role.manual_acks {
+                // A resend of a message still unanswered (3.1.1 servers may
+                // resend on the same connection) keeps its one place.
+                if !c.role.unacked.iter().any(|(i, _)| *i == id) {
+                    c.role.unacked.push_back((id, false));
+                }
+            } else {
+                // Invariant: `on_publish` recorded `id` as awaiting an answer.
+                let _ = c.answer_publish(id, ReasonCode::SUCCESS, AckProps::default());
+            }
         }
+    }
+
+    fn manual_acks(c: &Connection<Self>) -> bool {
+        c.role.manual_acks
     }
 
     fn on_outbound_complete(
@@ -313,6 +335,8 @@ impl Connection<Client> {
                 pending: BTreeMap::new(),
                 caps: None,
                 auth_method: config.authentication.as_ref().map(|(m, _)| m.clone()),
+                manual_acks: config.manual_acks,
+                unacked: VecDeque::new(),
             },
         );
         let max_queued = config.limits.max_queued;
@@ -459,6 +483,43 @@ impl Connection<Client> {
     /// What the server announced in CONNACK, once connected.
     pub fn server_caps(&self) -> Option<&ServerCaps> {
         self.role.caps.as_ref()
+    }
+
+    /// Acknowledges the received QoS 1/2 message with packet identifier `id`
+    /// (`ClientConfig::manual_acks`): PUBACK, or PUBREC for QoS 2 (the
+    /// PUBREL that follows is answered by itself). Answers leave in the
+    /// order the messages arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]: the
+    /// acknowledgement of a message waits until every message received
+    /// before it is acknowledged.
+    ///
+    /// [`UsageError::UnknownPacketId`] if no message with `id` waits for an
+    /// acknowledgement (acknowledged already, never received, or received
+    /// automatically acknowledged); [`UsageError::NotConnected`] once the
+    /// connection has closed (the server sends the message again on a
+    /// resumed session).
+    pub fn ack(&mut self, id: PacketId) -> Result<(), UsageError> {
+        if self.is_ending() {
+            return Err(UsageError::NotConnected);
+        }
+        let entry = self
+            .role
+            .unacked
+            .iter_mut()
+            .find(|(i, acked)| *i == id && !*acked)
+            .ok_or(UsageError::UnknownPacketId(id))?;
+        entry.1 = true;
+        while let Some(&(front, true)) = self.role.unacked.front() {
+            self.role.unacked.pop_front();
+            // Invariant: every queued identifier awaits its answer.
+            let _ = self.answer_publish(front, ReasonCode::SUCCESS, AckProps::default());
+        }
+        Ok(())
+    }
+
+    /// How many received QoS 1/2 messages wait for the application's
+    /// acknowledgement (manual acknowledgement; always 0 otherwise).
+    pub fn unacknowledged(&self) -> usize {
+        self.role.unacked.len()
     }
 
     /// Publishes a message. QoS 0 is handed over at once; QoS 1/2 returns the

@@ -114,6 +114,17 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long to wait for PINGRESP after a PINGREQ before giving up.
     pub ping_timeout: Duration,
+    /// Manual acknowledgement (default false): a received QoS 1/2 message
+    /// is not answered until the application calls
+    /// [`Connection::ack`](crate::Connection::ack) with its packet
+    /// identifier. Answers still go out in the order the messages arrived
+    /// [MQTT-4.6.0-2] [MQTT-4.6.0-3]: an early acknowledgement waits for
+    /// those of the messages before it. What is not acknowledged when the
+    /// connection ends is not acknowledged at all, so a server that keeps
+    /// the session sends it again. The unanswered messages are bounded by
+    /// `limits.receive_maximum` under every version (under 3.1.1, which has
+    /// no Receive Maximum, a server that sends more is disconnected).
+    pub manual_acks: bool,
 }
 
 impl ClientConfig {
@@ -136,6 +147,7 @@ impl ClientConfig {
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(30),
+            manual_acks: false,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The client handle and its stream of events; the connection task is
 //! `mqtt-client`'s, on the runtime of `runtime`.
 
-use std::future::poll_fn;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_channel::{mpsc, oneshot};
 use futures_lite::StreamExt;
@@ -28,7 +30,7 @@ pub type Event = mqtt_client::Event<Arc<ConnectError>>;
 /// [`Requests`]; their futures are `Send`.
 #[derive(Debug, Clone)]
 pub struct Client {
-    commands: mpsc::Sender<Command>,
+    commands: async_channel::Sender<Command>,
     origin: std::time::Instant,
 }
 
@@ -36,6 +38,36 @@ pub struct Client {
 #[derive(Debug)]
 pub struct Incoming {
     events: mpsc::Receiver<Event>,
+}
+
+/// The events, as a [`futures_core::Stream`]: it ends once the client is
+/// done and every event was taken (as [`Incoming::recv`] returns `None`).
+impl futures_core::Stream for Incoming {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        Pin::new(&mut self.events).poll_next(cx)
+    }
+}
+
+/// A request handed to the connection task, its answer still to come: a
+/// future of it (the [`Requests::Pending`] of [`Client`], e.g. what
+/// `queue_publish` and `try_publish` return). Dropping it does not withdraw
+/// the request.
+#[derive(Debug)]
+#[must_use = "the answer comes through it; dropping it does not withdraw the request"]
+pub struct Pending<T> {
+    answer: oneshot::Receiver<Result<T, ClientError>>,
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.answer)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(ClientError::Disconnected)))
+    }
 }
 
 impl Incoming {
@@ -46,7 +78,9 @@ impl Incoming {
     }
 
     /// The next received message, skipping other events; `None` once the
-    /// client is done.
+    /// client is done. Under manual acknowledgement use
+    /// [`recv`](Self::recv) instead: its `Event::Message` carries the token
+    /// to acknowledge the message with.
     pub async fn recv_message(&mut self) -> Option<Message> {
         loop {
             if let Event::Message { message, .. } = self.events.next().await? {
@@ -63,18 +97,28 @@ impl Client {
     ///
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
-    pub async fn connect(options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+    pub async fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+        let tls = options
+            .take_tls()
+            .map_err(|why| mqtt_client::ConnectError::InvalidOption {
+                option: "tls".to_owned(),
+                why,
+            })?;
         let parts = options.common.into_parts()?;
         let origin = std::time::Instant::now();
-        let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (commands_tx, commands) = async_channel::bounded(COMMAND_QUEUE);
         let (events_tx, events) = mpsc::channel(parts.incoming_capacity);
         let (ready_tx, ready) = oneshot::channel();
         let link = Channels {
-            commands,
+            commands: Box::pin(commands),
             events: events_tx,
             ready: Some(ready_tx),
         };
-        let task: Task = Box::pin(mqtt_client::runtime::run(AsyncIo { origin }, link, parts));
+        let task: Task = Box::pin(mqtt_client::runtime::run(
+            AsyncIo { origin, tls },
+            link,
+            parts,
+        ));
         match options.spawner {
             Some(spawn) => spawn(task),
             None => {
@@ -105,20 +149,29 @@ impl Client {
 
 impl Requests for Client {
     type ReplySender = OneshotReplies;
+    type Pending<T: Send> = Pending<T>;
 
-    async fn request<T: Send>(
+    async fn submit<T: Send>(
         &self,
         make: impl FnOnce(Reply<OneshotReplies, T>) -> Command + Send,
-    ) -> Result<T, ClientError> {
+    ) -> Result<Pending<T>, ClientError> {
         let (reply, answer) = oneshot::channel();
-        // A sender of its own: sending needs `&mut`, handles are shared.
-        let mut commands = self.commands.clone();
-        poll_fn(|cx| commands.poll_ready(cx))
+        self.commands
+            .send(make(reply))
             .await
             .map_err(|_| ClientError::Disconnected)?;
-        commands
-            .start_send(make(reply))
-            .map_err(|_| ClientError::Disconnected)?;
-        answer.await.map_err(|_| ClientError::Disconnected)?
+        Ok(Pending { answer })
+    }
+
+    fn try_submit<T: Send>(
+        &self,
+        make: impl FnOnce(Reply<OneshotReplies, T>) -> Command,
+    ) -> Result<Pending<T>, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        match self.commands.try_send(make(reply)) {
+            Ok(()) => Ok(Pending { answer }),
+            Err(async_channel::TrySendError::Full(_)) => Err(ClientError::RequestQueueFull),
+            Err(async_channel::TrySendError::Closed(_)) => Err(ClientError::Disconnected),
+        }
     }
 }

@@ -3,16 +3,23 @@
 
 use mqtt_client::mqtt_session::mqtt_codec::ReasonCode;
 
-/// Why connecting to the broker failed: the network, or MQTT itself
-/// ([`ConnectError::Protocol`]: an invalid option, a refusing CONNACK, the
-/// connect timeout, ...).
+/// Why connecting to the broker failed: the network, TLS or WebSocket
+/// (this crate's transports), or MQTT itself ([`ConnectError::Protocol`]:
+/// an invalid option, a refusing CONNACK, the connect timeout, ...).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The broker could not be reached, or the network failed while
-    /// connecting (or the connection task's thread could not start).
+    /// connecting (including TLS failures, such as an untrusted
+    /// certificate), or the connection task's thread could not start.
     #[error("cannot reach the broker: {0}")]
     Io(#[from] std::io::Error),
+    /// The host name is not valid as a TLS server name.
+    #[error("{0:?} is not a valid TLS server name")]
+    InvalidServerName(String),
+    /// The WebSocket upgrade failed.
+    #[error("the WebSocket handshake failed: {0}")]
+    WebSocket(String),
     /// What MQTT says: an invalid address or option, a refusing CONNACK,
     /// no CONNACK within the connect timeout, a connection that ended
     /// before CONNACK.
@@ -25,7 +32,9 @@ impl ConnectError {
     pub fn reason_code(&self) -> Option<ReasonCode> {
         match self {
             ConnectError::Protocol(e) => e.reason_code(),
-            ConnectError::Io(_) => None,
+            ConnectError::Io(_)
+            | ConnectError::InvalidServerName(_)
+            | ConnectError::WebSocket(_) => None,
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! The client is `mqtt-client`'s (its connection task, requests and
 //! options, over `mqtt-session`'s client side); this crate gives it
-//! `async-io`'s clock, timers and TCP, and `futures-channel` channels. One
+//! `async-io`'s clock, timers and TCP, TLS (futures-rustls) and WebSocket
+//! (async-tungstenite) on top, and its channels. One
 //! task owns the connection; [`Client`] handles send it commands and await
 //! the answers (the methods of [`Requests`]); [`Incoming`] yields received
 //! messages and connection events. The API is `mqtt-tokio`'s.
@@ -34,6 +35,12 @@
 //! // async_std::task::block_on(demo())  or  smol::block_on(demo())
 //! ```
 //!
+//! Addresses: `mqtt://host:port`, `mqtts://host:port` (TLS, Mozilla's roots
+//! unless [`ConnectOptions::tls_config`] or [`ConnectOptions::ca_file`] say
+//! otherwise; a client certificate with
+//! [`ConnectOptions::client_certificate_files`]), `ws://host:port/mqtt` and
+//! `wss://...` (WebSocket with subprotocol `mqtt`).
+//!
 //! The connection task gets a thread of its own by default, so the client
 //! works under any executor; [`ConnectOptions::spawner`] runs it on the
 //! application's executor instead (`async_std::task::spawn`, `smol::spawn`).
@@ -47,11 +54,15 @@ mod client;
 mod error;
 mod options;
 mod runtime;
+mod tls;
+mod transport;
 
-pub use crate::client::{Client, Event, Incoming};
+pub use crate::client::{Client, Event, Incoming, Pending};
 pub use crate::error::ConnectError;
 pub use crate::options::{ConnectOptions, Spawner, Task};
 pub use crate::runtime::OneshotReplies;
+/// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+pub use futures_rustls::rustls;
 /// The client this crate runs: its options, errors, driver and connection
 /// task.
 pub use mqtt_client;
@@ -61,5 +72,6 @@ pub use mqtt_client::mqtt_session::mqtt_codec::{
 };
 pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
 pub use mqtt_client::{
-    Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme, SubscribeResult,
+    AckToken, Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme,
+    SubscribeResult,
 };

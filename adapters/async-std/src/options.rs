@@ -6,8 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_rustls::rustls;
 use mqtt_client::{Address, ClientOptions, OptionSetters};
 
+use crate::tls::TlsFiles;
 use crate::ConnectError;
 
 /// A future the connection task is made of, for a [`Spawner`].
@@ -18,8 +20,11 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub type Spawner = Arc<dyn Fn(Task) + Send + Sync>;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
-/// CONNECT says, where the connection task runs, and reconnection. Built
-/// with chained setters (those of [`OptionSetters`], and
+/// CONNECT says, TLS, where the connection task runs, and reconnection.
+/// Built with chained setters (those of [`OptionSetters`], and
+/// [`tls_config`](ConnectOptions::tls_config) or
+/// [`ca_file`](ConnectOptions::ca_file) and
+/// [`client_certificate_files`](ConnectOptions::client_certificate_files),
 /// [`spawner`](ConnectOptions::spawner)); a setter given an invalid value (a
 /// client identifier with U+0000, a will topic with a wildcard) makes
 /// `connect` fail with [`mqtt_client::ConnectError::InvalidOption`].
@@ -30,6 +35,9 @@ pub type Spawner = Arc<dyn Fn(Task) + Send + Sync>;
 #[derive(Clone)]
 pub struct ConnectOptions {
     pub(crate) common: ClientOptions,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS given piece by piece (`ca_file`, `client_certificate`).
+    pub(crate) tls_files: TlsFiles,
     pub(crate) spawner: Option<Spawner>,
 }
 
@@ -37,28 +45,36 @@ impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectOptions")
             .field("common", &self.common)
+            .field("tls", &self.tls)
             .field("spawner", &self.spawner.as_ref().map(|_| "custom"))
             .finish()
     }
 }
 
 impl ConnectOptions {
-    /// Options for the broker at `address`: `mqtt://host:port`,
-    /// `tcp://host:port` or plain `host:port` (port 1883 by default). TLS
-    /// and WebSocket are the tokio client's (`mqtt-tokio`).
+    /// Options for the broker at `address` (see [`Address`]):
+    /// `mqtt://host:port` (also `tcp://host:port` or plain `host:port`, port
+    /// 1883 by default), `mqtts://` (TLS), `ws://host:port/mqtt` or `wss://`
+    /// (WebSocket with subprotocol `mqtt`).
     pub fn new(address: &str) -> Result<ConnectOptions, ConnectError> {
-        let common = ClientOptions::new(address)?;
-        if common.address().scheme != crate::Scheme::Tcp {
-            let refused = mqtt_client::ConnectError::InvalidAddress {
-                address: address.to_owned(),
-                why: "this client speaks MQTT over TCP only (mqtt://, tcp://)".to_owned(),
-            };
-            return Err(refused.into());
-        }
         Ok(ConnectOptions {
-            common,
+            common: ClientOptions::new(address)?,
+            tls: None,
+            tls_files: TlsFiles::default(),
             spawner: None,
         })
+    }
+
+    /// The rustls configuration for `mqtts://` and `wss://` (by default
+    /// Mozilla's root certificates and no client certificate). Setting it on
+    /// an `mqtt://` or `ws://` address switches that address to TLS. It is
+    /// the whole configuration: with [`ca_file`](Self::ca_file) or
+    /// [`client_certificate`](Self::client_certificate) as well, `connect`
+    /// fails with [`mqtt_client::ConnectError::InvalidOption`].
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self.common.use_tls();
+        self
     }
 
     /// The broker address.
@@ -89,11 +105,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tcp_addresses_only() {
+    fn every_transport_is_accepted_and_bad_addresses_are_refused() {
         let o = ConnectOptions::new("tcp://[::1]:1884/").unwrap();
         assert_eq!((o.address().host.as_str(), o.address().port), ("::1", 1884));
         assert_eq!(ConnectOptions::new("h").unwrap().address().port, 1883);
-        for bad in ["mqtts://h", "ws://h", "http://h", "mqtt://h/path"] {
+        for (address, scheme) in [
+            ("mqtts://h", crate::Scheme::Tls),
+            ("ws://h", crate::Scheme::WebSocket),
+            ("wss://h", crate::Scheme::WebSocketTls),
+        ] {
+            assert_eq!(
+                ConnectOptions::new(address).unwrap().address().scheme,
+                scheme
+            );
+        }
+        for bad in ["http://h", "mqtt://h/path"] {
             assert!(
                 matches!(
                     ConnectOptions::new(bad),

@@ -1,23 +1,23 @@
 //! `mqtt-client`'s connection task on `async-io` (the reactor async-std and
-//! smol share) and `futures-channel`: the clock and timers, the TCP
-//! transport, randomness, and the channels to the client handles.
+//! smol share) and `futures-channel`/`async-channel`: the clock and timers,
+//! the transports of `transport`, randomness, and the channels to the
+//! client handles.
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_net::TcpStream;
 use futures_channel::{mpsc, oneshot};
-use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::Stream;
+use futures_rustls::rustls;
 use mqtt_client::driver::{self, ReplySender};
 use mqtt_client::mqtt_session::{ClientConfig, Instant};
-use mqtt_client::runtime::{Link, Runtime, Timer, Transport};
+use mqtt_client::runtime::{Link, Runtime, Timer};
 use mqtt_client::{Address, ClientError};
 
+use crate::transport::{self, Transport};
 use crate::{ConnectError, Event};
 
 /// How the connection task answers a [`Client`](crate::Client)'s requests:
@@ -38,9 +38,10 @@ impl ReplySender for OneshotReplies {
 pub(crate) type Command = driver::Command<OneshotReplies>;
 
 /// The standard library's clock (milliseconds since `origin`), `async-io`'s
-/// timers and TCP.
+/// timers and the transports of `transport`.
 pub(crate) struct AsyncIo {
     pub(crate) origin: std::time::Instant,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The instant `origin` + `t`.
@@ -54,7 +55,7 @@ pub(crate) fn millis_since(origin: std::time::Instant) -> Instant {
 }
 
 impl Runtime for AsyncIo {
-    type Transport = Tcp;
+    type Transport = Transport;
     type Timer = Alarm;
     type Error = ConnectError;
 
@@ -71,11 +72,12 @@ impl Runtime for AsyncIo {
         }
     }
 
-    async fn open(&self, address: &Address, _: &ClientConfig) -> Result<Tcp, ConnectError> {
-        let stream = TcpStream::connect((address.host.as_str(), address.port)).await?;
-        // Small packets (acks, pings) go out at once.
-        let _ = stream.set_nodelay(true);
-        Ok(Tcp(stream))
+    async fn open(
+        &self,
+        address: &Address,
+        config: &ClientConfig,
+    ) -> Result<Transport, ConnectError> {
+        transport::open(address, self.tls.as_ref(), config.limits.max_packet_size).await
     }
 
     /// From the standard library's randomly keyed hasher.
@@ -115,35 +117,26 @@ impl Timer for Alarm {
     }
 }
 
-/// The TCP stream to the broker.
-pub(crate) struct Tcp(TcpStream);
-
-impl Transport for Tcp {
-    type Error = io::Error;
-
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
-    }
-}
-
 /// The connection task's ends of the channels.
 pub(crate) struct Channels {
-    pub(crate) commands: mpsc::Receiver<Command>,
+    /// Pinned: the receiver is `!Unpin`.
+    pub(crate) commands: Pin<Box<async_channel::Receiver<Command>>>,
     pub(crate) events: mpsc::Sender<Event>,
     /// Answers `Client::connect` once the first connection succeeds or fails.
     pub(crate) ready: Option<oneshot::Sender<Result<(), ConnectError>>>,
+}
+
+/// The task is done: the requests still queued are answered (with
+/// [`ClientError::Disconnected`](mqtt_client::ClientError::Disconnected)),
+/// since an async-channel keeps its messages while a sender lives, and
+/// their callers would wait forever; later ones fail to send.
+impl Drop for Channels {
+    fn drop(&mut self) {
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            command.fail(mqtt_client::ClientError::Disconnected);
+        }
+    }
 }
 
 impl Link for Channels {
@@ -151,7 +144,7 @@ impl Link for Channels {
     type Error = ConnectError;
 
     fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Option<Command>> {
-        Pin::new(&mut self.commands).poll_next(cx)
+        self.commands.as_mut().poll_next(cx)
     }
 
     fn poll_event_room(&mut self, cx: &mut Context<'_>) -> Poll<bool> {

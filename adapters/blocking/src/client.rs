@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use mqtt_client::driver::{self, AfterConnection, ClientDriver, ReplySender};
 use mqtt_client::mqtt_session::mqtt_codec::ReasonCode;
 use mqtt_client::mqtt_session::Instant;
 use mqtt_client::requests::Reply;
-use mqtt_client::{Address, BlockingRequests, ClientError};
+use mqtt_client::{Address, BlockingRequests, ClientError, Wait};
 
 use crate::incoming::{Gate, Incoming};
 use crate::options::ConnectOptions;
@@ -88,18 +88,24 @@ impl Client {
     ///
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
-    pub fn connect(options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+    pub fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
+        let tls = options
+            .take_tls()
+            .map_err(|why| mqtt_client::ConnectError::InvalidOption {
+                option: "tls".to_owned(),
+                why,
+            })?;
         let parts = options.common.into_parts()?;
         let origin = std::time::Instant::now();
         let timeout = parts.config.connect_timeout;
-        let transport = Transport::open(&parts.address, options.tls.as_ref(), timeout)?;
+        let transport = Transport::open(&parts.address, tls.as_ref(), timeout)?;
         let (inputs_tx, inputs) = mpsc::sync_channel(INPUT_QUEUE);
         let (events_tx, events) = mpsc::channel();
         let gate = Arc::new(Gate::new(parts.incoming_capacity));
         let (ready_tx, ready) = mpsc::channel();
         let driver = Driver {
             address: parts.address,
-            tls: options.tls,
+            tls,
             origin,
             inputs,
             inputs_tx: inputs_tx.clone(),
@@ -135,25 +141,89 @@ impl Client {
     }
 }
 
+/// A request handed to the connection thread, its answer still to come
+/// (the [`BlockingRequests::Pending`] of [`Client`], e.g. what
+/// `queue_publish` and `try_publish` return). Dropping it does not withdraw
+/// the request.
+#[derive(Debug)]
+#[must_use = "the answer comes through it; dropping it does not withdraw the request"]
+pub struct Pending<T> {
+    answer: Receiver<Result<T, ClientError>>,
+    /// The client's request timeout, for [`wait`](Pending::wait).
+    timeout: Option<Duration>,
+}
+
+impl<T> Pending<T> {
+    /// Blocks until the answer comes, or the client's request timeout
+    /// ([`ConnectOptions::request_timeout`](crate::ConnectOptions::request_timeout))
+    /// passes: [`ClientError::Timeout`] (the request itself goes on).
+    pub fn wait(self) -> Result<T, ClientError> {
+        match self.timeout {
+            None => self.answer.recv().map_err(|_| ClientError::Disconnected)?,
+            Some(t) => self.wait_timeout(t),
+        }
+    }
+
+    /// Blocks at most `timeout` for the answer: [`ClientError::Timeout`]
+    /// if it has not come by then (the request itself goes on).
+    pub fn wait_timeout(self, timeout: Duration) -> Result<T, ClientError> {
+        match self.answer.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(ClientError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(ClientError::Disconnected),
+        }
+    }
+
+    /// The answer if it has come: `None` while the broker has not answered.
+    pub fn try_wait(&self) -> Option<Result<T, ClientError>> {
+        match self.answer.try_recv() {
+            Ok(result) => Some(result),
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) => Some(Err(ClientError::Disconnected)),
+        }
+    }
+}
+
+impl<T> Wait<T> for Pending<T> {
+    fn wait(self) -> Result<T, ClientError> {
+        Pending::wait(self)
+    }
+}
+
 impl BlockingRequests for Client {
     type ReplySender = ChannelReplies;
+    type Pending<T> = Pending<T>;
 
-    fn request<T>(
+    fn submit<T>(
         &self,
         make: impl FnOnce(Reply<ChannelReplies, T>) -> Command,
-    ) -> Result<T, ClientError> {
+    ) -> Result<Pending<T>, ClientError> {
         let (reply, answer) = mpsc::channel();
         self.handle
             .inputs
             .send(Input::Command(make(reply)))
             .map_err(|_| ClientError::Disconnected)?;
-        match self.handle.request_timeout {
-            None => answer.recv().map_err(|_| ClientError::Disconnected)?,
-            Some(t) => match answer.recv_timeout(t) {
-                Ok(result) => result,
-                Err(RecvTimeoutError::Timeout) => Err(ClientError::Timeout),
-                Err(RecvTimeoutError::Disconnected) => Err(ClientError::Disconnected),
-            },
+        Ok(self.pending(answer))
+    }
+
+    fn try_submit<T>(
+        &self,
+        make: impl FnOnce(Reply<ChannelReplies, T>) -> Command,
+    ) -> Result<Pending<T>, ClientError> {
+        let (reply, answer) = mpsc::channel();
+        match self.handle.inputs.try_send(Input::Command(make(reply))) {
+            Ok(()) => Ok(self.pending(answer)),
+            Err(TrySendError::Full(_)) => Err(ClientError::RequestQueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(ClientError::Disconnected),
+        }
+    }
+}
+
+impl Client {
+    fn pending<T>(&self, answer: Receiver<Result<T, ClientError>>) -> Pending<T> {
+        Pending {
+            answer,
+            timeout: self.handle.request_timeout,
         }
     }
 }

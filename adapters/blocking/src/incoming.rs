@@ -92,7 +92,9 @@ impl Incoming {
     }
 
     /// Waits at most `timeout` for the next received message, skipping other
-    /// events; `None` on timeout or once the client is done.
+    /// events; `None` on timeout or once the client is done. Under manual
+    /// acknowledgement use [`recv`](Self::recv) instead: its
+    /// `Event::Message` carries the token to acknowledge the message with.
     pub fn recv_message_timeout(&self, timeout: Duration) -> Option<Message> {
         let deadline = std::time::Instant::now() + timeout;
         loop {

@@ -44,9 +44,10 @@ mod client;
 mod error;
 mod incoming;
 mod options;
+mod tls;
 mod transport;
 
-pub use crate::client::{ChannelReplies, Client, Event};
+pub use crate::client::{ChannelReplies, Client, Event, Pending};
 pub use crate::error::ConnectError;
 pub use crate::incoming::Incoming;
 pub use crate::options::ConnectOptions;
@@ -58,8 +59,8 @@ pub use mqtt_client::mqtt_session::mqtt_codec::{
 };
 pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
 pub use mqtt_client::{
-    Address, AddressError, Backoff, BlockingRequests, ClientError, OptionSetters, Scheme,
-    SubscribeResult,
+    AckToken, Address, AddressError, Backoff, BlockingRequests, ClientError, OptionSetters, Scheme,
+    SubscribeResult, Wait,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
 pub use rustls;

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use mqtt_client::{Address, ClientOptions, OptionSetters};
 
+use crate::tls::TlsFiles;
 use crate::ConnectError;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
 /// CONNECT says, TLS and reconnection. Built with chained setters (those of
-/// [`OptionSetters`], and [`tls_config`](ConnectOptions::tls_config),
+/// [`OptionSetters`], and [`tls_config`](ConnectOptions::tls_config) or
+/// [`ca_file`](ConnectOptions::ca_file) and
+/// [`client_certificate_files`](ConnectOptions::client_certificate_files),
 /// [`request_timeout`](ConnectOptions::request_timeout)); a setter given an
 /// invalid value (a client identifier with U+0000, a will topic with a
 /// wildcard) makes `connect` fail with
@@ -24,6 +27,8 @@ use crate::ConnectError;
 pub struct ConnectOptions {
     pub(crate) common: ClientOptions,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS given piece by piece (`ca_file`, `client_certificate`).
+    pub(crate) tls_files: TlsFiles,
     pub(crate) request_timeout: Option<Duration>,
 }
 
@@ -42,6 +47,7 @@ impl ConnectOptions {
         Ok(ConnectOptions {
             common,
             tls: None,
+            tls_files: TlsFiles::default(),
             request_timeout: None,
         })
     }
@@ -53,7 +59,10 @@ impl ConnectOptions {
 
     /// The rustls configuration for `mqtts://` (by default Mozilla's root
     /// certificates and no client certificate). Setting it on an `mqtt://`
-    /// address switches that address to TLS.
+    /// address switches that address to TLS. It is the whole configuration:
+    /// with [`ca_file`](Self::ca_file) or
+    /// [`client_certificate`](Self::client_certificate) as well, `connect`
+    /// fails with [`mqtt_client::ConnectError::InvalidOption`].
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self.common.use_tls();

@@ -117,6 +117,7 @@ impl Wanted<'_> {
                     message,
                     subscription_identifiers,
                     packet_id,
+                    ..
                 } => Received::new(client, message, subscription_identifiers, packet_id),
                 other => {
                     conn.report(&other);

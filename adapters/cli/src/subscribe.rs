@@ -157,6 +157,7 @@ impl Plan {
                     message,
                     subscription_identifiers,
                     packet_id,
+                    ..
                 } => Received::new(client, message, subscription_identifiers, packet_id),
                 Event::Connected {
                     session_present, ..

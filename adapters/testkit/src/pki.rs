@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
 
 /// A test CA and a server certificate it signed for `localhost` and
 /// `127.0.0.1`, in the forms brokers and clients take.
@@ -16,6 +18,11 @@ pub struct TestCerts {
     pub server_pem: String,
     /// The server's private key, PEM (Mosquitto's `keyfile`).
     pub server_key_pem: String,
+    /// A client certificate the CA signed (Common Name `alice`), PEM, for
+    /// mutual TLS (`mosquitto_pub --cert`).
+    pub client_pem: String,
+    /// The client's private key, PEM (`mosquitto_pub --key`).
+    pub client_key_pem: String,
 }
 
 impl TestCerts {
@@ -37,8 +44,17 @@ impl TestCerts {
         let server_cert = server
             .signed_by(&key, &issuer)
             .expect("a server certificate");
+        let client_key = KeyPair::generate().expect("a client key");
+        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client parameters");
+        client.distinguished_name.push(DnType::CommonName, "alice");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_cert = client
+            .signed_by(&client_key, &issuer)
+            .expect("a client certificate");
         TestCerts {
             ca_der: ca_cert.der().to_vec(),
+            client_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
             ca_pem: ca_cert.pem(),
             server_pem: server_cert.pem(),
             server_key_pem: key.serialize_pem(),
@@ -57,12 +73,15 @@ impl TestCerts {
     }
 
     /// Writes `ca.pem`, `server.pem` and `server.key` into `dir` (created if
-    /// missing), for a broker that reads them from files.
+    /// missing), for a broker that reads them from files, and the client's
+    /// `client.pem` and `client.key`.
     pub fn write_to(&self, dir: &std::path::Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         for (name, contents) in self.files() {
             std::fs::write(dir.join(name), contents)?;
         }
+        std::fs::write(dir.join("client.pem"), &self.client_pem)?;
+        std::fs::write(dir.join("client.key"), &self.client_key_pem)?;
         Ok(())
     }
 

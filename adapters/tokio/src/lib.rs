@@ -44,9 +44,10 @@ mod client;
 mod error;
 mod options;
 mod runtime;
+mod tls;
 mod transport;
 
-pub use crate::client::{Client, Event, Incoming};
+pub use crate::client::{Client, Event, Incoming, Pending};
 pub use crate::error::ConnectError;
 pub use crate::options::ConnectOptions;
 pub use crate::runtime::OneshotReplies;
@@ -59,7 +60,8 @@ pub use mqtt_client::mqtt_session::mqtt_codec::{
 };
 pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
 pub use mqtt_client::{
-    Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme, SubscribeResult,
+    AckToken, Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme,
+    SubscribeResult,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
 pub use tokio_rustls::rustls;

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use mqtt_client::{Address, ClientOptions, OptionSetters};
 use tokio_rustls::rustls;
 
+use crate::tls::TlsFiles;
 use crate::ConnectError;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
 /// CONNECT says, TLS and reconnection. Built with chained setters (those of
-/// [`OptionSetters`], and [`tls_config`](ConnectOptions::tls_config)); a
+/// [`OptionSetters`], and [`tls_config`](ConnectOptions::tls_config) or
+/// [`ca_file`](ConnectOptions::ca_file) and
+/// [`client_certificate_files`](ConnectOptions::client_certificate_files)); a
 /// setter given an invalid value (a client identifier with U+0000, a will
 /// topic with a wildcard) makes `connect` fail with
 /// [`mqtt_client::ConnectError::InvalidOption`].
@@ -23,6 +26,8 @@ use crate::ConnectError;
 pub struct ConnectOptions {
     pub(crate) common: ClientOptions,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS given piece by piece (`ca_file`, `client_certificate`).
+    pub(crate) tls_files: TlsFiles,
 }
 
 impl ConnectOptions {
@@ -32,6 +37,7 @@ impl ConnectOptions {
         Ok(ConnectOptions {
             common: ClientOptions::new(address)?,
             tls: None,
+            tls_files: TlsFiles::default(),
         })
     }
 
@@ -42,7 +48,10 @@ impl ConnectOptions {
 
     /// The rustls configuration for `mqtts://` and `wss://` (by default
     /// Mozilla's root certificates and no client certificate). Setting it on
-    /// an `mqtt://` address switches that address to TLS.
+    /// an `mqtt://` address switches that address to TLS. It is the whole
+    /// configuration: with [`ca_file`](Self::ca_file) or
+    /// [`client_certificate`](Self::client_certificate) as well, `connect`
+    /// fails with [`mqtt_client::ConnectError::InvalidOption`].
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self.common.use_tls();

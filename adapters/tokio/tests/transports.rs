@@ -88,3 +88,79 @@ async fn websocket_over_tls_round_trip() {
     round_trip(options).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Our broker with an `mqtts` listener that requires a client certificate
+/// the test CA signed; the certificate files are in `dir`.
+fn broker_requiring_client_certificates(certs: &TestCerts, dir: &std::path::Path) -> OurBroker {
+    certs.write_to(dir).unwrap();
+    OurBroker::start_with(&format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"mqtts\"\ncertfile = {:?}\nkeyfile = {:?}\n\
+         cafile = {:?}\nrequire_certificate = true\n",
+        dir.join("server.pem").display().to_string(),
+        dir.join("server.key").display().to_string(),
+        dir.join("ca.pem").display().to_string(),
+    ))
+}
+
+#[tokio::test]
+async fn mutual_tls_from_pem_files_without_a_hand_built_rustls_config() {
+    let certs = TestCerts::generate();
+    let dir = std::env::temp_dir().join(unique("mqtt-tokio-mtls"));
+    let broker = broker_requiring_client_certificates(&certs, &dir);
+    let port = broker.addrs()[1].port();
+    // ca_file and the client's certificate and key, as mosquitto_pub takes them.
+    let options = ConnectOptions::new(&format!("mqtts://localhost:{port}"))
+        .unwrap()
+        .ca_file(dir.join("ca.pem"))
+        .client_certificate_files(dir.join("client.pem"), dir.join("client.key"));
+    round_trip(options).await;
+    // ca_file switches mqtt:// to TLS.
+    let options = ConnectOptions::new(&format!("mqtt://127.0.0.1:{port}"))
+        .unwrap()
+        .ca_file(dir.join("ca.pem"))
+        .client_certificate_files(dir.join("client.pem"), dir.join("client.key"));
+    assert!(options.address().is_tls());
+    round_trip(options).await;
+    // Without the client certificate the broker refuses the handshake.
+    let options = ConnectOptions::new(&format!("mqtts://localhost:{port}"))
+        .unwrap()
+        .ca_file(dir.join("ca.pem"))
+        .connect_timeout(Duration::from_secs(3));
+    assert!(Client::connect(options).await.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn unreadable_or_conflicting_tls_files_are_invalid_options() {
+    let certs = TestCerts::generate();
+    let dir = std::env::temp_dir().join(unique("mqtt-tokio-tls-files"));
+    certs.write_to(&dir).unwrap();
+    let invalid = |err: ConnectError| {
+        matches!(
+            err,
+            ConnectError::Protocol(mqtt_tokio::mqtt_client::ConnectError::InvalidOption { .. })
+        )
+    };
+    // No such file: refused before any connection is tried.
+    let options = ConnectOptions::new("mqtts://127.0.0.1:1")
+        .unwrap()
+        .ca_file(dir.join("missing.pem"));
+    assert!(invalid(Client::connect(options).await.unwrap_err()));
+    // A key file as the CA file holds no certificate.
+    let options = ConnectOptions::new("mqtts://127.0.0.1:1")
+        .unwrap()
+        .ca_file(dir.join("client.key"));
+    assert!(invalid(Client::connect(options).await.unwrap_err()));
+    // A certificate as the key.
+    let options = ConnectOptions::new("mqtts://127.0.0.1:1")
+        .unwrap()
+        .client_certificate_files(dir.join("client.pem"), dir.join("client.pem"));
+    assert!(invalid(Client::connect(options).await.unwrap_err()));
+    // A whole configuration and pieces of another.
+    let options = ConnectOptions::new("mqtts://127.0.0.1:1")
+        .unwrap()
+        .tls_config(certs.client_config())
+        .ca_file(dir.join("ca.pem"));
+    assert!(invalid(Client::connect(options).await.unwrap_err()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -47,18 +47,33 @@ impl<R: Role> Connection<R> {
                 self.tx.push_back(Packet::PubRec(Ack::new(id)));
                 return;
             } else {
-                // QoS 2 messages count until PUBREL, QoS 1 until answered.
-                let unacked_qos1 = self
+                // QoS 2 messages count until PUBREL, QoS 1 until answered
+                // (QoS 2 not yet answered, under manual acknowledgement, is
+                // not in `inbound_qos2` yet).
+                let manual = R::manual_acks(self);
+                let session = self
+                    .session
+                    .get_or_insert_with(|| Session::new(self.limits.max_queued));
+                let unanswered = self
                     .awaiting_ack
-                    .values()
-                    .filter(|q| **q == QoS::AtLeastOnce)
+                    .iter()
+                    .filter(|(i, q)| **q == QoS::AtLeastOnce || !session.inbound_qos2.contains(i))
                     .count();
-                let unacked = unacked_qos1 + session.inbound_qos2.len();
-                if self.version.is_v5() && unacked >= usize::from(self.limits.receive_maximum) {
+                let unacked = unanswered + session.inbound_qos2.len();
+                // Under manual acknowledgement the application holds the
+                // answers, so the bound applies under 3.1.1 too (where the
+                // server knows no Receive Maximum): a server that sends more
+                // is cut off rather than grow this side's memory.
+                let bounded = self.version.is_v5() || manual;
+                if bounded && unacked >= usize::from(self.limits.receive_maximum) {
                     return self.violation(now, Violation::ReceiveMaximumExceeded);
                 }
                 self.awaiting_ack.insert(id, qos);
-                if qos == QoS::ExactlyOnce {
+                // Under manual acknowledgement the identifier joins the
+                // session state with the PUBREC (`answer_publish`): until
+                // then a resend after a reconnection is a new delivery,
+                // since the application never took this one.
+                if qos == QoS::ExactlyOnce && !manual {
                     // The identifier joins the session state the moment the
                     // message is handed on, not when the application answers:
                     // a QoS 2 message received but not completely acknowledged
@@ -116,13 +131,17 @@ impl<R: Role> Connection<R> {
         if qos == QoS::AtLeastOnce {
             self.tx.push_back(Packet::PubAck(ack));
         } else {
+            let session = self.session_mut();
             if reason.is_error() {
                 // A failure PUBREC ends the flow: the identifier is free for a
                 // new message [MQTT-4.3.3-9].
-                let session = self.session_mut();
                 if session.inbound_qos2.remove(&id) {
                     session.record(|| SessionChange::IncomingReleased { id });
                 }
+            } else if session.inbound_qos2.insert(id) {
+                // Manual acknowledgement: the message is received from now
+                // on (with automatic answers `on_publish` recorded it).
+                session.record(|| SessionChange::IncomingReceived { id });
             }
             self.tx.push_back(Packet::PubRec(ack));
         }

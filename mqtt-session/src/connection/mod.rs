@@ -66,6 +66,12 @@ pub trait Role: sealed::Sealed + Sized {
     );
     #[doc(hidden)]
     fn on_queued_expired(c: &mut Connection<Self>, id: PacketId);
+    /// Whether received QoS 1/2 messages wait for the application's
+    /// acknowledgement (a client with `manual_acks`).
+    #[doc(hidden)]
+    fn manual_acks(_c: &Connection<Self>) -> bool {
+        false
+    }
     #[doc(hidden)]
     fn on_partial(c: &mut Connection<Self>, now: Instant, buffered: usize);
     #[doc(hidden)]
