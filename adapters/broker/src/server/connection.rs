@@ -568,6 +568,7 @@ mod tests {
         let to_core = ToCoreTx(Arc::new(super::super::ToCoreShared {
             tx,
             budget: Arc::new(Semaphore::new(1)),
+            ack_budget: Arc::new(Semaphore::new(1)),
             stamps: Arc::default(),
             write_timeout: Duration::from_secs(30),
         }));
@@ -629,6 +630,7 @@ mod tests {
         let to_core = ToCoreTx(Arc::new(super::super::ToCoreShared {
             tx,
             budget: Arc::new(Semaphore::new(1024)),
+            ack_budget: Arc::new(Semaphore::new(1024)),
             stamps: Arc::default(),
             write_timeout: Duration::from_secs(30),
         }));
@@ -684,6 +686,7 @@ mod tests {
             super::super::ToCoreShared {
                 tx,
                 budget: Arc::new(Semaphore::new(1)),
+                ack_budget: Arc::new(Semaphore::new(1)),
                 stamps: Arc::default(),
                 write_timeout: Duration::from_secs(30),
             },

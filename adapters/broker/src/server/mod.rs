@@ -34,6 +34,7 @@ mod authn;
 mod conn_log;
 mod connection;
 mod core_loop;
+mod due;
 mod order;
 mod outbox;
 mod persist;
@@ -110,6 +111,9 @@ enum ToCore {
 /// being read and TCP slows the publishers down: decoded packets never pile
 /// up in memory, whatever the publishers' QoS.
 const CORE_INPUT_BUDGET: usize = 8 * 1024 * 1024;
+/// Bytes of reads holding only acknowledgements and PINGREQs that may wait
+/// for the core, apart from [`CORE_INPUT_BUDGET`] (see `due`).
+const CORE_ACK_BUDGET: usize = 1024 * 1024;
 
 /// The connection tasks' way to the core: one pointer, since every idle
 /// connection's future holds one (see `connection::serve`).
@@ -121,6 +125,8 @@ struct ToCoreTx(Arc<ToCoreShared>);
 struct ToCoreShared {
     tx: mpsc::Sender<ToCore>,
     budget: Arc<Semaphore>,
+    /// The budget of reads holding only acknowledgements.
+    ack_budget: Arc<Semaphore>,
     stamps: Arc<Stamps>,
     /// Longest a write may make no progress (`limits.write_timeout`).
     write_timeout: Duration,
@@ -151,16 +157,24 @@ impl ToCoreTx {
         stamp: Stamp,
     ) -> Result<(), ()> {
         // A batch is at most one read (64 KiB) plus one packet, so it fits.
-        let n = u32::try_from(bytes.clamp(1, CORE_INPUT_BUDGET)).unwrap_or(u32::MAX);
-        let permit = match self.budget.clone().try_acquire_many_owned(n) {
+        // Acknowledgements have their own budget: behind publishers' reads
+        // waiting for room they would wait for those to be handled, and
+        // their subscriber would look stalled (see `due`).
+        let (budget, limit) = if read.error.is_none()
+            && read.partial.is_none()
+            && due::acknowledgements_only(&read.packets)
+        {
+            (&self.ack_budget, CORE_ACK_BUDGET)
+        } else {
+            (&self.budget, CORE_INPUT_BUDGET)
+        };
+        let n = u32::try_from(bytes.clamp(1, limit)).unwrap_or(u32::MAX);
+        let permit = match budget.clone().try_acquire_many_owned(n) {
             Ok(permit) => permit,
             Err(TryAcquireError::Closed) => return Err(()),
-            Err(TryAcquireError::NoPermits) => self
-                .budget
-                .clone()
-                .acquire_many_owned(n)
-                .await
-                .map_err(|_| ())?,
+            Err(TryAcquireError::NoPermits) => {
+                budget.clone().acquire_many_owned(n).await.map_err(|_| ())?
+            }
         };
         let cmd = ToCore::Packets {
             id,
@@ -291,6 +305,7 @@ pub(crate) async fn run(
     let to_core = ToCoreTx(Arc::new(ToCoreShared {
         tx,
         budget: Arc::new(Semaphore::new(CORE_INPUT_BUDGET)),
+        ack_budget: Arc::new(Semaphore::new(CORE_ACK_BUDGET)),
         stamps: Arc::new(Stamps::new(admission.order_across_connections)),
         write_timeout: admission.write_timeout,
     }));

@@ -62,6 +62,7 @@ async fn a_wake_that_brought_nothing_leaves_the_task_waiting_for_its_outbox() {
     let to_core = ToCoreTx(Arc::new(super::super::ToCoreShared {
         tx,
         budget: Arc::new(Semaphore::new(1024)),
+        ack_budget: Arc::new(Semaphore::new(1024)),
         stamps: Arc::new(super::super::order::Stamps::new(true)),
         write_timeout: Duration::from_secs(30),
     }));
