@@ -17,7 +17,7 @@ use mqtt_client::requests::Reply;
 use mqtt_client::{Address, BlockingRequests, ClientError};
 
 use crate::incoming::{Gate, Incoming};
-use crate::options::ConnectOptions;
+use crate::options::{ConnectOptions, TlsConfig};
 use crate::transport::Transport;
 use crate::ConnectError;
 
@@ -208,7 +208,7 @@ fn read_loop(
 /// and passes commands, replies and events between the callers and the core.
 struct Driver {
     address: Address,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<TlsConfig>,
     origin: std::time::Instant,
     inputs: Receiver<Input>,
     /// For the reader threads.

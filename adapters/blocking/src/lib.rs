@@ -35,6 +35,20 @@
 //! Addresses: `mqtt://host:port`, or `mqtts://host:port` for TLS (Mozilla's
 //! roots unless [`ConnectOptions::tls_config`] says otherwise).
 //!
+//! # Cargo features
+//!
+//! | Feature | Default | What it brings |
+//! | --- | --- | --- |
+//! | `tls` | on | `mqtts://`: rustls on ring |
+//! | `webpki-roots` | on | Mozilla's root certificates in the default trust store |
+//! | `native-roots` | off | the platform's root certificates (rustls-native-certs) in the default trust store, beside Mozilla's if `webpki-roots` is on |
+//!
+//! With `default-features = false` this is a plain-TCP client, without
+//! rustls or ring in the build; an `mqtts://` address is then refused by
+//! [`ConnectOptions::new`] with [`ConnectError::FeatureDisabled`], which
+//! names the feature. To trust only the platform's roots, turn the default
+//! features off and name `native-roots`.
+//!
 //! With [`ConnectOptions::reconnect`] a lost connection is re-established
 //! with exponential backoff; a persistent session (a session expiry under
 //! 5.0) is resumed and what was in flight is resent, so a publish made
@@ -44,6 +58,8 @@ mod client;
 mod error;
 mod incoming;
 mod options;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub use crate::client::{ChannelReplies, Client, Event};
@@ -62,4 +78,5 @@ pub use mqtt_client::{
     SubscribeResult,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+#[cfg(feature = "tls")]
 pub use rustls;

@@ -2,12 +2,21 @@
 //! reconnection (`mqtt-client`'s [`ClientOptions`], set through
 //! [`OptionSetters`]), TLS and how long requests wait.
 
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_client::{Address, ClientOptions, OptionSetters};
 
 use crate::ConnectError;
+
+/// The rustls configuration [`ConnectOptions::tls_config`] stores.
+#[cfg(feature = "tls")]
+pub(crate) type TlsConfig = Arc<rustls::ClientConfig>;
+/// Without the `tls` feature there is no configuration to store: a type
+/// with no values, so the options' `Option<TlsConfig>` is always `None`.
+#[cfg(not(feature = "tls"))]
+pub(crate) type TlsConfig = std::convert::Infallible;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
 /// CONNECT says, TLS and reconnection. Built with chained setters (those of
@@ -23,15 +32,19 @@ use crate::ConnectError;
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub(crate) common: ClientOptions,
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<TlsConfig>,
     pub(crate) request_timeout: Option<Duration>,
 }
 
 impl ConnectOptions {
     /// Options for the broker at `address` (see [`Address`](crate::Address)):
     /// `mqtt://` or `mqtts://` (WebSocket is `mqtt-tokio`'s).
+    ///
+    /// An `mqtts://` address on a build without the `tls` feature is
+    /// refused with [`ConnectError::FeatureDisabled`].
     pub fn new(address: &str) -> Result<ConnectOptions, ConnectError> {
         let common = ClientOptions::new(address)?;
+        crate::transport::require_features(common.address().scheme)?;
         if common.address().is_websocket() {
             let refused = mqtt_client::ConnectError::InvalidAddress {
                 address: address.to_owned(),
@@ -51,9 +64,11 @@ impl ConnectOptions {
         self.common.address()
     }
 
-    /// The rustls configuration for `mqtts://` (by default Mozilla's root
-    /// certificates and no client certificate). Setting it on an `mqtt://`
+    /// The rustls configuration for `mqtts://` (by default the roots the
+    /// features choose: Mozilla's with `webpki-roots`, the platform's with
+    /// `native-roots`; no client certificate). Setting it on an `mqtt://`
     /// address switches that address to TLS.
+    #[cfg(feature = "tls")]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self.common.use_tls();
@@ -76,7 +91,7 @@ impl OptionSetters for ConnectOptions {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 mod tests {
     use super::*;
     use crate::Scheme;

@@ -35,6 +35,22 @@
 //! unless [`ConnectOptions::tls_config`] says otherwise), `ws://host:port/mqtt`
 //! and `wss://...` (WebSocket with subprotocol `mqtt`).
 //!
+//! # Cargo features
+//!
+//! | Feature | Default | What it brings |
+//! | --- | --- | --- |
+//! | `tls` | on | `mqtts://` (and `wss://` with `websocket`): rustls on ring, through tokio-rustls |
+//! | `webpki-roots` | on | Mozilla's root certificates in the default trust store |
+//! | `native-roots` | off | the platform's root certificates (rustls-native-certs) in the default trust store, beside Mozilla's if `webpki-roots` is on |
+//! | `websocket` | on | `ws://` (and `wss://` with `tls`): tokio-tungstenite |
+//!
+//! With `default-features = false` this is a plain-TCP client, without
+//! rustls, ring or tungstenite in the build; an address that needs a
+//! transport left out is refused by [`ConnectOptions::new`] with
+//! [`ConnectError::FeatureDisabled`], which names the feature. To trust
+//! only the platform's roots, turn the default features off and name
+//! `native-roots` (and `websocket` if wanted).
+//!
 //! With [`ConnectOptions::reconnect`] a lost connection is re-established
 //! with exponential backoff; a persistent session (a session expiry under
 //! 5.0) is resumed and what was in flight is resent, so a publish made
@@ -44,7 +60,11 @@ mod client;
 mod error;
 mod options;
 mod runtime;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
+#[cfg(feature = "websocket")]
+mod websocket;
 
 pub use crate::client::{Client, Event, Incoming};
 pub use crate::error::ConnectError;
@@ -62,4 +82,5 @@ pub use mqtt_client::{
     Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme, SubscribeResult,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+#[cfg(feature = "tls")]
 pub use tokio_rustls::rustls;
