@@ -80,3 +80,9 @@ pub use mqtt_client::{
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
 #[cfg(feature = "tls")]
 pub use rustls;
+
+/// The README's example, compiled (and run where it needs no broker) as a
+/// doctest, so that what crates.io shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

@@ -24,7 +24,7 @@ mod tests {
         let err = ConnectOptions::new("mqtts://broker.example").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "mqtts:// addresses need the `tls` feature of mqtt-tokio, \
+            "mqtts:// addresses need the `tls` feature of mqtt-engine-tokio, \
              which this build was compiled without"
         );
         assert!(ConnectOptions::new("mqtt://broker.example").is_ok());

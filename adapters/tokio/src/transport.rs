@@ -161,7 +161,7 @@ mod tests {
         let err = crate::ConnectOptions::new("mqtts://broker.example").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "mqtts:// addresses need the `tls` feature of mqtt-tokio, \
+            "mqtts:// addresses need the `tls` feature of mqtt-engine-tokio, \
              which this build was compiled without"
         );
     }
