@@ -274,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn a_client_certificate_without_a_ca_file_uses_the_default_roots() {
+    fn a_client_certificate_alone_takes_the_default_roots_and_refuses_a_bad_key() {
         let chain = vec![CertificateDer::from(vec![0x30, 0x00])];
         let key = PrivateKeyDer::Pkcs8(vec![0x30, 0x00].into());
         let mut options = ConnectOptions::new("mqtt://h")
