@@ -11,7 +11,7 @@ COPY . .
 # /data becomes the image's data directory: owned by the runtime user here
 # as well as by COPY --chown below (the runtime image has no shell to
 # chown it), whichever ownership the builder gives a directory COPY makes.
-RUN cargo build --release --locked -p mqtt-broker --bin mqtt-broker \
+RUN cargo build --release --locked -p mqtt-engine-broker --bin mqtt-broker \
     && mkdir -p /data \
     && chown 65532:65532 /data
 

@@ -9,7 +9,7 @@
 #       [--loadgen "--drain 60 --idle 20"]   # extra loadgen flags
 #
 # Needs nats-server on the PATH and release builds of mqtt-broker and
-# loadgen (cargo build --release -p mqtt-broker -p mqtt-benches); the
+# loadgen (cargo build --release -p mqtt-engine-broker -p mqtt-benches); the
 # target directory is $CARGO_TARGET_DIR or target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

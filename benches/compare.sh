@@ -105,7 +105,7 @@ cargo_() {
 }
 
 echo "== building our broker and the load generator (release)"
-cargo_ build --release -p mqtt-broker
+cargo_ build --release -p mqtt-engine-broker
 cargo_ build --release -p mqtt-benches --bin loadgen
 # Copies, so that a rebuild in the shared target directory during the run
 # (another session at work) cannot change the binaries between runs.

@@ -108,3 +108,9 @@ pub use scram::{ScramClient, ScramClientError, ScramLogin, ScramMechanism};
 /// Re-export of the connection state machine, whose types appear
 /// throughout this crate's API (and of the codec, as `mqtt_session::mqtt_codec`).
 pub use mqtt_session;
+
+/// The README's example, compiled and run as a doctest, so that what
+/// crates.io shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

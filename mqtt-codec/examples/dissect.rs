@@ -1,7 +1,7 @@
 //! Decodes MQTT packets from hex and prints them, like a small protocol dissector.
 //!
 //! ```text
-//! cargo run -p mqtt-codec --example dissect -- [--v31|--v311|--v5] HEX...
+//! cargo run -p mqtt-engine-codec --example dissect -- [--v31|--v311|--v5] HEX...
 //! ```
 //! Without a version flag the stream is read as a server reads it: CONNECT
 //! first, whose protocol level fixes the version. Without hex arguments a

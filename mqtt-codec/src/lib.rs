@@ -87,3 +87,9 @@ pub use bytes;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// The README's example, compiled (and run where it needs no broker) as a
+/// doctest, so that what crates.io shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

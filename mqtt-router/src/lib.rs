@@ -67,3 +67,9 @@ pub use matches::{Deliveries, Delivery, Matches};
 pub use mqtt_session::Instant;
 pub use retained::{Retained, RetainedMessage, RetainedRef};
 pub use shared::SharedStrategy;
+
+/// The README's example, compiled (and run where it needs no broker) as a
+/// doctest, so that what crates.io shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

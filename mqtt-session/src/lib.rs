@@ -99,3 +99,9 @@ pub use tx::Frame;
 
 /// Re-export of the codec, whose types appear throughout this crate's API.
 pub use mqtt_codec;
+
+/// The README's example, compiled (and run where it needs no broker) as a
+/// doctest, so that what crates.io shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

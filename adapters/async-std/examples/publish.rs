@@ -2,7 +2,7 @@
 //! async-std (the same code runs under `smol::block_on`).
 //!
 //! ```sh
-//! cargo run -p mqtt-async-std --example async-std-publish -- mqtt://127.0.0.1:1883 demo/1 hello
+//! cargo run -p mqtt-engine-async-std --example async-std-publish -- mqtt://127.0.0.1:1883 demo/1 hello
 //! ```
 
 use mqtt_async_std::{Client, ConnectOptions, QoS, Requests};

@@ -3,7 +3,7 @@
 //! runs on smol's executor.
 //!
 //! ```sh
-//! cargo run -p mqtt-async-std --example async-std-subscribe -- mqtt://127.0.0.1:1883 'demo/#'
+//! cargo run -p mqtt-engine-async-std --example async-std-subscribe -- mqtt://127.0.0.1:1883 'demo/#'
 //! ```
 
 use std::sync::Arc;

@@ -98,12 +98,7 @@ impl Client {
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
     pub async fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
-        let tls = options
-            .take_tls()
-            .map_err(|why| mqtt_client::ConnectError::InvalidOption {
-                option: "tls".to_owned(),
-                why,
-            })?;
+        let tls = options.take_tls()?;
         let parts = options.common.into_parts()?;
         let origin = std::time::Instant::now();
         let (commands_tx, commands) = async_channel::bounded(COMMAND_QUEUE);

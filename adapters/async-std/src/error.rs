@@ -20,6 +20,27 @@ pub enum ConnectError {
     /// The WebSocket upgrade failed.
     #[error("the WebSocket handshake failed: {0}")]
     WebSocket(String),
+    /// The address needs a transport this build was compiled without: the
+    /// crate was built with `default-features = false` and without the
+    /// Cargo feature named here.
+    #[error(
+        "{scheme} addresses need the `{feature}` feature of {krate}, \
+         which this build was compiled without",
+        krate = env!("CARGO_PKG_NAME")
+    )]
+    FeatureDisabled {
+        /// How the refused address begins: `mqtts://`, `ws://` or `wss://`.
+        scheme: &'static str,
+        /// The Cargo feature that would bring its transport: `tls` or
+        /// `websocket`.
+        feature: &'static str,
+    },
+    /// TLS without a rustls configuration or a `ca_file` in the options,
+    /// and no root certificate to verify the broker with: neither the
+    /// `webpki-roots` nor the `native-roots` feature is on, or the
+    /// platform's store yielded no certificate.
+    #[error("no root certificates to verify the broker with: {0}")]
+    NoRootCertificates(String),
     /// What MQTT says: an invalid address or option, a refusing CONNACK,
     /// no CONNACK within the connect timeout, a connection that ended
     /// before CONNACK.
@@ -34,7 +55,9 @@ impl ConnectError {
             ConnectError::Protocol(e) => e.reason_code(),
             ConnectError::Io(_)
             | ConnectError::InvalidServerName(_)
-            | ConnectError::WebSocket(_) => None,
+            | ConnectError::WebSocket(_)
+            | ConnectError::FeatureDisabled { .. }
+            | ConnectError::NoRootCertificates(_) => None,
         }
     }
 }

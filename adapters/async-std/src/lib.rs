@@ -35,11 +35,27 @@
 //! // async_std::task::block_on(demo())  or  smol::block_on(demo())
 //! ```
 //!
-//! Addresses: `mqtt://host:port`, `mqtts://host:port` (TLS, Mozilla's roots
-//! unless [`ConnectOptions::tls_config`] or [`ConnectOptions::ca_file`] say
-//! otherwise; a client certificate with
+//! Addresses: `mqtt://host:port`, `mqtts://host:port` (TLS, the default
+//! roots of the Cargo features below unless [`ConnectOptions::tls_config`]
+//! or [`ConnectOptions::ca_file`] say otherwise; a client certificate with
 //! [`ConnectOptions::client_certificate_files`]), `ws://host:port/mqtt` and
 //! `wss://...` (WebSocket with subprotocol `mqtt`).
+//!
+//! # Cargo features
+//!
+//! | Feature | Default | What it brings |
+//! | --- | --- | --- |
+//! | `tls` | on | `mqtts://` (and `wss://` with `websocket`): rustls on ring, through futures-rustls; `ca_file` and `client_certificate` |
+//! | `webpki-roots` | on | Mozilla's root certificates in the default trust store |
+//! | `native-roots` | off | the platform's root certificates (rustls-native-certs) in the default trust store, beside Mozilla's if `webpki-roots` is on |
+//! | `websocket` | on | `ws://` (and `wss://` with `tls`): async-tungstenite |
+//!
+//! With `default-features = false` this is a plain-TCP client, without
+//! rustls, ring or tungstenite in the build; an address that needs a
+//! transport left out is refused by [`ConnectOptions::new`] with
+//! [`ConnectError::FeatureDisabled`], which names the feature. To trust
+//! only the platform's roots, turn the default features off and name
+//! `native-roots` (and `websocket` if wanted).
 //!
 //! The connection task gets a thread of its own by default, so the client
 //! works under any executor; [`ConnectOptions::spawner`] runs it on the
@@ -54,14 +70,18 @@ mod client;
 mod error;
 mod options;
 mod runtime;
+#[cfg(feature = "tls")]
 mod tls;
 mod transport;
+#[cfg(feature = "websocket")]
+mod websocket;
 
 pub use crate::client::{Client, Event, Incoming, Pending};
 pub use crate::error::ConnectError;
 pub use crate::options::{ConnectOptions, Spawner, Task};
 pub use crate::runtime::OneshotReplies;
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+#[cfg(feature = "tls")]
 pub use futures_rustls::rustls;
 /// The client this crate runs: its options, errors, driver and connection
 /// task.
@@ -75,3 +95,9 @@ pub use mqtt_client::{
     AckToken, Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme,
     SubscribeResult,
 };
+
+/// The README's example, compiled as a doctest, so that what crates.io
+/// shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

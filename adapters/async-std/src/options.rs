@@ -6,11 +6,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[cfg(feature = "tls")]
 use futures_rustls::rustls;
 use mqtt_client::{Address, ClientOptions, OptionSetters};
 
+#[cfg(feature = "tls")]
 use crate::tls::TlsFiles;
 use crate::ConnectError;
+
+/// The rustls configuration [`ConnectOptions::tls_config`] stores.
+#[cfg(feature = "tls")]
+pub(crate) type TlsConfig = Arc<rustls::ClientConfig>;
+/// Without the `tls` feature there is no configuration to store: a type
+/// with no values, so the options' `Option<TlsConfig>` is always `None`.
+#[cfg(not(feature = "tls"))]
+pub(crate) type TlsConfig = std::convert::Infallible;
 
 /// A future the connection task is made of, for a [`Spawner`].
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -35,8 +45,9 @@ pub type Spawner = Arc<dyn Fn(Task) + Send + Sync>;
 #[derive(Clone)]
 pub struct ConnectOptions {
     pub(crate) common: ClientOptions,
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<TlsConfig>,
     /// TLS given piece by piece (`ca_file`, `client_certificate`).
+    #[cfg(feature = "tls")]
     pub(crate) tls_files: TlsFiles,
     pub(crate) spawner: Option<Spawner>,
 }
@@ -56,21 +67,31 @@ impl ConnectOptions {
     /// `mqtt://host:port` (also `tcp://host:port` or plain `host:port`, port
     /// 1883 by default), `mqtts://` (TLS), `ws://host:port/mqtt` or `wss://`
     /// (WebSocket with subprotocol `mqtt`).
+    ///
+    /// An address whose transport this build was compiled without
+    /// (`mqtts://` and `wss://` need the `tls` feature, `ws://` and `wss://`
+    /// the `websocket` feature) is refused with
+    /// [`ConnectError::FeatureDisabled`].
     pub fn new(address: &str) -> Result<ConnectOptions, ConnectError> {
+        let common = ClientOptions::new(address)?;
+        crate::transport::require_features(common.address().scheme)?;
         Ok(ConnectOptions {
-            common: ClientOptions::new(address)?,
+            common,
             tls: None,
+            #[cfg(feature = "tls")]
             tls_files: TlsFiles::default(),
             spawner: None,
         })
     }
 
     /// The rustls configuration for `mqtts://` and `wss://` (by default
-    /// Mozilla's root certificates and no client certificate). Setting it on
-    /// an `mqtt://` or `ws://` address switches that address to TLS. It is
-    /// the whole configuration: with [`ca_file`](Self::ca_file) or
+    /// the roots the features choose: Mozilla's with `webpki-roots`, the
+    /// platform's with `native-roots`; no client certificate). Setting it
+    /// on an `mqtt://` or `ws://` address switches that address to TLS. It
+    /// is the whole configuration: with [`ca_file`](Self::ca_file) or
     /// [`client_certificate`](Self::client_certificate) as well, `connect`
     /// fails with [`mqtt_client::ConnectError::InvalidOption`].
+    #[cfg(feature = "tls")]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self.common.use_tls();
@@ -94,13 +115,23 @@ impl ConnectOptions {
     }
 }
 
+#[cfg(not(feature = "tls"))]
+impl ConnectOptions {
+    /// The TLS configuration to connect with: none in a build without
+    /// `tls` (`tls.rs` has the one that builds it from `ca_file` and
+    /// `client_certificate`).
+    pub(crate) fn take_tls(&mut self) -> Result<Option<TlsConfig>, ConnectError> {
+        Ok(self.tls.take())
+    }
+}
+
 impl OptionSetters for ConnectOptions {
     fn client_options(&mut self) -> &mut ClientOptions {
         &mut self.common
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tls", feature = "websocket"))]
 mod tests {
     use super::*;
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use futures_channel::{mpsc, oneshot};
 use futures_lite::Stream;
-use futures_rustls::rustls;
 use mqtt_client::driver::{self, ReplySender};
 use mqtt_client::mqtt_session::{ClientConfig, Instant};
 use mqtt_client::runtime::{Link, Runtime, Timer};
 use mqtt_client::{Address, ClientError};
 
+use crate::options::TlsConfig;
 use crate::transport::{self, Transport};
 use crate::{ConnectError, Event};
 
@@ -41,7 +41,7 @@ pub(crate) type Command = driver::Command<OneshotReplies>;
 /// timers and the transports of `transport`.
 pub(crate) struct AsyncIo {
     pub(crate) origin: std::time::Instant,
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 /// The instant `origin` + `t`.

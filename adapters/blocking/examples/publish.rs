@@ -1,7 +1,7 @@
 //! Publishes one message and waits for the broker's acknowledgement.
 //!
 //! ```sh
-//! cargo run -p mqtt-blocking --example blocking-publish -- mqtt://127.0.0.1:1883 demo/1 hello
+//! cargo run -p mqtt-engine-blocking --example blocking-publish -- mqtt://127.0.0.1:1883 demo/1 hello
 //! ```
 
 use mqtt_blocking::{BlockingRequests, Client, ConnectOptions, QoS};

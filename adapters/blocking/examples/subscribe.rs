@@ -3,7 +3,7 @@
 //! messages when a count is given.
 //!
 //! ```sh
-//! cargo run -p mqtt-blocking --example blocking-subscribe -- mqtt://127.0.0.1:1883 'demo/#' 10
+//! cargo run -p mqtt-engine-blocking --example blocking-subscribe -- mqtt://127.0.0.1:1883 'demo/#' 10
 //! ```
 
 use std::time::Duration;

@@ -17,7 +17,7 @@ use mqtt_client::requests::Reply;
 use mqtt_client::{Address, BlockingRequests, ClientError, Wait};
 
 use crate::incoming::{Gate, Incoming};
-use crate::options::ConnectOptions;
+use crate::options::{ConnectOptions, TlsConfig};
 use crate::transport::Transport;
 use crate::ConnectError;
 
@@ -89,12 +89,7 @@ impl Client {
     /// A failure of this first connection is returned even when
     /// reconnection is configured (which applies to later losses).
     pub fn connect(mut options: ConnectOptions) -> Result<(Client, Incoming), ConnectError> {
-        let tls = options
-            .take_tls()
-            .map_err(|why| mqtt_client::ConnectError::InvalidOption {
-                option: "tls".to_owned(),
-                why,
-            })?;
+        let tls = options.take_tls()?;
         let parts = options.common.into_parts()?;
         let origin = std::time::Instant::now();
         let timeout = parts.config.connect_timeout;
@@ -278,7 +273,7 @@ fn read_loop(
 /// and passes commands, replies and events between the callers and the core.
 struct Driver {
     address: Address,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<TlsConfig>,
     origin: std::time::Instant,
     inputs: Receiver<Input>,
     /// For the reader threads.

@@ -17,6 +17,26 @@ pub enum ConnectError {
     /// The host name is not valid as a TLS server name.
     #[error("{0:?} is not a valid TLS server name")]
     InvalidServerName(String),
+    /// The address needs a transport this build was compiled without: the
+    /// crate was built with `default-features = false` and without the
+    /// Cargo feature named here.
+    #[error(
+        "{scheme} addresses need the `{feature}` feature of {krate}, \
+         which this build was compiled without",
+        krate = env!("CARGO_PKG_NAME")
+    )]
+    FeatureDisabled {
+        /// How the refused address begins: `mqtts://`.
+        scheme: &'static str,
+        /// The Cargo feature that would bring its transport: `tls`.
+        feature: &'static str,
+    },
+    /// TLS without a rustls configuration or a `ca_file` in the options,
+    /// and no root certificate to verify the broker with: neither the
+    /// `webpki-roots` nor the `native-roots` feature is on, or the
+    /// platform's store yielded no certificate.
+    #[error("no root certificates to verify the broker with: {0}")]
+    NoRootCertificates(String),
     /// What MQTT says: an invalid address or option, a refusing CONNACK,
     /// no CONNACK within the connect timeout, a connection that ended
     /// before CONNACK.
@@ -29,7 +49,10 @@ impl ConnectError {
     pub fn reason_code(&self) -> Option<ReasonCode> {
         match self {
             ConnectError::Protocol(e) => e.reason_code(),
-            ConnectError::Io(_) | ConnectError::InvalidServerName(_) => None,
+            ConnectError::Io(_)
+            | ConnectError::InvalidServerName(_)
+            | ConnectError::FeatureDisabled { .. }
+            | ConnectError::NoRootCertificates(_) => None,
         }
     }
 }

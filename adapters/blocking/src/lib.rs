@@ -32,8 +32,25 @@
 //! # }
 //! ```
 //!
-//! Addresses: `mqtt://host:port`, or `mqtts://host:port` for TLS (Mozilla's
-//! roots unless [`ConnectOptions::tls_config`] says otherwise).
+//! Addresses: `mqtt://host:port`, or `mqtts://host:port` for TLS (the
+//! default roots of the Cargo features below unless
+//! [`ConnectOptions::tls_config`] or [`ConnectOptions::ca_file`] say
+//! otherwise; a client certificate with
+//! [`ConnectOptions::client_certificate_files`]).
+//!
+//! # Cargo features
+//!
+//! | Feature | Default | What it brings |
+//! | --- | --- | --- |
+//! | `tls` | on | `mqtts://`: rustls on ring |
+//! | `webpki-roots` | on | Mozilla's root certificates in the default trust store |
+//! | `native-roots` | off | the platform's root certificates (rustls-native-certs) in the default trust store, beside Mozilla's if `webpki-roots` is on |
+//!
+//! With `default-features = false` this is a plain-TCP client, without
+//! rustls or ring in the build; an `mqtts://` address is then refused by
+//! [`ConnectOptions::new`] with [`ConnectError::FeatureDisabled`], which
+//! names the feature. To trust only the platform's roots, turn the default
+//! features off and name `native-roots`.
 //!
 //! With [`ConnectOptions::reconnect`] a lost connection is re-established
 //! with exponential backoff; a persistent session (a session expiry under
@@ -44,6 +61,7 @@ mod client;
 mod error;
 mod incoming;
 mod options;
+#[cfg(feature = "tls")]
 mod tls;
 mod transport;
 
@@ -63,4 +81,11 @@ pub use mqtt_client::{
     SubscribeResult, Wait,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+#[cfg(feature = "tls")]
 pub use rustls;
+
+/// The README's example, compiled (and run where it needs no broker) as a
+/// doctest, so that what crates.io shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

@@ -2,13 +2,23 @@
 //! reconnection (`mqtt-client`'s [`ClientOptions`], set through
 //! [`OptionSetters`]), TLS and how long requests wait.
 
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_client::{Address, ClientOptions, OptionSetters};
 
+#[cfg(feature = "tls")]
 use crate::tls::TlsFiles;
 use crate::ConnectError;
+
+/// The rustls configuration [`ConnectOptions::tls_config`] stores.
+#[cfg(feature = "tls")]
+pub(crate) type TlsConfig = Arc<rustls::ClientConfig>;
+/// Without the `tls` feature there is no configuration to store: a type
+/// with no values, so the options' `Option<TlsConfig>` is always `None`.
+#[cfg(not(feature = "tls"))]
+pub(crate) type TlsConfig = std::convert::Infallible;
 
 /// Everything [`Client::connect`](crate::Client::connect) needs: where, what
 /// CONNECT says, TLS and reconnection. Built with chained setters (those of
@@ -26,8 +36,9 @@ use crate::ConnectError;
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub(crate) common: ClientOptions,
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<TlsConfig>,
     /// TLS given piece by piece (`ca_file`, `client_certificate`).
+    #[cfg(feature = "tls")]
     pub(crate) tls_files: TlsFiles,
     pub(crate) request_timeout: Option<Duration>,
 }
@@ -35,8 +46,12 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// Options for the broker at `address` (see [`Address`](crate::Address)):
     /// `mqtt://` or `mqtts://` (WebSocket is `mqtt-tokio`'s).
+    ///
+    /// An `mqtts://` address on a build without the `tls` feature is
+    /// refused with [`ConnectError::FeatureDisabled`].
     pub fn new(address: &str) -> Result<ConnectOptions, ConnectError> {
         let common = ClientOptions::new(address)?;
+        crate::transport::require_features(common.address().scheme)?;
         if common.address().is_websocket() {
             let refused = mqtt_client::ConnectError::InvalidAddress {
                 address: address.to_owned(),
@@ -47,6 +62,7 @@ impl ConnectOptions {
         Ok(ConnectOptions {
             common,
             tls: None,
+            #[cfg(feature = "tls")]
             tls_files: TlsFiles::default(),
             request_timeout: None,
         })
@@ -57,12 +73,14 @@ impl ConnectOptions {
         self.common.address()
     }
 
-    /// The rustls configuration for `mqtts://` (by default Mozilla's root
-    /// certificates and no client certificate). Setting it on an `mqtt://`
+    /// The rustls configuration for `mqtts://` (by default the roots the
+    /// features choose: Mozilla's with `webpki-roots`, the platform's with
+    /// `native-roots`; no client certificate). Setting it on an `mqtt://`
     /// address switches that address to TLS. It is the whole configuration:
     /// with [`ca_file`](Self::ca_file) or
     /// [`client_certificate`](Self::client_certificate) as well, `connect`
     /// fails with [`mqtt_client::ConnectError::InvalidOption`].
+    #[cfg(feature = "tls")]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self.common.use_tls();
@@ -79,13 +97,23 @@ impl ConnectOptions {
     }
 }
 
+#[cfg(not(feature = "tls"))]
+impl ConnectOptions {
+    /// The TLS configuration to connect with: none in a build without
+    /// `tls` (`tls.rs` has the one that builds it from `ca_file` and
+    /// `client_certificate`).
+    pub(crate) fn take_tls(&mut self) -> Result<Option<TlsConfig>, ConnectError> {
+        Ok(self.tls.take())
+    }
+}
+
 impl OptionSetters for ConnectOptions {
     fn client_options(&mut self) -> &mut ClientOptions {
         &mut self.common
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 mod tests {
     use super::*;
     use crate::Scheme;

@@ -1,4 +1,5 @@
 //! TLS (rustls) against a real Mosquitto and the reference broker.
+#![cfg(feature = "tls")]
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! calls take an embassy-net `TcpSocket` and an `embassy-time` clock.
 //!
 //! ```sh
-//! cargo run -p mqtt-embedded --example embedded-publish -- 127.0.0.1:1883 demo/1 hello
+//! cargo run -p mqtt-engine-embedded --example embedded-publish -- 127.0.0.1:1883 demo/1 hello
 //! ```
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the transport).
 //!
 //! ```sh
-//! cargo run -p mqtt-embedded --example embedded-subscribe -- 127.0.0.1:1883 'demo/#'
+//! cargo run -p mqtt-engine-embedded --example embedded-subscribe -- 127.0.0.1:1883 'demo/#'
 //! ```
 
 use std::time::Duration;

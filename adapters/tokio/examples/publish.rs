@@ -1,7 +1,7 @@
 //! Publishes one message and waits for the broker's acknowledgement.
 //!
 //! ```sh
-//! cargo run -p mqtt-tokio --example tokio-publish -- mqtt://127.0.0.1:1883 demo/1 hello
+//! cargo run -p mqtt-engine-tokio --example tokio-publish -- mqtt://127.0.0.1:1883 demo/1 hello
 //! ```
 
 use mqtt_tokio::{Client, ConnectOptions, QoS, Requests};

@@ -2,7 +2,7 @@
 //! resuming the session) if the connection is lost.
 //!
 //! ```sh
-//! cargo run -p mqtt-tokio --example tokio-subscribe -- mqtt://127.0.0.1:1883 'demo/#'
+//! cargo run -p mqtt-engine-tokio --example tokio-subscribe -- mqtt://127.0.0.1:1883 'demo/#'
 //! ```
 
 use std::time::Duration;

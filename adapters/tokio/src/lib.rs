@@ -31,9 +31,27 @@
 //! # }
 //! ```
 //!
-//! Addresses: `mqtt://host:port`, `mqtts://host:port` (TLS, Mozilla's roots
-//! unless [`ConnectOptions::tls_config`] says otherwise), `ws://host:port/mqtt`
-//! and `wss://...` (WebSocket with subprotocol `mqtt`).
+//! Addresses: `mqtt://host:port`, `mqtts://host:port` (TLS, the default
+//! roots of the Cargo features below unless [`ConnectOptions::tls_config`]
+//! or [`ConnectOptions::ca_file`] say otherwise; a client certificate with
+//! [`ConnectOptions::client_certificate_files`]), `ws://host:port/mqtt` and
+//! `wss://...` (WebSocket with subprotocol `mqtt`).
+//!
+//! # Cargo features
+//!
+//! | Feature | Default | What it brings |
+//! | --- | --- | --- |
+//! | `tls` | on | `mqtts://` (and `wss://` with `websocket`): rustls on ring, through tokio-rustls |
+//! | `webpki-roots` | on | Mozilla's root certificates in the default trust store |
+//! | `native-roots` | off | the platform's root certificates (rustls-native-certs) in the default trust store, beside Mozilla's if `webpki-roots` is on |
+//! | `websocket` | on | `ws://` (and `wss://` with `tls`): tokio-tungstenite |
+//!
+//! With `default-features = false` this is a plain-TCP client, without
+//! rustls, ring or tungstenite in the build; an address that needs a
+//! transport left out is refused by [`ConnectOptions::new`] with
+//! [`ConnectError::FeatureDisabled`], which names the feature. To trust
+//! only the platform's roots, turn the default features off and name
+//! `native-roots` (and `websocket` if wanted).
 //!
 //! With [`ConnectOptions::reconnect`] a lost connection is re-established
 //! with exponential backoff; a persistent session (a session expiry under
@@ -44,8 +62,11 @@ mod client;
 mod error;
 mod options;
 mod runtime;
+#[cfg(feature = "tls")]
 mod tls;
 mod transport;
+#[cfg(feature = "websocket")]
+mod websocket;
 
 pub use crate::client::{Client, Event, Incoming, Pending};
 pub use crate::error::ConnectError;
@@ -64,4 +85,11 @@ pub use mqtt_client::{
     SubscribeResult,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
+#[cfg(feature = "tls")]
 pub use tokio_rustls::rustls;
+
+/// The README's example, compiled (and run where it needs no broker) as a
+/// doctest, so that what crates.io shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctest;

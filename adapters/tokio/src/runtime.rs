@@ -12,9 +12,9 @@ use mqtt_client::mqtt_session::{ClientConfig, Instant};
 use mqtt_client::runtime::{Link, Runtime, Timer};
 use mqtt_client::{Address, ClientError};
 use tokio::sync::{mpsc, oneshot};
-use tokio_rustls::rustls;
 use tokio_util::sync::PollSender;
 
+use crate::options::TlsConfig;
 use crate::transport::{self, Transport};
 use crate::{ConnectError, Event};
 
@@ -39,7 +39,7 @@ pub(crate) type Command = driver::Command<OneshotReplies>;
 /// transports of `transport`.
 pub(crate) struct Tokio {
     pub(crate) origin: tokio::time::Instant,
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 /// The instant `origin` + `t`.

@@ -1,20 +1,15 @@
-//! Opening the byte stream to the broker: TCP, TLS, WebSocket; and that
-//! stream as `mqtt-client`'s [`Transport`](mqtt_client::runtime::Transport).
+//! Opening the byte stream to the broker: TCP, TLS (feature `tls`),
+//! WebSocket (feature `websocket`); and that stream as `mqtt-client`'s
+//! [`Transport`](mqtt_client::runtime::Transport).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::{Message as WsMessage, WebSocketConfig};
 
+use crate::options::TlsConfig;
 use crate::{Address, ConnectError, Scheme};
 
 /// A byte stream to the broker.
@@ -22,7 +17,7 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// The byte stream to the broker, whatever the transport.
-pub(crate) struct Transport(Pin<Box<dyn Io>>);
+pub(crate) struct Transport(pub(crate) Pin<Box<dyn Io>>);
 
 impl mqtt_client::runtime::Transport for Transport {
     type Error = io::Error;
@@ -48,144 +43,142 @@ impl mqtt_client::runtime::Transport for Transport {
     }
 }
 
-/// Room in the in-memory pipe between the WebSocket pump and the client.
-const WS_PIPE: usize = 64 * 1024;
+/// The Cargo feature a `scheme` needs that is off, given which of `tls`
+/// and `websocket` are on; `None` when the transport is there. A pure
+/// function of the flags so that every build tests every combination.
+fn missing_feature(scheme: Scheme, tls: bool, websocket: bool) -> Option<&'static str> {
+    match scheme {
+        Scheme::Tcp => None,
+        Scheme::Tls => (!tls).then_some("tls"),
+        Scheme::WebSocket => (!websocket).then_some("websocket"),
+        Scheme::WebSocketTls if !websocket => Some("websocket"),
+        Scheme::WebSocketTls => (!tls).then_some("tls"),
+    }
+}
+
+/// Refuses, with [`ConnectError::FeatureDisabled`], an address whose
+/// transport this build was compiled without: a clear error at
+/// `ConnectOptions::new` rather than a silent fallback to plain TCP.
+pub(crate) fn require_features(scheme: Scheme) -> Result<(), ConnectError> {
+    let tls = cfg!(feature = "tls");
+    let websocket = cfg!(feature = "websocket");
+    match missing_feature(scheme, tls, websocket) {
+        None => Ok(()),
+        Some(feature) => Err(ConnectError::FeatureDisabled {
+            scheme: scheme_prefix(scheme),
+            feature,
+        }),
+    }
+}
+
+/// How an address of `scheme` begins.
+fn scheme_prefix(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Tcp => "mqtt://",
+        Scheme::Tls => "mqtts://",
+        Scheme::WebSocket => "ws://",
+        Scheme::WebSocketTls => "wss://",
+    }
+}
 
 /// Opens the transport `address` names (without any timeout; the caller
 /// bounds it).
 pub(crate) async fn open(
     address: &Address,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    tls: Option<&TlsConfig>,
     max_packet_size: u32,
 ) -> Result<Transport, ConnectError> {
+    // Checked again here (not only in `ConnectOptions::new`): the options'
+    // `client_options()` can switch an address to TLS after it was parsed.
+    require_features(address.scheme)?;
     let tcp = TcpStream::connect((address.host.as_str(), address.port)).await?;
     // MQTT packets are small and latency matters more than batching.
     tcp.set_nodelay(true)?;
+    // Only the parameters of the transports this build has are used.
+    let _ = (tls, max_packet_size);
     match address.scheme {
         Scheme::Tcp => Ok(Transport(Box::pin(tcp))),
-        Scheme::Tls => Ok(Transport(Box::pin(tls_connect(address, tls, tcp).await?))),
-        Scheme::WebSocket => websocket(address, tcp, max_packet_size).await,
+        #[cfg(feature = "tls")]
+        Scheme::Tls => Ok(Transport(Box::pin(
+            crate::tls::connect(address, tls, tcp).await?,
+        ))),
+        #[cfg(feature = "websocket")]
+        Scheme::WebSocket => crate::websocket::upgrade(address, tcp, max_packet_size).await,
+        #[cfg(all(feature = "tls", feature = "websocket"))]
         Scheme::WebSocketTls => {
-            let stream = tls_connect(address, tls, tcp).await?;
-            websocket(address, stream, max_packet_size).await
+            let stream = crate::tls::connect(address, tls, tcp).await?;
+            crate::websocket::upgrade(address, stream, max_packet_size).await
         }
+        // `require_features` refused these above.
+        #[cfg(not(all(feature = "tls", feature = "websocket")))]
+        other => Err(ConnectError::FeatureDisabled {
+            scheme: scheme_prefix(other),
+            feature: missing_feature(other, cfg!(feature = "tls"), cfg!(feature = "websocket"))
+                .unwrap_or("tls"),
+        }),
     }
 }
 
-/// The default TLS configuration: Mozilla's root certificates, no client
-/// certificate.
-fn default_tls() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn tls_connect(
-    address: &Address,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    tcp: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
-    let config = tls.cloned().unwrap_or_else(default_tls);
-    let name = ServerName::try_from(address.host.clone())
-        .map_err(|_| ConnectError::InvalidServerName(address.host.clone()))?;
-    Ok(tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await?)
-}
-
-/// The WebSocket upgrade with subprotocol `mqtt`, then a task that turns
-/// binary WebSocket messages into a byte stream and back.
-async fn websocket<S>(
-    address: &Address,
-    stream: S,
-    max_packet_size: u32,
-) -> Result<Transport, ConnectError>
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let scheme = if address.is_tls() { "wss" } else { "ws" };
-    let host = if address.host.contains(':') {
-        format!("[{}]", address.host)
-    } else {
-        address.host.clone()
-    };
-    let url = format!("{scheme}://{host}:{}{}", address.port, address.path);
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
-    // MQTT over WebSocket names the subprotocol "mqtt" [MQTT-6.0.0-3].
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
-    // No WebSocket message needs to be larger than the largest MQTT packet
-    // accepted (plus its fixed header): a peer cannot make us buffer more.
-    let limit = usize::try_from(max_packet_size)
-        .unwrap_or(usize::MAX)
-        .saturating_add(5);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
-    let (ws, response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-        .await
-        .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
-    let agreed = response
-        .headers()
-        .get("Sec-WebSocket-Protocol")
-        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"mqtt"));
-    if !agreed {
-        return Err(ConnectError::WebSocket(
-            "the server did not agree to the mqtt subprotocol".into(),
-        ));
-    }
-    let (ours, theirs) = tokio::io::duplex(WS_PIPE);
-    tokio::spawn(pump_websocket(ws, theirs));
-    Ok(Transport(Box::pin(ours)))
-}
-
-/// Moves bytes between the pipe and the WebSocket until either ends.
-async fn pump_websocket<S>(ws: tokio_tungstenite::WebSocketStream<S>, pipe: tokio::io::DuplexStream)
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin,
-{
-    let (mut ws_tx, mut ws_rx) = ws.split();
-    let (mut pipe_rx, mut pipe_tx) = tokio::io::split(pipe);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        tokio::select! {
-            n = pipe_rx.read(&mut buf) => match n {
-                Ok(0) | Err(_) => {
-                    let _ = ws_tx.send(WsMessage::Close(None)).await;
-                    return;
-                }
-                Ok(n) => {
-                    if ws_tx.send(WsMessage::binary(buf[..n].to_vec())).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            msg = ws_rx.next() => match msg {
-                Some(Ok(WsMessage::Binary(data))) => {
-                    if pipe_tx.write_all(&data).await.is_err() {
-                        return;
-                    }
-                }
-                // Pings are answered by tungstenite itself; text frames are
-                // not MQTT [MQTT-6.0.0-1] and end the connection.
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
-                _ => {
-                    let _ = pipe_tx.shutdown().await;
-                    return;
-                }
-            },
+    #[test]
+    fn each_transport_names_the_feature_it_is_missing() {
+        use Scheme::*;
+        // (scheme, tls on, websocket on) -> the feature named.
+        let cases = [
+            (Tcp, false, false, None),
+            (Tls, false, false, Some("tls")),
+            (Tls, true, false, None),
+            (WebSocket, false, false, Some("websocket")),
+            (WebSocket, false, true, None),
+            (WebSocketTls, false, false, Some("websocket")),
+            (WebSocketTls, true, false, Some("websocket")),
+            (WebSocketTls, false, true, Some("tls")),
+            (WebSocketTls, true, true, None),
+        ];
+        for (scheme, tls, ws, expected) in cases {
+            assert_eq!(
+                missing_feature(scheme, tls, ws),
+                expected,
+                "{scheme:?} tls={tls} ws={ws}"
+            );
         }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_tls_address_is_refused_with_the_feature_it_needs() {
+        for address in ["mqtts://broker.example", "wss://broker.example/mqtt"] {
+            let err = crate::ConnectOptions::new(address).unwrap_err();
+            let ConnectError::FeatureDisabled { feature, .. } = &err else {
+                panic!("{address}: {err}");
+            };
+            assert!(*feature == "tls" || *feature == "websocket", "{err}");
+            assert!(err.to_string().contains(feature), "{err}");
+        }
+        let err = crate::ConnectOptions::new("mqtts://broker.example").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mqtts:// addresses need the `tls` feature of mqtt-engine-tokio, \
+             which this build was compiled without"
+        );
+    }
+
+    #[cfg(not(feature = "websocket"))]
+    #[test]
+    fn a_websocket_address_is_refused_with_the_feature_it_needs() {
+        let err = crate::ConnectOptions::new("ws://broker.example").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConnectError::FeatureDisabled {
+                    scheme: "ws://",
+                    feature: "websocket"
+                }
+            ),
+            "{err}"
+        );
     }
 }

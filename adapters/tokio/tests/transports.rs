@@ -1,4 +1,5 @@
 //! TLS and WebSocket transports, against a real Mosquitto.
+#![cfg(all(feature = "tls", feature = "websocket"))]
 
 use std::time::Duration;
 

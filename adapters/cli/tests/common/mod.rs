@@ -260,7 +260,7 @@ pub fn mqtt_pub(broker: SocketAddr, args: &[&str], stdin: &[u8]) {
 
 /// The `mqtt-broker` binary of this build, as a process on a free port,
 /// killed when dropped. `cargo test --workspace` builds it beside `mqtt`;
-/// `cargo test -p mqtt-cli` alone may not (`cargo build -p mqtt-broker`
+/// `cargo test -p mqtt-engine-cli` alone may not (`cargo build -p mqtt-engine-broker`
 /// first), so without it a test skips, except under `CI=true`.
 pub struct BrokerBinary {
     child: Child,
@@ -275,7 +275,7 @@ impl BrokerBinary {
         if !exe.exists() {
             assert!(
                 !mqtt_testkit::in_ci(),
-                "{} is required when CI=true (cargo build -p mqtt-broker)",
+                "{} is required when CI=true (cargo build -p mqtt-engine-broker)",
                 exe.display()
             );
             eprintln!("skipping: {} is not built", exe.display());
