@@ -313,3 +313,17 @@ fn publishers_released_by_a_takeover_resume_after_the_new_session_is_made() {
 fn a_keep_alive_end_lets_the_waiting_input_through_first() {
     check(&include!("regressions/paused_flush_on_keep_alive.rs"));
 }
+
+/// Oracle bug (seed 7322254 with 200 operations): two sessions' wills, both
+/// retained on one topic, fall due at one instant; the specification orders
+/// wills of different clients in no way, and the broker acts on sessions'
+/// timers at one instant by the session's place in its table, which after a
+/// crash and restart need not be the order the model met the clients in.
+/// The model took them in its own order and so expected the other will to
+/// be the retained one [MQTT-3.3.1-5]. It now takes sessions' deadlines at
+/// one instant in the broker's session order (`Broker::sessions`).
+#[test]
+fn wills_due_together_replace_a_retained_message_in_the_brokers_session_order() {
+    check(&include!("regressions/seed_7322254.rs"));
+}
+

@@ -93,8 +93,10 @@ pub(crate) enum Due {
     /// A connection's keep alive ran out (ordered as the broker orders its
     /// connections' timers at one instant: by its connection identifier).
     KeepAlive(Option<ConnId>, PeerId),
-    /// A detached session's will delay or expiry.
-    Session(ClientIx),
+    /// A detached session's will delay or expiry (ordered as the broker
+    /// orders its sessions' timers at one instant: by the session's place
+    /// in its table, the first field; then by client).
+    Session(usize, ClientIx),
 }
 
 /// A connection as the model sees it (from its CONNECT on).
@@ -271,8 +273,9 @@ impl Model {
 
     /// The deadlines the broker acts on at `now`, in its order: keep
     /// alives run out, wills past their delay, sessions past their expiry
-    /// (each acted on with [`Model::act`]).
-    pub(crate) fn due(&self, now: Instant) -> Vec<Due> {
+    /// (each acted on with [`Model::act`]). `place` is the broker's place
+    /// of a client's session in its table (`Broker::sessions` order).
+    pub(crate) fn due(&self, now: Instant, place: impl Fn(ClientIx) -> usize) -> Vec<Due> {
         // The broker acts on its deadlines in their order, connections'
         // before sessions' at one instant (its timer heap): a keep alive that
         // ran out ends its connection (and may publish a will) before a
@@ -280,7 +283,7 @@ impl Model {
         let sessions = self.sessions.iter().filter(|(_, s)| s.conn.is_none());
         let sessions = sessions.filter_map(|(c, s)| {
             let at = [s.will_at(), s.expires_at].into_iter().flatten().min()?;
-            (at <= now).then_some((at, Due::Session(*c)))
+            (at <= now).then_some((at, Due::Session(place(*c), *c)))
         });
         let conns = self.conns.iter().filter_map(|(&peer, c)| {
             let at = c.keep_alive_due().filter(|at| *at <= now && !c.ended)?;
@@ -300,7 +303,7 @@ impl Model {
                 }
                 self.end_conn(now, peer, d);
             }
-            Due::Session(client) => self.due_for(now, client, d),
+            Due::Session(_, client) => self.due_for(now, client, d),
         }
     }
 
