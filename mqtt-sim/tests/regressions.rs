@@ -327,3 +327,18 @@ fn wills_due_together_replace_a_retained_message_in_the_brokers_session_order() 
     check(&include!("regressions/seed_7322254.rs"));
 }
 
+/// Broker bug (seed 5006018 with 600 operations): a session slot freed by a
+/// clean start and reused for the client's next session started its
+/// generations again, so a timer entry left by the old session (at 10.3 s)
+/// matched the new one. Acted on late (a clock jump to 43 s), it compared
+/// with the clock instead of its own instant and published the new
+/// session's will (due at 13.4 s) before another client's keep alive ran
+/// out (at 10.9 s): that client, whose session ends with its connection,
+/// got a message published after it had gone [MQTT-3.1.2-24]. A session's
+/// timer now acts on what was due by its own instant, as a connection's
+/// does.
+#[test]
+fn a_stale_session_timer_does_not_publish_a_will_ahead_of_earlier_deadlines() {
+    check(&include!("regressions/seed_5006018.rs"));
+}
+

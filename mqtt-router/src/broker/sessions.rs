@@ -308,7 +308,7 @@ impl Broker {
             return;
         };
         let generation = entry.generation;
-        self.session_timer(key, generation, now);
+        self.session_timer(key, generation, now, now);
     }
 
     /// Take over: the client's previous connection ends with 0x8E, and its
@@ -510,14 +510,28 @@ impl Broker {
         self.record_detached(key);
     }
 
-    pub(super) fn session_timer(&mut self, key: SessionKey, generation: u32, now: Instant) {
+    /// Session `key`'s timer entry for instant `at` fired at `now`: what
+    /// was due by `at` is acted on.
+    pub(super) fn session_timer(
+        &mut self,
+        key: SessionKey,
+        generation: u32,
+        at: Instant,
+        now: Instant,
+    ) {
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
             return;
         };
         if entry.generation != generation || entry.conn.is_some() {
             return;
         }
-        if entry.will.as_ref().is_some_and(|w| w.1 <= now) {
+        // Compared with the entry's own instant, not `now` (as connection
+        // timers are): a reused slot starts its generations again, so an
+        // entry left by the slot's previous session can match a new one;
+        // acted on late (a clock jump), it would publish the new session's
+        // will before deadlines that fall between them (another client's
+        // keep alive running out first). Its own entry acts in its turn.
+        if entry.will.as_ref().is_some_and(|w| w.1 <= at) {
             if let Some((msg, _)) = entry.will.take().map(|b| *b) {
                 let (rights, owner) = (entry.reader.rights().clone(), entry.client_id.clone());
                 self.publish_will(now, msg, &rights, &owner);
@@ -527,7 +541,7 @@ impl Broker {
         let expired = self.sessions[key as usize]
             .as_ref()
             .and_then(|e| e.expires_at)
-            .is_some_and(|at| at <= now);
+            .is_some_and(|expires| expires <= at);
         if expired {
             self.stats.sessions_expired += 1;
             self.end_session(key, now, true);
