@@ -342,3 +342,14 @@ fn a_stale_session_timer_does_not_publish_a_will_ahead_of_earlier_deadlines() {
     check(&include!("regressions/seed_5006018.rs"));
 }
 
+/// Broker bug (seed 7399017 with 200 operations): a QoS 1 will whose
+/// delay reached past its session's expiry, due when the session ends
+/// (section 3.1.3.2.2), was published while the session still held its
+/// shared subscription; the group picked that session, whose queue was
+/// dropped at once, so no member got the will and no drop was counted
+/// (section 4.8.2: another member should take it). The will now goes out
+/// after the session has ended, as it does for an expiry of 0.
+#[test]
+fn a_will_due_at_its_sessions_end_goes_to_the_shared_group_after_the_session_left_it() {
+    check(&include!("regressions/seed_7399017.rs"));
+}

@@ -531,18 +531,27 @@ impl Broker {
         // acted on late (a clock jump), it would publish the new session's
         // will before deadlines that fall between them (another client's
         // keep alive running out first). Its own entry acts in its turn.
-        if entry.will.as_ref().is_some_and(|w| w.1 <= at) {
+        let expires = entry.expires_at;
+        // A will due before its session ends goes out alone. One due
+        // because the session ends (its delay reaches the expiry) goes out
+        // once the session has ended ("until the Will Delay Interval has
+        // passed or the Session ends", section 3.1.3.2.2): `end_session`
+        // publishes it after the session's subscriptions are gone, so it
+        // cannot be queued to the very session that is dropping its queue
+        // (a shared group picking it would lose a QoS 1 will unreported,
+        // where another member could take it, section 4.8.2).
+        let will_first = entry
+            .will
+            .as_ref()
+            .is_some_and(|w| w.1 <= at && expires.is_none_or(|e| w.1 < e));
+        if will_first {
             if let Some((msg, _)) = entry.will.take().map(|b| *b) {
                 let (rights, owner) = (entry.reader.rights().clone(), entry.client_id.clone());
                 self.publish_will(now, msg, &rights, &owner);
                 self.record_detached(key);
             }
         }
-        let expired = self.sessions[key as usize]
-            .as_ref()
-            .and_then(|e| e.expires_at)
-            .is_some_and(|expires| expires <= at);
-        if expired {
+        if expires.is_some_and(|e| e <= at) {
             self.stats.sessions_expired += 1;
             self.end_session(key, now, true);
         }

@@ -257,7 +257,14 @@ impl Model {
         if s.conn.is_some() {
             return;
         }
-        if s.will.as_ref().is_some_and(|w| w.due <= now) {
+        // A will due before its session ends goes out alone; one due when
+        // the session ends goes out after it has ended (`end_session`), as
+        // the broker does (section 3.1.3.2.2).
+        let before_end = |due: Instant| s.expires_at.is_none_or(|at| due < at);
+        if s.will
+            .as_ref()
+            .is_some_and(|w| w.due <= now && before_end(w.due))
+        {
             let w = s.will.take().expect("checked");
             self.publish_will(now, w.key, &w.msg, d);
         }
