@@ -37,9 +37,10 @@ pub trait Observer {
         let _ = (now, broker, peer, packet, core);
     }
 
-    /// Broker `broker` is about to act on its deadlines at `now`.
-    fn broker_timeout(&mut self, now: Instant, broker: usize) {
-        let _ = (now, broker);
+    /// Broker `broker` is about to act on its deadlines at `now`; `core` is
+    /// the broker as it is before (`None` while it is down).
+    fn broker_timeout(&mut self, now: Instant, broker: usize, core: Option<&Broker>) {
+        let _ = (now, broker, core);
     }
 
     /// Broker `broker` ended the connection of `peer` with `close`.

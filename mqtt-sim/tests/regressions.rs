@@ -313,3 +313,43 @@ fn publishers_released_by_a_takeover_resume_after_the_new_session_is_made() {
 fn a_keep_alive_end_lets_the_waiting_input_through_first() {
     check(&include!("regressions/paused_flush_on_keep_alive.rs"));
 }
+
+/// Oracle bug (seed 7322254 with 200 operations): two sessions' wills, both
+/// retained on one topic, fall due at one instant; the specification orders
+/// wills of different clients in no way, and the broker acts on sessions'
+/// timers at one instant by the session's place in its table, which after a
+/// crash and restart need not be the order the model met the clients in.
+/// The model took them in its own order and so expected the other will to
+/// be the retained one [MQTT-3.3.1-5]. It now takes sessions' deadlines at
+/// one instant in the broker's session order (`Broker::sessions`).
+#[test]
+fn wills_due_together_replace_a_retained_message_in_the_brokers_session_order() {
+    check(&include!("regressions/seed_7322254.rs"));
+}
+
+/// Broker bug (seed 5006018 with 600 operations): a session slot freed by a
+/// clean start and reused for the client's next session started its
+/// generations again, so a timer entry left by the old session (at 10.3 s)
+/// matched the new one. Acted on late (a clock jump to 43 s), it compared
+/// with the clock instead of its own instant and published the new
+/// session's will (due at 13.4 s) before another client's keep alive ran
+/// out (at 10.9 s): that client, whose session ends with its connection,
+/// got a message published after it had gone [MQTT-3.1.2-24]. A session's
+/// timer now acts on what was due by its own instant, as a connection's
+/// does.
+#[test]
+fn a_stale_session_timer_does_not_publish_a_will_ahead_of_earlier_deadlines() {
+    check(&include!("regressions/seed_5006018.rs"));
+}
+
+/// Broker bug (seed 7399017 with 200 operations): a QoS 1 will whose
+/// delay reached past its session's expiry, due when the session ends
+/// (section 3.1.3.2.2), was published while the session still held its
+/// shared subscription; the group picked that session, whose queue was
+/// dropped at once, so no member got the will and no drop was counted
+/// (section 4.8.2: another member should take it). The will now goes out
+/// after the session has ended, as it does for an expiry of 0.
+#[test]
+fn a_will_due_at_its_sessions_end_goes_to_the_shared_group_after_the_session_left_it() {
+    check(&include!("regressions/seed_7399017.rs"));
+}

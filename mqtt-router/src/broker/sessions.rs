@@ -308,7 +308,7 @@ impl Broker {
             return;
         };
         let generation = entry.generation;
-        self.session_timer(key, generation, now);
+        self.session_timer(key, generation, now, now);
     }
 
     /// Take over: the client's previous connection ends with 0x8E, and its
@@ -510,25 +510,48 @@ impl Broker {
         self.record_detached(key);
     }
 
-    pub(super) fn session_timer(&mut self, key: SessionKey, generation: u32, now: Instant) {
+    /// Session `key`'s timer entry for instant `at` fired at `now`: what
+    /// was due by `at` is acted on.
+    pub(super) fn session_timer(
+        &mut self,
+        key: SessionKey,
+        generation: u32,
+        at: Instant,
+        now: Instant,
+    ) {
         let Some(entry) = self.sessions.get_mut(key as usize).and_then(Option::as_mut) else {
             return;
         };
         if entry.generation != generation || entry.conn.is_some() {
             return;
         }
-        if entry.will.as_ref().is_some_and(|w| w.1 <= now) {
+        // Compared with the entry's own instant, not `now` (as connection
+        // timers are): a reused slot starts its generations again, so an
+        // entry left by the slot's previous session can match a new one;
+        // acted on late (a clock jump), it would publish the new session's
+        // will before deadlines that fall between them (another client's
+        // keep alive running out first). Its own entry acts in its turn.
+        let expires = entry.expires_at;
+        // A will due before its session ends goes out alone. One due
+        // because the session ends (its delay reaches the expiry) goes out
+        // once the session has ended ("until the Will Delay Interval has
+        // passed or the Session ends", section 3.1.3.2.2): `end_session`
+        // publishes it after the session's subscriptions are gone, so it
+        // cannot be queued to the very session that is dropping its queue
+        // (a shared group picking it would lose a QoS 1 will unreported,
+        // where another member could take it, section 4.8.2).
+        let will_first = entry
+            .will
+            .as_ref()
+            .is_some_and(|w| w.1 <= at && expires.is_none_or(|e| w.1 < e));
+        if will_first {
             if let Some((msg, _)) = entry.will.take().map(|b| *b) {
                 let (rights, owner) = (entry.reader.rights().clone(), entry.client_id.clone());
                 self.publish_will(now, msg, &rights, &owner);
                 self.record_detached(key);
             }
         }
-        let expired = self.sessions[key as usize]
-            .as_ref()
-            .and_then(|e| e.expires_at)
-            .is_some_and(|at| at <= now);
-        if expired {
+        if expires.is_some_and(|e| e <= at) {
             self.stats.sessions_expired += 1;
             self.end_session(key, now, true);
         }

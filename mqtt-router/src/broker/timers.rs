@@ -38,7 +38,7 @@ impl Broker {
             self.timers.pop();
             match timer {
                 Timer::Conn(id) => self.connection_timer(id, at, now),
-                Timer::Session(key, generation) => self.session_timer(key, generation, now),
+                Timer::Session(key, generation) => self.session_timer(key, generation, at, now),
                 Timer::Stalled(sub) => self.stall_timer(Sink::Conn(sub), now),
                 Timer::BridgeStalled(sub) => self.stall_timer(Sink::Bridge(sub), now),
                 Timer::Sys => self.sys_timer(at, now),

@@ -548,12 +548,29 @@ impl Observer for Oracle {
         self.catch_up(now, core);
     }
 
-    fn broker_timeout(&mut self, now: Instant, _: usize) {
+    fn broker_timeout(&mut self, now: Instant, _: usize, core: Option<&Broker>) {
         self.checks.now = now;
         if self.trace {
             eprintln!("{:>9} broker timeout", now.as_millis());
         }
-        for what in self.model.due(now) {
+        let mut due = self.model.due(now, |_| 0);
+        let sessions = due.iter().filter(|d| matches!(d, model::Due::Session(..)));
+        if let (Some(core), true) = (core, sessions.count() > 1) {
+            // Sessions' deadlines at one instant (two wills due together)
+            // have no order in the specification, but the broker's is
+            // fixed: its timer heap takes them by the session's place in
+            // its table. The model takes them the same way, so that the last
+            // of two retained wills on one topic is the same in both.
+            let places: HashMap<ClientIx, usize> = core
+                .sessions()
+                .enumerate()
+                .filter_map(|(i, s)| Some((*self.model.client_ids.get(s.client_id)?, i)))
+                .collect();
+            due = self
+                .model
+                .due(now, |c| places.get(&c).copied().unwrap_or(usize::MAX));
+        }
+        for what in due {
             if let model::Due::KeepAlive(_, peer) = what {
                 // The keep alive ends the connection: what waited in its
                 // input goes through first, in order, as for any end.

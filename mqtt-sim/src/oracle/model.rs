@@ -93,8 +93,10 @@ pub(crate) enum Due {
     /// A connection's keep alive ran out (ordered as the broker orders its
     /// connections' timers at one instant: by its connection identifier).
     KeepAlive(Option<ConnId>, PeerId),
-    /// A detached session's will delay or expiry.
-    Session(ClientIx),
+    /// A detached session's will delay or expiry (ordered as the broker
+    /// orders its sessions' timers at one instant: by the session's place
+    /// in its table, the first field; then by client).
+    Session(usize, ClientIx),
 }
 
 /// A connection as the model sees it (from its CONNECT on).
@@ -255,7 +257,14 @@ impl Model {
         if s.conn.is_some() {
             return;
         }
-        if s.will.as_ref().is_some_and(|w| w.due <= now) {
+        // A will due before its session ends goes out alone; one due when
+        // the session ends goes out after it has ended (`end_session`), as
+        // the broker does (section 3.1.3.2.2).
+        let before_end = |due: Instant| s.expires_at.is_none_or(|at| due < at);
+        if s.will
+            .as_ref()
+            .is_some_and(|w| w.due <= now && before_end(w.due))
+        {
             let w = s.will.take().expect("checked");
             self.publish_will(now, w.key, &w.msg, d);
         }
@@ -271,8 +280,9 @@ impl Model {
 
     /// The deadlines the broker acts on at `now`, in its order: keep
     /// alives run out, wills past their delay, sessions past their expiry
-    /// (each acted on with [`Model::act`]).
-    pub(crate) fn due(&self, now: Instant) -> Vec<Due> {
+    /// (each acted on with [`Model::act`]). `place` is the broker's place
+    /// of a client's session in its table (`Broker::sessions` order).
+    pub(crate) fn due(&self, now: Instant, place: impl Fn(ClientIx) -> usize) -> Vec<Due> {
         // The broker acts on its deadlines in their order, connections'
         // before sessions' at one instant (its timer heap): a keep alive that
         // ran out ends its connection (and may publish a will) before a
@@ -280,7 +290,7 @@ impl Model {
         let sessions = self.sessions.iter().filter(|(_, s)| s.conn.is_none());
         let sessions = sessions.filter_map(|(c, s)| {
             let at = [s.will_at(), s.expires_at].into_iter().flatten().min()?;
-            (at <= now).then_some((at, Due::Session(*c)))
+            (at <= now).then_some((at, Due::Session(place(*c), *c)))
         });
         let conns = self.conns.iter().filter_map(|(&peer, c)| {
             let at = c.keep_alive_due().filter(|at| *at <= now && !c.ended)?;
@@ -300,7 +310,7 @@ impl Model {
                 }
                 self.end_conn(now, peer, d);
             }
-            Due::Session(client) => self.due_for(now, client, d),
+            Due::Session(_, client) => self.due_for(now, client, d),
         }
     }
 

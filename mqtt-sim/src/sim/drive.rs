@@ -213,7 +213,8 @@ impl<O: Observer> Sim<O> {
 
     fn broker_timer(&mut self, b: usize) {
         let now = self.now;
-        self.observer.broker_timeout(now, b);
+        let core = self.brokers[b].core.as_ref();
+        self.observer.broker_timeout(now, b, core);
         let Some(core) = self.brokers[b].core.as_mut() else {
             return;
         };
