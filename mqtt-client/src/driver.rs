@@ -40,8 +40,7 @@ use core::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use mqtt_session::mqtt_codec::{
-    AuthProps, DisconnectProps, PacketId, ReasonCode, Str, SubscriptionId, SubscriptionOptions,
-    TopicFilter,
+    DisconnectProps, PacketId, ReasonCode, Str, SubscriptionId, SubscriptionOptions, TopicFilter,
 };
 use mqtt_session::{
     Client, ClientConfig, ClientEvent, Close, Connection, Instant, Message, ServerCaps, Session,
@@ -49,9 +48,10 @@ use mqtt_session::{
 };
 
 pub use crate::ack::AckToken;
+use crate::auth::{AuthError, AuthMechanism, EnhancedAuth, MAX_RANDOM_LEN};
 use crate::backoff::Backoff;
 use crate::error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};
-use crate::scram::{ScramClient, ScramClientError, ScramLogin};
+use crate::scram::ScramLogin;
 
 /// How an adapter hands outcomes back to the callers waiting for them.
 pub trait ReplySender {
@@ -242,12 +242,13 @@ pub struct ClientDriver<K: ReplySender> {
     finished: bool,
     close: Option<Close>,
     events: VecDeque<Event<K::ConnectError>>,
-    /// SCRAM credentials: every connection runs an exchange.
-    scram: Option<ScramLogin>,
-    /// This connection's SCRAM exchange, until CONNACK.
-    exchange: Option<ScramClient>,
-    /// Why this connection's SCRAM exchange failed on this side.
-    auth_failure: Option<ScramClientError>,
+    /// The enhanced authentication mechanism: every connection runs an
+    /// exchange.
+    auth: Option<AuthMechanism>,
+    /// This connection's exchange is under way (CONNECT sent, no CONNACK).
+    authenticating: bool,
+    /// Why this connection's exchange failed on this side.
+    auth_failure: Option<AuthError>,
     /// Counts the connections started: the [`AckToken`]s of each.
     connection: u64,
 }
@@ -289,8 +290,8 @@ impl<K: ReplySender> ClientDriver<K> {
             finished: false,
             close: None,
             events: VecDeque::new(),
-            scram: None,
-            exchange: None,
+            auth: None,
+            authenticating: false,
             auth_failure: None,
             connection: 0,
         }
@@ -298,16 +299,38 @@ impl<K: ReplySender> ClientDriver<K> {
 
     /// Runs SCRAM enhanced authentication (MQTT 5.0) with `login` on every
     /// connection; each needs fresh randomness: see
+    /// [`start_with_nonce`](Self::start_with_nonce). The same as
+    /// [`with_auth`](Self::with_auth) with the login as the mechanism.
+    pub fn with_scram(self, login: Option<ScramLogin>) -> Self {
+        self.with_auth(login.map(AuthMechanism::new))
+    }
+
+    /// Runs enhanced authentication (MQTT 5.0, section 4.12) with `auth` on
+    /// every connection: its method and first data in CONNECT, its answer
+    /// to each AUTH 0x18 of the server, its check of the CONNACK's data.
+    /// A mechanism that needs randomness
+    /// ([`needs_nonce`](Self::needs_nonce)) gets it through
     /// [`start_with_nonce`](Self::start_with_nonce).
-    pub fn with_scram(mut self, login: Option<ScramLogin>) -> Self {
-        self.scram = login;
+    pub fn with_auth(mut self, auth: Option<AuthMechanism>) -> Self {
+        self.auth = auth;
         self
     }
 
     /// Whether connections must be started with
-    /// [`start_with_nonce`](Self::start_with_nonce) (SCRAM is configured).
+    /// [`start_with_nonce`](Self::start_with_nonce): the enhanced
+    /// authentication mechanism (SCRAM, say) needs randomness.
     pub fn needs_nonce(&self) -> bool {
-        self.scram.is_some()
+        self.nonce_len() > 0
+    }
+
+    /// How many random bytes [`start_with_nonce`](Self::start_with_nonce)
+    /// needs: the mechanism's
+    /// [`random_len`](crate::auth::EnhancedAuth::random_len), at most
+    /// [`MAX_RANDOM_LEN`]; 0 without one.
+    pub fn nonce_len(&self) -> usize {
+        self.auth
+            .as_ref()
+            .map_or(0, |a| a.random_len().min(MAX_RANDOM_LEN))
     }
 
     /// The configuration the first connection uses (the connect timeout and
@@ -326,18 +349,19 @@ impl<K: ReplySender> ClientDriver<K> {
     /// Start 0 when the server keeps it, the assigned client identifier) and
     /// resends what was in flight.
     ///
-    /// With SCRAM configured ([`needs_nonce`](Self::needs_nonce)) use
-    /// [`start_with_nonce`](Self::start_with_nonce): without randomness
-    /// the connection cannot authenticate, and ends at once with
+    /// With a mechanism that needs randomness
+    /// ([`needs_nonce`](Self::needs_nonce)) use
+    /// [`start_with_nonce`](Self::start_with_nonce): SCRAM without
+    /// randomness cannot authenticate, and the connection ends at once with
     /// [`ConnectError::Authentication`].
     pub fn start(&mut self, now: Instant) {
         self.start_with_nonce(now, &[]);
     }
 
-    /// [`start`](Self::start), with `random`: at least
-    /// [`NONCE_RANDOM_LEN`](crate::scram::NONCE_RANDOM_LEN) fresh bytes
-    /// from the operating system, made into this connection's SCRAM nonce
-    /// (unused without SCRAM).
+    /// [`start`](Self::start), with `random`: [`nonce_len`](Self::nonce_len)
+    /// fresh bytes from the operating system, for the enhanced
+    /// authentication mechanism's [`start`](crate::auth::EnhancedAuth::start)
+    /// (SCRAM makes them its nonce; unused without a mechanism).
     pub fn start_with_nonce(&mut self, now: Instant, random: &[u8]) {
         let mut config = if self.caps.is_some() {
             self.config.for_resumption(self.caps.as_ref())
@@ -346,18 +370,24 @@ impl<K: ReplySender> ClientDriver<K> {
         };
         self.close = None;
         self.auth_failure = None;
-        self.exchange = None;
-        if let Some(login) = &self.scram {
-            match login.begin(random) {
-                Ok(exchange) => {
-                    let method = Str::from_static(login.mechanism().name());
-                    config.authentication = Some((method, Some(Bytes::from(exchange.first()))));
-                    self.exchange = Some(exchange);
+        self.authenticating = false;
+        let random = &random[..random.len().min(self.nonce_len())];
+        if let Some(auth) = self.auth.as_mut() {
+            let first = auth.start(random).and_then(|data| {
+                let method = Str::try_from(auth.method()).map_err(|_| {
+                    AuthError::rejected("the Authentication Method is not an MQTT string")
+                })?;
+                Ok((method, data.map(Bytes::from)))
+            });
+            match first {
+                Ok(first) => {
+                    config.authentication = Some(first);
+                    self.authenticating = true;
                 }
                 Err(e) => {
                     // Nothing is sent: the adapter sees a closed connection.
                     self.auth_failure = Some(e);
-                    self.close = Some(Close::local(ReasonCode::NOT_AUTHORIZED));
+                    self.close = Some(Close::local(ReasonCode::UNSPECIFIED_ERROR));
                     return;
                 }
             }
@@ -700,57 +730,6 @@ impl<K: ReplySender> ClientDriver<K> {
         }
     }
 
-    /// A step of enhanced authentication from the server: SCRAM's
-    /// server-first message in AUTH 0x18, answered with the client-final
-    /// one. Anything else ends the connection.
-    fn on_auth(&mut self, now: Instant, reason: ReasonCode, props: AuthProps) {
-        let (Some(conn), Some(exchange)) = (self.conn.as_mut(), self.exchange.as_mut()) else {
-            return;
-        };
-        if reason != ReasonCode::CONTINUE_AUTHENTICATION {
-            // Success in AUTH belongs to re-authentication, never started.
-            conn.disconnect(now, ReasonCode::PROTOCOL_ERROR);
-            return;
-        }
-        let data = props.authentication_data.unwrap_or_default();
-        match exchange.respond(&data) {
-            Ok(client_final) => {
-                let mut answer = AuthProps::default();
-                answer.authentication_method = props.authentication_method;
-                answer.authentication_data = Some(Bytes::from(client_final));
-                if conn
-                    .auth(now, ReasonCode::CONTINUE_AUTHENTICATION, answer)
-                    .is_err()
-                {
-                    conn.disconnect(now, ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR);
-                }
-            }
-            Err(e) => {
-                self.auth_failure = Some(e);
-                conn.disconnect(now, ReasonCode::NOT_AUTHORIZED);
-            }
-        }
-    }
-
-    /// At CONNACK: whether the server proved it knows the SCRAM credential
-    /// (its signature in the Authentication Data, RFC 5802 §3); if not,
-    /// the connection ends here and is not reported as connected.
-    fn verify_server(&mut self, now: Instant, data: Option<Bytes>) -> bool {
-        let Some(mut exchange) = self.exchange.take() else {
-            return true;
-        };
-        match exchange.verify(&data.unwrap_or_default()) {
-            Ok(()) => true,
-            Err(e) => {
-                self.auth_failure = Some(e);
-                if let Some(conn) = self.conn.as_mut() {
-                    conn.disconnect(now, ReasonCode::NOT_AUTHORIZED);
-                }
-                false
-            }
-        }
-    }
-
     /// Fails what cannot outlive the connection.
     fn fail_connection_bound(&mut self, error: ClientError) {
         for (_, reply) in mem::take(&mut self.subscribes) {
@@ -785,6 +764,9 @@ impl<K: ReplySender> ClientDriver<K> {
     }
 }
 
+#[path = "driver_auth.rs"]
+mod auth_steps;
+
 #[cfg(test)]
 #[path = "driver_tests.rs"]
 mod tests;
@@ -792,3 +774,7 @@ mod tests;
 #[cfg(test)]
 #[path = "driver_scram_tests.rs"]
 mod scram_tests;
+
+#[cfg(test)]
+#[path = "driver_auth_tests.rs"]
+mod auth_tests;

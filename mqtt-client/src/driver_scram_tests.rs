@@ -15,7 +15,7 @@ use mqtt_session::{Server, ServerConfig, ServerEvent};
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::scram::{ScramMechanism, NONCE_RANDOM_LEN};
+use crate::scram::{ScramClientError, ScramMechanism, NONCE_RANDOM_LEN};
 
 struct Slots;
 
@@ -197,7 +197,7 @@ fn a_server_that_cannot_prove_the_credential_is_left() {
     let driver = connect("pencil", Behaviour::WrongSignature, &RANDOM);
     assert_eq!(
         failure(driver),
-        ConnectError::Authentication(ScramClientError::ServerSignature)
+        ConnectError::Authentication(AuthError::Scram(ScramClientError::ServerSignature))
     );
 }
 
@@ -206,7 +206,7 @@ fn a_server_first_with_a_foreign_nonce_ends_the_exchange() {
     let driver = connect("pencil", Behaviour::ForeignNonce, &RANDOM);
     assert_eq!(
         failure(driver),
-        ConnectError::Authentication(ScramClientError::NonceMismatch)
+        ConnectError::Authentication(AuthError::Scram(ScramClientError::NonceMismatch))
     );
 }
 
@@ -217,7 +217,7 @@ fn without_enough_randomness_nothing_is_sent() {
     assert_eq!(driver.poll_transmit(Instant::ZERO, &mut wire), 0);
     assert_eq!(
         failure(driver),
-        ConnectError::Authentication(ScramClientError::UnusableNonce)
+        ConnectError::Authentication(AuthError::Scram(ScramClientError::UnusableNonce))
     );
 }
 
@@ -229,7 +229,7 @@ fn scram_options_need_mqtt_5() {
         .scram("alice", "pencil")
         .into_parts()
         .unwrap();
-    assert_eq!(parts.scram.unwrap().mechanism(), ScramMechanism::Sha256);
+    assert_eq!(parts.auth.unwrap().method(), "SCRAM-SHA-256");
     let e = ClientOptions::new("mqtt://h")
         .unwrap()
         .scram("alice", "pencil")

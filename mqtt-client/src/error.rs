@@ -11,7 +11,7 @@ use mqtt_session::mqtt_codec::{QoS, ReasonCode, TopicError};
 use mqtt_session::{Close, Initiator, UsageError};
 
 use crate::address::AddressError;
-use crate::scram::ScramClientError;
+use crate::auth::AuthError;
 
 /// Why connecting to the broker failed, as far as MQTT is concerned: the
 /// options, the broker's answer, the connect timeout. Transport failures
@@ -55,11 +55,14 @@ pub enum ConnectError {
     /// transport reached its end).
     #[error("the broker closed the connection before CONNACK")]
     ClosedByBroker,
-    /// Enhanced authentication (SCRAM) failed on the client's side: the
-    /// broker's messages were not acceptable, or it could not prove it knows
-    /// the credential. The client ended the connection.
+    /// Enhanced authentication (SCRAM, or the application's
+    /// [`EnhancedAuth`](crate::auth::EnhancedAuth) mechanism) failed on the
+    /// client's side: the broker's data was not acceptable, it could not
+    /// prove what the mechanism asks of it (SCRAM: that it knows the
+    /// credential), or it sent AUTH out of sequence. The client ended the
+    /// connection with DISCONNECT ([`AuthError::disconnect_reason`]).
     #[error("enhanced authentication failed: {0}")]
-    Authentication(ScramClientError),
+    Authentication(AuthError),
 }
 
 fn in_parentheses(text: &Option<String>) -> String {

@@ -17,10 +17,12 @@
 //! - broker addresses ([`Address`]: `mqtt://`, `mqtts://`, `ws://`,
 //!   `wss://`) and the errors of a client ([`ConnectError`], the protocol's
 //!   part of a failed connect, and [`ClientError`]);
-//! - [`scram`]: the client side of SCRAM-SHA-256/512 for MQTT 5.0 enhanced
-//!   authentication ([`ScramClient`]), its nonce passed in; the driver runs
-//!   it on every connection when the options ask for it
-//!   ([`OptionSetters::scram`]), with a nonce from the adapter's randomness.
+//! - [`auth`]: MQTT 5.0 enhanced authentication for any mechanism
+//!   ([`EnhancedAuth`]), which the driver runs on every connection when the
+//!   options ask for it ([`OptionSetters::enhanced_auth`]);
+//! - [`scram`]: the client side of SCRAM-SHA-256/512 ([`ScramClient`]), its
+//!   nonce passed in, and the mechanism made of it ([`ScramLogin`],
+//!   [`OptionSetters::scram`]), with a nonce from the adapter's randomness.
 //!
 //! Like the other core crates it does no IO (no sockets, clocks, threads or
 //! randomness of its own) and is `no_std` + `alloc`; the adapters
@@ -88,6 +90,7 @@ extern crate std;
 
 mod ack;
 mod address;
+pub mod auth;
 mod backoff;
 pub mod driver;
 mod error;
@@ -98,6 +101,7 @@ pub mod scram;
 mod task;
 
 pub use address::{Address, AddressError, Scheme};
+pub use auth::{AuthError, AuthMechanism, EnhancedAuth};
 pub use backoff::Backoff;
 pub use driver::{AckToken, ClientDriver, Event};
 pub use error::{granted, publish_outcome, ClientError, ConnectError, SubscribeResult};

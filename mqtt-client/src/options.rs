@@ -15,6 +15,7 @@ use mqtt_session::mqtt_codec::{ProtocolVersion, QoS, Str, TopicName, Will, WillP
 use mqtt_session::ClientConfig;
 
 use crate::address::{Address, AddressError};
+use crate::auth::{AuthMechanism, EnhancedAuth};
 use crate::backoff::Backoff;
 use crate::error::ConnectError;
 use crate::scram::{ScramLogin, ScramMechanism};
@@ -34,7 +35,8 @@ pub struct ClientOptions {
     config: ClientConfig,
     reconnect: Option<Backoff>,
     incoming_capacity: usize,
-    scram: Option<ScramLogin>,
+    /// Enhanced authentication, and the option that asked for it.
+    auth: Option<(&'static str, AuthMechanism)>,
     /// The first invalid option given: (option, why).
     invalid: Option<(String, String)>,
 }
@@ -51,9 +53,10 @@ pub struct ClientParts {
     pub reconnect: Option<Backoff>,
     /// How many received messages and events may wait for the application.
     pub incoming_capacity: usize,
-    /// SCRAM enhanced authentication on every connection, if asked for
-    /// ([`ClientDriver::with_scram`](crate::ClientDriver::with_scram)).
-    pub scram: Option<ScramLogin>,
+    /// Enhanced authentication on every connection (SCRAM or the
+    /// application's mechanism), if asked for
+    /// ([`ClientDriver::with_auth`](crate::ClientDriver::with_auth)).
+    pub auth: Option<AuthMechanism>,
 }
 
 impl ClientOptions {
@@ -66,7 +69,7 @@ impl ClientOptions {
             config,
             reconnect: None,
             incoming_capacity: 1024,
-            scram: None,
+            auth: None,
             invalid: None,
         })
     }
@@ -104,18 +107,20 @@ impl ClientOptions {
         if let Some((option, why)) = self.invalid {
             return Err(ConnectError::InvalidOption { option, why });
         }
-        if self.scram.is_some() && self.config.version != ProtocolVersion::V5 {
-            return Err(ConnectError::InvalidOption {
-                option: "scram".to_owned(),
-                why: "enhanced authentication needs MQTT 5.0".to_owned(),
-            });
+        if let Some((option, _)) = &self.auth {
+            if self.config.version != ProtocolVersion::V5 {
+                return Err(ConnectError::InvalidOption {
+                    option: (*option).to_owned(),
+                    why: "enhanced authentication needs MQTT 5.0".to_owned(),
+                });
+            }
         }
         Ok(ClientParts {
             address: self.address,
             config: self.config,
             reconnect: self.reconnect,
             incoming_capacity: self.incoming_capacity,
-            scram: self.scram,
+            auth: self.auth.map(|(_, auth)| auth),
         })
     }
 }
@@ -323,15 +328,37 @@ pub trait OptionSetters: Sized {
     fn scram_with(mut self, mechanism: ScramMechanism, user: &str, password: &[u8]) -> Self {
         let o = self.client_options();
         match ScramLogin::new(mechanism, user, password) {
-            Ok(login) => o.scram = Some(login),
+            Ok(login) => o.auth = Some(("scram", AuthMechanism::new(login))),
             Err(e) => o.invalid("scram", e),
         }
         self
     }
 
+    /// MQTT 5.0 enhanced authentication (section 4.12) with the
+    /// application's own mechanism, on every connection: its Authentication
+    /// Method and first data go in CONNECT, it answers each AUTH 0x18 of
+    /// the broker, and it checks the CONNACK's data (a refusal ends the
+    /// connection with DISCONNECT, and `connect` fails with
+    /// [`ConnectError::Authentication`]). Replaces [`scram`](Self::scram);
+    /// needs MQTT 5.0. Each copy of the options gets its own copy of
+    /// `auth` (hence `Clone`); a mechanism that needs a nonce says so with
+    /// [`random_len`](EnhancedAuth::random_len) and gets fresh randomness
+    /// from the adapter on each connection.
+    fn enhanced_auth(mut self, auth: impl EnhancedAuth + Clone + 'static) -> Self {
+        let o = self.client_options();
+        match Str::<Bytes>::try_from(auth.method()) {
+            Ok(method) if !method.is_empty() => {
+                o.auth = Some(("enhanced_auth", AuthMechanism::new(auth)));
+            }
+            Ok(_) => o.invalid("enhanced_auth", "the Authentication Method is empty"),
+            Err(e) => o.invalid("enhanced_auth", e),
+        }
+        self
+    }
+
     /// The underlying `mqtt-session` configuration, for what has no
-    /// setter here (limits such as the outgoing queue size, enhanced
-    /// authentication, the PINGRESP timeout).
+    /// setter here (limits such as the outgoing queue size, the PINGRESP
+    /// timeout).
     fn session_config(&mut self) -> &mut ClientConfig {
         &mut self.client_options().config
     }

@@ -110,7 +110,8 @@ pub trait Runtime {
     fn random(&self) -> u32;
 
     /// Fills `buf` with unpredictable bytes from the operating system
-    /// (a connection's SCRAM nonce; called only when SCRAM is configured);
+    /// (a connection's nonce for enhanced authentication, such as SCRAM's;
+    /// called only when the mechanism asks for randomness);
     /// false if the operating system gave none (the connection then fails
     /// with [`ConnectError::Authentication`] rather than use a guessable
     /// nonce).

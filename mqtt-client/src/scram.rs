@@ -24,6 +24,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+use crate::auth::{AuthError, EnhancedAuth};
+
 /// Longest server message accepted, in bytes.
 pub const MAX_MESSAGE_LEN: usize = 1024;
 
@@ -126,11 +128,16 @@ pub enum ScramClientError {
 
 /// The SCRAM credentials a client logs in with, on every connection: see
 /// [`OptionSetters::scram`](crate::OptionSetters::scram).
+///
+/// It is the SCRAM [`EnhancedAuth`] mechanism: each connection's
+/// [`start`](EnhancedAuth::start) begins a fresh exchange.
 #[derive(Clone)]
 pub struct ScramLogin {
     mechanism: ScramMechanism,
     user: String,
     password: Vec<u8>,
+    /// The current connection's exchange, from `start` to `finish`.
+    exchange: Option<ScramClient>,
 }
 
 /// Shows the mechanism and user only.
@@ -161,6 +168,7 @@ impl ScramLogin {
             mechanism,
             user: user.to_string(),
             password: password.to_vec(),
+            exchange: None,
         })
     }
 
@@ -177,6 +185,36 @@ impl ScramLogin {
         }
         let nonce = STANDARD.encode(random);
         ScramClient::new(self.mechanism, &self.user, &self.password, nonce.as_bytes())
+    }
+}
+
+/// SCRAM as an enhanced authentication mechanism: client-first in CONNECT,
+/// client-final answering server-first, server-final checked at CONNACK.
+impl EnhancedAuth for ScramLogin {
+    fn method(&self) -> &str {
+        self.mechanism.name()
+    }
+
+    fn random_len(&self) -> usize {
+        NONCE_RANDOM_LEN
+    }
+
+    fn start(&mut self, random: &[u8]) -> Result<Option<Vec<u8>>, AuthError> {
+        self.exchange = None;
+        let exchange = self.begin(random)?;
+        let first = exchange.first();
+        self.exchange = Some(exchange);
+        Ok(Some(first))
+    }
+
+    fn step(&mut self, data: Option<&[u8]>) -> Result<Vec<u8>, AuthError> {
+        let exchange = self.exchange.as_mut().ok_or(ScramClientError::OutOfOrder)?;
+        Ok(exchange.respond(data.unwrap_or_default())?)
+    }
+
+    fn finish(&mut self, data: Option<&[u8]>) -> Result<(), AuthError> {
+        let mut exchange = self.exchange.take().ok_or(ScramClientError::OutOfOrder)?;
+        Ok(exchange.verify(data.unwrap_or_default())?)
     }
 }
 

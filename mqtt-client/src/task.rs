@@ -13,11 +13,11 @@ use bytes::{Buf, BytesMut};
 use mqtt_session::{Close, Initiator, Instant};
 
 use crate::address::Address;
+use crate::auth::MAX_RANDOM_LEN;
 use crate::driver::{AfterConnection, ClientDriver, Command, ReplySender};
 use crate::error::ConnectError;
 use crate::options::ClientParts;
 use crate::runtime::{Link, Runtime, Timer, Transport};
-use crate::scram::NONCE_RANDOM_LEN;
 
 /// Bytes read from the transport at a time (the decoder grows the buffer
 /// for larger packets, up to the maximum packet size).
@@ -140,7 +140,7 @@ where
             runtime,
             link,
             address: parts.address,
-            core: ClientDriver::new(parts.config, parts.reconnect).with_scram(parts.scram),
+            core: ClientDriver::new(parts.config, parts.reconnect).with_auth(parts.auth),
             commands_open: true,
             reported: false,
             transport_error: None,
@@ -155,8 +155,9 @@ where
         };
         loop {
             if self.core.needs_nonce() {
-                let mut random = [0u8; NONCE_RANDOM_LEN];
-                let got = self.runtime.nonce(&mut random);
+                let mut random = [0u8; MAX_RANDOM_LEN];
+                let random = &mut random[..self.core.nonce_len()];
+                let got = self.runtime.nonce(random);
                 let random = if got { &random[..] } else { &[] };
                 self.core.start_with_nonce(self.runtime.now(), random);
             } else {

@@ -92,8 +92,8 @@ pub use mqtt_client::mqtt_session::mqtt_codec::{
 };
 pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
 pub use mqtt_client::{
-    AckToken, Address, AddressError, Backoff, ClientError, OptionSetters, Requests, Scheme,
-    SubscribeResult,
+    AckToken, Address, AddressError, AuthError, Backoff, ClientError, EnhancedAuth, OptionSetters,
+    Requests, Scheme, SubscribeResult,
 };
 
 /// The README's example, compiled as a doctest, so that what crates.io

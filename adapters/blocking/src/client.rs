@@ -107,7 +107,7 @@ impl Client {
             events: events_tx,
             gate: gate.clone(),
             generation: 0,
-            core: ClientDriver::new(parts.config, parts.reconnect).with_scram(parts.scram),
+            core: ClientDriver::new(parts.config, parts.reconnect).with_auth(parts.auth),
             ready: Some(ready_tx),
         };
         std::thread::Builder::new()
@@ -301,14 +301,16 @@ impl Driver {
         }
     }
 
-    /// Starts a connection; with SCRAM, with a fresh nonce from the
+    /// Starts a connection; with enhanced authentication that asks for
+    /// randomness (SCRAM), with a fresh nonce from the
     /// operating system (none if it gave none: the connection then fails
     /// rather than use a guessable one).
     fn start(&mut self) {
         let now = self.now();
         if self.core.needs_nonce() {
-            let mut random = [0u8; mqtt_client::scram::NONCE_RANDOM_LEN];
-            let random = match getrandom::fill(&mut random) {
+            let mut random = [0u8; mqtt_client::auth::MAX_RANDOM_LEN];
+            let random = &mut random[..self.core.nonce_len()];
+            let random = match getrandom::fill(random) {
                 Ok(()) => &random[..],
                 Err(_) => &[],
             };

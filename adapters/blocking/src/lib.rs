@@ -77,8 +77,8 @@ pub use mqtt_client::mqtt_session::mqtt_codec::{
 };
 pub use mqtt_client::mqtt_session::{Close, Initiator, Message, MessageProps, ServerCaps};
 pub use mqtt_client::{
-    AckToken, Address, AddressError, Backoff, BlockingRequests, ClientError, OptionSetters, Scheme,
-    SubscribeResult, Wait,
+    AckToken, Address, AddressError, AuthError, Backoff, BlockingRequests, ClientError,
+    EnhancedAuth, OptionSetters, Scheme, SubscribeResult, Wait,
 };
 /// The rustls version this crate uses, for [`ConnectOptions::tls_config`].
 #[cfg(feature = "tls")]

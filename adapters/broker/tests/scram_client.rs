@@ -12,7 +12,10 @@ use bytes::{Bytes, BytesMut};
 use mqtt_broker::scram::{Mechanism, ScramCredentials, ScramServer};
 use mqtt_codec::{AuthProps, ConnAckProps, ReasonCode, Str};
 use mqtt_session::{Connection, Instant, Server, ServerConfig, ServerEvent};
-use mqtt_tokio::{mqtt_client::ScramClientError, Client, ConnectOptions, OptionSetters};
+use mqtt_tokio::{
+    mqtt_client::{AuthError, ScramClientError},
+    Client, ConnectOptions, OptionSetters,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -110,9 +113,9 @@ async fn a_server_that_does_not_know_the_credential_is_not_trusted() {
         matches!(
             e,
             mqtt_tokio::ConnectError::Protocol(
-                mqtt_tokio::mqtt_client::ConnectError::Authentication(
+                mqtt_tokio::mqtt_client::ConnectError::Authentication(AuthError::Scram(
                     ScramClientError::ServerSignature
-                )
+                ))
             )
         ),
         "{e}"

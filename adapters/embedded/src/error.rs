@@ -41,4 +41,15 @@ pub enum Error {
     /// be sent, and was dropped [MQTT-3.3.2-5].
     #[error("the message expired before it could be sent")]
     Expired,
+    /// [`Client::ack`](crate::Client::ack) with the token of a message this
+    /// client did not receive (a message of an earlier client, whose packet
+    /// identifier now belongs to another message): nothing is sent.
+    #[error("the token is of a message this client did not receive")]
+    StaleAck,
+    /// [`Client::ack`](crate::Client::ack) with the token of a message that
+    /// waits for no acknowledgement on this client (acknowledged already,
+    /// or received by an earlier client: the server sends it again). Nothing
+    /// is sent.
+    #[error("no message waits for an acknowledgement with this token")]
+    NotAwaitingAck,
 }

@@ -46,6 +46,15 @@
 //! # }
 //! ```
 //!
+//! # Manual acknowledgement
+//! With `config.manual_acks = true` a received QoS 1/2 message is not
+//! acknowledged to the server until the application hands its token to
+//! [`Client::ack`]: take messages with [`Client::next_delivery`], which
+//! gives the token ([`Delivery::ack`]). A message whose handling never
+//! finished (the device reset, the connection broke) is sent again by the
+//! server on a resumed session. Acknowledgements leave in the order the
+//! messages arrived, as MQTT requires [MQTT-4.6.0-2] [MQTT-4.6.0-3].
+//!
 //! # Reconnection
 //! A transport cannot be reopened generically, so the caller reconnects:
 //! take the client apart with [`Client::into_parts`], open a new transport
@@ -66,6 +75,7 @@
 
 extern crate alloc;
 
+mod ack;
 mod clock;
 mod error;
 
@@ -82,6 +92,7 @@ use embedded_io_async::{Error as _, ErrorKind, Read, Write};
 use mqtt_client::requests::{first_granted, subscription_filters, topic_filters};
 use mqtt_session::{ClientEvent, Connection};
 
+pub use crate::ack::{AckToken, Delivery};
 pub use crate::clock::Clock;
 pub use crate::error::Error;
 pub use mqtt_client::{Backoff, SubscribeResult};
@@ -138,8 +149,13 @@ pub struct Client<T, C> {
     rlen: usize,
     /// Encoded packets not yet taken by the transport.
     wbuf: BytesMut,
-    /// Messages received while no [`next_message`](Client::next_message) was waiting.
-    messages: VecDeque<Message>,
+    /// Messages received while no [`next_message`](Client::next_message) was
+    /// waiting, with their tokens under manual acknowledgement.
+    messages: VecDeque<Delivery>,
+    /// Under manual acknowledgement: the fingerprints of the messages
+    /// waiting for [`ack`](Client::ack), by packet identifier (bounded by
+    /// the Receive Maximum the session enforces).
+    unacked: BTreeMap<PacketId, u64>,
     max_buffered: usize,
     /// Outcomes of QoS 1/2 publishes, until their caller takes them.
     done: BTreeMap<PacketId, Result<ReasonCode, Error>>,
@@ -196,6 +212,7 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
             rlen: 0,
             wbuf: BytesMut::new(),
             messages: VecDeque::new(),
+            unacked: BTreeMap::new(),
             max_buffered: 16,
             done: BTreeMap::new(),
             acks: BTreeMap::new(),
@@ -349,18 +366,62 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
     /// The next message from the server, waiting (and keeping the connection
     /// alive) until one arrives. Messages already received come first, even
     /// after the connection ended. Dropping the future loses nothing.
+    ///
+    /// Under manual acknowledgement (`config.manual_acks`) use
+    /// [`next_delivery`](Client::next_delivery), which gives the token to
+    /// acknowledge the message with: a message taken here is never
+    /// acknowledged on this connection.
     pub async fn next_message(&mut self) -> Result<Message, Error> {
+        self.next_delivery().await.map(|d| d.message)
+    }
+
+    /// A message already received, without waiting.
+    pub fn try_next_message(&mut self) -> Option<Message> {
+        self.try_next_delivery().map(|d| d.message)
+    }
+
+    /// [`next_message`](Client::next_message) with the message's
+    /// acknowledgement token under manual acknowledgement
+    /// ([`Delivery::ack`], for [`ack`](Client::ack)).
+    pub async fn next_delivery(&mut self) -> Result<Delivery, Error> {
         loop {
-            if let Some(m) = self.messages.pop_front() {
-                return Ok(m);
+            if let Some(d) = self.messages.pop_front() {
+                return Ok(d);
             }
             self.step().await?;
         }
     }
 
-    /// A message already received, without waiting.
-    pub fn try_next_message(&mut self) -> Option<Message> {
+    /// A message already received with its token, without waiting.
+    pub fn try_next_delivery(&mut self) -> Option<Delivery> {
         self.messages.pop_front()
+    }
+
+    /// Acknowledges a message received under manual acknowledgement
+    /// (`config.manual_acks`) with the token of its [`Delivery`]: PUBACK,
+    /// or PUBREC for QoS 2, written out before this returns. An
+    /// acknowledgement given early waits for those of the messages
+    /// received before it [MQTT-4.6.0-2] [MQTT-4.6.0-3].
+    ///
+    /// [`Error::NotAwaitingAck`] if the message waits for no
+    /// acknowledgement here (acknowledged already, or received by an
+    /// earlier client: the server sends it again, with a token of its own);
+    /// [`Error::StaleAck`] for the token of a message this client did not
+    /// receive; the connection's error once it has ended.
+    pub async fn ack(&mut self, token: AckToken) -> Result<(), Error> {
+        let id = token.packet_id();
+        match self.unacked.get(&id) {
+            Some(&fingerprint) if fingerprint == token.fingerprint() => {}
+            Some(_) => return Err(Error::StaleAck),
+            None => return Err(Error::NotAwaitingAck),
+        }
+        self.conn.ack(id).map_err(|e| self.usage(e))?;
+        self.unacked.remove(&id);
+        self.flush().await;
+        match self.transport_error {
+            Some(kind) => Err(Error::Transport(kind)),
+            None => Ok(()),
+        }
     }
 
     /// Disconnects normally: DISCONNECT, no will.
@@ -448,7 +509,15 @@ impl<T: Read + Write, C: Clock> Client<T, C> {
                         caps,
                     })
                 }
-                ClientEvent::Message { msg, .. } => self.messages.push_back(msg),
+                ClientEvent::Message { msg, packet_id, .. } => {
+                    let ack = packet_id
+                        .filter(|_| self.config.manual_acks)
+                        .map(|id| AckToken::new(id, &msg));
+                    if let Some(token) = ack {
+                        self.unacked.insert(token.packet_id(), token.fingerprint());
+                    }
+                    self.messages.push_back(Delivery { message: msg, ack });
+                }
                 ClientEvent::Published { id, reason, .. } => {
                     self.done.insert(id, Ok(reason));
                 }

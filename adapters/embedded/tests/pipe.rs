@@ -207,6 +207,68 @@ async fn incoming_messages_are_acknowledged_and_survive_a_cancelled_wait() {
     server.await.unwrap();
 }
 
+/// A QoS 1 publish with identifier `id`.
+fn qos1(topic: &'static str, payload: &'static str, id: u16) -> Packet {
+    let mut p = Publish::new(TopicName::from_static(topic), payload.into());
+    p.qos = QosPid::AtLeastOnce(pid(id));
+    Packet::Publish(p)
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_acks_leave_in_arrival_order_and_refuse_stale_tokens() {
+    let (end, far) = pipe();
+    let server = tokio::spawn(async move {
+        let mut peer = Peer::new(far);
+        accept(&mut peer, false).await;
+        peer.send(qos1("in/1", "first", 7)).await;
+        peer.send(qos1("in/2", "second", 8)).await;
+        // Nothing until the application acknowledges; then in order.
+        assert!(matches!(peer.recv().await, Some(Packet::PubAck(a)) if a.id == pid(7)));
+        assert!(matches!(peer.recv().await, Some(Packet::PubAck(a)) if a.id == pid(8)));
+        // Identifier 7 again, for another message.
+        peer.send(qos1("in/3", "third", 7)).await;
+        assert!(matches!(peer.recv().await, Some(Packet::PubAck(a)) if a.id == pid(7)));
+        peer
+    });
+    let mut c = config(ProtocolVersion::V5);
+    c.manual_acks = true;
+    let mut client = Client::new(end, TokioClock::new(), c);
+    client.connect().await.unwrap();
+    let first = client.next_delivery().await.unwrap();
+    let second = client.next_delivery().await.unwrap();
+    assert_eq!(&first.message.payload[..], b"first");
+    let (first, second) = (first.ack.unwrap(), second.ack.unwrap());
+    assert_eq!(first.packet_id(), pid(7));
+    // The second's acknowledgement waits for the first's.
+    client.ack(second).await.unwrap();
+    assert_eq!(client.ack(second).await, Err(Error::NotAwaitingAck));
+    client.ack(first).await.unwrap();
+    let third = client.next_delivery().await.unwrap();
+    let third_token = third.ack.unwrap();
+    assert_eq!(third_token.packet_id(), pid(7));
+    // The first message's token does not acknowledge the third.
+    assert_eq!(client.ack(first).await, Err(Error::StaleAck));
+    client.ack(third_token).await.unwrap();
+    let _peer = server.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_manual_acks_deliveries_carry_no_token() {
+    let (end, far) = pipe();
+    let server = tokio::spawn(async move {
+        let mut peer = Peer::new(far);
+        accept(&mut peer, false).await;
+        peer.send(qos1("in/1", "auto", 3)).await;
+        assert!(matches!(peer.recv().await, Some(Packet::PubAck(a)) if a.id == pid(3)));
+        peer
+    });
+    let mut client = Client::new(end, TokioClock::new(), config(ProtocolVersion::V5));
+    client.connect().await.unwrap();
+    let delivery = client.next_delivery().await.unwrap();
+    assert!(delivery.ack.is_none());
+    let _peer = server.await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn keep_alive_pings_on_its_own_and_times_out_without_an_answer() {
     let (end, far) = pipe();

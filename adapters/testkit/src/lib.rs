@@ -14,7 +14,9 @@
 //! - [`AnyBroker`] and [`brokers`]: our broker and Mosquitto, for tests that
 //!   run against each.
 //! - [`scram_broker`]: a one-connection server speaking SCRAM-SHA-256
-//!   enhanced authentication, for the clients' `.scram()` option.
+//!   enhanced authentication, for the clients' `.scram()` option;
+//! - [`toy_auth_broker`]: a one-connection server speaking a toy enhanced
+//!   authentication method, for the clients' `.enhanced_auth()` option.
 //!
 //! Everything is bounded in time and cleans up after itself on drop.
 
@@ -24,12 +26,14 @@ mod pki;
 mod ports;
 mod relay;
 mod scram;
+mod toy_auth;
 
 pub use crate::broker::OurBroker;
 pub use crate::mosquitto::{Mosquitto, MOSQUITTO};
 pub use crate::pki::TestCerts;
 pub use crate::relay::Relay;
 pub use crate::scram::scram_broker;
+pub use crate::toy_auth::{toy_auth_broker, ToyOutcome, TOY_CHALLENGES, TOY_METHOD};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
