@@ -41,8 +41,9 @@ pub const MAX_RANDOM_LEN: usize = 64;
 /// Use one with
 /// [`OptionSetters::enhanced_auth`](crate::OptionSetters::enhanced_auth).
 /// Methods are called from the client's connection task, so they must not
-/// block for long; a mechanism must bound what it accepts from the server
-/// (the server may be hostile).
+/// block for long, and the mechanism must be `Send + Sync` (that task may
+/// move between threads); a mechanism must bound what it accepts from the
+/// server (the server may be hostile).
 ///
 /// ```
 /// use mqtt_client::auth::{AuthError, EnhancedAuth};
@@ -67,7 +68,7 @@ pub const MAX_RANDOM_LEN: usize = 64;
 ///     }
 /// }
 /// ```
-pub trait EnhancedAuth: Send {
+pub trait EnhancedAuth: Send + Sync {
     /// The Authentication Method: sent in CONNECT, and the one every AUTH
     /// and the CONNACK of the exchange must carry [MQTT-4.12.0-5].
     fn method(&self) -> &str;

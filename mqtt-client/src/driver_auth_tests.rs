@@ -9,7 +9,7 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use mqtt_session::mqtt_codec::{ConnAckProps, Decoder, Packet, ProtocolVersion};
+use mqtt_session::mqtt_codec::{AuthProps, ConnAckProps, Decoder, Packet, ProtocolVersion};
 use mqtt_session::{Server, ServerConfig, ServerEvent};
 
 use super::*;

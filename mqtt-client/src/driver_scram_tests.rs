@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use mqtt_session::mqtt_codec::{ConnAckProps, ProtocolVersion, Str};
+use mqtt_session::mqtt_codec::{AuthProps, ConnAckProps, ProtocolVersion, Str};
 use mqtt_session::{Server, ServerConfig, ServerEvent};
 use sha2::{Digest, Sha256};
 
