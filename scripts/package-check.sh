@@ -78,4 +78,17 @@ else
 fi
 
 echo "--- cargo publish --dry-run"
+# The packages of an earlier run share their version with this run's: Cargo
+# would verify against the stale ones (seen here: mqtt-engine-async-std
+# built against the run before's mqtt-engine-client, without its new items).
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+rm -rf "$target_dir/package"
+# ... and so would it against the sources it extracted from the run
+# before's local registry (kept under CARGO_HOME, in a directory named
+# after that registry: "-<hash>").
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/mqtt-engine-*
+# ... and against what it compiled from them (a registry crate of the same
+# version counts as unchanged): our crates' fingerprints go, so they are
+# compiled again (the workspace's own at the next build, too).
+rm -rf "$target_dir"/debug/.fingerprint/mqtt-engine-*
 cargo publish --dry-run --workspace --allow-dirty
