@@ -11,7 +11,8 @@
 //! the broker's own flows, which no other packet of the connection
 //! depends on, and they take effect on no other connection's messages.
 //! PUBREL stays in order with the PUBLISH it releases [MQTT-4.3.3], so a
-//! read holding anything else keeps its place.
+//! read holding anything else keeps its place. With both lanes waiting
+//! they alternate, so the lane cannot be used to hold others back.
 
 use std::collections::VecDeque;
 
@@ -24,6 +25,10 @@ use super::ToCore;
 pub(super) struct Due {
     acks: VecDeque<ToCore>,
     rest: VecDeque<ToCore>,
+    /// The last command taken was an acknowledgement: with both lanes
+    /// waiting, they alternate, so clients flooding PINGREQs cannot keep
+    /// the others' reads waiting.
+    took_ack: bool,
 }
 
 impl Due {
@@ -36,9 +41,17 @@ impl Due {
         }
     }
 
-    /// The next command: the oldest acknowledgement, else the oldest other.
+    /// The next command: the oldest acknowledgement, else the oldest other;
+    /// with both waiting, every other command is an acknowledgement.
     pub(super) fn pop(&mut self) -> Option<ToCore> {
-        self.acks.pop_front().or_else(|| self.rest.pop_front())
+        let ack_turn = !self.took_ack || self.rest.is_empty();
+        let cmd = if ack_turn {
+            self.acks.pop_front()
+        } else {
+            None
+        };
+        self.took_ack = cmd.is_some();
+        cmd.or_else(|| self.rest.pop_front())
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -128,8 +141,35 @@ mod tests {
         let order: Vec<usize> = std::iter::from_fn(|| due.pop())
             .map(|c| count(&c))
             .collect();
-        assert_eq!(order, [2, 1, 3, 1]);
+        assert_eq!(
+            order,
+            [2, 3, 1, 1],
+            "an ack first, then the lanes alternate"
+        );
         assert!(due.is_empty());
+    }
+
+    /// However many acknowledgements wait, the other reads are taken every
+    /// other command.
+    #[test]
+    fn a_flood_of_pingreqs_does_not_keep_other_reads_waiting() {
+        let mut broker = Broker::new(BrokerConfig::default());
+        let id = broker
+            .open(mqtt_session::Instant::from_millis(0), PeerInfo::default())
+            .unwrap();
+        let mut due = Due::default();
+        for _ in 0..100 {
+            due.push(read(id, vec![Packet::PingReq]));
+        }
+        due.push(read(id, vec![publish(), publish()]));
+        due.push(read(id, vec![publish(), publish()]));
+        let first: Vec<usize> = (0..4)
+            .filter_map(|_| due.pop())
+            .map(|c| count(&c))
+            .collect();
+        assert_eq!(first, [1, 2, 1, 2]);
+        let rest = std::iter::from_fn(|| due.pop()).count();
+        assert_eq!(rest, 98, "the acknowledgements left, then nothing");
     }
 
     /// A PUBREL releases a PUBLISH of the same client, and anything mixed
