@@ -10,7 +10,7 @@ use mqtt_client::{Address, ClientOptions, OptionSetters};
 use tokio_rustls::rustls;
 
 #[cfg(feature = "tls")]
-use crate::tls::TlsFiles;
+use mqtt_tls::TlsFiles;
 use crate::ConnectError;
 
 /// The rustls configuration [`ConnectOptions::tls_config`] stores.
