@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 published=(
   mqtt-engine-codec mqtt-engine-session mqtt-engine-router mqtt-engine-client
   mqtt-engine-tokio mqtt-engine-async-std mqtt-engine-blocking
-  mqtt-engine-embedded mqtt-engine-cli mqtt-engine-broker
+  mqtt-engine-tls mqtt-engine-embedded mqtt-engine-cli mqtt-engine-broker
 )
 
 echo "--- metadata"

@@ -9,9 +9,9 @@ use std::sync::Arc;
 #[cfg(feature = "tls")]
 use futures_rustls::rustls;
 use mqtt_client::{Address, ClientOptions, OptionSetters};
-
 #[cfg(feature = "tls")]
-use crate::tls::TlsFiles;
+use mqtt_tls::TlsFiles;
+
 use crate::ConnectError;
 
 /// The rustls configuration [`ConnectOptions::tls_config`] stores.

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use mqtt_client::{Address, ClientOptions, OptionSetters};
 #[cfg(feature = "tls")]
+use mqtt_tls::TlsFiles;
+#[cfg(feature = "tls")]
 use tokio_rustls::rustls;
 
-#[cfg(feature = "tls")]
-use crate::tls::TlsFiles;
 use crate::ConnectError;
 
 /// The rustls configuration [`ConnectOptions::tls_config`] stores.
