@@ -15,8 +15,9 @@
 //! nats-server 2.9 lost messages that one node had not yet taken, measured
 //! in `tests/cluster.rs` (one message missing at a restarted node in 1 of
 //! 14 runs, and once at a live node in CI; 0 in 20 runs with limits
-//! retention); its replicas each removed acknowledged messages on their
-//! own, fixed upstream in 2.10/2.11.
+//! retention). Not traced inside nats-server: upstream changed how the
+//! replicas of an interest stream remove acknowledged messages in 2.10 and
+//! 2.11 (nats-server pull requests 5287 and 6140), a likely cause.
 //!
 //! On nats-server 2.9 a consumer takes one filter subject, so each node
 //! reads every QoS 1/2 message of the cluster and its core routes the ones
