@@ -36,6 +36,31 @@ impl Scheme {
             Scheme::WebSocketTls => 443,
         }
     }
+
+    /// How an address of this transport begins (`mqtt://`, `mqtts://`,
+    /// `ws://`, `wss://`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Scheme::Tcp => "mqtt://",
+            Scheme::Tls => "mqtts://",
+            Scheme::WebSocket => "ws://",
+            Scheme::WebSocketTls => "wss://",
+        }
+    }
+
+    /// The Cargo feature of a client adapter this transport needs that is
+    /// off, given whether its `tls` and `websocket` features are on; `None`
+    /// when the transport is there. The adapters refuse such an address
+    /// with the feature's name rather than fall back to plain TCP.
+    pub fn missing_feature(self, tls: bool, websocket: bool) -> Option<&'static str> {
+        match self {
+            Scheme::Tcp => None,
+            Scheme::Tls => (!tls).then_some("tls"),
+            Scheme::WebSocket => (!websocket).then_some("websocket"),
+            Scheme::WebSocketTls if !websocket => Some("websocket"),
+            Scheme::WebSocketTls => (!tls).then_some("tls"),
+        }
+    }
 }
 
 /// A broker address: `mqtt://host:port`, `mqtts://host:port`,
@@ -138,6 +163,30 @@ impl Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_transport_names_the_feature_it_is_missing() {
+        use Scheme::*;
+        // (scheme, tls on, websocket on) -> the feature named.
+        let cases = [
+            (Tcp, false, false, None),
+            (Tls, false, false, Some("tls")),
+            (Tls, true, false, None),
+            (WebSocket, false, false, Some("websocket")),
+            (WebSocket, false, true, None),
+            (WebSocketTls, false, false, Some("websocket")),
+            (WebSocketTls, true, false, Some("websocket")),
+            (WebSocketTls, false, true, Some("tls")),
+            (WebSocketTls, true, true, None),
+        ];
+        for (scheme, tls, ws, expected) in cases {
+            assert_eq!(
+                scheme.missing_feature(tls, ws),
+                expected,
+                "{scheme:?} tls={tls} ws={ws}"
+            );
+        }
+    }
 
     #[test]
     fn addresses_parse_with_defaults() {

@@ -25,7 +25,7 @@ pub(crate) struct Transport {
 pub(crate) fn require_features(scheme: Scheme) -> Result<(), ConnectError> {
     match scheme {
         Scheme::Tls if !cfg!(feature = "tls") => Err(ConnectError::FeatureDisabled {
-            scheme: "mqtts://",
+            scheme: scheme.prefix(),
             feature: "tls",
         }),
         _ => Ok(()),
